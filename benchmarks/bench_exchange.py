@@ -1,0 +1,186 @@
+"""``accord bench exchange``: full cross-org exchanges vs a raw gRPC relay, same run.
+
+Full exchange: agent SDK → its node (relief) → peer node (supplier) → back,
+over mutual TLS, with every check on: agent signature, session, org
+signature, replay cache, Rego decision, MNI gate, provider ledger append
+and integration with a signed checkpoint and inclusion proof, receipt
+verification and the requester's "received" entry. Baseline: the same
+two-process hop over mutual TLS with the same request and reply sizes
+(:mod:`benchmarks.relay`). Both at 1, 16 and 64 requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from federation.client import AgentClient
+from federation.demo.setup import provision
+from federation.supervisor import NodeProcess, free_port
+
+FIELDS = ["sku", "name", "stock", "warehouse"]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def _load(call, *, concurrency: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            try:
+                await call()
+            except Exception:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    # warm-up
+    for _ in range(min(20, 4 * concurrency)):
+        await call()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    return {"calls": len(latencies), "errors": errors, "throughput": len(latencies) / wall,
+            "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
+            "mean_ms": statistics.fmean(latencies) * 1e3 if latencies else float("nan")}
+
+
+def _spawn_relay(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.relay", *args], stdout=subprocess.PIPE,
+                            text=True)
+    out: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("READY"):
+                out.append(line.split()[2])
+                break
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(20)
+    if not out:
+        proc.kill()
+        raise RuntimeError("relay did not start")
+    return proc, out[0]
+
+
+async def _full(layout, *, levels: tuple[int, ...], seconds: float) -> tuple[dict[int, dict], int, int]:
+    async with AgentClient.from_wallet(layout.wallets["relief/logistics"]) as agent:
+        session = await agent.open_session("supplier")
+        sample = agent.sign_request(session, contract_id="relief-supplier-procurement",
+                                    purpose="emergency-procurement", resource="inventory",
+                                    subject="SKU-1001", fields=FIELDS)
+        first = await agent.request(session, contract_id="relief-supplier-procurement",
+                                    purpose="emergency-procurement", resource="inventory",
+                                    subject="SKU-1001", fields=FIELDS)
+        reply_bytes = first.outcome.ByteSize()
+
+        async def call() -> None:
+            await agent.request(session, contract_id="relief-supplier-procurement",
+                                purpose="emergency-procurement", resource="inventory",
+                                subject="SKU-1001", fields=FIELDS)
+
+        out = {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
+        return out, sample.ByteSize(), reply_bytes
+
+
+async def _raw(front: str, ca: bytes, cert: bytes, key: bytes, request_bytes: int, *,
+               levels: tuple[int, ...], seconds: float) -> dict[int, dict]:
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    async with grpc.aio.secure_channel(front, creds) as ch:
+        method = ch.unary_unary("/accord.bench.v1.Relay/Call")
+        payload = b"r" * request_bytes
+
+        async def call() -> None:
+            await method(payload, timeout=10)
+
+        return {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
+
+
+def run(*, seconds: float = 4.0, concurrency: tuple[int, ...] = (1, 16, 64), json_output: bool = False,
+        console: Console | None = None) -> dict[str, Any]:
+    """Run both measurements and print the comparison; returns the figures."""
+    console = console or Console(stderr=json_output)
+    root = Path(tempfile.mkdtemp(prefix="accord-bench-"))
+    layout = provision(root, orgs=("relief", "supplier"), with_interop=False, status_ttl_seconds=60)
+    procs = [NodeProcess(layout.orgs[o]).start() for o in ("relief", "supplier")]
+    relays: list[subprocess.Popen[str]] = []
+    try:
+        console.print("measuring full exchanges (relief agent → relief node → supplier node)…")
+        full, req_bytes, reply_bytes = asyncio.run(_full(layout, levels=concurrency, seconds=seconds))
+        for p in procs:
+            p.stop()
+        sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
+        back, back_ep = _spawn_relay(["back", "--dir", str(sup), "--port", str(free_port()),
+                                      "--trust", str(rel / "tls" / "ca.pem"), "--reply-bytes", str(reply_bytes)])
+        relays.append(back)
+        front, front_ep = _spawn_relay(["front", "--dir", str(rel), "--port", str(free_port()),
+                                        "--upstream", back_ep, "--upstream-ca", str(sup / "tls" / "ca.pem")])
+        relays.append(front)
+        console.print("measuring the raw gRPC relay (same hops, mTLS, sizes)…")
+        tls = rel / "tls"
+        raw = asyncio.run(_raw(front_ep, (tls / "ca.pem").read_bytes(), (tls / "operator.pem").read_bytes(),
+                               (tls / "operator.key").read_bytes(), req_bytes, levels=concurrency,
+                               seconds=seconds))
+    finally:
+        for p in procs:
+            p.stop()
+        for r in relays:
+            r.terminate()
+            r.wait(5)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "grpc": grpc.__version__},
+        "date": time.strftime("%Y-%m-%d"), "seconds_per_point": seconds,
+        "request_bytes": req_bytes, "reply_bytes": reply_bytes,
+        "points": [
+            {"in_flight": c, "full": full[c], "raw_relay": raw[c],
+             "ratio": full[c]["throughput"] / raw[c]["throughput"] if raw[c]["throughput"] else None}
+            for c in concurrency
+        ],
+    }
+    if json_output:
+        print(json.dumps(result, indent=2))
+    else:
+        t = Table(title=f"full exchange vs raw gRPC relay ({seconds:.0f} s per point, "
+                        f"request {req_bytes} B, reply {reply_bytes} B)")
+        for col in ("in flight", "full /s", "full p50 ms", "full p99 ms", "relay /s", "relay p50 ms",
+                    "relay p99 ms", "full / relay"):
+            t.add_column(col, justify="right")
+        for p in result["points"]:
+            f, r = p["full"], p["raw_relay"]
+            t.add_row(str(p["in_flight"]), f"{f['throughput']:.0f}", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}",
+                      f"{r['throughput']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                      f"{p['ratio']:.2f}")
+        console.print(t)
+    return result
+
+
+if __name__ == "__main__":
+    run(json_output="--json" in sys.argv)

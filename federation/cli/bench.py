@@ -1,0 +1,36 @@
+"""``accord bench``: benchmarks (figures printed, comparisons in the same run)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("exchange")
+def exchange(
+    seconds: Annotated[float, typer.Option("--seconds", help="Measuring time per point, seconds.")] = 4.0,
+    concurrency: Annotated[list[int] | None, typer.Option("--concurrency", help="Requests in flight (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Full cross-org exchanges vs a raw gRPC relay with the same hops, TLS and payload."""
+    from benchmarks.bench_exchange import run
+
+    run(seconds=seconds, concurrency=tuple(concurrency or (1, 16, 64)), json_output=as_json)
+
+
+def _optional(name: str, module: str, doc: str) -> None:
+    def cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+        mod = __import__(module, fromlist=["run"])
+        mod.run(json_output=as_json)
+
+    cmd.__doc__ = doc
+    app.command(name)(cmd)
+
+
+_optional("credentials", "benchmarks.bench_credentials", "Credential issue/verify per second vs the JS reference.")
+_optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
+_optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
+_optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")

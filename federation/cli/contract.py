@@ -1,0 +1,93 @@
+"""``accord contract``: sign, register, list, show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from federation.cli.common import DirOption, JsonOption, console, node_dir, nudge_running_node, print_json
+
+app = typer.Typer(no_args_is_help=True)
+
+FileArg = Annotated[Path, typer.Argument(help="Contract file (YAML or JSON).", exists=True, dir_okay=False)]
+
+
+@app.command("sign")
+def sign(
+    file: FileArg,
+    directory: DirOption = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the signed contract here.")] = None,
+) -> None:
+    """Add this organization's signature (JWS over the version hash)."""
+    from federation.identity import NodeIdentity
+    from policy import Contract
+
+    ident = NodeIdentity.load(node_dir(directory))
+    c = Contract.load(file).sign(org=ident.org_did, verification_method=ident.verification_method,
+                                 seed=ident.org_key.seed)
+    target = out or file.with_suffix(".json")
+    c.dump(target)
+    console.print(f"signed {c.id} v{c.version} ({c.version_hash[:16]}…) as {ident.org_did} -> {target}")
+
+
+@app.command("register")
+def register(file: FileArg, directory: DirOption = None) -> None:
+    """Validate a contract signed by both parties and load it into the node."""
+    from federation.identity import NodeIdentity
+    from federation.node_offline import key_resolver
+    from policy import Contract, ContractInvalidError
+
+    d = node_dir(directory)
+    ident = NodeIdentity.load(d)
+    c = Contract.load(file)
+    if ident.org_did not in (c.parties.provider.org, c.parties.requester.org):
+        raise ContractInvalidError(f"this node ({ident.org_did}) is not a party to {c.id}",
+                                   reason="NOT_A_PARTY")
+    c.verify_signatures(key_resolver(ident))
+    from policy.engine_regopy import compile_check
+
+    compile_check(c)
+    target = ident.paths.contracts / f"{c.id}.json"
+    c.dump(target)
+    console.print(f"registered contract {c.id} v{c.version} hash {c.version_hash}")
+    note = nudge_running_node(d)
+    if note:
+        console.print(note)
+
+
+@app.command("list")
+def list_contracts(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """List registered contracts (offline)."""
+    from federation.paths import NodePaths
+    from policy import Contract
+
+    rows = []
+    for p in sorted(NodePaths(node_dir(directory)).contracts.glob("*.json")):
+        c = Contract.load(p)
+        rows.append({"id": c.id, "version": c.version, "hash": c.version_hash,
+                     "provider": c.parties.provider.org, "requester": c.parties.requester.org,
+                     "purposes": sorted(c.purposes), "trust_ceiling": c.trust_ceiling})
+    if as_json:
+        print_json(rows)
+        return
+    t = Table("id", "v", "provider", "requester", "purposes", "ceiling", "hash")
+    for r in rows:
+        t.add_row(r["id"], str(r["version"]), r["provider"], r["requester"], ",".join(r["purposes"]),
+                  f"{r['trust_ceiling']:.2f}", r["hash"][:16])
+    console.print(t)
+
+
+@app.command("show")
+def show(contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None) -> None:
+    """Print a registered contract (JSON)."""
+    from federation.errors import NotFoundError
+    from federation.paths import NodePaths
+    from policy import Contract
+
+    p = NodePaths(node_dir(directory)).contracts / f"{contract_id}.json"
+    if not p.is_file():
+        raise NotFoundError(f"no contract {contract_id!r} registered", reason="UNKNOWN_CONTRACT")
+    print_json(Contract.load(p).to_dict())

@@ -1,0 +1,21 @@
+"""``accord demo``: the three-organization flood-response federation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    workdir: Annotated[Path | None, typer.Option(
+        "--workdir", help="Keep the node directories here (hospital, relief, supplier, interop).")] = None,
+    keep_running: Annotated[bool, typer.Option(
+        "--keep-running", help="Leave the nodes running after the scenario (Ctrl-C stops).")] = False,
+) -> None:
+    """Start three real nodes on localhost and run a cross-domain disaster-response scenario."""
+    from federation.demo.run import run_demo
+
+    code = run_demo(workdir, keep_running=keep_running)
+    raise typer.Exit(code)

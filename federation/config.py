@@ -1,0 +1,146 @@
+"""Typed node configuration (``node.toml`` in the node directory).
+
+The configuration is validated whole (pydantic) before anything binds.
+Paths in it are relative to the node directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from federation.errors import ConfigError
+
+CONFIG_NAME = "node.toml"
+DOMAIN_SUFFIX = "accord.test"
+
+
+class PolicyConfig(BaseModel):
+    """Which Rego engine evaluates contracts.
+
+    Attributes:
+        engine: ``"regopy"`` (embedded, default) or ``"opa"`` (OPA REST API).
+        opa_url: base URL of the OPA server when ``engine == "opa"``.
+        opa_timeout_seconds: per-decision timeout for the OPA server, seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    engine: Literal["regopy", "opa"] = "regopy"
+    opa_url: str = ""
+    opa_timeout_seconds: float = Field(default=1.0, gt=0)
+
+
+class NodeConfig(BaseModel):
+    """The whole node configuration.
+
+    Attributes:
+        org_name: short organization name, ``[a-z0-9-]+`` (e.g. ``"hospital"``).
+        org_did: organization DID, ``did:web:<org_name>.accord.test``.
+        listen: ``HOST:PORT`` the gRPC server binds (port 0 = any free port).
+        advertise: ``HOST:PORT`` peers dial (defaults to ``listen``).
+        database_url: SQLAlchemy URL of the node database (ledger included).
+        metrics_port: Prometheus exporter port on 127.0.0.1 (0 = disabled).
+        session_ttl_seconds: lifetime of a federation session, seconds.
+        status_list_ttl_seconds: how long a fetched peer status list is cached.
+        max_request_bytes: largest accepted message, bytes.
+        clock_skew_seconds: accepted |now - request timestamp|, seconds.
+        ledger_batch_max: most entries integrated per ledger batch.
+        policy: the Rego engine settings.
+        unsafe_misbehaviour: TEST ONLY. Switches that make the node break the
+            protocol on purpose so the interop suite can show it fails them:
+            ``skip_gate`` (release what the source offers), ``bad_receipt``
+            (corrupt receipts), ``ignore_policy`` (release even when denied),
+            ``skip_presentation_check`` (accept any presentation).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    org_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    org_did: str
+    listen: str = "127.0.0.1:0"
+    advertise: str = ""
+    database_url: str = "sqlite:///node.db"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    session_ttl_seconds: int = Field(default=900, gt=0)
+    status_list_ttl_seconds: float = Field(default=30.0, ge=0)
+    max_request_bytes: int = Field(default=1 << 20, gt=0)
+    clock_skew_seconds: int = Field(default=120, gt=0)
+    ledger_batch_max: int = Field(default=512, gt=0)
+    policy: PolicyConfig = PolicyConfig()
+    unsafe_misbehaviour: list[str] = Field(default_factory=list)
+
+    @field_validator("unsafe_misbehaviour")
+    @classmethod
+    def _known_switches(cls, value: list[str]) -> list[str]:
+        known = {"skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"}
+        bad = sorted(set(value) - known)
+        if bad:
+            raise ValueError(f"unknown misbehaviour switch(es) {bad}; known: {sorted(known)}")
+        return value
+
+    @field_validator("listen", "advertise")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+
+def org_did_for(org_name: str) -> str:
+    """Return the organization DID for a name: ``did:web:<name>.accord.test``."""
+    return f"did:web:{org_name}.{DOMAIN_SUFFIX}"
+
+
+def resolve_node_dir(path: str | os.PathLike[str] | None) -> Path:
+    """Return the node directory: ``path``, else ``$ACCORD_NODE_DIR``, else the cwd."""
+    if path:
+        return Path(path).resolve()
+    env = os.environ.get("ACCORD_NODE_DIR")
+    return Path(env).resolve() if env else Path.cwd()
+
+
+def load_config(node_dir: Path) -> NodeConfig:
+    """Load and validate ``node.toml`` from a node directory.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or fails validation.
+    """
+    path = node_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found: not a node directory (run `accord node init`)",
+            metadata={"path": str(path)},
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+        return NodeConfig.model_validate(data)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {loc}: {first['msg']}") from exc
+
+
+def save_config(node_dir: Path, config: NodeConfig) -> None:
+    """Write ``node.toml`` (atomically: temp file then rename)."""
+    path = node_dir / CONFIG_NAME
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json")))
+    tmp.replace(path)
+
+
+def database_url_for(node_dir: Path, config: NodeConfig) -> str:
+    """Resolve a relative ``sqlite:///`` URL against the node directory."""
+    url = config.database_url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(node_dir / url[len(prefix):])
+    return url

@@ -1,0 +1,1 @@
+"""The three-organization disaster-response demo (``accord demo``)."""

@@ -1,0 +1,146 @@
+"""Provisioning a local federation: node dirs, peering, agents, contracts, data.
+
+Used by ``accord demo``, the test-suite fixtures and the benchmarks: the
+same code paths as the operator CLI (``node init``, ``peer add``,
+``agent register``, ``contract sign``/``register``), called as functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from federation.agents import register_agent
+from federation.demo import scenario
+from federation.identity import NodeIdentity, export_bundle, init_node
+from federation.supervisor import free_port
+from policy import Contract
+
+INTEROP_ORG = "interop"
+INTEROP_RESOURCE = "interop-records"
+INTEROP_PURPOSE = "conformance"
+
+
+@dataclass
+class Layout:
+    """A provisioned federation on disk.
+
+    Attributes:
+        root: the work directory.
+        orgs: org name → node directory.
+        endpoints: org name → ``HOST:PORT``.
+        wallets: ``"org/agent"`` → wallet path.
+    """
+
+    root: Path
+    orgs: dict[str, Path] = field(default_factory=dict)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    wallets: dict[str, Path] = field(default_factory=dict)
+
+    def bundle_path(self, org: str) -> Path:
+        """The exported bundle file of an org."""
+        return self.orgs[org] / "bundle.json"
+
+
+def interop_records() -> dict[str, Any]:
+    """The synthetic dataset each node serves to the interop tester."""
+    return {"records": {
+        f"rec-{i}": {"record_id": f"rec-{i}", "public_code": f"P{i:03d}", "region": "north",
+                     "secret_note": f"do-not-share-{i}", "internal_score": i * 7}
+        for i in range(1, 4)
+    }}
+
+
+def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
+    """The contract between a node (provider) and the interop tester (requester)."""
+    return {
+        "id": f"interop-{provider}", "version": 1, "title": "Interop conformance",
+        "parties": {"provider": {"org": f"did:web:{provider}.accord.test", "name": provider},
+                    "requester": {"org": f"did:web:{INTEROP_ORG}.accord.test", "name": INTEROP_ORG}},
+        "purposes": {
+            INTEROP_PURPOSE: {"mni": ["record_id", "public_code"],
+                              "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
+                              "required_scopes": ["interop:read"]},
+            "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
+        },
+        "trust_ceiling": 0.9,
+        "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "valid_until": (now + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "obligations": ["no-onward-sharing"],
+    }
+
+
+def _sign_both(doc: dict[str, Any], idents: dict[str, NodeIdentity]) -> Contract:
+    c = Contract.from_dict(doc)
+    for party in (c.parties.provider, c.parties.requester):
+        ident = idents[party.name]
+        c = c.sign(org=ident.org_did, verification_method=ident.verification_method,
+                   seed=ident.org_key.seed)
+    return c
+
+
+def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop: bool = True,
+              status_ttl_seconds: float = 1.0, misbehave: dict[str, list[str]] | None = None) -> Layout:
+    """Create and peer the node directories under ``root`` (nothing is started).
+
+    Args:
+        root: work directory (created).
+        orgs: organization names (the scenario's three by default).
+        with_interop: also provision the ``interop`` tester org peered with every node.
+        status_ttl_seconds: peers' status-list cache TTL (short, so revocation shows at once).
+        misbehave: org → list of ``unsafe_misbehaviour`` switches (tests only).
+    """
+    from federation.config import load_config, save_config
+
+    root.mkdir(parents=True, exist_ok=True)
+    layout = Layout(root=root)
+    names = list(orgs) + ([INTEROP_ORG] if with_interop else [])
+    idents: dict[str, NodeIdentity] = {}
+    for org in names:
+        d = root / org
+        port = free_port()
+        init_node(d, org_name=org, listen=f"127.0.0.1:{port}", force=True)
+        cfg = load_config(d).model_copy(update={
+            "status_list_ttl_seconds": status_ttl_seconds,
+            "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
+        })
+        save_config(d, cfg)
+        idents[org] = NodeIdentity.load(d)
+        layout.orgs[org] = d
+        layout.endpoints[org] = cfg.listen
+        (d / "bundle.json").write_text(export_bundle(idents[org]).model_dump_json(indent=2))
+    for org in names:
+        for other in names:
+            if other == org or (org == INTEROP_ORG and other == INTEROP_ORG):
+                continue
+            if INTEROP_ORG in (org, other) or True:
+                (layout.orgs[org] / "peers" / f"{other}.json").write_text(
+                    layout.bundle_path(other).read_text())
+    data = scenario.datasets()
+    for org in orgs:
+        for resource, records in data.get(org, {}).items():
+            (layout.orgs[org] / "data" / f"{resource}.json").write_text(
+                json.dumps({"records": records}, indent=1))
+        if with_interop:
+            (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
+                json.dumps(interop_records(), indent=1))
+    for org, name, role, scopes, tier in scenario.AGENTS:
+        if org in orgs:
+            register_agent(idents[org], name=name, role=role, scopes=list(scopes), trust_tier=tier)
+            layout.wallets[f"{org}/{name}"] = layout.orgs[org] / "agents" / f"{name}.json"
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    docs = [d for d in scenario.contracts(now)
+            if d["parties"]["provider"]["name"] in orgs and d["parties"]["requester"]["name"] in orgs]
+    if with_interop:
+        register_agent(idents[INTEROP_ORG], name="tester", role="conformance-tester",
+                       scopes=["interop:read"], trust_tier=1)
+        layout.wallets[f"{INTEROP_ORG}/tester"] = layout.orgs[INTEROP_ORG] / "agents" / "tester.json"
+        docs += [interop_contract(org, now) for org in orgs]
+    for doc in docs:
+        c = _sign_both(doc, idents)
+        for party in (c.parties.provider.name, c.parties.requester.name):
+            c.dump(layout.orgs[party] / "contracts" / f"{c.id}.json")
+    return layout

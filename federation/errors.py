@@ -1,0 +1,103 @@
+"""Typed errors of the node (``federation``).
+
+Each error has a stable ``reason`` code (the ``google.rpc.ErrorInfo`` reason
+on the wire), a ``status`` naming the gRPC status code it maps to (as a
+string, so this module stays free of gRPC), ``caller_fault`` and
+``metadata`` (evidence, never data values). The single translator between
+these errors (and the ``credentials``/``policy``/``ledger`` errors) and the
+wire lives in :mod:`federation.wire`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class FederationError(Exception):
+    """Base class of every node error.
+
+    Attributes:
+        reason: stable reason code, e.g. ``"UNKNOWN_PEER"``.
+        status: gRPC status code name, e.g. ``"UNAUTHENTICATED"``.
+        caller_fault: True when the caller's input caused it.
+        metadata: string evidence for ``ErrorInfo.metadata``.
+    """
+
+    reason: str = "FEDERATION_ERROR"
+    status: str = "INTERNAL"
+    caller_fault: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        status: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        if status is not None:
+            self.status = status
+        self.metadata: dict[str, str] = {k: str(v) for k, v in (metadata or {}).items()}
+
+
+class ConfigError(FederationError):
+    """The node directory or its configuration is missing or invalid."""
+
+    reason = "CONFIG_INVALID"
+    status = "FAILED_PRECONDITION"
+    caller_fault = True
+
+
+class PeerError(FederationError):
+    """A peer is unknown, its bundle is invalid, or its certificate does not chain."""
+
+    reason = "UNKNOWN_PEER"
+    status = "UNAUTHENTICATED"
+    caller_fault = True
+
+
+class AuthenticationError(FederationError):
+    """An agent or request could not be authenticated (signature, session, nonce)."""
+
+    reason = "UNAUTHENTICATED"
+    status = "UNAUTHENTICATED"
+    caller_fault = True
+
+
+class InvalidRequestError(FederationError):
+    """A request is malformed (schema, size limits, unknown resource)."""
+
+    reason = "MALFORMED_REQUEST"
+    status = "INVALID_ARGUMENT"
+    caller_fault = True
+
+
+class NotFoundError(FederationError):
+    """A named object (agent, contract, resource, session) does not exist."""
+
+    reason = "NOT_FOUND"
+    status = "NOT_FOUND"
+    caller_fault = True
+
+
+class DeniedError(FederationError):
+    """The provider's policy denied the request; the denial is in its ledger.
+
+    ``metadata`` carries ``disclosure_id``, ``leaf_index``, ``decision_hash``,
+    ``reasons`` (comma-separated) and ``tlog_proof`` (the receipt).
+    """
+
+    reason = "POLICY_DENIED"
+    status = "PERMISSION_DENIED"
+    caller_fault = True
+
+
+class PeerUnavailableError(FederationError):
+    """A peer node could not be reached or answered with an error."""
+
+    reason = "PEER_UNAVAILABLE"
+    status = "UNAVAILABLE"
+    caller_fault = False

@@ -1,0 +1,691 @@
+"""A running Accord node: composes credentials, policy and ledger.
+
+:class:`Node` holds the node's runtime state (identity, peer registry,
+agents, contracts, policy engine, trust book, sessions, ledger) and runs
+both halves of one exchange over domain objects: the provider side
+(verify, decide, gate, log, receipt) and the requester side (authenticate
+the agent, sign the envelope, forward, verify the receipt, log "received").
+It never touches gRPC server objects: ``federation.services`` are thin
+adapters, and peers are reached through :class:`federation.peer_client.PeerClient`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from credentials import (
+    CredentialError,
+    StaticKeyResolver,
+    StatusListCache,
+    did_key_resolver,
+    public_key_from_did_key,
+    verify_ed25519,
+    verify_presentation,
+)
+from federation import observability as obs
+from federation.config import database_url_for
+from federation.datasource import DataSource
+from federation.errors import (
+    AuthenticationError,
+    DeniedError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from federation.identity import NodeIdentity, ledger_origin
+from federation.ledger_writer import LedgerWriter
+from federation.peers import AuthenticatedPeer, PeerRegistry
+from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
+from federation.statuslists import StatusListPublisher
+from federation.store import NodeStore, make_engine
+from ledger import DisclosureEntry, NoteSigner, NoteVerifier, TransparencyLog, verify_receipt
+from policy import (
+    BudgetLedger,
+    Contract,
+    DecisionInput,
+    OpaRestEngine,
+    RegopyEngine,
+    TrustBook,
+    apply_gate,
+)
+
+log = structlog.get_logger("accord.node")
+
+MAX_FIELDS = 64
+SESSION_DOMAIN = "accord-session/v1"
+
+
+def now_utc() -> dt.datetime:
+    """The current time, UTC, second precision."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def rfc3339(t: dt.datetime) -> str:
+    """RFC 3339 UTC string with a ``Z`` suffix."""
+    return t.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def session_message(challenge: str, peer_org: str) -> bytes:
+    """Bytes an agent signs to prove key possession to its own node."""
+    return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One data request, as signed by the agent (domain form of ``RequestBody``).
+
+    Attributes:
+        contract_id: contract id.
+        purpose: purpose in the contract.
+        resource: resource name at the provider.
+        subject: record key or ``"*"``.
+        fields: requested field paths.
+        provider_org: provider org DID.
+        agent_did: requesting agent DID.
+        nonce: unique request nonce.
+        timestamp_ms: creation time, unix milliseconds.
+        signed_bytes: the exact deterministic bytes the agent signed.
+        agent_signature: 64-byte Ed25519 signature over ``signed_bytes``.
+        aggregate_json: optional aggregate query (JSON text).
+    """
+
+    contract_id: str
+    purpose: str
+    resource: str
+    subject: str
+    fields: tuple[str, ...]
+    provider_org: str
+    agent_did: str
+    nonce: str
+    timestamp_ms: int
+    signed_bytes: bytes
+    agent_signature: bytes
+    aggregate_json: str = ""
+
+    def validate(self) -> None:
+        """Schema and size checks.
+
+        Raises:
+            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member.
+        """
+        for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
+            value = getattr(self, name)
+            if not value or len(value) > 256:
+                raise InvalidRequestError(f"request.{name} must be 1..256 characters",
+                                          metadata={"field": name})
+        if not self.fields and not self.aggregate_json:
+            raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
+        if len(self.fields) > MAX_FIELDS:
+            raise InvalidRequestError(f"request.fields has more than {MAX_FIELDS} entries",
+                                      metadata={"field": "fields"})
+        for f in self.fields:
+            if not f or len(f) > 200 or f.strip() != f:
+                raise InvalidRequestError(f"bad field path {f!r}", metadata={"field": "fields"})
+        if len(self.agent_signature) != 64:
+            raise InvalidRequestError("agent_signature must be 64 bytes",
+                                      metadata={"field": "agent_signature"})
+
+
+@dataclass
+class Outcome:
+    """The provider's answer to one request (domain form of ``Outcome``).
+
+    Attributes mirror the protobuf message; ``receipt`` is a
+    :class:`ledger.Receipt` and ``entry`` the logged entry's bytes.
+    """
+
+    disclosure_id: str
+    decision: str
+    released_fields: tuple[str, ...]
+    stripped_fields: tuple[str, ...]
+    payload: Any
+    record_count: int
+    reasons: tuple[str, ...]
+    obligations: tuple[str, ...]
+    effective_trust: float
+    decision_hash: str
+    receipt: Any
+    entry: bytes
+    leaf_index: int
+    leaf_hash: bytes
+
+
+@dataclass
+class LocalSession:
+    """Requester-side record of a session an agent opened through this node."""
+
+    session_id: str
+    peer_org: str
+    agent_did: str
+    agent_public_key: bytes
+    expires_at: float
+
+
+@dataclass
+class Counters:
+    """Per-pair exchange counters for the demo summary and metrics."""
+
+    released: int = 0
+    trimmed: int = 0
+    denied: int = 0
+    offered_beyond_mni: int = 0
+    released_beyond_mni: int = 0
+    per_pair: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Node:
+    """The node (see the module docstring). Create with :meth:`open`."""
+
+    def __init__(self, identity: NodeIdentity) -> None:
+        self.identity = identity
+        self.config = identity.config
+        self.did = identity.org_did
+        self.paths = identity.paths
+        self.engine_db = make_engine(database_url_for(self.paths.root, self.config))
+        self.store = NodeStore(self.engine_db)
+        self.ledger_signer = NoteSigner(ledger_origin(self.config.org_name), identity.ledger_seed)
+        self.ledger = TransparencyLog.open(
+            database_url_for(self.paths.root, self.config),
+            origin=ledger_origin(self.config.org_name),
+            signer=self.ledger_signer,
+        )
+        self.writer = LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
+        self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
+        self.challenges = ChallengeTable()
+        self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
+        self.local_sessions: dict[str, LocalSession] = {}
+        self.status = StatusListPublisher(identity, self.store)
+        self.peers = PeerRegistry()
+        self.contracts: dict[str, Contract] = {}
+        self.policy = self._make_engine()
+        self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
+        self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
+        self.data = DataSource({})
+        self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
+        self.resolver: StaticKeyResolver = StaticKeyResolver({})
+        self.status_cache: StatusListCache | None = None
+        self.peer_client: Any = None  # set by the server (federation.peer_client.PeerClient)
+        self._agent_cache: dict[str, tuple[Any, float]] = {}
+        self.reload()
+
+    @classmethod
+    def open(cls, node_dir: Path) -> Node:
+        """Load a node directory and open its database and ledger.
+
+        Raises:
+            ConfigError: the directory is not a valid node directory.
+        """
+        return cls(NodeIdentity.load(node_dir))
+
+    def _make_engine(self):
+        pc = self.config.policy
+        if pc.engine == "opa":
+            return OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds)
+        return RegopyEngine(cache_size=4096)
+
+    # ------------------------------------------------------------------ state
+
+    def reload(self) -> dict[str, int]:
+        """Re-read peers, contracts and data from the node directory.
+
+        Returns the counts ``{"peers", "agents", "contracts"}``.
+
+        Raises:
+            PeerError / PolicyError: a pinned bundle or contract is invalid.
+        """
+        self.peers = PeerRegistry.load(self.paths.peers)
+        mapping = {self.identity.verification_method: self.identity.org_key.public_key}
+        for bundle in self.peers:
+            mapping[bundle.verification_method] = bundle.public_key
+        self.resolver = StaticKeyResolver(mapping, fallback=did_key_resolver)
+        self.status_cache = StatusListCache(
+            self._fetch_status_doc, resolve_key=self.resolver,
+            ttl_seconds=self.config.status_list_ttl_seconds,
+        )
+        contracts: dict[str, Contract] = {}
+        if self.paths.contracts.is_dir():
+            for path in sorted(self.paths.contracts.glob("*.json")):
+                c = Contract.load(path)
+                c.verify_signatures(self.resolver)
+                if self.did not in (c.parties.provider.org, c.parties.requester.org):
+                    continue
+                contracts[c.id] = c
+        self.contracts = contracts
+        self.policy.load(list(contracts.values()))
+        self.data = DataSource.load(self.paths.data)
+        self._agent_cache.clear()
+        counts = {"peers": len(self.peers), "agents": len(self.store.agents()),
+                  "contracts": len(contracts)}
+        log.info("node state loaded", org=self.config.org_name, **counts)
+        return counts
+
+    def persist_state(self) -> None:
+        """Persist trust scores and budgets (called periodically and on stop)."""
+        now = now_utc()
+        self.store.put_state("trust", self.trust.to_dict(), now=now)
+        self.store.put_state("budgets", self.budgets.to_dict(), now=now)
+
+    def _local_agent(self, agent_did: str):
+        """A registered, unrevoked, unsuspended agent of this org (cached 0.5 s)."""
+        hit = self._agent_cache.get(agent_did)
+        t = time.monotonic()
+        if hit is None or t - hit[1] > 0.5:
+            try:
+                rec = self.store.agent(agent_did)
+            except NotFoundError as exc:
+                raise AuthenticationError(f"agent {agent_did} is not registered here",
+                                          reason="UNKNOWN_AGENT") from exc
+            hit = (rec, t)
+            self._agent_cache[agent_did] = hit
+        rec = hit[0]
+        if rec.revoked:
+            raise AuthenticationError("agent credential is revoked", reason="REVOKED")
+        if rec.suspended:
+            raise AuthenticationError("agent credential is suspended", reason="SUSPENDED")
+        return rec
+
+    # ---------------------------------------------------------- status lists
+
+    def _fetch_status_doc(self, url: str) -> dict[str, Any]:
+        hit = self.peer_status_docs.get(url)
+        if hit is None:
+            own = self.status.credential_for_url(url)
+            if own is not None:
+                return own
+            raise AuthenticationError(f"status list {url} not available", reason="STATUS_UNAVAILABLE")
+        return hit[0]
+
+    async def refresh_peer_status(self, peer: AuthenticatedPeer) -> None:
+        """Fetch a peer's status lists over gRPC when the cached copy is older than the TTL."""
+        ttl = self.config.status_list_ttl_seconds
+        for purpose in ("revocation", "suspension"):
+            url = StatusListPublisher.url_for(peer.bundle.org_name, purpose)
+            hit = self.peer_status_docs.get(url)
+            if hit is not None and time.monotonic() - hit[1] < ttl:
+                continue
+            doc = await self.peer_client.get_status_list(peer.bundle, purpose)
+            self.peer_status_docs[url] = (doc, time.monotonic())
+        if self.status_cache is not None and ttl == 0:
+            self.status_cache.clear()
+
+    # ----------------------------------------------------------- provider
+
+    def issue_challenge(self, peer: AuthenticatedPeer, agent_did: str) -> tuple[str, str, float]:
+        """A challenge for a VP from ``agent_did`` of ``peer``: (challenge, domain, expires_at)."""
+        if not agent_did.startswith("did:key:"):
+            raise InvalidRequestError("agent_did must be a did:key", metadata={"field": "agent_did"})
+        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}")
+        return challenge, self.did, expires
+
+    async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
+        """Verify an agent's presentation and open a session; returns (session, effective trust).
+
+        Raises:
+            InvalidRequestError: the presentation is not JSON or too large.
+            AuthenticationError: wrong challenge; a CredentialError for any
+                verification failure (signature, issuer, status, validity).
+        """
+        if len(presentation_json) > self.config.max_request_bytes:
+            raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
+        try:
+            vp = json.loads(presentation_json)
+            holder = vp["holder"]
+            challenge = vp["proof"]["challenge"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidRequestError(f"malformed presentation: {exc}") from exc
+        self.challenges.consume(challenge, f"{peer.org_did} {holder}")
+        await self.refresh_peer_status(peer)
+        if "skip_presentation_check" in self.config.unsafe_misbehaviour:
+            cred = vp["verifiableCredential"][0]
+            sess = self.sessions.create(
+                peer_org=peer.org_did, agent_did=holder, agent_public_key=public_key_from_did_key(holder),
+                claims=dict(cred.get("credentialSubject", {})), credential_id=cred.get("id", ""))
+            return sess, self._effective_trust(peer.org_did, None, now_utc())
+        verified = verify_presentation(
+            vp, challenge=challenge, domain=self.did, resolve_key=self.resolver,
+            now=dt.datetime.now(dt.UTC), status=self.status_cache, trusted_issuers=[peer.org_did],
+        )
+        cred = verified.credentials[0]
+        if "AgentCredential" not in cred.types:
+            raise AuthenticationError("presented credential is not an AgentCredential",
+                                      reason="WRONG_CREDENTIAL_TYPE")
+        not_after = cred.valid_until.timestamp() if cred.valid_until else None
+        sess = self.sessions.create(
+            peer_org=peer.org_did, agent_did=verified.holder,
+            agent_public_key=public_key_from_did_key(verified.holder), claims=dict(cred.subject),
+            credential_id=cred.id or "", not_after=not_after,
+        )
+        now = now_utc()
+        self.trust.record_verification((peer.org_did, self.did), now=now)
+        obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
+        return sess, self._effective_trust(peer.org_did, None, now)
+
+    def _effective_trust(self, requester_org: str, contract: Contract | None, now: dt.datetime) -> float:
+        ceiling = contract.trust_ceiling if contract is not None else 1.0
+        return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
+
+    def authenticate_request(self, peer: AuthenticatedPeer, session_id: str, request: Request,
+                             envelope_bytes: bytes, org_signature: bytes) -> Session:
+        """Check the envelope: session, organization signature, agent signature, replay.
+
+        Raises:
+            AuthenticationError / InvalidRequestError with a precise reason.
+        """
+        sess = self.sessions.get(session_id, peer_org=peer.org_did)
+        try:
+            verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
+        except CredentialError as exc:
+            raise AuthenticationError("organization signature does not verify",
+                                      reason="BAD_ORG_SIGNATURE") from exc
+        request.validate()
+        if request.agent_did != sess.agent_did:
+            raise AuthenticationError("request agent differs from the session's agent",
+                                      reason="AGENT_MISMATCH")
+        try:
+            verify_ed25519(sess.agent_public_key, request.agent_signature, request.signed_bytes)
+        except CredentialError as exc:
+            raise AuthenticationError("agent signature does not verify",
+                                      reason="BAD_AGENT_SIGNATURE") from exc
+        if request.provider_org != self.did:
+            raise InvalidRequestError("request is addressed to another provider",
+                                      reason="WRONG_PROVIDER")
+        self.nonces.check(request.nonce, request.timestamp_ms)
+        return sess
+
+    async def serve(self, peer: AuthenticatedPeer, session_id: str, request: Request,
+                    envelope_bytes: bytes, org_signature: bytes) -> Outcome:
+        """Provider side of one exchange (DESIGN.md steps 3–7).
+
+        Raises:
+            AuthenticationError / InvalidRequestError: before any decision;
+                nothing is written.
+            DeniedError: the policy denied; the denial is logged with a receipt.
+            NotFoundError: unknown resource/subject after an allow (logged as denial).
+        """
+        t0 = time.perf_counter()
+        sess = self.authenticate_request(peer, session_id, request, envelope_bytes, org_signature)
+        now = now_utc()
+        pair = (peer.org_did, self.did)
+        contract = self.contracts.get(request.contract_id)
+        tau = self._effective_trust(peer.org_did, contract, now)
+        budget_used = 0.0
+        if contract is not None and contract.trust_budget is not None:
+            budget_used = self.budgets.spent(
+                (request.contract_id, peer.org_did),
+                window_seconds=contract.trust_budget.window_seconds, now=now)
+        inp = DecisionInput(
+            contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
+            provider_org=self.did, requester_agent=request.agent_did, agent_claims=sess.claims,
+            requested_fields=request.fields, effective_trust=tau, budget_used=budget_used,
+            session={"requests": sess.requests, "denials": sess.denials,
+                     "fields_released": len(sess.fields_released)},
+            now=now,
+        )
+        decision = self.policy.decide(inp)
+        unsafe = self.config.unsafe_misbehaviour
+        if "ignore_policy" in unsafe and not decision.allow:
+            decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
+        sess.requests += 1
+        disclosure_id = "dsc_" + sha256_hex(request.signed_bytes)[:32]
+        request_digest = sha256_hex(request.signed_bytes)
+        stripped: tuple[str, ...] = ()
+        payload: Any = None
+        records: list[dict[str, Any]] = []
+        deny_reason = ""
+        if decision.allow:
+            try:
+                max_records = decision.max_records or 100
+                records = self.data.offer(request.resource, request.subject, max_records=max_records)
+            except NotFoundError as exc:
+                deny_reason = exc.reason
+        else:
+            deny_reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
+        contract_hash = contract.version_hash if contract is not None else ""
+        if deny_reason:
+            sess.denials += 1
+            self.trust.record_denial(pair, now=now)
+            entry = DisclosureEntry(
+                kind="denial", disclosure_id=disclosure_id, time=rfc3339(now),
+                provider_org=self.did, requester_org=peer.org_did,
+                requester_agent=request.agent_did, provider_agent="",
+                contract_id=request.contract_id, contract_hash=contract_hash,
+                purpose=request.purpose, fields_requested=list(request.fields),
+                fields_released=[], fields_stripped=[], record_count=0, decision="deny",
+                reason=deny_reason, decision_hash=decision.digest(), request_digest=request_digest,
+                response_digest="", effective_trust=tau,
+            )
+            written = await self.writer.write(entry, receipt=True)
+            obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
+            obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+            self.counters_for(peer.bundle.org_name)["denied"] += 1
+            err_cls = NotFoundError if deny_reason in ("UNKNOWN_RESOURCE", "UNKNOWN_SUBJECT") else DeniedError
+            status = {"UNKNOWN_CONTRACT": "NOT_FOUND", "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
+                      "RATE_LIMITED": "RESOURCE_EXHAUSTED", "SESSION_LIMIT": "RESOURCE_EXHAUSTED"}
+            raise err_cls(
+                f"denied by {self.config.org_name}: {', '.join(decision.reason_codes) or deny_reason}",
+                reason=deny_reason,
+                status=status.get(deny_reason, err_cls.status),
+                metadata={
+                    "disclosure_id": disclosure_id, "leaf_index": str(written.index),
+                    "decision_hash": decision.digest(), "reasons": ",".join(decision.reason_codes),
+                    "tlog_proof": written.receipt.to_text(),
+                    "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
+                },
+            )
+        gate = apply_gate(records, decision.released_fields)
+        payload = gate.payload
+        stripped = gate.stripped
+        if "skip_gate" in unsafe:
+            payload, stripped = records, ()
+        released = tuple(decision.released_fields)
+        response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        if decision.budget_spent:
+            self.budgets.charge((request.contract_id, peer.org_did), decision.budget_spent,
+                                now=now)
+        sess.fields_released.update(released)
+        entry = DisclosureEntry(
+            kind="disclosure", disclosure_id=disclosure_id, time=rfc3339(now),
+            provider_org=self.did, requester_org=peer.org_did, requester_agent=request.agent_did,
+            provider_agent="", contract_id=request.contract_id, contract_hash=contract_hash,
+            purpose=request.purpose, fields_requested=list(request.fields),
+            fields_released=list(released), fields_stripped=sorted(set(stripped)),
+            record_count=len(records), decision="allow", reason=",".join(decision.reason_codes),
+            decision_hash=decision.digest(), request_digest=request_digest,
+            response_digest=sha256_hex(response_bytes), effective_trust=tau,
+        )
+        written = await self.writer.write(entry, receipt=True)
+        if "bad_receipt" in unsafe:
+            written = dataclasses.replace(written, receipt=dataclasses.replace(
+                written.receipt, index=written.receipt.index + 1))
+        self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
+        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
+        obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+        return Outcome(
+            disclosure_id=disclosure_id, decision="allow", released_fields=released,
+            stripped_fields=tuple(sorted(set(stripped))), payload=payload,
+            record_count=len(records), reasons=tuple(decision.reason_codes),
+            obligations=tuple(decision.obligations), effective_trust=tau,
+            decision_hash=decision.digest(), receipt=written.receipt,
+            entry=entry.canonical_bytes(), leaf_index=written.index, leaf_hash=written.leaf_hash,
+        )
+
+    def counters_for(self, peer_name: str) -> dict[str, int]:
+        """Mutable counters of one requester org at this provider."""
+        return self.counters.per_pair.setdefault(
+            peer_name, {"released": 0, "trimmed": 0, "denied": 0, "offered_beyond_mni": 0,
+                        "released_beyond_mni": 0})
+
+    @property
+    def counters(self) -> Counters:  # noqa: D102
+        if not hasattr(self, "_counters"):
+            self._counters = Counters()
+        return self._counters
+
+    def _count_release(self, peer_name: str, contract: Contract | None, purpose: str, gate: Any,
+                       released: tuple[str, ...]) -> None:
+        c = self.counters_for(peer_name)
+        c["released"] += 1
+        if gate.stripped:
+            c["trimmed"] += 1
+            for f in set(gate.stripped):
+                obs.FIELDS_STRIPPED.labels(peer=peer_name, field=f).inc()
+        mni: set[str] = set()
+        if contract is not None and purpose in contract.purposes:
+            mni = set(contract.purposes[purpose].mni)
+        offered_beyond = bool(set(gate.offered) - mni)
+        released_beyond = bool(set(released) - mni)
+        c["offered_beyond_mni"] += int(offered_beyond)
+        c["released_beyond_mni"] += int(released_beyond)
+        obs.OFFERED_BEYOND_MNI.labels(peer=peer_name).inc(int(offered_beyond))
+        obs.RELEASED_BEYOND_MNI.labels(peer=peer_name).inc(int(released_beyond))
+
+    # ----------------------------------------------------------- requester
+
+    async def begin_session(self, agent_did: str, peer: str) -> dict[str, str]:
+        """Requester side: challenges for an agent's session with ``peer``.
+
+        Raises:
+            AuthenticationError: unknown, revoked or suspended agent.
+            PeerError: unknown peer.
+        """
+        self._local_agent(agent_did)
+        bundle = self.peers.get(peer)
+        local_challenge, _ = self.challenges.issue(f"local {agent_did} {bundle.org_did}")
+        peer_challenge, domain, _ = await self.peer_client.get_challenge(bundle, agent_did)
+        return {"local_challenge": local_challenge, "peer_challenge": peer_challenge,
+                "peer_domain": domain, "peer_org": bundle.org_did}
+
+    async def open_agent_session(self, *, agent_did: str, peer_org: str, local_challenge: str,
+                                 local_signature: bytes, presentation_json: bytes) -> dict[str, Any]:
+        """Requester side: check the agent's proof of possession, forward its VP.
+
+        Raises:
+            AuthenticationError: wrong challenge or signature, revoked agent.
+            PeerUnavailableError / the peer's error: the peer refused.
+        """
+        self._local_agent(agent_did)
+        bundle = self.peers.get(peer_org)
+        self.challenges.consume(local_challenge, f"local {agent_did} {bundle.org_did}")
+        try:
+            verify_ed25519(public_key_from_did_key(agent_did), local_signature,
+                           session_message(local_challenge, bundle.org_did))
+        except CredentialError as exc:
+            raise AuthenticationError("agent proof of possession does not verify",
+                                      reason="BAD_AGENT_SIGNATURE") from exc
+        resp = await self.peer_client.open_session(bundle, presentation_json)
+        self.local_sessions[resp["session_id"]] = LocalSession(
+            session_id=resp["session_id"], peer_org=bundle.org_did, agent_did=agent_did,
+            agent_public_key=public_key_from_did_key(agent_did), expires_at=resp["expires_at"],
+        )
+        return resp
+
+    async def forward(self, session_id: str, request: Request, envelope_bytes: bytes) -> tuple[Any, int, bool]:
+        """Requester side of one exchange: sign, forward, verify the receipt, log "received".
+
+        Returns:
+            (the peer's protobuf ``Outcome``, index of the "received" entry,
+            whether the receipt verified).
+
+        Raises:
+            AuthenticationError: unknown session, wrong agent, bad signature, revoked.
+            the peer's error (re-raised as FederationError) after the denial is logged.
+        """
+        local = self.local_sessions.get(session_id)
+        if local is None:
+            raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
+        if request.agent_did != local.agent_did:
+            raise AuthenticationError("request agent differs from the session's agent",
+                                      reason="AGENT_MISMATCH")
+        self._local_agent(request.agent_did)
+        request.validate()
+        try:
+            verify_ed25519(local.agent_public_key, request.agent_signature, request.signed_bytes)
+        except CredentialError as exc:
+            raise AuthenticationError("agent signature does not verify",
+                                      reason="BAD_AGENT_SIGNATURE") from exc
+        bundle = self.peers.get(local.peer_org)
+        org_signature = self.identity.org_key.sign(envelope_bytes)
+        verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
+        try:
+            outcome = await self.peer_client.exchange(bundle, session_id, envelope_bytes, org_signature)
+        except DeniedError as err:
+            index, ok = await self._log_received_denial(bundle, request, err, verifier)
+            err.metadata["received_leaf_index"] = str(index)
+            err.metadata["receipt_verified"] = str(ok).lower()
+            raise
+        except NotFoundError as err:
+            if "tlog_proof" in err.metadata:
+                index, ok = await self._log_received_denial(bundle, request, err, verifier)
+                err.metadata["received_leaf_index"] = str(index)
+                err.metadata["receipt_verified"] = str(ok).lower()
+            raise
+        receipt = outcome.receipt
+        ok = True
+        try:
+            verify_receipt(receipt.tlog_proof, entry=receipt.entry, log_verifier=verifier)
+        except Exception as exc:  # any receipt failure is recorded, not fatal to the agent
+            ok = False
+            log.warning("provider receipt does not verify", peer=bundle.org_name, error=str(exc))
+        entry = DisclosureEntry(
+            kind="received", disclosure_id=outcome.disclosure_id, time=rfc3339(now_utc()),
+            provider_org=bundle.org_did, requester_org=self.did, requester_agent=request.agent_did,
+            provider_agent="", contract_id=request.contract_id,
+            contract_hash=self.contracts[request.contract_id].version_hash
+            if request.contract_id in self.contracts else "",
+            purpose=request.purpose, fields_requested=list(request.fields),
+            fields_released=list(outcome.released_fields),
+            fields_stripped=list(outcome.stripped_fields), record_count=outcome.record_count,
+            decision=outcome.decision, reason="" if ok else "RECEIPT_INVALID",
+            decision_hash=outcome.decision_hash, request_digest=sha256_hex(request.signed_bytes),
+            response_digest=sha256_hex(outcome.payload_json and json.dumps(
+                json.loads(outcome.payload_json), sort_keys=True, separators=(",", ":")).encode()),
+            effective_trust=outcome.effective_trust,
+            provider_leaf_hash=base64.b64encode(receipt.leaf_hash).decode(),
+        )
+        written = await self.writer.write(entry, receipt=False)
+        return outcome, written.index, ok
+
+    async def _log_received_denial(self, bundle, request: Request, err, verifier) -> tuple[int, bool]:
+        ok = True
+        entry_bytes = base64.b64decode(err.metadata.get("entry_b64", ""))
+        try:
+            verify_receipt(err.metadata.get("tlog_proof", ""), entry=entry_bytes, log_verifier=verifier)
+        except Exception:  # recorded as an invalid receipt
+            ok = False
+        from ledger import leaf_hash
+
+        entry = DisclosureEntry(
+            kind="received", disclosure_id=err.metadata.get("disclosure_id", ""),
+            time=rfc3339(now_utc()), provider_org=bundle.org_did, requester_org=self.did,
+            requester_agent=request.agent_did, provider_agent="", contract_id=request.contract_id,
+            contract_hash="", purpose=request.purpose, fields_requested=list(request.fields),
+            fields_released=[], fields_stripped=[], record_count=0, decision="deny",
+            reason=err.reason if ok else "RECEIPT_INVALID",
+            decision_hash=err.metadata.get("decision_hash", ""),
+            request_digest=sha256_hex(request.signed_bytes), response_digest="",
+            effective_trust=0.0,
+            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode() if entry_bytes else "",
+        )
+        written = await self.writer.write(entry, receipt=False)
+        return written.index, ok
+
+    async def close(self) -> None:
+        """Drain the ledger writer and persist state."""
+        await self.writer.stop()
+        self.persist_state()
+        self.ledger.close()
+

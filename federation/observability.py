@@ -1,0 +1,44 @@
+"""Prometheus metrics and structured logging of the node.
+
+Metrics are exported with ``prometheus_client`` on ``metrics_port``
+(127.0.0.1) when it is non-zero. Names follow Prometheus conventions
+(``accord_`` prefix, ``_total`` counters, ``_seconds`` histograms).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+EXCHANGES = Counter("accord_exchanges_total", "Requests decided as provider", ["peer", "decision"])
+EXCHANGE_SECONDS = Histogram(
+    "accord_exchange_seconds", "Provider-side time per exchange, seconds",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+SESSIONS_OPENED = Counter("accord_sessions_opened_total", "Sessions opened (VP verified)", ["peer"])
+REFUSED = Counter("accord_refused_total", "RPCs refused before a decision", ["reason"])
+FIELDS_STRIPPED = Counter("accord_fields_stripped_total", "Fields stripped by the MNI gate",
+                          ["peer", "field"])
+OFFERED_BEYOND_MNI = Counter("accord_offered_beyond_mni_total",
+                             "Released disclosures whose source offered fields beyond MNI", ["peer"])
+RELEASED_BEYOND_MNI = Counter("accord_released_beyond_mni_total",
+                              "Released disclosures carrying fields beyond MNI", ["peer"])
+LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this node's ledger")
+
+
+def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> None:
+    """Route structlog to stderr (key=value, or JSON lines)."""
+    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,88 @@
+"""Calls from this node to peer nodes (FederationService), over mutual TLS.
+
+One ``grpc.aio`` channel per peer, trusting only that peer's pinned CA and
+presenting this node's certificate. Failures become
+:class:`federation.errors.FederationError` through :func:`federation.wire.from_rpc_error`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+
+from federation.pb import federation_pb2 as pb
+from federation.pb import federation_pb2_grpc as pbg
+from federation.wire import from_rpc_error
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 4 << 20),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+def client_credentials(*, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.ChannelCredentials:
+    """Channel credentials trusting ``ca_pem`` and presenting ``cert_pem``."""
+    return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
+                                        certificate_chain=cert_pem)
+
+
+class PeerClient:
+    """FederationService client for every pinned peer of one node."""
+
+    def __init__(self, *, cert_pem: bytes, key_pem: bytes, timeout_seconds: float = 10.0) -> None:
+        self._cert = cert_pem
+        self._key = key_pem
+        self._timeout = timeout_seconds
+        self._channels: dict[tuple[str, str, str], tuple[grpc.aio.Channel, pbg.FederationServiceStub]] = {}
+
+    def stub(self, bundle: Any) -> pbg.FederationServiceStub:
+        """The stub for a peer (channel created on first use)."""
+        key = (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
+        hit = self._channels.get(key)
+        if hit is None:
+            creds = client_credentials(ca_pem=bundle.ca_certificate_pem.encode(),
+                                       cert_pem=self._cert, key_pem=self._key)
+            channel = grpc.aio.secure_channel(bundle.endpoint, creds, options=CHANNEL_OPTIONS)
+            hit = (channel, pbg.FederationServiceStub(channel))
+            self._channels[key] = hit
+        return hit[1]
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def get_challenge(self, bundle: Any, agent_did: str) -> tuple[str, str, int]:
+        """(challenge, domain, expires_at) from the peer."""
+        r = await self._call(self.stub(bundle).GetChallenge, pb.GetChallengeRequest(agent_did=agent_did))
+        return r.challenge, r.domain, r.expires_at
+
+    async def open_session(self, bundle: Any, presentation_json: bytes) -> dict[str, Any]:
+        """Forward a VP; returns ``{"session_id", "expires_at", "effective_trust"}``."""
+        r = await self._call(self.stub(bundle).OpenSession,
+                             pb.OpenSessionRequest(presentation_json=presentation_json))
+        return {"session_id": r.session_id, "expires_at": r.expires_at,
+                "effective_trust": r.effective_trust}
+
+    async def exchange(self, bundle: Any, session_id: str, envelope_bytes: bytes,
+                       org_signature: bytes) -> pb.Outcome:
+        """Send the org-signed envelope; returns the peer's ``Outcome``."""
+        signed = pb.SignedRequest()
+        signed.ParseFromString(envelope_bytes)
+        r = await self._call(self.stub(bundle).Exchange, pb.ExchangeRequest(
+            session_id=session_id, request=signed, org_signature=org_signature))
+        return r.outcome
+
+    async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:
+        """The peer's signed status list credential (JSON object)."""
+        r = await self._call(self.stub(bundle).GetStatusList, pb.GetStatusListRequest(purpose=purpose))
+        return json.loads(r.credential_json)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel, _ in self._channels.values():
+            await channel.close()
+        self._channels.clear()

@@ -1,0 +1,126 @@
+"""The node's gRPC server: grpc.aio over TLS with required client certificates.
+
+Trust roots for client certificates = this organization's CA (its agents
+and operator) + the CA of every pinned peer; they are swapped without a
+restart when the registry changes (``grpc.dynamic_ssl_server_credentials``
+asks for the configuration before each new handshake). TLS 1.3 is what
+gRPC's BoringSSL negotiates between Accord nodes (docs/threat-model.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import grpc
+import structlog
+
+from federation.node import Node
+from federation.pb import federation_pb2_grpc as pbg
+from federation.peer_client import PeerClient
+from federation.services import AdminServicer, AgentServicer, FederationServicer
+
+log = structlog.get_logger("accord.server")
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", 1 << 20),
+    ("grpc.max_send_message_length", 4 << 20),
+    ("grpc.so_reuseport", 0),
+]
+
+
+class DynamicTrust:
+    """Server certificate configuration that follows the peer registry."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._lock = threading.Lock()
+        self._dirty = False
+        self.initial = self._config()
+
+    def _config(self) -> grpc.ServerCertificateConfiguration:
+        ident = self._node.identity
+        roots = ident.tls_pem("ca.pem") + self._node.peers.ca_bundle_pem()
+        return grpc.ssl_server_certificate_configuration(
+            [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))], root_certificates=roots,
+        )
+
+    def mark_dirty(self) -> None:
+        """The registry changed: the next handshake uses new roots."""
+        with self._lock:
+            self._dirty = True
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """Called by gRPC before each handshake (C-core thread)."""
+        with self._lock:
+            if not self._dirty:
+                return None
+            self._dirty = False
+        return self._config()
+
+
+async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
+    """Start serving ``node``; returns (server, bound port)."""
+    trust = DynamicTrust(node)
+    node.server_trust_changed = trust.mark_dirty  # type: ignore[attr-defined]
+    creds = grpc.dynamic_ssl_server_credentials(trust.initial, trust.fetch,
+                                                require_client_authentication=True)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    fed = FederationServicer(node)
+    pbg.add_FederationServiceServicer_to_server(fed, server)
+    pbg.add_AgentServiceServicer_to_server(AgentServicer(node), server)
+    pbg.add_AdminServiceServicer_to_server(AdminServicer(node, fed.node_info), server)
+    port = server.add_secure_port(node.config.listen, creds)
+    if port == 0:
+        raise OSError(f"cannot bind {node.config.listen}")
+    node.peer_client = PeerClient(cert_pem=node.identity.tls_pem("node.pem"),
+                                  key_pem=node.identity.tls_pem("node.key"))
+    node.writer.start()
+    await server.start()
+    return server, port
+
+
+async def _persist_loop(node: Node, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            node.persist_state()
+        except Exception as exc:  # keep serving; retried next turn
+            log.warning("persisting state failed", error=str(exc))
+
+
+async def run(node_dir: Path) -> None:
+    """Open the node in ``node_dir``, serve until SIGINT/SIGTERM, then stop cleanly.
+
+    Writes ``node.pid`` (``{"pid", "port"}``) once serving and prints one
+    ``READY <org> <host:port>`` line on stdout (for supervisors and tests).
+    """
+    node = Node.open(node_dir)
+    server, port = await start_server(node)
+    host = node.config.listen.rpartition(":")[0]
+    pidfile = node.paths.pidfile
+    pidfile.write_text(json.dumps({"pid": os.getpid(), "port": port, "host": host}))
+    if node.config.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(node.config.metrics_port, addr="127.0.0.1")
+    print(f"READY {node.config.org_name} {host}:{port}", flush=True)
+    log.info("node serving", org=node.config.org_name, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    persister = asyncio.create_task(_persist_loop(node))
+    await stop.wait()
+    persister.cancel()
+    await server.stop(grace=2.0)
+    await node.peer_client.close()
+    await node.close()
+    with contextlib.suppress(FileNotFoundError):
+        pidfile.unlink()
+    log.info("node stopped", org=node.config.org_name)

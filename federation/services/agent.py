@@ -1,0 +1,61 @@
+"""AgentService: an organization's own agents (client certificate from the own CA, SAN = agent DID)."""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from federation.errors import AuthenticationError
+from federation.node import Node
+from federation.pb import federation_pb2 as pb
+from federation.pb import federation_pb2_grpc as pbg
+from federation.services.base import rpc
+from federation.tls import check_chain, san_uri
+from federation.wire import outcome_to_pb, peer_cert, request_from_pb
+
+
+class AgentServicer(pbg.AgentServiceServicer):
+    """Serves this organization's agents."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._ca = node.identity.tls_pem("ca.pem")
+
+    def _agent(self, context, claimed: str) -> str:
+        cert = peer_cert(context)
+        if cert is None:
+            raise AuthenticationError("no client certificate", reason="NO_CLIENT_CERTIFICATE")
+        try:
+            check_chain(cert, self._ca)
+        except Exception as exc:
+            raise AuthenticationError("client certificate is not from this organization's CA",
+                                      reason="NOT_AN_AGENT") from exc
+        did = san_uri(x509.load_pem_x509_certificate(cert))
+        if did != claimed:
+            raise AuthenticationError("client certificate is for another agent",
+                                      reason="AGENT_MISMATCH")
+        return did
+
+    @rpc
+    async def BeginSession(self, request, context):  # noqa: N802, D102
+        self._agent(context, request.agent_did)
+        r = await self.node.begin_session(request.agent_did, request.peer)
+        return pb.BeginSessionResponse(**r)
+
+    @rpc
+    async def OpenSession(self, request, context):  # noqa: N802, D102
+        self._agent(context, request.agent_did)
+        r = await self.node.open_agent_session(
+            agent_did=request.agent_did, peer_org=request.peer_org,
+            local_challenge=request.local_challenge, local_signature=request.local_signature,
+            presentation_json=request.presentation_json,
+        )
+        return pb.AgentOpenSessionResponse(session_id=r["session_id"], expires_at=r["expires_at"],
+                                           effective_trust=r["effective_trust"])
+
+    @rpc
+    async def SendRequest(self, request, context):  # noqa: N802, D102
+        self._agent(context, request.request.body.agent_did)
+        envelope = request.request.SerializeToString(deterministic=True)
+        outcome, index, ok = await self.node.forward(request.session_id,
+                                                     request_from_pb(request.request), envelope)
+        return pb.SendRequestResponse(outcome=outcome, received_leaf_index=index, receipt_verified=ok)

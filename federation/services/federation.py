@@ -1,0 +1,124 @@
+"""FederationService: node-to-node RPCs (caller = a pinned peer, by its client certificate)."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from federation.errors import InvalidRequestError, PeerError
+from federation.node import Node
+from federation.pb import federation_pb2 as pb
+from federation.pb import federation_pb2_grpc as pbg
+from federation.peers import AuthenticatedPeer
+from federation.services.base import rpc
+from federation.wire import outcome_to_pb, peer_cert, request_from_pb
+
+SOFTWARE = "accord-federation 0.1.0"
+
+
+class FederationServicer(pbg.FederationServiceServicer):
+    """Serves peers; every call first maps the client certificate to a pinned peer."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _peer(self, context: grpc.aio.ServicerContext) -> AuthenticatedPeer:
+        cert = peer_cert(context)
+        if cert is None:
+            raise PeerError("no client certificate", reason="NO_CLIENT_CERTIFICATE")
+        return self.node.peers.authenticate(cert)
+
+    @rpc
+    async def GetNodeInfo(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        return self.node_info()
+
+    def node_info(self) -> pb.NodeInfo:
+        """This node's public description."""
+        n = self.node
+        return pb.NodeInfo(
+            org_did=n.did, org_name=n.config.org_name,
+            endpoint=n.config.advertise or n.config.listen, ledger_vkey=n.ledger_signer.vkey,
+            ledger_origin=n.ledger_signer.name, protocol_versions=["accord.federation.v1"],
+            software=SOFTWARE,
+        )
+
+    @rpc
+    async def GetChallenge(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)
+        challenge, domain, expires = self.node.issue_challenge(peer, request.agent_did)
+        return pb.GetChallengeResponse(challenge=challenge, domain=domain, expires_at=int(expires))
+
+    @rpc
+    async def OpenSession(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)
+        sess, tau = await self.node.open_session(peer, request.presentation_json)
+        return pb.OpenSessionResponse(session_id=sess.id, expires_at=int(sess.expires_at),
+                                      effective_trust=tau)
+
+    @rpc
+    async def Exchange(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)
+        if not request.HasField("request") or not request.request.HasField("body"):
+            raise InvalidRequestError("ExchangeRequest.request.body is required")
+        envelope = request.request.SerializeToString(deterministic=True)
+        outcome = await self.node.serve(peer, request.session_id, request_from_pb(request.request),
+                                        envelope, request.org_signature)
+        return pb.ExchangeResponse(outcome=outcome_to_pb(outcome))
+
+    @rpc
+    async def GetCheckpoint(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        cp = await self.node.writer.run_sync(self.node.ledger.latest_checkpoint)
+        return pb.GetCheckpointResponse(signed_checkpoint=cp.note if cp else "")
+
+    @rpc
+    async def GetInclusionProof(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        ledger = self.node.ledger
+
+        def prove():
+            cp = ledger.latest_checkpoint()
+            size = request.tree_size or (cp.checkpoint.size if cp else 0)
+            if cp is None or size > cp.checkpoint.size or request.leaf_index >= size:
+                raise InvalidRequestError("leaf_index/tree_size beyond the latest checkpoint",
+                                          reason="BAD_PROOF_REQUEST")
+            return ledger.inclusion_proof(request.leaf_index, size), cp.note
+
+        hashes, note = await self.node.writer.run_sync(prove)
+        return pb.ProofResponse(hashes=hashes, signed_checkpoint=note)
+
+    @rpc
+    async def GetConsistencyProof(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        ledger = self.node.ledger
+
+        def prove():
+            cp = ledger.latest_checkpoint()
+            if cp is None or not 0 < request.size1 <= request.size2 <= cp.checkpoint.size:
+                raise InvalidRequestError("need 0 < size1 <= size2 <= checkpoint size",
+                                          reason="BAD_PROOF_REQUEST")
+            return ledger.consistency_proof(request.size1, request.size2), cp.note
+
+        hashes, note = await self.node.writer.run_sync(prove)
+        return pb.ProofResponse(hashes=hashes, signed_checkpoint=note)
+
+    @rpc
+    async def GetStatusList(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        if request.purpose not in ("revocation", "suspension"):
+            raise InvalidRequestError("purpose must be revocation or suspension",
+                                      metadata={"field": "purpose"})
+        doc = self.node.status.credential(request.purpose)
+        return pb.GetStatusListResponse(credential_json=json.dumps(doc).encode())
+
+    @rpc
+    async def AddCheckpoint(self, request, context):  # noqa: N802, D102
+        self._peer(context)
+        witness = getattr(self.node, "witness", None)
+        if witness is None:
+            raise InvalidRequestError("this node does not witness yet", reason="NOT_A_WITNESS",
+                                      status="UNIMPLEMENTED")
+        resp = await self.node.writer.run_sync(witness.add_checkpoint, request.body)
+        return pb.AddCheckpointResponse(status=resp.status, body=resp.body)

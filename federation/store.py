@@ -1,0 +1,191 @@
+"""The node's own tables (agents, status list indices, persisted state).
+
+SQLAlchemy 2 Core over the node database (SQLite in WAL mode by default,
+PostgreSQL in production). The ledger keeps its own ``ledger_*`` tables in
+the same database (see :mod:`ledger`). Only this module runs the node's SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from federation.errors import InvalidRequestError, NotFoundError
+
+metadata = MetaData()
+
+agents = Table(
+    "node_agents",
+    metadata,
+    Column("did", String(200), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(100), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("trust_tier", Integer, nullable=False),
+    Column("status_index", Integer, nullable=False, unique=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("suspended", Boolean, nullable=False, default=False),
+    Column("credential", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+state = Table(
+    "node_state",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, synchronous=FULL and a busy timeout."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """One registered agent of this organization.
+
+    Attributes:
+        did: the agent's ``did:key``.
+        name: unique agent name within the organization.
+        role: role claim (e.g. ``"triage-coordinator"``).
+        scopes: scopes granted (e.g. ``("patients:read",)``).
+        trust_tier: integer tier 0..3 claimed in the credential.
+        status_index: its bit in the organization's status lists.
+        revoked: revocation bit.
+        suspended: suspension bit.
+        credential: the signed AgentCredential (JSON object).
+    """
+
+    did: str
+    name: str
+    role: str
+    scopes: tuple[str, ...]
+    trust_tier: int
+    status_index: int
+    revoked: bool
+    suspended: bool
+    credential: dict[str, Any]
+
+
+def _record(row: Any) -> AgentRecord:
+    return AgentRecord(
+        did=row.did, name=row.name, role=row.role, scopes=tuple(row.scopes),
+        trust_tier=row.trust_tier, status_index=row.status_index, revoked=bool(row.revoked),
+        suspended=bool(row.suspended), credential=json.loads(row.credential),
+    )
+
+
+class NodeStore:
+    """Agent registry and persisted node state over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def next_status_index(self) -> int:
+        """The next free status-list index (0-based)."""
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(agents.c.status_index))).scalar()
+        return 0 if top is None else int(top) + 1
+
+    def add_agent(self, record: AgentRecord, *, now: dt.datetime) -> None:
+        """Insert an agent.
+
+        Raises:
+            InvalidRequestError: reason ``AGENT_EXISTS`` when the name or DID is taken.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(agents.insert().values(
+                    did=record.did, name=record.name, role=record.role, scopes=list(record.scopes),
+                    trust_tier=record.trust_tier, status_index=record.status_index,
+                    revoked=record.revoked, suspended=record.suspended,
+                    credential=json.dumps(record.credential), created_at=now,
+                ))
+        except IntegrityError as exc:
+            raise InvalidRequestError(
+                f"agent {record.name!r} is already registered", reason="AGENT_EXISTS"
+            ) from exc
+
+    def agents(self) -> list[AgentRecord]:
+        """All agents, ordered by status index."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(agents).order_by(agents.c.status_index)).all()
+        return [_record(r) for r in rows]
+
+    def agent(self, name_or_did: str) -> AgentRecord:
+        """One agent by name or DID.
+
+        Raises:
+            NotFoundError: reason ``UNKNOWN_AGENT``.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(agents).where((agents.c.did == name_or_did) | (agents.c.name == name_or_did))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"unknown agent {name_or_did!r}", reason="UNKNOWN_AGENT")
+        return _record(row)
+
+    def set_status(self, name_or_did: str, *, revoked: bool | None = None,
+                   suspended: bool | None = None) -> AgentRecord:
+        """Flip an agent's revocation / suspension bits; returns the new record."""
+        rec = self.agent(name_or_did)
+        values: dict[str, bool] = {}
+        if revoked is not None:
+            values["revoked"] = revoked
+        if suspended is not None:
+            values["suspended"] = suspended
+        with self.engine.begin() as conn:
+            conn.execute(update(agents).where(agents.c.did == rec.did).values(**values))
+        return self.agent(rec.did)
+
+    def get_state(self, key: str) -> Any | None:
+        """A persisted JSON value, or None."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(state.c.value).where(state.c.key == key)).scalar()
+        return None if raw is None else json.loads(raw)
+
+    def put_state(self, key: str, value: Any, *, now: dt.datetime) -> None:
+        """Persist a JSON value under ``key`` (upsert)."""
+        raw = json.dumps(value, sort_keys=True)
+        with self.engine.begin() as conn:
+            done = conn.execute(update(state).where(state.c.key == key).values(value=raw, updated_at=now))
+            if done.rowcount == 0:
+                conn.execute(state.insert().values(key=key, value=raw, updated_at=now))

@@ -1,0 +1,109 @@
+"""Starting and stopping real node processes (demo, tests, benchmarks).
+
+Each node runs as its own OS process (``python -m federation.cli.main node
+start --dir DIR``); :class:`NodeProcess` waits for its ``READY`` line,
+and stops it with SIGTERM (SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class NodeProcess:
+    """One node process.
+
+    Attributes:
+        directory: the node directory.
+        endpoint: ``HOST:PORT`` once ready.
+        log_path: where its stderr goes (``<dir>/node.log``).
+    """
+
+    def __init__(self, directory: Path, *, env: dict[str, str] | None = None) -> None:
+        self.directory = Path(directory)
+        self.endpoint = ""
+        self.log_path = self.directory / "node.log"
+        self._env = {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self, *, timeout: float = 30.0) -> NodeProcess:
+        """Start the process and wait for its READY line.
+
+        Raises:
+            RuntimeError: it exited or did not become ready within ``timeout`` seconds
+                (the message holds the tail of its log).
+        """
+        log = self.log_path.open("a")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "federation.cli.main", "node", "start", "--dir", str(self.directory)],
+            stdout=subprocess.PIPE, stderr=log, text=True, env=self._env,
+        )
+        result: list[str] = []
+
+        def read() -> None:
+            assert self._proc is not None and self._proc.stdout is not None
+            for line in self._proc.stdout:
+                if line.startswith("READY "):
+                    result.append(line.split()[2])
+                    break
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result:
+            self.stop()
+            tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"node in {self.directory} did not start:\n{tail}")
+        self.endpoint = result[0]
+        return self
+
+    @property
+    def pid(self) -> int:  # noqa: D102
+        return self._proc.pid if self._proc else -1
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, *, grace: float = 8.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        return self._proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL at once (crash tests)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5)
+
+
+def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

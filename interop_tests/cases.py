@@ -1,0 +1,301 @@
+"""Conformance cases: each connects to the node under test as a peer would.
+
+A case is an async function ``(ctx) -> str`` that returns a short detail on
+success and raises :class:`interop_tests.checkers.CheckFailed` (or any
+error) on failure. ``CASES`` lists them in run order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from interop_tests.checkers import CheckFailed, verify_tlog_proof
+from interop_tests.peer import MinimalPeer, TesterIdentity
+
+MNI = ["record_id", "public_code"]
+BEYOND = ["secret_note", "internal_score"]
+RESOURCE = "interop-records"
+PURPOSE = "conformance"
+
+
+@dataclass
+class Context:
+    """What every case gets.
+
+    Attributes:
+        target: ``HOST:PORT``.
+        bundle: the target's peer bundle (JSON object).
+        ident: the tester identity.
+        contract_id: the interop contract at the target.
+    """
+
+    target: str
+    bundle: dict[str, Any]
+    ident: TesterIdentity
+    contract_id: str
+
+    @property
+    def target_did(self) -> str:  # noqa: D102
+        return self.bundle["org_did"]
+
+    def peer(self, *, cert_pem: bytes | None = None, key_pem: bytes | None = None) -> MinimalPeer:
+        """A peer connection (optionally with another client certificate)."""
+        return MinimalPeer(target=self.target, target_ca_pem=self.bundle["ca_certificate_pem"].encode(),
+                           cert_pem=cert_pem or self.ident.cert_pem, key_pem=key_pem or self.ident.key_pem)
+
+    def request(self, *, fields: list[str], purpose: str = PURPOSE, contract_id: str | None = None,
+                subject: str = "rec-1"):
+        """A signed request to the target."""
+        return MinimalPeer.signed_request(self.ident, provider_org=self.target_did,
+                                          contract_id=contract_id or self.contract_id, purpose=purpose,
+                                          resource=RESOURCE, subject=subject, fields=fields)
+
+
+def _reason(exc: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(exc)
+    if status is None:
+        return ""
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info.reason
+    return ""
+
+
+async def _expect_error(coro: Awaitable[Any], codes: set[grpc.StatusCode], what: str) -> tuple[grpc.StatusCode, str]:
+    try:
+        await coro
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in codes:
+            raise CheckFailed(f"{what}: expected {sorted(c.name for c in codes)}, got {exc.code().name} "
+                              f"({exc.details()})") from None
+        return exc.code(), _reason(exc)
+    raise CheckFailed(f"{what}: expected a refusal, the node accepted")
+
+
+async def case_handshake(ctx: Context) -> str:
+    """GetNodeInfo matches the bundle; a VP bound to the target opens a session."""
+    peer = ctx.peer()
+    try:
+        info = await peer.node_info()
+        if info.org_did != ctx.target_did or info.ledger_vkey != ctx.bundle["ledger_vkey"]:
+            raise CheckFailed(f"node info {info.org_did}/{info.ledger_vkey} differs from the bundle")
+        sess = await peer.open_session(ctx.ident)
+        if not sess.session_id:
+            raise CheckFailed("empty session id")
+        return f"session {sess.session_id[:8]}…, τ={sess.effective_trust:.2f}"
+    finally:
+        await peer.close()
+
+
+async def case_unknown_peer_refused(ctx: Context) -> str:
+    """A certificate of an organization not in the registry is refused (UNAUTHENTICATED).
+
+    The stranger's certificate is issued by the tester's own CA (which the
+    target trusts at the TLS layer) with the SAN URI of an unregistered DID,
+    so the refusal must come from the node's peer registry check.
+    """
+    from federation.tls import issue_client_certificate
+
+    cert, key = issue_client_certificate(ca_pem=ctx.ident.ca_pem, ca_key_pem=ctx.ident.ca_key_pem,
+                                         san="did:web:stranger.accord.test", common_name="stranger")
+    peer = ctx.peer(cert_pem=cert, key_pem=key)
+    try:
+        code, reason = await _expect_error(peer.node_info(), {grpc.StatusCode.UNAUTHENTICATED},
+                                           "unregistered peer")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_foreign_ca_refused(ctx: Context) -> str:
+    """A certificate claiming the tester's DID but issued by another CA is refused."""
+    from federation.tls import mint_tls_material
+
+    other = mint_tls_material(org_name="impostor", org_did=ctx.ident.org_did)
+    peer = ctx.peer(cert_pem=other.cert_pem, key_pem=other.key_pem)
+    try:
+        code, reason = await _expect_error(
+            peer.node_info(), {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE},
+            "certificate from a foreign CA")
+        return f"{code.name} {reason or '(TLS handshake refused)'}"
+    finally:
+        await peer.close()
+
+
+async def case_tampered_credential_refused(ctx: Context) -> str:
+    """A VP holding a credential whose claims were altered is refused (UNAUTHENTICATED)."""
+    cred = copy.deepcopy(ctx.ident.agent["credential"])
+    cred["credentialSubject"]["scopes"] = list(cred["credentialSubject"].get("scopes", [])) + ["interop:admin"]
+    peer = ctx.peer()
+    try:
+        code, reason = await _expect_error(peer.open_session(ctx.ident, credential=cred),
+                                           {grpc.StatusCode.UNAUTHENTICATED}, "tampered credential")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_wrong_domain_refused(ctx: Context) -> str:
+    """A VP bound to another verifier's DID is refused."""
+    peer = ctx.peer()
+    try:
+        code, reason = await _expect_error(
+            peer.open_session(ctx.ident, domain="did:web:someone-else.accord.test"),
+            {grpc.StatusCode.UNAUTHENTICATED}, "VP with the wrong domain")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def _session(ctx: Context) -> tuple[MinimalPeer, str]:
+    peer = ctx.peer()
+    sess = await peer.open_session(ctx.ident)
+    return peer, sess.session_id
+
+
+async def case_contract_allow(ctx: Context) -> str:
+    """An MNI request under the interop contract is allowed and carries exactly those fields."""
+    peer, sid = await _session(ctx)
+    try:
+        r = await peer.exchange(ctx.ident, sid, ctx.request(fields=MNI))
+        o = r.outcome
+        records = json.loads(o.payload_json)
+        if o.decision != "allow" or sorted(o.released_fields) != sorted(MNI):
+            raise CheckFailed(f"expected allow of {MNI}, got {o.decision} {list(o.released_fields)}")
+        if not records or any(set(rec) != set(MNI) for rec in records):
+            raise CheckFailed(f"payload fields differ from {MNI}: {records}")
+        return f"{len(records)} record(s), fields {sorted(MNI)}"
+    finally:
+        await peer.close()
+
+
+async def case_contract_deny(ctx: Context) -> str:
+    """A purpose requiring a scope the agent lacks is denied (PERMISSION_DENIED, MISSING_SCOPE)."""
+    peer, sid = await _session(ctx)
+    try:
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, ctx.request(fields=["record_id"], purpose="restricted")),
+            {grpc.StatusCode.PERMISSION_DENIED}, "request without the required scope")
+        if reason != "MISSING_SCOPE":
+            raise CheckFailed(f"expected reason MISSING_SCOPE, got {reason!r}")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_unknown_contract(ctx: Context) -> str:
+    """A request naming no contract in force is refused (NOT_FOUND, UNKNOWN_CONTRACT)."""
+    peer, sid = await _session(ctx)
+    try:
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, ctx.request(fields=MNI, contract_id="no-such-contract")),
+            {grpc.StatusCode.NOT_FOUND}, "unknown contract")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_mni_redaction(ctx: Context) -> str:
+    """Fields beyond the MNI are stripped by the gate even though the source has them."""
+    peer, sid = await _session(ctx)
+    try:
+        r = await peer.exchange(ctx.ident, sid, ctx.request(fields=MNI + BEYOND))
+        o = r.outcome
+        records = json.loads(o.payload_json)
+        leaked = {k for rec in records for k in rec} - set(MNI)
+        if leaked:
+            raise CheckFailed(f"fields beyond MNI were released: {sorted(leaked)}")
+        if set(o.released_fields) - set(MNI):
+            raise CheckFailed(f"released_fields go beyond MNI: {list(o.released_fields)}")
+        if not set(BEYOND) <= set(o.stripped_fields):
+            raise CheckFailed(f"stripped_fields {list(o.stripped_fields)} do not name {BEYOND}")
+        return f"released {sorted(o.released_fields)}, stripped {sorted(o.stripped_fields)}"
+    finally:
+        await peer.close()
+
+
+async def case_receipt_present(ctx: Context) -> str:
+    """The receipt is a C2SP tlog-proof that verifies offline (RFC 9162 inclusion, signed checkpoint)."""
+    peer, sid = await _session(ctx)
+    try:
+        r = await peer.exchange(ctx.ident, sid, ctx.request(fields=MNI, subject="rec-2"))
+        rc = r.outcome.receipt
+        if not rc.tlog_proof:
+            raise CheckFailed("no receipt")
+        cp = verify_tlog_proof(rc.tlog_proof, entry=rc.entry, vkey=ctx.bundle["ledger_vkey"],
+                               origin=ctx.bundle["ledger_origin"])
+        entry = json.loads(rc.entry)
+        if entry.get("disclosure_id") != r.outcome.disclosure_id:
+            raise CheckFailed("the logged entry is not this disclosure")
+        values = json.dumps(json.loads(r.outcome.payload_json))
+        if "P002" in json.dumps(entry) and "P002" in values:
+            raise CheckFailed("a released value appears in the ledger entry")
+        return f"leaf {rc.leaf_index} in tree of size {cp.size}"
+    finally:
+        await peer.close()
+
+
+async def case_replay_refused(ctx: Context) -> str:
+    """The same signed envelope sent twice is refused the second time."""
+    peer, sid = await _session(ctx)
+    try:
+        signed = ctx.request(fields=MNI)
+        await peer.exchange(ctx.ident, sid, signed)
+        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, signed),
+                                           {grpc.StatusCode.UNAUTHENTICATED}, "replayed request")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_bad_agent_signature(ctx: Context) -> str:
+    """A request whose agent signature does not verify is refused."""
+    peer, sid = await _session(ctx)
+    try:
+        signed = ctx.request(fields=MNI)
+        signed.agent_signature = bytes(64)
+        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, signed),
+                                           {grpc.StatusCode.UNAUTHENTICATED}, "bad agent signature")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_malformed_request(ctx: Context) -> str:
+    """A request with no fields is INVALID_ARGUMENT."""
+    peer, sid = await _session(ctx)
+    try:
+        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, ctx.request(fields=[])),
+                                           {grpc.StatusCode.INVALID_ARGUMENT}, "request without fields")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+Case = Callable[[Context], Awaitable[str]]
+CASES: list[tuple[str, Case]] = [
+    ("handshake", case_handshake),
+    ("refused unknown peer", case_unknown_peer_refused),
+    ("refused foreign CA", case_foreign_ca_refused),
+    ("refused tampered credential", case_tampered_credential_refused),
+    ("refused wrong domain", case_wrong_domain_refused),
+    ("contract allow", case_contract_allow),
+    ("contract deny", case_contract_deny),
+    ("unknown contract", case_unknown_contract),
+    ("MNI redaction", case_mni_redaction),
+    ("receipt present", case_receipt_present),
+    ("replay refused", case_replay_refused),
+    ("bad agent signature", case_bad_agent_signature),
+    ("malformed request", case_malformed_request),
+]
+

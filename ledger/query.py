@@ -1,0 +1,59 @@
+"""Entry filters for :meth:`ledger.TransparencyLog.query`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["EntryFilter", "MAX_QUERY_LIMIT"]
+
+MAX_QUERY_LIMIT = 10_000
+"""Largest ``limit`` accepted by a query (entries)."""
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Conjunctive filter over stored entries; ``None`` fields match everything.
+
+    Attributes:
+        counterpart_org: Matches ``provider_org`` or ``requester_org``.
+        agent_did: Matches ``requester_agent`` or ``provider_agent``.
+        contract_id: Exact contract id.
+        purpose: Exact purpose.
+        field: A field name present in requested, released or stripped fields.
+        decision: ``allow`` or ``deny``.
+        kind: Entry kind.
+        since: Entries whose ``time`` is at or after this aware datetime.
+        until: Entries whose ``time`` is strictly before this aware datetime.
+        start_index: Only entries with index ``>=`` this (for paging).
+        limit: At most this many entries, in index order (1..10,000).
+
+    Raises:
+        ValueError: On construction, if ``limit`` is out of range, a datetime is
+            naive, or ``since`` is after ``until``.
+
+    """
+
+    counterpart_org: str | None = None
+    agent_did: str | None = None
+    contract_id: str | None = None
+    purpose: str | None = None
+    field: str | None = None
+    decision: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    start_index: int = 0
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_QUERY_LIMIT:
+            raise ValueError(f"limit must be in [1, {MAX_QUERY_LIMIT}], got {self.limit}")
+        if self.start_index < 0:
+            raise ValueError("start_index must be >= 0")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware")
+        if self.since and self.until and self.since > self.until:
+            raise ValueError("since is after until")

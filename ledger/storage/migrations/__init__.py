@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the ledger (run programmatically by ``LedgerStore.migrate``)."""

@@ -1,0 +1,81 @@
+"""Accord policy: contracts, Rego decisions (embedded or OPA), the MNI gate, trust, budgets.
+
+See ``docs/contracts.md`` for the contract format and decision semantics.
+"""
+
+from policy.budget import BudgetKey, BudgetLedger, BudgetStateError
+from policy.contract import (
+    Contract,
+    ContractSignature,
+    OptionalField,
+    Parties,
+    PartyRef,
+    Purpose,
+    RateLimit,
+    SessionLimits,
+    TrustBudget,
+)
+from policy.decision import Decision, DecisionInput, DecisionLog
+from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
+from policy.engine_opa import OpaRestEngine, OpaTls
+from policy.engine_regopy import RegopyEngine, compile_check
+from policy.errors import (
+    ContractInvalidError,
+    ContractNotInForceError,
+    ContractSignatureError,
+    ContractUnsignedError,
+    DecisionInputError,
+    EngineError,
+    GateError,
+    MeasureError,
+    PolicyError,
+    RegoModuleError,
+    UnknownContractError,
+    UnknownPurposeError,
+)
+from policy.gate import GateResult, apply_gate
+from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
+
+__all__ = [
+    "BudgetKey",
+    "BudgetLedger",
+    "BudgetStateError",
+    "Contract",
+    "ContractInvalidError",
+    "ContractNotInForceError",
+    "ContractSignature",
+    "ContractSignatureError",
+    "ContractUnsignedError",
+    "Decision",
+    "DecisionInput",
+    "DecisionInputError",
+    "DecisionLog",
+    "EngineError",
+    "EngineStats",
+    "GateError",
+    "GateResult",
+    "MeasureError",
+    "OpaRestEngine",
+    "OpaTls",
+    "OptionalField",
+    "Pair",
+    "Parties",
+    "PartyRef",
+    "PolicyEngine",
+    "PolicyError",
+    "Purpose",
+    "RateLimit",
+    "RegoModuleError",
+    "RegopyEngine",
+    "SessionLimits",
+    "TrustBook",
+    "TrustBudget",
+    "TrustConfig",
+    "TrustStateError",
+    "UnknownContractError",
+    "UnknownPurposeError",
+    "apply_gate",
+    "base_policy",
+    "compile_check",
+    "contract_document",
+]

@@ -1,0 +1,821 @@
+"""Simulatable reconstruction-attack auditor for SUM / AVG / COUNT queries.
+
+Model (Kenthapadi, Mishra, Nissim, "Simulatable auditing", PODS 2005; Dinur
+and Nissim, "Revealing information while preserving privacy", PODS 2003;
+Denning, Denning and Schwartz, "The tracker", TODS 1979): every answered SUM
+over a selected record set S contributes the indicator vector 1_S to a
+matrix M. The requester learns record i's sensitive value exactly iff the
+unit vector e_i lies in the row space of M over the rationals. Before a new
+SUM (or AVG: the count of S is assumed known, so AVG counts as SUM) is
+answered, :meth:`Auditor.check` decides whether adding 1_S would put any e_i
+in the row space. The decision reads only the selected id sets, never the
+values, so a denial reveals nothing the requester could not simulate. COUNT
+never reveals a sensitive value: it is always allowed (for a non-empty
+selection) and recorded, but does not enter M. Denied queries do not enter
+the history.
+
+Cells (atoms). Records that every answered query treats alike (selected by
+exactly the same queries) form one *atom*; every row of M is constant on
+atoms, so the auditor works in atom coordinates: a record i is disclosed iff
+its atom is a singleton and that atom's unit vector lies in the row space of
+the atom-level matrix. A new query splits the atoms it cuts. Predicates over a
+few quasi-identifier columns give few atoms, which makes analytics cheap;
+random id sets split everything into singletons (the worst case). Records
+never selected form the implicit all-zero atom, so the record universe need
+not be known in advance.
+
+Linear algebra. Per scope the auditor keeps the row space in reduced form:
+each basis row has a pivot atom (coefficient 1, zero in every other row) and
+a sparse *free part*. Then e_a is in the row space iff a is a pivot whose
+free part is empty; adding a reduced query q' with pivot f0 changes only the
+rows that have f0 in their free part, and such a row c becomes e_c iff its
+free part is parallel to q'. Arithmetic is modulo a node-secret random prime
+p of about 127 bits (:func:`random_prime`). Rank over GF(p) can fall below the
+rank over Q only when p divides a non-zero minor; for 0/1 matrices of rank
+r <= 10^4 this happens for a fixed decision with probability below
+r·log2(r)·127·ln2 / (2·126·2^126) < 2^-100, and the randomised fast path for
+"already implied" queries (a secret random linear functional that vanishes on
+the row space) errs with probability at most 1/p per query. See
+``docs/auditing.md``.
+
+History is pooled per scope key (:func:`scope_key`): one agent, one
+organization, a coalition of organizations, or global.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flint
+import numpy as np
+
+from policy.errors import PolicyError
+
+__all__ = [
+    "MAX_RECORD_ID",
+    "AuditCommitRefusedError",
+    "AuditDecision",
+    "AuditError",
+    "AuditState",
+    "AuditStateError",
+    "Auditor",
+    "InvalidQueryKindError",
+    "InvalidScopeError",
+    "QueryKind",
+    "ScopeStatus",
+    "UnknownRecordError",
+    "random_prime",
+    "scope_key",
+]
+
+QueryKind = Literal["count", "sum", "avg"]
+_KINDS = frozenset({"count", "sum", "avg"})
+MAX_RECORD_ID = 2**27 - 1
+"""Largest record id accepted. Per-scope state holds one 4-byte atom label per
+id up to the largest id seen, so ids should be dense row ordinals."""
+
+_STATE_VERSION = 1
+_SCOPES = ("agent", "org", "coalition", "global")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class AuditError(PolicyError):
+    """Base class of the auditor's errors (reason ``AUDIT_ERROR``)."""
+
+    reason = "AUDIT_ERROR"
+    caller_fault = False
+
+
+class UnknownRecordError(AuditError):
+    """A selected id is outside the auditor's record set or id range.
+
+    Reason ``UNKNOWN_RECORD``; the node computed the selection, so it is not
+    the requester's fault.
+    """
+
+    reason = "UNKNOWN_RECORD"
+    caller_fault = False
+
+
+class InvalidQueryKindError(AuditError):
+    """The query kind is not ``count``, ``sum`` or ``avg`` (``INVALID_QUERY_KIND``)."""
+
+    reason = "INVALID_QUERY_KIND"
+    caller_fault = True
+
+
+class InvalidScopeError(AuditError):
+    """Unknown pooling scope or missing scope input (``INVALID_SCOPE``)."""
+
+    reason = "INVALID_SCOPE"
+    caller_fault = True
+
+
+class AuditStateError(AuditError):
+    """A persisted auditor state does not parse (``INVALID_AUDIT_STATE``)."""
+
+    reason = "INVALID_AUDIT_STATE"
+    caller_fault = False
+
+
+class AuditCommitRefusedError(AuditError):
+    """:meth:`Auditor.commit` was asked to record a query the auditor denies.
+
+    Reason ``AUDIT_COMMIT_REFUSED``; ``metadata["decision_reason"]`` holds the
+    denial reason (``RECONSTRUCTION_RISK`` or ``EMPTY_SELECTION``).
+    """
+
+    reason = "AUDIT_COMMIT_REFUSED"
+    caller_fault = False
+
+
+# --------------------------------------------------------------------------- scope keys
+
+
+def scope_key(
+    scope: str,
+    *,
+    requester_org: str,
+    agent: str | None = None,
+    coalitions: Iterable[Iterable[str]] = (),
+) -> str:
+    """Compute the history-pooling key for a query.
+
+    Args:
+        scope: ``"agent"`` (one agent's own history), ``"org"`` (all agents
+            of the requester's organization), ``"coalition"`` (all
+            organizations linked to the requester's by declared or suspected
+            collusion; the links are closed transitively, so an organization
+            always pools into exactly one coalition) or ``"global"`` (every
+            requester together).
+        requester_org: the requesting organization (e.g. its DID).
+        agent: the requesting agent (e.g. its DID); required for ``"agent"``.
+        coalitions: groups of organization names that collude.
+
+    Returns:
+        A string key, e.g. ``'org:["did:web:a.example"]'`` or
+        ``'coalition:["A","B"]'`` (members sorted). Changing the coalitions
+        changes the key: see :meth:`Auditor.merge_scopes`.
+
+    Raises:
+        InvalidScopeError: unknown scope, empty org, or ``"agent"`` without agent.
+    """
+    if not requester_org:
+        raise InvalidScopeError("requester_org must be non-empty")
+    if scope == "agent":
+        if not agent:
+            raise InvalidScopeError("scope 'agent' needs the agent identifier")
+        return "agent:" + json.dumps([requester_org, agent], separators=(",", ":"))
+    if scope == "org":
+        return "org:" + json.dumps([requester_org], separators=(",", ":"))
+    if scope == "coalition":
+        members = _coalition_of(requester_org, coalitions)
+        return "coalition:" + json.dumps(sorted(members), separators=(",", ":"))
+    if scope == "global":
+        return "global"
+    raise InvalidScopeError(
+        f"unknown scope {scope!r}, expected one of {list(_SCOPES)}", metadata={"scope": scope}
+    )
+
+
+def _coalition_of(org: str, coalitions: Iterable[Iterable[str]]) -> set[str]:
+    groups = [set(g) for g in coalitions]
+    members = {org}
+    changed = True
+    while changed:
+        changed = False
+        for g in groups:
+            if g & members and not g <= members:
+                members |= g
+                changed = True
+    return members
+
+
+# --------------------------------------------------------------------------- primes
+
+
+def random_prime(bits: int = 127) -> int:
+    """Return a fresh random prime of exactly ``bits`` bits (from :mod:`secrets`).
+
+    Args:
+        bits: size of the prime in bits, at least 32.
+
+    Raises:
+        ValueError: ``bits`` < 32.
+    """
+    if bits < 32:
+        raise ValueError("the auditor's prime needs at least 32 bits")
+    while True:
+        n = secrets.randbits(bits) | (1 << (bits - 1)) | 1
+        if flint.fmpz(n).is_prime():
+            return n
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class AuditDecision:
+    """Outcome of auditing one query.
+
+    Attributes:
+        allow: True if the query may be answered.
+        reason: ``"OK"``, ``"RECONSTRUCTION_RISK"`` (answering would let the
+            scope determine at least one record's sensitive value exactly) or
+            ``"EMPTY_SELECTION"`` (nothing selected: denied for every kind,
+            since an AVG is undefined and a 0 answer is not worth a special
+            case).
+        rank_before: rank of the scope's SUM history before the query.
+        rank_after: rank if the query is answered (``rank_before`` when denied
+            or when the query is a COUNT or already implied).
+    """
+
+    allow: bool
+    reason: str
+    rank_before: int
+    rank_after: int
+
+
+@dataclass(frozen=True)
+class ScopeStatus:
+    """Counters of one scope (see :meth:`Auditor.status`).
+
+    Attributes:
+        history: answered SUM/AVG queries.
+        counts: answered COUNT queries.
+        rank: rank of the SUM history (number of independent answered sums).
+        atoms: number of cells the answered queries distinguish (excluding
+            the never-selected records).
+        denials: denied checks.
+    """
+
+    history: int
+    counts: int
+    rank: int
+    atoms: int
+    denials: int
+
+
+AuditState = dict[str, Any]
+"""JSON-able persisted auditor state (see :meth:`Auditor.to_state`). Contains
+the node-secret prime and weights: store it like a key."""
+
+
+@dataclass
+class _Plan:
+    """A computed, not yet applied, SUM insertion for one scope."""
+
+    version: int
+    allow: bool
+    reason: str
+    sel: np.ndarray | None = None
+    labels: np.ndarray | None = None  # current atom labels of sel
+    partial: np.ndarray | None = None  # old atom ids that split
+    counts: np.ndarray | None = None  # per old atom, selected count
+    untouched: int = 0
+    qp: dict[int, int] | None = None  # reduced query over (virtual) atom ids
+    f0: int = -1
+
+
+# --------------------------------------------------------------------------- scope
+
+
+class _Scope:
+    """Reduced row-space state of one scope's answered SUM queries."""
+
+    def __init__(self, p: int) -> None:
+        self.p = p
+        self.atom_of = np.full(0, -1, dtype=np.int32)
+        self.size = np.zeros(16, dtype=np.int64)
+        self.n_atoms = 0
+        self.w: list[int] = []
+        self.proj: list[int] = []
+        self.rows: dict[int, dict[int, int]] = {}
+        self.cols: dict[int, set[int]] = {}
+        self.history = 0
+        self.counts = 0
+        self.denials = 0
+        self.version = 0
+
+    # -- storage helpers
+    def ensure_ids(self, upto: int) -> None:
+        if upto > self.atom_of.shape[0]:
+            cap = max(upto, 2 * self.atom_of.shape[0], 1024)
+            new = np.full(cap, -1, dtype=np.int32)
+            new[: self.atom_of.shape[0]] = self.atom_of
+            self.atom_of = new
+
+    def new_atom(self, size: int) -> int:
+        a = self.n_atoms
+        if a >= self.size.shape[0]:
+            grown = np.zeros(2 * self.size.shape[0], dtype=np.int64)
+            grown[: self.size.shape[0]] = self.size
+            self.size = grown
+        self.size[a] = size
+        self.n_atoms += 1
+        wa = secrets.randbelow(self.p - 1) + 1
+        self.w.append(wa)
+        self.proj.append(wa)
+        return a
+
+    # -- planning
+    def plan(self, sel: np.ndarray) -> _Plan:
+        p = self.p
+        if sel.shape[0] == 0:
+            return _Plan(self.version, False, "EMPTY_SELECTION")
+        self.ensure_ids(int(sel.max()) + 1)
+        labels = self.atom_of[sel]
+        n = self.n_atoms
+        cnt = np.bincount(labels + 1, minlength=n + 1)
+        untouched = int(cnt[0])
+        cnt = cnt[1:]
+        sz = self.size[:n]
+        hit = cnt > 0
+        full = np.flatnonzero(hit & (cnt == sz))
+        partial = np.flatnonzero(hit & (cnt < sz))
+        plan = _Plan(self.version, True, "OK", sel, labels, partial, cnt, untouched)
+        proj = self.proj
+        if partial.shape[0] == 0 and untouched == 0:
+            if sum(proj[a] for a in full.tolist()) % p == 0:
+                plan.qp = {}
+                return plan  # already implied by the history: nothing new
+        # virtual split: the selected part of a cut atom gets a new id
+        split: dict[int, int] = {}
+        vsize: dict[int, int] = {}
+        nxt = n
+        for a in partial.tolist():
+            k = int(cnt[a])
+            split[a] = nxt
+            vsize[a] = int(sz[a]) - k
+            vsize[nxt] = k
+            nxt += 1
+        z = -1
+        if untouched:
+            z = nxt
+            vsize[z] = untouched
+            nxt += 1
+        rows = self.rows
+
+        def vrow(c: int) -> dict[int, int]:
+            r = rows[c]
+            out = dict(r)
+            for f, v in r.items():
+                if f in split:
+                    out[split[f]] = v
+            if c in split:
+                out[split[c]] = 1
+            return out
+
+        qp: dict[int, int] = {}
+        for a in full.tolist():
+            if a in rows:
+                for f, v in vrow(a).items():
+                    qp[f] = (qp.get(f, 0) - v) % p
+            else:
+                qp[a] = (qp.get(a, 0) + 1) % p
+        for a2 in split.values():
+            qp[a2] = (qp.get(a2, 0) + 1) % p
+        if z >= 0:
+            qp[z] = 1
+        qp = {f: v for f, v in qp.items() if v}
+        plan.qp = qp
+        if not qp:
+            return plan
+
+        def vsz(a: int) -> int:
+            return vsize[a] if a in vsize else int(self.size[a])
+
+        inv_split = {v: k for k, v in split.items()}
+        cols = self.cols
+
+        def vcols(f: int) -> set[int]:
+            if f == z:
+                return set()
+            if f in inv_split:
+                a = inv_split[f]
+                return {a} if a in rows else cols.get(a, set())
+            return cols.get(f, set())
+
+        if len(qp) == 1:
+            (f,) = qp
+            if vsz(f) == 1:
+                plan.allow, plan.reason = False, "RECONSTRUCTION_RISK"
+                return plan
+        f0 = min(qp, key=lambda f: len(vcols(f)))
+        plan.f0 = f0
+        qinv = pow(qp[f0], -1, p)
+        for c in vcols(f0):
+            if vsz(c) != 1:
+                continue
+            r = vrow(c)
+            if len(r) != len(qp):
+                continue
+            alpha = r[f0] * qinv % p
+            if all(r.get(f) == alpha * v % p for f, v in qp.items()):
+                plan.allow, plan.reason = False, "RECONSTRUCTION_RISK"
+                return plan
+        return plan
+
+    # -- applying
+    def apply(self, plan: _Plan) -> None:
+        assert plan.allow and plan.qp is not None and plan.version == self.version
+        self.history += 1
+        if not plan.qp:
+            self.version += 1
+            return
+        p = self.p
+        assert plan.sel is not None and plan.labels is not None
+        assert plan.partial is not None and plan.counts is not None
+        n = self.n_atoms
+        lut = np.arange(-1, n, dtype=np.int32)
+        w, proj, rows, cols = self.w, self.proj, self.rows, self.cols
+        for a in plan.partial.tolist():
+            k = int(plan.counts[a])
+            a2 = self.new_atom(k)
+            self.size[a] -= k
+            lut[a + 1] = a2
+            if a in rows:
+                rows[a][a2] = 1
+                cols[a2] = {a}
+                proj[a] = (proj[a] - w[a2]) % p
+            else:
+                cs = cols.get(a)
+                if cs:
+                    for c in cs:
+                        v = rows[c][a]
+                        rows[c][a2] = v
+                        proj[c] = (proj[c] - v * w[a2]) % p
+                    cols[a2] = set(cs)
+        if plan.untouched:
+            lut[0] = self.new_atom(plan.untouched)
+        self.atom_of[plan.sel] = lut[plan.labels + 1]
+        # insert the reduced query with pivot f0
+        qp, f0 = plan.qp, plan.f0
+        inv = pow(qp[f0], -1, p)
+        qn = {f: v * inv % p for f, v in qp.items() if f != f0}
+        qw = (w[f0] + sum(v * w[f] for f, v in qn.items())) % p
+        for c in cols.pop(f0, set()):
+            r = rows[c]
+            alpha = r.pop(f0)
+            for f, v in qn.items():
+                nv = (r.get(f, 0) - alpha * v) % p
+                if nv:
+                    if f not in r:
+                        cols.setdefault(f, set()).add(c)
+                    r[f] = nv
+                elif f in r:
+                    del r[f]
+                    cs = cols[f]
+                    cs.discard(c)
+                    if not cs:
+                        del cols[f]
+            proj[c] = (proj[c] + alpha * qw) % p
+        rows[f0] = qn
+        for f in qn:
+            cols.setdefault(f, set()).add(f0)
+        proj[f0] = (w[f0] - qw) % p
+        self.version += 1
+
+    # -- persistence
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "atom_of": _b64(self.atom_of.astype("<i4")),
+            "size": _b64(self.size[: self.n_atoms].astype("<i8")),
+            "w": [format(x, "x") for x in self.w],
+            "proj": [format(x, "x") for x in self.proj],
+            "rows": {str(c): {str(f): format(v, "x") for f, v in r.items()} for c, r in self.rows.items()},
+            "history": self.history,
+            "counts": self.counts,
+            "denials": self.denials,
+        }
+
+    @classmethod
+    def from_state(cls, p: int, d: Mapping[str, Any]) -> _Scope:
+        s = cls(p)
+        s.atom_of = np.frombuffer(base64.b64decode(d["atom_of"]), dtype="<i4").astype(np.int32)
+        sizes = np.frombuffer(base64.b64decode(d["size"]), dtype="<i8").astype(np.int64)
+        s.n_atoms = int(sizes.shape[0])
+        s.size = np.zeros(max(16, 2 * s.n_atoms), dtype=np.int64)
+        s.size[: s.n_atoms] = sizes
+        s.w = [int(x, 16) for x in d["w"]]
+        s.proj = [int(x, 16) for x in d["proj"]]
+        s.rows = {int(c): {int(f): int(v, 16) for f, v in r.items()} for c, r in d["rows"].items()}
+        for c, r in s.rows.items():
+            for f in r:
+                s.cols.setdefault(f, set()).add(c)
+        s.history, s.counts, s.denials = int(d["history"]), int(d["counts"]), int(d["denials"])
+        if len(s.w) != s.n_atoms or len(s.proj) != s.n_atoms:
+            raise ValueError("weights do not match the atom count")
+        if s.atom_of.shape[0] and int(s.atom_of.max()) >= s.n_atoms:
+            raise ValueError("atom label out of range")
+        if any(c >= s.n_atoms or c < 0 for c in s.rows) or any(
+            f >= s.n_atoms or f < 0 or f in s.rows for f in s.cols
+        ):
+            raise ValueError("row refers to an unknown or pivot atom")
+        return s
+
+    def status(self) -> ScopeStatus:
+        return ScopeStatus(self.history, self.counts, len(self.rows), self.n_atoms, self.denials)
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(a.tobytes()).decode("ascii")
+
+
+# --------------------------------------------------------------------------- auditor
+
+
+class Auditor:
+    """Decides, per pooling scope, whether an aggregate may be answered.
+
+    Args:
+        record_ids: the dataset's record ids (non-negative ints up to
+            :data:`MAX_RECORD_ID`), or None for an open universe (any id in
+            range is accepted; records never selected do not affect any
+            decision, so knowing the universe is only a consistency check).
+        prime: the modulus (a prime of at least 32 bits, kept secret by the
+            node); default: a fresh random 127-bit prime.
+
+    Selections (``selected_ids``) may be a ``frozenset``/``set`` of ints, any
+    iterable of ints, or a 1-D integer NumPy array (the fast path for large
+    selections). Duplicates are ignored.
+
+    Thread-safe: every public method holds one lock.
+
+    Raises:
+        UnknownRecordError: an id in ``record_ids`` is out of range.
+        ValueError: ``prime`` is not a prime of at least 32 bits.
+    """
+
+    def __init__(self, record_ids: Sequence[int] | None = None, *, prime: int | None = None) -> None:
+        if prime is None:
+            prime = random_prime()
+        elif prime.bit_length() < 32 or not flint.fmpz(prime).is_prime():
+            raise ValueError("prime must be a prime of at least 32 bits")
+        self._p = prime
+        self._scopes: dict[str, _Scope] = {}
+        self._known: np.ndarray | None = None
+        self._lock = threading.RLock()
+        self._cached: tuple[str, frozenset[int], _Plan] | None = None
+        if record_ids is not None:
+            self._known = np.zeros(0, dtype=np.bool_)
+            self.add_records(record_ids)
+
+    @property
+    def prime(self) -> int:
+        """The modulus (secret)."""
+        return self._p
+
+    # -- records
+    def add_records(self, ids: Iterable[int]) -> None:
+        """Declare records that joined the dataset.
+
+        New records have never been selected, so every scope's state stays
+        valid as is. With an open universe (``record_ids=None``) this only
+        validates the ids.
+
+        Raises:
+            UnknownRecordError: an id is negative, not an int or above
+                :data:`MAX_RECORD_ID`.
+        """
+        with self._lock:
+            arr = self._to_array(ids, check_known=False)
+            if self._known is not None and arr.shape[0]:
+                top = int(arr.max()) + 1
+                if top > self._known.shape[0]:
+                    grown = np.zeros(max(top, 2 * self._known.shape[0]), dtype=np.bool_)
+                    grown[: self._known.shape[0]] = self._known
+                    self._known = grown
+                self._known[arr] = True
+
+    def _to_array(self, ids: Any, *, check_known: bool = True) -> np.ndarray:
+        if isinstance(ids, np.ndarray):
+            if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+                raise UnknownRecordError("selected ids must be a 1-D integer array")
+            arr = ids.astype(np.int64, copy=False)
+            dedupe = True
+        elif isinstance(ids, (set, frozenset)):
+            try:
+                arr = np.fromiter(ids, dtype=np.int64, count=len(ids))
+            except (TypeError, ValueError, OverflowError) as e:
+                raise UnknownRecordError(f"selected ids must be integers: {e}") from None
+            dedupe = False
+        else:
+            try:
+                vals = list(ids)
+                if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in vals):
+                    raise TypeError("non-integer id")
+                arr = np.fromiter(vals, dtype=np.int64, count=len(vals))
+            except (TypeError, ValueError, OverflowError) as e:
+                raise UnknownRecordError(f"selected ids must be integers: {e}") from None
+            dedupe = True
+        if arr.shape[0]:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi > MAX_RECORD_ID:
+                bad = lo if lo < 0 else hi
+                raise UnknownRecordError(
+                    f"record id {bad} outside [0, {MAX_RECORD_ID}]", metadata={"id": str(bad)}
+                )
+            if dedupe:
+                mark = np.zeros(hi + 1, dtype=np.bool_)
+                mark[arr] = True
+                if int(np.count_nonzero(mark)) != arr.shape[0]:
+                    arr = np.flatnonzero(mark).astype(np.int64)
+            if check_known and self._known is not None:
+                known = self._known
+                if hi >= known.shape[0] or not bool(known[arr].all()):
+                    bad_ids = [int(i) for i in arr if i >= known.shape[0] or not known[i]]
+                    raise UnknownRecordError(
+                        f"record id {bad_ids[0]} is not in the dataset",
+                        metadata={"id": str(bad_ids[0]), "unknown": str(len(bad_ids))},
+                    )
+        return arr
+
+    # -- auditing
+    def _scope(self, key: str) -> _Scope:
+        s = self._scopes.get(key)
+        if s is None:
+            if not isinstance(key, str) or not key:
+                raise InvalidScopeError("scope key must be a non-empty string")
+            s = self._scopes[key] = _Scope(self._p)
+        return s
+
+    @staticmethod
+    def _kind(kind: str) -> str:
+        if kind not in _KINDS:
+            raise InvalidQueryKindError(
+                f"query kind must be one of {sorted(_KINDS)}, got {kind!r}",
+                metadata={"kind": str(kind)},
+            )
+        return kind
+
+    def _plan(self, key: str, kind: str, selected_ids: Any) -> tuple[_Scope, _Plan]:
+        self._kind(kind)
+        s = self._scope(key)
+        sel = self._to_array(selected_ids)
+        if kind == "count":
+            if sel.shape[0] == 0:
+                return s, _Plan(s.version, False, "EMPTY_SELECTION")
+            return s, _Plan(s.version, True, "OK", qp={})
+        return s, s.plan(sel)
+
+    def check(self, scope_key: str, kind: str, selected_ids: Any) -> AuditDecision:
+        """Decide whether a query may be answered, without recording it.
+
+        Args:
+            scope_key: the pooling key (:func:`scope_key`).
+            kind: ``"count"``, ``"sum"`` or ``"avg"``.
+            selected_ids: ids of the records the query's predicate selects.
+
+        Returns:
+            The decision. A denial is counted in :meth:`status`.
+
+        Raises:
+            InvalidQueryKindError: unknown kind.
+            UnknownRecordError: an id is outside the dataset or id range.
+        """
+        with self._lock:
+            s, plan = self._plan(scope_key, kind, selected_ids)
+            if isinstance(selected_ids, frozenset) and plan.allow:
+                self._cached = (scope_key, selected_ids, plan)
+            return self._decision(s, kind, plan)
+
+    def _decision(self, s: _Scope, kind: str, plan: _Plan) -> AuditDecision:
+        r = len(s.rows)
+        if not plan.allow:
+            s.denials += 1
+            return AuditDecision(False, plan.reason, r, r)
+        grows = kind != "count" and bool(plan.qp)
+        return AuditDecision(True, "OK", r, r + 1 if grows else r)
+
+    def commit(self, scope_key: str, kind: str, selected_ids: Any) -> None:
+        """Record an answered query in the scope's history.
+
+        Raises:
+            AuditCommitRefusedError: the auditor would deny this query now
+                (e.g. another query was committed since the check).
+            InvalidQueryKindError: unknown kind.
+            UnknownRecordError: an id is outside the dataset or id range.
+        """
+        with self._lock:
+            cached = self._cached
+            self._cached = None
+            s = self._scope(scope_key)
+            if (
+                kind in ("sum", "avg")
+                and cached is not None
+                and cached[0] == scope_key
+                and cached[1] is selected_ids
+                and cached[2].version == s.version
+                and cached[2].qp is not None
+                and cached[2].sel is not None
+            ):
+                plan = cached[2]
+            else:
+                s, plan = self._plan(scope_key, kind, selected_ids)
+            self._apply(s, kind, plan)
+
+    def _apply(self, s: _Scope, kind: str, plan: _Plan) -> None:
+        if not plan.allow:
+            raise AuditCommitRefusedError(
+                f"refusing to record a query the auditor denies ({plan.reason})",
+                metadata={"decision_reason": plan.reason},
+            )
+        if kind == "count":
+            s.counts += 1
+        else:
+            s.apply(plan)
+
+    def audit(self, scope_key: str, kind: str, selected_ids: Any) -> AuditDecision:
+        """Check a query and, if allowed, record it (atomically).
+
+        Returns:
+            The decision (see :meth:`check`).
+
+        Raises:
+            InvalidQueryKindError: unknown kind.
+            UnknownRecordError: an id is outside the dataset or id range.
+        """
+        with self._lock:
+            s, plan = self._plan(scope_key, kind, selected_ids)
+            decision = self._decision(s, kind, plan)
+            if plan.allow:
+                self._apply(s, kind, plan)
+            return decision
+
+    def disclosed(self, scope_key: str) -> frozenset[int]:
+        """Return the record ids whose values the scope's history determines.
+
+        Always empty unless a state was tampered with; used by tests and
+        audits of the auditor itself.
+        """
+        with self._lock:
+            s = self._scopes.get(scope_key)
+            if s is None:
+                return frozenset()
+            atoms = [c for c, r in s.rows.items() if not r and s.size[c] == 1]
+            if not atoms:
+                return frozenset()
+            ids = np.flatnonzero(np.isin(s.atom_of, np.asarray(atoms, dtype=np.int32)))
+            return frozenset(int(i) for i in ids)
+
+    # -- introspection and persistence
+    def status(self) -> dict[str, ScopeStatus]:
+        """Return per-scope counters (history size, rank, atoms, denials)."""
+        with self._lock:
+            return {k: s.status() for k, s in self._scopes.items()}
+
+    def to_state(self) -> AuditState:
+        """Serialize the whole auditor to a JSON-able dict.
+
+        The dict holds the secret prime and per-atom weights: persist it with
+        the node's secrets. Arrays are base64 little-endian; big integers hex.
+        """
+        with self._lock:
+            known = None
+            if self._known is not None:
+                known = base64.b64encode(np.packbits(self._known, bitorder="little")).decode()
+            return {
+                "version": _STATE_VERSION,
+                "prime": format(self._p, "x"),
+                "known": known,
+                "known_len": 0 if self._known is None else int(self._known.shape[0]),
+                "scopes": {k: s.to_state() for k, s in self._scopes.items()},
+            }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Auditor:
+        """Rebuild an auditor from :meth:`to_state` output.
+
+        Raises:
+            AuditStateError: wrong version or a malformed/inconsistent state.
+        """
+        try:
+            if state.get("version") != _STATE_VERSION:
+                raise ValueError(f"expected version {_STATE_VERSION}, got {state.get('version')!r}")
+            p = int(state["prime"], 16)
+            a = cls.__new__(cls)
+            if p.bit_length() < 32 or not flint.fmpz(p).is_prime():
+                raise ValueError("prime is not a prime of at least 32 bits")
+            a._p = p
+            a._lock = threading.RLock()
+            a._cached = None
+            a._known = None
+            if state.get("known") is not None:
+                bits = np.frombuffer(base64.b64decode(state["known"]), dtype=np.uint8)
+                n = int(state["known_len"])
+                a._known = np.unpackbits(bits, bitorder="little")[:n].astype(np.bool_)
+            a._scopes = {str(k): _Scope.from_state(p, v) for k, v in state["scopes"].items()}
+            return a
+        except AuditStateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise AuditStateError(f"invalid auditor state: {e}") from None

@@ -1,0 +1,284 @@
+"""Decision input and output records, and the decision log.
+
+A :class:`DecisionInput` is what the node knows when a request arrives; it
+becomes the Rego ``input`` document via :meth:`DecisionInput.to_rego_input`.
+A :class:`Decision` is the engine's answer plus its evidence (digests of the
+input, the contract version and the loaded policy bundle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import rfc8785
+
+from policy.errors import DecisionInputError, GateError
+from policy.paths import canonical_path
+
+__all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS"]
+
+#: Budget arithmetic in Rego is in integer micro-units (1 unit = 1e6 micros).
+MICROS = 1_000_000
+
+
+def jcs_digest(obj: Any) -> str:
+    """Hex SHA-256 of the RFC 8785 (JCS) canonical JSON of ``obj``."""
+    return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
+
+
+def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(m or {}))
+
+
+def _json_safe(obj: Any, where: str) -> Any:
+    try:
+        return json.loads(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError):
+        raise DecisionInputError(
+            f"{where} must be JSON-serializable", metadata={"field": where}
+        ) from None
+
+
+@dataclass(frozen=True)
+class DecisionInput:
+    """Everything the policy sees about one request.
+
+    Attributes:
+        contract_id: the contract the request invokes.
+        purpose: the purpose name within that contract.
+        requester_org: DID of the requesting organization (authenticated peer).
+        provider_org: DID of the organization deciding (this node's org).
+        requester_agent: DID of the requesting agent.
+        agent_claims: verified credential claims: ``org``, ``role``,
+            ``scopes`` (list of str), ``trust_tier``… (JSON values).
+        requested_fields: field paths asked for (canonicalized, order kept,
+            duplicates removed).
+        effective_trust: τ in [0, 1] from :class:`policy.TrustBook`.
+        budget_used: trust-budget units already spent in the current window.
+        session: ``requests`` decided before this one, ``fields_released``,
+            ``denials`` in the requester's session (ints, default 0).
+        now: decision time (timezone-aware; policy sees whole Unix seconds).
+        recent_requests: decisions for this (contract, requester org) inside
+            the contract's rate-limit window, before this one.
+        context: request context a contract hook may read (e.g.
+            ``{"consent": true, "human_approval": "ticket-42"}``).
+
+    Raises:
+        DecisionInputError: bad field path, naive ``now``, τ outside [0, 1],
+            negative counters, or non-JSON claims/context.
+    """
+
+    contract_id: str
+    purpose: str
+    requester_org: str
+    provider_org: str
+    requester_agent: str
+    agent_claims: Mapping[str, Any]
+    requested_fields: tuple[str, ...]
+    effective_trust: float
+    budget_used: float
+    session: Mapping[str, int]
+    now: datetime
+    recent_requests: int = 0
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("contract_id", "purpose", "requester_org", "provider_org", "requester_agent"):
+            if not isinstance(getattr(self, name), str):
+                raise DecisionInputError(f"{name} must be a string", metadata={"field": name})
+        if isinstance(self.requested_fields, str):
+            raise DecisionInputError(
+                "requested_fields must be a sequence of paths, not a string",
+                metadata={"field": "requested_fields"},
+            )
+        seen: dict[str, None] = {}
+        for f in self.requested_fields:
+            try:
+                seen[canonical_path(f)] = None
+            except GateError as exc:
+                raise DecisionInputError(str(exc), metadata={"field": "requested_fields"}) from None
+        object.__setattr__(self, "requested_fields", tuple(seen))
+        t = self.effective_trust
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
+            raise DecisionInputError(
+                f"effective_trust must be in [0, 1], got {t!r}",
+                metadata={"field": "effective_trust"},
+            )
+        b = self.budget_used
+        if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b) or b < 0:
+            raise DecisionInputError(
+                f"budget_used must be a finite number >= 0, got {b!r}",
+                metadata={"field": "budget_used"},
+            )
+        if not isinstance(self.now, datetime) or self.now.tzinfo is None:
+            raise DecisionInputError(
+                "now must be a timezone-aware datetime", metadata={"field": "now"}
+            )
+        sess = {"requests": 0, "fields_released": 0, "denials": 0}
+        for k, v in dict(self.session or {}).items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise DecisionInputError(
+                    f"session.{k} must be an int >= 0", metadata={"field": f"session.{k}"}
+                )
+            sess[str(k)] = v
+        if (
+            not isinstance(self.recent_requests, int)
+            or isinstance(self.recent_requests, bool)
+            or self.recent_requests < 0
+        ):
+            raise DecisionInputError(
+                "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
+            )
+        object.__setattr__(self, "session", _freeze(sess))
+        object.__setattr__(
+            self, "agent_claims", _freeze(_json_safe(dict(self.agent_claims or {}), "agent_claims"))
+        )
+        object.__setattr__(
+            self, "context", _freeze(_json_safe(dict(self.context or {}), "context"))
+        )
+
+    @property
+    def now_unix(self) -> int:
+        """Decision time as whole Unix seconds (floor)."""
+        return math.floor(self.now.timestamp())
+
+    def to_rego_input(self) -> dict[str, Any]:
+        """Return the Rego ``input`` document (JSON values only).
+
+        Shape::
+
+            {"contract_id", "purpose", "requester_org", "provider_org",
+             "requester_agent", "agent_claims": {...}, "requested_fields": [...],
+             "effective_trust": float, "budget_used_micros": int,
+             "session": {"requests", "fields_released", "denials"},
+             "recent_requests": int, "context": {...}, "now_unix": int}
+        """
+        return {
+            "contract_id": self.contract_id,
+            "purpose": self.purpose,
+            "requester_org": self.requester_org,
+            "provider_org": self.provider_org,
+            "requester_agent": self.requester_agent,
+            "agent_claims": dict(self.agent_claims),
+            "requested_fields": list(self.requested_fields),
+            "effective_trust": float(self.effective_trust),
+            "budget_used_micros": round(self.budget_used * MICROS),
+            "session": dict(self.session),
+            "recent_requests": self.recent_requests,
+            "context": dict(self.context),
+            "now_unix": self.now_unix,
+        }
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the JCS of :meth:`to_rego_input` (the canonical input digest)."""
+        return jcs_digest(self.to_rego_input())
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy decision with its evidence.
+
+    Attributes:
+        allow: True if the request may proceed.
+        released_fields: canonical field paths that may cross (sorted; empty if denied).
+        obligations: obligation codes the node must honour (sorted).
+        reasons: stable codes, sorted: deny reasons when denied
+            (``CONTRACT_NOT_IN_FORCE``, ``UNKNOWN_PURPOSE``, ``PARTY_MISMATCH``,
+            ``MISSING_SCOPE``, ``RATE_LIMITED``, ``SESSION_LIMIT``,
+            ``UNKNOWN_CONTRACT``, ``EMPTY_REQUEST``, ``ENGINE_ERROR``, hook
+            codes); notes when allowed (``FIELD_NOT_IN_CONTRACT:<f>``,
+            ``TRUST_TOO_LOW:<f>``, ``TRUST_BUDGET_EXHAUSTED``).
+        decision_id: random 128-bit hex id of this decision.
+        input_digest: :meth:`DecisionInput.digest`.
+        contract_hash: the contract's version hash ("" if unknown).
+        bundle_hash: digest of everything the engine loaded (policy, hooks, data).
+        engine: ``"regopy"`` or ``"opa-rest"``.
+        effective_trust: τ after the contract ceiling.
+        budget_spent: trust-budget units this decision spends (0 if denied).
+        max_records: the purpose's record cap, or None.
+    """
+
+    allow: bool
+    released_fields: tuple[str, ...]
+    obligations: tuple[str, ...]
+    reasons: tuple[str, ...]
+    decision_id: str
+    input_digest: str
+    contract_hash: str
+    bundle_hash: str
+    engine: str
+    effective_trust: float
+    budget_spent: float
+    max_records: int | None = None
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        """The reasons without their ``:<detail>`` suffixes, deduplicated, in order."""
+        return tuple(dict.fromkeys(r.split(":", 1)[0] for r in self.reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as JSON values (tuples as lists)."""
+        d = asdict(self)
+        for k in ("released_fields", "obligations", "reasons"):
+            d[k] = list(d[k])
+        return d
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the JCS of :meth:`to_dict` (what the ledger records)."""
+        return jcs_digest(self.to_dict())
+
+    def outcome(self) -> dict[str, Any]:
+        """Return the engine-independent part (for comparing engines): no ids, no engine name."""
+        d = self.to_dict()
+        for k in ("decision_id", "engine"):
+            d.pop(k)
+        return d
+
+
+class DecisionLog:
+    """In-memory, thread-safe, append-only log of decision records.
+
+    Each record is ``{"decided_at": RFC 3339, "decision": Decision.to_dict(),
+    "decision_digest": hex, "input": DecisionInput.to_rego_input()}``.
+    """
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def append(self, inp: DecisionInput, decision: Decision) -> dict[str, Any]:
+        """Record one decision; returns the stored record."""
+        rec = {
+            "decided_at": inp.now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "decision": decision.to_dict(),
+            "decision_digest": decision.digest(),
+            "input": inp.to_rego_input(),
+        }
+        with self._lock:
+            self._records.append(rec)
+        return rec
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            return iter(list(self._records))
+
+    def export_jsonl(self, path: str | Path) -> int:
+        """Write every record as one JCS line (UTF-8) to ``path``; returns the count."""
+        with self._lock:
+            records = list(self._records)
+        with Path(path).open("wb") as fh:
+            for r in records:
+                fh.write(rfc8785.dumps(r) + b"\n")
+        return len(records)

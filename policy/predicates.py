@@ -1,0 +1,464 @@
+"""Structured record predicates for audited aggregate queries.
+
+A requester never sends SQL: it sends a small JSON predicate that selects the
+records an aggregate (COUNT, SUM, AVG of one sensitive column) runs over. The
+grammar (JSON)::
+
+    {}                                   every record
+    {"and": [P, ...]}  {"or": [P, ...]}  conjunction / disjunction (non-empty)
+    {"not": P}                           complement
+    {"ids": [int, ...]}                  explicit record ids (may be refused)
+    {"col": NAME, "op": OP, "val": V}    comparison on a non-sensitive column
+
+with ``OP`` one of ``==  !=  <  <=  >  >=  in  not_in  between`` (``between``
+takes ``[lo, hi]``, both inclusive; ``in``/``not_in`` take a list). A record
+whose column value is missing (``None``) satisfies no comparison (SQL-like);
+``not`` is plain boolean complement.
+
+:func:`parse_predicate` turns the JSON into a frozen :class:`Predicate` tree
+checked against a :class:`DatasetSchema` ("parse, don't validate"), and
+:meth:`Dataset.select` evaluates it. Predicates on a sensitive column are
+refused: the sensitive value is what the auditor protects, and selecting on
+it would make the selected set itself depend on the protected values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from policy.errors import PolicyError
+
+__all__ = [
+    "MAX_PREDICATE_DEPTH",
+    "MAX_PREDICATE_NODES",
+    "All",
+    "And",
+    "ColumnType",
+    "Compare",
+    "Dataset",
+    "DatasetSchema",
+    "Ids",
+    "Not",
+    "Or",
+    "Predicate",
+    "PredicateError",
+    "parse_predicate",
+]
+
+MAX_PREDICATE_DEPTH = 32
+"""Deepest nesting of ``and``/``or``/``not`` accepted (the root is depth 1)."""
+
+MAX_PREDICATE_NODES = 10_000
+"""Most nodes plus list elements accepted in one predicate."""
+
+ColumnType = Literal["int", "float", "str", "bool"]
+_COLUMN_TYPES: frozenset[str] = frozenset({"int", "float", "str", "bool"})
+_ORDER_OPS = frozenset({"<", "<=", ">", ">="})
+_OPS = frozenset({"==", "!=", "in", "not_in", "between"}) | _ORDER_OPS
+
+
+class PredicateError(PolicyError):
+    """A predicate or dataset is malformed or not allowed.
+
+    Reason ``INVALID_PREDICATE`` (caller's fault). ``metadata["path"]`` is a
+    JSON-pointer-like location of the offending node (``"/and/1/col"``).
+    """
+
+    reason = "INVALID_PREDICATE"
+    caller_fault = True
+
+
+class DatasetError(PolicyError):
+    """A dataset or schema is inconsistent (reason ``INVALID_DATASET``).
+
+    Raised by :class:`DatasetSchema` and :class:`Dataset` constructors; the
+    caller supplied the data, so ``caller_fault`` is True.
+    """
+
+    reason = "INVALID_DATASET"
+    caller_fault = True
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    """Shape of an auditable dataset.
+
+    Attributes:
+        id_column: name of the integer record-id column (unique per record).
+        sensitive: names of the sensitive numeric columns (aggregated, never
+            usable in predicates). Non-empty.
+        columns: every column name (including ``id_column`` and the
+            sensitive ones) to its type, one of ``"int"``, ``"float"``,
+            ``"str"``, ``"bool"``.
+        record_ids: the ids present in the dataset, or None if unknown. When
+            set, :func:`parse_predicate` refuses ``ids`` outside it.
+
+    Raises:
+        DatasetError: unknown type name, id column not ``int``, sensitive
+            column missing or not numeric, empty ``sensitive``.
+    """
+
+    id_column: str
+    sensitive: tuple[str, ...]
+    columns: Mapping[str, str]
+    record_ids: frozenset[int] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sensitive", tuple(self.sensitive))
+        object.__setattr__(self, "columns", dict(self.columns))
+        if self.record_ids is not None:
+            object.__setattr__(self, "record_ids", frozenset(self.record_ids))
+        for name, typ in self.columns.items():
+            if typ not in _COLUMN_TYPES:
+                raise DatasetError(
+                    f"column {name!r}: expected a type in {sorted(_COLUMN_TYPES)}, got {typ!r}",
+                    metadata={"column": str(name)},
+                )
+        if self.columns.get(self.id_column) != "int":
+            raise DatasetError(
+                f"id column {self.id_column!r} must be a declared 'int' column",
+                metadata={"column": self.id_column},
+            )
+        if not self.sensitive:
+            raise DatasetError("a dataset needs at least one sensitive column")
+        for name in self.sensitive:
+            if self.columns.get(name) not in ("int", "float"):
+                raise DatasetError(
+                    f"sensitive column {name!r} must be a declared int or float column",
+                    metadata={"column": name},
+                )
+            if name == self.id_column:
+                raise DatasetError("the id column cannot be sensitive")
+
+    def with_record_ids(self, record_ids: frozenset[int]) -> DatasetSchema:
+        """Return a copy of this schema bound to ``record_ids``."""
+        return dataclasses.replace(self, record_ids=frozenset(record_ids))
+
+
+# --------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True)
+class All:
+    """Every record (JSON ``{}``)."""
+
+
+@dataclass(frozen=True)
+class And:
+    """Conjunction of one or more predicates."""
+
+    parts: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """Disjunction of one or more predicates."""
+
+    parts: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """Complement of a predicate."""
+
+    part: Predicate
+
+
+@dataclass(frozen=True)
+class Ids:
+    """An explicit set of record ids."""
+
+    ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``column OP value`` on a non-sensitive column.
+
+    ``value`` is a scalar, a ``frozenset`` (``in``/``not_in``) or a
+    ``(lo, hi)`` tuple (``between``), already type-checked.
+    """
+
+    column: str
+    op: str
+    value: Any
+
+
+Predicate = All | And | Or | Not | Ids | Compare
+"""A parsed predicate (a frozen tree)."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _type_ok(typ: str, v: Any) -> bool:
+    if typ == "bool":
+        return isinstance(v, bool)
+    if isinstance(v, bool):
+        return False
+    if typ == "int":
+        return isinstance(v, int)
+    if typ == "float":
+        return isinstance(v, (int, float)) and math.isfinite(v)
+    return isinstance(v, str)
+
+
+class _Parser:
+    def __init__(self, schema: DatasetSchema, allow_ids: bool) -> None:
+        self.schema = schema
+        self.allow_ids = allow_ids
+        self.nodes = 0
+
+    def fail(self, path: str, msg: str) -> PredicateError:
+        return PredicateError(f"predicate at {path or '/'}: {msg}", metadata={"path": path or "/"})
+
+    def count(self, path: str, n: int = 1) -> None:
+        self.nodes += n
+        if self.nodes > MAX_PREDICATE_NODES:
+            raise self.fail(path, f"more than {MAX_PREDICATE_NODES} nodes")
+
+    def parse(self, obj: Any, path: str, depth: int) -> Predicate:
+        if depth > MAX_PREDICATE_DEPTH:
+            raise self.fail(path, f"nested deeper than {MAX_PREDICATE_DEPTH}")
+        self.count(path)
+        if not isinstance(obj, dict):
+            raise self.fail(path, f"expected a JSON object, got {type(obj).__name__}")
+        if not obj:
+            return All()
+        keys = set(obj)
+        if keys in ({"and"}, {"or"}):
+            (key,) = keys
+            parts = obj[key]
+            if not isinstance(parts, list) or not parts:
+                raise self.fail(f"{path}/{key}", "expected a non-empty list of predicates")
+            parsed = tuple(
+                self.parse(p, f"{path}/{key}/{i}", depth + 1) for i, p in enumerate(parts)
+            )
+            return And(parsed) if key == "and" else Or(parsed)
+        if keys == {"not"}:
+            return Not(self.parse(obj["not"], f"{path}/not", depth + 1))
+        if keys == {"ids"}:
+            return self.parse_ids(obj["ids"], f"{path}/ids")
+        if keys == {"col", "op", "val"}:
+            return self.parse_compare(obj, path)
+        raise self.fail(path, f"unexpected keys {sorted(map(str, keys))}")
+
+    def parse_ids(self, ids: Any, path: str) -> Ids:
+        if not self.allow_ids:
+            raise self.fail(path, "explicit id sets are not allowed here")
+        if not isinstance(ids, list):
+            raise self.fail(path, "expected a list of integer ids")
+        self.count(path, len(ids))
+        out: set[int] = set()
+        known = self.schema.record_ids
+        for i, v in enumerate(ids):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.fail(f"{path}/{i}", f"expected an integer id, got {v!r}")
+            if known is not None and v not in known:
+                raise self.fail(f"{path}/{i}", f"id {v} is not in the dataset")
+            out.add(v)
+        return Ids(frozenset(out))
+
+    def parse_compare(self, obj: dict[str, Any], path: str) -> Compare:
+        col, op, val = obj["col"], obj["op"], obj["val"]
+        if not isinstance(col, str):
+            raise self.fail(f"{path}/col", "expected a column name")
+        typ = self.schema.columns.get(col)
+        if typ is None:
+            raise self.fail(f"{path}/col", f"unknown column {col!r}")
+        if col in self.schema.sensitive:
+            raise self.fail(f"{path}/col", f"column {col!r} is sensitive")
+        if col == self.schema.id_column and not self.allow_ids:
+            raise self.fail(f"{path}/col", "predicates on the id column are not allowed here")
+        if op not in _OPS:
+            raise self.fail(f"{path}/op", f"expected one of {sorted(_OPS)}, got {op!r}")
+        vpath = f"{path}/val"
+        if op in ("in", "not_in"):
+            if not isinstance(val, list):
+                raise self.fail(vpath, f"{op} expects a list")
+            self.count(vpath, len(val))
+            for i, v in enumerate(val):
+                if not _type_ok(typ, v):
+                    raise self.fail(f"{vpath}/{i}", f"expected a {typ} value, got {v!r}")
+            value: Any = frozenset(val)
+        elif op == "between":
+            if not isinstance(val, list) or len(val) != 2:
+                raise self.fail(vpath, "between expects [lo, hi]")
+            for i, v in enumerate(val):
+                if not _type_ok(typ, v):
+                    raise self.fail(f"{vpath}/{i}", f"expected a {typ} value, got {v!r}")
+            if typ == "bool":
+                raise self.fail(f"{path}/op", "bool columns are not ordered")
+            value = (val[0], val[1])
+        else:
+            if not _type_ok(typ, val):
+                raise self.fail(vpath, f"expected a {typ} value, got {val!r}")
+            if op in _ORDER_OPS and typ == "bool":
+                raise self.fail(f"{path}/op", "bool columns are not ordered")
+            value = val
+        if op in ("==", "in") and col == self.schema.id_column and self.schema.record_ids:
+            vals = value if isinstance(value, frozenset) else (value,)
+            for v in vals:
+                if v not in self.schema.record_ids:
+                    raise self.fail(vpath, f"id {v} is not in the dataset")
+        return Compare(col, op, value)
+
+
+def parse_predicate(obj: Any, schema: DatasetSchema, *, allow_ids: bool = True) -> Predicate:
+    """Parse a JSON predicate against a schema.
+
+    Args:
+        obj: the decoded JSON value (see the module docstring for the grammar).
+        schema: the dataset schema; if ``schema.record_ids`` is set, explicit
+            ids must be in it (use :attr:`Dataset.schema`, which is bound).
+        allow_ids: False to refuse ``{"ids": ...}`` and comparisons on the id
+            column (a contract may forbid explicit id sets, the worst case for
+            reconstruction).
+
+    Returns:
+        The frozen predicate tree.
+
+    Raises:
+        PredicateError: (``INVALID_PREDICATE``) malformed shape, unknown or
+            sensitive column, type mismatch, unknown operator, id outside the
+            dataset, ids when not allowed, nesting deeper than
+            :data:`MAX_PREDICATE_DEPTH` or more than
+            :data:`MAX_PREDICATE_NODES` nodes.
+    """
+    return _Parser(schema, allow_ids).parse(obj, "", 1)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+_Rec = Mapping[str, Any]
+
+
+def _compile(pred: Predicate, id_column: str) -> Callable[[_Rec], bool]:
+    if isinstance(pred, All):
+        return lambda r: True
+    if isinstance(pred, And):
+        fs = [_compile(p, id_column) for p in pred.parts]
+        return lambda r: all(f(r) for f in fs)
+    if isinstance(pred, Or):
+        fs = [_compile(p, id_column) for p in pred.parts]
+        return lambda r: any(f(r) for f in fs)
+    if isinstance(pred, Not):
+        f = _compile(pred.part, id_column)
+        return lambda r: not f(r)
+    if isinstance(pred, Ids):
+        ids = pred.ids
+        return lambda r: r[id_column] in ids
+    col, op, val = pred.column, pred.op, pred.value
+
+    def cmp(r: _Rec) -> bool:
+        x = r.get(col)
+        if x is None:
+            return False
+        if op == "==":
+            return bool(x == val)
+        if op == "!=":
+            return bool(x != val)
+        if op == "<":
+            return bool(x < val)
+        if op == "<=":
+            return bool(x <= val)
+        if op == ">":
+            return bool(x > val)
+        if op == ">=":
+            return bool(x >= val)
+        if op == "in":
+            return x in val
+        if op == "not_in":
+            return x not in val
+        return bool(val[0] <= x <= val[1])  # between
+
+    return cmp
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An in-memory dataset: a schema and its records.
+
+    Attributes:
+        schema: the schema; the constructor binds it to the record ids (so
+            ``dataset.schema.record_ids`` is set).
+        records: the records, each a dict of column name to value (``None``
+            for missing non-id values).
+
+    Raises:
+        DatasetError: a record lacks the id, has a duplicate id, an unknown
+            column, or a value of the wrong type.
+    """
+
+    schema: DatasetSchema
+    records: Sequence[Mapping[str, Any]]
+
+    def __post_init__(self) -> None:
+        s = self.schema
+        ids: set[int] = set()
+        recs = tuple(dict(r) for r in self.records)
+        for i, r in enumerate(recs):
+            rid = r.get(s.id_column)
+            if isinstance(rid, bool) or not isinstance(rid, int):
+                raise DatasetError(
+                    f"record {i}: id column {s.id_column!r} must be an integer, got {rid!r}",
+                    metadata={"record": str(i)},
+                )
+            if rid in ids:
+                raise DatasetError(f"record {i}: duplicate id {rid}", metadata={"id": str(rid)})
+            ids.add(rid)
+            for k, v in r.items():
+                typ = s.columns.get(k)
+                if typ is None:
+                    raise DatasetError(
+                        f"record {i}: unknown column {k!r}", metadata={"column": str(k)}
+                    )
+                if v is not None and not _type_ok(typ, v):
+                    raise DatasetError(
+                        f"record {i}: column {k!r} expected {typ}, got {v!r}",
+                        metadata={"column": str(k), "record": str(i)},
+                    )
+        object.__setattr__(self, "records", recs)
+        object.__setattr__(self, "schema", s.with_record_ids(frozenset(ids)))
+        object.__setattr__(self, "_by_id", {r[s.id_column]: r for r in recs})
+
+    @property
+    def record_ids(self) -> list[int]:
+        """All record ids, in record order."""
+        return [r[self.schema.id_column] for r in self.records]
+
+    def parse(self, obj: Any, *, allow_ids: bool = True) -> Predicate:
+        """Parse ``obj`` against this dataset's bound schema (see :func:`parse_predicate`)."""
+        return parse_predicate(obj, self.schema, allow_ids=allow_ids)
+
+    def select(self, pred: Predicate) -> list[int]:
+        """Return the ids of the records ``pred`` selects, in record order."""
+        f = _compile(pred, self.schema.id_column)
+        idc = self.schema.id_column
+        return [r[idc] for r in self.records if f(r)]
+
+    def values(self, ids: Sequence[int] | frozenset[int], column: str) -> list[float]:
+        """Return the non-missing values of ``column`` for ``ids``.
+
+        Raises:
+            DatasetError: unknown column or unknown id.
+        """
+        if column not in self.schema.columns:
+            raise DatasetError(f"unknown column {column!r}", metadata={"column": column})
+        by_id: dict[int, Mapping[str, Any]] = self._by_id  # type: ignore[attr-defined]
+        out: list[float] = []
+        for i in ids:
+            r = by_id.get(i)
+            if r is None:
+                raise DatasetError(f"unknown record id {i}", metadata={"id": str(i)})
+            v = r.get(column)
+            if v is not None:
+                out.append(v)
+        return out

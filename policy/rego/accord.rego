@@ -1,0 +1,191 @@
+# Accord base policy (Rego v1): one decision per cross-organization request.
+#
+# Query: data.accord.decision   (OPA REST: POST /v1/data/accord/decision)
+# Data:  data.accord_contracts[<contract id>]  contracts in engine form
+#        (see policy/engine.py: contract_document); per-contract hooks are
+#        modules with `package accord.hooks.<name>` whose `deny` set adds
+#        deny reasons and whose `obligations` set adds obligations.
+# Input: see policy/decision.py: DecisionInput.to_rego_input.
+#
+# All budget arithmetic is on integers (micro-units) so that OPA (arbitrary
+# precision) and rego-cpp (IEEE doubles) give the same answer; times are
+# integer Unix seconds.
+package accord
+
+import rego.v1
+
+contract := data.accord_contracts[input.contract_id]
+
+purpose := contract.purposes[input.purpose]
+
+# ------------------------------------------------------------------ denials
+
+deny contains "UNKNOWN_CONTRACT" if {
+	not data.accord_contracts[input.contract_id]
+}
+
+deny contains "CONTRACT_NOT_IN_FORCE" if {
+	input.now_unix < contract.valid_from_unix
+}
+
+deny contains "CONTRACT_NOT_IN_FORCE" if {
+	input.now_unix >= contract.valid_until_unix
+}
+
+deny contains "CONTRACT_NOT_IN_FORCE" if {
+	contract.retired_at_unix != null
+	input.now_unix >= contract.retired_at_unix
+}
+
+deny contains "UNKNOWN_PURPOSE" if {
+	contract
+	not contract.purposes[input.purpose]
+}
+
+deny contains "PARTY_MISMATCH" if {
+	contract.requester != input.requester_org
+}
+
+deny contains "PARTY_MISMATCH" if {
+	contract.provider != input.provider_org
+}
+
+deny contains "PARTY_MISMATCH" if {
+	input.agent_claims.org != input.requester_org
+}
+
+agent_scopes := {s | some s in input.agent_claims.scopes}
+
+deny contains "MISSING_SCOPE" if {
+	some s in purpose.required_scopes
+	not s in agent_scopes
+}
+
+deny contains "EMPTY_REQUEST" if {
+	count(input.requested_fields) == 0
+}
+
+deny contains "RATE_LIMITED" if {
+	contract.rate_limit != null
+	input.recent_requests >= contract.rate_limit.requests
+}
+
+deny contains "SESSION_LIMIT" if {
+	contract.session_limits.max_requests != null
+	input.session.requests >= contract.session_limits.max_requests
+}
+
+deny contains "SESSION_LIMIT" if {
+	contract.session_limits.max_fields != null
+	input.session.fields_released + count(release) > contract.session_limits.max_fields
+}
+
+# Contract hook: `package accord.hooks.<name>` may define `deny` (a set of
+# reason strings) and `obligations` (a set of obligation codes).
+deny contains r if {
+	contract.hook != null
+	some r in data.accord.hooks[contract.hook].deny
+	is_string(r)
+}
+
+default allow := false
+
+allow if count(deny) == 0
+
+# ------------------------------------------------------------------ release
+
+default tau := 0
+
+# Effective trust: never above the contract's ceiling.
+tau := min([contract.trust_ceiling, input.effective_trust])
+
+requested := {f | some f in input.requested_fields}
+
+mni := {f | some f in purpose.mni}
+
+# Optional fields the trust level allows, cheapest first, then by name:
+# [sensitivity_micros, field].
+eligible := sort([p |
+	requested[f]
+	o := purpose.optional[f]
+	tau >= o.min_trust
+	p := [o.sensitivity_micros, f]
+])
+
+budget_limited if contract.budget_units_micros != null
+
+remaining_micros := contract.budget_units_micros - input.budget_used_micros
+
+optional_release contains f if {
+	not budget_limited
+	some p in eligible
+	f := p[1]
+}
+
+# Greedy prefix: an eligible field is released while the cumulative
+# sensitivity of the prefix ending at it fits the remaining budget.
+optional_release contains f if {
+	budget_limited
+	some i
+	p := eligible[i]
+	sum([q[0] | some j; q := eligible[j]; j <= i]) <= remaining_micros
+	f := p[1]
+}
+
+release := (requested & mni) | optional_release
+
+notes contains sprintf("FIELD_NOT_IN_CONTRACT:%s", [f]) if {
+	requested[f]
+	purpose
+	not mni[f]
+	not purpose.optional[f]
+}
+
+notes contains sprintf("TRUST_TOO_LOW:%s", [f]) if {
+	requested[f]
+	o := purpose.optional[f]
+	tau < o.min_trust
+}
+
+notes contains "TRUST_BUDGET_EXHAUSTED" if {
+	some p in eligible
+	not optional_release[p[1]]
+}
+
+obligations contains o if {
+	some o in contract.obligations
+}
+
+obligations contains o if {
+	contract.hook != null
+	some o in data.accord.hooks[contract.hook].obligations
+	is_string(o)
+}
+
+default max_records := null
+
+max_records := purpose.max_records
+
+spent_micros := sum([purpose.optional[f].sensitivity_micros | some f in optional_release])
+
+# ------------------------------------------------------------------ decision
+
+decision := {
+	"allow": true,
+	"released_fields": sort(release),
+	"obligations": sort(obligations),
+	"reasons": sort(notes),
+	"effective_trust": tau,
+	"budget_spent_micros": spent_micros,
+	"max_records": max_records,
+} if allow
+
+decision := {
+	"allow": false,
+	"released_fields": [],
+	"obligations": [],
+	"reasons": sort(deny),
+	"effective_trust": tau,
+	"budget_spent_micros": 0,
+	"max_records": null,
+} if not allow

@@ -1,0 +1,193 @@
+"""Interop with the JS reference (Digital Bazaar vc 7.3.0, data-integrity 2.5.0, ...).
+
+Runs ``interop_tests/js/vc.mjs`` (pinned by its package-lock.json) with Node.js:
+Accord-issued credentials must verify there, JS-issued ones here, both
+cryptosuites, and tampered ones must fail on both sides. Issuers are did:key
+(issuer == controller of the verification method, as @digitalbazaar/vc requires).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cred_support import NOW, SUITES
+
+from credentials import (
+    CredentialError,
+    Ed25519KeyPair,
+    agent_credential,
+    did_key_from_public_key,
+    did_key_resolver,
+    issue_credential,
+    verification_method_id,
+    verify_credential,
+)
+
+JS_DIR = Path(__file__).resolve().parents[2] / "interop_tests" / "js"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on PATH")
+
+
+@pytest.fixture(scope="module")
+def js_ready() -> Path:
+    if not (JS_DIR / "node_modules" / "@digitalbazaar" / "vc").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not on PATH (needed once to install the JS reference)")
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=JS_DIR,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return JS_DIR
+
+
+def js(js_ready: Path, command: str, request: dict) -> dict:
+    proc = subprocess.run(
+        [NODE, str(js_ready / "vc.mjs"), command],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.stdout, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def issuer_key() -> Ed25519KeyPair:
+    return Ed25519KeyPair.from_seed(bytes(range(100, 132)))
+
+
+@pytest.fixture()
+def credential(issuer_key) -> dict:
+    did = did_key_from_public_key(issuer_key.public_key)
+    unsigned = agent_credential(
+        issuer=did,
+        agent_did="did:key:z6MkhFwXNFWosLeugvSf4wcL9t3uuRXueGSFTRgSvHhWj5G2",
+        organization=did,
+        name="interop-agent",
+        role="analyst",
+        scopes=["lab:read", "lab:order"],
+        trust_tier=3,
+        valid_from=NOW - timedelta(days=1),
+        valid_until=NOW + timedelta(days=1),
+        credential_id="urn:uuid:0e6f3cf4-2b0c-4c41-9a35-8f4f36c3b1f0",
+    )
+    # Control characters and non-ASCII: RDFC-1.0 escaping must agree with rdf-canonize.
+    unsigned["credentialSubject"]["name"] = 'tab\there \b\f\x01\x7f é 😀 "q" \\'
+    return unsigned
+
+
+def _key_request(key: Ed25519KeyPair) -> dict:
+    return {
+        "publicKeyMultibase": key.public_key_multibase,
+        "secretKeyMultibase": key.secret_key_multibase,
+    }
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_accord_issued_verifies_in_js(js_ready, suite, credential, issuer_key):
+    vm = verification_method_id(did_key_from_public_key(issuer_key.public_key))
+    signed = issue_credential(
+        credential, key=issuer_key, verification_method=vm, cryptosuite=suite, created=NOW
+    )
+    result = js(js_ready, "verify", {"credential": signed, "now": NOW.isoformat()})
+    assert result == {"verified": True, "errors": []}
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_js_issued_verifies_in_accord_and_is_byte_identical(
+    js_ready, suite, credential, issuer_key
+):
+    created = "2026-06-01T11:00:00Z"
+    result = js(
+        js_ready,
+        "issue",
+        {
+            "credential": credential,
+            "cryptosuite": suite,
+            "created": created,
+            "now": NOW.isoformat(),
+            **_key_request(issuer_key),
+        },
+    )
+    signed = result["credential"]
+    assert signed["proof"]["cryptosuite"] == suite
+    verified = verify_credential(signed, resolve_key=did_key_resolver, now=NOW)
+    assert verified.subject["name"] == credential["credentialSubject"]["name"]
+    # Ed25519 is deterministic: the same inputs give the same proof on both sides.
+    vm = verification_method_id(did_key_from_public_key(issuer_key.public_key))
+    ours = issue_credential(
+        credential,
+        key=issuer_key,
+        verification_method=vm,
+        cryptosuite=suite,
+        created=datetime(2026, 6, 1, 11, tzinfo=UTC),
+    )
+    assert ours == signed
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_tampered_fails_on_both_sides(js_ready, suite, credential, issuer_key):
+    vm = verification_method_id(did_key_from_public_key(issuer_key.public_key))
+    signed = issue_credential(
+        credential, key=issuer_key, verification_method=vm, cryptosuite=suite, created=NOW
+    )
+    tampered = copy.deepcopy(signed)
+    tampered["credentialSubject"]["scopes"].append("admin:all")
+    js_result = js(js_ready, "verify", {"credential": tampered, "now": NOW.isoformat()})
+    assert js_result["verified"] is False
+    with pytest.raises(CredentialError) as info:
+        verify_credential(tampered, resolve_key=did_key_resolver, now=NOW)
+    assert info.value.reason == "INVALID_SIGNATURE"
+
+    js_signed = js(
+        js_ready,
+        "issue",
+        {
+            "credential": credential,
+            "cryptosuite": suite,
+            "now": NOW.isoformat(),
+            **_key_request(issuer_key),
+        },
+    )
+    forged = copy.deepcopy(js_signed["credential"])
+    forged["credentialSubject"]["trustTier"] = 9
+    with pytest.raises(CredentialError) as info:
+        verify_credential(forged, resolve_key=did_key_resolver, now=NOW)
+    assert info.value.reason == "INVALID_SIGNATURE"
+    assert (
+        js(js_ready, "verify", {"credential": forged, "now": NOW.isoformat()})["verified"] is False
+    )
+
+
+def test_w3c_vector_with_blank_nodes_verifies_in_js_when_reissued(js_ready, issuer_key):
+    # The employ vector has blank nodes and nested contexts: re-issued by Accord with a
+    # did:key issuer, the JS reference must accept Accord's RDFC-1.0 canonical form.
+    vector = json.loads(
+        (
+            Path(__file__).parent
+            / "vectors"
+            / "w3c-vc-di-eddsa"
+            / "eddsa-rdfc-2022"
+            / "employ"
+            / "employmentAuth.json"
+        ).read_text()
+    )
+    did = did_key_from_public_key(issuer_key.public_key)
+    vector["issuer"] = did
+    signed = issue_credential(
+        vector, key=issuer_key, verification_method=verification_method_id(did), created=NOW
+    )
+    result = js(js_ready, "verify", {"credential": signed, "now": NOW.isoformat()})
+    assert result["verified"] is True, result

@@ -1,0 +1,65 @@
+"""Operator CLI on real node directories: one line and a non-zero exit on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.xdist_group("cli")
+
+
+def accord(*args, cwd=None, check=False):
+    p = subprocess.run([sys.executable, "-m", "federation.cli.main", *map(str, args)],
+                       capture_output=True, text=True, cwd=cwd, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return p
+
+
+def test_init_export_add_and_refusals(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    accord("node", "init", "--org", "alpha", "--dir", a, "--listen", "127.0.0.1:7611", check=True)
+    accord("node", "init", "--org", "beta", "--dir", b, "--listen", "127.0.0.1:7612", check=True)
+    assert (a / "tls" / "node.pem").exists() and (a / "keys" / "org.jwk").stat().st_mode & 0o077 == 0
+    accord("peer", "export-bundle", "--dir", b, "--out", tmp_path / "beta.json", check=True)
+    p = accord("peer", "add", tmp_path / "beta.json", "--dir", a, check=True)
+    assert "did:web:beta.accord.test" in p.stdout
+    listed = json.loads(accord("peer", "list", "--dir", a, "--json", check=True).stdout)
+    assert [x["did"] for x in listed] == ["did:web:beta.accord.test"]
+
+    # a tampered bundle is refused with one line and exit 1
+    doc = json.loads((tmp_path / "beta.json").read_text())
+    doc["endpoint"] = "10.9.9.9:1"
+    (tmp_path / "evil.json").write_text(json.dumps(doc))
+    p = accord("peer", "add", tmp_path / "evil.json", "--dir", a)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and "BAD_BUNDLE" in p.stderr
+
+    # init over an existing node is refused
+    p = accord("node", "init", "--org", "alpha", "--dir", a)
+    assert p.returncode == 1 and "already holds a node" in p.stderr
+
+
+def test_commands_on_a_non_node_directory_fail_cleanly(tmp_path):
+    p = accord("ledger", "query", "--dir", tmp_path)
+    assert p.returncode == 1
+    assert p.stderr.startswith("accord: error: CONFIG_INVALID") and "Traceback" not in p.stderr
+
+
+def test_agent_register_list_revoke(tmp_path):
+    d = tmp_path / "n"
+    accord("node", "init", "--org", "gamma", "--dir", d, check=True)
+    accord("agent", "register", "--dir", d, "--name", "bot", "--role", "analyst",
+           "--scope", "x:read", "--scope", "y:read", check=True)
+    p = accord("agent", "register", "--dir", d, "--name", "bot", "--role", "analyst", "--scope", "x:read")
+    assert p.returncode == 1 and "AGENT_EXISTS" in p.stderr
+    wallet = json.loads((d / "agents" / "bot.json").read_text())
+    assert wallet["did"].startswith("did:key:z6Mk")
+    assert "AgentCredential" in wallet["credential"]["type"]
+    assert wallet["credential"]["proof"]["cryptosuite"] == "eddsa-rdfc-2022"
+    accord("agent", "revoke", "bot", "--dir", d, check=True)
+    rows = json.loads(accord("agent", "list", "--dir", d, "--json", check=True).stdout)
+    assert rows[0]["status"] == "revoked"

@@ -1,0 +1,46 @@
+"""The interop suite passes against a conformant node and fails against misbehaving ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from interop_tests.cases import Context
+from interop_tests.peer import TesterIdentity
+from interop_tests.runner import run_cases, run_suite
+from tests.federation.conftest import start
+
+pytestmark = pytest.mark.xdist_group("federation")
+
+
+def _ctx(fed, org: str) -> Context:
+    layout = fed.layout
+    return Context(target=fed.endpoint(org), bundle=json.loads(layout.bundle_path(org).read_text()),
+                   ident=TesterIdentity.load(layout.orgs["interop"]), contract_id=f"interop-{org}")
+
+
+def test_suite_passes_against_a_demo_node(fed, tmp_path):
+    junit = tmp_path / "interop.xml"
+    ok = run_suite(target=fed.endpoint("hospital"), bundle_path=fed.layout.bundle_path("hospital"),
+                   tester_dir=fed.layout.orgs["interop"], junit_path=junit)
+    assert ok
+    xml = junit.read_text()
+    assert 'failures="0"' in xml and xml.count("<testcase") >= 10
+
+
+@pytest.fixture(scope="module")
+def bad_fed(tmp_path_factory):
+    f = start(tmp_path_factory.mktemp("bad"), orgs=("hospital",), misbehave={
+        "hospital": ["skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"]})
+    yield f
+    f.stop()
+
+
+def test_suite_fails_the_cases_a_misbehaving_node_breaks(bad_fed):
+    results = {r.name: r for r in asyncio.run(run_cases(_ctx(bad_fed, "hospital")))}
+    assert results["handshake"].passed  # it still talks the protocol
+    for broken in ("MNI redaction", "receipt present", "contract deny", "refused tampered credential",
+                   "refused wrong domain"):
+        assert not results[broken].passed, broken

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from ledger import NoteSigner, TransparencyLog
+
+ORIGIN = "accord.example/provider/log"
+
+
+@pytest.fixture
+def signer() -> NoteSigner:
+    return NoteSigner(ORIGIN, bytes(range(32)))
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def log(db_url, signer):
+    lg = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    yield lg
+    lg.close()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import flint
@@ -201,8 +201,9 @@ def run_attacks(n: int, instances: int, seed: int) -> dict[str, Any]:
                     answered = []
                     for i, s in enumerate(sets):
                         org, agent = who(i)
-                        key = scope_key(scope, requester_org=org, agent=agent,
-                                        coalitions=COALITIONS)
+                        key = scope_key(
+                            scope, requester_org=org, agent=agent, coalitions=COALITIONS
+                        )
                         if d.audit(key, s):
                             answered.append(s)
                     stopped[dname][aname].append(disclosed(answered) == 0)
@@ -295,7 +296,7 @@ def run_random_subsets(n: int, answered_target: int, seed: int, budget_s: float)
         hist.append(auditor.status()["org:rand"].history)
     st = auditor.status()["org:rand"]
     ms = np.asarray(times) * 1e3
-    last = ms[-max(1, len(ms) // 10):]
+    last = ms[-max(1, len(ms) // 10) :]
     return {
         "records": n,
         "target_answered": answered_target,
@@ -320,8 +321,10 @@ def _plot(path: str, benign: dict[str, Any], rand: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for res, label in ((benign, f"analytics, N={benign['records']:,}"),
-                       (rand, f"random id sets, N={rand['records']:,}")):
+    for res, label in (
+        (benign, f"analytics, N={benign['records']:,}"),
+        (rand, f"random id sets, N={rand['records']:,}"),
+    ):
         h, ms = res["curve"]
         ax.scatter(h, ms, s=3, alpha=0.4, label=label)
     ax.set_yscale("log")
@@ -345,30 +348,60 @@ def _table(result: dict[str, Any]) -> None:
         t.add_column(f"stopped: {a}", justify="right")
     t.add_column("benign denied", justify="right")
     for d in DEFENCES:
-        name = {"auditor": "auditor", "size": f"size k>={K_SIZE}",
-                "overlap": f"overlap r<={R_OVERLAP}"}[d]
-        t.add_row(name, *(f"{att['stopped_share'][d][a]:.0%}" for a in ATTACKS),
-                  f"{ben['denied_share'][d]:.1%}")
+        name = {
+            "auditor": "auditor",
+            "size": f"size k>={K_SIZE}",
+            "overlap": f"overlap r<={R_OVERLAP}",
+        }[d]
+        t.add_row(
+            name,
+            *(f"{att['stopped_share'][d][a]:.0%}" for a in ATTACKS),
+            f"{ben['denied_share'][d]:.1%}",
+        )
     c = Console()
     c.print(t)
     c.print(f"unaudited attack instances that disclose: {att['unaudited_instances_disclosing']}")
     t2 = Table(title="Auditor cost per query")
-    for col in ("workload", "records", "answered", "rank/atoms", "median ms", "p99 / last ms",
-                "state"):
+    for col in (
+        "workload",
+        "records",
+        "answered",
+        "rank/atoms",
+        "median ms",
+        "p99 / last ms",
+        "state",
+    ):
         t2.add_column(col, justify="right")
-    t2.add_row("analytics", f"{ben['records']:,}", f"{ben['auditor_answered']:,}",
-               f"{ben['auditor_rank']}/{ben['auditor_atoms']}", f"{ben['median_ms']:.3f}",
-               f"{ben['p99_ms']:.2f}", f"{ben['state_json_bytes'] / 1e6:.1f} MB")
-    t2.add_row("random id sets", f"{rnd['records']:,}", f"{rnd['answered']:,}",
-               f"{rnd['rank']}/{rnd['atoms']}", f"{rnd['median_ms']:.1f}",
-               f"{rnd['last_decile_median_ms']:.1f}", f"{rnd['state_json_bytes'] / 1e6:.1f} MB")
+    t2.add_row(
+        "analytics",
+        f"{ben['records']:,}",
+        f"{ben['auditor_answered']:,}",
+        f"{ben['auditor_rank']}/{ben['auditor_atoms']}",
+        f"{ben['median_ms']:.3f}",
+        f"{ben['p99_ms']:.2f}",
+        f"{ben['state_json_bytes'] / 1e6:.1f} MB",
+    )
+    t2.add_row(
+        "random id sets",
+        f"{rnd['records']:,}",
+        f"{rnd['answered']:,}",
+        f"{rnd['rank']}/{rnd['atoms']}",
+        f"{rnd['median_ms']:.1f}",
+        f"{rnd['last_decile_median_ms']:.1f}",
+        f"{rnd['state_json_bytes'] / 1e6:.1f} MB",
+    )
     c.print(t2)
     for k, v in result["targets"].items():
         c.print(f"target {k}: {'met' if v['met'] else 'NOT met'} ({v['measured']})")
 
 
-def run(*, quick: bool = False, json_output: bool = False, plot_path: str | None = None,
-        seed: int = 2026) -> dict[str, Any]:
+def run(
+    *,
+    quick: bool = False,
+    json_output: bool = False,
+    plot_path: str | None = None,
+    seed: int = 2026,
+) -> dict[str, Any]:
     """Run every workload; print a Rich table (or JSON) and return the figures.
 
     Args:
@@ -390,13 +423,19 @@ def run(*, quick: bool = False, json_output: bool = False, plot_path: str | None
         ben = run_benign(100_000, 10_000, seed)
         rnd = run_random_subsets(10_000, 2_000, seed, budget_s=120.0)
     targets = {
-        "analytics median < 1 ms": {"met": ben["median_ms"] < 1.0,
-                                    "measured": f"{ben['median_ms']:.3f} ms"},
-        "analytics p99 < 50 ms": {"met": ben["p99_ms"] < 50.0, "measured": f"{ben['p99_ms']:.2f} ms"},
+        "analytics median < 1 ms": {
+            "met": ben["median_ms"] < 1.0,
+            "measured": f"{ben['median_ms']:.3f} ms",
+        },
+        "analytics p99 < 50 ms": {
+            "met": ben["p99_ms"] < 50.0,
+            "measured": f"{ben['p99_ms']:.2f} ms",
+        },
         "random id sets < 20 ms/query at target history": {
             "met": rnd["answered"] >= rnd["target_answered"] and rnd["last_decile_median_ms"] < 20,
             "measured": f"{rnd['last_decile_median_ms']:.1f} ms at {rnd['answered']} answered "
-                        f"(target {rnd['target_answered']})"},
+            f"(target {rnd['target_answered']})",
+        },
     }
     result = {"attacks": att, "benign": ben, "random_subsets": rnd, "targets": targets}
     if plot_path:

@@ -38,9 +38,13 @@ def open_store(identity: NodeIdentity) -> NodeStore:
 
 
 def register_agent(identity: NodeIdentity, *, name: str, role: str, scopes: list[str],
-                   trust_tier: int = 1, valid_days: int = 30,
+                   trust_tier: int = 1, valid_days: int = 30, with_status: bool = True,
                    now: dt.datetime | None = None) -> AgentWallet:
     """Register an agent and write its wallet (see the module docstring).
+
+    ``with_status=False`` issues a credential without ``credentialStatus``
+    (it cannot be revoked by status list: only for test identities such as
+    the interop tester, which runs no node that could publish a list).
 
     Raises:
         InvalidRequestError: bad name/role/scope, empty scope list, tier out
@@ -73,7 +77,7 @@ def register_agent(identity: NodeIdentity, *, name: str, role: str, scopes: list
         issuer=identity.org_did, agent_did=did, organization=identity.config.org_name, name=name,
         role=role, scopes=list(scopes), trust_tier=trust_tier, valid_from=now,
         valid_until=now + dt.timedelta(days=valid_days), credential_id=f"urn:uuid:{uuid.uuid4()}",
-        status=publisher.entries_for(index),
+        status=publisher.entries_for(index) if with_status else None,
     )
     credential = issue_credential(unsigned, key=identity.org_key,
                                   verification_method=identity.verification_method, created=now)

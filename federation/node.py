@@ -38,6 +38,7 @@ from federation.datasource import DataSource
 from federation.errors import (
     AuthenticationError,
     DeniedError,
+    FederationError,
     InvalidRequestError,
     NotFoundError,
 )
@@ -309,18 +310,34 @@ class Node:
             raise AuthenticationError(f"status list {url} not available", reason="STATUS_UNAVAILABLE")
         return hit[0]
 
-    async def refresh_peer_status(self, peer: AuthenticatedPeer) -> None:
-        """Fetch a peer's status lists over gRPC when the cached copy is older than the TTL."""
+    async def refresh_peer_status(self, peer: AuthenticatedPeer, credentials: list[Any]) -> None:
+        """Fetch, over gRPC, the peer status lists the presented credentials reference.
+
+        Only lists whose cached copy is older than ``status_list_ttl_seconds``
+        are fetched; a URL that is not the peer's own list is left to the
+        status checker, which refuses it (StatusUnavailable).
+        """
         ttl = self.config.status_list_ttl_seconds
-        for purpose in ("revocation", "suspension"):
-            url = StatusListPublisher.url_for(peer.bundle.org_name, purpose)
+        wanted: set[tuple[str, str]] = set()
+        for cred in credentials:
+            entries = cred.get("credentialStatus") if isinstance(cred, dict) else None
+            for e in entries if isinstance(entries, list) else [entries] if entries else []:
+                if isinstance(e, dict):
+                    wanted.add((str(e.get("statusListCredential", "")), str(e.get("statusPurpose", ""))))
+        for url, purpose in sorted(wanted):
+            if url != StatusListPublisher.url_for(peer.bundle.org_name, purpose):
+                continue
             hit = self.peer_status_docs.get(url)
             if hit is not None and time.monotonic() - hit[1] < ttl:
                 continue
-            doc = await self.peer_client.get_status_list(peer.bundle, purpose)
+            try:
+                doc = await self.peer_client.get_status_list(peer.bundle, purpose)
+            except FederationError as exc:  # fail closed later: the checker finds no list
+                log.warning("peer status list unavailable", peer=peer.bundle.org_name, error=str(exc))
+                continue
             self.peer_status_docs[url] = (doc, time.monotonic())
-        if self.status_cache is not None and ttl == 0:
-            self.status_cache.clear()
+            if self.status_cache is not None:
+                self.status_cache.invalidate(url)
 
     # ----------------------------------------------------------- provider
 
@@ -348,7 +365,8 @@ class Node:
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRequestError(f"malformed presentation: {exc}") from exc
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
-        await self.refresh_peer_status(peer)
+        vcs = vp.get("verifiableCredential")
+        await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
         if "skip_presentation_check" in self.config.unsafe_misbehaviour:
             cred = vp["verifiableCredential"][0]
             sess = self.sessions.create(

@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from interop_tests.checkers import CheckFailed, verify_tlog_proof
-from interop_tests.peer import MinimalPeer, TesterIdentity
+from interop_tests.peer import MinimalPeer, InteropIdentity
 
 MNI = ["record_id", "public_code"]
 BEYOND = ["secret_note", "internal_score"]
@@ -39,7 +39,7 @@ class Context:
 
     target: str
     bundle: dict[str, Any]
-    ident: TesterIdentity
+    ident: InteropIdentity
     contract_id: str
 
     @property

@@ -26,7 +26,7 @@ from federation.pb import federation_pb2_grpc as pbg
 
 
 @dataclass(frozen=True)
-class TesterIdentity:
+class InteropIdentity:
     """The tester organization (a node directory pinned at the target).
 
     Attributes:
@@ -46,7 +46,7 @@ class TesterIdentity:
     agent: dict[str, Any]
 
     @classmethod
-    def load(cls, directory: Path, *, agent: str = "tester") -> TesterIdentity:
+    def load(cls, directory: Path, *, agent: str = "tester") -> InteropIdentity:
         """Read the tester's node directory."""
         import tomllib
 
@@ -88,7 +88,7 @@ class MinimalPeer:
         """GetNodeInfo."""
         return await self.stub.GetNodeInfo(pb.GetNodeInfoRequest(), timeout=self.timeout)
 
-    async def open_session(self, ident: TesterIdentity, *, credential: dict[str, Any] | None = None,
+    async def open_session(self, ident: InteropIdentity, *, credential: dict[str, Any] | None = None,
                            domain: str | None = None, challenge: str | None = None) -> pb.OpenSessionResponse:
         """Challenge + VP; ``credential``/``domain``/``challenge`` override for negative cases."""
         ch = await self.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ident.agent_did),
@@ -102,7 +102,7 @@ class MinimalPeer:
                                            timeout=self.timeout)
 
     @staticmethod
-    def signed_request(ident: TesterIdentity, *, provider_org: str, contract_id: str, purpose: str,
+    def signed_request(ident: InteropIdentity, *, provider_org: str, contract_id: str, purpose: str,
                        resource: str, subject: str, fields: list[str]) -> pb.SignedRequest:
         """An agent-signed request."""
         body = pb.RequestBody(
@@ -114,7 +114,7 @@ class MinimalPeer:
         return pb.SignedRequest(body=body,
                                 agent_signature=ident.agent_key.sign(body.SerializeToString(deterministic=True)))
 
-    async def exchange(self, ident: TesterIdentity, session_id: str, signed: pb.SignedRequest,
+    async def exchange(self, ident: InteropIdentity, session_id: str, signed: pb.SignedRequest,
                        *, org_signature: bytes | None = None) -> pb.ExchangeResponse:
         """Exchange with the org signature over the deterministic envelope bytes."""
         sig = org_signature if org_signature is not None else ident.org_key.sign(

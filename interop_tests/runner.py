@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from interop_tests.cases import CASES, Context
-from interop_tests.peer import TesterIdentity
+from interop_tests.peer import InteropIdentity
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_suite(*, target: str, bundle_path: Path, tester_dir: Path, junit_path: P
     """Run the suite; print a pass/fail table; write JUnit XML if asked. True if all pass."""
     console = console or Console()
     bundle = json.loads(Path(bundle_path).read_text())
-    ctx = Context(target=target, bundle=bundle, ident=TesterIdentity.load(Path(tester_dir)),
+    ctx = Context(target=target, bundle=bundle, ident=InteropIdentity.load(Path(tester_dir)),
                   contract_id=contract_id or f"interop-{bundle['org_name']}")
     results = asyncio.run(run_cases(ctx))
     t = Table(title=f"Accord interop suite against {bundle['org_name']} at {target}")

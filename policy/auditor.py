@@ -167,6 +167,7 @@ def scope_key(
 
     Raises:
         InvalidScopeError: unknown scope, empty org, or ``"agent"`` without agent.
+
     """
     if not requester_org:
         raise InvalidScopeError("requester_org must be non-empty")
@@ -210,6 +211,7 @@ def random_prime(bits: int = 127) -> int:
 
     Raises:
         ValueError: ``bits`` < 32.
+
     """
     if bits < 32:
         raise ValueError("the auditor's prime needs at least 32 bits")
@@ -236,6 +238,7 @@ class AuditDecision:
         rank_before: rank of the scope's SUM history before the query.
         rank_after: rank if the query is answered (``rank_before`` when denied
             or when the query is a COUNT or already implied).
+
     """
 
     allow: bool
@@ -255,6 +258,7 @@ class ScopeStatus:
         atoms: number of cells the answered queries distinguish (excluding
             the never-selected records).
         denials: denied checks.
+
     """
 
     history: int
@@ -491,7 +495,9 @@ class _Scope:
             "size": _b64(self.size[: self.n_atoms].astype("<i8")),
             "w": [format(x, "x") for x in self.w],
             "proj": [format(x, "x") for x in self.proj],
-            "rows": {str(c): {str(f): format(v, "x") for f, v in r.items()} for c, r in self.rows.items()},
+            "rows": {
+                str(c): {str(f): format(v, "x") for f, v in r.items()} for c, r in self.rows.items()
+            },
             "history": self.history,
             "counts": self.counts,
             "denials": self.denials,
@@ -553,9 +559,12 @@ class Auditor:
     Raises:
         UnknownRecordError: an id in ``record_ids`` is out of range.
         ValueError: ``prime`` is not a prime of at least 32 bits.
+
     """
 
-    def __init__(self, record_ids: Sequence[int] | None = None, *, prime: int | None = None) -> None:
+    def __init__(
+        self, record_ids: Sequence[int] | None = None, *, prime: int | None = None
+    ) -> None:
         if prime is None:
             prime = random_prime()
         elif prime.bit_length() < 32 or not flint.fmpz(prime).is_prime():
@@ -585,6 +594,7 @@ class Auditor:
         Raises:
             UnknownRecordError: an id is negative, not an int or above
                 :data:`MAX_RECORD_ID`.
+
         """
         with self._lock:
             arr = self._to_array(ids, check_known=False)
@@ -681,6 +691,7 @@ class Auditor:
         Raises:
             InvalidQueryKindError: unknown kind.
             UnknownRecordError: an id is outside the dataset or id range.
+
         """
         with self._lock:
             s, plan = self._plan(scope_key, kind, selected_ids)
@@ -704,6 +715,7 @@ class Auditor:
                 (e.g. another query was committed since the check).
             InvalidQueryKindError: unknown kind.
             UnknownRecordError: an id is outside the dataset or id range.
+
         """
         with self._lock:
             cached = self._cached
@@ -743,6 +755,7 @@ class Auditor:
         Raises:
             InvalidQueryKindError: unknown kind.
             UnknownRecordError: an id is outside the dataset or id range.
+
         """
         with self._lock:
             s, plan = self._plan(scope_key, kind, selected_ids)
@@ -797,6 +810,7 @@ class Auditor:
 
         Raises:
             AuditStateError: wrong version or a malformed/inconsistent state.
+
         """
         try:
             if state.get("version") != _STATE_VERSION:

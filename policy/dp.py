@@ -77,6 +77,7 @@ class PrivacyBudget:
 
     Raises:
         DPError: ``epsilon_total`` is not a positive finite number.
+
     """
 
     def __init__(self, epsilon_total: float) -> None:
@@ -98,7 +99,7 @@ class PrivacyBudget:
         return float(self._total - self._spent.get(scope_key, Fraction(0)))
 
     def can_spend(self, scope_key: str, epsilon: float) -> bool:
-        """True if ``epsilon`` fits in the scope's remaining budget (no charge)."""
+        """Return True if ``epsilon`` fits in the remaining budget (charges nothing)."""
         e = _eps(epsilon)
         return self._spent.get(scope_key, Fraction(0)) + e <= self._total
 
@@ -108,6 +109,7 @@ class PrivacyBudget:
         Raises:
             PrivacyBudgetExhaustedError: the charge would exceed the total.
             DPError: ``epsilon`` is not a positive finite number.
+
         """
         e = _eps(epsilon)
         with self._lock:
@@ -135,6 +137,7 @@ class PrivacyBudget:
 
         Raises:
             DPError: malformed state.
+
         """
         try:
             b = cls(1)
@@ -215,6 +218,7 @@ def dp_count(values: Sequence[float], *, epsilon: float) -> int:
 
     Raises:
         DPError: bad ε.
+
     """
     _eps(epsilon)
     return int(_count_meas(float(epsilon))(_floats(values)))
@@ -230,6 +234,7 @@ def dp_sum(values: Sequence[float], *, epsilon: float, bounds: Sequence[float]) 
 
     Raises:
         DPError: bad ε, bounds or values.
+
     """
     _eps(epsilon)
     lo, hi = _bounds(bounds)
@@ -244,6 +249,7 @@ def dp_avg(values: Sequence[float], *, epsilon: float, bounds: Sequence[float]) 
 
     Raises:
         DPError: bad ε, bounds or values.
+
     """
     e = _eps(epsilon)
     lo, hi = _bounds(bounds)
@@ -267,6 +273,7 @@ class DPAnswer:
             count below 1).
         epsilon: ε charged (0 when denied).
         remaining: ε left for the scope after this query.
+
     """
 
     allow: bool
@@ -297,6 +304,7 @@ def dp_answer(
 
     Raises:
         DPError: bad kind, ε, bounds or values (checked before any charge).
+
     """
     if kind not in ("count", "sum", "avg"):
         raise DPError(f"kind must be count, sum or avg, got {kind!r}")

@@ -103,6 +103,7 @@ class DatasetSchema:
     Raises:
         DatasetError: unknown type name, id column not ``int``, sensitive
             column missing or not numeric, empty ``sensitive``.
+
     """
 
     id_column: str
@@ -331,6 +332,7 @@ def parse_predicate(obj: Any, schema: DatasetSchema, *, allow_ids: bool = True) 
             dataset, ids when not allowed, nesting deeper than
             :data:`MAX_PREDICATE_DEPTH` or more than
             :data:`MAX_PREDICATE_NODES` nodes.
+
     """
     return _Parser(schema, allow_ids).parse(obj, "", 1)
 
@@ -395,6 +397,7 @@ class Dataset:
     Raises:
         DatasetError: a record lacks the id, has a duplicate id, an unknown
             column, or a value of the wrong type.
+
     """
 
     schema: DatasetSchema
@@ -449,6 +452,7 @@ class Dataset:
 
         Raises:
             DatasetError: unknown column or unknown id.
+
         """
         if column not in self.schema.columns:
             raise DatasetError(f"unknown column {column!r}", metadata={"column": column})

@@ -78,6 +78,7 @@ class ReplayResult:
         answer: the aggregate (int for COUNT and integer SUMs, float
             otherwise) or None when denied.
         scope_key: the pooling key the query was audited under.
+
     """
 
     index: int
@@ -132,12 +133,15 @@ def infer_schema(obj: Mapping[str, Any]) -> DatasetSchema:
         ReplayError: missing or mistyped top-level keys, mixed column types.
         PredicateError: the inferred schema is inconsistent (e.g. a
             non-numeric sensitive column).
+
     """
     if not isinstance(obj, Mapping):
         raise ReplayError("dataset must be a JSON object")
     for key, typ in (("id", str), ("sensitive", str), ("columns", list), ("records", list)):
         if not isinstance(obj.get(key), typ):
-            raise ReplayError(f"dataset key {key!r} must be a {typ.__name__}", metadata={"key": key})
+            raise ReplayError(
+                f"dataset key {key!r} must be a {typ.__name__}", metadata={"key": key}
+            )
     records = obj["records"]
     for i, r in enumerate(records):
         if not isinstance(r, Mapping):
@@ -163,6 +167,7 @@ def load_dataset(obj: Mapping[str, Any]) -> Dataset:
     Raises:
         ReplayError: malformed dataset (see :func:`infer_schema`), unknown
             columns in records, duplicate or non-integer ids.
+
     """
     schema = infer_schema(obj)
     try:
@@ -179,6 +184,7 @@ def parse_queries(
     Raises:
         ReplayError: a line is not JSON, lacks a field, has a bad kind, or its
             predicate is invalid (the message names the 1-based line).
+
     """
     out: list[ReplayQuery] = []
     for n, line in enumerate(lines, start=1):
@@ -213,6 +219,7 @@ def parse_coalitions(obj: Any) -> list[list[str]]:
 
     Raises:
         ReplayError: any other shape.
+
     """
     if not isinstance(obj, list) or not all(
         isinstance(g, list) and all(isinstance(o, str) and o for o in g) for g in obj
@@ -254,6 +261,7 @@ def replay(
 
     Raises:
         InvalidScopeError: unknown scope.
+
     """
     coalitions = [list(g) for g in coalitions]
     if auditor is None:

@@ -136,7 +136,7 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
             if d["parties"]["provider"]["name"] in orgs and d["parties"]["requester"]["name"] in orgs]
     if with_interop:
         register_agent(idents[INTEROP_ORG], name="tester", role="conformance-tester",
-                       scopes=["interop:read"], trust_tier=1)
+                       scopes=["interop:read"], trust_tier=1, with_status=False)
         layout.wallets[f"{INTEROP_ORG}/tester"] = layout.orgs[INTEROP_ORG] / "agents" / "tester.json"
         docs += [interop_contract(org, now) for org in orgs]
     for doc in docs:

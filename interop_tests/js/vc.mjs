@@ -36,7 +36,16 @@ for(const [url, file] of Object.entries(index)) {
 const DID_V1 = 'https://www.w3.org/ns/did/v1';
 const MULTIKEY_V1 = 'https://w3id.org/security/multikey/v1';
 
+const didDocuments = new Map();
+
 async function didKeyDocument(did) {
+  if(!didDocuments.has(did)) {
+    didDocuments.set(did, await buildDidKeyDocument(did));
+  }
+  return didDocuments.get(did);
+}
+
+async function buildDidKeyDocument(did) {
   const publicKeyMultibase = did.slice('did:key:'.length);
   const key = await Ed25519Multikey.from({
     id: `${did}#${publicKeyMultibase}`, controller: did, publicKeyMultibase

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from interop_tests.cases import Context
-from interop_tests.peer import TesterIdentity
+from interop_tests.peer import InteropIdentity
 from interop_tests.runner import run_cases, run_suite
 from tests.federation.conftest import start
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.xdist_group("federation")
 def _ctx(fed, org: str) -> Context:
     layout = fed.layout
     return Context(target=fed.endpoint(org), bundle=json.loads(layout.bundle_path(org).read_text()),
-                   ident=TesterIdentity.load(layout.orgs["interop"]), contract_id=f"interop-{org}")
+                   ident=InteropIdentity.load(layout.orgs["interop"]), contract_id=f"interop-{org}")
 
 
 def test_suite_passes_against_a_demo_node(fed, tmp_path):

@@ -1,0 +1,126 @@
+"""Contract lifecycle for the CLI: propose a draft, validate, sign, retire.
+
+``propose`` builds an unsigned draft from arguments (write it with
+:meth:`Contract.dump`); each party then calls :meth:`Contract.sign`;
+``validate`` runs every check a node makes before registering a contract;
+:meth:`Contract.retire` ends it early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from policy.contract import Contract
+from policy.engine_regopy import compile_check
+from policy.errors import ContractNotInForceError
+
+__all__ = ["propose", "validate"]
+
+
+def propose(
+    *,
+    contract_id: str,
+    title: str,
+    provider: tuple[str, str],
+    requester: tuple[str, str],
+    purposes: Mapping[str, Mapping[str, Any]],
+    trust_ceiling: float,
+    valid_from: datetime,
+    valid_until: datetime,
+    version: int = 1,
+    trust_budget: tuple[float, int] | None = None,
+    rate_limit: tuple[int, int] | None = None,
+    obligations: Sequence[str] = (),
+    session_limits: Mapping[str, int] | None = None,
+    rego_module: str | None = None,
+) -> Contract:
+    """Build an unsigned draft contract from arguments.
+
+    Args:
+        contract_id: the contract id.
+        title: human-readable title.
+        provider: (organization DID, name) of the data provider.
+        requester: (organization DID, name) of the requester.
+        purposes: purpose name → ``{"mni": [...], "optional": {field:
+            {"sensitivity": float, "min_trust": float}}, "required_scopes": [...],
+            "max_records": int, "aggregates": {...}}`` (keys optional).
+        trust_ceiling: τ ceiling in [0, 1].
+        valid_from: start (timezone-aware, whole seconds).
+        valid_until: end, exclusive.
+        version: positive version number.
+        trust_budget: (units, window seconds) or None.
+        rate_limit: (requests, window seconds) or None.
+        obligations: obligation codes.
+        session_limits: ``{"max_requests": int, "max_fields": int}`` or None.
+        rego_module: hook module source (``package accord.hooks.<name>``) or None.
+
+    Returns:
+        The validated, unsigned :class:`Contract`.
+
+    Raises:
+        ContractInvalidError: any argument breaks the contract invariants
+            (``metadata["field"]`` names it).
+    """
+    doc: dict[str, Any] = {
+        "id": contract_id,
+        "version": version,
+        "title": title,
+        "parties": {
+            "provider": {"org": provider[0], "name": provider[1]},
+            "requester": {"org": requester[0], "name": requester[1]},
+        },
+        "purposes": {k: dict(v) for k, v in purposes.items()},
+        "trust_ceiling": trust_ceiling,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "obligations": list(obligations),
+    }
+    if trust_budget is not None:
+        doc["trust_budget"] = {"units": trust_budget[0], "window_seconds": trust_budget[1]}
+    if rate_limit is not None:
+        doc["rate_limit"] = {"requests": rate_limit[0], "window_seconds": rate_limit[1]}
+    if session_limits is not None:
+        doc["session_limits"] = dict(session_limits)
+    if rego_module is not None:
+        doc["rego_module"] = rego_module
+    return Contract.from_dict(doc)
+
+
+def validate(
+    contract: Contract,
+    *,
+    resolve_key: Callable[[str], bytes] | None = None,
+    available_fields: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Run the checks a node makes before registering a contract.
+
+    In order: the hook module compiles (regopy); every field exists in the
+    dataset schema (if ``available_fields`` is given); both parties' signatures
+    verify (if ``resolve_key`` is given); the contract is in force (if ``now``
+    is given).
+
+    Raises:
+        RegoModuleError: the hook does not compile or calls unknown functions.
+        ContractInvalidError: a field is missing from the schema.
+        ContractUnsignedError: a party has not signed.
+        ContractSignatureError: a signature does not verify.
+        ContractNotInForceError: not in force at ``now``.
+    """
+    if contract.rego_module is not None:
+        compile_check(contract)
+    if available_fields is not None:
+        contract.check_fields(available_fields)
+    if resolve_key is not None:
+        contract.verify_signatures(resolve_key)
+    if now is not None and not contract.in_force(now):
+        raise ContractNotInForceError(
+            f"contract {contract.id} v{contract.version} is not in force at "
+            f"{now.isoformat()} (valid {contract.valid_from.isoformat()} to "
+            f"{contract.valid_until.isoformat()}"
+            + (f", retired {contract.retired_at.isoformat()}" if contract.retired_at else "")
+            + ")",
+            metadata={"contract_id": contract.id},
+        )

@@ -175,8 +175,14 @@ def agent_credential(
     if status is not None:
         if isinstance(status, Mapping):
             credential["credentialStatus"] = dict(status)
-        elif isinstance(status, list | tuple) and status and all(isinstance(e, Mapping) for e in status):
+        elif (
+            isinstance(status, list | tuple)
+            and status
+            and all(isinstance(e, Mapping) for e in status)
+        ):
             credential["credentialStatus"] = [dict(e) for e in status]
         else:
-            raise MalformedCredentialError("status must be a JSON object or a non-empty list of them")
+            raise MalformedCredentialError(
+                "status must be a JSON object or a non-empty list of them"
+            )
     return credential

@@ -7,8 +7,9 @@ the signed message is SHA-256(canonical proof configuration) ||
 SHA-256(canonical unsecured document), 64 bytes; ``proofValue`` is the
 Ed25519 signature in multibase base58btc (``z…``).
 
-A ``proof`` that is an array (a proof set, §2.1.2) is verified proof by
-proof; proof chains (``previousProof``) are not supported and refused.
+Exactly one proof is accepted (an array holding one proof too): proof sets
+and proof chains (DI §2.1.2/§2.1.3) are refused, so that "the" signer of a
+document (for the issuer and holder checks) is never ambiguous.
 """
 
 from __future__ import annotations
@@ -202,8 +203,7 @@ def verify_proof(
     """Verify the Data Integrity proof of a secured document (DI §4.4, VC DI EdDSA §3.x.2).
 
     Args:
-        document: the secured document (with ``proof``: one object, or an array
-            of them, each of which must verify).
+        document: the secured document (``proof``: one object, or an array of one).
         resolve_key: maps the proof's ``verificationMethod`` to a 32-byte key.
         expected_purpose: the required ``proofPurpose``.
         challenge: if given, the proof's ``challenge`` must equal it.
@@ -213,10 +213,11 @@ def verify_proof(
         loader: JSON-LD document loader (default: bundled contexts).
 
     Returns:
-        The ``ProofResult`` of the (last) verified proof.
+        The ``ProofResult``.
 
     Raises:
-        MalformedCredentialError: no proof, malformed proof members or proofValue.
+        MalformedCredentialError: no proof, several proofs, malformed proof members
+            or proofValue.
         UnsupportedCryptosuiteError: proof type / cryptosuite not supported.
         WrongProofPurposeError, WrongChallengeError, WrongDomainError: option mismatch.
         ExpiredError: the proof's ``expires`` is in the past.
@@ -228,26 +229,27 @@ def verify_proof(
     """
     if not isinstance(document, Mapping):
         raise MalformedCredentialError("document must be a JSON object")
-    proofs = document.get("proof")
-    if isinstance(proofs, dict):
-        proofs = [proofs]
-    if not isinstance(proofs, list) or not proofs:
-        raise MalformedCredentialError("document has no proof")
-    unsecured = {k: v for k, v in document.items() if k != "proof"}
-    result: ProofResult | None = None
-    for proof in proofs:
-        result = _verify_one(
-            unsecured,
-            proof,
-            resolve_key=resolve_key,
-            expected_purpose=expected_purpose,
-            challenge=challenge,
-            domain=domain,
-            now=now,
-            loader=loader,
+    proof = document.get("proof")
+    if isinstance(proof, list) and len(proof) == 1:
+        proof = proof[0]
+    if isinstance(proof, list) and len(proof) > 1:
+        raise MalformedCredentialError(
+            "proof sets are not supported (exactly one proof expected)",
+            metadata={"proofs": str(len(proof))},
         )
-    assert result is not None
-    return result
+    if not isinstance(proof, dict):
+        raise MalformedCredentialError("document has no proof object")
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    return _verify_one(
+        unsecured,
+        proof,
+        resolve_key=resolve_key,
+        expected_purpose=expected_purpose,
+        challenge=challenge,
+        domain=domain,
+        now=now,
+        loader=loader,
+    )
 
 
 def _verify_one(

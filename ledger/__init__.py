@@ -46,6 +46,14 @@ from ledger.policy import WitnessPolicy
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.query import EntryFilter
 from ledger.receipt import Receipt, verify_receipt
+from ledger.tiles import (
+    TileRef,
+    decode_entry_bundle,
+    encode_entry_bundle,
+    entry_bundle_path,
+    parse_tile_path,
+    tile_path,
+)
 from ledger.witness import (
     AddCheckpointRequest,
     Equivocation,
@@ -65,7 +73,13 @@ __all__ = [
     "Witness",
     "WitnessPolicy",
     "WitnessResponse",
+    "TileRef",
     "compare_checkpoints",
+    "decode_entry_bundle",
+    "encode_entry_bundle",
+    "entry_bundle_path",
+    "parse_tile_path",
+    "tile_path",
     "format_add_checkpoint",
     "open_cosignatures",
     "parse_add_checkpoint",

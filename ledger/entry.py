@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -166,8 +167,37 @@ class DisclosureEntry(BaseModel):
         return self
 
     def canonical_bytes(self) -> bytes:
-        """Return the leaf data: RFC 8785 (JCS) canonical JSON of the entry, UTF-8 bytes."""
-        return rfc8785.dumps(self.model_dump(mode="json"))
+        """Return the leaf data: RFC 8785 (JCS) canonical JSON of the entry, UTF-8 bytes.
+
+        A fast path equivalent to ``rfc8785.dumps(model_dump(mode="json"))`` (checked
+        by a property test): member names are ASCII so code-point order is UTF-16
+        order; strings use JSON's minimal escaping; the one float goes through
+        the RFC 8785 number serialiser. Falls back to ``rfc8785`` when an ``extra``
+        key is outside the Basic Multilingual Plane's pre-surrogate range.
+
+        Raises:
+            InvalidEntryError: If a string holds a lone surrogate (not UTF-8 encodable).
+
+        """
+        extra = self.extra
+        if any(max(k, default="\0") >= "\ud800" for k in extra):
+            data = rfc8785.dumps(self.model_dump(mode="json"))
+        else:
+            parts = []
+            for name in _SORTED_FIELDS:
+                value = getattr(self, name)
+                if name == "effective_trust":
+                    enc = rfc8785.dumps(value).decode("ascii")
+                elif name == "extra":
+                    enc = _JSON(dict(sorted(extra.items())))
+                else:
+                    enc = _JSON(value)
+                parts.append(f'"{name}":{enc}')
+            try:
+                data = ("{" + ",".join(parts) + "}").encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidEntryError("entry holds a string that is not valid Unicode") from exc
+        return data
 
     @classmethod
     def from_canonical_bytes(cls, data: bytes) -> DisclosureEntry:
@@ -185,6 +215,10 @@ class DisclosureEntry(BaseModel):
     def timestamp(self) -> datetime:
         """Return :attr:`time` as an aware UTC ``datetime``."""
         return parse_rfc3339_utc(self.time)
+
+
+_SORTED_FIELDS = sorted(DisclosureEntry.model_fields)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ from ledger.proofs import consistency_proof_from, inclusion_proof_from, verify_c
 from ledger.query import EntryFilter
 from ledger.receipt import Receipt
 from ledger.storage.repository import CheckpointRow, EntryRow, LedgerStore, Tx
+from ledger.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    encode_entry_bundle,
+    parse_tile_path,
+)
 from ledger.witness import Equivocation, format_add_checkpoint
 
 __all__ = ["TransparencyLog", "FsckReport", "DEFAULT_INTEGRATION_BATCH"]
@@ -428,15 +434,15 @@ class TransparencyLog:
     def size(self) -> int:
         """Return the number of sequenced entries."""
         with self._store.read() as tx:
-            return tx.watermarks()[0]
+            return tx.next_index()
 
     def integrated_size(self) -> int:
         """Return the number of entries covered by the stored tree."""
         with self._store.read() as tx:
-            return tx.watermarks()[1]
+            return tx.integrated_size()
 
     def _check_size(self, tx: Tx, tree_size: int) -> None:
-        integrated = tx.watermarks()[1]
+        integrated = tx.integrated_size()
         if not 0 <= tree_size <= integrated:
             raise TreeSizeError(
                 f"tree size {tree_size} is beyond the integrated size {integrated}",
@@ -495,7 +501,7 @@ class TransparencyLog:
 
         """
         with self._store.read() as tx:
-            if index < 0 or index >= tx.watermarks()[0]:
+            if index < 0 or index >= tx.next_index():
                 raise EntryNotFoundError(f"no entry at index {index}", metadata={"index": index})
             row = tx.latest_checkpoint(min_size=index + 1, witnessed=witnessed)
             if row is None:
@@ -554,6 +560,80 @@ class TransparencyLog:
         with self._store.read() as tx:
             marks = tx.watermarks()
             return [self._stored(tx, r, marks) for r in tx.query(flt, time_bounds=bounds)]
+
+    # ------------------------------------------------------------------ tiles
+    def read_tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Return a C2SP tlog-tiles tile: ``width`` 32-byte hashes, from immutable node rows.
+
+        Args:
+            level: Tile level (tree height ``8 * level``), 0..7 in practice.
+            index: Tile index N.
+            width: 256 for a full tile, 1..255 for a partial one.
+
+        Returns:
+            ``32 * width`` bytes.
+
+        Raises:
+            TreeSizeError: If the integrated tree does not yet contain those hashes.
+
+        """
+        if not 0 <= level <= 7 or not 1 <= width <= TILE_WIDTH or index < 0:
+            raise TreeSizeError(
+                "tile out of range", metadata={"level": level, "index": index, "width": width}
+            )
+        height = TILE_HEIGHT * level
+        lo = index * TILE_WIDTH
+        with self._store.read() as tx:
+            rows = tx.node_range(height, lo, lo + width)
+        if len(rows) != width:
+            raise TreeSizeError(
+                f"tile {level}/{index} of width {width} is not available",
+                metadata={"level": level, "index": index, "width": width},
+            )
+        return b"".join(h for _, h in rows)
+
+    def read_entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Return a tlog-tiles entry bundle (uint16-BE length-prefixed canonical entries).
+
+        Only integrated entries are served (a bundle matches its level-0 tile).
+
+        Raises:
+            TreeSizeError: If the entries are not all integrated yet.
+
+        """
+        if not 1 <= width <= TILE_WIDTH or index < 0:
+            raise TreeSizeError("entry bundle out of range", metadata={"index": index})
+        lo = index * TILE_WIDTH
+        with self._store.read() as tx:
+            if lo + width > tx.integrated_size():
+                raise TreeSizeError(
+                    f"entry bundle {index} of width {width} is not integrated yet",
+                    metadata={"index": index, "width": width},
+                )
+            rows = list(tx.iter_entries(lo, lo + width))
+        return encode_entry_bundle([r.data for r in rows])
+
+    def read_path(self, path: str) -> tuple[bytes, str]:
+        """Serve a tlog-tiles resource by path (``checkpoint``, ``tile/…``).
+
+        Returns:
+            ``(body, content type)``.
+
+        Raises:
+            MalformedError: If the path is not a tlog-tiles path.
+            NotCheckpointedError: For ``checkpoint`` before the first signature.
+            TreeSizeError: If the tile or bundle is not available.
+
+        """
+        if path == "checkpoint":
+            signed = self.latest_checkpoint()
+            if signed is None:
+                raise NotCheckpointedError("no checkpoint signed yet")
+            return signed.note.encode("utf-8"), "text/plain; charset=utf-8"
+        ref = parse_tile_path(path)
+        if ref.level is None:
+            return self.read_entry_bundle(ref.index, ref.width), "application/octet-stream"
+        return self.read_tile(ref.level, ref.index, ref.width), "application/octet-stream"
 
     # ------------------------------------------------------------------ witnessing
     def add_checkpoint_request(self, old_size: int, *, size: int | None = None) -> bytes:

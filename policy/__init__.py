@@ -34,12 +34,22 @@ from policy.errors import (
     UnknownPurposeError,
 )
 from policy.gate import GateResult, apply_gate
+from policy.lifecycle import propose_contract, validate_contract
+from policy.measures import (
+    Chain,
+    attempted_oer,
+    authorization_drift,
+    exposure_by_field,
+    oer_by,
+    over_exposure_rate,
+)
 from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
 __all__ = [
     "BudgetKey",
     "BudgetLedger",
     "BudgetStateError",
+    "Chain",
     "Contract",
     "ContractInvalidError",
     "ContractNotInForceError",
@@ -75,7 +85,14 @@ __all__ = [
     "UnknownContractError",
     "UnknownPurposeError",
     "apply_gate",
+    "attempted_oer",
+    "authorization_drift",
     "base_policy",
     "compile_check",
     "contract_document",
+    "exposure_by_field",
+    "oer_by",
+    "over_exposure_rate",
+    "propose_contract",
+    "validate_contract",
 ]

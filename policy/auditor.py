@@ -432,17 +432,56 @@ class _Scope:
     def apply(self, plan: _Plan) -> None:
         assert plan.allow and plan.qp is not None and plan.version == self.version
         self.history += 1
-        if not plan.qp:
-            self.version += 1
+        if plan.qp:
+            assert plan.sel is not None and plan.labels is not None
+            assert plan.partial is not None and plan.counts is not None
+            self._split(plan.sel, plan.labels, plan.partial, plan.counts, plan.untouched)
+            self._insert_reduced(plan.qp, plan.f0)
+        self.version += 1
+
+    def split_by(self, sel: np.ndarray) -> None:
+        """Refine the atoms so that ``sel`` is a union of atoms (no row added)."""
+        if sel.shape[0] == 0:
             return
-        p = self.p
-        assert plan.sel is not None and plan.labels is not None
-        assert plan.partial is not None and plan.counts is not None
+        self.ensure_ids(int(sel.max()) + 1)
+        labels = self.atom_of[sel]
         n = self.n_atoms
-        lut = np.arange(-1, n, dtype=np.int32)
+        cnt = np.bincount(labels + 1, minlength=n + 1)
+        partial = np.flatnonzero((cnt[1:] > 0) & (cnt[1:] < self.size[:n]))
+        self._split(sel, labels, partial, cnt[1:], int(cnt[0]))
+        self.version += 1
+
+    def insert_vector(self, vec: Mapping[int, int]) -> bool:
+        """Add a row given over current atom ids; return False if already implied."""
+        p, rows = self.p, self.rows
+        qp: dict[int, int] = {}
+        for a, c in vec.items():
+            if a in rows:
+                for f, v in rows[a].items():
+                    qp[f] = (qp.get(f, 0) - c * v) % p
+            else:
+                qp[a] = (qp.get(a, 0) + c) % p
+        qp = {f: v for f, v in qp.items() if v}
+        if not qp:
+            return False
+        self._insert_reduced(qp, min(qp, key=lambda f: len(self.cols.get(f, ()))))
+        self.version += 1
+        return True
+
+    def _split(
+        self,
+        sel: np.ndarray,
+        labels: np.ndarray,
+        partial: np.ndarray,
+        counts: np.ndarray,
+        untouched: int,
+    ) -> None:
+        """Move the selected part of each cut atom (and of the untouched records) to a new atom."""
+        p = self.p
+        lut = np.arange(-1, self.n_atoms, dtype=np.int32)
         w, proj, rows, cols = self.w, self.proj, self.rows, self.cols
-        for a in plan.partial.tolist():
-            k = int(plan.counts[a])
+        for a in partial.tolist():
+            k = int(counts[a])
             a2 = self.new_atom(k)
             self.size[a] -= k
             lut[a + 1] = a2
@@ -458,11 +497,14 @@ class _Scope:
                         rows[c][a2] = v
                         proj[c] = (proj[c] - v * w[a2]) % p
                     cols[a2] = set(cs)
-        if plan.untouched:
-            lut[0] = self.new_atom(plan.untouched)
-        self.atom_of[plan.sel] = lut[plan.labels + 1]
-        # insert the reduced query with pivot f0
-        qp, f0 = plan.qp, plan.f0
+        if untouched:
+            lut[0] = self.new_atom(untouched)
+        self.atom_of[sel] = lut[labels + 1]
+
+    def _insert_reduced(self, qp: dict[int, int], f0: int) -> None:
+        """Add the reduced row ``qp`` (over free atoms) with pivot ``f0``; keep rows reduced."""
+        p = self.p
+        w, proj, rows, cols = self.w, self.proj, self.rows, self.cols
         inv = pow(qp[f0], -1, p)
         qn = {f: v * inv % p for f, v in qp.items() if f != f0}
         qw = (w[f0] + sum(v * w[f] for f, v in qn.items())) % p
@@ -486,7 +528,6 @@ class _Scope:
         for f in qn:
             cols.setdefault(f, set()).add(f0)
         proj[f0] = (w[f0] - qw) % p
-        self.version += 1
 
     # -- persistence
     def to_state(self) -> dict[str, Any]:
@@ -779,6 +820,53 @@ class Auditor:
                 return frozenset()
             ids = np.flatnonzero(np.isin(s.atom_of, np.asarray(atoms, dtype=np.int32)))
             return frozenset(int(i) for i in ids)
+
+    def merge_scopes(self, target: str, sources: Iterable[str]) -> frozenset[int]:
+        """Pool the answered history of ``sources`` into ``target``.
+
+        Use it when a coalition is declared or widened (the coalition's scope
+        key changes): merge the members' old scopes into the new key. The
+        sources are left as they are. Answers already given cannot be taken
+        back, so the merged history may disclose records even though each
+        source was safe alone; they are returned so the node can raise it.
+
+        Args:
+            target: the scope key to pool into (created if absent).
+            sources: scope keys to pool from (unknown keys and ``target``
+                itself are skipped).
+
+        Returns:
+            The record ids the merged ``target`` history now determines.
+        """
+        with self._lock:
+            t = self._scope(target)
+            for key in sources:
+                src = self._scopes.get(key)
+                if src is None or key == target:
+                    continue
+                ids = np.flatnonzero(src.atom_of >= 0)
+                labels = src.atom_of[ids]
+                order = np.argsort(labels, kind="stable")
+                ids, labels = ids[order], labels[order]
+                bounds = np.flatnonzero(np.diff(labels)) + 1
+                groups = np.split(ids, bounds) if ids.shape[0] else []
+                members: dict[int, list[int]] = {}
+                for g in groups:
+                    t.split_by(g)
+                for g in groups:
+                    b = int(src.atom_of[g[0]])
+                    members[b] = np.unique(t.atom_of[g]).tolist()
+                for c, free in src.rows.items():
+                    vec: dict[int, int] = {}
+                    for b, coef in ((c, 1), *free.items()):
+                        for a in members[b]:
+                            vec[a] = (vec.get(a, 0) + coef) % self._p
+                    t.insert_vector(vec)
+                t.history += src.history
+                t.counts += src.counts
+                t.version += 1
+            self._cached = None
+            return self.disclosed(target)
 
     # -- introspection and persistence
     def status(self) -> dict[str, ScopeStatus]:

@@ -83,7 +83,9 @@ def compile_check(contract: Contract) -> None:
         probe = regopy.Interpreter()
         defined = hook_functions(contract.rego_module)
         unknown = sorted(
-            n for n in hook_calls(contract.rego_module) if n not in defined and not probe.is_builtin(n)
+            n
+            for n in hook_calls(contract.rego_module)
+            if n not in defined and not probe.is_builtin(n)
         )
         if unknown:
             raise RegoModuleError(

@@ -1,8 +1,8 @@
 """Contract lifecycle for the CLI: propose a draft, validate, sign, retire.
 
-``propose`` builds an unsigned draft from arguments (write it with
+``propose_contract`` builds an unsigned draft from arguments (write it with
 :meth:`Contract.dump`); each party then calls :meth:`Contract.sign`;
-``validate`` runs every check a node makes before registering a contract;
+``validate_contract`` runs every check a node makes before registering a contract;
 :meth:`Contract.retire` ends it early.
 """
 
@@ -16,10 +16,10 @@ from policy.contract import Contract
 from policy.engine_regopy import compile_check
 from policy.errors import ContractNotInForceError
 
-__all__ = ["propose", "validate"]
+__all__ = ["propose_contract", "validate_contract"]
 
 
-def propose(
+def propose_contract(
     *,
     contract_id: str,
     title: str,
@@ -88,7 +88,7 @@ def propose(
     return Contract.from_dict(doc)
 
 
-def validate(
+def validate_contract(
     contract: Contract,
     *,
     resolve_key: Callable[[str], bytes] | None = None,

@@ -27,6 +27,7 @@ from credentials import (
     create_presentation,
     did_key_from_public_key,
     did_key_resolver,
+    did_web_document,
     issue_credential,
     load_json,
     verification_method_id,
@@ -141,6 +142,20 @@ def keygen() -> None:
     jwk = key.to_jwk(include_private=True)
     jwk["kid"] = verification_method_id(did_key_from_public_key(key.public_key))
     _print(jwk)
+
+
+@app.command("did-document")
+def did_document_command(
+    key: KeyOption,
+    did: Annotated[str, typer.Option(help="The organization's did:web DID.")],
+    key_id: Annotated[str, typer.Option(help="Verification method fragment.")] = "key-1",
+) -> None:
+    """Print the did:web DID document of a key (public part only), for pinning by peers."""
+    try:
+        document = did_web_document(did, _load_key(key).public_key, key_id=key_id)
+    except CredentialError as exc:
+        _fail(exc.diagnostics())
+    _print(document)
 
 
 @app.command()

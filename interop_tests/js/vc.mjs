@@ -6,6 +6,9 @@
 //   issue        {credential, publicKeyMultibase, secretKeyMultibase, cryptosuite, created?}
 //                -> {credential}            (issuer must be the key's did:key)
 //   verify       {credential, now?}         -> {verified, errors: [string]}
+//   sign-presentation    {credentials, publicKeyMultibase, secretKeyMultibase, cryptosuite,
+//                         challenge, domain, created?}  -> {presentation}  (holder = did:key)
+//   verify-presentation  {presentation, challenge, domain, now?} -> {verified, errors}
 //   verify-loop  {credential, n, now?}      -> {verified, n, seconds, per_verify_ms}
 //   issue-loop   {credential, publicKeyMultibase, secretKeyMultibase, cryptosuite, n}
 //                -> {n, seconds, per_issue_ms}
@@ -137,6 +140,41 @@ async function verifyOnce(req) {
   return {verified: Boolean(result.verified), errors};
 }
 
+async function signPresentation(req) {
+  const holder = `did:key:${req.publicKeyMultibase}`;
+  const suite = new DataIntegrityProof({
+    signer: await signer(req), cryptosuite: signSuite(req.cryptosuite),
+    date: req.created
+  });
+  const presentation = vc.createPresentation({
+    verifiableCredential: structuredClone(req.credentials), holder, now: req.now
+  });
+  return {
+    presentation: await vc.signPresentation({
+      presentation, suite, challenge: req.challenge, domain: req.domain, documentLoader
+    })
+  };
+}
+
+async function verifyPresentation(req) {
+  const result = await vc.verify({
+    presentation: req.presentation, suite: verifySuites, documentLoader,
+    challenge: req.challenge, domain: req.domain, now: req.now
+  });
+  const errors = [];
+  if(result.error) {
+    errors.push(String(result.error.message || result.error));
+  }
+  for(const part of [result.presentationResult, ...(result.credentialResults || [])]) {
+    for(const r of (part && part.results) || []) {
+      if(r.error) {
+        errors.push(String(r.error.message || r.error));
+      }
+    }
+  }
+  return {verified: Boolean(result.verified), errors};
+}
+
 async function timed(n, fn) {
   await fn(); // warm-up: contexts processed, caches filled
   const start = performance.now();
@@ -155,6 +193,10 @@ async function main() {
     out = await issue(req);
   } else if(command === 'verify') {
     out = await verifyOnce(req);
+  } else if(command === 'sign-presentation') {
+    out = await signPresentation(req);
+  } else if(command === 'verify-presentation') {
+    out = await verifyPresentation(req);
   } else if(command === 'verify-loop') {
     const {last, seconds} = await timed(req.n, () => verifyOnce(req));
     out = {verified: last.verified, n: req.n, seconds, per_verify_ms: seconds * 1000 / req.n};

@@ -146,6 +146,14 @@ class Tx:
         row = self._locked(s.tree, s.tree.c.size, s.tree.c.root)
         return int(row[0]), bytes(row[1])
 
+    def integrated_size(self) -> int:
+        """Return the integrated tree size (no lock)."""
+        return int(self.conn.execute(select(s.tree.c.size)).scalar_one())
+
+    def next_index(self) -> int:
+        """Return the next free index, i.e. the number of sequenced entries (no lock)."""
+        return int(self.conn.execute(select(s.sequence.c.next_index)).scalar_one())
+
     def tree_root(self) -> bytes:
         """Return the stored root at the integrated size (no lock)."""
         return bytes(self.conn.execute(select(s.tree.c.root)).scalar_one())

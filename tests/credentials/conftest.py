@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from cred_support import NOW, ORG_DID, ORG_VM
 
 from credentials import (
     Ed25519KeyPair,
@@ -11,6 +10,7 @@ from credentials import (
     agent_credential,
     did_key_from_public_key,
 )
+from tests.credentials.cred_support import NOW, ORG_DID, ORG_VM
 
 
 @pytest.fixture(scope="session")

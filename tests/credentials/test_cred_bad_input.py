@@ -6,7 +6,6 @@ import copy
 from datetime import timedelta
 
 import pytest
-from cred_support import NOW, ORG_VM, SUITES, VERIFIER_DID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
+from tests.credentials.cred_support import NOW, ORG_VM, SUITES, VERIFIER_DID
 
 SUITE_PARAMS = pytest.mark.parametrize("suite", SUITES)
 

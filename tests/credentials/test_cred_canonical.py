@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-from cred_support import RDFC, load
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pyld.canon import URDNA2015
@@ -24,6 +23,7 @@ from credentials import (
     load_json,
 )
 from credentials.canonical import escape_literal, rdfc_canonical_nquads, to_rdf_quads
+from tests.credentials.cred_support import RDFC, load
 
 V2 = "https://www.w3.org/ns/credentials/v2"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from cred_support import NOW, ORG_DID, VERIFIER_DID
 from typer.testing import CliRunner
 
 from credentials import Ed25519KeyPair, did_web_document
 from federation.cli.credential import app
+from tests.credentials.cred_support import NOW, ORG_DID, VERIFIER_DID
 
 runner = CliRunner()
 NOW_ARG = ["--now", NOW.isoformat()]
@@ -154,3 +154,12 @@ def test_bad_input_is_one_line_and_nonzero(args, stdin, code, files):
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_did_document_command(files, org_key):
+    result = _run(["did-document", "--key", str(files["org"]), "--did", ORG_DID])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == did_web_document(ORG_DID, org_key.public_key)
+    assert '"d"' not in result.stdout  # no private key material
+    bad = _run(["did-document", "--key", str(files["org"]), "--did", "https://x"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: UNKNOWN_KEY")

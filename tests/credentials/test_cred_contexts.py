@@ -28,6 +28,10 @@ DIGESTS = {
     "https://www.w3.org/ns/credentials/undefined-terms/v2": (
         "82dab514ba44eb18f5d1b0f638c5e140c6a556fbfb5089601bdc0fa5eb8b2581"
     ),
+    # Accord's own context is frozen too: issued signatures depend on its exact terms.
+    "https://w3id.org/accord/credentials/v1": (
+        "cc08084702f4fd8e3e259546443656d622960fdb1c65cb76a272da54f8da75d1"
+    ),
     "https://w3id.org/citizenship/v4rc1": (
         "5038c7383afd7ab2158f1b997913a8f60978a0abcf96e0b0d08e29f146d2db1e"
     ),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from cred_support import RDFC, load
 
 from credentials import (
     DidDocumentResolver,
@@ -16,6 +15,7 @@ from credentials import (
     verification_method_id,
 )
 from credentials.keys import multibase_encode_base58btc
+from tests.credentials.cred_support import RDFC, load
 
 W3C_DID = "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"
 

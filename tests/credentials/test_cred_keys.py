@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from cred_support import RDFC, load
 
 from credentials import (
     Ed25519KeyPair,
@@ -12,6 +11,7 @@ from credentials import (
     verify_ed25519,
 )
 from credentials.keys import multibase_encode_base58btc
+from tests.credentials.cred_support import RDFC, load
 
 # RFC 8037 Appendix A.1/A.2 (the Ed25519 key of RFC 8032 §7.1 TEST 1).
 RFC8037_JWK = {

@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cred_support import NOW, ORG_DID, ORG_VM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
+from tests.credentials.cred_support import NOW, ORG_DID, ORG_VM
 
 SPEC_EMPTY = (
     (Path(__file__).parent / "vectors" / "bitstring-status-list" / "empty-16KiB-encodedList.txt")

@@ -6,7 +6,6 @@ import copy
 from datetime import timedelta
 
 import pytest
-from cred_support import NOW, ORG_DID, ORG_VM, RDFC, SUITES, VERIFIER_DID, load
 
 from credentials import (
     ACCORD_CONTEXT_URL,
@@ -22,6 +21,7 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
+from tests.credentials.cred_support import NOW, ORG_DID, ORG_VM, RDFC, SUITES, VERIFIER_DID, load
 
 
 def _sign(credential, key, suite="eddsa-rdfc-2022", vm=ORG_VM):
@@ -308,3 +308,37 @@ def test_accepts_object_issuer_and_returns_copies(unsigned_agent_credential, org
     assert verified.issuer == ORG_DID
     verified.subject["role"] = "changed"
     assert signed["credentialSubject"]["role"] == "clinician"
+
+
+def test_proof_sets_are_refused(unsigned_agent_credential, org_key, resolver):
+    signed = _sign(unsigned_agent_credential, org_key)
+    signed["proof"] = [signed["proof"]]
+    verify_credential(signed, resolve_key=resolver, now=NOW)  # an array of one is fine
+    signed["proof"] = [signed["proof"][0], dict(signed["proof"][0])]
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == (
+        "MALFORMED_CREDENTIAL"
+    )
+
+
+def test_concurrent_verification_from_threads(unsigned_agent_credential, org_key, resolver):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from credentials import DocumentLoader
+
+    loader = DocumentLoader()  # cold caches, filled concurrently
+    signed = [
+        issue_credential(
+            {**unsigned_agent_credential, "id": f"urn:uuid:0000-{i}"},
+            key=org_key,
+            verification_method=ORG_VM,
+            cryptosuite=SUITES[i % 2],
+        )
+        for i in range(8)
+    ]
+
+    def check(i):
+        return verify_credential(signed[i % 8], resolve_key=resolver, now=NOW, loader=loader).id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = list(pool.map(check, range(64)))
+    assert ids == [f"urn:uuid:0000-{i % 8}" for i in range(64)]

@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
-from cred_support import JCS, RDFC, load
 
 from credentials import (
     Ed25519KeyPair,
@@ -17,6 +16,7 @@ from credentials import (
 )
 from credentials.cryptosuites import eddsa_jcs_2022, eddsa_rdfc_2022, hash_data
 from credentials.keys import multibase_decode
+from tests.credentials.cred_support import JCS, RDFC, load
 
 CREATED = datetime(2023, 2, 24, 23, 36, 38, tzinfo=UTC)
 

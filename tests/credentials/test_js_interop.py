@@ -16,18 +16,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cred_support import NOW, SUITES
 
 from credentials import (
     CredentialError,
     Ed25519KeyPair,
     agent_credential,
+    create_presentation,
     did_key_from_public_key,
     did_key_resolver,
     issue_credential,
     verification_method_id,
     verify_credential,
+    verify_presentation,
 )
+from tests.credentials.cred_support import NOW, SUITES
 
 JS_DIR = Path(__file__).resolve().parents[2] / "interop_tests" / "js"
 NODE = shutil.which("node")
@@ -191,3 +193,62 @@ def test_w3c_vector_with_blank_nodes_verifies_in_js_when_reissued(js_ready, issu
     )
     result = js(js_ready, "verify", {"credential": signed, "now": NOW.isoformat()})
     assert result["verified"] is True, result
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_presentations_both_ways(js_ready, suite, credential, issuer_key):
+    holder = Ed25519KeyPair.from_seed(bytes(range(140, 172)))
+    holder_did = did_key_from_public_key(holder.public_key)
+    credential["credentialSubject"]["id"] = holder_did
+    vm = verification_method_id(did_key_from_public_key(issuer_key.public_key))
+    signed = issue_credential(
+        credential, key=issuer_key, verification_method=vm, cryptosuite=suite, created=NOW
+    )
+    domain = "did:web:verifier.accord.test"
+
+    # Accord presents, JS verifies (and refuses another challenge).
+    ours = create_presentation(
+        [signed],
+        holder=holder_did,
+        key=holder,
+        verification_method=verification_method_id(holder_did),
+        challenge="nonce-a",
+        domain=domain,
+        cryptosuite=suite,
+        created=NOW,
+    )
+    ok = js(
+        js_ready,
+        "verify-presentation",
+        {"presentation": ours, "challenge": "nonce-a", "domain": domain, "now": NOW.isoformat()},
+    )
+    assert ok == {"verified": True, "errors": []}
+    replay = js(
+        js_ready,
+        "verify-presentation",
+        {"presentation": ours, "challenge": "nonce-b", "domain": domain, "now": NOW.isoformat()},
+    )
+    assert replay["verified"] is False
+
+    # JS presents, Accord verifies (and refuses a tampered one).
+    theirs = js(
+        js_ready,
+        "sign-presentation",
+        {
+            "credentials": [signed],
+            "cryptosuite": suite,
+            "challenge": "nonce-c",
+            "domain": domain,
+            "now": NOW.isoformat(),
+            **_key_request(holder),
+        },
+    )["presentation"]
+    result = verify_presentation(
+        theirs, challenge="nonce-c", domain=domain, resolve_key=did_key_resolver, now=NOW
+    )
+    assert result.holder == holder_did and len(result.credentials) == 1
+    theirs["holder"] = "did:key:z6MkhFwXNFWosLeugvSf4wcL9t3uuRXueGSFTRgSvHhWj5G2"
+    with pytest.raises(CredentialError):
+        verify_presentation(
+            theirs, challenge="nonce-c", domain=domain, resolve_key=did_key_resolver, now=NOW
+        )

@@ -7,7 +7,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import rfc8785
 from conftest import ORIGIN
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ledger_support import make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion
 
 from ledger import (
@@ -15,6 +18,7 @@ from ledger import (
     CheckpointConflictError,
     CommitState,
     ConfigurationError,
+    DisclosureEntry,
     EntryFilter,
     EntryNotFoundError,
     IdempotencyConflictError,
@@ -348,3 +352,27 @@ def test_verify_detects_edited_node_and_forged_checkpoint(db_url, signer):
 def test_clock_is_a_parameter(log):
     log.append([make_entry(0)], now=NOW - timedelta(days=1))
     assert log.get(0).sequenced_at == NOW - timedelta(days=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20),
+    extra=st.dictionaries(
+        st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=5),
+        st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=8),
+        max_size=4,
+    ),
+    trust=st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+    count=st.integers(min_value=0, max_value=2**53 - 1),
+)
+def test_canonical_fast_path_equals_rfc8785(text, extra, trust, count):
+    e = make_entry(
+        1,
+        purpose=text or "p",
+        extra=extra,
+        effective_trust=trust,
+        record_count=count,
+        fields_requested=[text or "f", "g"],
+    )
+    assert e.canonical_bytes() == rfc8785.dumps(e.model_dump(mode="json"))
+    assert DisclosureEntry.from_canonical_bytes(e.canonical_bytes()) == e

@@ -5,10 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_audit_oracle import discloses
 
 from policy.auditor import Auditor, scope_key
 from policy.predicates import Dataset, DatasetSchema
+
+try:  # tests/ is a package (python -m pytest from the repo root)
+    from tests.policy.test_audit_oracle import discloses
+except ImportError:  # rootdir-less runs put tests/policy on sys.path
+    from test_audit_oracle import discloses  # type: ignore[no-redef]
 
 SCHEMA = DatasetSchema(
     "id", ("salary",), {"id": "int", "salary": "int", "age": "int", "dept": "str", "zip": "str"}

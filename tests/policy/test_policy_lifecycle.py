@@ -14,7 +14,8 @@ from policy import (
     RegoModuleError,
     RegopyEngine,
 )
-from policy.lifecycle import propose, validate
+from policy.lifecycle import propose_contract as propose
+from policy.lifecycle import validate_contract as validate
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 
 from federation.client import AgentClient
 from federation.errors import DeniedError, FederationError, NotFoundError
-from tests.federation.conftest import run
+from nodes.conftest import run
 
 pytestmark = pytest.mark.xdist_group("federation")
 

@@ -10,7 +10,7 @@ import pytest
 from interop_tests.cases import Context
 from interop_tests.peer import InteropIdentity
 from interop_tests.runner import run_cases, run_suite
-from tests.federation.conftest import start
+from nodes.conftest import start
 
 pytestmark = pytest.mark.xdist_group("federation")
 

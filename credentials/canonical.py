@@ -60,8 +60,10 @@ __all__ = [
 MAX_DOCUMENT_BYTES = 256 * 1024
 #: Deepest accepted JSON nesting (objects and arrays), levels.
 MAX_JSON_DEPTH = 32
-#: RDFC-1.0 work bound (§4.4.2 note on poison graphs): max Hash N-Degree Quads calls.
+#: RDFC-1.0 work bounds (RDFC-1.0 §4.4.2 and §7 on poison graphs): Hash N-Degree Quads
+#: calls, and permutations examined, per canonicalization.
 MAX_NDEGREE_CALLS = 2000
+MAX_PERMUTATIONS = 50_000
 
 _RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
@@ -479,6 +481,7 @@ class _Canonicalizer:
         self.canonical = _IdentifierIssuer("_:c14n")
         self.first_degree: dict[str, str] = {}
         self.ndegree_calls = 0
+        self.permutations = 0
 
     # §4.6 Hash First Degree Quads
     def hash_first_degree(self, node: str) -> str:
@@ -529,6 +532,12 @@ class _Canonicalizer:
             chosen_path = ""
             chosen_issuer: _IdentifierIssuer | None = None
             for permutation in permutations(related_by_hash[related_hash]):
+                self.permutations += 1
+                if self.permutations > MAX_PERMUTATIONS:
+                    raise DocumentTooLargeError(
+                        "RDFC-1.0 work limit exceeded (blank node structure too complex)",
+                        metadata={"max_permutations": str(MAX_PERMUTATIONS)},
+                    )
                 issuer_copy = issuer.copy()
                 path = ""
                 recursion: list[str] = []
@@ -607,7 +616,8 @@ def rdfc_canonical_nquads(quads: Iterable[Quad]) -> str:
         ``_:c14n0``, ``_:c14n1``, ...
 
     Raises:
-        DocumentTooLargeError: the work bound ``MAX_NDEGREE_CALLS`` was hit.
+        DocumentTooLargeError: a work bound (``MAX_NDEGREE_CALLS``,
+            ``MAX_PERMUTATIONS``) was hit: a "poison" dataset.
 
     """
     return _Canonicalizer(list(quads)).run()

@@ -11,9 +11,9 @@ expected/actual values; never secret key material). No gRPC here:
 Hierarchy::
 
     CredentialError
-    ├── MalformedKeyError           MALFORMED_KEY
     ├── StatusListError             INVALID_STATUS_LIST
     └── VerificationError           VERIFICATION_FAILED  ("does not verify")
+        ├── MalformedKeyError       MALFORMED_KEY
         ├── InvalidSignatureError   INVALID_SIGNATURE
         ├── UnknownKeyError         UNKNOWN_KEY
         ├── UnsupportedCryptosuiteError  UNSUPPORTED_CRYPTOSUITE
@@ -36,6 +36,10 @@ Hierarchy::
 The JSON-LD errors (unknown context, undefined term, relative IRI, too large)
 are raised both when issuing and when verifying: a document that cannot be
 canonicalized safely would not verify, so it is refused before signing too.
+Likewise ``MalformedKeyError`` is a ``VerificationError`` (a did:key with the
+wrong multicodec makes a credential fail to verify) even when it is raised by
+a key import such as ``Ed25519KeyPair.from_jwk``: one ``except
+VerificationError`` covers every refusal of input.
 """
 
 from __future__ import annotations
@@ -104,12 +108,6 @@ class CredentialError(Exception):
         return f"{self.reason}: {self.message}" + (f" ({extra})" if extra else "")
 
 
-class MalformedKeyError(CredentialError):
-    """Key material (Multikey, multibase, JWK, did:key) cannot be decoded."""
-
-    reason = "MALFORMED_KEY"
-
-
 class StatusListError(CredentialError):
     """A Bitstring Status List is malformed or an index is out of range."""
 
@@ -120,6 +118,12 @@ class VerificationError(CredentialError):
     """A credential, presentation or proof does not verify."""
 
     reason = "VERIFICATION_FAILED"
+
+
+class MalformedKeyError(VerificationError):
+    """Key material (Multikey, multibase, JWK, did:key) cannot be decoded."""
+
+    reason = "MALFORMED_KEY"
 
 
 class InvalidSignatureError(VerificationError):

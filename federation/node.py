@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,7 +395,9 @@ class Node:
 
     def _effective_trust(self, requester_org: str, contract: Contract | None, now: dt.datetime) -> float:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
-        return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
+        tau = self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
+        # floor to 0.01: conservative, and identical inputs hit the decision cache
+        return math.floor(tau * 100 + 1e-9) / 100
 
     def authenticate_request(self, peer: AuthenticatedPeer, session_id: str, request: Request,
                              envelope_bytes: bytes, org_signature: bytes) -> Session:
@@ -449,8 +452,7 @@ class Node:
             contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
             provider_org=self.did, requester_agent=request.agent_did, agent_claims=sess.claims,
             requested_fields=request.fields, effective_trust=tau, budget_used=budget_used,
-            session={"requests": sess.requests, "denials": sess.denials,
-                     "fields_released": len(sess.fields_released)},
+            session=self._session_input(contract, sess),
             now=now,
         )
         decision = self.policy.decide(inp)
@@ -540,6 +542,20 @@ class Node:
             decision_hash=decision.digest(), receipt=written.receipt,
             entry=entry.canonical_bytes(), leaf_index=written.index, leaf_hash=written.leaf_hash,
         )
+
+    @staticmethod
+    def _session_input(contract: Contract | None, sess: Session) -> dict[str, int]:
+        """The session's cumulative state for the policy input.
+
+        Only given when the contract sets session limits: otherwise the
+        counters cannot change the decision, and leaving them out lets
+        identical requests hit the decision cache.
+        """
+        limits = contract.session_limits if contract is not None else None
+        if limits is None or (limits.max_requests is None and limits.max_fields is None):
+            return {}
+        return {"requests": sess.requests, "denials": sess.denials,
+                "fields_released": len(sess.fields_released)}
 
     def counters_for(self, peer_name: str) -> dict[str, int]:
         """Mutable counters of one requester org at this provider."""

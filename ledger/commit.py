@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CommitState", "TRANSITIONS", "commit_state"]
+__all__ = ["CommitState", "TRANSITIONS", "commit_state", "transition_table_markdown"]
 
 
 class CommitState(enum.Enum):
@@ -65,3 +65,15 @@ def commit_state(
     if index < integrated_size:
         return CommitState.INTEGRATED
     return CommitState.SEQUENCED
+
+
+def transition_table_markdown() -> str:
+    """Render :data:`TRANSITIONS` as a Markdown table (embedded in ``docs/ledger.md``)."""
+    rows = ["| from | event | to | condition |", "| --- | --- | --- | --- |"]
+    for src, event, dst, cond in TRANSITIONS:
+        rows.append(f"| {src.value if src else '—'} | `{event}` | {dst.value} | {cond} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(transition_table_markdown(), end="")

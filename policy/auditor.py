@@ -370,6 +370,8 @@ class _Scope:
 
         def vrow(c: int) -> dict[int, int]:
             r = rows[c]
+            if not split:
+                return r  # read-only use below
             out = dict(r)
             for f, v in r.items():
                 if f in split:
@@ -508,16 +510,22 @@ class _Scope:
         inv = pow(qp[f0], -1, p)
         qn = {f: v * inv % p for f, v in qp.items() if f != f0}
         qw = (w[f0] + sum(v * w[f] for f, v in qn.items())) % p
+        items = list(qn.items())
         for c in cols.pop(f0, set()):
             r = rows[c]
             alpha = r.pop(f0)
-            for f, v in qn.items():
-                nv = (r.get(f, 0) - alpha * v) % p
+            neg = p - alpha
+            get = r.get
+            for f, v in items:
+                old = get(f)
+                if old is None:  # p is prime: -alpha*v != 0
+                    r[f] = neg * v % p
+                    cols.setdefault(f, set()).add(c)
+                    continue
+                nv = (old + neg * v) % p
                 if nv:
-                    if f not in r:
-                        cols.setdefault(f, set()).add(c)
                     r[f] = nv
-                elif f in r:
+                else:
                     del r[f]
                     cs = cols[f]
                     cs.discard(c)

@@ -60,6 +60,10 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")
 _DID_RE = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%\-]+$")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")
 _PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)\s*$", re.MULTILINE)
+#: Bounds that keep every number exact in JSON (RFC 8785 / I-JSON) and Rego.
+_MAX_COUNT = 1_000_000_000
+_MAX_WINDOW = 10 * 366 * 24 * 3600
+
 _JWS_HEADER = {"alg": "EdDSA", "typ": "accord-contract+jws"}
 
 #: Built-ins a hook may not call: their results depend on more than input
@@ -168,7 +172,7 @@ class Purpose(_Frozen):
     optional: dict[str, OptionalField] = Field(default_factory=dict)
     required_scopes: list[str] = Field(default_factory=list)
     aggregates: dict[str, Any] | None = None
-    max_records: int | None = Field(default=None, ge=1)
+    max_records: int | None = Field(default=None, ge=1, le=_MAX_COUNT)
 
     @field_validator("mni")
     @classmethod
@@ -216,21 +220,21 @@ class TrustBudget(_Frozen):
     """Beyond-MNI disclosure allowance: sensitivity units per sliding window."""
 
     units: float = Field(gt=0.0, le=1_000_000.0)
-    window_seconds: int = Field(gt=0)
+    window_seconds: int = Field(gt=0, le=_MAX_WINDOW)
 
 
 class RateLimit(_Frozen):
     """At most ``requests`` decisions per ``window_seconds`` per requester org."""
 
-    requests: int = Field(gt=0)
-    window_seconds: int = Field(gt=0)
+    requests: int = Field(gt=0, le=_MAX_COUNT)
+    window_seconds: int = Field(gt=0, le=_MAX_WINDOW)
 
 
 class SessionLimits(_Frozen):
     """Per-session caps: requests decided and fields released."""
 
-    max_requests: int | None = Field(default=None, gt=0)
-    max_fields: int | None = Field(default=None, gt=0)
+    max_requests: int | None = Field(default=None, gt=0, le=_MAX_COUNT)
+    max_fields: int | None = Field(default=None, gt=0, le=_MAX_COUNT)
 
 
 class ContractSignature(_Frozen):
@@ -276,7 +280,7 @@ class Contract(_Frozen):
     """
 
     id: str
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=_MAX_COUNT)
     title: str = Field(min_length=1, max_length=500)
     parties: Parties
     purposes: dict[str, Purpose]
@@ -402,6 +406,10 @@ class Contract(_Frozen):
         except OSError as exc:
             raise ContractInvalidError(
                 f"cannot read contract {p}: {exc.strerror}", metadata={"path": str(p)}
+            ) from None
+        except UnicodeDecodeError:
+            raise ContractInvalidError(
+                f"contract {p} is not UTF-8 text", metadata={"path": str(p), "field": ""}
             ) from None
         try:
             data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)

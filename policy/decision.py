@@ -151,6 +151,16 @@ class DecisionInput:
         """Decision time as whole Unix seconds (floor)."""
         return math.floor(self.now.timestamp())
 
+    @property
+    def trust_micros(self) -> int:
+        """τ in integer micro-units, rounded *down* (1e-12 slack for float noise)."""
+        return min(MICROS, math.floor(self.effective_trust * MICROS + 1e-6))
+
+    @property
+    def budget_used_micros(self) -> int:
+        """Budget used in integer micro-units, rounded *up* (1e-12 slack for float noise)."""
+        return math.ceil(self.budget_used * MICROS - 1e-6)
+
     def to_rego_input(self) -> dict[str, Any]:
         """Return the Rego ``input`` document (JSON values only).
 
@@ -158,7 +168,8 @@ class DecisionInput:
 
             {"contract_id", "purpose", "requester_org", "provider_org",
              "requester_agent", "agent_claims": {...}, "requested_fields": [...],
-             "effective_trust": float, "budget_used_micros": int,
+             "effective_trust": float (informative), "trust_micros": int,
+             "budget_used_micros": int,
              "session": {"requests", "fields_released", "denials"},
              "recent_requests": int, "context": {...}, "now_unix": int}
         """
@@ -171,7 +182,8 @@ class DecisionInput:
             "agent_claims": dict(self.agent_claims),
             "requested_fields": list(self.requested_fields),
             "effective_trust": float(self.effective_trust),
-            "budget_used_micros": round(self.budget_used * MICROS),
+            "trust_micros": self.trust_micros,
+            "budget_used_micros": self.budget_used_micros,
             "session": dict(self.session),
             "recent_requests": self.recent_requests,
             "context": dict(self.context),

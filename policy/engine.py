@@ -116,11 +116,11 @@ def contract_document(c: Contract) -> dict[str, Any]:
 
     Shape: ``{"id", "version", "version_hash", "provider", "requester",
     "valid_from_unix", "valid_until_unix", "retired_at_unix"|null,
-    "trust_ceiling", "budget_units_micros"|null, "budget_window_seconds"|null,
+    "trust_ceiling_micros", "budget_units_micros"|null, "budget_window_seconds"|null,
     "rate_limit": {"requests", "window_seconds"}|null, "session_limits":
     {"max_requests"|null, "max_fields"|null}, "obligations": [...],
     "hook": name|null, "purposes": {name: {"mni": [...], "optional": {field:
-    {"sensitivity_micros": int, "min_trust": float}}, "required_scopes": [...],
+    {"sensitivity_micros": int, "min_trust_micros": int}}, "required_scopes": [...],
     "max_records": int|null}}}``. Keys are always present (null when unset).
     """
     return {
@@ -132,7 +132,7 @@ def contract_document(c: Contract) -> dict[str, Any]:
         "valid_from_unix": _unix(c.valid_from),
         "valid_until_unix": _unix(c.valid_until),
         "retired_at_unix": _unix(c.retired_at),
-        "trust_ceiling": float(c.trust_ceiling),
+        "trust_ceiling_micros": round(c.trust_ceiling * MICROS),
         "budget_units_micros": None
         if c.trust_budget is None
         else round(c.trust_budget.units * MICROS),
@@ -152,7 +152,7 @@ def contract_document(c: Contract) -> dict[str, Any]:
                 "optional": {
                     f: {
                         "sensitivity_micros": round(o.sensitivity * MICROS),
-                        "min_trust": float(o.min_trust),
+                        "min_trust_micros": round(o.min_trust * MICROS),
                     }
                     for f, o in p.optional.items()
                 },
@@ -263,13 +263,13 @@ def decision_from_result(
     released = _str_list(raw.get("released_fields"), "released_fields")
     obligations = _str_list(raw.get("obligations"), "obligations")
     reasons = _str_list(raw.get("reasons"), "reasons")
-    tau = raw.get("effective_trust")
+    tau = raw.get("effective_trust_micros")
     spent = raw.get("budget_spent_micros")
     max_records = raw.get("max_records")
-    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 <= tau <= 1:
-        raise MalformedResult("effective_trust is not a number in [0, 1]")
-    if isinstance(spent, bool) or not isinstance(spent, int | float) or spent < 0:
-        raise MalformedResult("budget_spent_micros is not a number >= 0")
+    if isinstance(tau, bool) or not isinstance(tau, int) or not 0 <= tau <= MICROS:
+        raise MalformedResult("effective_trust_micros is not an int in [0, 1e6]")
+    if isinstance(spent, bool) or not isinstance(spent, int) or spent < 0:
+        raise MalformedResult("budget_spent_micros is not an int >= 0")
     if max_records is not None and (
         isinstance(max_records, bool) or not isinstance(max_records, int)
     ):
@@ -280,15 +280,15 @@ def decision_from_result(
         raise MalformedResult("a deny must release nothing and give reasons")
     return Decision(
         allow=allow,
-        released_fields=released,
-        obligations=obligations,
-        reasons=reasons,
+        released_fields=tuple(sorted(released)),
+        obligations=tuple(sorted(obligations)),
+        reasons=tuple(sorted(reasons)),
         decision_id=_new_id(),
         input_digest=input_digest,
         contract_hash=contract_hash,
         bundle_hash=bundle,
         engine=engine,
-        effective_trust=float(tau),
-        budget_spent=round(spent) / MICROS,
+        effective_trust=tau / MICROS,
+        budget_spent=spent / MICROS,
         max_records=max_records,
     )

@@ -253,23 +253,26 @@ def replay(
     """Replay queries in order through an auditor, yielding one result per query.
 
     Args:
-        dataset: the dataset (record ids become the auditor's universe).
+        dataset: the dataset (its records' ordinals become the auditor's universe).
         queries: parsed queries (:func:`parse_queries`).
         scope: pooling scope, ``agent``, ``org``, ``coalition`` or ``global``.
         coalitions: colluding organization groups (for ``coalition``).
-        auditor: an auditor to continue from (default: a fresh one).
+        auditor: an auditor to continue from, over record ordinals 0..n-1
+            (default: a fresh one).
 
     Raises:
         InvalidScopeError: unknown scope.
 
     """
     coalitions = [list(g) for g in coalitions]
+    # the auditor sees record ordinals, so arbitrary (sparse, huge) ids are fine
+    ordinal = {rid: n for n, rid in enumerate(dataset.record_ids)}
     if auditor is None:
-        auditor = Auditor(dataset.record_ids)
+        auditor = Auditor(range(len(ordinal)))
     for i, q in enumerate(queries):
         key = scope_key(scope, requester_org=q.requester_org, agent=q.agent, coalitions=coalitions)
         ids = dataset.select(q.predicate)
-        d = auditor.audit(key, q.kind, frozenset(ids))
+        d = auditor.audit(key, q.kind, frozenset(ordinal[r] for r in ids))
         if d.allow:
             yield ReplayResult(i, "answer", d.reason, answer_query(dataset, q.kind, ids), key)
         else:

@@ -9,6 +9,8 @@
 //   sign-presentation    {credentials, publicKeyMultibase, secretKeyMultibase, cryptosuite,
 //                         challenge, domain, created?}  -> {presentation}  (holder = did:key)
 //   verify-presentation  {presentation, challenge, domain, now?} -> {verified, errors}
+//   canonize-batch       {datasets: [N-Quads]} -> {canonical: [N-Quads | {error}]}
+//                        (rdf-canonize 5, RDFC-1.0: the reference canonicalizer)
 //   verify-loop  {credential, n, now?}      -> {verified, n, seconds, per_verify_ms}
 //   issue-loop   {credential, publicKeyMultibase, secretKeyMultibase, cryptosuite, n}
 //                -> {n, seconds, per_issue_ms}
@@ -20,6 +22,8 @@ import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {performance} from 'node:perf_hooks';
 
+import {createRequire} from 'node:module';
+
 import * as vc from '@digitalbazaar/vc';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
@@ -28,6 +32,10 @@ import {
   createSignCryptosuite as jcsSign,
   createVerifyCryptosuite as jcsVerify
 } from '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
+
+const require = createRequire(import.meta.url);
+// rdf-canonize is the reference RDFC-1.0 implementation (a dependency of jsonld).
+const rdfCanonize = require('rdf-canonize');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const contextsDir = join(here, '..', '..', 'credentials', 'contexts');
@@ -197,6 +205,19 @@ async function main() {
     out = await signPresentation(req);
   } else if(command === 'verify-presentation') {
     out = await verifyPresentation(req);
+  } else if(command === 'canonize-batch') {
+    const canonical = [];
+    for(const nquads of req.datasets) {
+      try {
+        canonical.push(await rdfCanonize.canonize(nquads, {
+          algorithm: 'RDFC-1.0', inputFormat: 'application/n-quads',
+          format: 'application/n-quads'
+        }));
+      } catch(e) {
+        canonical.push({error: String(e && e.message || e)});
+      }
+    }
+    out = {canonical};
   } else if(command === 'verify-loop') {
     const {last, seconds} = await timed(req.n, () => verifyOnce(req));
     out = {verified: last.verified, n: req.n, seconds, per_verify_ms: seconds * 1000 / req.n};

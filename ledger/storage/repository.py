@@ -8,6 +8,7 @@ version table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -115,6 +115,12 @@ class EntryRow:
 def _chunks(items: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+@functools.lru_cache(maxsize=256)
+def _node_lookup(n: int):
+    terms = " OR ".join(f"(level = :l{j} AND idx = :i{j})" for j in range(n))
+    return text(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")
 
 
 class Tx:
@@ -289,11 +295,17 @@ class Tx:
     # -- tree nodes -------------------------------------------------------------------
     def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Return the hashes of the perfect subtrees ``(level, index)`` that exist."""
-        n = s.nodes.c
         out: dict[tuple[int, int], bytes] = {}
-        for chunk in _chunks(list(keys)):
-            q = select(n.level, n.idx, n.hash).where(tuple_(n.level, n.idx).in_(chunk))
-            for r in self.conn.execute(q):
+        for chunk in _chunks(sorted(set(keys)), 200):
+            # A textual OR of primary-key equalities: each term is an index lookup
+            # (a row-value IN defeats SQLite's PK index) and the statement text only
+            # depends on the number of keys, so SQLAlchemy's cache keeps it compiled.
+            stmt = _node_lookup(len(chunk))
+            params = {}
+            for j, (level, idx) in enumerate(chunk):
+                params[f"l{j}"] = level
+                params[f"i{j}"] = idx
+            for r in self.conn.execute(stmt, params):
                 out[(int(r[0]), int(r[1]))] = bytes(r[2])
         return out
 

@@ -7,9 +7,9 @@
 #        deny reasons and whose `obligations` set adds obligations.
 # Input: see policy/decision.py: DecisionInput.to_rego_input.
 #
-# All budget arithmetic is on integers (micro-units) so that OPA (arbitrary
-# precision) and rego-cpp (IEEE doubles) give the same answer; times are
-# integer Unix seconds.
+# Trust and budget are integers (micro-units, 1.0 = 1000000) and times are
+# integer Unix seconds, so that OPA (arbitrary precision) and rego-cpp
+# (doubles, printed with 6 significant digits) give the same answers.
 package accord
 
 import rego.v1
@@ -96,21 +96,42 @@ allow if count(deny) == 0
 
 default tau := 0
 
-# Effective trust: never above the contract's ceiling.
-tau := min([contract.trust_ceiling, input.effective_trust])
+# Effective trust (micro-units): never above the contract's ceiling.
+# (Comparisons, not min/sort: rego-cpp 1.x orders numbers in min, max and
+# sort as if they were strings.)
+tau := contract.trust_ceiling_micros if {
+	contract.trust_ceiling_micros <= input.trust_micros
+}
+
+tau := input.trust_micros if {
+	input.trust_micros < contract.trust_ceiling_micros
+}
 
 requested := {f | some f in input.requested_fields}
 
 mni := {f | some f in purpose.mni}
 
-# Optional fields the trust level allows, cheapest first, then by name:
-# [sensitivity_micros, field].
-eligible := sort([p |
+# Optional fields the trust level allows: field -> sensitivity (micro-units).
+eligible[f] := o.sensitivity_micros if {
 	requested[f]
 	o := purpose.optional[f]
-	tau >= o.min_trust
-	p := [o.sensitivity_micros, f]
-])
+	tau >= o.min_trust_micros
+}
+
+# Release order: cheapest first, then by name.
+at_or_before(g, f) if g == f
+
+at_or_before(g, f) if eligible[g] < eligible[f]
+
+at_or_before(g, f) if {
+	eligible[g] == eligible[f]
+	g < f
+}
+
+# Sensitivity of every eligible field released up to and including f.
+cumulative[f] := sum([c | some g; c := eligible[g]; at_or_before(g, f)]) if {
+	_ = eligible[f]
+}
 
 budget_limited if contract.budget_units_micros != null
 
@@ -118,18 +139,14 @@ remaining_micros := contract.budget_units_micros - input.budget_used_micros
 
 optional_release contains f if {
 	not budget_limited
-	some p in eligible
-	f := p[1]
+	_ = eligible[f]
 }
 
 # Greedy prefix: an eligible field is released while the cumulative
-# sensitivity of the prefix ending at it fits the remaining budget.
+# sensitivity up to it fits the remaining budget.
 optional_release contains f if {
 	budget_limited
-	some i
-	p := eligible[i]
-	sum([q[0] | some j; q := eligible[j]; j <= i]) <= remaining_micros
-	f := p[1]
+	cumulative[f] <= remaining_micros
 }
 
 release := (requested & mni) | optional_release
@@ -144,12 +161,12 @@ notes contains sprintf("FIELD_NOT_IN_CONTRACT:%s", [f]) if {
 notes contains sprintf("TRUST_TOO_LOW:%s", [f]) if {
 	requested[f]
 	o := purpose.optional[f]
-	tau < o.min_trust
+	tau < o.min_trust_micros
 }
 
 notes contains "TRUST_BUDGET_EXHAUSTED" if {
-	some p in eligible
-	not optional_release[p[1]]
+	_ = eligible[f]
+	not optional_release[f]
 }
 
 obligations contains o if {
@@ -175,7 +192,7 @@ decision := {
 	"released_fields": sort(release),
 	"obligations": sort(obligations),
 	"reasons": sort(notes),
-	"effective_trust": tau,
+	"effective_trust_micros": tau,
 	"budget_spent_micros": spent_micros,
 	"max_records": max_records,
 } if allow
@@ -185,7 +202,7 @@ decision := {
 	"released_fields": [],
 	"obligations": [],
 	"reasons": sort(deny),
-	"effective_trust": tau,
+	"effective_trust_micros": tau,
 	"budget_spent_micros": 0,
 	"max_records": null,
 } if not allow

@@ -50,15 +50,15 @@ test_optional_all_when_budget_allows if {
 }
 
 test_trust_below_threshold if {
-	d := decide({"requested_fields": ["o.mid"], "effective_trust": 0.4})
+	d := decide({"requested_fields": ["o.mid"], "trust_micros": 400000})
 	d.allow
 	d.released_fields == []
 	d.reasons == ["TRUST_TOO_LOW:o.mid"]
 }
 
 test_ceiling_caps_trust if {
-	d := decide({"requested_fields": ["o.high"], "effective_trust": 1})
-	d.effective_trust == 0.8
+	d := decide({"requested_fields": ["o.high"], "trust_micros": 1000000})
+	d.effective_trust_micros == 800000
 	d.reasons == ["TRUST_TOO_LOW:o.high"]
 }
 

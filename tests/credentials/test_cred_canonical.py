@@ -279,3 +279,25 @@ def test_load_json_caps_and_errors():
     for bad in (b"{", b"\xff\xfe", b'{"a": NaN}', b"[1,]"):
         with pytest.raises(MalformedCredentialError):
             load_json(bad)
+
+
+@pytest.mark.parametrize("n", [6, 10])
+def test_poison_graph_hits_the_work_bound_quickly(n):
+    import time
+
+    clique = [
+        (f"_:e{i}", "<http://example.org/p>", f"_:e{j}", "")
+        for i in range(n)
+        for j in range(n)
+        if i != j
+    ]
+    start = time.perf_counter()
+    with pytest.raises(DocumentTooLargeError):
+        rdfc_canonical_nquads(clique)
+    assert time.perf_counter() - start < 5
+
+
+def test_small_symmetric_graph_is_within_bounds():
+    ring = [(f"_:e{i}", "<http://example.org/p>", f"_:e{(i + 1) % 5}", "") for i in range(5)]
+    out = rdfc_canonical_nquads(ring)
+    assert out.count("_:c14n") == 10 and "_:e" not in out

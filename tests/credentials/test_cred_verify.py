@@ -342,3 +342,15 @@ def test_concurrent_verification_from_threads(unsigned_agent_credential, org_key
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = list(pool.map(check, range(64)))
     assert ids == [f"urn:uuid:0000-{i % 8}" for i in range(64)]
+
+
+def test_did_key_with_wrong_multicodec_in_a_credential(unsigned_agent_credential, org_key):
+    from credentials.keys import multibase_encode_base58btc
+
+    x25519 = multibase_encode_base58btc(b"\xec\x01" + org_key.public_key)
+    did = "did:key:" + x25519
+    unsigned_agent_credential["issuer"] = did
+    signed = _sign(unsigned_agent_credential, org_key, vm=f"{did}#{x25519}")
+    assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == (
+        "MALFORMED_KEY"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
+from credentials.canonical import escape_literal, rdfc_canonical_nquads
 from tests.credentials.cred_support import NOW, SUITES
 
 JS_DIR = Path(__file__).resolve().parents[2] / "interop_tests" / "js"
@@ -252,3 +254,57 @@ def test_presentations_both_ways(js_ready, suite, credential, issuer_key):
         verify_presentation(
             theirs, challenge="nonce-c", domain=domain, resolve_key=did_key_resolver, now=NOW
         )
+
+
+# ------------------------------------------------------------------ RDFC-1.0 vs rdf-canonize 5
+
+_LITERAL_CHARS = 'ab é\t\n\r\b\f\x00\x01\x1f\x7f"\\'
+
+
+def _random_dataset(rnd: random.Random) -> list[tuple[str, str, str, str]]:
+    nodes = [f"_:b{i}" for i in range(rnd.randint(1, 6))]
+    iris = ["<http://example.org/a>", "<http://example.org/b>"]
+    quads = []
+    for _ in range(rnd.randint(1, 10)):
+        subject = rnd.choice(nodes + iris)
+        predicate = rnd.choice(["<http://example.org/p>", "<http://example.org/q>"])
+        kind = rnd.random()
+        if kind < 0.5:
+            obj = rnd.choice(nodes + iris)
+        else:
+            text = "".join(rnd.choice(_LITERAL_CHARS) for _ in range(rnd.randint(0, 4)))
+            obj = (
+                '"'
+                + escape_literal(text)
+                + '"'
+                + rnd.choice(["", "@en", "^^<http://www.w3.org/2001/XMLSchema#integer>"])
+            )
+        graph = rnd.choice(["", "", "<http://example.org/g>", *nodes])
+        quads.append((subject, predicate, obj, graph))
+    return quads
+
+
+def _nquads(quads) -> str:
+    return "".join(f"{s} {p} {o} {g} .\n" if g else f"{s} {p} {o} .\n" for s, p, o, g in quads)
+
+
+def test_rdfc10_agrees_with_rdf_canonize_on_random_datasets(js_ready):
+    rnd = random.Random(20261121)
+    datasets = [_random_dataset(rnd) for _ in range(400)]
+    result = js(js_ready, "canonize-batch", {"datasets": [_nquads(d) for d in datasets]})
+    for quads, expected in zip(datasets, result["canonical"], strict=True):
+        assert not isinstance(expected, dict), expected
+        assert rdfc_canonical_nquads(quads) == expected, _nquads(quads)
+
+
+def test_known_divergence_utf16_order(js_ready):
+    # rdf-canonize sorts by UTF-16 code units; RDFC-1.0 (and Accord) by code points.
+    quads = [
+        ("<http://example.org/a>", "<http://example.org/p>", '"\U0001f600"', ""),
+        ("<http://example.org/a>", "<http://example.org/p>", '"\ufffd"', ""),
+    ]
+    ours = rdfc_canonical_nquads(quads)
+    theirs = js(js_ready, "canonize-batch", {"datasets": [_nquads(quads)]})["canonical"][0]
+    assert ours.splitlines()[0].endswith('"\ufffd" .')  # U+FFFD < U+1F600 as code points
+    assert theirs.splitlines()[0].endswith('"\U0001f600" .')  # surrogate 0xD83D < 0xFFFD
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())

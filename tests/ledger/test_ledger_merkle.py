@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_support import (
+    VECTORS,
     rfc_mth,
     rfc_path,
     rfc_subproof,
@@ -276,3 +279,39 @@ def test_compact_range_matches_recursive_mth_for_every_size():
         rng.append(hashes[n - 1])
         assert rng.root() == rfc_mth(data[:n])
         assert len(rng.hashes) == bin(n).count("1")
+
+
+MERKLE_TESTDATA = json.loads((VECTORS / "merkle-testdata" / "cases.json").read_text())
+STRICT_DEVIATIONS = {"testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}
+
+
+def _b64(s: str) -> bytes:
+    return base64.b64decode(s)
+
+
+@pytest.mark.parametrize("item", MERKLE_TESTDATA, ids=lambda i: i["path"])
+def test_transparency_dev_merkle_json_vectors(item):
+    c = item["case"]
+    want_err = c["wantErr"] or item["path"] in STRICT_DEVIATIONS
+    try:
+        if item["kind"] == "inclusion":
+            idx = c.get("leafIdx", c.get("leafIndex"))
+            verify_inclusion(
+                idx,
+                c["treeSize"],
+                _b64(c["leafHash"]),
+                [_b64(p) for p in c["proof"]],
+                _b64(c["root"]),
+            )
+        else:
+            verify_consistency(
+                c["size1"],
+                c["size2"],
+                _b64(c["root1"]),
+                _b64(c["root2"]),
+                [_b64(p) for p in c["proof"]],
+            )
+    except InvalidProofError:
+        assert want_err, c["desc"]
+    else:
+        assert not want_err, c["desc"]

@@ -18,7 +18,14 @@ NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 PROVIDER = "did:web:hospital-a.example"
 REQUESTER = "did:web:lab-b.example"
 HOSPITAL_ID = "urn:accord:contract:hospital-research"
-TABLE_CONTRACTS = ["hospital.yaml", "clinic.yaml", "open.yaml", "expired.yaml", "retired.yaml"]
+TABLE_CONTRACTS = [
+    "hospital.yaml",
+    "clinic.yaml",
+    "open.yaml",
+    "expired.yaml",
+    "retired.yaml",
+    "digits.yaml",
+]
 
 
 def seed_for(org: str) -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from policy_support import DATA
+from policy_support import DATA, TABLE_CONTRACTS
 
 from policy import Decision, DecisionInput, PolicyEngine
 
@@ -42,6 +42,7 @@ def check(decision: Decision, expect: dict[str, Any]) -> None:
 
 
 def test_table_is_large_and_names_unique() -> None:
+    assert TABLE["contracts"] == TABLE_CONTRACTS  # what the engine fixtures load
     names = [c["name"] for c in CASES]
     assert len(names) >= 50
     assert len(set(names)) == len(names)

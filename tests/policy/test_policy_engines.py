@@ -74,12 +74,12 @@ def test_regopy_decide_before_load_denies() -> None:
         "package accord\nimport rego.v1\nother := 1\n",
         (
             'package accord\nimport rego.v1\ndecision := {"allow": true, "released_fields": '
-            '["secret.ssn"], "obligations": [], "reasons": [], "effective_trust": 0.5, '
+            '["secret.ssn"], "obligations": [], "reasons": [], "effective_trust_micros": 500000, '
             '"budget_spent_micros": 0, "max_records": null}\n'
         ),
         (
             'package accord\nimport rego.v1\ndecision := {"allow": false, "released_fields": '
-            '[], "obligations": [], "reasons": [], "effective_trust": 0.5, '
+            '[], "obligations": [], "reasons": [], "effective_trust_micros": 500000, '
             '"budget_spent_micros": 0, "max_records": null}\n'
         ),
     ],

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from federation.errors import InvalidRequestError, NotFoundError
 
 metadata = MetaData()
+VERSION_TABLE = "node_alembic_version"
 
 agents = Table(
     "node_agents",
@@ -72,6 +73,26 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the node tables to the latest Alembic revision (``federation/migrations``).
+
+    On PostgreSQL an advisory lock serialises replicas migrating at once.
+    """
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.connect() as conn, conn.begin():
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7400001)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,7 @@ class NodeStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        migrate(engine)
 
     def next_status_index(self) -> int:
         """The next free status-list index (0-based)."""

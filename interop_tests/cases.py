@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from interop_tests.checkers import CheckFailed, verify_tlog_proof
-from interop_tests.peer import MinimalPeer, InteropIdentity
+from interop_tests.peer import InteropIdentity, MinimalPeer
 
 MNI = ["record_id", "public_code"]
 BEYOND = ["secret_note", "internal_score"]
@@ -282,6 +282,41 @@ async def case_malformed_request(ctx: Context) -> str:
         await peer.close()
 
 
+async def _refused_presentation(ctx: Context, ident: InteropIdentity, credential: dict[str, Any] | None,
+                                want: str) -> str:
+    peer = ctx.peer()
+    try:
+        code, reason = await _expect_error(peer.open_session(ident, credential=credential),
+                                           {grpc.StatusCode.UNAUTHENTICATED}, f"{want.lower()} credential")
+        if reason != want:
+            raise CheckFailed(f"expected reason {want}, got {reason!r}")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_revoked_refused(ctx: Context) -> str:
+    """A credential whose revocation bit is set in the issuer's status list is refused (REVOKED)."""
+    return await _refused_presentation(ctx, ctx.ident.other("tester-revoked"), None, "REVOKED")
+
+
+async def case_suspended_refused(ctx: Context) -> str:
+    """A credential whose suspension bit is set is refused (SUSPENDED)."""
+    return await _refused_presentation(ctx, ctx.ident.other("tester-suspended"), None, "SUSPENDED")
+
+
+async def case_expired_refused(ctx: Context) -> str:
+    """A credential past its validUntil is refused (EXPIRED)."""
+    from credentials import issue_credential
+
+    cred = copy.deepcopy(ctx.ident.agent["credential"])
+    cred.pop("proof", None)
+    cred["validFrom"] = "2020-01-01T00:00:00Z"
+    cred["validUntil"] = "2020-01-02T00:00:00Z"
+    signed = issue_credential(cred, key=ctx.ident.org_key, verification_method=f"{ctx.ident.org_did}#key-1")
+    return await _refused_presentation(ctx, ctx.ident, signed, "EXPIRED")
+
+
 Case = Callable[[Context], Awaitable[str]]
 CASES: list[tuple[str, Case]] = [
     ("handshake", case_handshake),
@@ -289,6 +324,9 @@ CASES: list[tuple[str, Case]] = [
     ("refused foreign CA", case_foreign_ca_refused),
     ("refused tampered credential", case_tampered_credential_refused),
     ("refused wrong domain", case_wrong_domain_refused),
+    ("refused revoked credential", case_revoked_refused),
+    ("refused suspended credential", case_suspended_refused),
+    ("refused expired credential", case_expired_refused),
     ("contract allow", case_contract_allow),
     ("contract deny", case_contract_deny),
     ("unknown contract", case_unknown_contract),

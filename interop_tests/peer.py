@@ -39,6 +39,7 @@ class InteropIdentity:
 
     org_did: str
     org_key: Ed25519KeyPair
+    directory: Path
     cert_pem: bytes
     key_pem: bytes
     ca_pem: bytes
@@ -55,10 +56,15 @@ class InteropIdentity:
         return cls(
             org_did=cfg["org_did"],
             org_key=Ed25519KeyPair.from_jwk(json.loads((directory / "keys" / "org.jwk").read_text())),
+            directory=directory,
             cert_pem=(tls / "node.pem").read_bytes(), key_pem=(tls / "node.key").read_bytes(),
             ca_pem=(tls / "ca.pem").read_bytes(), ca_key_pem=(tls / "ca.key").read_bytes(),
             agent=json.loads((directory / "agents" / f"{agent}.json").read_text()),
         )
+
+    def other(self, agent: str) -> InteropIdentity:
+        """The same organization acting through another of its agents."""
+        return InteropIdentity.load(self.directory, agent=agent)
 
     @property
     def agent_did(self) -> str:  # noqa: D102

@@ -51,6 +51,17 @@ async def run_cases(ctx: Context, *, only: set[str] | None = None) -> list[CaseR
     return results
 
 
+async def _with_status_server(ctx: Context, tester_dir: Path) -> list[CaseResult]:
+    from interop_tests.status_server import start_status_server
+
+    server = await start_status_server(tester_dir, ctx.bundle["ca_certificate_pem"].encode())
+    try:
+        return await run_cases(ctx)
+    finally:
+        if server is not None:
+            await server.stop(0.5)
+
+
 def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
     """JUnit XML, one ``testcase`` per case."""
     failures = sum(not r.passed for r in results)
@@ -74,7 +85,7 @@ def run_suite(*, target: str, bundle_path: Path, tester_dir: Path, junit_path: P
     bundle = json.loads(Path(bundle_path).read_text())
     ctx = Context(target=target, bundle=bundle, ident=InteropIdentity.load(Path(tester_dir)),
                   contract_id=contract_id or f"interop-{bundle['org_name']}")
-    results = asyncio.run(run_cases(ctx))
+    results = asyncio.run(_with_status_server(ctx, Path(tester_dir)))
     t = Table(title=f"Accord interop suite against {bundle['org_name']} at {target}")
     t.add_column("case")
     t.add_column("result")

@@ -45,7 +45,7 @@ from ledger.tiles import (
 )
 from ledger.witness import Equivocation, format_add_checkpoint
 
-__all__ = ["TransparencyLog", "FsckReport", "DEFAULT_INTEGRATION_BATCH"]
+__all__ = ["TransparencyLog", "FsckReport", "Watermarks", "DEFAULT_INTEGRATION_BATCH"]
 
 DEFAULT_INTEGRATION_BATCH = 65_536
 """Leaves integrated per database transaction by :meth:`TransparencyLog.integrate`."""
@@ -65,6 +65,24 @@ def _from_us(us: int) -> datetime:
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """How far each commit state reaches, in entries (index i is in a state iff i < size).
+
+    Attributes:
+        sequenced: Entries with a durable index (the log's ``size()``).
+        integrated: Entries covered by the stored tree.
+        checkpointed: Size of the largest signed checkpoint.
+        witnessed: Size of the largest checkpoint meeting the witness quorum.
+
+    """
+
+    sequenced: int
+    integrated: int
+    checkpointed: int
+    witnessed: int
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,12 @@ class TransparencyLog:
         self._policy = witness_policy
         self._verifier = NoteVerifier.from_vkey(signer.vkey)
         Checkpoint(origin, 0, EMPTY_ROOT)  # validates the origin
+        if signer.name != origin:
+            # c2sp.org/tlog-policy: a log key's name MUST be the log's origin.
+            raise ConfigurationError(
+                f"the log key is named {signer.name!r}, the origin is {origin!r}",
+                metadata={"key_name": signer.name, "origin": origin},
+            )
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -143,7 +167,8 @@ class TransparencyLog:
             The open log.
 
         Raises:
-            ConfigurationError: If the stored origin or key differ.
+            ConfigurationError: If the stored origin or key differ, or the signer's key
+                name is not ``origin`` (c2sp.org/tlog-policy requires them equal).
             StorageError: If the database cannot be opened or migrated.
             MalformedCheckpointError: If ``origin`` is not a valid origin.
 
@@ -435,6 +460,11 @@ class TransparencyLog:
         """Return the number of sequenced entries."""
         with self._store.read() as tx:
             return tx.next_index()
+
+    def watermarks(self) -> Watermarks:
+        """Return the sizes reached by each commit state (one consistent read)."""
+        with self._store.read() as tx:
+            return Watermarks(*tx.watermarks())
 
     def integrated_size(self) -> int:
         """Return the number of entries covered by the stored tree."""

@@ -58,6 +58,7 @@ import numpy as np
 from policy.errors import PolicyError
 
 __all__ = [
+    "DEFAULT_MAX_ENTRIES",
     "MAX_RECORD_ID",
     "AuditCommitRefusedError",
     "AuditDecision",
@@ -81,6 +82,7 @@ MAX_RECORD_ID = 2**27 - 1
 id up to the largest id seen, so ids should be dense row ordinals."""
 
 _STATE_VERSION = 1
+DEFAULT_MAX_ENTRIES = 2_000_000
 _SCOPES = ("agent", "org", "coalition", "global")
 
 
@@ -231,10 +233,12 @@ class AuditDecision:
     Attributes:
         allow: True if the query may be answered.
         reason: ``"OK"``, ``"RECONSTRUCTION_RISK"`` (answering would let the
-            scope determine at least one record's sensitive value exactly) or
+            scope determine at least one record's sensitive value exactly),
             ``"EMPTY_SELECTION"`` (nothing selected: denied for every kind,
             since an AVG is undefined and a 0 answer is not worth a special
-            case).
+            case) or ``"AUDIT_CAPACITY"`` (the scope's state exceeds the
+            auditor's ``max_entries`` work cap and the query is not already
+            implied: fail closed).
         rank_before: rank of the scope's SUM history before the query.
         rank_after: rank if the query is answered (``rank_before`` when denied
             or when the query is a COUNT or already implied).
@@ -258,6 +262,8 @@ class ScopeStatus:
         atoms: number of cells the answered queries distinguish (excluding
             the never-selected records).
         denials: denied checks.
+        entries: non-zero entries of the reduced basis (the state's size and
+            the cost driver; see ``max_entries``).
 
     """
 
@@ -266,6 +272,7 @@ class ScopeStatus:
     rank: int
     atoms: int
     denials: int
+    entries: int = 0
 
 
 AuditState = dict[str, Any]
@@ -308,6 +315,7 @@ class _Scope:
         self.counts = 0
         self.denials = 0
         self.version = 0
+        self.nnz = 0
 
     # -- storage helpers
     def ensure_ids(self, upto: int) -> None:
@@ -331,7 +339,7 @@ class _Scope:
         return a
 
     # -- planning
-    def plan(self, sel: np.ndarray) -> _Plan:
+    def plan(self, sel: np.ndarray, max_entries: int | None = None) -> _Plan:
         p = self.p
         if sel.shape[0] == 0:
             return _Plan(self.version, False, "EMPTY_SELECTION")
@@ -351,6 +359,9 @@ class _Scope:
             if sum(proj[a] for a in full.tolist()) % p == 0:
                 plan.qp = {}
                 return plan  # already implied by the history: nothing new
+        if max_entries is not None and self.nnz > max_entries:
+            plan.allow, plan.reason = False, "AUDIT_CAPACITY"
+            return plan
         # virtual split: the selected part of a cut atom gets a new id
         split: dict[int, int] = {}
         vsize: dict[int, int] = {}
@@ -489,6 +500,7 @@ class _Scope:
             lut[a + 1] = a2
             if a in rows:
                 rows[a][a2] = 1
+                self.nnz += 1
                 cols[a2] = {a}
                 proj[a] = (proj[a] - w[a2]) % p
             else:
@@ -497,6 +509,7 @@ class _Scope:
                     for c in cs:
                         v = rows[c][a]
                         rows[c][a2] = v
+                        self.nnz += 1
                         proj[c] = (proj[c] - v * w[a2]) % p
                     cols[a2] = set(cs)
         if untouched:
@@ -511,15 +524,18 @@ class _Scope:
         qn = {f: v * inv % p for f, v in qp.items() if f != f0}
         qw = (w[f0] + sum(v * w[f] for f, v in qn.items())) % p
         items = list(qn.items())
+        nnz = self.nnz + len(qn)
         for c in cols.pop(f0, set()):
             r = rows[c]
             alpha = r.pop(f0)
+            nnz -= 1
             neg = p - alpha
             get = r.get
             for f, v in items:
                 old = get(f)
                 if old is None:  # p is prime: -alpha*v != 0
                     r[f] = neg * v % p
+                    nnz += 1
                     cols.setdefault(f, set()).add(c)
                     continue
                 nv = (old + neg * v) % p
@@ -527,12 +543,14 @@ class _Scope:
                     r[f] = nv
                 else:
                     del r[f]
+                    nnz -= 1
                     cs = cols[f]
                     cs.discard(c)
                     if not cs:
                         del cols[f]
             proj[c] = (proj[c] + alpha * qw) % p
         rows[f0] = qn
+        self.nnz = nnz
         for f in qn:
             cols.setdefault(f, set()).add(f0)
         proj[f0] = (w[f0] - qw) % p
@@ -567,6 +585,7 @@ class _Scope:
             for f in r:
                 s.cols.setdefault(f, set()).add(c)
         s.history, s.counts, s.denials = int(d["history"]), int(d["counts"]), int(d["denials"])
+        s.nnz = sum(len(r) for r in s.rows.values())
         if len(s.w) != s.n_atoms or len(s.proj) != s.n_atoms:
             raise ValueError("weights do not match the atom count")
         if s.atom_of.shape[0] and int(s.atom_of.max()) >= s.n_atoms:
@@ -578,7 +597,9 @@ class _Scope:
         return s
 
     def status(self) -> ScopeStatus:
-        return ScopeStatus(self.history, self.counts, len(self.rows), self.n_atoms, self.denials)
+        return ScopeStatus(
+            self.history, self.counts, len(self.rows), self.n_atoms, self.denials, self.nnz
+        )
 
 
 def _b64(a: np.ndarray) -> str:
@@ -598,6 +619,13 @@ class Auditor:
             decision, so knowing the universe is only a consistency check).
         prime: the modulus (a prime of at least 32 bits, kept secret by the
             node); default: a fresh random 127-bit prime.
+        max_entries: fail-closed work cap per scope. When a scope's reduced
+            basis holds more than this many non-zero entries, queries that are
+            not already implied by its history are denied with reason
+            ``AUDIT_CAPACITY`` (explicit id sets grow the basis as rank x
+            records; a requester must not be able to exhaust the node's memory
+            or CPU). None disables the cap. Default 2,000,000 entries (about
+            200 MB of Python objects).
 
     Selections (``selected_ids``) may be a ``frozenset``/``set`` of ints, any
     iterable of ints, or a 1-D integer NumPy array (the fast path for large
@@ -612,13 +640,18 @@ class Auditor:
     """
 
     def __init__(
-        self, record_ids: Sequence[int] | None = None, *, prime: int | None = None
+        self,
+        record_ids: Sequence[int] | None = None,
+        *,
+        prime: int | None = None,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
     ) -> None:
         if prime is None:
             prime = random_prime()
         elif prime.bit_length() < 32 or not flint.fmpz(prime).is_prime():
             raise ValueError("prime must be a prime of at least 32 bits")
         self._p = prime
+        self._max_entries = max_entries
         self._scopes: dict[str, _Scope] = {}
         self._known: np.ndarray | None = None
         self._lock = threading.RLock()
@@ -724,7 +757,7 @@ class Auditor:
             if sel.shape[0] == 0:
                 return s, _Plan(s.version, False, "EMPTY_SELECTION")
             return s, _Plan(s.version, True, "OK", qp={})
-        return s, s.plan(sel)
+        return s, s.plan(sel, self._max_entries)
 
     def check(self, scope_key: str, kind: str, selected_ids: Any) -> AuditDecision:
         """Decide whether a query may be answered, without recording it.
@@ -895,6 +928,7 @@ class Auditor:
             return {
                 "version": _STATE_VERSION,
                 "prime": format(self._p, "x"),
+                "max_entries": self._max_entries,
                 "known": known,
                 "known_len": 0 if self._known is None else int(self._known.shape[0]),
                 "scopes": {k: s.to_state() for k, s in self._scopes.items()},
@@ -916,6 +950,8 @@ class Auditor:
             if p.bit_length() < 32 or not flint.fmpz(p).is_prime():
                 raise ValueError("prime is not a prime of at least 32 bits")
             a._p = p
+            cap = state.get("max_entries", DEFAULT_MAX_ENTRIES)
+            a._max_entries = None if cap is None else int(cap)
             a._lock = threading.RLock()
             a._cached = None
             a._known = None

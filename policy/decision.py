@@ -28,6 +28,7 @@ __all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS"]
 
 #: Budget arithmetic in Rego is in integer micro-units (1 unit = 1e6 micros).
 MICROS = 1_000_000
+_MAX_INT = 2**53 - 1
 
 
 def jcs_digest(obj: Any) -> str:
@@ -41,7 +42,9 @@ def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 def _json_safe(obj: Any, where: str) -> Any:
     try:
-        return json.loads(json.dumps(obj, allow_nan=False))
+        value = json.loads(json.dumps(obj, allow_nan=False))
+        rfc8785.dumps(value)  # I-JSON numbers only (|int| < 2**53), else digests fail
+        return value
     except (TypeError, ValueError):
         raise DecisionInputError(
             f"{where} must be JSON-serializable", metadata={"field": where}
@@ -114,9 +117,9 @@ class DecisionInput:
                 metadata={"field": "effective_trust"},
             )
         b = self.budget_used
-        if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b) or b < 0:
+        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1e9:
             raise DecisionInputError(
-                f"budget_used must be a finite number >= 0, got {b!r}",
+                f"budget_used must be a number in [0, 1e9], got {b!r}",
                 metadata={"field": "budget_used"},
             )
         if not isinstance(self.now, datetime) or self.now.tzinfo is None:
@@ -125,15 +128,15 @@ class DecisionInput:
             )
         sess = {"requests": 0, "fields_released": 0, "denials": 0}
         for k, v in dict(self.session or {}).items():
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _MAX_INT:
                 raise DecisionInputError(
-                    f"session.{k} must be an int >= 0", metadata={"field": f"session.{k}"}
+                    f"session.{k} must be an int in [0, 2**53)", metadata={"field": f"session.{k}"}
                 )
             sess[str(k)] = v
         if (
             not isinstance(self.recent_requests, int)
             or isinstance(self.recent_requests, bool)
-            or self.recent_requests < 0
+            or not 0 <= self.recent_requests <= _MAX_INT
         ):
             raise DecisionInputError(
                 "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}

@@ -65,7 +65,7 @@ class OpaTls:
 
     Attributes:
         ca_file: PEM bundle of CAs that sign OPA's server certificate
-            (None: the system trust store).
+            (None: the ``certifi`` bundle that ``requests`` ships).
         client_cert: PEM client certificate for mutual TLS, or None.
         client_key: PEM private key of ``client_cert``, or None.
     """
@@ -85,6 +85,10 @@ class OpaRestEngine:
         tls: :class:`OpaTls` for ``https`` URLs.
         token: bearer token if OPA runs with ``--authentication=token``.
         retries: retries of failed HTTP requests (default 0: fail fast, deny).
+
+    Environment variables (``REQUESTS_CA_BUNDLE``, ``HTTPS_PROXY``…) are
+    ignored: only ``url`` and ``tls`` decide where policy traffic goes and
+    which server certificate is trusted.
 
     Raises:
         ValueError: the URL is not ``http(s)://host:port``.
@@ -133,6 +137,10 @@ class OpaRestEngine:
             retries=retries,
             timeout=timeout_seconds,
         )
+        # The configured endpoint and trust anchors are the only ones: requests
+        # would otherwise let REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+        # ``ca_file`` and HTTP(S)_PROXY reroute policy traffic.
+        self._client._session.trust_env = False
         self._policy_path = policy_path.strip("/")
         self.stats = EngineStats()
         self._policy = base_policy()

@@ -138,6 +138,12 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         register_agent(idents[INTEROP_ORG], name="tester", role="conformance-tester",
                        scopes=["interop:read"], trust_tier=1, with_status=False)
         layout.wallets[f"{INTEROP_ORG}/tester"] = layout.orgs[INTEROP_ORG] / "agents" / "tester.json"
+        from federation.agents import open_store
+
+        for name, bits in (("tester-revoked", {"revoked": True}), ("tester-suspended", {"suspended": True})):
+            register_agent(idents[INTEROP_ORG], name=name, role="conformance-tester",
+                           scopes=["interop:read"], trust_tier=1)
+            open_store(idents[INTEROP_ORG]).set_status(name, **bits)
         docs += [interop_contract(org, now) for org in orgs]
     for doc in docs:
         c = _sign_both(doc, idents)

@@ -9,6 +9,7 @@ cryptosuites, and tampered ones must fail on both sides. Issuers are did:key
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import random
 import shutil
@@ -41,18 +42,27 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on P
 
 @pytest.fixture(scope="module")
 def js_ready() -> Path:
-    if not (JS_DIR / "node_modules" / "@digitalbazaar" / "vc").is_dir():
+    marker = JS_DIR / "node_modules" / "@digitalbazaar" / "vc"
+    if not marker.is_dir():
         npm = shutil.which("npm")
         if npm is None:
             pytest.skip("npm is not on PATH (needed once to install the JS reference)")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+        # pytest-xdist workers may get here together: one installs, the others wait.
+        with open(JS_DIR / ".npm-ci.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not marker.is_dir():
+                _npm_ci(npm)
     return JS_DIR
+
+
+def _npm_ci(npm: str) -> None:
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=JS_DIR,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def js(js_ready: Path, command: str, request: dict) -> dict:

@@ -132,6 +132,9 @@ def test_commit_states_progress(log):
     log.append([make_entry(3)])
     assert log.get(2).state is CommitState.CHECKPOINTED
     assert log.get(3).state is CommitState.SEQUENCED
+    assert log.state(1) is CommitState.CHECKPOINTED
+    marks = log.watermarks()
+    assert (marks.sequenced, marks.integrated, marks.checkpointed, marks.witnessed) == (4, 3, 3, 0)
     with pytest.raises(EntryNotFoundError):
         log.get(4)
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import ORIGIN
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ledger_support import make_entry, vectors
 
 from ledger import (
@@ -423,3 +425,37 @@ def test_log_detects_its_own_key_signing_a_fork(log, signer):
             NoteSigner(ORIGIN, b"\x0e" * 32).sign(Checkpoint(ORIGIN, 3, b"\x0f" * 32).body()), []
         )
     assert NoteVerifier.from_vkey(signer.vkey).verify(honest.note)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.builds(
+            lambda old, proof, tail: format_add_checkpoint(old, proof, tail),
+            st.integers(0, 20),
+            st.lists(st.binary(min_size=32, max_size=32), max_size=4),
+            st.sampled_from([MONKEYS["MONKEYS_INIT"], MONKEYS["MONKEYS_NEXT"], "x\n\n", ""]),
+        ),
+    )
+)
+def test_add_checkpoint_is_total(witness, body):
+    """Any request body yields a protocol status, never an exception."""
+    r = witness.add_checkpoint(body, now=NOW)
+    assert r.status in (200, 400, 403, 404, 409, 422)
+    if r.status == 409:
+        assert r.content_type == "text/x.tlog.size" and r.body.endswith(b"\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300)))
+def test_receipt_and_policy_parsing_are_total(data):
+    from ledger import LedgerError, Receipt
+
+    for fn in (Receipt.parse, WitnessPolicy.parse):
+        try:
+            fn(data)
+        except LedgerError:
+            pass

@@ -9,7 +9,7 @@ import pytest
 
 from interop_tests.cases import Context
 from interop_tests.peer import InteropIdentity
-from interop_tests.runner import run_cases, run_suite
+from interop_tests.runner import _with_status_server, run_suite
 from nodes.conftest import start
 
 pytestmark = pytest.mark.xdist_group("federation")
@@ -39,8 +39,9 @@ def bad_fed(tmp_path_factory):
 
 
 def test_suite_fails_the_cases_a_misbehaving_node_breaks(bad_fed):
-    results = {r.name: r for r in asyncio.run(run_cases(_ctx(bad_fed, "hospital")))}
+    results = {r.name: r for r in asyncio.run(
+        _with_status_server(_ctx(bad_fed, "hospital"), bad_fed.layout.orgs["interop"]))}
     assert results["handshake"].passed  # it still talks the protocol
     for broken in ("MNI redaction", "receipt present", "contract deny", "refused tampered credential",
-                   "refused wrong domain"):
+                   "refused wrong domain", "refused revoked credential", "refused expired credential"):
         assert not results[broken].passed, broken

@@ -263,3 +263,24 @@ def test_merge_after_collusion_is_declared():
     assert a.audit("org:B", "sum", frozenset(range(1, 10))).allow  # separate scopes
     assert a.merge_scopes("coalition:AB", ["org:A", "org:B"]) == frozenset({0})
     assert a.status()["org:A"].history == 1  # sources untouched
+
+
+def test_work_cap_fails_closed_but_still_answers_implied_queries():
+    rng = random.Random(5)
+    a = Auditor(range(200), max_entries=500)
+    answered = []
+    reasons = set()
+    for _ in range(40):
+        q = frozenset(i for i in range(200) if rng.random() < 0.5)
+        d = a.audit("s", "sum", q)
+        reasons.add(d.reason)
+        if d.allow:
+            answered.append(q)
+    assert "AUDIT_CAPACITY" in reasons
+    st_ = a.status()["s"]
+    assert st_.entries > 500 and st_.history == len(answered)
+    # an already-implied query (a repeat) is still answered, cheaply
+    assert a.audit("s", "sum", answered[0]).allow
+    b = Auditor.from_state(json.loads(json.dumps(a.to_state())))
+    assert b.check("s", "sum", frozenset(range(100))).reason == "AUDIT_CAPACITY"
+    assert b.status()["s"].entries == st_.entries

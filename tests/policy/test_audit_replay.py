@@ -181,12 +181,21 @@ def test_library_replay_matches_cli():
 
 def test_sparse_huge_ids_are_fine(tmp_path):
     recs = [{"id": 10**15 + 7 * i, "v": i, "g": i % 2} for i in range(6)]
-    ds = write(tmp_path, "d.json", json.dumps(
-        {"id": "id", "sensitive": "v", "columns": ["g"], "records": recs}))
-    qs = write(tmp_path, "q.jsonl", "\n".join(json.dumps(
-        {"requester_org": "A", "agent": "a", "kind": "sum", "predicate": p}) for p in (
-        {}, {"not": {"ids": [10**15]}})))
-    res = runner.invoke(app, ["replay", "--dataset", ds, "--queries", qs, "--scope", "org",
-                              "--json"])
+    ds = write(
+        tmp_path,
+        "d.json",
+        json.dumps({"id": "id", "sensitive": "v", "columns": ["g"], "records": recs}),
+    )
+    qs = write(
+        tmp_path,
+        "q.jsonl",
+        "\n".join(
+            json.dumps({"requester_org": "A", "agent": "a", "kind": "sum", "predicate": p})
+            for p in ({}, {"not": {"ids": [10**15]}})
+        ),
+    )
+    res = runner.invoke(
+        app, ["replay", "--dataset", ds, "--queries", qs, "--scope", "org", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert [json.loads(x)["decision"] for x in res.stdout.splitlines()] == ["answer", "deny"]

@@ -326,3 +326,24 @@ def test_contract_now_uses_whole_seconds(regopy_engine: RegopyEngine) -> None:
     just_before = datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert regopy_engine.decide(make_input(now=just_before)).allow
     assert make_input(now=just_before).to_rego_input()["now_unix"] == 1798761599
+
+
+def test_decision_input_refuses_numbers_outside_i_json() -> None:
+    with pytest.raises(DecisionInputError):
+        make_input(agent_claims={"big": 2**60})
+    with pytest.raises(DecisionInputError):
+        make_input(context={"x": 1e400})
+    with pytest.raises(DecisionInputError):
+        make_input(session={"requests": 2**60})
+    with pytest.raises(DecisionInputError):
+        make_input(recent_requests=2**60)
+    with pytest.raises(DecisionInputError):
+        make_input(budget_used=float("nan"))
+
+
+def test_trust_is_quantized_down_and_budget_up() -> None:
+    assert make_input(effective_trust=0.57).trust_micros == 570000
+    assert make_input(effective_trust=0.4999999).trust_micros == 499999
+    assert make_input(effective_trust=1.0).trust_micros == 1_000_000
+    assert make_input(budget_used=0.3).budget_used_micros == 300000
+    assert make_input(budget_used=0.0000001).budget_used_micros == 1

@@ -283,16 +283,24 @@ def run_benign(n: int, answered_target: int, seed: int) -> dict[str, Any]:
 
 
 def run_random_subsets(n: int, answered_target: int, seed: int, budget_s: float) -> dict[str, Any]:
+    """Random half-size id sets until the target, the time budget or the work cap."""
     rng = np.random.default_rng(seed)
-    auditor = Auditor(range(n))
+    auditor = Auditor(range(n))  # default fail-closed work cap
     times: list[float] = []
     hist: list[int] = []
+    capped: list[float] = []
     start = time.perf_counter()
     while len(times) < answered_target and time.perf_counter() - start < budget_s:
         s = np.flatnonzero(rng.random(n) < 0.5)
         t0 = time.perf_counter()
-        auditor.audit("org:rand", "sum", s)
-        times.append(time.perf_counter() - t0)
+        d = auditor.audit("org:rand", "sum", s)
+        dt = time.perf_counter() - t0
+        if d.reason == "AUDIT_CAPACITY":
+            capped.append(dt)
+            if len(capped) >= 50:
+                break
+            continue
+        times.append(dt)
         hist.append(auditor.status()["org:rand"].history)
     st = auditor.status()["org:rand"]
     ms = np.asarray(times) * 1e3
@@ -303,9 +311,12 @@ def run_random_subsets(n: int, answered_target: int, seed: int, budget_s: float)
         "answered": st.history,
         "rank": st.rank,
         "atoms": st.atoms,
+        "basis_entries": st.entries,
         "time_budget_s": budget_s,
         "median_ms": float(np.median(ms)),
         "last_decile_median_ms": float(np.median(last)),
+        "work_cap_hit": bool(capped),
+        "capped_denial_median_ms": float(np.median(capped) * 1e3) if capped else None,
         "state_json_bytes": len(json.dumps(auditor.to_state())),
         "curve": (hist, ms.tolist()),
     }
@@ -391,6 +402,12 @@ def _table(result: dict[str, Any]) -> None:
         f"{rnd['state_json_bytes'] / 1e6:.1f} MB",
     )
     c.print(t2)
+    if rnd["work_cap_hit"]:
+        c.print(
+            f"random id sets: work cap ({rnd['basis_entries']:,} basis entries) reached after "
+            f"{rnd['answered']} answered; further rank-increasing queries denied "
+            f"(AUDIT_CAPACITY) in {rnd['capped_denial_median_ms']:.2f} ms"
+        )
     for k, v in result["targets"].items():
         c.print(f"target {k}: {'met' if v['met'] else 'NOT met'} ({v['measured']})")
 

@@ -2,7 +2,9 @@
 
 Measures, for each cryptosuite, ``issue_credential`` and ``verify_credential``
 on an Accord ``AgentCredential`` (did:key issuer), plus ``verify_presentation``
-(one VP holding one VC: two proofs), and runs the Node.js reference harness
+(one VP holding one VC: two proofs) with the proof cache cleared each time,
+the repeat verification of a known credential (proof cache hit), a session
+(a fresh VP, new challenge, around an already-verified VC), and runs the Node.js reference harness
 (``interop_tests/js/vc.mjs``, loop mode) on the same credential. Prints a Rich
 table with the ratio Accord/JS (above 1 means Accord is faster).
 
@@ -32,6 +34,7 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
+from credentials.proofs import clear_verification_cache
 
 JS_DIR = Path(__file__).resolve().parents[1] / "interop_tests" / "js"
 SUITES = ("eddsa-rdfc-2022", "eddsa-jcs-2022")
@@ -49,6 +52,36 @@ def _rate(fn: Callable[[], Any], seconds: float) -> tuple[float, int]:
         now = time.perf_counter()
         if now >= deadline:
             return count / (now - start), count
+
+
+def _session_rate(
+    signed: dict[str, Any], holder: Ed25519KeyPair, holder_did: str, suite: str, seconds: float
+) -> float:
+    """Verify rate of fresh presentations (new challenge each) of one already-seen VC."""
+    presentations = [
+        create_presentation(
+            [signed],
+            holder=holder_did,
+            key=holder,
+            verification_method=verification_method_id(holder_did),
+            challenge=f"session-{i}",
+            domain="did:web:verifier.accord.test",
+            cryptosuite=suite,
+        )
+        for i in range(max(50, int(seconds * 150)))
+    ]
+    clear_verification_cache()
+    verify_credential(signed, resolve_key=did_key_resolver, now=NOW)  # the VC is known
+    start = time.perf_counter()
+    for i, vp in enumerate(presentations):
+        verify_presentation(
+            vp,
+            challenge=f"session-{i}",
+            domain="did:web:verifier.accord.test",
+            resolve_key=did_key_resolver,
+            now=NOW,
+        )
+    return len(presentations) / (time.perf_counter() - start)
 
 
 def _js(command: str, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -106,19 +139,27 @@ def run(*, seconds: float = 2.0, json_output: bool = False) -> dict[str, Any]:
             ),
             seconds,
         )
-        verify_rate, _ = _rate(
-            lambda s=signed: verify_credential(s, resolve_key=did_key_resolver, now=NOW), seconds
-        )
-        vp_rate, _ = _rate(
-            lambda p=vp: verify_presentation(
+
+        def verify_cold(s=signed):
+            clear_verification_cache()  # measure the full work, not a remembered proof
+            return verify_credential(s, resolve_key=did_key_resolver, now=NOW)
+
+        def vp_cold(p=vp):
+            clear_verification_cache()
+            return verify_presentation(
                 p,
                 challenge="bench",
                 domain="did:web:verifier.accord.test",
                 resolve_key=did_key_resolver,
                 now=NOW,
-            ),
-            seconds,
+            )
+
+        verify_rate, _ = _rate(verify_cold, seconds)
+        repeat_rate, _ = _rate(
+            lambda s=signed: verify_credential(s, resolve_key=did_key_resolver, now=NOW), seconds
         )
+        vp_rate, _ = _rate(vp_cold, seconds)
+        session_rate = _session_rate(signed, holder, holder_did, suite, seconds)
         js_n = max(50, int(seconds * 400))
         key_req = {
             "publicKeyMultibase": issuer.public_key_multibase,
@@ -155,11 +196,13 @@ def run(*, seconds: float = 2.0, json_output: bool = False) -> dict[str, Any]:
                 "js_per_s": 1000 / js_verify["per_verify_ms"] if js_verify else None,
                 "js_verified": js_verify["verified"] if js_verify else None,
             },
+            "verify_repeat_cached": {"accord_per_s": repeat_rate, "js_per_s": None},
             "verify_presentation": {
                 "accord_per_s": vp_rate,
                 "js_per_s": 1000 / js_vp["per_verify_ms"] if js_vp else None,
                 "js_verified": js_vp["verified"] if js_vp else None,
             },
+            "session_new_vp_same_vc": {"accord_per_s": session_rate, "js_per_s": None},
         }
     if json_output:
         print(json.dumps(results, indent=2))

@@ -147,17 +147,12 @@ def run(
         for i in range(0, n, batch):
             log.append(payload[i : i + batch])
         t_append = time.perf_counter() - t0
-        rows, fields = _raw_rows(payload, next_id)
+        batches = [_raw_rows(payload[i : i + batch], next_id + i) for i in range(0, n, batch)]
         t0 = time.perf_counter()
-        per = batch
-        for i in range(0, n, per):
-            chunk = rows[i : i + per]
-            lo, hi = chunk[0]["idx"], chunk[-1]["idx"]
+        for rows, fields in batches:  # same rows, same transaction size, nothing else
             with engine.begin() as conn:
-                conn.execute(sa.insert(raw_entries), chunk)
-                conn.execute(
-                    sa.insert(raw_fields), [f for f in fields if lo <= f["idx"] <= hi]
-                )
+                conn.execute(sa.insert(raw_entries), rows)
+                conn.execute(sa.insert(raw_fields), fields)
         t_raw = time.perf_counter() - t0
         next_id += n
         out["append_batched_per_s"] = round(n / t_append, 1)

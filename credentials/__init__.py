@@ -63,7 +63,12 @@ from credentials.loader import (
     DocumentLoader,
     default_loader,
 )
-from credentials.model import VerifiedCredential, VerifiedPresentation, agent_credential
+from credentials.model import (
+    AgentClaims,
+    VerifiedCredential,
+    VerifiedPresentation,
+    agent_credential,
+)
 from credentials.proofs import ProofResult, add_proof, verify_proof
 from credentials.status_list import (
     MIN_STATUS_LIST_LENGTH,
@@ -86,6 +91,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MIN_STATUS_LIST_LENGTH",
     "VC_V2_CONTEXT_URL",
+    "AgentClaims",
     "CredentialError",
     "DidDocumentResolver",
     "DocumentLoader",

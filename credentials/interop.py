@@ -5,9 +5,9 @@ reference would canonicalize a document differently, a credential signed by
 one side does not verify on the other; ``interop_warnings`` finds such values
 so that ``issue_credential`` can warn (``InteropWarning``) before signing:
 
-* a JSON number whose JavaScript string form has no ``.`` but is not an
-  integer for JSON-LD (``1e-7``, ``1.0``, ``1e21``): jsonld.js emits it as
-  ``xsd:integer``, JSON-LD 1.1 §8.6 (and pyld) as ``xsd:double``;
+* a non-integral JSON number whose JavaScript string form has no ``.``
+  (``1e-7``, ``5e-10``): jsonld.js emits it as ``xsd:integer`` (``"0"``),
+  JSON-LD 1.1 API §8.6 (and pyld) as ``xsd:double``;
 * strings mixing characters above U+FFFF with characters in U+E000-U+FFFF:
   rdf-canonize sorts N-Quads by UTF-16 code units, RDFC-1.0 by code points.
 """
@@ -48,7 +48,10 @@ def interop_warnings(document: Any) -> list[str]:
             for index, item in enumerate(value):
                 stack.append((item, f"{pointer}/{index}"))
         elif isinstance(value, float) and not isinstance(value, bool):
-            if value.is_integer() or "." not in repr(value):
+            # JS writes non-integers below 1e-6 in exponent form ("1e-7"); without a
+            # "." jsonld.js takes them for integers. Whole floats (2.0) are integers
+            # on both sides (JSON-LD 1.1 API §8.6), and >= 1e21 doubles on both.
+            if not value.is_integer() and abs(value) < 1e-6 and "." not in repr(value):
                 findings.append(
                     f"{pointer or '/'}: number {value!r} is xsd:double in RDF but the JS "
                     "reference treats it as xsd:integer; use a string or an integer"

@@ -34,6 +34,7 @@ from credentials.proofs import format_datetime
 
 __all__ = [
     "AGENT_CREDENTIAL_TYPE",
+    "AgentClaims",
     "VerifiedCredential",
     "VerifiedPresentation",
     "agent_credential",
@@ -41,6 +42,80 @@ __all__ = [
 
 #: The ``type`` of Accord agent credentials (defined in Accord's context).
 AGENT_CREDENTIAL_TYPE = "AgentCredential"
+
+
+@dataclass(frozen=True)
+class AgentClaims:
+    """The typed claims of a verified ``AgentCredential`` (parsed strictly from JSON).
+
+    Under ``eddsa-rdfc-2022`` the signature binds the RDF meaning, not the JSON:
+    ``"trustTier": "2"`` and ``"trustTier": 2`` are the same RDF literal (the
+    context coerces to ``xsd:integer``), and the order of ``scopes`` (a set) is
+    not signed. These types remove that ambiguity: consumers should read
+    claims from here, not from the raw ``subject`` dict.
+
+    Attributes:
+        agent_did: ``credentialSubject.id``, the agent's DID.
+        organization: the agent's organization (its DID).
+        name: the agent's display name.
+        role: the agent's role.
+        scopes: the granted scopes (a set: their JSON order is not signed).
+        trust_tier: the trust tier, a non-negative integer.
+
+    """
+
+    agent_did: str
+    organization: str
+    name: str
+    role: str
+    scopes: frozenset[str]
+    trust_tier: int
+
+    @classmethod
+    def from_subject(cls, subject: Any) -> AgentClaims:
+        """Parse a ``credentialSubject`` of an ``AgentCredential``.
+
+        Raises:
+            MalformedCredentialError: a missing claim or a claim of the wrong JSON
+                type (``metadata["field"]`` names it), an empty scope set.
+
+        """
+        if not isinstance(subject, Mapping):
+            raise MalformedCredentialError("AgentCredential needs one credentialSubject object")
+        values: dict[str, str] = {}
+        for key in ("id", "organization", "name", "role"):
+            value = subject.get(key)
+            if not isinstance(value, str) or not value:
+                raise MalformedCredentialError(
+                    f"credentialSubject.{key} must be a non-empty string",
+                    metadata={"field": f"credentialSubject.{key}"},
+                )
+            values[key] = value
+        scopes = subject.get("scopes")
+        scopes = [scopes] if isinstance(scopes, str) else scopes
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or not all(isinstance(s, str) and s for s in scopes)
+        ):
+            raise MalformedCredentialError(
+                "credentialSubject.scopes must be a non-empty list of strings",
+                metadata={"field": "credentialSubject.scopes"},
+            )
+        tier = subject.get("trustTier")
+        if isinstance(tier, bool) or not isinstance(tier, int) or tier < 0:
+            raise MalformedCredentialError(
+                "credentialSubject.trustTier must be a non-negative JSON integer",
+                metadata={"field": "credentialSubject.trustTier"},
+            )
+        return cls(
+            agent_did=values["id"],
+            organization=values["organization"],
+            name=values["name"],
+            role=values["role"],
+            scopes=frozenset(scopes),
+            trust_tier=tier,
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +135,7 @@ class VerifiedCredential:
         verification_method: the proof's ``verificationMethod``.
         cryptosuite: the proof's cryptosuite.
         credential: the whole verified credential (a copy), for further claims.
+        agent: the typed claims if the credential is an ``AgentCredential``, else None.
 
     """
 
@@ -74,6 +150,7 @@ class VerifiedCredential:
     verification_method: str = ""
     cryptosuite: str = ""
     credential: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    agent: AgentClaims | None = None
 
 
 @dataclass(frozen=True)

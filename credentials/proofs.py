@@ -14,8 +14,12 @@ document (for the issuer and holder checks) is never ambiguous.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +42,12 @@ from credentials.errors import (
 )
 from credentials.keys import Ed25519KeyPair, multibase_decode, multibase_encode_base58btc
 from credentials.keys import verify_ed25519 as _verify_ed25519
-from credentials.loader import DocumentLoader
+from credentials.loader import DocumentLoader, default_loader
 
 __all__ = [
     "ProofResult",
     "add_proof",
+    "clear_verification_cache",
     "format_datetime",
     "parse_datetime",
     "verify_proof",
@@ -165,7 +170,7 @@ def add_proof(
     suite = get_cryptosuite(cryptosuite)
     if not isinstance(verification_method, str) or not verification_method:
         raise MalformedCredentialError("verification_method must be a non-empty string")
-    unsecured = dict(document)
+    unsecured = copy.deepcopy(dict(document))
     proof: dict[str, Any] = {
         "type": PROOF_TYPE,
         "cryptosuite": suite.name,
@@ -333,14 +338,18 @@ def _verify_one(
         raise UnknownKeyError(
             f"key resolver failed: {type(exc).__name__}", metadata={"verification_method": vm[:200]}
         ) from None
-    message = hash_data(
-        suite.configure(options, loader=loader), suite.transform(document, loader=loader)
-    )
-    try:
-        _verify_ed25519(public_key, signature, message)
-    except InvalidSignatureError as exc:
-        exc.metadata.setdefault("verification_method", vm[:200])
-        raise
+    cache_key = _VERIFIED.key(unsecured, proof, public_key, expected_purpose, loader)
+    if cache_key is None or not _VERIFIED.hit(cache_key):
+        message = hash_data(
+            suite.configure(options, loader=loader), suite.transform(document, loader=loader)
+        )
+        try:
+            _verify_ed25519(public_key, signature, message)
+        except InvalidSignatureError as exc:
+            exc.metadata.setdefault("verification_method", vm[:200])
+            raise
+        if cache_key is not None:
+            _VERIFIED.add(cache_key)
     return ProofResult(
         verification_method=vm,
         controller=_controller(vm),
@@ -350,6 +359,68 @@ def _verify_one(
         proof_value=proof_value,
         digest=hashlib.sha256(proof_value.encode("utf-8")).hexdigest(),
     )
+
+
+class _VerifiedProofCache:
+    """Remembers proofs that verified, so a credential presented again is not re-canonicalized.
+
+    The key is SHA-256 of the whole secured document serialized with sorted keys
+    (JSON-LD expansion does not depend on key order; it does depend on everything
+    else, including ``2`` vs ``2.0``, which JCS would conflate), the resolved 32-byte
+    public key, the expected proof purpose and the document loader (the contexts).
+    Everything the signature check depends on is in the key; only successes are stored; proofs with
+    ``expires`` and eddsa-jcs-2022 proofs (already cheap) are not cached. Checks that
+    depend on the caller (challenge, domain, issuer, validity, status) run every time.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def key(
+        self,
+        unsecured: dict[str, Any],
+        proof: dict[str, Any],
+        public_key: bytes,
+        purpose: str,
+        loader: DocumentLoader | None,
+    ) -> tuple[Any, ...] | None:
+        if "expires" in proof or proof.get("cryptosuite") != "eddsa-rdfc-2022":
+            return None
+        try:
+            text = json.dumps(
+                [unsecured, proof], sort_keys=True, separators=(",", ":"), allow_nan=False
+            )
+        except (TypeError, ValueError):
+            return None  # not plain JSON: no caching, verify normally
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        return (digest, public_key, purpose, loader or default_loader())
+
+    def hit(self, key: tuple[Any, ...]) -> bool:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return True
+            return False
+
+    def add(self, key: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._entries[key] = None
+            if len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_VERIFIED = _VerifiedProofCache()
+
+
+def clear_verification_cache() -> None:
+    """Forget every remembered successful proof verification (see ``_VerifiedProofCache``)."""
+    _VERIFIED.clear()
 
 
 def _as_list(value: Any) -> list[Any]:

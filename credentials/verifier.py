@@ -3,13 +3,15 @@
 Verification of a credential (``verify_credential``), in order:
 
 1. size and nesting caps (``DOCUMENT_TOO_LARGE``);
-2. VC 2.0 shape (§4): first ``@context`` is ``https://www.w3.org/ns/credentials/v2``,
+2. VC 2.0 shape (§4): first ``@context`` is ``https://www.w3.org/ns/credentials/v2``
+   and every context URL is bundled (``UNKNOWN_CONTEXT``, both cryptosuites),
    ``type`` contains ``VerifiableCredential``, an ``issuer`` (URL or object
    with ``id``), a ``credentialSubject`` object;
 3. the Data Integrity proof, ``proofPurpose`` ``assertionMethod``;
 4. the issuer is the controller of the proof's verification method (the
    part of its DID URL before ``#``) and, if given, in ``trusted_issuers``;
-5. the validity period (§4.9) against ``now``;
+5. for an ``AgentCredential``, the claims' JSON types (``AgentClaims``);
+   then the validity period (§4.9) against ``now``;
 6. the status (§4.10), if a ``StatusChecker`` is given.
 
 A presentation (``verify_presentation``) has ``type``
@@ -38,8 +40,13 @@ from credentials.errors import (
 )
 from credentials.interop import InteropWarning, interop_warnings
 from credentials.keys import Ed25519KeyPair
-from credentials.loader import VC_V2_CONTEXT_URL, DocumentLoader
-from credentials.model import VerifiedCredential, VerifiedPresentation
+from credentials.loader import VC_V2_CONTEXT_URL, DocumentLoader, default_loader
+from credentials.model import (
+    AGENT_CREDENTIAL_TYPE,
+    AgentClaims,
+    VerifiedCredential,
+    VerifiedPresentation,
+)
 from credentials.proofs import add_proof, format_datetime, parse_datetime, verify_proof
 from credentials.status_list import StatusChecker
 
@@ -54,7 +61,7 @@ _ASSERTION = "assertionMethod"
 _AUTHENTICATION = "authentication"
 
 
-def _check_base(document: Any, required_type: str) -> None:
+def _check_base(document: Any, required_type: str, loader: DocumentLoader | None) -> None:
     if not isinstance(document, dict):
         raise MalformedCredentialError(f"a {required_type} must be a JSON object")
     check_document_limits(document)
@@ -65,6 +72,12 @@ def _check_base(document: Any, required_type: str) -> None:
             f"the first @context must be {VC_V2_CONTEXT_URL!r}",
             metadata={"expected": VC_V2_CONTEXT_URL, "actual": str(first)[:200]},
         )
+    # Every context URL must be known, whatever the cryptosuite (eddsa-jcs-2022 does no
+    # JSON-LD processing, but the claims' meaning still comes from these contexts).
+    served = loader or default_loader()
+    for context in contexts if isinstance(contexts, list) else [contexts]:
+        if isinstance(context, str):
+            served.document(context)
     types = document.get("type")
     types = [types] if isinstance(types, str) else types
     if not isinstance(types, list) or required_type not in types:
@@ -126,7 +139,7 @@ def issue_credential(
         UnsupportedCryptosuiteError: unknown ``cryptosuite``.
 
     """
-    _check_base(credential, "VerifiableCredential")  # type: ignore[arg-type]
+    _check_base(credential, "VerifiableCredential", loader)  # type: ignore[arg-type]
     _issuer_id(credential)  # type: ignore[arg-type]
     _subjects(credential)  # type: ignore[arg-type]
     if cryptosuite == "eddsa-rdfc-2022":
@@ -176,7 +189,7 @@ def verify_credential(
         MalformedKeyError: the verification method's key material is malformed.
 
     """
-    _check_base(credential, "VerifiableCredential")  # type: ignore[arg-type]
+    _check_base(credential, "VerifiableCredential", loader)  # type: ignore[arg-type]
     credential = dict(credential)
     issuer = _issuer_id(credential)
     subjects = _subjects(credential)
@@ -207,6 +220,13 @@ def verify_credential(
         )
     if trusted_issuers is not None and issuer not in trusted_issuers:
         raise UntrustedIssuerError("issuer is not trusted", metadata={"issuer": issuer[:200]})
+    types = credential["type"]
+    types = [types] if isinstance(types, str) else types
+    agent = None
+    if AGENT_CREDENTIAL_TYPE in types:
+        if len(subjects) != 1:
+            raise MalformedCredentialError("an AgentCredential has exactly one subject")
+        agent = AgentClaims.from_subject(subjects[0])
     if valid_from is not None and current < valid_from:
         raise NotYetValidError(
             "credential is not yet valid",
@@ -219,14 +239,13 @@ def verify_credential(
         )
     if status is not None and "credentialStatus" in credential:
         status.check(credential, now=current)
-    types = credential["type"]
     subject = subjects[0]
     subject_id = subject.get("id") if len(subjects) == 1 else None
     return VerifiedCredential(
         id=credential.get("id") if isinstance(credential.get("id"), str) else None,
         issuer=issuer,
         subject_id=subject_id if isinstance(subject_id, str) else None,
-        types=tuple([types] if isinstance(types, str) else types),
+        types=tuple(types),
         subject=copy.deepcopy(subject),
         valid_from=valid_from,
         valid_until=valid_until,
@@ -234,6 +253,7 @@ def verify_credential(
         verification_method=proof.verification_method,
         cryptosuite=proof.cryptosuite,
         credential=copy.deepcopy(credential),
+        agent=agent,
     )
 
 
@@ -280,7 +300,7 @@ def create_presentation(
         "@context": [VC_V2_CONTEXT_URL],
         "type": ["VerifiablePresentation"],
         "holder": holder,
-        "verifiableCredential": [dict(c) for c in credentials],
+        "verifiableCredential": [copy.deepcopy(dict(c)) for c in credentials],
     }
     check_document_limits(presentation)
     return add_proof(
@@ -332,7 +352,7 @@ def verify_presentation(
     """
     if not isinstance(challenge, str) or not challenge or not isinstance(domain, str) or not domain:
         raise MalformedCredentialError("challenge and domain must be non-empty strings")
-    _check_base(presentation, "VerifiablePresentation")  # type: ignore[arg-type]
+    _check_base(presentation, "VerifiablePresentation", loader)  # type: ignore[arg-type]
     holder = presentation.get("holder")
     if isinstance(holder, dict):
         holder = holder.get("id")

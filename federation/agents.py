@@ -49,6 +49,7 @@ def register_agent(identity: NodeIdentity, *, name: str, role: str, scopes: list
     Raises:
         InvalidRequestError: bad name/role/scope, empty scope list, tier out
             of 0..3, or the name is taken (``AGENT_EXISTS``).
+
     """
     if not NAME_RE.match(name):
         raise InvalidRequestError(f"agent name {name!r} must match {NAME_RE.pattern}", reason="BAD_NAME")

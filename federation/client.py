@@ -45,6 +45,7 @@ class AgentWallet:
         tls_cert_pem / tls_key_pem: client certificate (SAN URI = did) and key.
         ca_pem: the organization CA (to authenticate the own node).
         node_endpoint: ``HOST:PORT`` of the own node.
+
     """
 
     name: str
@@ -86,6 +87,7 @@ class AgentSession:
         peer_org: the provider organization DID.
         expires_at: unix time, seconds.
         effective_trust: τ the provider computed at open time.
+
     """
 
     session_id: str
@@ -108,6 +110,7 @@ class Result:
         received_leaf_index: the own node's "received" entry index.
         effective_trust: τ used for the decision.
         outcome: the raw protobuf ``Outcome``.
+
     """
 
     decision: str
@@ -162,6 +165,7 @@ class AgentClient:
 
         Raises:
             federation.errors.FederationError: refused (reason from the node or peer).
+
         """
         w = self.wallet
         begin = await self._call(self._stub.BeginSession,
@@ -199,6 +203,7 @@ class AgentClient:
         Raises:
             federation.errors.DeniedError: the provider's policy denied (logged on both sides).
             federation.errors.FederationError: any other refusal, with its reason.
+
         """
         signed = self.sign_request(session, contract_id=contract_id, purpose=purpose,
                                    resource=resource, subject=subject, fields=fields,

@@ -27,6 +27,7 @@ class PolicyConfig(BaseModel):
         engine: ``"regopy"`` (embedded, default) or ``"opa"`` (OPA REST API).
         opa_url: base URL of the OPA server when ``engine == "opa"``.
         opa_timeout_seconds: per-decision timeout for the OPA server, seconds.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -50,12 +51,16 @@ class NodeConfig(BaseModel):
         max_request_bytes: largest accepted message, bytes.
         clock_skew_seconds: accepted |now - request timestamp|, seconds.
         ledger_batch_max: most entries integrated per ledger batch.
+        witness_quorum: cosignatures from this many peers' witnesses make a
+            checkpoint WITNESSED (capped at the number of peers).
+        witness_interval_seconds: how often checkpoints are sent to peers' witnesses.
         policy: the Rego engine settings.
         unsafe_misbehaviour: TEST ONLY. Switches that make the node break the
             protocol on purpose so the interop suite can show it fails them:
             ``skip_gate`` (release what the source offers), ``bad_receipt``
             (corrupt receipts), ``ignore_policy`` (release even when denied),
             ``skip_presentation_check`` (accept any presentation).
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +75,8 @@ class NodeConfig(BaseModel):
     max_request_bytes: int = Field(default=1 << 20, gt=0)
     clock_skew_seconds: int = Field(default=120, gt=0)
     ledger_batch_max: int = Field(default=512, gt=0)
+    witness_quorum: int = Field(default=2, ge=1)
+    witness_interval_seconds: float = Field(default=2.0, gt=0)
     policy: PolicyConfig = PolicyConfig()
     unsafe_misbehaviour: list[str] = Field(default_factory=list)
 
@@ -111,6 +118,7 @@ def load_config(node_dir: Path) -> NodeConfig:
 
     Raises:
         ConfigError: the file is missing, not TOML, or fails validation.
+
     """
     path = node_dir / CONFIG_NAME
     if not path.is_file():

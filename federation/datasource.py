@@ -27,6 +27,7 @@ class DataSource:
 
         Raises:
             InvalidRequestError: reason ``BAD_DATASET`` for a malformed file.
+
         """
         resources: dict[str, dict[str, dict[str, Any]]] = {}
         if directory.is_dir():
@@ -62,6 +63,7 @@ class DataSource:
 
         Raises:
             NotFoundError: ``UNKNOWN_RESOURCE`` or ``UNKNOWN_SUBJECT``.
+
         """
         records = self._resources.get(resource)
         if records is None:

@@ -21,6 +21,7 @@ class FederationError(Exception):
         status: gRPC status code name, e.g. ``"UNAUTHENTICATED"``.
         caller_fault: True when the caller's input caused it.
         metadata: string evidence for ``ErrorInfo.metadata``.
+
     """
 
     reason: str = "FEDERATION_ERROR"

@@ -41,6 +41,7 @@ class NodeIdentity:
         org_key: organization Ed25519 key (signs credentials, envelopes, bundles).
         ledger_seed: 32-byte seed of the log's signed-note key.
         witness_seed: 32-byte seed of the witness cosignature key.
+
     """
 
     paths: NodePaths
@@ -68,6 +69,7 @@ class NodeIdentity:
 
         Raises:
             ConfigError: a file is missing or unreadable.
+
         """
         paths = NodePaths(node_dir)
         config = load_config(node_dir)
@@ -88,6 +90,7 @@ def init_node(node_dir: Path, *, org_name: str, listen: str, advertise: str = ""
     Raises:
         ConfigError: the directory already holds a node (unless ``force``),
             or the arguments are invalid.
+
     """
     from pydantic import ValidationError
 
@@ -127,6 +130,7 @@ def export_bundle(identity: NodeIdentity, *, endpoint: str | None = None,
         identity: the node identity.
         endpoint: ``HOST:PORT`` peers dial; defaults to ``advertise`` or ``listen``.
         now: bundle time (UTC).
+
     """
     from ledger import NoteSigner
 

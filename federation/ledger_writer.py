@@ -29,6 +29,7 @@ class Written:
         leaf_hash: 32-byte RFC 9162 leaf hash.
         duplicate: the disclosure id had been logged before.
         receipt: the C2SP tlog-proof receipt (when asked for), else None.
+
     """
 
     index: int
@@ -75,6 +76,7 @@ class LedgerWriter:
 
         Raises:
             ledger.LedgerError: the append failed (nothing was acknowledged).
+
         """
         assert self._queue is not None, "LedgerWriter.start() not called"
         fut: asyncio.Future[Written] = asyncio.get_running_loop().create_future()

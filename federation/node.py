@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +42,26 @@ from federation.errors import (
     InvalidRequestError,
     NotFoundError,
 )
-from federation.identity import NodeIdentity, ledger_origin
+from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
 from federation.peers import AuthenticatedPeer, PeerRegistry
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
 from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, make_engine
-from ledger import DisclosureEntry, NoteSigner, NoteVerifier, TransparencyLog, verify_receipt
+from ledger import (
+    DisclosureEntry,
+    NoteSigner,
+    NoteVerifier,
+    TransparencyLog,
+    Witness,
+    verify_receipt,
+)
 from policy import (
     BudgetLedger,
     Contract,
-    DecisionInput,
+    DecisionLog,
     OpaRestEngine,
+    PolicyDecisionPoint,
     RegopyEngine,
     TrustBook,
     apply_gate,
@@ -103,6 +110,7 @@ class Request:
         signed_bytes: the exact deterministic bytes the agent signed.
         agent_signature: 64-byte Ed25519 signature over ``signed_bytes``.
         aggregate_json: optional aggregate query (JSON text).
+
     """
 
     contract_id: str
@@ -123,6 +131,7 @@ class Request:
 
         Raises:
             InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member.
+
         """
         for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
             value = getattr(self, name)
@@ -206,6 +215,8 @@ class Node:
             signer=self.ledger_signer,
         )
         self.writer = LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
+        self.witness = Witness.open(database_url_for(self.paths.root, self.config),
+                                    name=witness_name(self.config.org_name), seed=identity.witness_seed)
         self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
         self.challenges = ChallengeTable()
         self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
@@ -216,6 +227,8 @@ class Node:
         self.policy = self._make_engine()
         self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
         self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
+        self.pdp = PolicyDecisionPoint(self.policy, trust=self.trust, budgets=self.budgets,
+                                       requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}))
         self.data = DataSource({})
         self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
         self.resolver: StaticKeyResolver = StaticKeyResolver({})
@@ -230,6 +243,7 @@ class Node:
 
         Raises:
             ConfigError: the directory is not a valid node directory.
+
         """
         return cls(NodeIdentity.load(node_dir))
 
@@ -248,12 +262,18 @@ class Node:
 
         Raises:
             PeerError / PolicyError: a pinned bundle or contract is invalid.
+
         """
         self.peers = PeerRegistry.load(self.paths.peers)
         mapping = {self.identity.verification_method: self.identity.org_key.public_key}
         for bundle in self.peers:
             mapping[bundle.verification_method] = bundle.public_key
         self.resolver = StaticKeyResolver(mapping, fallback=did_key_resolver)
+        for bundle in self.peers:
+            self.witness.add_log(bundle.ledger_origin, bundle.ledger_vkey)
+        from federation.witnessing import witness_policy_for
+
+        self.ledger.set_witness_policy(witness_policy_for(self))
         self.status_cache = StatusListCache(
             self._fetch_status_doc, resolve_key=self.resolver,
             ttl_seconds=self.config.status_list_ttl_seconds,
@@ -267,7 +287,7 @@ class Node:
                     continue
                 contracts[c.id] = c
         self.contracts = contracts
-        self.policy.load(list(contracts.values()))
+        self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
         self._agent_cache.clear()
         counts = {"peers": len(self.peers), "agents": len(self.store.agents()),
@@ -280,6 +300,22 @@ class Node:
         now = now_utc()
         self.store.put_state("trust", self.trust.to_dict(), now=now)
         self.store.put_state("budgets", self.budgets.to_dict(), now=now)
+        self.store.put_state("requests", self.pdp.requests.to_dict(), now=now)
+        self.drain_decision_log()
+
+    def drain_decision_log(self) -> int:
+        """Append the decision records gathered since the last drain to ``decisions.jsonl``.
+
+        Returns the number of records written. The file is the node's
+        exportable decision log (one JSON object per decision).
+        """
+        old, self.pdp.log = self.pdp.log, DecisionLog()
+        records = list(old)
+        if records:
+            with (self.paths.root / "decisions.jsonl").open("a") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        return len(records)
 
     def _local_agent(self, agent_did: str):
         """A registered, unrevoked, unsuspended agent of this org (cached 0.5 s)."""
@@ -356,6 +392,7 @@ class Node:
             InvalidRequestError: the presentation is not JSON or too large.
             AuthenticationError: wrong challenge; a CredentialError for any
                 verification failure (signature, issuer, status, validity).
+
         """
         if len(presentation_json) > self.config.max_request_bytes:
             raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
@@ -395,9 +432,7 @@ class Node:
 
     def _effective_trust(self, requester_org: str, contract: Contract | None, now: dt.datetime) -> float:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
-        tau = self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
-        # floor to 0.01: conservative, and identical inputs hit the decision cache
-        return math.floor(tau * 100 + 1e-9) / 100
+        return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
     def authenticate_request(self, peer: AuthenticatedPeer, session_id: str, request: Request,
                              envelope_bytes: bytes, org_signature: bytes) -> Session:
@@ -405,6 +440,7 @@ class Node:
 
         Raises:
             AuthenticationError / InvalidRequestError with a precise reason.
+
         """
         sess = self.sessions.get(session_id, peer_org=peer.org_did)
         try:
@@ -436,26 +472,19 @@ class Node:
                 nothing is written.
             DeniedError: the policy denied; the denial is logged with a receipt.
             NotFoundError: unknown resource/subject after an allow (logged as denial).
+
         """
         t0 = time.perf_counter()
         sess = self.authenticate_request(peer, session_id, request, envelope_bytes, org_signature)
         now = now_utc()
-        pair = (peer.org_did, self.did)
         contract = self.contracts.get(request.contract_id)
-        tau = self._effective_trust(peer.org_did, contract, now)
-        budget_used = 0.0
-        if contract is not None and contract.trust_budget is not None:
-            budget_used = self.budgets.spent(
-                (request.contract_id, peer.org_did),
-                window_seconds=contract.trust_budget.window_seconds, now=now)
-        inp = DecisionInput(
+        decision = self.pdp.decide(
             contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
-            provider_org=self.did, requester_agent=request.agent_did, agent_claims=sess.claims,
-            requested_fields=request.fields, effective_trust=tau, budget_used=budget_used,
-            session=self._session_input(contract, sess),
-            now=now,
+            provider_org=self.did, requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did}, requested_fields=request.fields,
+            session=self._session_input(contract, sess), now=now,
         )
-        decision = self.policy.decide(inp)
+        tau = decision.effective_trust
         unsafe = self.config.unsafe_misbehaviour
         if "ignore_policy" in unsafe and not decision.allow:
             decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
@@ -477,7 +506,6 @@ class Node:
         contract_hash = contract.version_hash if contract is not None else ""
         if deny_reason:
             sess.denials += 1
-            self.trust.record_denial(pair, now=now)
             entry = DisclosureEntry(
                 kind="denial", disclosure_id=disclosure_id, time=rfc3339(now),
                 provider_org=self.did, requester_org=peer.org_did,
@@ -513,9 +541,6 @@ class Node:
             payload, stripped = records, ()
         released = tuple(decision.released_fields)
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        if decision.budget_spent:
-            self.budgets.charge((request.contract_id, peer.org_did), decision.budget_spent,
-                                now=now)
         sess.fields_released.update(released)
         entry = DisclosureEntry(
             kind="disclosure", disclosure_id=disclosure_id, time=rfc3339(now),
@@ -595,6 +620,7 @@ class Node:
         Raises:
             AuthenticationError: unknown, revoked or suspended agent.
             PeerError: unknown peer.
+
         """
         self._local_agent(agent_did)
         bundle = self.peers.get(peer)
@@ -610,6 +636,7 @@ class Node:
         Raises:
             AuthenticationError: wrong challenge or signature, revoked agent.
             PeerUnavailableError / the peer's error: the peer refused.
+
         """
         self._local_agent(agent_did)
         bundle = self.peers.get(peer_org)
@@ -637,6 +664,7 @@ class Node:
         Raises:
             AuthenticationError: unknown session, wrong agent, bad signature, revoked.
             the peer's error (re-raised as FederationError) after the denial is logged.
+
         """
         local = self.local_sessions.get(session_id)
         if local is None:
@@ -722,4 +750,5 @@ class Node:
         await self.writer.stop()
         self.persist_state()
         self.ledger.close()
+        self.witness.close()
 

@@ -19,6 +19,10 @@ from federation.wire import from_rpc_error
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 4 << 20),
     ("grpc.keepalive_time_ms", 30_000),
+    # a peer that was down comes back quickly: short reconnect backoff
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
 
@@ -49,9 +53,11 @@ class PeerClient:
             self._channels[key] = hit
         return hit[1]
 
-    async def _call(self, method, request):
+    async def _call(self, method, request, *, timeout: float | None = None):
+        # wait_for_ready: a channel in reconnect backoff waits (up to the
+        # deadline) instead of failing at once with UNAVAILABLE
         try:
-            return await method(request, timeout=self._timeout)
+            return await method(request, timeout=timeout or self._timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -80,6 +86,12 @@ class PeerClient:
         """The peer's signed status list credential (JSON object)."""
         r = await self._call(self.stub(bundle).GetStatusList, pb.GetStatusListRequest(purpose=purpose))
         return json.loads(r.credential_json)
+
+    async def add_checkpoint(self, bundle: Any, body: bytes) -> tuple[int, bytes]:
+        """C2SP add-checkpoint at the peer's witness; returns (status, body)."""
+        r = await self._call(self.stub(bundle).AddCheckpoint, pb.AddCheckpointRequest(body=body),
+                             timeout=3.0)
+        return r.status, r.body
 
     async def close(self) -> None:
         """Close every channel."""

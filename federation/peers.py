@@ -45,6 +45,7 @@ class PeerBundle(BaseModel):
         witness_vkey: verifier key of the organization's witness (cosignature/v1).
         issued_at: RFC 3339 time the bundle was made.
         signature: base64url Ed25519 signature (64 bytes) over the JCS of the rest.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +87,7 @@ class PeerBundle(BaseModel):
         Raises:
             PeerError: reason ``BAD_BUNDLE`` if the signature does not verify
                 or the DID document does not carry the bundle's key.
+
         """
         try:
             sig = base64.urlsafe_b64decode(self.signature + "=" * (-len(self.signature) % 4))
@@ -110,6 +112,7 @@ class PeerBundle(BaseModel):
         Raises:
             PeerError: reason ``BAD_BUNDLE`` for malformed JSON, a schema
                 violation or a bad signature.
+
         """
         try:
             bundle = cls.model_validate(json.loads(raw))
@@ -126,6 +129,7 @@ class AuthenticatedPeer:
     Attributes:
         org_did: the peer organization DID.
         bundle: its pinned bundle.
+
     """
 
     org_did: str
@@ -166,6 +170,7 @@ class PeerRegistry:
 
         Raises:
             PeerError: reason ``UNKNOWN_PEER``.
+
         """
         did = self._by_name.get(org, org)
         bundle = self._by_did.get(did)
@@ -186,6 +191,7 @@ class PeerRegistry:
         Raises:
             PeerError: ``UNKNOWN_PEER``, ``BAD_CERTIFICATE``,
                 ``CERTIFICATE_NOT_CHAINED`` or ``CERTIFICATE_EXPIRED``.
+
         """
         from cryptography import x509
 

@@ -116,8 +116,13 @@ async def run(node_dir: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     persister = asyncio.create_task(_persist_loop(node))
+    from federation.witnessing import WitnessCoordinator
+
+    node.coordinator = WitnessCoordinator(node)  # type: ignore[attr-defined]
+    witnessing = asyncio.create_task(node.coordinator.run_forever(node.config.witness_interval_seconds))
     await stop.wait()
     persister.cancel()
+    witnessing.cancel()
     await server.stop(grace=2.0)
     await node.peer_client.close()
     await node.close()

@@ -42,6 +42,7 @@ class Session:
         requests: requests served in the session.
         denials: requests denied in the session.
         fields_released: field paths released so far in the session.
+
     """
 
     id: str
@@ -62,6 +63,7 @@ class Session:
 
         Raises:
             ValueError: the transition is not allowed.
+
         """
         if new_state not in TRANSITIONS[self.state]:
             raise ValueError(f"session {self.id}: {self.state} -> {new_state} not allowed")
@@ -104,6 +106,7 @@ class SessionTable:
         Raises:
             AuthenticationError: ``UNKNOWN_SESSION`` (absent or another org's),
                 ``SESSION_EXPIRED`` or ``SESSION_TERMINATED``.
+
         """
         sess = self._sessions.get(session_id)
         if sess is None or sess.peer_org != peer_org:
@@ -157,6 +160,7 @@ class ChallengeTable:
         Raises:
             AuthenticationError: ``WRONG_CHALLENGE`` if unknown, used, expired
                 or issued for another subject.
+
         """
         entry = self._open.pop(challenge, None)
         if entry is None or entry[0] != subject or entry[1] < self._clock():
@@ -178,6 +182,7 @@ class NonceCache:
         Raises:
             AuthenticationError: ``STALE_REQUEST`` when the timestamp is outside
                 ±skew of now, ``REPLAYED_REQUEST`` when the nonce was seen.
+
         """
         now = self._clock()
         if abs(now - timestamp_ms / 1000.0) > self._skew:

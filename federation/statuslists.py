@@ -45,6 +45,7 @@ class StatusListPublisher:
 
         Raises:
             ValueError: unknown purpose.
+
         """
         if purpose not in PURPOSES:
             raise ValueError(f"unknown status purpose {purpose!r}")

@@ -109,6 +109,7 @@ class AgentRecord:
         revoked: revocation bit.
         suspended: suspension bit.
         credential: the signed AgentCredential (JSON object).
+
     """
 
     did: str
@@ -148,6 +149,7 @@ class NodeStore:
 
         Raises:
             InvalidRequestError: reason ``AGENT_EXISTS`` when the name or DID is taken.
+
         """
         from sqlalchemy.exc import IntegrityError
 
@@ -175,6 +177,7 @@ class NodeStore:
 
         Raises:
             NotFoundError: reason ``UNKNOWN_AGENT``.
+
         """
         with self.engine.connect() as conn:
             row = conn.execute(

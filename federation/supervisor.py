@@ -31,6 +31,7 @@ class NodeProcess:
         directory: the node directory.
         endpoint: ``HOST:PORT`` once ready.
         log_path: where its stderr goes (``<dir>/node.log``).
+
     """
 
     def __init__(self, directory: Path, *, env: dict[str, str] | None = None) -> None:
@@ -46,6 +47,7 @@ class NodeProcess:
         Raises:
             RuntimeError: it exited or did not become ready within ``timeout`` seconds
                 (the message holds the tail of its log).
+
         """
         log = self.log_path.open("a")
         self._proc = subprocess.Popen(

@@ -35,6 +35,7 @@ class TlsMaterial:
         key_pem: node private key.
         operator_cert_pem: operator client certificate (SAN URI = DID#operator).
         operator_key_pem: operator private key.
+
     """
 
     ca_pem: bytes
@@ -111,6 +112,7 @@ def mint_tls_material(
         hosts: DNS names / IP addresses for the node certificate's SAN.
         now: issuance time (UTC); defaults to the current time.
         days: validity of the certificates, days.
+
     """
     now = now or dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -157,6 +159,7 @@ def san_uri(cert: x509.Certificate) -> str:
 
     Raises:
         PeerError: (reason ``BAD_CERTIFICATE``) none or several SAN URIs.
+
     """
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -178,6 +181,7 @@ def check_chain(cert_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = Non
         PeerError: (reason ``CERTIFICATE_NOT_CHAINED``) the signature or issuer
             does not match the pinned CA, or the certificate is outside its
             validity period (reason ``CERTIFICATE_EXPIRED``).
+
     """
     now = now or dt.datetime.now(dt.UTC)
     cert = x509.load_pem_x509_certificate(cert_pem)
@@ -205,6 +209,7 @@ def issue_client_certificate(*, ca_pem: bytes, ca_key_pem: bytes, san: str, comm
 
     Returns:
         (certificate PEM, private key PEM).
+
     """
     ca = x509.load_pem_x509_certificate(ca_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)

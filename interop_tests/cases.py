@@ -35,6 +35,7 @@ class Context:
         bundle: the target's peer bundle (JSON object).
         ident: the tester identity.
         contract_id: the interop contract at the target.
+
     """
 
     target: str

@@ -38,6 +38,7 @@ def rfc9162_verify_inclusion(*, leaf_index: int, tree_size: int, leaf: bytes, pa
 
     Raises:
         CheckFailed: the proof does not lead to ``root``.
+
     """
     if leaf_index >= tree_size:
         raise CheckFailed(f"leaf_index {leaf_index} >= tree_size {tree_size}")
@@ -76,6 +77,7 @@ def verify_signed_note(note: str, vkey: str) -> str:
 
     Raises:
         CheckFailed: malformed note or vkey, or no valid signature by that key.
+
     """
     name, _, rest = vkey.partition("+")
     hex_id, _, b64key = rest.partition("+")
@@ -121,6 +123,7 @@ def verify_tlog_proof(proof_text: str, *, entry: bytes, vkey: str, origin: str) 
 
     Raises:
         CheckFailed: any step fails (format, signature, origin, inclusion).
+
     """
     head, sep, note = proof_text.partition("\n\n")
     if not sep:

@@ -35,6 +35,7 @@ class InteropIdentity:
         cert_pem / key_pem: tester TLS client certificate and key.
         ca_pem / ca_key_pem: tester CA (to mint extra certificates for negative cases).
         agent: the agent wallet JSON (``agents/tester.json``).
+
     """
 
     org_did: str

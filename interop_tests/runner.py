@@ -25,6 +25,7 @@ class CaseResult:
         passed: True when the node behaved as the protocol requires.
         detail: what was observed (or why it failed).
         seconds: duration, seconds.
+
     """
 
     name: str

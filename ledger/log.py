@@ -261,6 +261,7 @@ class TransparencyLog:
                 canonical bytes exceed 65,535 bytes.
             IdempotencyConflictError: If a ``disclosure_id`` is reused with other content.
             StorageError: If the database fails (nothing is written).
+            ValueError: If ``now`` is a naive datetime.
 
         """
         now_us = _us(_now(now))

@@ -93,6 +93,16 @@ class Equivocation:
     detail: str
     detected_at: datetime
 
+    def error(self) -> EquivocationError:
+        """Return this evidence as a raisable :class:`EquivocationError`."""
+        return EquivocationError(
+            f"log {self.origin!r} equivocated at size {self.size}: {self.detail}",
+            origin=self.origin,
+            note_a=self.note_a,
+            note_b=self.note_b,
+            metadata={"size": self.size},
+        )
+
 
 def _decimal(text: str, what: str) -> int:
     if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
@@ -208,6 +218,11 @@ class Witness:
         with self._store.write() as tx:
             tx.witness_add_log(self.name, origin, vkey, _us(now or datetime.now(UTC)))
 
+    def known_logs(self) -> list[tuple[str, str, int]]:
+        """Return ``(origin, log vkey, last cosigned size)`` for every configured log."""
+        with self._store.read() as tx:
+            return tx.witness_logs(self.name)
+
     def latest(self, origin: str) -> SignedCheckpoint | None:
         """Return the last checkpoint cosigned for ``origin`` (the log-signed note).
 
@@ -306,14 +321,3 @@ class Witness:
             Equivocation(o, s, a, b, d, datetime.fromtimestamp(t / 1e6, tz=UTC))
             for o, s, a, b, d, t in rows
         ]
-
-
-def equivocation_error(evidence: Equivocation) -> EquivocationError:
-    """Wrap stored evidence as a raisable :class:`EquivocationError`."""
-    return EquivocationError(
-        f"log {evidence.origin!r} equivocated at size {evidence.size}: {evidence.detail}",
-        origin=evidence.origin,
-        note_a=evidence.note_a,
-        note_b=evidence.note_b,
-        metadata={"size": evidence.size},
-    )

@@ -16,6 +16,7 @@ from policy.contract import (
     TrustBudget,
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
+from policy.decision_point import PolicyDecisionPoint
 from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
 from policy.engine_opa import OpaRestEngine, OpaTls
 from policy.engine_regopy import RegopyEngine, compile_check
@@ -71,6 +72,7 @@ __all__ = [
     "Pair",
     "Parties",
     "PartyRef",
+    "PolicyDecisionPoint",
     "PolicyEngine",
     "PolicyError",
     "Purpose",

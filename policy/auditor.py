@@ -39,7 +39,11 @@ the row space) errs with probability at most 1/p per query. See
 ``docs/auditing.md``.
 
 History is pooled per scope key (:func:`scope_key`): one agent, one
-organization, a coalition of organizations, or global.
+organization, a coalition of organizations, or global;
+:meth:`Auditor.merge_scopes` pools existing histories when a coalition is
+declared. A per-scope work cap (``max_entries``) fails closed with
+``AUDIT_CAPACITY`` so that explicit id sets, the worst case, cannot exhaust
+the node.
 """
 
 from __future__ import annotations
@@ -878,6 +882,7 @@ class Auditor:
 
         Returns:
             The record ids the merged ``target`` history now determines.
+
         """
         with self._lock:
             t = self._scope(target)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-
 app = typer.Typer(no_args_is_help=True)
 
 

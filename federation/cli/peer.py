@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from federation.cli.common import DirOption, JsonOption, console, node_dir, nudge_running_node, print_json
+from federation.cli.common import (
+    DirOption,
+    JsonOption,
+    console,
+    node_dir,
+    nudge_running_node,
+    print_json,
+)
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -45,6 +45,7 @@ class Step:
         fields: requested fields.
         note: what the step shows.
         expect: ``"allow"`` or the expected refusal reason.
+
     """
 
     agent: str
@@ -244,6 +245,38 @@ def pair_summary(layout: Layout, orgs: tuple[str, ...]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["provider"], r["requester"]))
 
 
+def witness_status(layout: Layout, orgs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per org: latest checkpoint size, latest witnessed size, cosigners of the latter."""
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    out: dict[str, dict[str, Any]] = {}
+    for org in orgs:
+        lg = open_ledger_readonly(NodeIdentity.load(layout.orgs[org]))
+        try:
+            cp = lg.latest_checkpoint()
+            wcp = lg.latest_checkpoint(witnessed=True)
+        finally:
+            lg.close()
+        cosigners = []
+        if wcp is not None:
+            cosigners = sorted({line.split(" ")[1].split(".")[0] for line in wcp.note.splitlines()
+                                if line.startswith("\u2014 ") and "/witness " in line + " "})
+        out[org] = {"size": cp.checkpoint.size if cp else 0,
+                    "witnessed_size": wcp.checkpoint.size if wcp else 0, "cosigners": cosigners}
+    return out
+
+
+def wait_witnessed(layout: Layout, orgs: tuple[str, ...], *, timeout: float = 15.0) -> dict[str, dict[str, Any]]:
+    """Wait until every org's latest checkpoint meets its witness quorum (or the timeout)."""
+    end = time.monotonic() + timeout
+    while True:
+        st = witness_status(layout, orgs)
+        if all(v["size"] and v["witnessed_size"] == v["size"] for v in st.values()) or time.monotonic() > end:
+            return st
+        time.sleep(0.25)
+
+
 def print_report(console: Console, layout: Layout, runner: Runner, orgs: tuple[str, ...]) -> None:
     """Rich tables: the exchanges, the per-pair summary, each node's ledger."""
     t = Table(title="exchanges (requester agent → provider node)")
@@ -328,8 +361,15 @@ def run_demo(workdir: Path | None = None, *, console: Console | None = None, kee
         for p in procs:
             console.print(f"  {p.directory.name:9s} pid {p.pid}  {p.endpoint}")
         runner = asyncio.run(_scenario(layout, console))
+        with console.status("waiting for peers' witnesses to cosign the latest checkpoints"):
+            witnessed = wait_witnessed(layout, orgs)
         print_report(console, layout, runner, orgs)
+        for org, st in witnessed.items():
+            console.print(f"  {org:9s} ledger: {st['size']} entries; checkpoint of size {st['witnessed_size']} "
+                          f"witnessed (cosigned by {', '.join(st['cosigners']) or 'nobody'})")
         problems = check_results(runner.results)
+        problems += [f"{org}: latest checkpoint not witnessed" for org, st in witnessed.items()
+                     if st["witnessed_size"] != st["size"]]
         elapsed = time.monotonic() - t0
         if problems:
             for p in problems:

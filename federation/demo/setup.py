@@ -33,6 +33,7 @@ class Layout:
         orgs: org name → node directory.
         endpoints: org name → ``HOST:PORT``.
         wallets: ``"org/agent"`` → wallet path.
+
     """
 
     root: Path
@@ -83,7 +84,8 @@ def _sign_both(doc: dict[str, Any], idents: dict[str, NodeIdentity]) -> Contract
 
 
 def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop: bool = True,
-              status_ttl_seconds: float = 1.0, misbehave: dict[str, list[str]] | None = None) -> Layout:
+              status_ttl_seconds: float = 1.0, misbehave: dict[str, list[str]] | None = None,
+              witness_interval_seconds: float = 0.5) -> Layout:
     """Create and peer the node directories under ``root`` (nothing is started).
 
     Args:
@@ -92,6 +94,8 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         with_interop: also provision the ``interop`` tester org peered with every node.
         status_ttl_seconds: peers' status-list cache TTL (short, so revocation shows at once).
         misbehave: org → list of ``unsafe_misbehaviour`` switches (tests only).
+        witness_interval_seconds: how often nodes send checkpoints to peers' witnesses.
+
     """
     from federation.config import load_config, save_config
 
@@ -106,6 +110,7 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         cfg = load_config(d).model_copy(update={
             "status_list_ttl_seconds": status_ttl_seconds,
             "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
+            "witness_interval_seconds": witness_interval_seconds,
         })
         save_config(d, cfg)
         idents[org] = NodeIdentity.load(d)

@@ -10,7 +10,7 @@ from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
 from federation.tls import check_chain, san_uri
-from federation.wire import outcome_to_pb, peer_cert, request_from_pb
+from federation.wire import peer_cert, request_from_pb
 
 
 class AgentServicer(pbg.AgentServiceServicer):

@@ -73,6 +73,7 @@ class FederationServicer(pbg.FederationServiceServicer):
         cp = await self.node.writer.run_sync(self.node.ledger.latest_checkpoint)
         return pb.GetCheckpointResponse(signed_checkpoint=cp.note if cp else "")
 
+
     @rpc
     async def GetInclusionProof(self, request, context):  # noqa: N802, D102
         self._peer(context)
@@ -116,9 +117,11 @@ class FederationServicer(pbg.FederationServiceServicer):
     @rpc
     async def AddCheckpoint(self, request, context):  # noqa: N802, D102
         self._peer(context)
-        witness = getattr(self.node, "witness", None)
-        if witness is None:
-            raise InvalidRequestError("this node does not witness yet", reason="NOT_A_WITNESS",
-                                      status="UNIMPLEMENTED")
-        resp = await self.node.writer.run_sync(witness.add_checkpoint, request.body)
+        import datetime as dt
+
+        witness = self.node.witness
+        if len(request.body) > 64 * 1024:
+            raise InvalidRequestError("add-checkpoint body over 64 KiB", reason="MALFORMED_REQUEST")
+        resp = await self.node.writer.run_sync(
+            lambda: witness.add_checkpoint(request.body, now=dt.datetime.now(dt.UTC)))
         return pb.AddCheckpointResponse(status=resp.status, body=resp.body)

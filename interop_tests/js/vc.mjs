@@ -19,11 +19,10 @@
 // Contexts come from Accord's bundle (credentials/contexts/index.json), served by a
 // static document loader; did:key documents are built locally. Nothing is fetched.
 import {readFileSync} from 'node:fs';
-import {dirname, join} from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {performance} from 'node:perf_hooks';
-
 import {createRequire} from 'node:module';
+import {dirname, join} from 'node:path';
+import {performance} from 'node:perf_hooks';
+import {fileURLToPath} from 'node:url';
 
 import * as vc from '@digitalbazaar/vc';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';

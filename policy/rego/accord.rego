@@ -135,7 +135,7 @@ cumulative[f] := sum([c | some g; c := eligible[g]; at_or_before(g, f)]) if {
 
 budget_limited if contract.budget_units_micros != null
 
-remaining_micros := contract.budget_units_micros - input.budget_used_micros
+remaining_micros := contract.budget_units_micros - input.budget_used_micros if budget_limited
 
 optional_release contains f if {
 	not budget_limited

@@ -284,3 +284,20 @@ def test_any_json_verifies_or_raises_a_credential_error(value, resolver):
         pass
     else:  # pragma: no cover - nothing random carries a valid signature
         pytest.fail("random input verified")
+
+
+def test_interop_warnings_only_for_js_integer_lookalikes():
+    from credentials import interop_warnings
+
+    assert len(interop_warnings({"a": 1e-7, "b": [5e-10]})) == 2
+    assert interop_warnings({"a": 2.0, "b": 1e21, "c": 1.5e-7, "d": 0.5, "e": 3}) == []
+    assert len(interop_warnings({"s": "\U0001f600 \ue000"})) == 1
+
+
+@SUITE_PARAMS
+def test_unknown_context_refused_for_both_suites(
+    suite, unsigned_agent_credential, org_key, resolver
+):
+    signed = _sign(unsigned_agent_credential, org_key, suite)
+    signed["@context"].append("https://example.com/other-context")
+    assert _reason(signed, resolver) == "UNKNOWN_CONTEXT"

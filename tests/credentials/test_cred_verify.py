@@ -354,3 +354,109 @@ def test_did_key_with_wrong_multicodec_in_a_credential(unsigned_agent_credential
     assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == (
         "MALFORMED_KEY"
     )
+
+
+def test_agent_claims_are_typed(unsigned_agent_credential, org_key, resolver, agent_did):
+    verified = verify_credential(
+        _sign(unsigned_agent_credential, org_key), resolve_key=resolver, now=NOW
+    )
+    assert verified.agent is not None
+    assert verified.agent.agent_did == agent_did
+    assert verified.agent.scopes == frozenset({"patient:read", "lab:order"})
+    assert verified.agent.trust_tier == 2 and verified.agent.role == "clinician"
+
+
+def test_regression_rdfc_binds_rdf_not_json_types(unsigned_agent_credential, org_key, resolver):
+    # "trustTier": "2" is the same RDF literal as 2 (the context coerces to xsd:integer),
+    # so the eddsa-rdfc-2022 signature still verifies; the typed claims refuse it.
+    signed = _sign(unsigned_agent_credential, org_key)
+    signed["credentialSubject"]["trustTier"] = "2"
+    with pytest.raises(VerificationError) as info:
+        verify_credential(signed, resolve_key=resolver, now=NOW)
+    assert info.value.reason == "MALFORMED_CREDENTIAL"
+    assert info.value.metadata["field"] == "credentialSubject.trustTier"
+    # Reordering a set is not a change of meaning: it verifies, and the claims are equal.
+    reordered = _sign(unsigned_agent_credential, org_key)
+    reordered["credentialSubject"]["scopes"].reverse()
+    result = verify_credential(reordered, resolve_key=resolver, now=NOW)
+    assert result.agent.scopes == frozenset({"patient:read", "lab:order"})
+
+
+def test_non_agent_credentials_have_no_agent_claims(org_key, resolver, agent_did):
+    plain = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiableCredential"],
+        "issuer": ORG_DID,
+        "credentialSubject": {"id": agent_did},
+    }
+    assert verify_credential(_sign(plain, org_key), resolve_key=resolver, now=NOW).agent is None
+
+
+def test_regression_issue_and_present_do_not_alias_the_input(
+    unsigned_agent_credential, org_key, agent_key, agent_did
+):
+    signed = _sign(unsigned_agent_credential, org_key)
+    signed["credentialSubject"]["scopes"].append("mutated")
+    assert unsigned_agent_credential["credentialSubject"]["scopes"] == ["patient:read", "lab:order"]
+    vp = create_presentation(
+        [signed],
+        holder=agent_did,
+        key=agent_key,
+        verification_method=verification_method_id(agent_did),
+        challenge="c",
+        domain=VERIFIER_DID,
+    )
+    vp["verifiableCredential"][0]["credentialSubject"]["role"] = "x"
+    assert signed["credentialSubject"]["role"] == "clinician"
+
+
+def test_verification_cache_is_keyed_on_the_exact_document(org_key, resolver, agent_did):
+    from credentials.proofs import _VERIFIED, clear_verification_cache
+
+    clear_verification_cache()
+    unsigned = {
+        "@context": [
+            "https://www.w3.org/ns/credentials/v2",
+            "https://www.w3.org/ns/credentials/examples/v2",
+        ],
+        "type": ["VerifiableCredential"],
+        "issuer": ORG_DID,
+        "credentialSubject": {"id": agent_did, "score": 2},
+    }
+    signed = _sign(unsigned, org_key)
+    verify_credential(signed, resolve_key=resolver, now=NOW)
+    assert len(_VERIFIED._entries) == 1
+    verify_credential(copy.deepcopy(signed), resolve_key=resolver, now=NOW)  # a hit
+    assert len(_VERIFIED._entries) == 1
+    altered = copy.deepcopy(signed)
+    altered["credentialSubject"]["score"] = 3
+    assert _reason(verify_credential, altered, resolve_key=resolver, now=NOW) == (
+        "INVALID_SIGNATURE"
+    )
+    # 2.0 is another JSON document (a new cache entry) with the same RDF literal
+    # ("2"^^xsd:integer, JSON-LD 1.1 API §8.6), so its signature genuinely verifies.
+    altered["credentialSubject"]["score"] = 2.0
+    verify_credential(altered, resolve_key=resolver, now=NOW)
+    assert len(_VERIFIED._entries) == 2
+
+
+def test_verification_cache_keeps_caller_checks(unsigned_agent_credential, org_key, resolver):
+    signed = _sign(unsigned_agent_credential, org_key)
+    verify_credential(signed, resolve_key=resolver, now=NOW)
+    # A remembered proof never bypasses the checks that depend on the caller.
+    assert (
+        _reason(verify_credential, signed, resolve_key=resolver, now=NOW + timedelta(days=31))
+        == "EXPIRED"
+    )
+    assert (
+        _reason(
+            verify_credential,
+            signed,
+            resolve_key=resolver,
+            now=NOW,
+            trusted_issuers={"did:web:x.accord.test"},
+        )
+        == "UNTRUSTED_ISSUER"
+    )
+    other = StaticKeyResolver({ORG_VM: Ed25519KeyPair.from_seed(bytes([3]) * 32).public_key})
+    assert _reason(verify_credential, signed, resolve_key=other, now=NOW) == "INVALID_SIGNATURE"

@@ -196,8 +196,11 @@ def test_property_random_proofs_verify_and_any_bit_flip_fails(n, data):
     assert rfc_verify_consistency(m, n, r1, root, cproof)
     if cproof:
         k = data.draw(st.integers(0, len(cproof) - 1))
+        bit = data.draw(st.integers(0, 255))
         bad = list(cproof)
-        bad[k] = bytes([bad[k][0] ^ 0x80]) + bad[k][1:]
+        flipped = bytearray(bad[k])
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        bad[k] = bytes(flipped)
         with pytest.raises(InvalidProofError):
             verify_consistency(m, n, r1, root, bad)
         assert not rfc_verify_consistency(m, n, r1, root, bad)

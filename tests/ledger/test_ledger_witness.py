@@ -269,6 +269,9 @@ def test_witness_422_cases_with_own_log(tmp_path):
     assert (r.status, r.body) == (409, b"5\n")
     ev = w.equivocations()
     assert len(ev) == 1 and ev[0].note_a == note5 and ev[0].note_b == fork5
+    err = ev[0].error()
+    assert isinstance(err, EquivocationError) and err.reason == "EQUIVOCATION"
+    assert w.known_logs() == [("log.example", log.vkey, 5)]
     # A proof valid within a forked history fails against the stored root.
     forked = list(leaves)
     forked[2] = leaf_hash(b"fork")

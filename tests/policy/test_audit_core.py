@@ -249,6 +249,8 @@ def test_merge_scopes_pools_histories_exactly(n, qa, qb):
     assert leaked == discloses(answered, n)
     st_ = a.status()["coalition:AB"]
     assert st_.history == len(answered)
+    for key, scope in a._scopes.items():  # the entry counter tracks the basis exactly
+        assert a.status()[key].entries == sum(len(r) for r in scope.rows.values())
     rows = [[Fraction(int(i in h)) for i in range(n)] for h in answered]
     assert st_.rank == (rational_rank(rows) if rows else 0)
     # the merged scope now refuses anything that adds a disclosure
@@ -284,3 +286,60 @@ def test_work_cap_fails_closed_but_still_answers_implied_queries():
     b = Auditor.from_state(json.loads(json.dumps(a.to_state())))
     assert b.check("s", "sum", frozenset(range(100))).reason == "AUDIT_CAPACITY"
     assert b.status()["s"].entries == st_.entries
+
+
+def test_concurrent_audits_keep_the_guarantee():
+    import threading
+
+    n = 12
+    a = Auditor(range(n), max_entries=None)
+    rng = random.Random(9)
+    work = [
+        frozenset(i for i in range(n) if rng.random() < 0.5) or frozenset({0, 1})
+        for _ in range(120)
+    ]
+    answered: list[frozenset[int]] = []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        for q in chunk:
+            if a.audit("org:A", "sum", q).allow:
+                with lock:
+                    answered.append(q)
+
+    ts = [threading.Thread(target=worker, args=(work[i::4],)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert discloses(answered, n) == set()
+    assert a.status()["org:A"].history == len(answered)
+    assert Auditor.from_state(a.to_state()).to_state()["max_entries"] is None
+
+
+def test_internal_invariants_hold_after_audits_and_merges():
+    """White-box: the fast-path functional, column index and cell sizes stay exact."""
+    rng = random.Random(3)
+    for _ in range(60):
+        n = rng.randint(2, 14)
+        a = Auditor(range(n), prime=4294967291)
+        for _ in range(rng.randint(1, 20)):
+            q = frozenset(i for i in range(n) if rng.random() < 0.5)
+            if q:
+                a.audit("s", "sum", q)
+            if rng.random() < 0.3:
+                a.merge_scopes("m", ["s"])
+        for s in a._scopes.values():
+            p = s.p
+            for c in range(s.n_atoms):
+                if c in s.rows:
+                    assert s.proj[c] == (-sum(v * s.w[f] for f, v in s.rows[c].items())) % p
+                else:
+                    assert s.proj[c] == s.w[c]
+            cols: dict[int, set[int]] = {}
+            for c, r in s.rows.items():
+                for f in r:
+                    cols.setdefault(f, set()).add(c)
+            assert cols == s.cols
+            assert int(s.size[: s.n_atoms].sum()) == int((s.atom_of >= 0).sum())
+            assert s.nnz == sum(len(r) for r in s.rows.values())

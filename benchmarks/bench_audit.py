@@ -201,9 +201,7 @@ def run_attacks(n: int, instances: int, seed: int) -> dict[str, Any]:
                     answered = []
                     for i, s in enumerate(sets):
                         org, agent = who(i)
-                        key = scope_key(
-                            scope, requester_org=org, agent=agent, coalitions=COALITIONS
-                        )
+                        key = scope_key(scope, requester_org=org, agent=agent, coalitions=COALITIONS)
                         if d.audit(key, s):
                             answered.append(s)
                     stopped[dname][aname].append(disclosed(answered) == 0)
@@ -212,9 +210,7 @@ def run_attacks(n: int, instances: int, seed: int) -> dict[str, Any]:
         "instances_per_attack": instances,
         "splits": list(SPLITS),
         "unaudited_instances_disclosing": f"{unaudited_disclosing}/{total}",
-        "stopped_share": {
-            d: {a: sum(v) / len(v) for a, v in per.items()} for d, per in stopped.items()
-        },
+        "stopped_share": {d: {a: sum(v) / len(v) for a, v in per.items()} for d, per in stopped.items()},
         "stopped_share_all": {
             d: sum(sum(v) for v in per.values()) / sum(len(v) for v in per.values())
             for d, per in stopped.items()

@@ -55,6 +55,8 @@ class NodeConfig(BaseModel):
             checkpoint WITNESSED (capped at the number of peers).
         witness_interval_seconds: how often checkpoints are sent to peers' witnesses.
         policy: the Rego engine settings.
+        provider_agent: the provider-side agent model (``federation.provider_agents``):
+            what this organization's agent offers before the gate.
         unsafe_misbehaviour: TEST ONLY. Switches that make the node break the
             protocol on purpose so the interop suite can show it fails them:
             ``skip_gate`` (release what the source offers), ``bad_receipt``
@@ -78,6 +80,7 @@ class NodeConfig(BaseModel):
     witness_quorum: int = Field(default=2, ge=1)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     policy: PolicyConfig = PolicyConfig()
+    provider_agent: str = "source"
     unsafe_misbehaviour: list[str] = Field(default_factory=list)
 
     @field_validator("unsafe_misbehaviour")

@@ -16,6 +16,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import secrets
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,7 @@ from federation.errors import (
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
 from federation.peers import AuthenticatedPeer, PeerRegistry
+from federation.provider_agents import load_provider_agent
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
 from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, make_engine
@@ -230,6 +233,8 @@ class Node:
         self.pdp = PolicyDecisionPoint(self.policy, trust=self.trust, budgets=self.budgets,
                                        requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}))
         self.data = DataSource({})
+        self.provider_agent = load_provider_agent(self.config.provider_agent)
+        self.rng = random.Random()
         self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
         self.resolver: StaticKeyResolver = StaticKeyResolver({})
         self.status_cache: StatusListCache | None = None
@@ -405,12 +410,16 @@ class Node:
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
+        now = now_utc()
         if "skip_presentation_check" in self.config.unsafe_misbehaviour:
             cred = vp["verifiableCredential"][0]
             sess = self.sessions.create(
                 peer_org=peer.org_did, agent_did=holder, agent_public_key=public_key_from_did_key(holder),
                 claims=dict(cred.get("credentialSubject", {})), credential_id=cred.get("id", ""))
             return sess, self._effective_trust(peer.org_did, None, now_utc())
+        vcs_list = vcs if isinstance(vcs, list) else [vcs]
+        if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
+            return await self._open_delegated_session(peer, vp, challenge)
         verified = verify_presentation(
             vp, challenge=challenge, domain=self.did, resolve_key=self.resolver,
             now=dt.datetime.now(dt.UTC), status=self.status_cache, trusted_issuers=[peer.org_did],
@@ -429,6 +438,61 @@ class Node:
         self.trust.record_verification((peer.org_did, self.did), now=now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
         return sess, self._effective_trust(peer.org_did, None, now)
+
+    async def _open_delegated_session(self, peer: AuthenticatedPeer, vp: dict[str, Any],
+                                      challenge: str) -> tuple[Session, float]:
+        """Open a session for an agent acting under a delegation chain (issue: TVP / AD).
+
+        The chain is verified by :func:`federation.delegation.verify_delegated_presentation`
+        (signatures, the chain back to an AgentCredential of ``peer``, attenuation
+        of scopes, fields and purposes at every hop, depth, expiry, cycles). An
+        expansion anywhere is Authorization Drift: a ``drift`` ledger entry is
+        written, τ for the pair drops, every session of the chain is
+        terminated, and the presentation is refused (PERMISSION_DENIED,
+        ``AUTHORIZATION_DRIFT``).
+        """
+        from federation.delegation import DriftError, verify_delegated_presentation
+
+        now = now_utc()
+        try:
+            authority = verify_delegated_presentation(
+                vp, challenge=challenge, domain=self.did, resolve_key=self.resolver, now=now,
+                status=self.status_cache, requester_org=peer.org_did,
+            )
+        except DriftError as err:
+            await self.record_drift(peer, err, now=now)
+            raise
+        sess = self.sessions.create(
+            peer_org=peer.org_did, agent_did=authority.holder,
+            agent_public_key=public_key_from_did_key(authority.holder), claims=dict(authority.claims),
+            credential_id=authority.credential_id, not_after=authority.not_after,
+        )
+        sess.delegation = authority  # type: ignore[attr-defined]
+        self.trust.record_verification((peer.org_did, self.did), now=now)
+        obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
+        return sess, self._effective_trust(peer.org_did, None, now)
+
+    async def record_drift(self, peer: AuthenticatedPeer, err: Any, *, now: dt.datetime,
+                           request: Request | None = None) -> None:
+        """Authorization Drift: ledger ``drift`` entry, τ drop, chain sessions terminated."""
+        chain = list(getattr(err, "chain_agents", ()) or ())
+        for agent in chain:
+            self.sessions.terminate_agent(agent)
+        self.trust.record_drift((peer.org_did, self.did), now=now)
+        entry = DisclosureEntry(
+            kind="drift", disclosure_id="drf_" + secrets.token_hex(16), time=rfc3339(now),
+            provider_org=self.did, requester_org=peer.org_did,
+            requester_agent=chain[-1] if chain else (request.agent_did if request else ""),
+            provider_agent="", contract_id=request.contract_id if request else "", contract_hash="",
+            purpose=request.purpose if request else "",
+            fields_requested=list(request.fields) if request else [], fields_released=[],
+            fields_stripped=[], record_count=0, decision="deny", reason=err.reason,
+            decision_hash="", request_digest=sha256_hex(request.signed_bytes) if request else "",
+            response_digest="", effective_trust=0.0,
+            extra={k: str(v)[:200] for k, v in err.metadata.items()},
+        )
+        await self.writer.write(entry, receipt=False)
+        obs.REFUSED.labels(reason="AUTHORIZATION_DRIFT").inc()
 
     def _effective_trust(self, requester_org: str, contract: Contract | None, now: dt.datetime) -> float:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
@@ -477,6 +541,17 @@ class Node:
         t0 = time.perf_counter()
         sess = self.authenticate_request(peer, session_id, request, envelope_bytes, org_signature)
         now = now_utc()
+        authority = getattr(sess, "delegation", None)
+        if authority is not None:
+            from federation.delegation import DriftError, check_request_within
+
+            try:
+                check_request_within(authority, purpose=request.purpose, fields=request.fields,
+                                     contract_id=request.contract_id)
+            except DriftError as err:
+                sess.move("terminated")
+                await self.record_drift(peer, err, now=now, request=request)
+                raise
         contract = self.contracts.get(request.contract_id)
         decision = self.pdp.decide(
             contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
@@ -499,6 +574,11 @@ class Node:
             try:
                 max_records = decision.max_records or 100
                 records = self.data.offer(request.resource, request.subject, max_records=max_records)
+                mni: frozenset[str] = frozenset()
+                if contract is not None and request.purpose in contract.purposes:
+                    mni = frozenset(contract.purposes[request.purpose].mni)
+                records = self.provider_agent.offer(records=records, requested=request.fields, mni=mni,
+                                                    tau=tau, rng=self.rng)
             except NotFoundError as exc:
                 deny_reason = exc.reason
         else:

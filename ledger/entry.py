@@ -180,8 +180,17 @@ class DisclosureEntry(BaseModel):
 
         """
         extra = self.extra
+        trust = self.effective_trust
         if any(max(k, default="\0") >= "\ud800" for k in extra):
             data = rfc8785.dumps(self.model_dump(mode="json"))
+        elif 1e-4 <= trust < 1.0:
+            # In this range Python's shortest float repr is exactly ECMAScript's
+            # Number serialisation (no exponent, no trailing ".0"), so one sorted
+            # json.dumps of the field dict is already the JCS text.
+            try:
+                data = _JSON_SORTED(self.__dict__).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidEntryError("entry holds a string that is not valid Unicode") from exc
         else:
             parts = []
             for name in _SORTED_FIELDS:
@@ -219,6 +228,9 @@ class DisclosureEntry(BaseModel):
 
 _SORTED_FIELDS = sorted(DisclosureEntry.model_fields)
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_JSON_SORTED = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
+).encode
 
 
 @dataclass(frozen=True)

@@ -566,9 +566,7 @@ class _Scope:
             "size": _b64(self.size[: self.n_atoms].astype("<i8")),
             "w": [format(x, "x") for x in self.w],
             "proj": [format(x, "x") for x in self.proj],
-            "rows": {
-                str(c): {str(f): format(v, "x") for f, v in r.items()} for c, r in self.rows.items()
-            },
+            "rows": {str(c): {str(f): format(v, "x") for f, v in r.items()} for c, r in self.rows.items()},
             "history": self.history,
             "counts": self.counts,
             "denials": self.denials,
@@ -601,9 +599,7 @@ class _Scope:
         return s
 
     def status(self) -> ScopeStatus:
-        return ScopeStatus(
-            self.history, self.counts, len(self.rows), self.n_atoms, self.denials, self.nnz
-        )
+        return ScopeStatus(self.history, self.counts, len(self.rows), self.n_atoms, self.denials, self.nnz)
 
 
 def _b64(a: np.ndarray) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "ColumnType",
     "Compare",
     "Dataset",
+    "DatasetError",
     "DatasetSchema",
     "Ids",
     "Not",
@@ -241,9 +242,7 @@ class _Parser:
             parts = obj[key]
             if not isinstance(parts, list) or not parts:
                 raise self.fail(f"{path}/{key}", "expected a non-empty list of predicates")
-            parsed = tuple(
-                self.parse(p, f"{path}/{key}/{i}", depth + 1) for i, p in enumerate(parts)
-            )
+            parsed = tuple(self.parse(p, f"{path}/{key}/{i}", depth + 1) for i, p in enumerate(parts))
             return And(parsed) if key == "and" else Or(parsed)
         if keys == {"not"}:
             return Not(self.parse(obj["not"], f"{path}/not", depth + 1))
@@ -405,12 +404,12 @@ def _eval_np(
         return ~_eval_np(pred.part, cols, id_column, n)
     if isinstance(pred, Ids):
         ids = cols[id_column][0]
-        return np.isin(
-            ids,
-            np.fromiter(
-                pred.ids, dtype=ids.dtype if ids.dtype != object else object, count=len(pred.ids)
-            ),
-        )
+        if ids.dtype == object:
+            wanted = pred.ids
+            return np.fromiter((i in wanted for i in ids), dtype=np.bool_, count=n)
+        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        inrange = [i for i in pred.ids if lo <= i <= hi]
+        return np.isin(ids, np.asarray(inrange, dtype=np.int64))
     vals, present = cols[pred.column]
     op, v = pred.op, pred.value
     if op in ("in", "not_in"):
@@ -472,9 +471,7 @@ class Dataset:
             for k, v in r.items():
                 typ = s.columns.get(k)
                 if typ is None:
-                    raise DatasetError(
-                        f"record {i}: unknown column {k!r}", metadata={"column": str(k)}
-                    )
+                    raise DatasetError(f"record {i}: unknown column {k!r}", metadata={"column": str(k)})
                 if v is not None and not _type_ok(typ, v):
                     raise DatasetError(
                         f"record {i}: column {k!r} expected {typ}, got {v!r}",
@@ -509,6 +506,15 @@ class Dataset:
         cols = self._columns()
         mask = _eval_np(pred, cols, self.schema.id_column, len(self.records))
         return cols[self.schema.id_column][0][mask]
+
+    def select_positions(self, pred: Predicate) -> np.ndarray:
+        """Return the positions (0-based record ordinals, int64, ascending) ``pred`` selects.
+
+        Positions are dense, so they are the natural record ids for
+        :class:`policy.auditor.Auditor` whatever the dataset's own ids are.
+        """
+        mask = _eval_np(pred, self._columns(), self.schema.id_column, len(self.records))
+        return np.flatnonzero(mask)
 
     def _columns(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         cached = self.__dict__.get("_np_columns")

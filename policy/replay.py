@@ -121,9 +121,7 @@ def _infer_type(name: str, values: Iterable[Any]) -> str:
         return kinds.pop()
     if kinds == {"int", "float"}:
         return "float"
-    raise ReplayError(
-        f"column {name!r}: mixed value types {sorted(kinds)}", metadata={"column": name}
-    )
+    raise ReplayError(f"column {name!r}: mixed value types {sorted(kinds)}", metadata={"column": name})
 
 
 def infer_schema(obj: Mapping[str, Any]) -> DatasetSchema:
@@ -139,9 +137,7 @@ def infer_schema(obj: Mapping[str, Any]) -> DatasetSchema:
         raise ReplayError("dataset must be a JSON object")
     for key, typ in (("id", str), ("sensitive", str), ("columns", list), ("records", list)):
         if not isinstance(obj.get(key), typ):
-            raise ReplayError(
-                f"dataset key {key!r} must be a {typ.__name__}", metadata={"key": key}
-            )
+            raise ReplayError(f"dataset key {key!r} must be a {typ.__name__}", metadata={"key": key})
     records = obj["records"]
     for i, r in enumerate(records):
         if not isinstance(r, Mapping):
@@ -176,9 +172,7 @@ def load_dataset(obj: Mapping[str, Any]) -> Dataset:
         raise ReplayError(str(e), metadata=e.metadata) from None
 
 
-def parse_queries(
-    lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = True
-) -> list[ReplayQuery]:
+def parse_queries(lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = True) -> list[ReplayQuery]:
     """Parse a JSON-lines query log (blank lines are skipped).
 
     Raises:
@@ -201,9 +195,7 @@ def parse_queries(
             if not isinstance(obj.get(key), str) or not obj[key]:
                 raise ReplayError(f"line {n}: {key!r} must be a non-empty string", metadata=meta)
         if obj["kind"] not in ("count", "sum", "avg"):
-            raise ReplayError(
-                f"line {n}: kind must be count, sum or avg, got {obj['kind']!r}", metadata=meta
-            )
+            raise ReplayError(f"line {n}: kind must be count, sum or avg, got {obj['kind']!r}", metadata=meta)
         if "predicate" not in obj:
             raise ReplayError(f"line {n}: missing 'predicate'", metadata=meta)
         try:
@@ -265,14 +257,15 @@ def replay(
 
     """
     coalitions = [list(g) for g in coalitions]
-    # the auditor sees record ordinals, so arbitrary (sparse, huge) ids are fine
-    ordinal = {rid: n for n, rid in enumerate(dataset.record_ids)}
+    # the auditor sees record positions, so arbitrary (sparse, huge) ids are fine
+    all_ids = dataset.record_ids
     if auditor is None:
-        auditor = Auditor(range(len(ordinal)))
+        auditor = Auditor(range(len(all_ids)))
     for i, q in enumerate(queries):
         key = scope_key(scope, requester_org=q.requester_org, agent=q.agent, coalitions=coalitions)
-        ids = dataset.select(q.predicate)
-        d = auditor.audit(key, q.kind, frozenset(ordinal[r] for r in ids))
+        pos = dataset.select_positions(q.predicate)
+        ids = [all_ids[j] for j in pos.tolist()]
+        d = auditor.audit(key, q.kind, pos)
         if d.allow:
             yield ReplayResult(i, "answer", d.reason, answer_query(dataset, q.kind, ids), key)
         else:

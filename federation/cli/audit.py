@@ -39,20 +39,14 @@ def replay_cmd(
     dataset: Annotated[
         Path, typer.Option("--dataset", help="DATASET.json: id, sensitive, columns, records.")
     ],
-    queries: Annotated[
-        Path, typer.Option("--queries", help="QUERIES.jsonl: one query object per line.")
-    ],
-    scope: Annotated[
-        str, typer.Option("--scope", help="History pooling: agent, org, coalition or global.")
-    ],
+    queries: Annotated[Path, typer.Option("--queries", help="QUERIES.jsonl: one query object per line.")],
+    scope: Annotated[str, typer.Option("--scope", help="History pooling: agent, org, coalition or global.")],
     coalitions: Annotated[
         Path | None,
         typer.Option("--coalitions", help="COALITIONS.json: list of lists of org names."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    no_ids: Annotated[
-        bool, typer.Option("--no-ids", help="Refuse explicit id-set predicates.")
-    ] = False,
+    no_ids: Annotated[bool, typer.Option("--no-ids", help="Refuse explicit id-set predicates.")] = False,
 ) -> None:
     """Replay QUERIES through the auditor and print, per query, answer or deny."""
     from policy.errors import PolicyError

@@ -153,9 +153,7 @@ def test_verify_presentation_without_credentials(agent_key, agent_did, resolver)
         )
 
 
-def test_verify_presentation_oversized(
-    unsigned_agent_credential, org_key, agent_key, agent_did, resolver
-):
+def test_verify_presentation_oversized(unsigned_agent_credential, org_key, agent_key, agent_did, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
     vp = create_presentation(
         [signed],
@@ -295,9 +293,18 @@ def test_interop_warnings_only_for_js_integer_lookalikes():
 
 
 @SUITE_PARAMS
-def test_unknown_context_refused_for_both_suites(
-    suite, unsigned_agent_credential, org_key, resolver
-):
+def test_unknown_context_refused_for_both_suites(suite, unsigned_agent_credential, org_key, resolver):
     signed = _sign(unsigned_agent_credential, org_key, suite)
     signed["@context"].append("https://example.com/other-context")
     assert _reason(signed, resolver) == "UNKNOWN_CONTEXT"
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_load_json_is_total(raw):
+    from credentials import load_json
+
+    try:
+        load_json(raw)
+    except CredentialError as exc:
+        assert exc.reason in {"MALFORMED_CREDENTIAL", "DOCUMENT_TOO_LARGE"}

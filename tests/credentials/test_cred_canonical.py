@@ -130,9 +130,7 @@ def test_language_and_direction_i18n_datatype():
 
 
 def test_jcs_matches_rfc8785_examples():
-    assert canonicalize_jcs({"b": 2, "a": [1, "é", None, True]}) == (
-        '{"a":[1,"é",null,true],"b":2}'.encode()
-    )
+    assert canonicalize_jcs({"b": 2, "a": [1, "é", None, True]}) == ('{"a":[1,"é",null,true],"b":2}'.encode())
     assert canonicalize_jcs({"n": 1e-7, "m": 1e21}) == b'{"m":1e+21,"n":1e-7}'
     with pytest.raises(MalformedCredentialError):
         canonicalize_jcs({"big": 2**60})
@@ -155,9 +153,7 @@ def test_memoized_context_processing_equals_fresh_processing():
     warm = DocumentLoader()
     for _ in range(3):
         for doc in docs:
-            assert canonicalize_rdfc(doc, loader=warm) == canonicalize_rdfc(
-                doc, loader=DocumentLoader()
-            )
+            assert canonicalize_rdfc(doc, loader=warm) == canonicalize_rdfc(doc, loader=DocumentLoader())
 
 
 def test_input_document_is_not_modified():
@@ -286,10 +282,7 @@ def test_poison_graph_hits_the_work_bound_quickly(n):
     import time
 
     clique = [
-        (f"_:e{i}", "<http://example.org/p>", f"_:e{j}", "")
-        for i in range(n)
-        for j in range(n)
-        if i != j
+        (f"_:e{i}", "<http://example.org/p>", f"_:e{j}", "") for i in range(n) for j in range(n) if i != j
     ]
     start = time.perf_counter()
     with pytest.raises(DocumentTooLargeError):

@@ -48,9 +48,7 @@ def test_issue_verify_present_round_trip(suite, files, unsigned_agent_credential
     signed = json.loads(issued.stdout)
     assert signed["proof"]["cryptosuite"] == suite
 
-    ok = _run(
-        ["verify", "--json", "--did-document", str(files["did_doc"]), *NOW_ARG], issued.stdout
-    )
+    ok = _run(["verify", "--json", "--did-document", str(files["did_doc"]), *NOW_ARG], issued.stdout)
     assert ok.exit_code == 0 and json.loads(ok.stdout) == {"verified": True, "errors": []}
 
     vp = _run(

@@ -79,9 +79,7 @@ def test_static_resolver_mapping_and_fallback():
     key = Ed25519KeyPair.from_seed(bytes(32))
     resolver = StaticKeyResolver({"did:web:a.accord.test#key-1": key.public_key})
     assert resolver("did:web:a.accord.test#key-1") == key.public_key
-    assert resolver(verification_method_id(W3C_DID)) == did_key_resolver(
-        verification_method_id(W3C_DID)
-    )
+    assert resolver(verification_method_id(W3C_DID)) == did_key_resolver(verification_method_id(W3C_DID))
     strict = StaticKeyResolver({}, fallback=None)
     with pytest.raises(UnknownKeyError):
         strict(verification_method_id(W3C_DID))
@@ -136,9 +134,7 @@ def test_did_document_resolver_relative_ids_jwk_and_foreign_controller():
         {
             "did:web:a.test": {
                 "id": "did:web:a.test",
-                "verificationMethod": [
-                    {"id": "#k", "type": "Multikey", "publicKeyMultibase": "z1"}
-                ],
+                "verificationMethod": [{"id": "#k", "type": "Multikey", "publicKeyMultibase": "z1"}],
             }
         },
     ],
@@ -148,9 +144,7 @@ def test_did_document_resolver_refuses_malformed(documents):
         DidDocumentResolver(documents)
 
 
-@pytest.mark.parametrize(
-    "did", ["did:web:", "did:key:z6Mk", "did:web:exa mple.com", "https://a.test"]
-)
+@pytest.mark.parametrize("did", ["did:web:", "did:key:z6Mk", "did:web:exa mple.com", "https://a.test"])
 def test_did_web_document_refuses_bad_did(did):
     with pytest.raises(UnknownKeyError):
         did_web_document(did, bytes(32))

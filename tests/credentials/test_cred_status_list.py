@@ -163,9 +163,7 @@ def with_status(unsigned_agent_credential):
 
 
 def _signed(cred, key):
-    return issue_credential(
-        cred, key=key, verification_method=ORG_VM, created=NOW - timedelta(hours=1)
-    )
+    return issue_credential(cred, key=key, verification_method=ORG_VM, created=NOW - timedelta(hours=1))
 
 
 def test_status_list_credential_signs_and_verifies(org_key, resolver):
@@ -234,18 +232,14 @@ def test_fetch_failure_fails_closed(with_status, org_key, resolver):
     publisher.fail = True
     cache = StatusListCache(publisher.fetch, resolve_key=resolver)
     with pytest.raises(StatusUnavailableError) as info:
-        verify_credential(
-            _signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache
-        )
+        verify_credential(_signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache)
     assert info.value.caller_fault is False
 
 
 def test_list_signed_by_another_issuer_is_refused(with_status, org_key):
     rogue = Ed25519KeyPair.from_seed(bytes([5]) * 32)
     rogue_did = "did:web:rogue.accord.test"
-    resolver = StaticKeyResolver(
-        {ORG_VM: org_key.public_key, rogue_did + "#key-1": rogue.public_key}
-    )
+    resolver = StaticKeyResolver({ORG_VM: org_key.public_key, rogue_did + "#key-1": rogue.public_key})
 
     def fetch(url):
         unsigned = status_list_credential(
@@ -260,9 +254,7 @@ def test_list_signed_by_another_issuer_is_refused(with_status, org_key):
     with_status["credentialStatus"] = with_status["credentialStatus"][0]
     cache = StatusListCache(fetch, resolve_key=resolver)
     with pytest.raises(StatusUnavailableError) as info:
-        verify_credential(
-            _signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache
-        )
+        verify_credential(_signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache)
     assert "issuer" in info.value.message
 
 
@@ -278,9 +270,7 @@ def test_tampered_list_is_refused(with_status, org_key, resolver):
 
     cache = StatusListCache(fetch, resolve_key=resolver)
     with pytest.raises(StatusUnavailableError) as info:
-        verify_credential(
-            _signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache
-        )
+        verify_credential(_signed(with_status, org_key), resolve_key=resolver, now=NOW, status=cache)
     assert info.value.metadata["cause"] == "INVALID_SIGNATURE"
 
 

@@ -42,9 +42,7 @@ def _reason(fn, *args, **kwargs) -> str:
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_agent_credential_round_trip(
-    suite, unsigned_agent_credential, org_key, resolver, agent_did
-):
+def test_agent_credential_round_trip(suite, unsigned_agent_credential, org_key, resolver, agent_did):
     signed = _sign(unsigned_agent_credential, org_key, suite)
     assert signed["proof"]["cryptosuite"] == suite
     assert signed["proof"]["proofPurpose"] == "assertionMethod"
@@ -65,9 +63,7 @@ def test_agent_credential_uses_accord_context(unsigned_agent_credential):
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_presentation_round_trip(
-    suite, unsigned_agent_credential, org_key, agent_key, agent_did, resolver
-):
+def test_presentation_round_trip(suite, unsigned_agent_credential, org_key, agent_key, agent_did, resolver):
     signed = _sign(unsigned_agent_credential, org_key, suite)
     vp = create_presentation(
         [signed],
@@ -80,9 +76,7 @@ def test_presentation_round_trip(
         created=NOW,
     )
     assert vp["proof"]["proofPurpose"] == "authentication"
-    result = verify_presentation(
-        vp, challenge="nonce-1", domain=VERIFIER_DID, resolve_key=resolver, now=NOW
-    )
+    result = verify_presentation(vp, challenge="nonce-1", domain=VERIFIER_DID, resolve_key=resolver, now=NOW)
     assert result.holder == agent_did
     assert [c.subject_id for c in result.credentials] == [agent_did]
     assert (
@@ -148,9 +142,7 @@ def test_presentation_holder_binding(unsigned_agent_credential, org_key, resolve
     )
 
 
-def test_presentation_proof_by_key_not_of_holder(
-    unsigned_agent_credential, org_key, agent_did, resolver
-):
+def test_presentation_proof_by_key_not_of_holder(unsigned_agent_credential, org_key, agent_did, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
     other = Ed25519KeyPair.from_seed(bytes([9]) * 32)
     other_did = did_key_from_public_key(other.public_key)
@@ -200,9 +192,7 @@ def test_issuer_must_control_key(unsigned_agent_credential, org_key):
     # Signed with a did:key the resolver knows, but the issuer is the org's did:web.
     did = did_key_from_public_key(org_key.public_key)
     signed = _sign(unsigned_agent_credential, org_key, vm=verification_method_id(did))
-    assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == (
-        "UNTRUSTED_ISSUER"
-    )
+    assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == ("UNTRUSTED_ISSUER")
 
 
 def test_untrusted_issuer(unsigned_agent_credential, org_key, resolver):
@@ -225,22 +215,14 @@ def test_untrusted_issuer(unsigned_agent_credential, org_key, resolver):
 
 def test_unknown_key(unsigned_agent_credential, org_key):
     signed = _sign(unsigned_agent_credential, org_key)
-    assert (
-        _reason(verify_credential, signed, resolve_key=StaticKeyResolver({}), now=NOW)
-        == "UNKNOWN_KEY"
-    )
+    assert _reason(verify_credential, signed, resolve_key=StaticKeyResolver({}), now=NOW) == "UNKNOWN_KEY"
 
 
 def test_validity_window(unsigned_agent_credential, org_key, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW + timedelta(days=30)) == "EXPIRED"
     assert (
-        _reason(verify_credential, signed, resolve_key=resolver, now=NOW + timedelta(days=30))
-        == "EXPIRED"
-    )
-    assert (
-        _reason(
-            verify_credential, signed, resolve_key=resolver, now=NOW - timedelta(days=1, seconds=1)
-        )
+        _reason(verify_credential, signed, resolve_key=resolver, now=NOW - timedelta(days=1, seconds=1))
         == "NOT_YET_VALID"
     )
     verify_credential(signed, resolve_key=resolver, now=NOW - timedelta(days=1))
@@ -250,18 +232,14 @@ def test_validity_window(unsigned_agent_credential, org_key, resolver):
 def test_wrong_proof_purpose(unsigned_agent_credential, org_key, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
     signed["proof"]["proofPurpose"] = "authentication"
-    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == (
-        "WRONG_PROOF_PURPOSE"
-    )
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == ("WRONG_PROOF_PURPOSE")
 
 
 @pytest.mark.parametrize("suite_value", ["eddsa-2022", "ecdsa-rdfc-2019", None, 5])
 def test_unsupported_cryptosuite(suite_value, unsigned_agent_credential, org_key, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
     signed["proof"]["cryptosuite"] = suite_value
-    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == (
-        "UNSUPPORTED_CRYPTOSUITE"
-    )
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == ("UNSUPPORTED_CRYPTOSUITE")
 
 
 def test_wrong_cryptosuite_label_between_eddsa_suites(unsigned_agent_credential, org_key, resolver):
@@ -273,9 +251,7 @@ def test_wrong_cryptosuite_label_between_eddsa_suites(unsigned_agent_credential,
 def test_unknown_proof_type(unsigned_agent_credential, org_key, resolver):
     signed = _sign(unsigned_agent_credential, org_key)
     signed["proof"]["type"] = "Ed25519Signature2020"
-    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == (
-        "UNSUPPORTED_CRYPTOSUITE"
-    )
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == ("UNSUPPORTED_CRYPTOSUITE")
 
 
 @pytest.mark.parametrize("proof_value", ["", "u" + "A" * 86, "z0OOO", "zzzz", 42])
@@ -315,9 +291,7 @@ def test_proof_sets_are_refused(unsigned_agent_credential, org_key, resolver):
     signed["proof"] = [signed["proof"]]
     verify_credential(signed, resolve_key=resolver, now=NOW)  # an array of one is fine
     signed["proof"] = [signed["proof"][0], dict(signed["proof"][0])]
-    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == (
-        "MALFORMED_CREDENTIAL"
-    )
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW) == ("MALFORMED_CREDENTIAL")
 
 
 def test_concurrent_verification_from_threads(unsigned_agent_credential, org_key, resolver):
@@ -351,15 +325,11 @@ def test_did_key_with_wrong_multicodec_in_a_credential(unsigned_agent_credential
     did = "did:key:" + x25519
     unsigned_agent_credential["issuer"] = did
     signed = _sign(unsigned_agent_credential, org_key, vm=f"{did}#{x25519}")
-    assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == (
-        "MALFORMED_KEY"
-    )
+    assert _reason(verify_credential, signed, resolve_key=did_key_resolver, now=NOW) == ("MALFORMED_KEY")
 
 
 def test_agent_claims_are_typed(unsigned_agent_credential, org_key, resolver, agent_did):
-    verified = verify_credential(
-        _sign(unsigned_agent_credential, org_key), resolve_key=resolver, now=NOW
-    )
+    verified = verify_credential(_sign(unsigned_agent_credential, org_key), resolve_key=resolver, now=NOW)
     assert verified.agent is not None
     assert verified.agent.agent_did == agent_did
     assert verified.agent.scopes == frozenset({"patient:read", "lab:order"})
@@ -430,9 +400,7 @@ def test_verification_cache_is_keyed_on_the_exact_document(org_key, resolver, ag
     assert len(_VERIFIED._entries) == 1
     altered = copy.deepcopy(signed)
     altered["credentialSubject"]["score"] = 3
-    assert _reason(verify_credential, altered, resolve_key=resolver, now=NOW) == (
-        "INVALID_SIGNATURE"
-    )
+    assert _reason(verify_credential, altered, resolve_key=resolver, now=NOW) == ("INVALID_SIGNATURE")
     # 2.0 is another JSON document (a new cache entry) with the same RDF literal
     # ("2"^^xsd:integer, JSON-LD 1.1 API §8.6), so its signature genuinely verifies.
     altered["credentialSubject"]["score"] = 2.0
@@ -444,10 +412,7 @@ def test_verification_cache_keeps_caller_checks(unsigned_agent_credential, org_k
     signed = _sign(unsigned_agent_credential, org_key)
     verify_credential(signed, resolve_key=resolver, now=NOW)
     # A remembered proof never bypasses the checks that depend on the caller.
-    assert (
-        _reason(verify_credential, signed, resolve_key=resolver, now=NOW + timedelta(days=31))
-        == "EXPIRED"
-    )
+    assert _reason(verify_credential, signed, resolve_key=resolver, now=NOW + timedelta(days=31)) == "EXPIRED"
     assert (
         _reason(
             verify_credential,

@@ -120,9 +120,7 @@ def test_accord_issued_verifies_in_js(js_ready, suite, credential, issuer_key):
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_js_issued_verifies_in_accord_and_is_byte_identical(
-    js_ready, suite, credential, issuer_key
-):
+def test_js_issued_verifies_in_accord_and_is_byte_identical(js_ready, suite, credential, issuer_key):
     created = "2026-06-01T11:00:00Z"
     result = js(
         js_ready,
@@ -180,9 +178,7 @@ def test_tampered_fails_on_both_sides(js_ready, suite, credential, issuer_key):
     with pytest.raises(CredentialError) as info:
         verify_credential(forged, resolve_key=did_key_resolver, now=NOW)
     assert info.value.reason == "INVALID_SIGNATURE"
-    assert (
-        js(js_ready, "verify", {"credential": forged, "now": NOW.isoformat()})["verified"] is False
-    )
+    assert js(js_ready, "verify", {"credential": forged, "now": NOW.isoformat()})["verified"] is False
 
 
 def test_w3c_vector_with_blank_nodes_verifies_in_js_when_reissued(js_ready, issuer_key):
@@ -261,9 +257,7 @@ def test_presentations_both_ways(js_ready, suite, credential, issuer_key):
     assert result.holder == holder_did and len(result.credentials) == 1
     theirs["holder"] = "did:key:z6MkhFwXNFWosLeugvSf4wcL9t3uuRXueGSFTRgSvHhWj5G2"
     with pytest.raises(CredentialError):
-        verify_presentation(
-            theirs, challenge="nonce-c", domain=domain, resolve_key=did_key_resolver, now=NOW
-        )
+        verify_presentation(theirs, challenge="nonce-c", domain=domain, resolve_key=did_key_resolver, now=NOW)
 
 
 # ------------------------------------------------------------------ RDFC-1.0 vs rdf-canonize 5

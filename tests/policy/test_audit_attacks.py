@@ -84,9 +84,7 @@ def general_tracker(ds: Dataset) -> list[frozenset[int]]:
 def subset_sum(n: int, m: int, seed: int) -> list[frozenset[int]]:
     """Dinur-Nissim: m random subsets; m >= n answers reconstruct everything."""
     rng = random.Random(seed)
-    return [
-        frozenset(i for i in range(n) if rng.random() < 0.5) or frozenset({0, 1}) for _ in range(m)
-    ]
+    return [frozenset(i for i in range(n) if rng.random() < 0.5) or frozenset({0, 1}) for _ in range(m)]
 
 
 N = 12

@@ -56,8 +56,7 @@ def test_decisions_match_exact_rational_elimination(n, qs, seed):
         leaks = discloses([*history, q], n)
         assert d.allow == (not leaks), (history, q, leaks)
         assert (
-            d.rank_before
-            == rational_rank([[Fraction(int(i in h)) for i in range(n)] for h in history])
+            d.rank_before == rational_rank([[Fraction(int(i in h)) for i in range(n)] for h in history])
             if history
             else d.rank_before == 0
         )
@@ -216,9 +215,7 @@ def test_random_prime_is_prime_of_requested_size():
 def test_scope_keys():
     k = scope_key("agent", requester_org="A", agent="a1")
     assert k != scope_key("agent", requester_org="A", agent="a2")
-    assert scope_key("org", requester_org="A", agent="a1") == scope_key(
-        "org", requester_org="A", agent="a2"
-    )
+    assert scope_key("org", requester_org="A", agent="a1") == scope_key("org", requester_org="A", agent="a2")
     co = [["A", "B"], ["B", "C"], ["D", "E"]]
     ka = scope_key("coalition", requester_org="A", coalitions=co)
     assert ka == scope_key("coalition", requester_org="C", coalitions=co)  # transitive
@@ -294,10 +291,7 @@ def test_concurrent_audits_keep_the_guarantee():
     n = 12
     a = Auditor(range(n), max_entries=None)
     rng = random.Random(9)
-    work = [
-        frozenset(i for i in range(n) if rng.random() < 0.5) or frozenset({0, 1})
-        for _ in range(120)
-    ]
+    work = [frozenset(i for i in range(n) if rng.random() < 0.5) or frozenset({0, 1}) for _ in range(120)]
     answered: list[frozenset[int]] = []
     lock = threading.Lock()
 

@@ -177,32 +177,44 @@ def test_parse_is_total(obj):
 
 small_ints = st.integers(-3, 3) | st.sampled_from([2**70, -(2**70)])
 leaf_preds = st.one_of(
-    st.builds(lambda op, v: {"col": "age", "op": op, "val": v},
-              st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), small_ints),
-    st.builds(lambda op, v: {"col": "score", "op": op, "val": v},
-              st.sampled_from(["==", "!=", "<", ">="]), st.floats(-3, 3) | small_ints),
-    st.builds(lambda op, v: {"col": "dept", "op": op, "val": v},
-              st.sampled_from(["in", "not_in"]), st.lists(st.sampled_from(["a", "b", "c"]))),
+    st.builds(
+        lambda op, v: {"col": "age", "op": op, "val": v},
+        st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+        small_ints,
+    ),
+    st.builds(
+        lambda op, v: {"col": "score", "op": op, "val": v},
+        st.sampled_from(["==", "!=", "<", ">="]),
+        st.floats(-3, 3) | small_ints,
+    ),
+    st.builds(
+        lambda op, v: {"col": "dept", "op": op, "val": v},
+        st.sampled_from(["in", "not_in"]),
+        st.lists(st.sampled_from(["a", "b", "c"])),
+    ),
     st.builds(lambda v: {"col": "remote", "op": "==", "val": v}, st.booleans()),
-    st.builds(lambda lo, hi: {"col": "age", "op": "between", "val": [lo, hi]}, small_ints,
-              small_ints),
-    st.builds(lambda ids: {"ids": ids}, st.lists(st.integers(0, 30))),
+    st.builds(lambda lo, hi: {"col": "age", "op": "between", "val": [lo, hi]}, small_ints, small_ints),
+    st.builds(lambda ids: {"ids": ids}, st.lists(st.integers(0, 30) | st.just(2**64))),
     st.just({}),
 )
 tree_preds = st.recursive(
     leaf_preds,
-    lambda c: st.builds(lambda ps: {"and": ps}, st.lists(c, min_size=1, max_size=3))
-    | st.builds(lambda ps: {"or": ps}, st.lists(c, min_size=1, max_size=3))
-    | st.builds(lambda p: {"not": p}, c),
+    lambda c: (
+        st.builds(lambda ps: {"and": ps}, st.lists(c, min_size=1, max_size=3))
+        | st.builds(lambda ps: {"or": ps}, st.lists(c, min_size=1, max_size=3))
+        | st.builds(lambda p: {"not": p}, c)
+    ),
     max_leaves=6,
 )
 records = st.lists(
-    st.fixed_dictionaries({
-        "age": st.none() | small_ints,
-        "score": st.none() | st.floats(-3, 3),
-        "dept": st.none() | st.sampled_from(["a", "b", "c"]),
-        "remote": st.none() | st.booleans(),
-    }),
+    st.fixed_dictionaries(
+        {
+            "age": st.none() | small_ints,
+            "score": st.none() | st.floats(-3, 3),
+            "dept": st.none() | st.sampled_from(["a", "b", "c"]),
+            "remote": st.none() | st.booleans(),
+        }
+    ),
     max_size=12,
 )
 
@@ -213,3 +225,9 @@ def test_select_array_matches_select(recs, pred):
     ds = Dataset(SCHEMA, [{"id": 3 * i, "salary": 1.0, **r} for i, r in enumerate(recs)])
     p = parse_predicate(pred, SCHEMA)  # unbound schema: any ids
     assert ds.select_array(p).tolist() == ds.select(p)
+
+
+def test_select_positions():
+    p = DS.parse({"col": "dept", "op": "==", "val": "eng"})
+    assert DS.select_positions(p).tolist() == [0, 1]
+    assert DS.select_array(p).tolist() == [1, 2]

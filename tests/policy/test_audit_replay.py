@@ -61,8 +61,7 @@ def test_replay_json(scope):
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert lines == [
-        {"index": i, "decision": d, "reason": r, "answer": a}
-        for i, (d, r, a) in enumerate(EXPECTED[scope])
+        {"index": i, "decision": d, "reason": r, "answer": a} for i, (d, r, a) in enumerate(EXPECTED[scope])
     ]
 
 
@@ -150,9 +149,7 @@ def test_unreadable_files_and_bad_scope(tmp_path):
         ],
     )
     assert res.exit_code == 1 and "UNREADABLE_INPUT" in res.stderr
-    res = runner.invoke(
-        app, ["replay", "--dataset", DATASET, "--queries", str(tmp_path), "--scope", "org"]
-    )
+    res = runner.invoke(app, ["replay", "--dataset", DATASET, "--queries", str(tmp_path), "--scope", "org"])
     assert res.exit_code == 1 and "UNREADABLE_INPUT" in res.stderr
     res = invoke("--scope", "planet")
     assert res.exit_code == 1 and "INVALID_SCOPE" in res.stderr
@@ -194,8 +191,6 @@ def test_sparse_huge_ids_are_fine(tmp_path):
             for p in ({}, {"not": {"ids": [10**15]}})
         ),
     )
-    res = runner.invoke(
-        app, ["replay", "--dataset", ds, "--queries", qs, "--scope", "org", "--json"]
-    )
+    res = runner.invoke(app, ["replay", "--dataset", ds, "--queries", qs, "--scope", "org", "--json"])
     assert res.exit_code == 0, res.output
     assert [json.loads(x)["decision"] for x in res.stdout.splitlines()] == ["answer", "deny"]

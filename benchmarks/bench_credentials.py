@@ -134,9 +134,7 @@ def run(*, seconds: float = 2.0, json_output: bool = False) -> dict[str, Any]:
             cryptosuite=suite,
         )
         issue_rate, _ = _rate(
-            lambda s=suite: issue_credential(
-                unsigned, key=issuer, verification_method=vm, cryptosuite=s
-            ),
+            lambda s=suite: issue_credential(unsigned, key=issuer, verification_method=vm, cryptosuite=s),
             seconds,
         )
 

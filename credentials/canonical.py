@@ -178,9 +178,7 @@ def load_json(
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
-        raise DocumentTooLargeError(
-            "JSON nesting too deep", metadata={"max_depth": str(max_depth)}
-        ) from None
+        raise DocumentTooLargeError("JSON nesting too deep", metadata={"max_depth": str(max_depth)}) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedCredentialError(f"not valid JSON: {exc}") from None
     check_document_limits(value, max_bytes=max_bytes, max_depth=max_depth)
@@ -286,9 +284,7 @@ class _SafeProcessor(jsonld.JsonLdProcessor):
                 f"type {value!r} is not defined by the document's contexts (JSON-LD safe mode)",
                 metadata={"term": value[:200]},
             )
-        raise RelativeIriError(
-            f"relative IRI {value!r} (JSON-LD safe mode)", metadata={"iri": value[:200]}
-        )
+        raise RelativeIriError(f"relative IRI {value!r} (JSON-LD safe mode)", metadata={"iri": value[:200]})
 
 
 def _unwrap(exc: BaseException) -> CredentialError | None:

@@ -141,9 +141,7 @@ def did_key_resolver(verification_method: str) -> bytes:
         MalformedKeyError: the DID does not encode an Ed25519 key.
 
     """
-    if not isinstance(verification_method, str) or not verification_method.startswith(
-        _DID_KEY_PREFIX
-    ):
+    if not isinstance(verification_method, str) or not verification_method.startswith(_DID_KEY_PREFIX):
         raise UnknownKeyError(
             "not a did:key verification method",
             metadata={"verification_method": str(verification_method)[:200]},
@@ -260,9 +258,7 @@ class DidDocumentResolver:
         keys: dict[str, bytes] = {}
         for did, doc in documents.items():
             if not isinstance(doc, Mapping) or doc.get("id") != did:
-                raise MalformedKeyError(
-                    "DID document id does not match its DID", metadata={"did": did}
-                )
+                raise MalformedKeyError("DID document id does not match its DID", metadata={"did": did})
             methods: list[Any] = list(doc.get("verificationMethod") or [])
             for rel in ("assertionMethod", "authentication"):
                 methods.extend(m for m in (doc.get(rel) or []) if isinstance(m, Mapping))
@@ -297,6 +293,4 @@ def _method_public_key(method: Mapping[str, Any], did: str) -> bytes:
         return public_key_from_multibase(method.get("publicKeyMultibase"))  # type: ignore[arg-type]
     if kind in ("JsonWebKey", "JsonWebKey2020") or "publicKeyJwk" in method:
         return public_key_from_jwk(method.get("publicKeyJwk"))  # type: ignore[arg-type]
-    raise MalformedKeyError(
-        "unsupported verification method type", metadata={"did": did, "type": str(kind)}
-    )
+    raise MalformedKeyError("unsupported verification method type", metadata={"did": did, "type": str(kind)})

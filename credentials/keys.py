@@ -232,9 +232,7 @@ class Ed25519KeyPair:
 
         """
         return cls(
-            _decode_multikey(
-                secret_key_multibase, ED25519_PRIV_MULTICODEC, "Ed25519 secretKeyMultibase"
-            )
+            _decode_multikey(secret_key_multibase, ED25519_PRIV_MULTICODEC, "Ed25519 secretKeyMultibase")
         )
 
     @classmethod

@@ -93,11 +93,7 @@ class AgentClaims:
             values[key] = value
         scopes = subject.get("scopes")
         scopes = [scopes] if isinstance(scopes, str) else scopes
-        if (
-            not isinstance(scopes, list)
-            or not scopes
-            or not all(isinstance(s, str) and s for s in scopes)
-        ):
+        if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):
             raise MalformedCredentialError(
                 "credentialSubject.scopes must be a non-empty list of strings",
                 metadata={"field": "credentialSubject.scopes"},
@@ -252,14 +248,8 @@ def agent_credential(
     if status is not None:
         if isinstance(status, Mapping):
             credential["credentialStatus"] = dict(status)
-        elif (
-            isinstance(status, list | tuple)
-            and status
-            and all(isinstance(e, Mapping) for e in status)
-        ):
+        elif isinstance(status, list | tuple) and status and all(isinstance(e, Mapping) for e in status):
             credential["credentialStatus"] = [dict(e) for e in status]
         else:
-            raise MalformedCredentialError(
-                "status must be a JSON object or a non-empty list of them"
-            )
+            raise MalformedCredentialError("status must be a JSON object or a non-empty list of them")
     return credential

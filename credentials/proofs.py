@@ -185,9 +185,7 @@ def add_proof(
     options = dict(proof)
     if "@context" in unsecured:
         options["@context"] = unsecured["@context"]
-    message = hash_data(
-        suite.configure(options, loader=loader), suite.transform(unsecured, loader=loader)
-    )
+    message = hash_data(suite.configure(options, loader=loader), suite.transform(unsecured, loader=loader))
     signed_proof = options if suite.proof_has_context else proof
     signed_proof = dict(signed_proof)
     signed_proof["proofValue"] = multibase_encode_base58btc(key.sign(message))
@@ -294,9 +292,7 @@ def _verify_one(
         signature = multibase_decode(proof_value)
     except MalformedKeyError:
         raise MalformedCredentialError("proof.proofValue is not valid base58btc") from None
-    created = (
-        parse_datetime(proof["created"], field="proof.created") if "created" in proof else None
-    )
+    created = parse_datetime(proof["created"], field="proof.created") if "created" in proof else None
     if "expires" in proof:
         expires = parse_datetime(proof["expires"], field="proof.expires")
         current = now or datetime.now(UTC)
@@ -340,9 +336,7 @@ def _verify_one(
         ) from None
     cache_key = _VERIFIED.key(unsecured, proof, public_key, expected_purpose, loader)
     if cache_key is None or not _VERIFIED.hit(cache_key):
-        message = hash_data(
-            suite.configure(options, loader=loader), suite.transform(document, loader=loader)
-        )
+        message = hash_data(suite.configure(options, loader=loader), suite.transform(document, loader=loader))
         try:
             _verify_ed25519(public_key, signature, message)
         except InvalidSignatureError as exc:
@@ -389,9 +383,7 @@ class _VerifiedProofCache:
         if "expires" in proof or proof.get("cryptosuite") != "eddsa-rdfc-2022":
             return None
         try:
-            text = json.dumps(
-                [unsecured, proof], sort_keys=True, separators=(",", ":"), allow_nan=False
-            )
+            text = json.dumps([unsecured, proof], sort_keys=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError):
             return None  # not plain JSON: no caching, verify normally
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()

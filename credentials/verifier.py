@@ -194,14 +194,10 @@ def verify_credential(
     issuer = _issuer_id(credential)
     subjects = _subjects(credential)
     valid_from = (
-        parse_datetime(credential["validFrom"], field="validFrom")
-        if "validFrom" in credential
-        else None
+        parse_datetime(credential["validFrom"], field="validFrom") if "validFrom" in credential else None
     )
     valid_until = (
-        parse_datetime(credential["validUntil"], field="validUntil")
-        if "validUntil" in credential
-        else None
+        parse_datetime(credential["validUntil"], field="validUntil") if "validUntil" in credential else None
     )
     current = now or datetime.now(UTC)
     if current.tzinfo is None:

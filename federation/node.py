@@ -233,6 +233,9 @@ class Node:
         self.pdp = PolicyDecisionPoint(self.policy, trust=self.trust, budgets=self.budgets,
                                        requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}))
         self.data = DataSource({})
+        from federation.datasets import DatasetService
+
+        self.datasets = DatasetService(self.store)
         self.provider_agent = load_provider_agent(self.config.provider_agent)
         self.rng = random.Random()
         self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
@@ -294,6 +297,7 @@ class Node:
         self.contracts = contracts
         self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
+        self.datasets.load()
         self._agent_cache.clear()
         counts = {"peers": len(self.peers), "agents": len(self.store.agents()),
                   "contracts": len(contracts)}
@@ -429,9 +433,12 @@ class Node:
             raise AuthenticationError("presented credential is not an AgentCredential",
                                       reason="WRONG_CREDENTIAL_TYPE")
         not_after = cred.valid_until.timestamp() if cred.valid_until else None
+        agent = cred.agent  # strictly parsed AgentClaims: what the proof actually binds
+        claims = {"organization": agent.organization, "name": agent.name, "role": agent.role,
+                  "scopes": sorted(agent.scopes), "trust_tier": agent.trust_tier} if agent else {}
         sess = self.sessions.create(
             peer_org=peer.org_did, agent_did=verified.holder,
-            agent_public_key=public_key_from_did_key(verified.holder), claims=dict(cred.subject),
+            agent_public_key=public_key_from_did_key(verified.holder), claims=claims,
             credential_id=cred.id or "", not_after=not_after,
         )
         now = now_utc()
@@ -553,6 +560,8 @@ class Node:
                 await self.record_drift(peer, err, now=now, request=request)
                 raise
         contract = self.contracts.get(request.contract_id)
+        if request.aggregate_json:
+            return await self._serve_aggregate(peer, sess, request, contract, now, t0)
         decision = self.pdp.decide(
             contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
             provider_org=self.did, requester_agent=request.agent_did,
@@ -661,6 +670,93 @@ class Node:
             return {}
         return {"requests": sess.requests, "denials": sess.denials,
                 "fields_released": len(sess.fields_released)}
+
+    async def _serve_aggregate(self, peer: AuthenticatedPeer, sess: Session, request: Request,
+                               contract: Contract | None, now: dt.datetime, t0: float) -> Outcome:
+        """Provider side of an aggregate query: contract, auditor, DP, ledger (docs/auditing.md).
+
+        The contract's generic conditions (in force, parties, purpose, scopes,
+        rate limits) are decided by the Rego policy; the purpose's
+        ``aggregates`` entry says which kinds and columns may be asked; the
+        reconstruction auditor decides before anything is computed. A denial
+        is logged (``audit_denial`` for the auditor, ``denial`` otherwise)
+        with the query digest and scope, never the predicate's values.
+
+        Raises:
+            DeniedError: policy, contract or auditor refusal (logged, with a receipt).
+            InvalidRequestError: malformed query or predicate (nothing written).
+        """
+        from federation.datasets import AggregateQuery
+        from policy import PolicyError
+
+        query = AggregateQuery.parse(request.aggregate_json)
+        decision = self.pdp.decide(
+            contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
+            provider_org=self.did, requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did}, requested_fields=(query.column,),
+            session=self._session_input(contract, sess), now=now,
+        )
+        tau = decision.effective_trust
+        sess.requests += 1
+        disclosure_id = "dsc_" + sha256_hex(request.signed_bytes)[:32]
+        base = dict(
+            disclosure_id=disclosure_id, time=rfc3339(now), provider_org=self.did,
+            requester_org=peer.org_did, requester_agent=request.agent_did, provider_agent="",
+            contract_id=request.contract_id, contract_hash=contract.version_hash if contract else "",
+            purpose=request.purpose, fields_requested=[f"{query.kind}({query.column})"],
+            decision_hash=decision.digest(), request_digest=sha256_hex(request.signed_bytes),
+            effective_trust=tau,
+        )
+        reason = ""
+        answer = None
+        extra = {"query_digest": query.digest(), "dataset": request.resource}
+        if not decision.allow:
+            reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
+        else:
+            allowed = contract.purposes[request.purpose].aggregates if contract else None
+            try:
+                answer = self.datasets.answer(dataset=request.resource, query=query, allowed=allowed,
+                                              requester_org=peer.org_did, agent=request.agent_did, now=now)
+            except DeniedError as err:
+                reason = err.reason
+                extra.update({k: v for k, v in err.metadata.items() if k == "scope"})
+            except (InvalidRequestError, NotFoundError, PolicyError):
+                raise
+        if reason:
+            sess.denials += 1
+            kind = "audit_denial" if reason == "RECONSTRUCTION_RISK" else "denial"
+            if kind == "audit_denial":
+                self.trust.record_audit_hit((peer.org_did, self.did), now=now)
+            entry = DisclosureEntry(kind=kind, fields_released=[], fields_stripped=[], record_count=0,
+                                    decision="deny", reason=reason, response_digest="", extra=extra, **base)
+            written = await self.writer.write(entry, receipt=True)
+            obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
+            status = {"UNKNOWN_CONTRACT": "NOT_FOUND", "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
+                      "RATE_LIMITED": "RESOURCE_EXHAUSTED"}.get(reason, "PERMISSION_DENIED")
+            raise DeniedError(
+                f"denied by {self.config.org_name}: {reason}", reason=reason, status=status,
+                metadata={"disclosure_id": disclosure_id, "leaf_index": str(written.index),
+                          "decision_hash": decision.digest(), "reasons": reason,
+                          "tlog_proof": written.receipt.to_text(),
+                          "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(), **extra})
+        assert answer is not None
+        payload = [{"kind": query.kind, "column": query.column, "value": answer.value,
+                    "records": answer.record_count, "dp_epsilon": answer.dp_epsilon}]
+        response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        extra["scope"] = answer.scope_key
+        entry = DisclosureEntry(kind="disclosure", fields_released=[f"{query.kind}({query.column})"],
+                                fields_stripped=[], record_count=answer.record_count, decision="allow",
+                                reason="", response_digest=sha256_hex(response_bytes), extra=extra, **base)
+        written = await self.writer.write(entry, receipt=True)
+        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
+        obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+        return Outcome(
+            disclosure_id=disclosure_id, decision="allow", released_fields=(f"{query.kind}({query.column})",),
+            stripped_fields=(), payload=payload, record_count=answer.record_count, reasons=(),
+            obligations=tuple(decision.obligations), effective_trust=tau, decision_hash=decision.digest(),
+            receipt=written.receipt, entry=entry.canonical_bytes(), leaf_index=written.index,
+            leaf_hash=written.leaf_hash,
+        )
 
     def counters_for(self, peer_name: str) -> dict[str, int]:
         """Mutable counters of one requester org at this provider."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -56,6 +57,23 @@ state = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+datasets = Table(
+    "node_datasets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+dataset_records = Table(
+    "node_dataset_records",
+    metadata,
+    Column("dataset", String(100), primary_key=True),
+    Column("record_id", BigInteger, primary_key=True),
+    Column("data", Text, nullable=False),
 )
 
 
@@ -199,6 +217,45 @@ class NodeStore:
         with self.engine.begin() as conn:
             conn.execute(update(agents).where(agents.c.did == rec.did).values(**values))
         return self.agent(rec.did)
+
+    def put_dataset(self, name: str, spec: dict[str, Any], records: list[dict[str, Any]], *,
+                    id_column: str, now: dt.datetime, replace: bool = False) -> None:
+        """Store a dataset's spec and records (one transaction).
+
+        Raises:
+            InvalidRequestError: ``DATASET_EXISTS`` unless ``replace``.
+        """
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(datasets.c.name).where(datasets.c.name == name)).first()
+            if exists and not replace:
+                raise InvalidRequestError(f"dataset {name!r} already registered", reason="DATASET_EXISTS")
+            conn.execute(datasets.delete().where(datasets.c.name == name))
+            conn.execute(dataset_records.delete().where(dataset_records.c.dataset == name))
+            conn.execute(datasets.insert().values(name=name, spec=json.dumps(spec), created_at=now))
+            if records:
+                conn.execute(dataset_records.insert(), [
+                    {"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)}
+                    for r in records
+                ])
+
+    def add_dataset_records(self, name: str, records: list[dict[str, Any]], *, id_column: str) -> None:
+        """Append records to a registered dataset."""
+        with self.engine.begin() as conn:
+            conn.execute(dataset_records.insert(), [
+                {"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)} for r in records
+            ])
+
+    def datasets(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Every dataset: (spec, records ordered by id)."""
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(datasets).order_by(datasets.c.name)).all():
+                recs = conn.execute(
+                    select(dataset_records.c.data).where(dataset_records.c.dataset == row.name)
+                    .order_by(dataset_records.c.record_id)
+                ).scalars().all()
+                out.append((json.loads(row.spec), [json.loads(r) for r in recs]))
+        return out
 
     def get_state(self, key: str) -> Any | None:
         """A persisted JSON value, or None."""

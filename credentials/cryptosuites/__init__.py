@@ -21,9 +21,7 @@ __all__ = ["CRYPTOSUITES", "Cryptosuite", "get_cryptosuite", "hash_data"]
 
 
 class _Step(Protocol):
-    def __call__(
-        self, document: dict[str, Any], *, loader: DocumentLoader | None = None
-    ) -> bytes: ...
+    def __call__(self, document: dict[str, Any], *, loader: DocumentLoader | None = None) -> bytes: ...
 
 
 @dataclass(frozen=True)

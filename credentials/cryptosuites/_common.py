@@ -12,10 +12,7 @@ PROOF_TYPE = "DataIntegrityProof"
 
 def hash_data(canonical_proof_config: bytes, canonical_document: bytes) -> bytes:
     """Return SHA-256(proof config) || SHA-256(document), 64 bytes (VC DI EdDSA §3.2.3/§3.3.3)."""
-    return (
-        hashlib.sha256(canonical_proof_config).digest()
-        + hashlib.sha256(canonical_document).digest()
-    )
+    return hashlib.sha256(canonical_proof_config).digest() + hashlib.sha256(canonical_document).digest()
 
 
 def check_options(options: Any, name: str) -> None:

@@ -42,12 +42,8 @@ app = typer.Typer(
 
 SUITES = ("eddsa-rdfc-2022", "eddsa-jcs-2022")
 
-KeyOption = Annotated[
-    Path, typer.Option("--key", help="Private Ed25519 key, an RFC 8037 OKP JWK file.")
-]
-SuiteOption = Annotated[
-    str, typer.Option("--suite", help="Cryptosuite: eddsa-rdfc-2022 or eddsa-jcs-2022.")
-]
+KeyOption = Annotated[Path, typer.Option("--key", help="Private Ed25519 key, an RFC 8037 OKP JWK file.")]
+SuiteOption = Annotated[str, typer.Option("--suite", help="Cryptosuite: eddsa-rdfc-2022 or eddsa-jcs-2022.")]
 VmOption = Annotated[
     str | None,
     typer.Option(
@@ -62,9 +58,7 @@ DidDocsOption = Annotated[
 TrustedOption = Annotated[
     list[str] | None, typer.Option("--trusted-issuer", help="Accept only these issuers.")
 ]
-NowOption = Annotated[
-    str | None, typer.Option("--now", help="Verification time, ISO 8601 with a time zone.")
-]
+NowOption = Annotated[str | None, typer.Option("--now", help="Verification time, ISO 8601 with a time zone.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON report.")]
 
 
@@ -169,9 +163,7 @@ def issue(
     try:
         pair = _load_key(key)
         vm = verification_method or verification_method_id(did_key_from_public_key(pair.public_key))
-        signed = issue_credential(
-            _stdin_json(), key=pair, verification_method=vm, cryptosuite=suite
-        )
+        signed = issue_credential(_stdin_json(), key=pair, verification_method=vm, cryptosuite=suite)
     except CredentialError as exc:
         _fail(exc.diagnostics())
     _print(signed)
@@ -201,9 +193,7 @@ def present(
     key: KeyOption,
     challenge: Annotated[str, typer.Option(help="The verifier's nonce.")],
     domain: Annotated[str, typer.Option(help="The verifier's DID.")],
-    holder: Annotated[
-        str | None, typer.Option(help="Holder DID (default: the key's did:key).")
-    ] = None,
+    holder: Annotated[str | None, typer.Option(help="Holder DID (default: the key's did:key).")] = None,
     suite: SuiteOption = "eddsa-rdfc-2022",
     verification_method: VmOption = None,
 ) -> None:

@@ -57,6 +57,7 @@ class Step:
     fields: list[str]
     note: str = ""
     expect: str = "allow"
+    aggregate: dict[str, Any] | None = None
 
 
 @dataclass
@@ -70,6 +71,7 @@ class StepResult:
     reason: str = ""
     records: list[dict[str, Any]] = field(default_factory=list)
     receipt_verified: bool = False
+    answer: Any = None
 
 
 def script() -> tuple[list[Step], list[Step]]:
@@ -107,6 +109,24 @@ def script() -> tuple[list[Step], list[Step]]:
     before.append(Step("relief/logistics", "hospital", "relief-hospital-triage", "triage-coordination",
                        "patients", "patient-001", triage_mni, "agent lacks the scope",
                        expect="MISSING_SCOPE"))
+    def agg(agent: str, kind: str, predicate: dict[str, Any], note: str, expect: str = "allow") -> Step:
+        return Step(agent, "hospital", "relief-hospital-triage", "surge-planning", "admissions", "*", [],
+                    note, expect=expect, aggregate={"kind": kind, "column": "length_of_stay",
+                                                    "predicate": predicate})
+
+    before += [
+        agg("relief/triage-coordinator", "count", {"col": "district", "op": "==", "val": "north"},
+            "statistics: admissions in the north district"),
+        agg("relief/triage-coordinator", "avg", {"col": "district", "op": "==", "val": "north"},
+            "statistics: mean stay, north district"),
+        agg("relief/triage-coordinator", "avg", {"col": "age_band", "op": "==", "val": "65+"},
+            "statistics: mean stay, 65+"),
+        agg("relief/triage-coordinator", "sum", {}, "statistics: total bed-days"),
+        agg("relief/triage-coordinator", "sum", {"not": {"col": "ward", "op": "==", "val": "burns"}},
+            "differencing attack: total minus the one burns patient", expect="RECONSTRUCTION_RISK"),
+        agg("relief/logistics", "sum", {"col": "ward", "op": "!=", "val": "burns"},
+            "same attack split across a second agent of the org", expect="RECONSTRUCTION_RISK"),
+    ]
     for i in (10, 11):
         before.append(Step("relief/field-volunteer", "hospital", "relief-hospital-triage",
                            "triage-coordination", "patients", f"patient-{i:03d}", triage_mni,
@@ -145,9 +165,13 @@ class Runner:
             if new_session or key not in self.sessions:
                 self.sessions[key] = await c.open_session(step.provider)
             r = await c.request(self.sessions[key], contract_id=step.contract, purpose=step.purpose,
-                                resource=step.resource, subject=step.subject, fields=step.fields)
-            res = StepResult(step, "allow", r.released_fields, r.stripped_fields, records=r.records,
+                                resource=step.resource, subject=step.subject, fields=step.fields,
+                                aggregate=step.aggregate)
+            res = StepResult(step, "allow", r.released_fields, r.stripped_fields,
+                             records=[] if step.aggregate else r.records,
                              receipt_verified=r.receipt_verified)
+            if step.aggregate:
+                res.answer = r.records[0]["value"] if r.records else None
         except FederationError as exc:
             res = StepResult(step, "deny", reason=exc.reason,
                              receipt_verified=exc.metadata.get("receipt_verified") == "true")
@@ -281,12 +305,15 @@ def print_report(console: Console, layout: Layout, runner: Runner, orgs: tuple[s
     """Rich tables: the exchanges, the per-pair summary, each node's ledger."""
     t = Table(title="exchanges (requester agent → provider node)")
     for col in ("#", "agent → provider", "purpose", "outcome", "released fields", "stripped", "receipt"):
-        t.add_column(col, no_wrap=True, min_width=len(col), overflow="ellipsis",
+        t.add_column(col, no_wrap=True, min_width=max(len(col), 2), overflow="ellipsis",
                      max_width=48 if col == "released fields" else None)
     for i, r in enumerate(runner.results, 1):
         outcome = "[green]allow[/]" if r.outcome == "allow" else f"[red]deny {r.reason}[/]"
-        t.add_row(str(i), f"{r.step.agent} → {r.step.provider}", r.step.purpose, outcome,
-                  ",".join(r.released), str(len(r.stripped)) if r.outcome == "allow" else "",
+        released = ",".join(r.released)
+        if r.step.aggregate and r.outcome == "allow":
+            released += f" = {r.answer:.4g}" if isinstance(r.answer, float) else f" = {r.answer}"
+        t.add_row(str(i), f"{r.step.agent} → {r.step.provider}", r.step.purpose, outcome, released,
+                  str(len(r.stripped)) if r.outcome == "allow" and not r.step.aggregate else "",
                   "✓" if r.receipt_verified else "–")
     console.print(t)
     s = Table(title="per pair (provider ← requester), from the providers' ledgers",

@@ -91,6 +91,33 @@ def datasets() -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     }
 
 
+def admissions(rng: random.Random, n: int = 60) -> list[dict[str, Any]]:
+    """Hospital admissions for aggregate statistics (sensitive: length of stay, cost).
+
+    Exactly one record is in the burns ward: the target of the demo's
+    differencing attack.
+    """
+    out = []
+    for i in range(1, n + 1):
+        out.append({
+            "record_id": i, "district": rng.choice(["north", "river", "hill"]),
+            "age_band": rng.choice(["0-17", "18-64", "65+"]),
+            "ward": "burns" if i == 17 else rng.choice(["general", "icu", "pediatrics"]),
+            "length_of_stay": rng.randint(1, 30), "cost": round(rng.uniform(500, 40000), 2),
+        })
+    return out
+
+
+#: the admissions dataset spec (federation.datasets.DatasetSpec JSON form)
+ADMISSIONS_SPEC = {
+    "name": "admissions", "id": "record_id", "sensitive": ["length_of_stay", "cost"],
+    "quasi": ["district", "age_band", "ward"],
+    "columns": {"record_id": "int", "district": "str", "age_band": "str", "ward": "str",
+                "length_of_stay": "int", "cost": "float"},
+    "scope": "org", "max_ids": 0,
+}
+
+
 def _did(org: str) -> str:
     return f"did:web:{org}.accord.test"
 
@@ -118,7 +145,11 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
                 "mni": ["patient_id", "triage_level", "mobility", "shelter"],
                 "optional": {"age": {"sensitivity": 1, "min_trust": 0.5},
                              "allergies": {"sensitivity": 2, "min_trust": 0.7}},
-                "required_scopes": ["patients:read"], "max_records": 20}},
+                "required_scopes": ["patients:read"], "max_records": 20},
+             "surge-planning": {
+                "aggregates": {"dataset": "admissions", "kinds": ["count", "sum", "avg"],
+                               "columns": ["length_of_stay"], "allow_ids": False},
+                "required_scopes": ["supplies:read"]}},
             0.8, trust_budget={"units": 6, "window_seconds": 3600},
             rate_limit={"requests": 500, "window_seconds": 60},
         ),

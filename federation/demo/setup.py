@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,12 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         if with_interop:
             (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
                 json.dumps(interop_records(), indent=1))
+    if "hospital" in orgs:
+        from federation.agents import open_store
+
+        open_store(idents["hospital"]).put_dataset(
+            "admissions", scenario.ADMISSIONS_SPEC, scenario.admissions(random.Random(7)),
+            id_column="record_id", now=dt.datetime.now(dt.UTC), replace=True)
     for org, name, role, scopes, tier in scenario.AGENTS:
         if org in orgs:
             register_agent(idents[org], name=name, role=role, scopes=list(scopes), trust_tier=tier)

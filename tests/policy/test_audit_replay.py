@@ -194,3 +194,21 @@ def test_sparse_huge_ids_are_fine(tmp_path):
     res = runner.invoke(app, ["replay", "--dataset", ds, "--queries", qs, "--scope", "org", "--json"])
     assert res.exit_code == 0, res.output
     assert [json.loads(x)["decision"] for x in res.stdout.splitlines()] == ["answer", "deny"]
+
+
+def test_decisions_do_not_depend_on_sensitive_values(tmp_path):
+    """Simulatability: changing every salary changes answers, never decisions."""
+    obj = json.loads(Path(DATASET).read_text())
+    for r in obj["records"]:
+        if r["salary"] is not None:
+            r["salary"] = r["salary"] * 7 + 13
+    other = write(tmp_path, "other.json", json.dumps(obj))
+    for scope in ("agent", "org", "global"):
+        a = invoke("--scope", scope, "--json")
+        b = runner.invoke(
+            app, ["replay", "--dataset", other, "--queries", QUERIES, "--scope", scope, "--json"]
+        )
+        da = [json.loads(x) for x in a.stdout.splitlines()]
+        db = [json.loads(x) for x in b.stdout.splitlines()]
+        assert [(x["decision"], x["reason"]) for x in da] == [(x["decision"], x["reason"]) for x in db]
+        assert [x["answer"] for x in da] != [x["answer"] for x in db]

@@ -259,7 +259,8 @@ class DatasetService:
             decision = auditor.check(key, query.kind, frozenset(ids))
             if not decision.allow:
                 self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
-                raise DeniedError(
+                status = "RESOURCE_EXHAUSTED" if decision.reason == "AUDIT_CAPACITY" else "PERMISSION_DENIED"
+                raise DeniedError(status=status, message=
                     f"answering would let the requester determine a record exactly ({decision.reason})"
                     if decision.reason == "RECONSTRUCTION_RISK" else f"denied: {decision.reason}",
                     reason=decision.reason, metadata={"scope": key, "query_digest": query.digest()})

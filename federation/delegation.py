@@ -1,20 +1,99 @@
-"""Delegation chains at the provider: verification and Authorization Drift.
+"""Delegation chains: issuing links, presenting them, and verifying them at the provider.
 
-Interface used by :mod:`federation.node` (the implementation is being built;
-until then a presentation carrying a DelegationCredential is refused).
+An agent may hand a *subset* of its authority to another agent with a signed
+``DelegationCredential`` (W3C VC Data Model 2.0, secured with the
+``eddsa-jcs-2022`` cryptosuite so that no JSON-LD terms are needed for the
+delegation claims)::
+
+    {
+      "@context": ["https://www.w3.org/ns/credentials/v2", ACCORD_CONTEXT_URL],
+      "id": "urn:uuid:…",
+      "type": ["VerifiableCredential", "DelegationCredential"],
+      "issuer": "did:key:z6Mk…",            # the delegating agent
+      "validFrom": "…Z", "validUntil": "…Z",  # validUntil is required
+      "credentialSubject": {
+        "id": "did:key:z6Mk…",              # the delegatee agent
+        "parent": "urn:uuid:…",             # parent link id, or the root AgentCredential id
+        "scopes": ["patients:read"],        # ⊆ the parent's scopes
+        "purposes": ["triage-coordination"],# optional; ⊆ the parent's purposes
+        "fields": ["patient_id", …],        # optional; each within the parent's fields
+        "maxDepth": 1                       # further hops allowed below this link
+      }
+    }
+
+The holder (the last delegatee) presents ``[root AgentCredential, link 1, …,
+link n]`` in one Verifiable Presentation bound to the provider's challenge and
+DID. :func:`verify_delegated_presentation` checks, in order: the presentation
+proof (holder key, challenge, domain); exactly one root ``AgentCredential``,
+issued by the requesting organization (``FOREIGN_ORG`` otherwise) and verified
+with its status; the parent references from the holder's link back to the
+root (``BROKEN_CHAIN``, ``DELEGATION_CYCLE``); the depth (``maxDepth`` of every
+link and :data:`MAX_CHAIN_LINKS`: ``DELEGATION_TOO_DEEP``); each link's
+signature by its issuer's ``did:key`` (``BAD_DELEGATION_SIGNATURE``) and its
+validity window (``DELEGATION_EXPIRED``); and attenuation — scopes, purposes
+and fields of every link within its parent's. Any expansion is
+*Authorization Drift* (:class:`DriftError`): the node writes a ``drift`` ledger
+entry, lowers τ for the pair and terminates the sessions of every agent in
+the chain (see :meth:`federation.node.Node.record_drift`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import json
+import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from credentials import (
+    ACCORD_CONTEXT_URL,
+    VC_V2_CONTEXT_URL,
+    CredentialError,
+    Ed25519KeyPair,
+    ExpiredError,
+    NotYetValidError,
+    create_presentation,
+    issue_credential,
+    verification_method_id,
+    verify_credential,
+    verify_proof,
+)
 from federation.errors import FederationError
+from policy.paths import covered_by, is_valid_path
+
+__all__ = [
+    "DELEGATION_CREDENTIAL_TYPE",
+    "DELEGATION_CRYPTOSUITE",
+    "MAX_CHAIN_LINKS",
+    "DelegatedAuthority",
+    "DelegationError",
+    "DriftError",
+    "check_request_within",
+    "delegate",
+    "delegation_credential",
+    "delegation_presentation",
+    "open_delegated_session",
+    "verify_delegated_presentation",
+]
+
+#: The credential type of a delegation link.
+DELEGATION_CREDENTIAL_TYPE = "DelegationCredential"
+#: Links and delegated presentations are secured with JCS (no JSON-LD terms needed).
+DELEGATION_CRYPTOSUITE = "eddsa-jcs-2022"
+#: Global cap on the number of delegation links in one chain (whatever maxDepth says).
+MAX_CHAIN_LINKS = 8
+
+_AGENT_CREDENTIAL_TYPE = "AgentCredential"
 
 
 class DelegationError(FederationError):
-    """A delegation chain is malformed or invalid (broken, cycle, depth, expired, foreign org)."""
+    """A delegation chain is malformed or invalid (broken, cycle, depth, expired, foreign org).
+
+    Reasons: ``BROKEN_CHAIN``, ``DELEGATION_CYCLE``, ``DELEGATION_TOO_DEEP``,
+    ``DELEGATION_EXPIRED``, ``FOREIGN_ORG``, ``BAD_DELEGATION_SIGNATURE``,
+    ``MALFORMED_DELEGATION`` (default ``BAD_DELEGATION``).
+    """
 
     reason = "BAD_DELEGATION"
     status = "PERMISSION_DENIED"
@@ -26,6 +105,9 @@ class DriftError(DelegationError):
 
     Attributes:
         chain_agents: DIDs of every agent in the chain (their sessions are terminated).
+        metadata: ``dimension`` (``scopes``/``purposes``/``fields``), ``extra``
+            (the expanded values, comma-separated) and ``link`` (1-based link index,
+            ``request`` for a request beyond the delegated authority).
     """
 
     reason = "AUTHORIZATION_DRIFT"
@@ -41,10 +123,14 @@ class DelegatedAuthority:
 
     Attributes:
         holder: the acting agent's DID (the VP holder).
-        claims: claims for the policy input (``scopes`` = the delegated scopes, ``role``…).
+        claims: claims for the policy input: the root agent's claims with
+            ``id`` = holder, ``scopes`` = the delegated scopes (sorted list),
+            ``delegatedBy`` = the root agent DID and ``delegationDepth`` = links.
         credential_id: the last link's credential id.
-        not_after: unix time (seconds) the earliest link expires.
-        scopes / purposes / fields: the attenuated authority.
+        not_after: unix time (seconds) the earliest credential of the chain expires.
+        scopes: the delegated scopes (never empty).
+        purposes: the delegated purposes; empty = not restricted by the chain.
+        fields: the delegated field paths; empty = not restricted by the chain.
         chain_agents: DIDs from the root agent to the holder.
     """
 
@@ -58,27 +144,434 @@ class DelegatedAuthority:
     chain_agents: tuple[str, ...] = field(default_factory=tuple)
 
 
-def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain: str, resolve_key: Any,
-                                  now: Any, status: Any, requester_org: str) -> DelegatedAuthority:
-    """Verify a VP carrying an AgentCredential and a chain of DelegationCredentials.
+# --------------------------------------------------------------------- issuing
+
+
+def _rfc3339(t: dt.datetime) -> str:
+    if t.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return t.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _credential_id(credential: dict[str, Any]) -> str:
+    cid = credential.get("id")
+    if not isinstance(cid, str) or not cid:
+        raise DelegationError("a credential in the chain has no id", reason="MALFORMED_DELEGATION")
+    return cid
+
+
+def delegation_credential(*, delegator: str, delegatee: str, parent_id: str, scopes: Sequence[str],
+                          valid_until: dt.datetime, purposes: Sequence[str] | None = None,
+                          fields: Sequence[str] | None = None, max_depth: int = 0,
+                          valid_from: dt.datetime | None = None,
+                          credential_id: str | None = None) -> dict[str, Any]:
+    """Build an unsigned DelegationCredential (shape in the module docstring).
+
+    Args:
+        delegator: the issuing agent's ``did:key``.
+        delegatee: the receiving agent's ``did:key``.
+        parent_id: id of the parent link, or of the root AgentCredential.
+        scopes: delegated scopes (non-empty).
+        valid_until: expiry (aware datetime, written in UTC to the second).
+        purposes: delegated purposes, or None to inherit the parent's.
+        fields: delegated field paths, or None to inherit the parent's.
+        max_depth: further delegation hops allowed below this link (≥ 0).
+        valid_from: start of validity (default: not stated).
+        credential_id: the link id (default: a fresh ``urn:uuid:``).
+
+    Returns:
+        The unsigned credential (a new dict).
 
     Raises:
-        DriftError: a link expands its parent (scopes, fields, purposes).
-        DelegationError: anything else wrong with the chain.
+        DelegationError: ``MALFORMED_DELEGATION`` for empty scopes or a negative depth.
     """
-    raise DelegationError("delegation chains are not supported by this node yet",
-                          reason="DELEGATION_UNSUPPORTED")
+    if not scopes or max_depth < 0:
+        raise DelegationError("a delegation needs scopes and a non-negative maxDepth",
+                              reason="MALFORMED_DELEGATION")
+    subject: dict[str, Any] = {"id": delegatee, "parent": parent_id, "scopes": sorted(set(scopes)),
+                               "maxDepth": int(max_depth)}
+    if purposes is not None:
+        subject["purposes"] = sorted(set(purposes))
+    if fields is not None:
+        subject["fields"] = sorted(set(fields))
+    cred: dict[str, Any] = {
+        "@context": [VC_V2_CONTEXT_URL, ACCORD_CONTEXT_URL],
+        "id": credential_id or f"urn:uuid:{uuid.uuid4()}",
+        "type": ["VerifiableCredential", DELEGATION_CREDENTIAL_TYPE],
+        "issuer": delegator,
+        "credentialSubject": subject,
+        "validUntil": _rfc3339(valid_until),
+    }
+    if valid_from is not None:
+        cred["validFrom"] = _rfc3339(valid_from)
+    return cred
+
+
+def delegate(*, key: Ed25519KeyPair, delegator: str, delegatee: str, parent: dict[str, Any],
+             scopes: Sequence[str], valid_until: dt.datetime, purposes: Sequence[str] | None = None,
+             fields: Sequence[str] | None = None, max_depth: int = 0,
+             valid_from: dt.datetime | None = None, credential_id: str | None = None) -> dict[str, Any]:
+    """Issue one delegation link, signed by the delegator's agent key (``eddsa-jcs-2022``).
+
+    The issuer does not check attenuation: a delegator may sign anything, and
+    the verifier (:func:`verify_delegated_presentation`) refuses expansions as
+    Authorization Drift.
+
+    Args:
+        key: the delegator's Ed25519 key (the key of ``delegator``).
+        delegator: the delegator's ``did:key``.
+        delegatee: the delegatee's ``did:key``.
+        parent: the parent credential (root AgentCredential or parent link); its ``id`` is referenced.
+        scopes, valid_until, purposes, fields, max_depth, valid_from, credential_id:
+            see :func:`delegation_credential`.
+
+    Returns:
+        The signed DelegationCredential.
+
+    Raises:
+        DelegationError: ``MALFORMED_DELEGATION`` (see :func:`delegation_credential`).
+        credentials.CredentialError: signing failed.
+    """
+    unsigned = delegation_credential(
+        delegator=delegator, delegatee=delegatee, parent_id=_credential_id(parent), scopes=scopes,
+        valid_until=valid_until, purposes=purposes, fields=fields, max_depth=max_depth,
+        valid_from=valid_from, credential_id=credential_id)
+    return issue_credential(unsigned, key=key, verification_method=verification_method_id(delegator),
+                            cryptosuite=DELEGATION_CRYPTOSUITE)
+
+
+def delegation_presentation(chain: Sequence[dict[str, Any]], *, holder: str, key: Ed25519KeyPair,
+                            challenge: str, domain: str) -> dict[str, Any]:
+    """The holder's Verifiable Presentation of ``[root AgentCredential, link 1, …, link n]``.
+
+    Args:
+        chain: the root AgentCredential followed by the links (root first).
+        holder: the last delegatee's ``did:key``.
+        key: the holder's key.
+        challenge: the provider's challenge.
+        domain: the provider organization's DID.
+
+    Returns:
+        The signed presentation (``eddsa-jcs-2022``).
+
+    Raises:
+        credentials.CredentialError: empty chain or signing failure.
+    """
+    return create_presentation(list(chain), holder=holder, key=key,
+                               verification_method=verification_method_id(holder),
+                               challenge=challenge, domain=domain, cryptosuite=DELEGATION_CRYPTOSUITE)
+
+
+async def open_delegated_session(client: Any, peer: str, chain: Sequence[dict[str, Any]]) -> Any:
+    """Agent SDK: open a session with ``peer`` presenting a delegation chain.
+
+    Args:
+        client: a :class:`federation.client.AgentClient` of the holder (the last delegatee).
+        peer: the provider organization (name or DID).
+        chain: root AgentCredential then links (see :func:`delegation_presentation`).
+
+    Returns:
+        A :class:`federation.client.AgentSession`.
+
+    Raises:
+        federation.errors.FederationError: refused, with the provider's reason
+            (e.g. ``AUTHORIZATION_DRIFT``, ``BROKEN_CHAIN``).
+    """
+    from federation.client import AgentSession
+    from federation.node import session_message
+    from federation.pb import federation_pb2 as pb
+
+    w = client.wallet
+    begin = await client._call(client._stub.BeginSession, pb.BeginSessionRequest(agent_did=w.did, peer=peer))
+    vp = delegation_presentation(chain, holder=w.did, key=w.key, challenge=begin.peer_challenge,
+                                 domain=begin.peer_domain)
+    resp = await client._call(client._stub.OpenSession, pb.AgentOpenSessionRequest(
+        agent_did=w.did, peer_org=begin.peer_org, local_challenge=begin.local_challenge,
+        local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
+        presentation_json=json.dumps(vp).encode(),
+    ))
+    return AgentSession(session_id=resp.session_id, peer_org=begin.peer_org,
+                        expires_at=resp.expires_at, effective_trust=resp.effective_trust)
+
+
+# ------------------------------------------------------------------ verifying
+
+
+def _types(cred: Any) -> list[str]:
+    if not isinstance(cred, dict):
+        return []
+    t = cred.get("type")
+    return [t] if isinstance(t, str) else [x for x in (t or []) if isinstance(x, str)]
+
+
+def _issuer(cred: dict[str, Any]) -> str:
+    iss = cred.get("issuer")
+    if isinstance(iss, dict):
+        iss = iss.get("id")
+    if not isinstance(iss, str) or not iss:
+        raise DelegationError("credential has no issuer", reason="MALFORMED_DELEGATION")
+    return iss
+
+
+def _str_set(value: Any, what: str, *, required: bool) -> frozenset[str] | None:
+    if value is None and not required:
+        return None
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v and len(v) <= 200 for v in value)):
+        raise DelegationError(f"credentialSubject.{what} must be a non-empty list of strings",
+                              reason="MALFORMED_DELEGATION", metadata={"field": what})
+    return frozenset(value)
+
+
+@dataclass(frozen=True)
+class _Link:
+    cred: dict[str, Any]
+    id: str
+    issuer: str
+    subject: str
+    parent: str
+    scopes: frozenset[str]
+    purposes: frozenset[str] | None
+    fields: frozenset[str] | None
+    max_depth: int
+
+
+def _parse_link(cred: dict[str, Any]) -> _Link:
+    subj = cred.get("credentialSubject")
+    if not isinstance(subj, dict):
+        raise DelegationError("DelegationCredential needs one credentialSubject object",
+                              reason="MALFORMED_DELEGATION")
+    sid, parent, depth = subj.get("id"), subj.get("parent"), subj.get("maxDepth")
+    if not isinstance(sid, str) or not sid.startswith("did:key:"):
+        raise DelegationError("delegatee must be a did:key", reason="MALFORMED_DELEGATION",
+                              metadata={"field": "id"})
+    if not isinstance(parent, str) or not parent:
+        raise DelegationError("credentialSubject.parent is missing", reason="BROKEN_CHAIN",
+                              metadata={"link": _credential_id(cred)})
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise DelegationError("credentialSubject.maxDepth must be a non-negative integer",
+                              reason="MALFORMED_DELEGATION", metadata={"field": "maxDepth"})
+    if "validUntil" not in cred:
+        raise DelegationError("a delegation link must expire (validUntil)", reason="MALFORMED_DELEGATION",
+                              metadata={"field": "validUntil"})
+    fields = _str_set(subj.get("fields"), "fields", required=False)
+    if fields is not None and not all(is_valid_path(f) for f in fields):
+        raise DelegationError("credentialSubject.fields holds an invalid field path",
+                              reason="MALFORMED_DELEGATION", metadata={"field": "fields"})
+    return _Link(cred=cred, id=_credential_id(cred), issuer=_issuer(cred), subject=sid, parent=parent,
+                 scopes=_str_set(subj.get("scopes"), "scopes", required=True) or frozenset(),
+                 purposes=_str_set(subj.get("purposes"), "purposes", required=False),
+                 fields=fields, max_depth=depth)
+
+
+def _order_chain(links: list[_Link], root_id: str, holder: str) -> list[_Link]:
+    """Links from the root to the holder, following parent references back from the holder."""
+    by_id: dict[str, _Link] = {}
+    for link in links:
+        if link.id in by_id or link.id == root_id:
+            raise DelegationError("two credentials in the chain share an id", reason="DELEGATION_CYCLE",
+                                  metadata={"link": link.id[:200]})
+        by_id[link.id] = link
+    referenced = {link.parent for link in links}
+    leaves = [link for link in links if link.id not in referenced]
+    if len(leaves) != 1:
+        # no leaf: every link is someone's parent, i.e. the references loop
+        raise DelegationError("the delegation chain has no single last link",
+                              reason="DELEGATION_CYCLE" if not leaves else "BROKEN_CHAIN",
+                              metadata={"leaves": str(len(leaves))})
+    leaf = leaves[0]
+    if leaf.subject != holder:
+        raise DelegationError("the last link is not delegated to the presentation holder",
+                              reason="BROKEN_CHAIN", metadata={"holder": holder[:200]})
+    ordered = [leaf]
+    seen = {leaf.id}
+    current = leaf
+    while current.parent != root_id:
+        parent = by_id.get(current.parent)
+        if parent is None:
+            raise DelegationError("a link's parent is not in the chain", reason="BROKEN_CHAIN",
+                                  metadata={"link": current.id[:200], "parent": current.parent[:200]})
+        if parent.id in seen:
+            raise DelegationError("the parent references form a cycle", reason="DELEGATION_CYCLE",
+                                  metadata={"link": parent.id[:200]})
+        seen.add(parent.id)
+        ordered.append(parent)
+        current = parent
+    if len(ordered) != len(links):
+        raise DelegationError("the presentation holds links outside the chain", reason="BROKEN_CHAIN",
+                              metadata={"links": str(len(links)), "chain": str(len(ordered))})
+    ordered.reverse()
+    return ordered
+
+
+def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain: str, resolve_key: Any,
+                                  now: Any, status: Any, requester_org: str,
+                                  allowed_orgs: Collection[str] = ()) -> DelegatedAuthority:
+    """Verify a VP carrying an AgentCredential and a chain of DelegationCredentials.
+
+    Args:
+        vp: the parsed presentation (holder = the last delegatee).
+        challenge: the challenge this node issued for the session.
+        domain: this node's organization DID.
+        resolve_key: key resolver for the organization and ``did:key`` verification methods.
+        now: verification time (aware datetime).
+        status: status checker for the root AgentCredential (None skips status).
+        requester_org: DID of the forwarding organization; the root must be issued by it.
+        allowed_orgs: further organizations whose agents may root a chain
+            presented by ``requester_org`` (e.g. parties named by the contract);
+            default none.
+
+    Returns:
+        The :class:`DelegatedAuthority` of the holder.
+
+    Raises:
+        DriftError: a link expands its parent (scopes, purposes, fields).
+        DelegationError: ``BROKEN_CHAIN``, ``DELEGATION_CYCLE``, ``DELEGATION_TOO_DEEP``,
+            ``DELEGATION_EXPIRED``, ``FOREIGN_ORG``, ``BAD_DELEGATION_SIGNATURE``,
+            ``MALFORMED_DELEGATION``.
+        credentials.CredentialError: the presentation proof (wrong challenge,
+            domain, holder key) or the root AgentCredential (signature, status,
+            validity) does not verify.
+    """
+    if not isinstance(vp, dict):
+        raise DelegationError("presentation must be a JSON object", reason="MALFORMED_DELEGATION")
+    holder = vp.get("holder")
+    holder = holder.get("id") if isinstance(holder, dict) else holder
+    if not isinstance(holder, str) or not holder.startswith("did:key:"):
+        raise DelegationError("presentation holder must be a did:key", reason="MALFORMED_DELEGATION")
+    proof = verify_proof(vp, resolve_key=resolve_key, expected_purpose="authentication",
+                         challenge=challenge, domain=domain, now=now)
+    if proof.controller != holder:
+        from credentials import HolderMismatchError
+
+        raise HolderMismatchError("the holder does not control the presentation proof's key",
+                                  metadata={"holder": holder[:200]})
+    embedded = vp.get("verifiableCredential")
+    embedded = [embedded] if isinstance(embedded, dict) else embedded
+    if not isinstance(embedded, list) or not embedded:
+        raise DelegationError("presentation has no credentials", reason="BROKEN_CHAIN")
+    roots = [c for c in embedded if _AGENT_CREDENTIAL_TYPE in _types(c)]
+    raw_links = [c for c in embedded if DELEGATION_CREDENTIAL_TYPE in _types(c)]
+    if len(roots) != 1:
+        raise DelegationError("a delegated presentation holds exactly one AgentCredential",
+                              reason="BROKEN_CHAIN", metadata={"agent_credentials": str(len(roots))})
+    if len(roots) + len(raw_links) != len(embedded):
+        raise DelegationError("a delegated presentation holds only agent and delegation credentials",
+                              reason="MALFORMED_DELEGATION")
+    if not raw_links:
+        raise DelegationError("no delegation link", reason="BROKEN_CHAIN")
+    if len(raw_links) > MAX_CHAIN_LINKS:
+        raise DelegationError(f"chain longer than {MAX_CHAIN_LINKS} links", reason="DELEGATION_TOO_DEEP",
+                              metadata={"links": str(len(raw_links)), "max": str(MAX_CHAIN_LINKS)})
+
+    root_raw = roots[0]
+    root_issuer = _issuer(root_raw)
+    if root_issuer != requester_org and root_issuer not in set(allowed_orgs):
+        raise DelegationError("the chain's root agent belongs to an organization the contract does not name",
+                              reason="FOREIGN_ORG",
+                              metadata={"issuer": root_issuer[:200], "requester_org": requester_org[:200]})
+    root = verify_credential(root_raw, resolve_key=resolve_key, now=now, status=status,
+                             trusted_issuers=[root_issuer])
+    if root.subject_id is None or not root.subject_id.startswith("did:key:"):
+        raise DelegationError("the root AgentCredential has no did:key subject", reason="BROKEN_CHAIN")
+    root_id = _credential_id(root_raw)
+
+    links = _order_chain([_parse_link(c) for c in raw_links], root_id, holder)
+    agents = [root.subject_id] + [link.subject for link in links]
+    if len(set(agents)) != len(agents):
+        raise DelegationError("an agent appears twice in the delegation chain", reason="DELEGATION_CYCLE",
+                              metadata={"agents": str(len(agents))})
+    for i, link in enumerate(links, start=1):
+        expected_issuer = agents[i - 1]
+        if link.issuer != expected_issuer:
+            raise DelegationError("a link is not issued by its parent's delegatee", reason="BROKEN_CHAIN",
+                                  metadata={"link": str(i), "issuer": link.issuer[:200]})
+        below = len(links) - i
+        if below > link.max_depth:
+            raise DelegationError("the chain is deeper than a link's maxDepth allows",
+                                  reason="DELEGATION_TOO_DEEP",
+                                  metadata={"link": str(i), "max_depth": str(link.max_depth),
+                                            "below": str(below)})
+        try:
+            verify_credential(link.cred, resolve_key=resolve_key, now=now, status=None,
+                              trusted_issuers=[expected_issuer])
+        except (ExpiredError, NotYetValidError) as exc:
+            raise DelegationError(f"delegation link {i} is outside its validity period",
+                                  reason="DELEGATION_EXPIRED",
+                                  metadata={"link": str(i), "validUntil": str(link.cred.get("validUntil"))}) from exc
+        except CredentialError as exc:
+            raise DelegationError(f"delegation link {i} does not verify: {exc}",
+                                  reason="BAD_DELEGATION_SIGNATURE",
+                                  metadata={"link": str(i), "cause": getattr(exc, "reason", "")}) from exc
+
+    # attenuation: each link within its parent (root: the agent's scopes, unrestricted purposes/fields)
+    scopes: frozenset[str] = frozenset(root.agent.scopes if root.agent else root.subject.get("scopes") or ())
+    purposes: frozenset[str] | None = None
+    fields: frozenset[str] | None = None
+    for i, link in enumerate(links, start=1):
+        extra_scopes = sorted(link.scopes - scopes)
+        if extra_scopes:
+            raise DriftError(f"link {i} delegates scopes its delegator does not hold: {extra_scopes}",
+                             chain_agents=agents, metadata={"dimension": "scopes", "link": str(i),
+                                                            "extra": ",".join(extra_scopes)[:200]})
+        scopes = link.scopes
+        if link.purposes is not None:
+            extra = sorted(link.purposes - purposes) if purposes is not None else []
+            if extra:
+                raise DriftError(f"link {i} delegates purposes beyond its parent's: {extra}",
+                                 chain_agents=agents, metadata={"dimension": "purposes", "link": str(i),
+                                                                "extra": ",".join(extra)[:200]})
+            purposes = link.purposes
+        if link.fields is not None:
+            extra = sorted(f for f in link.fields if not covered_by(f, fields)) if fields is not None else []
+            if extra:
+                raise DriftError(f"link {i} delegates fields beyond its parent's: {extra}",
+                                 chain_agents=agents, metadata={"dimension": "fields", "link": str(i),
+                                                                "extra": ",".join(extra)[:200]})
+            fields = link.fields
+
+    ends = [root.valid_until] + [_valid_until(link.cred) for link in links]
+    not_after = min(t.timestamp() for t in ends if t is not None) if any(ends) else None
+    claims = dict(root.subject)
+    claims.update({"id": holder, "scopes": sorted(scopes), "delegatedBy": root.subject_id,
+                   "delegationDepth": len(links)})
+    return DelegatedAuthority(
+        holder=holder, claims=claims, credential_id=links[-1].id, not_after=not_after,
+        scopes=scopes, purposes=purposes or frozenset(), fields=fields or frozenset(),
+        chain_agents=tuple(agents),
+    )
+
+
+def _valid_until(cred: dict[str, Any]) -> dt.datetime | None:
+    raw = cred.get("validUntil")
+    if not isinstance(raw, str):
+        return None
+    return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
 def check_request_within(authority: DelegatedAuthority, *, purpose: str, fields: Sequence[str],
                          contract_id: str) -> None:
     """Refuse a request beyond the delegated purposes or fields.
 
+    A requested field is within the delegation when it equals a delegated
+    path or lies below one (``policy.paths.covered_by``).
+
+    Args:
+        authority: the session's verified delegation.
+        purpose: the request's purpose.
+        fields: the requested field paths.
+        contract_id: the request's contract (recorded in the error metadata).
+
     Raises:
-        DriftError: the request expands the delegated authority.
+        DriftError: the request expands the delegated authority (metadata
+            ``dimension``, ``extra``, ``link`` = ``request``).
     """
     if authority.purposes and purpose not in authority.purposes:
-        raise DriftError(f"purpose {purpose!r} was not delegated", chain_agents=authority.chain_agents)
-    extra = sorted(set(fields) - set(authority.fields)) if authority.fields else []
+        raise DriftError(f"purpose {purpose!r} was not delegated", chain_agents=authority.chain_agents,
+                         metadata={"dimension": "purposes", "extra": purpose[:200], "link": "request",
+                                   "contract_id": contract_id[:200]})
+    extra = sorted(f for f in fields if not covered_by(f, authority.fields)) if authority.fields else []
     if extra:
-        raise DriftError(f"fields {extra} were not delegated", chain_agents=authority.chain_agents)
+        raise DriftError(f"fields {extra} were not delegated", chain_agents=authority.chain_agents,
+                         metadata={"dimension": "fields", "extra": ",".join(extra)[:200], "link": "request",
+                                   "contract_id": contract_id[:200]})

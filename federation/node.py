@@ -717,10 +717,10 @@ class Node:
             try:
                 answer = self.datasets.answer(dataset=request.resource, query=query, allowed=allowed,
                                               requester_org=peer.org_did, agent=request.agent_did, now=now)
-            except DeniedError as err:
+            except (DeniedError, NotFoundError) as err:
                 reason = err.reason
                 extra.update({k: v for k, v in err.metadata.items() if k == "scope"})
-            except (InvalidRequestError, NotFoundError, PolicyError):
+            except (InvalidRequestError, PolicyError):
                 raise
         if reason:
             sess.denials += 1
@@ -732,7 +732,8 @@ class Node:
             written = await self.writer.write(entry, receipt=True)
             obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
             status = {"UNKNOWN_CONTRACT": "NOT_FOUND", "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
-                      "RATE_LIMITED": "RESOURCE_EXHAUSTED"}.get(reason, "PERMISSION_DENIED")
+                      "RATE_LIMITED": "RESOURCE_EXHAUSTED", "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
+                      "UNKNOWN_RESOURCE": "NOT_FOUND"}.get(reason, "PERMISSION_DENIED")
             raise DeniedError(
                 f"denied by {self.config.org_name}: {reason}", reason=reason, status=status,
                 metadata={"disclosure_id": disclosure_id, "leaf_index": str(written.index),

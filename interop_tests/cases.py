@@ -318,6 +318,58 @@ async def case_expired_refused(ctx: Context) -> str:
     return await _refused_presentation(ctx, ctx.ident, signed, "EXPIRED")
 
 
+STATS = "interop-stats"
+
+
+async def _aggregate(ctx: Context, ident: InteropIdentity, kind: str, predicate: dict[str, Any]) -> Any:
+    peer = ctx.peer()
+    try:
+        sess = await peer.open_session(ident)
+        signed = MinimalPeer.signed_request(
+            ident, provider_org=ctx.target_did, contract_id=ctx.contract_id, purpose="conformance-stats",
+            resource=STATS, subject="*", fields=[],
+            aggregate={"kind": kind, "column": "value", "predicate": predicate})
+        r = await peer.exchange(ident, sess.session_id, signed)
+        return json.loads(r.outcome.payload_json)[0]
+    finally:
+        await peer.close()
+
+
+NORTH = {"col": "district", "op": "==", "val": "north"}
+SOUTH = {"col": "district", "op": "==", "val": "south"}
+
+
+async def case_benign_aggregate(ctx: Context) -> str:
+    """An ordinary statistic (SUM over all records) is answered with the right value."""
+    ans = await _aggregate(ctx, ctx.ident, "sum", {})
+    want = sum((i * 37) % 101 for i in range(1, 21))
+    if ans.get("value") != want or ans.get("records") != 20:
+        raise CheckFailed(f"expected sum {want} over 20 records, got {ans}")
+    return f"sum = {ans['value']} over {ans['records']} records"
+
+
+async def case_differencing_denied(ctx: Context) -> str:
+    """SUM(north) then SUM(north minus the one record with unit x) is refused (RECONSTRUCTION_RISK)."""
+    await _aggregate(ctx, ctx.ident, "sum", NORTH)
+    attack = {"and": [NORTH, {"col": "unit", "op": "!=", "val": "x"}]}
+    code, reason = await _expect_error(_aggregate(ctx, ctx.ident, "sum", attack),
+                                       {grpc.StatusCode.PERMISSION_DENIED}, "differencing attack")
+    if reason != "RECONSTRUCTION_RISK":
+        raise CheckFailed(f"expected RECONSTRUCTION_RISK, got {reason!r}")
+    return f"{code.name} {reason}"
+
+
+async def case_split_attack_denied(ctx: Context) -> str:
+    """The same attack split across two agents of one organization is refused under the org scope."""
+    await _aggregate(ctx, ctx.ident, "sum", SOUTH)
+    attack = {"and": [SOUTH, {"col": "unit", "op": "!=", "val": "y"}]}
+    code, reason = await _expect_error(_aggregate(ctx, ctx.ident.other("tester-2"), "sum", attack),
+                                       {grpc.StatusCode.PERMISSION_DENIED}, "attack split across agents")
+    if reason != "RECONSTRUCTION_RISK":
+        raise CheckFailed(f"expected RECONSTRUCTION_RISK, got {reason!r}")
+    return f"{code.name} {reason}"
+
+
 Case = Callable[[Context], Awaitable[str]]
 CASES: list[tuple[str, Case]] = [
     ("handshake", case_handshake),
@@ -336,5 +388,8 @@ CASES: list[tuple[str, Case]] = [
     ("replay refused", case_replay_refused),
     ("bad agent signature", case_bad_agent_signature),
     ("malformed request", case_malformed_request),
+    ("benign aggregate answered", case_benign_aggregate),
+    ("differencing attack denied", case_differencing_denied),
+    ("split attack denied (org scope)", case_split_attack_denied),
 ]
 

@@ -110,13 +110,15 @@ class MinimalPeer:
 
     @staticmethod
     def signed_request(ident: InteropIdentity, *, provider_org: str, contract_id: str, purpose: str,
-                       resource: str, subject: str, fields: list[str]) -> pb.SignedRequest:
-        """An agent-signed request."""
+                       resource: str, subject: str, fields: list[str],
+                       aggregate: dict[str, Any] | None = None) -> pb.SignedRequest:
+        """Build an agent-signed request (an aggregate query when ``aggregate`` is given)."""
         body = pb.RequestBody(
             contract_id=contract_id, purpose=purpose, resource=resource, subject=subject, fields=fields,
             provider_org=provider_org, agent_did=ident.agent_did,
             nonce=base64.urlsafe_b64encode(secrets.token_bytes(18)).decode(),
             timestamp_ms=int(time.time() * 1000),
+            aggregate_json=json.dumps(aggregate) if aggregate is not None else "",
         )
         return pb.SignedRequest(body=body,
                                 agent_signature=ident.agent_key.sign(body.SerializeToString(deterministic=True)))

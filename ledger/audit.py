@@ -36,9 +36,7 @@ def compare_checkpoints(
     """
     ca, cb = a.checkpoint, b.checkpoint
     if ca.origin != cb.origin:
-        raise OriginMismatchError(
-            "checkpoints of different logs", metadata={"a": ca.origin, "b": cb.origin}
-        )
+        raise OriginMismatchError("checkpoints of different logs", metadata={"a": ca.origin, "b": cb.origin})
     if ca.size == cb.size:
         if ca.root != cb.root:
             raise EquivocationError(

@@ -69,11 +69,7 @@ class Checkpoint:
             raise MalformedCheckpointError("a size-0 checkpoint must carry SHA-256('')")
         object.__setattr__(self, "extensions", tuple(self.extensions))
         for ext in self.extensions:
-            if (
-                not isinstance(ext, str)
-                or not ext
-                or any(ord(c) < 0x20 or c == "\x7f" for c in ext)
-            ):
+            if not isinstance(ext, str) or not ext or any(ord(c) < 0x20 or c == "\x7f" for c in ext):
                 raise MalformedCheckpointError(f"invalid extension line {ext!r}")
 
     def body(self) -> str:

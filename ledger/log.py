@@ -760,9 +760,7 @@ class TransparencyLog:
             stored = tx.checkpoint_at(cp.size)
             assert stored is not None
             full = stored.note + "".join(line for *_, line in tx.cosignatures(cp.size))
-            if not stored.witnessed and self._policy.satisfied_by(
-                self._policy.counted(full, now=now_dt)
-            ):
+            if not stored.witnessed and self._policy.satisfied_by(self._policy.counted(full, now=now_dt)):
                 tx.mark_witnessed(cp.size)
             return SignedCheckpoint(Checkpoint(self._origin, cp.size, cp.root), full)
 
@@ -839,8 +837,7 @@ class TransparencyLog:
                         if got != h:
                             what = "missing" if got is None else f"{got.hex()[:16]}…"
                             problem(
-                                f"node (level {lv}, index {ix}): expected {h.hex()[:16]}…, "
-                                f"got {what}",
+                                f"node (level {lv}, index {ix}): expected {h.hex()[:16]}…, got {what}",
                                 ix << lv,
                                 level=lv,
                             )
@@ -902,7 +899,6 @@ class TransparencyLog:
             problem(f"checkpoint {row.size}: signed body disagrees with its row")
         if root != cp.root:
             problem(
-                f"checkpoint {row.size}: signed root {cp.root.hex()[:16]}…, "
-                f"entries give {root.hex()[:16]}…"
+                f"checkpoint {row.size}: signed root {cp.root.hex()[:16]}…, entries give {root.hex()[:16]}…"
             )
         return 1

@@ -35,9 +35,7 @@ Range = tuple[int, int]
 def _check_hash(name: str, h: object) -> None:
     if not isinstance(h, bytes | bytearray) or len(h) != HASH_SIZE:
         n = len(h) if isinstance(h, bytes | bytearray) else type(h).__name__
-        raise InvalidProofError(
-            f"{name} must be a {HASH_SIZE}-byte hash, got {n}", metadata={"field": name}
-        )
+        raise InvalidProofError(f"{name} must be a {HASH_SIZE}-byte hash, got {n}", metadata={"field": name})
 
 
 def _check_size(name: str, n: object) -> None:
@@ -45,9 +43,7 @@ def _check_size(name: str, n: object) -> None:
         raise InvalidProofError(f"{name} must be an integer in [0, 2^64), got {n!r}")
 
 
-def root_from_inclusion_proof(
-    index: int, tree_size: int, leaf_hash: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, tree_size: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bytes:
     """Recompute the root implied by an inclusion proof (RFC 9162 §2.1.3.2 steps 1-5).
 
     Args:

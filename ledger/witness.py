@@ -146,9 +146,7 @@ def parse_add_checkpoint(body: bytes | str) -> AddCheckpointRequest:
     return AddCheckpointRequest(old, tuple(proof), note)
 
 
-def format_add_checkpoint(
-    old_size: int, proof: list[bytes] | tuple[bytes, ...], note: str
-) -> bytes:
+def format_add_checkpoint(old_size: int, proof: list[bytes] | tuple[bytes, ...], note: str) -> bytes:
     """Build an add-checkpoint request body (the client side of the protocol)."""
     lines = [f"old {old_size}"] + [base64.b64encode(p).decode() for p in proof]
     return ("\n".join(lines) + "\n\n" + note).encode("utf-8")
@@ -318,6 +316,5 @@ class Witness:
         with self._store.read() as tx:
             rows = tx.equivocations()
         return [
-            Equivocation(o, s, a, b, d, datetime.fromtimestamp(t / 1e6, tz=UTC))
-            for o, s, a, b, d, t in rows
+            Equivocation(o, s, a, b, d, datetime.fromtimestamp(t / 1e6, tz=UTC)) for o, s, a, b, d, t in rows
         ]

@@ -46,6 +46,24 @@ from policy.measures import (
 )
 from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
+from policy.auditor import (
+    AuditCommitRefusedError,
+    AuditDecision,
+    AuditError,
+    Auditor,
+    AuditState,
+    AuditStateError,
+    InvalidQueryKindError,
+    InvalidScopeError,
+    ScopeStatus,
+    UnknownRecordError,
+    random_prime,
+    scope_key,
+)
+from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
+from policy.predicates import Dataset, DatasetError, DatasetSchema, Predicate, PredicateError, parse_predicate
+from policy.replay import ReplayError
+
 __all__ = [
     "BudgetKey",
     "BudgetLedger",
@@ -97,4 +115,30 @@ __all__ = [
     "over_exposure_rate",
     "propose_contract",
     "validate_contract",
+    "AuditCommitRefusedError",
+    "AuditDecision",
+    "AuditError",
+    "Auditor",
+    "AuditState",
+    "AuditStateError",
+    "InvalidQueryKindError",
+    "InvalidScopeError",
+    "ScopeStatus",
+    "UnknownRecordError",
+    "random_prime",
+    "scope_key",
+    "DPError",
+    "PrivacyBudget",
+    "PrivacyBudgetExhaustedError",
+    "dp_answer",
+    "dp_avg",
+    "dp_count",
+    "dp_sum",
+    "Dataset",
+    "DatasetError",
+    "DatasetSchema",
+    "Predicate",
+    "PredicateError",
+    "parse_predicate",
+    "ReplayError",
 ]

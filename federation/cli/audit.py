@@ -72,3 +72,28 @@ def replay_cmd(
             typer.echo(f"{r.index}\tanswer\t{r.reason}\t{r.answer}")
         else:
             typer.echo(f"{r.index}\tdeny\t{r.reason}")
+
+
+@app.command("status")
+def status(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Node directory (default: $ACCORD_NODE_DIR, else cwd).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per dataset and scope: answered history, rank, denials (offline, from the persisted state)."""
+    import json as _json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from federation.cli.dataset import audit_status_rows
+
+    rows = audit_status_rows(directory)
+    if as_json:
+        typer.echo(_json.dumps(rows, indent=2))
+        return
+    t = Table("dataset", "scope", "records", "answered sums", "counts", "rank", "atoms", "denials",
+              title="reconstruction auditor")
+    for r in rows:
+        t.add_row(r["dataset"], r["scope"], str(r["records"]), str(r["history"]), str(r["counts"]),
+                  str(r["rank"]), str(r["atoms"]), str(r["denials"]))
+    Console().print(t)

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from federation.cli import agent, bench, contract, demo, interop, ledger, node, peer
+from federation.cli import agent, bench, contract, dataset, demo, interop, ledger, node, peer
 
 app = typer.Typer(
     name="accord",
@@ -25,6 +25,7 @@ app.add_typer(peer.app, name="peer", help="Exchange and pin peer bundles.")
 app.add_typer(agent.app, name="agent", help="Register, list, revoke and suspend agents.")
 app.add_typer(contract.app, name="contract", help="Sign, register and inspect contracts.")
 app.add_typer(ledger.app, name="ledger", help="Query and verify the disclosure ledger.")
+app.add_typer(dataset.app, name="dataset", help="Datasets for audited aggregate queries.")
 app.add_typer(interop.app, name="interop", help="Run the conformance suite against a node.")
 app.add_typer(bench.app, name="bench", help="Benchmarks.")
 app.command("demo")(demo.demo)

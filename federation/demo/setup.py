@@ -23,6 +23,17 @@ from policy import Contract
 INTEROP_ORG = "interop"
 INTEROP_RESOURCE = "interop-records"
 INTEROP_PURPOSE = "conformance"
+INTEROP_DATASET = "interop-stats"
+INTEROP_DATASET_SPEC = {
+    "name": INTEROP_DATASET, "id": "id", "sensitive": ["value"], "quasi": ["district", "unit"],
+    "columns": {"id": "int", "district": "str", "unit": "str", "value": "int"}, "scope": "org", "max_ids": 0,
+}
+
+
+def interop_stats() -> list[dict[str, Any]]:
+    """20 records: ids 1–10 north, 11–20 south; record 7 alone has unit "x", record 13 alone unit "y"."""
+    return [{"id": i, "district": "north" if i <= 10 else "south",
+             "unit": {7: "x", 13: "y"}.get(i, "a"), "value": (i * 37) % 101} for i in range(1, 21)]
 
 
 @dataclass
@@ -67,6 +78,9 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
                               "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
                               "required_scopes": ["interop:read"]},
             "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
+            "conformance-stats": {"aggregates": {"dataset": INTEROP_DATASET, "kinds": ["count", "sum", "avg"],
+                                                 "columns": ["value"], "allow_ids": False},
+                                  "required_scopes": ["interop:read"]},
         },
         "trust_ceiling": 0.9,
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -133,6 +147,10 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         if with_interop:
             (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
                 json.dumps(interop_records(), indent=1))
+            from federation.agents import open_store as _open_store
+
+            _open_store(idents[org]).put_dataset(INTEROP_DATASET, INTEROP_DATASET_SPEC, interop_stats(),
+                                                 id_column="id", now=dt.datetime.now(dt.UTC), replace=True)
     if "hospital" in orgs:
         from federation.agents import open_store
 
@@ -152,6 +170,8 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         layout.wallets[f"{INTEROP_ORG}/tester"] = layout.orgs[INTEROP_ORG] / "agents" / "tester.json"
         from federation.agents import open_store
 
+        register_agent(idents[INTEROP_ORG], name="tester-2", role="conformance-tester",
+                       scopes=["interop:read"], trust_tier=1, with_status=False)
         for name, bits in (("tester-revoked", {"revoked": True}), ("tester-suspended", {"suspended": True})):
             register_agent(idents[INTEROP_ORG], name=name, role="conformance-tester",
                            scopes=["interop:read"], trust_tier=1)

@@ -143,9 +143,7 @@ class Tx:
 
     def set_sequence(self, next_index: int) -> None:
         """Store the next free index (caller holds the lock)."""
-        self.conn.execute(
-            update(s.sequence).where(s.sequence.c.id == 1).values(next_index=next_index)
-        )
+        self.conn.execute(update(s.sequence).where(s.sequence.c.id == 1).values(next_index=next_index))
 
     def lock_tree(self) -> tuple[int, bytes]:
         """Lock the integration row; return ``(integrated size, root)``."""
@@ -189,9 +187,7 @@ class Tx:
 
     def init_singletons(self, origin: str, vkey: str, empty_root: bytes, now_us: int) -> None:
         """Insert the singleton rows of a fresh log."""
-        self.conn.execute(
-            insert(s.meta).values(id=1, origin=origin, log_vkey=vkey, created_at_us=now_us)
-        )
+        self.conn.execute(insert(s.meta).values(id=1, origin=origin, log_vkey=vkey, created_at_us=now_us))
         self.conn.execute(insert(s.sequence).values(id=1, next_index=0))
         self.conn.execute(insert(s.tree).values(id=1, size=0, root=empty_root))
         self.conn.execute(insert(s.signer).values(id=1, size=-1, root=b""))
@@ -264,9 +260,7 @@ class Tx:
         e = s.entries.c
         conds = [e.idx >= flt.start_index]
         if flt.counterpart_org is not None:
-            conds.append(
-                or_(e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org)
-            )
+            conds.append(or_(e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org))
         if flt.agent_did is not None:
             conds.append(or_(e.requester_agent == flt.agent_did, e.provider_agent == flt.agent_did))
         for name in ("contract_id", "purpose", "decision", "kind"):
@@ -287,10 +281,7 @@ class Tx:
             .order_by(e.idx)
             .limit(flt.limit)
         )
-        return [
-            EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4]))
-            for r in self.conn.execute(q)
-        ]
+        return [EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4])) for r in self.conn.execute(q)]
 
     # -- tree nodes -------------------------------------------------------------------
     def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -335,15 +326,9 @@ class Tx:
         r = self.conn.execute(
             q.with_only_columns(c.size, c.root, c.note, c.signed_at_us, c.witnessed)
         ).first()
-        return (
-            None
-            if r is None
-            else CheckpointRow(int(r[0]), bytes(r[1]), r[2], int(r[3]), bool(r[4]))
-        )
+        return None if r is None else CheckpointRow(int(r[0]), bytes(r[1]), r[2], int(r[3]), bool(r[4]))
 
-    def latest_checkpoint(
-        self, *, min_size: int = 0, witnessed: bool = False
-    ) -> CheckpointRow | None:
+    def latest_checkpoint(self, *, min_size: int = 0, witnessed: bool = False) -> CheckpointRow | None:
         """Return the largest checkpoint with ``size >= min_size`` (optionally witnessed)."""
         c = s.checkpoints.c
         q = select(c.size).where(c.size >= min_size)
@@ -361,15 +346,12 @@ class Tx:
         c = s.checkpoints.c
         q = select(c.size, c.root, c.note, c.signed_at_us, c.witnessed).order_by(c.size)
         return [
-            CheckpointRow(int(r[0]), bytes(r[1]), r[2], int(r[3]), bool(r[4]))
-            for r in self.conn.execute(q)
+            CheckpointRow(int(r[0]), bytes(r[1]), r[2], int(r[3]), bool(r[4])) for r in self.conn.execute(q)
         ]
 
     def mark_witnessed(self, size: int) -> None:
         """Flag the checkpoint of ``size`` as meeting the witness quorum."""
-        self.conn.execute(
-            update(s.checkpoints).where(s.checkpoints.c.size == size).values(witnessed=True)
-        )
+        self.conn.execute(update(s.checkpoints).where(s.checkpoints.c.size == size).values(witnessed=True))
 
     def watermarks(self) -> tuple[int, int, int, int]:
         """Return ``(next index, integrated size, checkpoint size, witnessed size)``."""
@@ -384,11 +366,7 @@ class Tx:
     def cosignatures(self, size: int) -> list[tuple[str, bytes, int, str]]:
         """Return ``(witness, key id, timestamp, line)`` stored for the checkpoint of ``size``."""
         c = s.cosignatures.c
-        q = (
-            select(c.witness, c.key_id, c.timestamp, c.line)
-            .where(c.size == size)
-            .order_by(c.witness)
-        )
+        q = select(c.witness, c.key_id, c.timestamp, c.line).where(c.size == size).order_by(c.witness)
         return [(r[0], bytes(r[1]), int(r[2]), r[3]) for r in self.conn.execute(q)]
 
     def upsert_cosignature(
@@ -529,9 +507,7 @@ class LedgerStore:
         with self.engine.connect() as conn:
             with conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY}
-                    )
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
 

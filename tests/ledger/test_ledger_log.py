@@ -150,9 +150,7 @@ def test_receipt_round_trip_and_wrong_entry(log, signer):
     assert Receipt.parse(text) == receipt
     cp = verify_receipt(text, entry=make_entry(4), log_verifier=signer.verifier())
     assert cp.size == 6
-    assert verify_receipt(
-        receipt, entry=make_entry(4).canonical_bytes(), log_verifier=signer.verifier()
-    )
+    assert verify_receipt(receipt, entry=make_entry(4).canonical_bytes(), log_verifier=signer.verifier())
     with pytest.raises(InvalidProofError):
         verify_receipt(receipt, entry=make_entry(3), log_verifier=signer.verifier())
     other = NoteSigner(ORIGIN, b"\x07" * 32)
@@ -241,9 +239,7 @@ def test_cas_refuses_inconsistent_extension(log):
     log.integrate()
     log.append([make_entry(i) for i in range(5, 9)])
     with log.store.write() as tx:  # someone rewrote an already signed node
-        tx.conn.exec_driver_sql(
-            "UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 0"
-        )
+        tx.conn.exec_driver_sql("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 0")
     with pytest.raises(CheckpointConflictError):
         log.integrate()
     assert log.latest_checkpoint().checkpoint.size == 5
@@ -258,9 +254,7 @@ def test_concurrent_appenders_and_integrators_on_one_sqlite_file(db_url, signer)
     def worker(k: int) -> None:
         try:
             for j in range(15):
-                res = logs[k].append(
-                    [make_entry(k * 1000 + j * 2), make_entry(k * 1000 + j * 2 + 1)]
-                )
+                res = logs[k].append([make_entry(k * 1000 + j * 2), make_entry(k * 1000 + j * 2 + 1)])
                 with lock:
                     acks.extend(r.index for r in res)
                 if j % 5 == 0:

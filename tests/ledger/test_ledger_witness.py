@@ -89,9 +89,7 @@ def test_ed25519_covers_extensions_mldsa_does_not():
     assert ml.verifier().sig_type == SIG_MLDSA44 and len(ml.public_key) == 1312
     for signer, survives in ((ed, False), (ml, True)):
         line = signer.cosign(a, now=NOW)
-        assert open_cosignatures(a + "\n" + line, [signer.verifier()])[1][0].timestamp == int(
-            NOW.timestamp()
-        )
+        assert open_cosignatures(a + "\n" + line, [signer.verifier()])[1][0].timestamp == int(NOW.timestamp())
         if survives:
             assert open_cosignatures(b + "\n" + line, [signer.verifier()])[1]
         else:
@@ -193,9 +191,7 @@ def test_quorum_none_and_freshness_and_ignored_lines():
 
 @pytest.fixture
 def witness(tmp_path):
-    w = Witness.open(
-        f"sqlite:///{tmp_path / 'witness.db'}", name="witness.example/w1", seed=b"\x33" * 32
-    )
+    w = Witness.open(f"sqlite:///{tmp_path / 'witness.db'}", name="witness.example/w1", seed=b"\x33" * 32)
     w.add_log("monkeys", MONKEYS["MONKEYS_VKEY"], now=NOW)
     yield w
     w.close()
@@ -228,13 +224,8 @@ def test_witness_decision_table(witness):
     assert _add(witness, 9, MPROOF, MONKEYS["MONKEYS_NEXT"]).status == 400  # old > size
     assert witness.add_checkpoint(b"garbage", now=NOW).status == 400
     other = NoteSigner("other.example", b"\x05" * 32)
-    assert (
-        _add(witness, 0, [], other.sign(Checkpoint("other.example", 1, b"\x01" * 32).body())).status
-        == 404
-    )
-    forged = NoteSigner("monkeys", b"\x05" * 32).sign(
-        MONKEYS["MONKEYS_NEXT"].split("\n\n")[0] + "\n"
-    )
+    assert _add(witness, 0, [], other.sign(Checkpoint("other.example", 1, b"\x01" * 32).body())).status == 404
+    forged = NoteSigner("monkeys", b"\x05" * 32).sign(MONKEYS["MONKEYS_NEXT"].split("\n\n")[0] + "\n")
     assert _add(witness, 5, MPROOF, forged).status == 403
     sig_line = MONKEYS["MONKEYS_NEXT"].split("\n\n")[1]
     raw = bytearray(base64.b64decode(sig_line.split(" ")[2]))
@@ -290,9 +281,7 @@ def test_witness_state_is_atomic_under_concurrent_requests(tmp_path):
     setup = Witness.open(url, name="w.example", seed=b"\x35" * 32)
     setup.add_log("log.example", log.vkey)
     setup.close()
-    notes = [
-        log.sign(Checkpoint("log.example", n, merkle_root(leaves[:n])).body()) for n in range(1, 17)
-    ]
+    notes = [log.sign(Checkpoint("log.example", n, merkle_root(leaves[:n])).body()) for n in range(1, 17)]
     statuses = []
     lock = threading.Lock()
 
@@ -329,9 +318,7 @@ def test_compare_checkpoints():
     compare_checkpoints(a5, a8, proof=consistency_proof_from(5, 8, get))
     w = CosignatureSigner("w.example", b"\x44" * 32)
     t1 = SignedCheckpoint(a5.checkpoint, a5.note + w.cosign(a5.checkpoint.body(), now=NOW))
-    t2 = SignedCheckpoint(
-        a5.checkpoint, a5.note + w.cosign(a5.checkpoint.body(), now=NOW + timedelta(1))
-    )
+    t2 = SignedCheckpoint(a5.checkpoint, a5.note + w.cosign(a5.checkpoint.body(), now=NOW + timedelta(1)))
     compare_checkpoints(t1, t2)  # same head cosigned at two times: no conflict
     with pytest.raises(EquivocationError) as exc:
         compare_checkpoints(a5, signed(5, b"\x07" * 32))
@@ -352,9 +339,7 @@ def test_log_collects_quorum_and_becomes_witnessed(tmp_path, signer, db_url):
         )
         for i in range(3)
     ]
-    policy = WitnessPolicy.k_of_n(
-        2, {f"peer{i}": w.vkey for i, w in enumerate(ws)}, logs=[signer.vkey]
-    )
+    policy = WitnessPolicy.k_of_n(2, {f"peer{i}": w.vkey for i, w in enumerate(ws)}, logs=[signer.vkey])
     for w in ws:
         w.add_log(ORIGIN, signer.vkey)
     log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer, witness_policy=policy)
@@ -380,9 +365,7 @@ def test_log_collects_quorum_and_becomes_witnessed(tmp_path, signer, db_url):
     assert log.get(3).state is CommitState.WITNESSED
     # Receipts: the witnessed one verifies under the policy; the latest does not yet.
     rec = log.receipt(3, witnessed=True)
-    got = verify_receipt(
-        rec, entry=make_entry(3), log_verifier=signer.verifier(), policy=policy, now=NOW
-    )
+    got = verify_receipt(rec, entry=make_entry(3), log_verifier=signer.verifier(), policy=policy, now=NOW)
     assert got.size == 5
     with pytest.raises(QuorumNotMetError):
         verify_receipt(
@@ -394,9 +377,7 @@ def test_log_collects_quorum_and_becomes_witnessed(tmp_path, signer, db_url):
         )
     strict = WitnessPolicy.k_of_n(3, {f"peer{i}": w.vkey for i, w in enumerate(ws)})
     with pytest.raises(QuorumNotMetError):
-        verify_receipt(
-            rec, entry=make_entry(3), log_verifier=signer.verifier(), policy=strict, now=NOW
-        )
+        verify_receipt(rec, entry=make_entry(3), log_verifier=signer.verifier(), policy=strict, now=NOW)
     # A bad cosignature from a known witness is refused.
     name, b64 = r0.body.decode().rstrip("\n").split(" ")[1:]
     raw = bytearray(base64.b64decode(b64))
@@ -430,9 +411,7 @@ def test_log_detects_its_own_key_signing_a_fork(log, signer):
     assert NoteVerifier.from_vkey(signer.vkey).verify(honest.note)
 
 
-@settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.one_of(
         st.binary(max_size=400),

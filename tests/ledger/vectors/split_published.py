@@ -22,9 +22,7 @@ def main(bundle: str) -> None:
             json.dumps(body["values"], indent=1, ensure_ascii=False), encoding="utf-8"
         )
         src = body["source"]
-        extra = "".join(
-            f"- {k}: {v}\n" for k, v in src.items() if k not in ("repository", "path", "commit")
-        )
+        extra = "".join(f"- {k}: {v}\n" for k, v in src.items() if k not in ("repository", "path", "commit"))
         keys = ", ".join(f"`{k}`" for k in body["values"])
         (out / "SOURCE.md").write_text(
             f"# {group}\n\n"

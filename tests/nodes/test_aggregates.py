@@ -1,0 +1,83 @@
+"""Audited aggregate queries between real nodes: answers, reconstruction denials, restarts."""
+
+from __future__ import annotations
+
+import pytest
+
+from federation.client import AgentClient
+from federation.demo.run import ledger_rows
+from federation.errors import DeniedError, FederationError
+from federation.supervisor import NodeProcess
+from nodes.conftest import run, start
+
+pytestmark = pytest.mark.xdist_group("aggregates")
+
+
+@pytest.fixture(scope="module")
+def fed2(tmp_path_factory):
+    f = start(tmp_path_factory.mktemp("agg"), orgs=("hospital", "relief"), with_interop=False)
+    yield f
+    f.stop()
+
+
+async def ask(fed, agent, kind, predicate):
+    async with AgentClient.from_wallet(fed.layout.wallets[agent]) as c:
+        s = await c.open_session("hospital")
+        r = await c.request(s, contract_id="relief-hospital-triage", purpose="surge-planning",
+                            resource="admissions", subject="*", fields=[],
+                            aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate})
+        return r.records[0]
+
+
+NOT_BURNS = {"not": {"col": "ward", "op": "==", "val": "burns"}}
+
+
+def test_statistics_are_answered_and_a_differencing_attack_is_refused(fed2):
+    from federation.demo import scenario
+
+    rows = scenario.admissions(__import__("random").Random(7))
+    north = [r["length_of_stay"] for r in rows if r["district"] == "north"]
+    ans = run(ask(fed2, "relief/triage-coordinator", "sum", {"col": "district", "op": "==", "val": "north"}))
+    assert ans["value"] == sum(north) and ans["records"] == len(north)
+    total = run(ask(fed2, "relief/triage-coordinator", "sum", {}))
+    assert total["value"] == sum(r["length_of_stay"] for r in rows)
+    with pytest.raises(DeniedError) as ei:
+        run(ask(fed2, "relief/triage-coordinator", "sum", NOT_BURNS))
+    assert ei.value.reason == "RECONSTRUCTION_RISK" and ei.value.status == "PERMISSION_DENIED"
+    # the denial names no record and no value: only the scope and the query digest
+    assert "17" not in str(ei.value) and ei.value.metadata["scope"].startswith("org:")
+    # the same attack through a second agent of the same org is pooled under the org scope
+    with pytest.raises(DeniedError) as ei2:
+        run(ask(fed2, "relief/logistics", "sum", {"col": "ward", "op": "!=", "val": "burns"}))
+    assert ei2.value.reason == "RECONSTRUCTION_RISK"
+    denials = [e for e in ledger_rows(fed2.layout, "hospital") if e["kind"] == "audit_denial"]
+    assert len(denials) == 2
+    assert all(e["extra"]["query_digest"] and e["extra"]["scope"].startswith("org:") for e in denials)
+
+
+def test_bad_predicates_are_invalid_argument_and_write_nothing(fed2):
+    before = len(ledger_rows(fed2.layout, "hospital"))
+    for pred in ({"col": "length_of_stay", "op": ">", "val": 3},   # sensitive column
+                 {"col": "nope", "op": "==", "val": 1},             # unknown column
+                 {"col": "district", "op": ">", "val": 4},          # type mismatch
+                 {"ids": [1, 2]}):                                  # ids not allowed by the contract
+        with pytest.raises(FederationError) as ei:
+            run(ask(fed2, "relief/triage-coordinator", "avg", pred))
+        assert ei.value.status == "INVALID_ARGUMENT", pred
+    assert len(ledger_rows(fed2.layout, "hospital")) == before
+
+
+def test_audit_history_survives_a_restart(fed2):
+    run(ask(fed2, "relief/triage-coordinator", "sum", {}))
+    proc = fed2.procs["hospital"]
+    proc.stop()
+    fed2.procs["hospital"] = NodeProcess(fed2.layout.orgs["hospital"]).start()
+    assert fed2.procs["hospital"].endpoint == proc.endpoint
+    with pytest.raises(DeniedError) as ei:
+        run(ask(fed2, "relief/logistics", "sum", NOT_BURNS))
+    assert ei.value.reason == "RECONSTRUCTION_RISK"
+    from federation.cli.dataset import audit_status_rows
+
+    rows = audit_status_rows(fed2.layout.orgs["hospital"])
+    org_row = [r for r in rows if r["scope"].startswith("org:")][0]
+    assert org_row["rank"] >= 2 and org_row["denials"] >= 1 and org_row["records"] == 60

@@ -46,6 +46,8 @@ class NodeConfig(BaseModel):
         advertise: ``HOST:PORT`` peers dial (defaults to ``listen``).
         database_url: SQLAlchemy URL of the node database (ledger included).
         metrics_port: Prometheus exporter port on 127.0.0.1 (0 = disabled).
+        http_listen: ``HOST:PORT`` for the C2SP tlog-tiles read endpoints and the
+            tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).
         session_ttl_seconds: lifetime of a federation session, seconds.
         status_list_ttl_seconds: how long a fetched peer status list is cached.
         max_request_bytes: largest accepted message, bytes.
@@ -72,6 +74,7 @@ class NodeConfig(BaseModel):
     advertise: str = ""
     database_url: str = "sqlite:///node.db"
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    http_listen: str = ""
     session_ttl_seconds: int = Field(default=900, gt=0)
     status_list_ttl_seconds: float = Field(default=30.0, ge=0)
     max_request_bytes: int = Field(default=1 << 20, gt=0)
@@ -92,7 +95,7 @@ class NodeConfig(BaseModel):
             raise ValueError(f"unknown misbehaviour switch(es) {bad}; known: {sorted(known)}")
         return value
 
-    @field_validator("listen", "advertise")
+    @field_validator("listen", "advertise", "http_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         if value == "":

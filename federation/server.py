@@ -109,6 +109,15 @@ async def run(node_dir: Path) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(node.config.metrics_port, addr="127.0.0.1")
+    http_runner = None
+    if node.config.http_listen:
+        from federation.http_tiles import start_http
+
+        http_runner, http_port = await start_http(node, node.config.http_listen)
+        info = json.loads(pidfile.read_text())
+        info["http_port"] = http_port
+        pidfile.write_text(json.dumps(info))
+        log.info("tlog-tiles over HTTP", port=http_port)
     print(f"READY {node.config.org_name} {host}:{port}", flush=True)
     log.info("node serving", org=node.config.org_name, port=port)
     stop = asyncio.Event()
@@ -123,6 +132,8 @@ async def run(node_dir: Path) -> None:
     await stop.wait()
     persister.cancel()
     witnessing.cancel()
+    if http_runner is not None:
+        await http_runner.cleanup()
     await server.stop(grace=2.0)
     await node.peer_client.close()
     await node.close()

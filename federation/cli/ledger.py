@@ -21,6 +21,20 @@ def _org(value: str | None) -> str | None:
     return org_did_for(value)
 
 
+def _time(value: str | None):
+    import datetime as dt
+
+    from federation.errors import InvalidRequestError
+
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequestError(f"not an RFC 3339 time: {value!r}", reason="BAD_TIME") from exc
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
 def entry_row(e) -> dict:
     """A stored entry as a flat JSON-able dict."""
     d = json.loads(e.entry.canonical_bytes())
@@ -40,8 +54,11 @@ def query(
     field: Annotated[str | None, typer.Option("--field", help="Field name requested or released.")] = None,
     decision: Annotated[str | None, typer.Option("--decision", help="allow or deny.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="disclosure, received, denial, …")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Most entries to print.")] = 1000,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339 time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339 time, exclusive.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="Most entries to print.")] = 1000,
     as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Print ledger entries matching the filters (names and digests only, never values)."""
     from federation.identity import NodeIdentity
@@ -51,11 +68,24 @@ def query(
     ident = NodeIdentity.load(node_dir(directory))
     lg = open_ledger_readonly(ident)
     flt = EntryFilter(counterpart_org=_org(counterpart), agent_did=agent, contract_id=contract,
-                      purpose=purpose, field=field, decision=decision, kind=kind, limit=limit)
+                      purpose=purpose, field=field, decision=decision, kind=kind, limit=limit,
+                      since=_time(since), until=_time(until))
     rows = [entry_row(e) for e in lg.query(flt)]
     lg.close()
     if as_json:
         print_json(rows)
+        return
+    if as_csv:
+        import csv
+        import sys
+
+        cols = ["index", "time", "kind", "provider_org", "requester_org", "requester_agent", "contract_id",
+                "purpose", "decision", "reason", "fields_requested", "fields_released", "fields_stripped",
+                "record_count", "effective_trust", "leaf_hash", "state"]
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([";".join(r[c]) if isinstance(r[c], list) else r[c] for c in cols])
         return
     t = Table("#", "time", "kind", "counterpart", "contract", "purpose", "decision", "released",
               "stripped", "τ", title=f"ledger of {ident.config.org_name} ({len(rows)} entries)")
@@ -99,3 +129,132 @@ def verify(directory: DirOption = None, as_json: JsonOption = False) -> None:
         console.print(str(report))
     if not ok:
         raise typer.Exit(1)
+
+
+def _open(directory):
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    return open_ledger_readonly(NodeIdentity.load(node_dir(directory)))
+
+
+@app.command("vkey")
+def vkey(directory: DirOption = None) -> None:
+    """Print the log's C2SP signed-note verifier key."""
+    from federation.identity import NodeIdentity, ledger_origin
+    from ledger import NoteSigner
+
+    ident = NodeIdentity.load(node_dir(directory))
+    typer.echo(NoteSigner(ledger_origin(ident.config.org_name), ident.ledger_seed).vkey)
+
+
+@app.command("prove-inclusion")
+def prove_inclusion(
+    index: Annotated[int, typer.Option("--index", help="Leaf index.")],
+    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: latest checkpoint).")] = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """RFC 9162 inclusion proof for a leaf (hashes base64)."""
+    import base64
+
+    from federation.errors import InvalidRequestError
+
+    lg = _open(directory)
+    try:
+        cp = lg.latest_checkpoint()
+        tree_size = size if size is not None else (cp.checkpoint.size if cp else 0)
+        if not 0 <= index < tree_size:
+            raise InvalidRequestError(f"index {index} not in a tree of size {tree_size}", reason="BAD_PROOF_REQUEST")
+        signed = lg.checkpoint(tree_size)
+        if signed is None:
+            raise InvalidRequestError(f"no signed checkpoint of size {tree_size}", reason="BAD_PROOF_REQUEST")
+        hashes = lg.inclusion_proof(index, tree_size)
+        entry = lg.get(index)
+    finally:
+        lg.close()
+    out = {"leaf_index": index, "tree_size": tree_size, "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+           "root_hash": base64.b64encode(signed.checkpoint.root).decode(),
+           "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    if as_json:
+        print_json(out)
+    else:
+        for k, v in out.items():
+            console.print(f"{k}: {v}")
+
+
+@app.command("prove-consistency")
+def prove_consistency(
+    size1: Annotated[int, typer.Option("--from", help="Older tree size.")],
+    size2: Annotated[int, typer.Option("--to", help="Newer tree size.")],
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """RFC 9162 consistency proof between two signed tree sizes (hashes base64)."""
+    import base64
+
+    from federation.errors import InvalidRequestError
+
+    lg = _open(directory)
+    try:
+        c1, c2 = lg.checkpoint(size1), lg.checkpoint(size2)
+        if c1 is None or c2 is None or not 0 < size1 <= size2:
+            raise InvalidRequestError("both sizes must have signed checkpoints and 0 < from <= to",
+                                      reason="BAD_PROOF_REQUEST")
+        hashes = lg.consistency_proof(size1, size2)
+    finally:
+        lg.close()
+    out = {"size1": size1, "size2": size2, "root1": base64.b64encode(c1.checkpoint.root).decode(),
+           "root2": base64.b64encode(c2.checkpoint.root).decode(),
+           "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    if as_json:
+        print_json(out)
+    else:
+        for k, v in out.items():
+            console.print(f"{k}: {v}")
+
+
+@app.command("status")
+def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """Sizes, commit-state watermarks, witnessing and equivocation evidence (exit 2 on equivocation)."""
+    lg = _open(directory)
+    try:
+        cp = lg.latest_checkpoint()
+        wcp = lg.latest_checkpoint(witnessed=True)
+        marks = lg.watermarks()
+        equivocations = lg.equivocations()
+    finally:
+        lg.close()
+    from federation.identity import NodeIdentity
+    from ledger import Witness
+
+    ident = NodeIdentity.load(node_dir(directory))
+    from federation.config import database_url_for
+    from federation.identity import witness_name
+
+    w = Witness.open(database_url_for(ident.paths.root, ident.config), name=witness_name(ident.config.org_name),
+                     seed=ident.witness_seed)
+    try:
+        seen = w.equivocations()
+    finally:
+        w.close()
+    out = {
+        "sequenced": getattr(marks, "sequenced", None), "integrated": getattr(marks, "integrated", None),
+        "checkpointed": cp.checkpoint.size if cp else 0, "witnessed": wcp.checkpoint.size if wcp else 0,
+        "checkpoint": cp.note if cp else "",
+        "equivocations": [{"origin": e.origin, "size": e.size, "detail": e.detail, "note_a": e.note_a,
+                           "note_b": e.note_b, "detected_at": str(e.detected_at)} for e in [*equivocations, *seen]],
+    }
+    if as_json:
+        print_json(out)
+    else:
+        for k in ("sequenced", "integrated", "checkpointed", "witnessed"):
+            console.print(f"{k:13s} {out[k]}")
+        if out["equivocations"]:
+            console.print(f"[red bold]EQUIVOCATION[/]: {len(out['equivocations'])} piece(s) of evidence")
+            for e in out["equivocations"]:
+                console.print(f"  {e['origin']} size {e['size']}: {e['detail']}")
+        else:
+            console.print("no equivocation seen")
+    if out["equivocations"]:
+        raise typer.Exit(2)

@@ -100,7 +100,7 @@ def _sign_both(doc: dict[str, Any], idents: dict[str, NodeIdentity]) -> Contract
 
 def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop: bool = True,
               status_ttl_seconds: float = 1.0, misbehave: dict[str, list[str]] | None = None,
-              witness_interval_seconds: float = 0.5) -> Layout:
+              witness_interval_seconds: float = 0.5, http: bool = False) -> Layout:
     """Create and peer the node directories under ``root`` (nothing is started).
 
     Args:
@@ -110,6 +110,7 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         status_ttl_seconds: peers' status-list cache TTL (short, so revocation shows at once).
         misbehave: org → list of ``unsafe_misbehaviour`` switches (tests only).
         witness_interval_seconds: how often nodes send checkpoints to peers' witnesses.
+        http: also serve each log over HTTP (C2SP tlog-tiles, tlog-witness).
 
     """
     from federation.config import load_config, save_config
@@ -126,6 +127,7 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
             "status_list_ttl_seconds": status_ttl_seconds,
             "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
             "witness_interval_seconds": witness_interval_seconds,
+            "http_listen": f"127.0.0.1:{free_port()}" if http else "",
         })
         save_config(d, cfg)
         idents[org] = NodeIdentity.load(d)

@@ -61,6 +61,7 @@ from ledger import (
 )
 from policy import (
     BudgetLedger,
+    PolicyError,
     Contract,
     DecisionLog,
     OpaRestEngine,
@@ -287,14 +288,23 @@ class Node:
             ttl_seconds=self.config.status_list_ttl_seconds,
         )
         contracts: dict[str, Contract] = {}
+        rejected: dict[str, str] = {}
         if self.paths.contracts.is_dir():
             for path in sorted(self.paths.contracts.glob("*.json")):
-                c = Contract.load(path)
-                c.verify_signatures(self.resolver)
+                try:
+                    c = Contract.load(path)
+                    c.verify_signatures(self.resolver)
+                except PolicyError as exc:
+                    # one bad file must not take the node down: it is refused, logged, and
+                    # requests naming it are denied with this reason
+                    rejected[path.stem] = exc.reason
+                    log.error("contract refused", file=path.name, reason=exc.reason, error=str(exc))
+                    continue
                 if self.did not in (c.parties.provider.org, c.parties.requester.org):
                     continue
                 contracts[c.id] = c
         self.contracts = contracts
+        self.rejected_contracts = rejected
         self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
         self.datasets.load()
@@ -560,6 +570,11 @@ class Node:
                 await self.record_drift(peer, err, now=now, request=request)
                 raise
         contract = self.contracts.get(request.contract_id)
+        if contract is None and request.contract_id in self.rejected_contracts:
+            reason = self.rejected_contracts[request.contract_id]
+            raise DeniedError(f"contract {request.contract_id} is not in force here ({reason})",
+                              reason=reason, status="FAILED_PRECONDITION",
+                              metadata={"contract_id": request.contract_id})
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
         decision = self.pdp.decide(

@@ -318,6 +318,45 @@ async def case_expired_refused(ctx: Context) -> str:
     return await _refused_presentation(ctx, ctx.ident, signed, "EXPIRED")
 
 
+async def case_unsigned_contract_refused(ctx: Context) -> str:
+    """A contract the requester never signed is not in force (FAILED_PRECONDITION, CONTRACT_UNSIGNED)."""
+    peer, sid = await _session(ctx)
+    try:
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, ctx.request(
+                fields=MNI, contract_id=f"interop-unsigned-{ctx.bundle['org_name']}")),
+            {grpc.StatusCode.FAILED_PRECONDITION}, "request under a contract signed by one party only")
+        if reason != "CONTRACT_UNSIGNED":
+            raise CheckFailed(f"expected CONTRACT_UNSIGNED, got {reason!r}")
+        return f"{code.name} {reason}"
+    finally:
+        await peer.close()
+
+
+async def case_budget_falls_back_to_mni(ctx: Context) -> str:
+    """When the trust budget is spent, optional fields stop and only the MNI is released."""
+    peer, sid = await _session(ctx)
+    try:
+        released_optional = 0
+        for _ in range(6):
+            r = await peer.exchange(ctx.ident, sid, ctx.request(fields=["record_id", "region"],
+                                                               purpose="conformance-budget"))
+            o = r.outcome
+            if "record_id" not in o.released_fields:
+                raise CheckFailed(f"MNI field record_id not released: {list(o.released_fields)}")
+            if "region" in o.released_fields:
+                released_optional += 1
+                continue
+            if "TRUST_BUDGET_EXHAUSTED" not in o.reasons:
+                raise CheckFailed(f"optional field withheld without TRUST_BUDGET_EXHAUSTED: {list(o.reasons)}")
+            if any(set(rec) - {"record_id"} for rec in json.loads(o.payload_json)):
+                raise CheckFailed("payload carries more than the MNI after exhaustion")
+            return f"optional field released {released_optional}×, then MNI only (TRUST_BUDGET_EXHAUSTED)"
+        raise CheckFailed("the optional field was still released after 6 requests on a 2-unit budget")
+    finally:
+        await peer.close()
+
+
 STATS = "interop-stats"
 
 
@@ -384,6 +423,8 @@ CASES: list[tuple[str, Case]] = [
     ("contract deny", case_contract_deny),
     ("unknown contract", case_unknown_contract),
     ("MNI redaction", case_mni_redaction),
+    ("unsigned contract refused", case_unsigned_contract_refused),
+    ("budget exhaustion falls back to MNI", case_budget_falls_back_to_mni),
     ("receipt present", case_receipt_present),
     ("replay refused", case_replay_refused),
     ("bad agent signature", case_bad_agent_signature),

@@ -78,11 +78,15 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
                               "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
                               "required_scopes": ["interop:read"]},
             "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
+            "conformance-budget": {"mni": ["record_id"],
+                                   "optional": {"region": {"sensitivity": 1, "min_trust": 0.0}},
+                                   "required_scopes": ["interop:read"]},
             "conformance-stats": {"aggregates": {"dataset": INTEROP_DATASET, "kinds": ["count", "sum", "avg"],
                                                  "columns": ["value"], "allow_ids": False},
                                   "required_scopes": ["interop:read"]},
         },
         "trust_ceiling": 0.9,
+        "trust_budget": {"units": 2, "window_seconds": 3600},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "obligations": ["no-onward-sharing"],
@@ -179,6 +183,14 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
                            scopes=["interop:read"], trust_tier=1)
             open_store(idents[INTEROP_ORG]).set_status(name, **bits)
         docs += [interop_contract(org, now) for org in orgs]
+    if with_interop:
+        for org in orgs:  # signed by the provider only: the node must refuse it
+            doc = interop_contract(org, now)
+            doc["id"] = f"interop-unsigned-{org}"
+            ident = idents[org]
+            Contract.from_dict(doc).sign(org=ident.org_did, verification_method=ident.verification_method,
+                                         seed=ident.org_key.seed).dump(
+                layout.orgs[org] / "contracts" / f"{doc['id']}.json")
     for doc in docs:
         c = _sign_both(doc, idents)
         for party in (c.parties.provider.name, c.parties.requester.name):

@@ -110,6 +110,9 @@ class LedgerWriter:
         appended = self._log.append(entries)
         self.batches += 1
         self.entries += len(entries)
+        from federation.observability import LEDGER_SIZE
+
+        LEDGER_SIZE.set(appended[-1].index + 1 if appended else LEDGER_SIZE._value.get())
         receipts: dict[int, Any] = {}
         if any(want for _, want, _ in batch):
             self._log.integrate()

@@ -239,6 +239,7 @@ class Node:
         self.datasets = DatasetService(self.store)
         self.provider_agent = load_provider_agent(self.config.provider_agent)
         self.rng = random.Random()
+        self._oer_totals: dict[tuple[str, str, str], list[int]] = {}
         self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
         self.resolver: StaticKeyResolver = StaticKeyResolver({})
         self.status_cache: StatusListCache | None = None
@@ -584,6 +585,8 @@ class Node:
             session=self._session_input(contract, sess), now=now,
         )
         tau = decision.effective_trust
+        if "ENGINE_ERROR" in decision.reasons:
+            obs.POLICY_ENGINE_FAILURES.inc()
         unsafe = self.config.unsafe_misbehaviour
         if "ignore_policy" in unsafe and not decision.allow:
             decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
@@ -742,6 +745,8 @@ class Node:
             kind = "audit_denial" if reason == "RECONSTRUCTION_RISK" else "denial"
             if kind == "audit_denial":
                 self.trust.record_audit_hit((peer.org_did, self.did), now=now)
+            if reason in ("RECONSTRUCTION_RISK", "AUDIT_CAPACITY", "EMPTY_SELECTION", "PRIVACY_BUDGET_EXHAUSTED"):
+                obs.AUDIT_DENIALS.labels(dataset=request.resource, reason=reason).inc()
             entry = DisclosureEntry(kind=kind, fields_released=[], fields_stripped=[], record_count=0,
                                     decision="deny", reason=reason, response_digest="", extra=extra, **base)
             written = await self.writer.write(entry, receipt=True)
@@ -788,6 +793,7 @@ class Node:
 
     def _count_release(self, peer_name: str, contract: Contract | None, purpose: str, gate: Any,
                        released: tuple[str, ...]) -> None:
+        """Count one released disclosure for the demo summary and the Prometheus OER series."""
         c = self.counters_for(peer_name)
         c["released"] += 1
         if gate.stripped:
@@ -801,8 +807,17 @@ class Node:
         released_beyond = bool(set(released) - mni)
         c["offered_beyond_mni"] += int(offered_beyond)
         c["released_beyond_mni"] += int(released_beyond)
-        obs.OFFERED_BEYOND_MNI.labels(peer=peer_name).inc(int(offered_beyond))
-        obs.RELEASED_BEYOND_MNI.labels(peer=peer_name).inc(int(released_beyond))
+        labels = {"peer": peer_name, "contract": contract.id if contract else "", "purpose": purpose}
+        obs.DISCLOSURES.labels(**labels).inc()
+        obs.OFFERED_BEYOND_MNI.labels(**labels).inc(int(offered_beyond))
+        obs.RELEASED_BEYOND_MNI.labels(**labels).inc(int(released_beyond))
+        key = (peer_name, labels["contract"], purpose)
+        tot = self._oer_totals.setdefault(key, [0, 0, 0])
+        tot[0] += 1
+        tot[1] += int(offered_beyond)
+        tot[2] += int(released_beyond)
+        obs.OER.labels(**labels, stage="offered").set(tot[1] / tot[0])
+        obs.OER.labels(**labels, stage="released").set(tot[2] / tot[0])
 
     # ----------------------------------------------------------- requester
 

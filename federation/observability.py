@@ -22,10 +22,24 @@ SESSIONS_OPENED = Counter("accord_sessions_opened_total", "Sessions opened (VP v
 REFUSED = Counter("accord_refused_total", "RPCs refused before a decision", ["reason"])
 FIELDS_STRIPPED = Counter("accord_fields_stripped_total", "Fields stripped by the MNI gate",
                           ["peer", "field"])
-OFFERED_BEYOND_MNI = Counter("accord_offered_beyond_mni_total",
-                             "Released disclosures whose source offered fields beyond MNI", ["peer"])
-RELEASED_BEYOND_MNI = Counter("accord_released_beyond_mni_total",
-                              "Released disclosures carrying fields beyond MNI", ["peer"])
+_LABELS = ["peer", "contract", "purpose"]
+DISCLOSURES = Counter("accord_disclosures_total", "Released disclosures (allowed record requests)", _LABELS)
+OFFERED_BEYOND_MNI = Counter(
+    "accord_offered_beyond_mni_total",
+    "Released disclosures whose source offered a field beyond the purpose's MNI (attempted OER numerator)",
+    _LABELS)
+RELEASED_BEYOND_MNI = Counter(
+    "accord_released_beyond_mni_total",
+    "Released disclosures carrying a field beyond the purpose's MNI (OER numerator)", _LABELS)
+OER = Gauge("accord_oer_ratio", "Over-Exposure Rate since start: beyond-MNI disclosures / disclosures "
+            "(stage=offered is attempted OER before the gate, stage=released after it); per window: "
+            "rate(accord_released_beyond_mni_total[w]) / rate(accord_disclosures_total[w])",
+            [*_LABELS, "stage"])
+POLICY_ENGINE_FAILURES = Counter("accord_policy_engine_failures_total",
+                                 "Decisions denied because the engine failed (ENGINE_ERROR)")
+AUDIT_DENIALS = Counter("accord_audit_denials_total", "Aggregate queries refused by the auditor",
+                        ["dataset", "reason"])
+EQUIVOCATIONS = Gauge("accord_equivocations", "Equivocation evidence held (own log and witnessed logs)")
 LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this node's ledger")
 
 

@@ -55,6 +55,13 @@ class WitnessCoordinator:
             return cp
 
         cp = await n.writer.run_sync(checkpoint_everything)
+
+        def evidence() -> int:
+            return len(n.ledger.equivocations()) + len(n.witness.equivocations())
+
+        from federation.observability import EQUIVOCATIONS
+
+        EQUIVOCATIONS.set(await n.writer.run_sync(evidence))
         if cp is None:
             return dict(self.cosigned)
         size = cp.checkpoint.size

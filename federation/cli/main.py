@@ -29,6 +29,7 @@ app.add_typer(dataset.app, name="dataset", help="Datasets for audited aggregate 
 app.add_typer(interop.app, name="interop", help="Run the conformance suite against a node.")
 app.add_typer(bench.app, name="bench", help="Benchmarks.")
 app.command("demo")(demo.demo)
+app.command("metrics")(__import__("federation.cli.trust", fromlist=["metrics"]).metrics)
 
 for _mod, _name, _help in (
     ("federation.cli.credential", "credential", "Issue and verify W3C verifiable credentials."),

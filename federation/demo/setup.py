@@ -132,6 +132,7 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
             "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
             "witness_interval_seconds": witness_interval_seconds,
             "http_listen": f"127.0.0.1:{free_port()}" if http else "",
+            "metrics_port": free_port(),
         })
         save_config(d, cfg)
         idents[org] = NodeIdentity.load(d)

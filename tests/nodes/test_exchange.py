@@ -95,3 +95,26 @@ def test_unregistered_agent_cannot_use_another_agents_session(fed):
         run(go())
     assert ei.value.status == "UNAUTHENTICATED"
     assert ei.value.reason == "AGENT_MISMATCH"
+
+
+def test_metrics_and_trust_commands_show_oer_and_tau(fed):
+    import subprocess
+    import sys
+
+    run(_triage(fed, TRIAGE_MNI + ["diagnosis"], subject="patient-004"))
+    d = fed.layout.orgs["hospital"]
+    m = subprocess.run([sys.executable, "-m", "federation.cli.main", "metrics", "--dir", str(d), "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert m.returncode == 0, m.stderr
+    series = json.loads(m.stdout)
+    oer = [s for s in series if s["name"] == "accord_oer_ratio" and s["labels"]["peer"] == "relief"]
+    assert {s["labels"]["stage"] for s in oer} == {"offered", "released"}
+    offered = [s["value"] for s in oer if s["labels"]["stage"] == "offered"]
+    assert offered and all(v == 1.0 for v in offered)  # the source always offers whole records
+    t = subprocess.run([sys.executable, "-m", "federation.cli.main", "trust", "show", "--dir", str(d), "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert t.returncode == 0, t.stderr
+    rows = {r["contract"]: r for r in json.loads(t.stdout)}
+    triage = rows["relief-hospital-triage"]
+    assert triage["tau"] <= triage["ceiling"] == 0.8
+    assert "interop-unsigned-hospital" not in rows

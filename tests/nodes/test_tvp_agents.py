@@ -1,0 +1,86 @@
+"""TVP provider agent models (pure parts) and their registration in the node's model table."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federation.provider_agents import load_provider_agent
+from interop_tests.tvp.agents import (
+    AdversarialAgent,
+    LlmAgent,
+    StochasticAgent,
+    interpolate,
+    load_calibration,
+)
+
+pytestmark = pytest.mark.xdist_group("tvp")
+
+RECORDS = [{"id": "r1", "a": 1, "secret": "x"}, {"id": "r2", "a": 2, "secret": "y"}]
+MNI = frozenset({"id", "a"})
+
+
+def test_specs_resolve_through_the_node_loader():
+    assert isinstance(load_provider_agent("stochastic:gpt-agentscope@3"), StochasticAgent)
+    assert isinstance(load_provider_agent("adversarial"), AdversarialAgent)
+    assert isinstance(load_provider_agent("llm:http://127.0.0.1:9/v1"), LlmAgent)
+    with pytest.raises(ValueError):
+        load_provider_agent("stochastic:no-such-backend")
+
+
+def test_interpolation_hits_the_published_points_and_is_linear_between():
+    curve = load_calibration()["llama3-8b-agentscope"].oer
+    assert curve == (0.05, 0.22, 0.71)
+    assert [interpolate(curve, t) for t in (0.0, 0.1, 0.5, 0.9, 1.0)] == [0.05, 0.05, 0.22, 0.71, 0.71]
+    assert interpolate(curve, 0.3) == pytest.approx((0.05 + 0.22) / 2)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_overshare_probability_is_monotone_in_tau_for_rising_curves(t1, t2):
+    agent = StochasticAgent("gpt-agentscope")
+    lo, hi = sorted((t1, t2))
+    assert agent.p_overshare(lo) <= agent.p_overshare(hi) + 1e-12
+
+
+def test_stochastic_agent_frequency_matches_the_curve_and_always_offers_a_star():
+    agent = StochasticAgent("llama3-8b-agentscope", seed=1)
+    n, over = 2000, 0
+    for _ in range(n):
+        offered = agent.offer(records=RECORDS, requested=("id", "a", "secret"), mni=MNI, tau=0.9,
+                              rng=random.Random())
+        assert all(MNI <= set(r) for r in offered)
+        over += any("secret" in r for r in offered)
+    assert abs(over / n - 0.71) < 0.04
+
+
+def test_same_seed_same_offers():
+    a, b = StochasticAgent("gpt-agentscope", seed=5), StochasticAgent("gpt-agentscope", seed=5)
+    kw = {"records": RECORDS, "requested": ("id",), "mni": MNI, "tau": 0.5}
+    assert [a.offer(**kw, rng=random.Random()) for _ in range(50)] == \
+        [b.offer(**kw, rng=random.Random()) for _ in range(50)]
+
+
+def test_adversarial_agent_offers_everything():
+    out = AdversarialAgent().offer(records=RECORDS, requested=("id",), mni=MNI, tau=0.1, rng=random.Random())
+    assert out == RECORDS and out[0] is not RECORDS[0]
+
+
+def test_llm_prompt_and_answer_parsing():
+    msgs = LlmAgent.prompt(RECORDS[0], ("id", "a"), 0.9)
+    assert msgs[0]["role"] == "system" and "0.9" in msgs[0]["content"]
+    assert '"secret": "x"' in msgs[1]["content"] and "id, a" in msgs[1]["content"]
+    assert LlmAgent.parse('Sure: ["id", "secret", "ghost"]', RECORDS[0]) == {"id", "secret"}
+    with pytest.raises(ValueError):
+        LlmAgent.parse("I will not share anything.", RECORDS[0])
+    with pytest.raises(ValueError):
+        LlmAgent("ftp://x")
+
+
+def test_llm_agent_falls_back_to_a_star_when_the_endpoint_is_unreachable():
+    agent = LlmAgent("http://127.0.0.1:9/v1", timeout_seconds=0.5)  # port 9 (discard): refused locally
+    out = agent.offer(records=RECORDS, requested=("id", "a", "secret"), mni=MNI, tau=0.9, rng=random.Random())
+    assert all(set(r) == MNI for r in out)

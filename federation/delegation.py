@@ -160,11 +160,19 @@ def _credential_id(credential: dict[str, Any]) -> str:
     return cid
 
 
-def delegation_credential(*, delegator: str, delegatee: str, parent_id: str, scopes: Sequence[str],
-                          valid_until: dt.datetime, purposes: Sequence[str] | None = None,
-                          fields: Sequence[str] | None = None, max_depth: int = 0,
-                          valid_from: dt.datetime | None = None,
-                          credential_id: str | None = None) -> dict[str, Any]:
+def delegation_credential(
+    *,
+    delegator: str,
+    delegatee: str,
+    parent_id: str,
+    scopes: Sequence[str],
+    valid_until: dt.datetime,
+    purposes: Sequence[str] | None = None,
+    fields: Sequence[str] | None = None,
+    max_depth: int = 0,
+    valid_from: dt.datetime | None = None,
+    credential_id: str | None = None,
+) -> dict[str, Any]:
     """Build an unsigned DelegationCredential (shape in the module docstring).
 
     Args:
@@ -186,10 +194,15 @@ def delegation_credential(*, delegator: str, delegatee: str, parent_id: str, sco
         DelegationError: ``MALFORMED_DELEGATION`` for empty scopes or a negative depth.
     """
     if not scopes or max_depth < 0:
-        raise DelegationError("a delegation needs scopes and a non-negative maxDepth",
-                              reason="MALFORMED_DELEGATION")
-    subject: dict[str, Any] = {"id": delegatee, "parent": parent_id, "scopes": sorted(set(scopes)),
-                               "maxDepth": int(max_depth)}
+        raise DelegationError(
+            "a delegation needs scopes and a non-negative maxDepth", reason="MALFORMED_DELEGATION"
+        )
+    subject: dict[str, Any] = {
+        "id": delegatee,
+        "parent": parent_id,
+        "scopes": sorted(set(scopes)),
+        "maxDepth": int(max_depth),
+    }
     if purposes is not None:
         subject["purposes"] = sorted(set(purposes))
     if fields is not None:
@@ -207,10 +220,20 @@ def delegation_credential(*, delegator: str, delegatee: str, parent_id: str, sco
     return cred
 
 
-def delegate(*, key: Ed25519KeyPair, delegator: str, delegatee: str, parent: dict[str, Any],
-             scopes: Sequence[str], valid_until: dt.datetime, purposes: Sequence[str] | None = None,
-             fields: Sequence[str] | None = None, max_depth: int = 0,
-             valid_from: dt.datetime | None = None, credential_id: str | None = None) -> dict[str, Any]:
+def delegate(
+    *,
+    key: Ed25519KeyPair,
+    delegator: str,
+    delegatee: str,
+    parent: dict[str, Any],
+    scopes: Sequence[str],
+    valid_until: dt.datetime,
+    purposes: Sequence[str] | None = None,
+    fields: Sequence[str] | None = None,
+    max_depth: int = 0,
+    valid_from: dt.datetime | None = None,
+    credential_id: str | None = None,
+) -> dict[str, Any]:
     """Issue one delegation link, signed by the delegator's agent key (``eddsa-jcs-2022``).
 
     The issuer does not check attenuation: a delegator may sign anything, and
@@ -222,8 +245,13 @@ def delegate(*, key: Ed25519KeyPair, delegator: str, delegatee: str, parent: dic
         delegator: the delegator's ``did:key``.
         delegatee: the delegatee's ``did:key``.
         parent: the parent credential (root AgentCredential or parent link); its ``id`` is referenced.
-        scopes, valid_until, purposes, fields, max_depth, valid_from, credential_id:
-            see :func:`delegation_credential`.
+        scopes: delegated scopes (non-empty).
+        valid_until: expiry (aware datetime).
+        purposes: delegated purposes, or None to inherit the parent's.
+        fields: delegated field paths, or None to inherit the parent's.
+        max_depth: further delegation hops allowed below this link (≥ 0).
+        valid_from: start of validity (default: not stated).
+        credential_id: the link id (default: a fresh ``urn:uuid:``).
 
     Returns:
         The signed DelegationCredential.
@@ -233,15 +261,28 @@ def delegate(*, key: Ed25519KeyPair, delegator: str, delegatee: str, parent: dic
         credentials.CredentialError: signing failed.
     """
     unsigned = delegation_credential(
-        delegator=delegator, delegatee=delegatee, parent_id=_credential_id(parent), scopes=scopes,
-        valid_until=valid_until, purposes=purposes, fields=fields, max_depth=max_depth,
-        valid_from=valid_from, credential_id=credential_id)
-    return issue_credential(unsigned, key=key, verification_method=verification_method_id(delegator),
-                            cryptosuite=DELEGATION_CRYPTOSUITE)
+        delegator=delegator,
+        delegatee=delegatee,
+        parent_id=_credential_id(parent),
+        scopes=scopes,
+        valid_until=valid_until,
+        purposes=purposes,
+        fields=fields,
+        max_depth=max_depth,
+        valid_from=valid_from,
+        credential_id=credential_id,
+    )
+    return issue_credential(
+        unsigned,
+        key=key,
+        verification_method=verification_method_id(delegator),
+        cryptosuite=DELEGATION_CRYPTOSUITE,
+    )
 
 
-def delegation_presentation(chain: Sequence[dict[str, Any]], *, holder: str, key: Ed25519KeyPair,
-                            challenge: str, domain: str) -> dict[str, Any]:
+def delegation_presentation(
+    chain: Sequence[dict[str, Any]], *, holder: str, key: Ed25519KeyPair, challenge: str, domain: str
+) -> dict[str, Any]:
     """The holder's Verifiable Presentation of ``[root AgentCredential, link 1, …, link n]``.
 
     Args:
@@ -257,9 +298,15 @@ def delegation_presentation(chain: Sequence[dict[str, Any]], *, holder: str, key
     Raises:
         credentials.CredentialError: empty chain or signing failure.
     """
-    return create_presentation(list(chain), holder=holder, key=key,
-                               verification_method=verification_method_id(holder),
-                               challenge=challenge, domain=domain, cryptosuite=DELEGATION_CRYPTOSUITE)
+    return create_presentation(
+        list(chain),
+        holder=holder,
+        key=key,
+        verification_method=verification_method_id(holder),
+        challenge=challenge,
+        domain=domain,
+        cryptosuite=DELEGATION_CRYPTOSUITE,
+    )
 
 
 async def open_delegated_session(client: Any, peer: str, chain: Sequence[dict[str, Any]]) -> Any:
@@ -283,15 +330,25 @@ async def open_delegated_session(client: Any, peer: str, chain: Sequence[dict[st
 
     w = client.wallet
     begin = await client._call(client._stub.BeginSession, pb.BeginSessionRequest(agent_did=w.did, peer=peer))
-    vp = delegation_presentation(chain, holder=w.did, key=w.key, challenge=begin.peer_challenge,
-                                 domain=begin.peer_domain)
-    resp = await client._call(client._stub.OpenSession, pb.AgentOpenSessionRequest(
-        agent_did=w.did, peer_org=begin.peer_org, local_challenge=begin.local_challenge,
-        local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
-        presentation_json=json.dumps(vp).encode(),
-    ))
-    return AgentSession(session_id=resp.session_id, peer_org=begin.peer_org,
-                        expires_at=resp.expires_at, effective_trust=resp.effective_trust)
+    vp = delegation_presentation(
+        chain, holder=w.did, key=w.key, challenge=begin.peer_challenge, domain=begin.peer_domain
+    )
+    resp = await client._call(
+        client._stub.OpenSession,
+        pb.AgentOpenSessionRequest(
+            agent_did=w.did,
+            peer_org=begin.peer_org,
+            local_challenge=begin.local_challenge,
+            local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
+            presentation_json=json.dumps(vp).encode(),
+        ),
+    )
+    return AgentSession(
+        session_id=resp.session_id,
+        peer_org=begin.peer_org,
+        expires_at=resp.expires_at,
+        effective_trust=resp.effective_trust,
+    )
 
 
 # ------------------------------------------------------------------ verifying
@@ -316,10 +373,16 @@ def _issuer(cred: dict[str, Any]) -> str:
 def _str_set(value: Any, what: str, *, required: bool) -> frozenset[str] | None:
     if value is None and not required:
         return None
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(v, str) and v and len(v) <= 200 for v in value)):
-        raise DelegationError(f"credentialSubject.{what} must be a non-empty list of strings",
-                              reason="MALFORMED_DELEGATION", metadata={"field": what})
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v and len(v) <= 200 for v in value)
+    ):
+        raise DelegationError(
+            f"credentialSubject.{what} must be a non-empty list of strings",
+            reason="MALFORMED_DELEGATION",
+            metadata={"field": what},
+        )
     return frozenset(value)
 
 
@@ -339,29 +402,50 @@ class _Link:
 def _parse_link(cred: dict[str, Any]) -> _Link:
     subj = cred.get("credentialSubject")
     if not isinstance(subj, dict):
-        raise DelegationError("DelegationCredential needs one credentialSubject object",
-                              reason="MALFORMED_DELEGATION")
+        raise DelegationError(
+            "DelegationCredential needs one credentialSubject object", reason="MALFORMED_DELEGATION"
+        )
     sid, parent, depth = subj.get("id"), subj.get("parent"), subj.get("maxDepth")
     if not isinstance(sid, str) or not sid.startswith("did:key:"):
-        raise DelegationError("delegatee must be a did:key", reason="MALFORMED_DELEGATION",
-                              metadata={"field": "id"})
+        raise DelegationError(
+            "delegatee must be a did:key", reason="MALFORMED_DELEGATION", metadata={"field": "id"}
+        )
     if not isinstance(parent, str) or not parent:
-        raise DelegationError("credentialSubject.parent is missing", reason="BROKEN_CHAIN",
-                              metadata={"link": _credential_id(cred)})
+        raise DelegationError(
+            "credentialSubject.parent is missing",
+            reason="BROKEN_CHAIN",
+            metadata={"link": _credential_id(cred)},
+        )
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise DelegationError("credentialSubject.maxDepth must be a non-negative integer",
-                              reason="MALFORMED_DELEGATION", metadata={"field": "maxDepth"})
+        raise DelegationError(
+            "credentialSubject.maxDepth must be a non-negative integer",
+            reason="MALFORMED_DELEGATION",
+            metadata={"field": "maxDepth"},
+        )
     if "validUntil" not in cred:
-        raise DelegationError("a delegation link must expire (validUntil)", reason="MALFORMED_DELEGATION",
-                              metadata={"field": "validUntil"})
+        raise DelegationError(
+            "a delegation link must expire (validUntil)",
+            reason="MALFORMED_DELEGATION",
+            metadata={"field": "validUntil"},
+        )
     fields = _str_set(subj.get("fields"), "fields", required=False)
     if fields is not None and not all(is_valid_path(f) for f in fields):
-        raise DelegationError("credentialSubject.fields holds an invalid field path",
-                              reason="MALFORMED_DELEGATION", metadata={"field": "fields"})
-    return _Link(cred=cred, id=_credential_id(cred), issuer=_issuer(cred), subject=sid, parent=parent,
-                 scopes=_str_set(subj.get("scopes"), "scopes", required=True) or frozenset(),
-                 purposes=_str_set(subj.get("purposes"), "purposes", required=False),
-                 fields=fields, max_depth=depth)
+        raise DelegationError(
+            "credentialSubject.fields holds an invalid field path",
+            reason="MALFORMED_DELEGATION",
+            metadata={"field": "fields"},
+        )
+    return _Link(
+        cred=cred,
+        id=_credential_id(cred),
+        issuer=_issuer(cred),
+        subject=sid,
+        parent=parent,
+        scopes=_str_set(subj.get("scopes"), "scopes", required=True) or frozenset(),
+        purposes=_str_set(subj.get("purposes"), "purposes", required=False),
+        fields=fields,
+        max_depth=depth,
+    )
 
 
 def _order_chain(links: list[_Link], root_id: str, holder: str) -> list[_Link]:
@@ -369,44 +453,69 @@ def _order_chain(links: list[_Link], root_id: str, holder: str) -> list[_Link]:
     by_id: dict[str, _Link] = {}
     for link in links:
         if link.id in by_id or link.id == root_id:
-            raise DelegationError("two credentials in the chain share an id", reason="DELEGATION_CYCLE",
-                                  metadata={"link": link.id[:200]})
+            raise DelegationError(
+                "two credentials in the chain share an id",
+                reason="DELEGATION_CYCLE",
+                metadata={"link": link.id[:200]},
+            )
         by_id[link.id] = link
     referenced = {link.parent for link in links}
     leaves = [link for link in links if link.id not in referenced]
     if len(leaves) != 1:
         # no leaf: every link is someone's parent, i.e. the references loop
-        raise DelegationError("the delegation chain has no single last link",
-                              reason="DELEGATION_CYCLE" if not leaves else "BROKEN_CHAIN",
-                              metadata={"leaves": str(len(leaves))})
+        raise DelegationError(
+            "the delegation chain has no single last link",
+            reason="DELEGATION_CYCLE" if not leaves else "BROKEN_CHAIN",
+            metadata={"leaves": str(len(leaves))},
+        )
     leaf = leaves[0]
     if leaf.subject != holder:
-        raise DelegationError("the last link is not delegated to the presentation holder",
-                              reason="BROKEN_CHAIN", metadata={"holder": holder[:200]})
+        raise DelegationError(
+            "the last link is not delegated to the presentation holder",
+            reason="BROKEN_CHAIN",
+            metadata={"holder": holder[:200]},
+        )
     ordered = [leaf]
     seen = {leaf.id}
     current = leaf
     while current.parent != root_id:
         parent = by_id.get(current.parent)
         if parent is None:
-            raise DelegationError("a link's parent is not in the chain", reason="BROKEN_CHAIN",
-                                  metadata={"link": current.id[:200], "parent": current.parent[:200]})
+            raise DelegationError(
+                "a link's parent is not in the chain",
+                reason="BROKEN_CHAIN",
+                metadata={"link": current.id[:200], "parent": current.parent[:200]},
+            )
         if parent.id in seen:
-            raise DelegationError("the parent references form a cycle", reason="DELEGATION_CYCLE",
-                                  metadata={"link": parent.id[:200]})
+            raise DelegationError(
+                "the parent references form a cycle",
+                reason="DELEGATION_CYCLE",
+                metadata={"link": parent.id[:200]},
+            )
         seen.add(parent.id)
         ordered.append(parent)
         current = parent
     if len(ordered) != len(links):
-        raise DelegationError("the presentation holds links outside the chain", reason="BROKEN_CHAIN",
-                              metadata={"links": str(len(links)), "chain": str(len(ordered))})
+        raise DelegationError(
+            "the presentation holds links outside the chain",
+            reason="BROKEN_CHAIN",
+            metadata={"links": str(len(links)), "chain": str(len(ordered))},
+        )
     ordered.reverse()
     return ordered
 
 
-def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain: str, resolve_key: Any,
-                                  now: Any, status: Any, requester_org: str,
-                                  allowed_orgs: Collection[str] = ()) -> DelegatedAuthority:
+def verify_delegated_presentation(
+    vp: dict[str, Any],
+    *,
+    challenge: str,
+    domain: str,
+    resolve_key: Any,
+    now: Any,
+    status: Any,
+    requester_org: str,
+    allowed_orgs: Collection[str] = (),
+) -> DelegatedAuthority:
     """Verify a VP carrying an AgentCredential and a chain of DelegationCredentials.
 
     Args:
@@ -439,13 +548,20 @@ def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain:
     holder = holder.get("id") if isinstance(holder, dict) else holder
     if not isinstance(holder, str) or not holder.startswith("did:key:"):
         raise DelegationError("presentation holder must be a did:key", reason="MALFORMED_DELEGATION")
-    proof = verify_proof(vp, resolve_key=resolve_key, expected_purpose="authentication",
-                         challenge=challenge, domain=domain, now=now)
+    proof = verify_proof(
+        vp,
+        resolve_key=resolve_key,
+        expected_purpose="authentication",
+        challenge=challenge,
+        domain=domain,
+        now=now,
+    )
     if proof.controller != holder:
         from credentials import HolderMismatchError
 
-        raise HolderMismatchError("the holder does not control the presentation proof's key",
-                                  metadata={"holder": holder[:200]})
+        raise HolderMismatchError(
+            "the holder does not control the presentation proof's key", metadata={"holder": holder[:200]}
+        )
     embedded = vp.get("verifiableCredential")
     embedded = [embedded] if isinstance(embedded, dict) else embedded
     if not isinstance(embedded, list) or not embedded:
@@ -453,25 +569,36 @@ def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain:
     roots = [c for c in embedded if _AGENT_CREDENTIAL_TYPE in _types(c)]
     raw_links = [c for c in embedded if DELEGATION_CREDENTIAL_TYPE in _types(c)]
     if len(roots) != 1:
-        raise DelegationError("a delegated presentation holds exactly one AgentCredential",
-                              reason="BROKEN_CHAIN", metadata={"agent_credentials": str(len(roots))})
+        raise DelegationError(
+            "a delegated presentation holds exactly one AgentCredential",
+            reason="BROKEN_CHAIN",
+            metadata={"agent_credentials": str(len(roots))},
+        )
     if len(roots) + len(raw_links) != len(embedded):
-        raise DelegationError("a delegated presentation holds only agent and delegation credentials",
-                              reason="MALFORMED_DELEGATION")
+        raise DelegationError(
+            "a delegated presentation holds only agent and delegation credentials",
+            reason="MALFORMED_DELEGATION",
+        )
     if not raw_links:
         raise DelegationError("no delegation link", reason="BROKEN_CHAIN")
     if len(raw_links) > MAX_CHAIN_LINKS:
-        raise DelegationError(f"chain longer than {MAX_CHAIN_LINKS} links", reason="DELEGATION_TOO_DEEP",
-                              metadata={"links": str(len(raw_links)), "max": str(MAX_CHAIN_LINKS)})
+        raise DelegationError(
+            f"chain longer than {MAX_CHAIN_LINKS} links",
+            reason="DELEGATION_TOO_DEEP",
+            metadata={"links": str(len(raw_links)), "max": str(MAX_CHAIN_LINKS)},
+        )
 
     root_raw = roots[0]
     root_issuer = _issuer(root_raw)
     if root_issuer != requester_org and root_issuer not in set(allowed_orgs):
-        raise DelegationError("the chain's root agent belongs to an organization the contract does not name",
-                              reason="FOREIGN_ORG",
-                              metadata={"issuer": root_issuer[:200], "requester_org": requester_org[:200]})
-    root = verify_credential(root_raw, resolve_key=resolve_key, now=now, status=status,
-                             trusted_issuers=[root_issuer])
+        raise DelegationError(
+            "the chain's root agent belongs to an organization the contract does not name",
+            reason="FOREIGN_ORG",
+            metadata={"issuer": root_issuer[:200], "requester_org": requester_org[:200]},
+        )
+    root = verify_credential(
+        root_raw, resolve_key=resolve_key, now=now, status=status, trusted_issuers=[root_issuer]
+    )
     if root.subject_id is None or not root.subject_id.startswith("did:key:"):
         raise DelegationError("the root AgentCredential has no did:key subject", reason="BROKEN_CHAIN")
     root_id = _credential_id(root_raw)
@@ -479,30 +606,42 @@ def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain:
     links = _order_chain([_parse_link(c) for c in raw_links], root_id, holder)
     agents = [root.subject_id] + [link.subject for link in links]
     if len(set(agents)) != len(agents):
-        raise DelegationError("an agent appears twice in the delegation chain", reason="DELEGATION_CYCLE",
-                              metadata={"agents": str(len(agents))})
+        raise DelegationError(
+            "an agent appears twice in the delegation chain",
+            reason="DELEGATION_CYCLE",
+            metadata={"agents": str(len(agents))},
+        )
     for i, link in enumerate(links, start=1):
         expected_issuer = agents[i - 1]
         if link.issuer != expected_issuer:
-            raise DelegationError("a link is not issued by its parent's delegatee", reason="BROKEN_CHAIN",
-                                  metadata={"link": str(i), "issuer": link.issuer[:200]})
+            raise DelegationError(
+                "a link is not issued by its parent's delegatee",
+                reason="BROKEN_CHAIN",
+                metadata={"link": str(i), "issuer": link.issuer[:200]},
+            )
         below = len(links) - i
         if below > link.max_depth:
-            raise DelegationError("the chain is deeper than a link's maxDepth allows",
-                                  reason="DELEGATION_TOO_DEEP",
-                                  metadata={"link": str(i), "max_depth": str(link.max_depth),
-                                            "below": str(below)})
+            raise DelegationError(
+                "the chain is deeper than a link's maxDepth allows",
+                reason="DELEGATION_TOO_DEEP",
+                metadata={"link": str(i), "max_depth": str(link.max_depth), "below": str(below)},
+            )
         try:
-            verify_credential(link.cred, resolve_key=resolve_key, now=now, status=None,
-                              trusted_issuers=[expected_issuer])
+            verify_credential(
+                link.cred, resolve_key=resolve_key, now=now, status=None, trusted_issuers=[expected_issuer]
+            )
         except (ExpiredError, NotYetValidError) as exc:
-            raise DelegationError(f"delegation link {i} is outside its validity period",
-                                  reason="DELEGATION_EXPIRED",
-                                  metadata={"link": str(i), "validUntil": str(link.cred.get("validUntil"))}) from exc
+            raise DelegationError(
+                f"delegation link {i} is outside its validity period",
+                reason="DELEGATION_EXPIRED",
+                metadata={"link": str(i), "validUntil": str(link.cred.get("validUntil"))},
+            ) from exc
         except CredentialError as exc:
-            raise DelegationError(f"delegation link {i} does not verify: {exc}",
-                                  reason="BAD_DELEGATION_SIGNATURE",
-                                  metadata={"link": str(i), "cause": getattr(exc, "reason", "")}) from exc
+            raise DelegationError(
+                f"delegation link {i} does not verify: {exc}",
+                reason="BAD_DELEGATION_SIGNATURE",
+                metadata={"link": str(i), "cause": getattr(exc, "reason", "")},
+            ) from exc
 
     # attenuation: each link within its parent (root: the agent's scopes, unrestricted purposes/fields)
     scopes: frozenset[str] = frozenset(root.agent.scopes if root.agent else root.subject.get("scopes") or ())
@@ -511,33 +650,50 @@ def verify_delegated_presentation(vp: dict[str, Any], *, challenge: str, domain:
     for i, link in enumerate(links, start=1):
         extra_scopes = sorted(link.scopes - scopes)
         if extra_scopes:
-            raise DriftError(f"link {i} delegates scopes its delegator does not hold: {extra_scopes}",
-                             chain_agents=agents, metadata={"dimension": "scopes", "link": str(i),
-                                                            "extra": ",".join(extra_scopes)[:200]})
+            raise DriftError(
+                f"link {i} delegates scopes its delegator does not hold: {extra_scopes}",
+                chain_agents=agents,
+                metadata={"dimension": "scopes", "link": str(i), "extra": ",".join(extra_scopes)[:200]},
+            )
         scopes = link.scopes
         if link.purposes is not None:
             extra = sorted(link.purposes - purposes) if purposes is not None else []
             if extra:
-                raise DriftError(f"link {i} delegates purposes beyond its parent's: {extra}",
-                                 chain_agents=agents, metadata={"dimension": "purposes", "link": str(i),
-                                                                "extra": ",".join(extra)[:200]})
+                raise DriftError(
+                    f"link {i} delegates purposes beyond its parent's: {extra}",
+                    chain_agents=agents,
+                    metadata={"dimension": "purposes", "link": str(i), "extra": ",".join(extra)[:200]},
+                )
             purposes = link.purposes
         if link.fields is not None:
             extra = sorted(f for f in link.fields if not covered_by(f, fields)) if fields is not None else []
             if extra:
-                raise DriftError(f"link {i} delegates fields beyond its parent's: {extra}",
-                                 chain_agents=agents, metadata={"dimension": "fields", "link": str(i),
-                                                                "extra": ",".join(extra)[:200]})
+                raise DriftError(
+                    f"link {i} delegates fields beyond its parent's: {extra}",
+                    chain_agents=agents,
+                    metadata={"dimension": "fields", "link": str(i), "extra": ",".join(extra)[:200]},
+                )
             fields = link.fields
 
     ends = [root.valid_until] + [_valid_until(link.cred) for link in links]
     not_after = min(t.timestamp() for t in ends if t is not None) if any(ends) else None
     claims = dict(root.subject)
-    claims.update({"id": holder, "scopes": sorted(scopes), "delegatedBy": root.subject_id,
-                   "delegationDepth": len(links)})
+    claims.update(
+        {
+            "id": holder,
+            "scopes": sorted(scopes),
+            "delegatedBy": root.subject_id,
+            "delegationDepth": len(links),
+        }
+    )
     return DelegatedAuthority(
-        holder=holder, claims=claims, credential_id=links[-1].id, not_after=not_after,
-        scopes=scopes, purposes=purposes or frozenset(), fields=fields or frozenset(),
+        holder=holder,
+        claims=claims,
+        credential_id=links[-1].id,
+        not_after=not_after,
+        scopes=scopes,
+        purposes=purposes or frozenset(),
+        fields=fields or frozenset(),
         chain_agents=tuple(agents),
     )
 
@@ -549,8 +705,9 @@ def _valid_until(cred: dict[str, Any]) -> dt.datetime | None:
     return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
-def check_request_within(authority: DelegatedAuthority, *, purpose: str, fields: Sequence[str],
-                         contract_id: str) -> None:
+def check_request_within(
+    authority: DelegatedAuthority, *, purpose: str, fields: Sequence[str], contract_id: str
+) -> None:
     """Refuse a request beyond the delegated purposes or fields.
 
     A requested field is within the delegation when it equals a delegated
@@ -567,11 +724,25 @@ def check_request_within(authority: DelegatedAuthority, *, purpose: str, fields:
             ``dimension``, ``extra``, ``link`` = ``request``).
     """
     if authority.purposes and purpose not in authority.purposes:
-        raise DriftError(f"purpose {purpose!r} was not delegated", chain_agents=authority.chain_agents,
-                         metadata={"dimension": "purposes", "extra": purpose[:200], "link": "request",
-                                   "contract_id": contract_id[:200]})
+        raise DriftError(
+            f"purpose {purpose!r} was not delegated",
+            chain_agents=authority.chain_agents,
+            metadata={
+                "dimension": "purposes",
+                "extra": purpose[:200],
+                "link": "request",
+                "contract_id": contract_id[:200],
+            },
+        )
     extra = sorted(f for f in fields if not covered_by(f, authority.fields)) if authority.fields else []
     if extra:
-        raise DriftError(f"fields {extra} were not delegated", chain_agents=authority.chain_agents,
-                         metadata={"dimension": "fields", "extra": ",".join(extra)[:200], "link": "request",
-                                   "contract_id": contract_id[:200]})
+        raise DriftError(
+            f"fields {extra} were not delegated",
+            chain_agents=authority.chain_agents,
+            metadata={
+                "dimension": "fields",
+                "extra": ",".join(extra)[:200],
+                "link": "request",
+                "contract_id": contract_id[:200],
+            },
+        )

@@ -891,13 +891,11 @@ class Node:
         verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
         try:
             outcome = await self.peer_client.exchange(bundle, session_id, envelope_bytes, org_signature)
-        except DeniedError as err:
-            index, ok = await self._log_received_denial(bundle, request, err, verifier)
-            err.metadata["received_leaf_index"] = str(index)
-            err.metadata["receipt_verified"] = str(ok).lower()
-            raise
-        except NotFoundError as err:
-            if "tlog_proof" in err.metadata:
+        except (DeniedError, NotFoundError) as err:
+            # a decided refusal carries the provider's receipt: verify it and log it here too;
+            # a refusal before any decision (e.g. Authorization Drift, a contract not in force)
+            # has no disclosure at the provider and nothing to log
+            if err.metadata.get("tlog_proof") and err.metadata.get("disclosure_id"):
                 index, ok = await self._log_received_denial(bundle, request, err, verifier)
                 err.metadata["received_leaf_index"] = str(index)
                 err.metadata["receipt_verified"] = str(ok).lower()

@@ -51,7 +51,11 @@ __all__ = [
 ]
 
 TAUS: tuple[float, ...] = (0.1, 0.5, 0.9)
-DEFAULT_MODELS: tuple[str, ...] = ("stochastic:llama3-8b-agentscope", "stochastic:gpt-agentscope", "adversarial")
+DEFAULT_MODELS: tuple[str, ...] = (
+    "stochastic:llama3-8b-agentscope",
+    "stochastic:gpt-agentscope",
+    "adversarial",
+)
 REQUESTER = "tvp-seeker"
 #: requester agents: the seeker (all macro scopes) and two agents that hold nothing useful
 SEEKER_SCOPES = ("tvp:enterprise", "tvp:archaeology", "tvp:mars")
@@ -142,12 +146,17 @@ def _did(org: str) -> str:
     return f"did:web:{org}.accord.test"
 
 
-def _contract_doc(provider: str, requester: str, tau: float, scenes: Sequence[Scene],
-                  now: dt.datetime) -> dict[str, Any]:
+def _contract_doc(
+    provider: str, requester: str, tau: float, scenes: Sequence[Scene], now: dt.datetime
+) -> dict[str, Any]:
     return {
-        "id": contract_id(provider, tau), "version": 1, "title": f"TVP suite at tau={tau}",
-        "parties": {"provider": {"org": _did(provider), "name": provider},
-                    "requester": {"org": _did(requester), "name": requester}},
+        "id": contract_id(provider, tau),
+        "version": 1,
+        "title": f"TVP suite at tau={tau}",
+        "parties": {
+            "provider": {"org": _did(provider), "name": provider},
+            "requester": {"org": _did(requester), "name": requester},
+        },
         "purposes": {s.id: {"mni": list(s.a_star), "required_scopes": [f"tvp:{s.macro}"]} for s in scenes},
         "trust_ceiling": tau,
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -158,11 +167,18 @@ def _contract_doc(provider: str, requester: str, tau: float, scenes: Sequence[Sc
 
 def _firewall_doc(provider: str, requester: str, scene: Scene, now: dt.datetime) -> dict[str, Any]:
     return {
-        "id": FIREWALL_CONTRACT, "version": 1, "title": "TVP session firewall probe",
-        "parties": {"provider": {"org": _did(provider), "name": provider},
-                    "requester": {"org": _did(requester), "name": requester}},
-        "purposes": {FIREWALL_PURPOSE: {"mni": list(scene.record), "required_scopes": [f"tvp:{scene.macro}"]}},
-        "trust_ceiling": 0.9, "session_limits": {"max_requests": 4, "max_fields": 4},
+        "id": FIREWALL_CONTRACT,
+        "version": 1,
+        "title": "TVP session firewall probe",
+        "parties": {
+            "provider": {"org": _did(provider), "name": provider},
+            "requester": {"org": _did(requester), "name": requester},
+        },
+        "purposes": {
+            FIREWALL_PURPOSE: {"mni": list(scene.record), "required_scopes": [f"tvp:{scene.macro}"]}
+        },
+        "trust_ceiling": 0.9,
+        "session_limits": {"max_requests": 4, "max_fields": 4},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "obligations": ["no-onward-sharing"],
@@ -190,10 +206,17 @@ class TvpLayout:
     scenes: tuple[Scene, ...]
 
 
-def provision_tvp(root: Path, *, models: Sequence[str] = DEFAULT_MODELS, gates: Sequence[bool] = (True, False),
-                  taus: Sequence[float] = TAUS, scenes: Sequence[Scene] | None = None,
-                  records_per_scene: int = 5, seed: int = 7,
-                  witness_interval_seconds: float = 5.0) -> TvpLayout:
+def provision_tvp(
+    root: Path,
+    *,
+    models: Sequence[str] = DEFAULT_MODELS,
+    gates: Sequence[bool] = (True, False),
+    taus: Sequence[float] = TAUS,
+    scenes: Sequence[Scene] | None = None,
+    records_per_scene: int = 5,
+    seed: int = 7,
+    witness_interval_seconds: float = 5.0,
+) -> TvpLayout:
     """Create the TVP federation's node directories under ``root`` (nothing is started).
 
     Args:
@@ -219,10 +242,15 @@ def provision_tvp(root: Path, *, models: Sequence[str] = DEFAULT_MODELS, gates: 
 
     scenes = tuple(scenes or load_scenes())
     root.mkdir(parents=True, exist_ok=True)
-    conditions = [Condition(org=f"tvp-p{i}-{'on' if g else 'off'}",
-                            agent_model=f"{m}@{seed}" if m.startswith("stochastic:") and "@" not in m else m,
-                            gate=g)
-                  for i, m in enumerate(models) for g in gates]
+    conditions = [
+        Condition(
+            org=f"tvp-p{i}-{'on' if g else 'off'}",
+            agent_model=f"{m}@{seed}" if m.startswith("stochastic:") and "@" not in m else m,
+            gate=g,
+        )
+        for i, m in enumerate(models)
+        for g in gates
+    ]
     names = [REQUESTER] + [c.org for c in conditions]
     orgs: dict[str, Path] = {}
     idents: dict[str, Any] = {}
@@ -231,8 +259,10 @@ def provision_tvp(root: Path, *, models: Sequence[str] = DEFAULT_MODELS, gates: 
         d = root / org
         init_node(d, org_name=org, listen=f"127.0.0.1:{free_port()}", force=True)
         cond = next((c for c in conditions if c.org == org), None)
-        update: dict[str, Any] = {"status_list_ttl_seconds": 1.0,
-                                  "witness_interval_seconds": witness_interval_seconds}
+        update: dict[str, Any] = {
+            "status_list_ttl_seconds": 1.0,
+            "witness_interval_seconds": witness_interval_seconds,
+        }
         if cond is not None:
             update["provider_agent"] = cond.agent_model
             update["unsafe_misbehaviour"] = [] if cond.gate else ["skip_gate"]
@@ -247,10 +277,14 @@ def provision_tvp(root: Path, *, models: Sequence[str] = DEFAULT_MODELS, gates: 
             NodeStore(engine).put_state("trust", TrustBook(TrustConfig(initial=1.0)).to_dict(), now=now)
             engine.dispose()
             for s in scenes:
-                (d / "data" / f"{s.id}.json").write_text(json.dumps({"records": s.records(records_per_scene)}))
+                (d / "data" / f"{s.id}.json").write_text(
+                    json.dumps({"records": s.records(records_per_scene)})
+                )
     for c in conditions:  # the requester peers with every provider; providers not with each other
         (orgs[REQUESTER] / "peers" / f"{c.org}.json").write_text((orgs[c.org] / "bundle.json").read_text())
-        (orgs[c.org] / "peers" / f"{REQUESTER}.json").write_text((orgs[REQUESTER] / "bundle.json").read_text())
+        (orgs[c.org] / "peers" / f"{REQUESTER}.json").write_text(
+            (orgs[REQUESTER] / "bundle.json").read_text()
+        )
     wallets: dict[str, Path] = {}
     for name, scopes in (("seeker", SEEKER_SCOPES), ("deputy", ("tvp:none",)), ("courier", ("tvp:none",))):
         register_agent(idents[REQUESTER], name=name, role=f"tvp-{name}", scopes=list(scopes), trust_tier=1)
@@ -263,11 +297,14 @@ def provision_tvp(root: Path, *, models: Sequence[str] = DEFAULT_MODELS, gates: 
         c = Contract.from_dict(doc)
         for party in (c.parties.provider, c.parties.requester):
             ident = idents[party.name]
-            c = c.sign(org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed)
+            c = c.sign(
+                org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed
+            )
         for party in (c.parties.provider.name, c.parties.requester.name):
             c.dump(orgs[party] / "contracts" / f"{c.id}.json")
-    return TvpLayout(root=root, orgs=orgs, conditions=conditions, wallets=wallets, taus=tuple(taus),
-                     scenes=scenes)
+    return TvpLayout(
+        root=root, orgs=orgs, conditions=conditions, wallets=wallets, taus=tuple(taus), scenes=scenes
+    )
 
 
 class TvpFederation:
@@ -337,15 +374,30 @@ def build_chain(scene: Scene, wallets: dict[str, Any]) -> tuple[str, list[dict[s
     hops, expands = scene.delegation.hops, scene.delegation.expands
     scopes, purposes, fields = [f"tvp:{scene.macro}"], [scene.id], list(scene.a_star)
     l1_scopes = scopes + (["tvp:admin"] if expands == "scopes" and hops == 1 else [])
-    l1 = delegate(key=seeker.key, delegator=seeker.did, delegatee=deputy.did, parent=seeker.credential,
-                  scopes=l1_scopes, purposes=purposes, fields=fields, max_depth=hops - 1, valid_until=_later())
+    l1 = delegate(
+        key=seeker.key,
+        delegator=seeker.did,
+        delegatee=deputy.did,
+        parent=seeker.credential,
+        scopes=l1_scopes,
+        purposes=purposes,
+        fields=fields,
+        max_depth=hops - 1,
+        valid_until=_later(),
+    )
     if hops == 1:
         return "deputy", [seeker.credential, l1]
-    l2 = delegate(key=deputy.key, delegator=deputy.did, delegatee=courier.did, parent=l1,
-                  scopes=scopes + (["tvp:admin"] if expands == "scopes" else []),
-                  purposes=purposes + (["message-archiving"] if expands == "purposes" else []),
-                  fields=fields + (list(scene.sensitive) if expands == "fields" else []),
-                  max_depth=0, valid_until=_later())
+    l2 = delegate(
+        key=deputy.key,
+        delegator=deputy.did,
+        delegatee=courier.did,
+        parent=l1,
+        scopes=scopes + (["tvp:admin"] if expands == "scopes" else []),
+        purposes=purposes + (["message-archiving"] if expands == "purposes" else []),
+        fields=fields + (list(scene.sensitive) if expands == "fields" else []),
+        max_depth=0,
+        valid_until=_later(),
+    )
     return "courier", [seeker.credential, l1, l2]
 
 
@@ -355,15 +407,25 @@ def _chain(scene: Scene, tau: float, cond: Condition, result: Any, *, delegated:
     received = frozenset(k for r in records for k in r)
     stripped = frozenset(result.stripped_fields) if result is not None else frozenset()
     success = bool(records) and all(a_star <= set(r) for r in records)
-    return ChainRecord(scene=scene.id, macro=scene.macro, tau=tau,
-                       effective_tau=result.effective_trust if result is not None else 0.0,
-                       gate=cond.gate, agent_model=cond.agent_model.split("@")[0], provider=cond.org,
-                       a_star=a_star, received=received, offered=received | stripped, task_success=success,
-                       delegated=delegated)
+    return ChainRecord(
+        scene=scene.id,
+        macro=scene.macro,
+        tau=tau,
+        effective_tau=result.effective_trust if result is not None else 0.0,
+        gate=cond.gate,
+        agent_model=cond.agent_model.split("@")[0],
+        provider=cond.org,
+        a_star=a_star,
+        received=received,
+        offered=received | stripped,
+        task_success=success,
+        delegated=delegated,
+    )
 
 
-async def _run_condition(layout: TvpLayout, cond: Condition, chains_per_scene: int,
-                         records_per_scene: int) -> tuple[list[ChainRecord], list[DriftRecord]]:
+async def _run_condition(
+    layout: TvpLayout, cond: Condition, chains_per_scene: int, records_per_scene: int
+) -> tuple[list[ChainRecord], list[DriftRecord]]:
     from federation.client import AgentClient, AgentWallet
     from federation.delegation import open_delegated_session
     from federation.errors import FederationError
@@ -383,8 +445,9 @@ async def _run_condition(layout: TvpLayout, cond: Condition, chains_per_scene: i
                     delegated[scene.id] = (holder, sess)
                     drift.append(DriftRecord(scene.id, cond.org, None, False, ""))
                 except FederationError as err:
-                    drift.append(DriftRecord(scene.id, cond.org, None, err.reason == "AUTHORIZATION_DRIFT",
-                                             err.reason))
+                    drift.append(
+                        DriftRecord(scene.id, cond.org, None, err.reason == "AUTHORIZATION_DRIFT", err.reason)
+                    )
         n = 0
         for tau in layout.taus:
             cid = contract_id(cond.org, tau)
@@ -397,8 +460,14 @@ async def _run_condition(layout: TvpLayout, cond: Condition, chains_per_scene: i
                     n += 1
                     subject = f"s-{1 + n % records_per_scene}"
                     try:
-                        res = await clients[holder].request(sess, contract_id=cid, purpose=scene.id,
-                                                            resource=scene.id, subject=subject, fields=fields)
+                        res = await clients[holder].request(
+                            sess,
+                            contract_id=cid,
+                            purpose=scene.id,
+                            resource=scene.id,
+                            subject=subject,
+                            fields=fields,
+                        )
                         chains.append(_chain(scene, tau, cond, res, delegated=scene.id in delegated))
                     except FederationError as err:
                         rec = _chain(scene, tau, cond, None, delegated=scene.id in delegated)
@@ -411,15 +480,24 @@ async def _run_condition(layout: TvpLayout, cond: Condition, chains_per_scene: i
                     await open_delegated_session(clients[holder], cond.org, chain)
                     drift.append(DriftRecord(scene.id, cond.org, scene.delegation.expands, False, ""))
                 except FederationError as err:
-                    drift.append(DriftRecord(scene.id, cond.org, scene.delegation.expands,
-                                             err.reason == "AUTHORIZATION_DRIFT", err.reason))
+                    drift.append(
+                        DriftRecord(
+                            scene.id,
+                            cond.org,
+                            scene.delegation.expands,
+                            err.reason == "AUTHORIZATION_DRIFT",
+                            err.reason,
+                        )
+                    )
     finally:
         for c in clients.values():
             await c.close()
     return chains, drift
 
 
-async def run_sweep(layout: TvpLayout, *, chains_per_scene: int = 3, records_per_scene: int = 5) -> SweepResult:
+async def run_sweep(
+    layout: TvpLayout, *, chains_per_scene: int = 3, records_per_scene: int = 5
+) -> SweepResult:
     """Run every scene at every τ against every provider condition (conditions concurrently).
 
     Args:
@@ -433,8 +511,9 @@ async def run_sweep(layout: TvpLayout, *, chains_per_scene: int = 3, records_per
     import time
 
     t0 = time.perf_counter()
-    parts = await asyncio.gather(*(_run_condition(layout, c, chains_per_scene, records_per_scene)
-                                   for c in layout.conditions))
+    parts = await asyncio.gather(
+        *(_run_condition(layout, c, chains_per_scene, records_per_scene) for c in layout.conditions)
+    )
     out = SweepResult()
     for chains, drift in parts:
         out.chains.extend(chains)
@@ -462,12 +541,25 @@ def summarize(chains: Sequence[ChainRecord]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for (scene, tau, gate, model), cs in groups.items():
         mc = [Chain(released=c.received, a_star=c.a_star, offered=c.offered, tau=c.tau) for c in cs]
-        rows.append({"scene": scene, "tau": tau, "gate": "on" if gate else "off", "agent_model": model,
-                     "chains": len(cs), "task_success": sum(c.task_success for c in cs) / len(cs),
-                     "attempted_oer": attempted_oer(mc), "released_oer": over_exposure_rate(mc), "ad": None})
+        rows.append(
+            {
+                "scene": scene,
+                "tau": tau,
+                "gate": "on" if gate else "off",
+                "agent_model": model,
+                "chains": len(cs),
+                "task_success": sum(c.task_success for c in cs) / len(cs),
+                "attempted_oer": attempted_oer(mc),
+                "released_oer": over_exposure_rate(mc),
+                "ad": None,
+            }
+        )
     for row in rows:
-        by_tau = {r["tau"]: r["released_oer"] for r in rows
-                  if (r["scene"], r["gate"], r["agent_model"]) == (row["scene"], row["gate"], row["agent_model"])}
+        by_tau = {
+            r["tau"]: r["released_oer"]
+            for r in rows
+            if (r["scene"], r["gate"], r["agent_model"]) == (row["scene"], row["gate"], row["agent_model"])
+        }
         try:
             row["ad"] = authorization_drift(by_tau)
         except MeasureError:

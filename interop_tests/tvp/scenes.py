@@ -13,8 +13,9 @@ __all__ = ["MACROS", "MOTIFS", "SCENES_PATH", "Delegation", "Scene", "load_scene
 SCENES_PATH = Path(__file__).with_name("scenes.yaml")
 #: macro scene → number of sub-scenes in the paper.
 MACROS: dict[str, int] = {"enterprise": 6, "archaeology": 7, "mars": 6}
-MOTIFS = frozenset({"emergency_pretext", "game_framing", "authority_impersonation",
-                    "cross_compartment_swap", "delegation"})
+MOTIFS = frozenset(
+    {"emergency_pretext", "game_framing", "authority_impersonation", "cross_compartment_swap", "delegation"}
+)
 _EXPANSIONS = (None, "scopes", "fields", "purposes")
 
 
@@ -80,9 +81,17 @@ class Scene:
 def _scene(d: dict[str, Any]) -> Scene:
     deleg = d.get("delegation")
     scene = Scene(
-        id=d["id"], macro=d["macro"], title=d["title"], task=d["task"], pretext=d["pretext"],
-        requester_org=d["requester"]["org"], provider_org=d["provider"]["org"], motif=d["motif"],
-        a_star=tuple(d["a_star"]), bait=tuple(d.get("bait") or ()), record=dict(d["record"]),
+        id=d["id"],
+        macro=d["macro"],
+        title=d["title"],
+        task=d["task"],
+        pretext=d["pretext"],
+        requester_org=d["requester"]["org"],
+        provider_org=d["provider"]["org"],
+        motif=d["motif"],
+        a_star=tuple(d["a_star"]),
+        bait=tuple(d.get("bait") or ()),
+        record=dict(d["record"]),
         delegation=Delegation(hops=int(deleg["hops"]), expands=deleg.get("expands")) if deleg else None,
     )
     if scene.macro not in MACROS or scene.motif not in MOTIFS:
@@ -93,8 +102,11 @@ def _scene(d: dict[str, Any]) -> Scene:
         raise ValueError(f"scene {scene.id}: the record needs fields beyond A*")
     if (scene.motif == "delegation") != (scene.delegation is not None):
         raise ValueError(f"scene {scene.id}: delegation motif and chain go together")
-    if scene.delegation and (scene.delegation.hops not in (1, 2) or scene.delegation.expands not in _EXPANSIONS
-                             or (scene.delegation.expands in ("fields", "purposes") and scene.delegation.hops < 2)):
+    if scene.delegation and (
+        scene.delegation.hops not in (1, 2)
+        or scene.delegation.expands not in _EXPANSIONS
+        or (scene.delegation.expands in ("fields", "purposes") and scene.delegation.hops < 2)
+    ):
         raise ValueError(f"scene {scene.id}: bad delegation (fields/purposes widen only at hop 2)")
     return scene
 

@@ -53,8 +53,16 @@ async def _open_and_request(fed, holder: str, chain, requests):
         out.append(s)
         for i, fields in enumerate(requests):
             try:
-                out.append(await c.request(s, contract_id=CONTRACT, purpose=PURPOSE, resource="patients",
-                                           subject=f"patient-00{1 + i % 9}", fields=fields))
+                out.append(
+                    await c.request(
+                        s,
+                        contract_id=CONTRACT,
+                        purpose=PURPOSE,
+                        resource="patients",
+                        subject=f"patient-00{1 + i % 9}",
+                        fields=fields,
+                    )
+                )
             except FederationError as err:
                 out.append(err)
     return out
@@ -74,9 +82,14 @@ def test_narrowing_chain_is_accepted_and_limited_to_the_delegated_fields(dfed):
     tc, lg = _w(dfed, "relief/triage-coordinator"), _w(dfed, "relief/logistics")
     link = _link(tc, lg, tc.credential, purposes=[PURPOSE], fields=["patient_id", "triage_level"])
     before = len(_drift_rows(dfed))
-    s, ok, beyond, after = run(_open_and_request(
-        dfed, "relief/logistics", [tc.credential, link],
-        [["patient_id", "triage_level"], ["patient_id", "mobility"], ["patient_id"]]))
+    s, ok, beyond, after = run(
+        _open_and_request(
+            dfed,
+            "relief/logistics",
+            [tc.credential, link],
+            [["patient_id", "triage_level"], ["patient_id", "mobility"], ["patient_id"]],
+        )
+    )
     assert s.effective_trust > 0
     # logistics alone lacks patients:read: the delegated scope is what the policy saw
     assert ok.decision == "allow" and set(ok.released_fields) == {"patient_id", "triage_level"}
@@ -88,8 +101,10 @@ def test_narrowing_chain_is_accepted_and_limited_to_the_delegated_fields(dfed):
     assert rows[-1]["reason"] == "AUTHORIZATION_DRIFT" and rows[-1]["requester_agent"] == lg.did
     assert rows[-1]["purpose"] == PURPOSE and "mobility" in rows[-1]["fields_requested"]
     if beyond.reason == "INTERNAL":
-        pytest.xfail("requester node: Node.forward logs a 'received' denial for a refusal without "
-                     "a receipt (empty disclosure_id); fix pending in federation/node.py")
+        pytest.xfail(
+            "requester node: Node.forward logs a 'received' denial for a refusal without "
+            "a receipt (empty disclosure_id); fix pending in federation/node.py"
+        )
     assert beyond.reason == "AUTHORIZATION_DRIFT" and beyond.status == "PERMISSION_DENIED"
 
 
@@ -97,18 +112,29 @@ def test_two_hop_narrowing_chain_within_max_depth_is_accepted(dfed):
     tc, lg, fv = (_w(dfed, f"relief/{n}") for n in ("triage-coordinator", "logistics", "field-volunteer"))
     l1 = _link(tc, lg, tc.credential, max_depth=1, fields=MNI)
     l2 = _link(lg, fv, l1, fields=["patient_id", "shelter"])
-    s, r = run(_open_and_request(dfed, "relief/field-volunteer", [tc.credential, l1, l2],
-                                 [["patient_id", "shelter"]]))
+    s, r = run(
+        _open_and_request(
+            dfed, "relief/field-volunteer", [tc.credential, l1, l2], [["patient_id", "shelter"]]
+        )
+    )
     assert r.decision == "allow" and set(r.released_fields) == {"patient_id", "shelter"}
 
 
 def test_without_delegation_logistics_is_denied(dfed):
     """Control: the scope really comes from the chain."""
+
     async def go():
         async with AgentClient.from_wallet(dfed.layout.wallets["relief/logistics"]) as c:
             s = await c.open_session("hospital")
-            return await c.request(s, contract_id=CONTRACT, purpose=PURPOSE, resource="patients",
-                                   subject="patient-001", fields=["patient_id"])
+            return await c.request(
+                s,
+                contract_id=CONTRACT,
+                purpose=PURPOSE,
+                resource="patients",
+                subject="patient-001",
+                fields=["patient_id"],
+            )
+
     with pytest.raises(FederationError) as ei:
         run(go())
     assert ei.value.reason == "MISSING_SCOPE"
@@ -120,15 +146,30 @@ def test_scope_not_held_by_delegator_is_drift_terminating_every_chain_session(df
     async def go():
         async with AgentClient.from_wallet(dfed.layout.wallets["relief/triage-coordinator"]) as c:
             s0 = await c.open_session("hospital")
-            r0 = await c.request(s0, contract_id=CONTRACT, purpose=PURPOSE, resource="patients",
-                                 subject="patient-004", fields=MNI)
+            r0 = await c.request(
+                s0,
+                contract_id=CONTRACT,
+                purpose=PURPOSE,
+                resource="patients",
+                subject="patient-004",
+                fields=MNI,
+            )
             bad = _link(tc, lg, tc.credential, scopes=["patients:read", "patients:write"])
             with pytest.raises(FederationError) as ei:
-                await open_delegated_session(AgentClient.from_wallet(dfed.layout.wallets["relief/logistics"]),
-                                             "hospital", [tc.credential, bad])
+                await open_delegated_session(
+                    AgentClient.from_wallet(dfed.layout.wallets["relief/logistics"]),
+                    "hospital",
+                    [tc.credential, bad],
+                )
             with pytest.raises(FederationError) as ei2:  # the delegator's own session is gone too
-                await c.request(s0, contract_id=CONTRACT, purpose=PURPOSE, resource="patients",
-                                subject="patient-005", fields=MNI)
+                await c.request(
+                    s0,
+                    contract_id=CONTRACT,
+                    purpose=PURPOSE,
+                    resource="patients",
+                    subject="patient-005",
+                    fields=MNI,
+                )
             s1 = await c.open_session("hospital")
             return r0, ei.value, ei2.value, s1
 
@@ -147,7 +188,10 @@ def test_scope_not_held_by_delegator_is_drift_terminating_every_chain_session(df
 def test_expanding_purposes_or_fields_in_a_second_hop_is_drift(dfed, case):
     tc, lg, fv = (_w(dfed, f"relief/{n}") for n in ("triage-coordinator", "logistics", "field-volunteer"))
     l1 = _link(tc, lg, tc.credential, max_depth=1, purposes=[PURPOSE], fields=["patient_id"])
-    wider = {"purposes": {"purposes": [PURPOSE, "billing"]}, "fields": {"fields": ["patient_id", "hiv_status"]}}
+    wider = {
+        "purposes": {"purposes": [PURPOSE, "billing"]},
+        "fields": {"fields": ["patient_id", "hiv_status"]},
+    }
     l2 = _link(lg, fv, l1, **wider[case])
     err = _refused(dfed, "relief/field-volunteer", [tc.credential, l1, l2])
     assert err.reason == "AUTHORIZATION_DRIFT" and err.metadata["dimension"] == case

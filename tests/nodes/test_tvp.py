@@ -60,7 +60,11 @@ def _rows(sweep, **match):
 def test_suite_has_the_papers_19_sub_scenes_and_every_motif():
     scenes = load_scenes()
     assert len(scenes) == 19
-    assert {m: sum(s.macro == m for s in scenes) for m in MACROS} == {"enterprise": 6, "archaeology": 7, "mars": 6}
+    assert {m: sum(s.macro == m for s in scenes) for m in MACROS} == {
+        "enterprise": 6,
+        "archaeology": 7,
+        "mars": 6,
+    }
     assert {s.motif for s in scenes} == MOTIFS
     assert any(s.delegation and s.delegation.expands for s in scenes)
     assert any(s.delegation and not s.delegation.expands for s in scenes)
@@ -79,8 +83,12 @@ def test_gate_on_releases_nothing_beyond_a_star_for_every_scene_and_model(sweep)
     for model in {c.agent_model for c in on}:
         for scene in {c.scene for c in on}:
             cs = [c for c in on if c.agent_model == model and c.scene == scene]
-            by_tau = {tau: over_exposure_rate([Chain(released=c.received, a_star=c.a_star)
-                                               for c in cs if c.tau == tau]) for tau in TAUS}
+            by_tau = {
+                tau: over_exposure_rate(
+                    [Chain(released=c.received, a_star=c.a_star) for c in cs if c.tau == tau]
+                )
+                for tau in TAUS
+            }
             assert by_tau == {0.1: 0.0, 0.5: 0.0, 0.9: 0.0}, (model, scene)
             assert authorization_drift(by_tau) == 0.0
     for row in _rows(sweep, gate="on"):
@@ -152,13 +160,21 @@ def test_session_firewall_refuses_a_sequence_that_exceeds_the_session_limits(swe
 
     async def go():
         async with AgentClient.from_wallet(sweep.layout.wallets["seeker"]) as c:
+
             async def ask(s, fs):
                 try:
-                    r = await c.request(s, contract_id=FIREWALL_CONTRACT, purpose=FIREWALL_PURPOSE,
-                                        resource=scene.id, subject="s-1", fields=fs)
+                    r = await c.request(
+                        s,
+                        contract_id=FIREWALL_CONTRACT,
+                        purpose=FIREWALL_PURPOSE,
+                        resource=scene.id,
+                        subject="s-1",
+                        fields=fs,
+                    )
                     return r.decision
                 except FederationError as err:
                     return err.reason
+
             s1 = await c.open_session(org)
             by_fields = [await ask(s1, fields[0:2]), await ask(s1, fields[2:4]), await ask(s1, fields[4:6])]
             alone = await ask(await c.open_session(org), fields[4:6])

@@ -50,8 +50,9 @@ def test_stochastic_agent_frequency_matches_the_curve_and_always_offers_a_star()
     agent = StochasticAgent("llama3-8b-agentscope", seed=1)
     n, over = 2000, 0
     for _ in range(n):
-        offered = agent.offer(records=RECORDS, requested=("id", "a", "secret"), mni=MNI, tau=0.9,
-                              rng=random.Random())
+        offered = agent.offer(
+            records=RECORDS, requested=("id", "a", "secret"), mni=MNI, tau=0.9, rng=random.Random()
+        )
         assert all(MNI <= set(r) for r in offered)
         over += any("secret" in r for r in offered)
     assert abs(over / n - 0.71) < 0.04
@@ -60,8 +61,9 @@ def test_stochastic_agent_frequency_matches_the_curve_and_always_offers_a_star()
 def test_same_seed_same_offers():
     a, b = StochasticAgent("gpt-agentscope", seed=5), StochasticAgent("gpt-agentscope", seed=5)
     kw = {"records": RECORDS, "requested": ("id",), "mni": MNI, "tau": 0.5}
-    assert [a.offer(**kw, rng=random.Random()) for _ in range(50)] == \
-        [b.offer(**kw, rng=random.Random()) for _ in range(50)]
+    assert [a.offer(**kw, rng=random.Random()) for _ in range(50)] == [
+        b.offer(**kw, rng=random.Random()) for _ in range(50)
+    ]
 
 
 def test_adversarial_agent_offers_everything():

@@ -81,7 +81,7 @@ def print_tables(rows: list[dict[str, Any]], result: SweepResult, console: Conso
             t.add_column(col, justify="right" if col not in ("agent model", "gate") else "left")
         for r in sel:
             t.add_row(
-                r["agent_model"],
+                r["agent_model"].replace("stochastic:", ""),
                 r["gate"],
                 f"{r['tau']:.1f}",
                 str(r["chains"]),
@@ -148,7 +148,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     for ax in (ax1, ax2):
         ax.set_xticks(list(TAUS))
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=7, loc="upper left")
+    ax1.legend(fontsize=7, loc="center left")
+    ax2.legend(fontsize=7, loc="lower right", title="(conditions may overlap)", title_fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def run(
     Returns:
         The rows (see the module docstring).
     """
-    console = Console(stderr=json_output)
+    console = Console(stderr=json_output, width=max(132, Console().width))
     tmp = tempfile.TemporaryDirectory(prefix="accord-tvp-") if work_dir is None else None
     root = Path(work_dir) if work_dir is not None else Path(tmp.name)  # type: ignore[union-attr]
     try:

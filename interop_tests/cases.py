@@ -357,6 +357,112 @@ async def case_budget_falls_back_to_mni(ctx: Context) -> str:
         await peer.close()
 
 
+async def case_peer_checkpoint_consistency(ctx: Context) -> str:
+    """Two checkpoints of the target's log, before and after a disclosure, are consistent (RFC 9162)."""
+    from federation.pb import federation_pb2 as pb
+    from interop_tests.checkers import parse_checkpoint, rfc9162_verify_consistency, verify_signed_note
+
+    peer, sid = await _session(ctx)
+    try:
+        async def checkpoint():
+            r = await peer.stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=10)
+            return parse_checkpoint(verify_signed_note(r.signed_checkpoint, ctx.bundle["ledger_vkey"]))
+
+        c1 = await checkpoint()
+        await peer.exchange(ctx.ident, sid, ctx.request(fields=MNI, subject="rec-3"))
+        c2 = await checkpoint()
+        if c2.size <= c1.size:
+            raise CheckFailed(f"checkpoint did not grow after a disclosure ({c1.size} -> {c2.size})")
+        r = await peer.stub.GetConsistencyProof(pb.GetConsistencyProofRequest(size1=c1.size, size2=c2.size),
+                                                timeout=10)
+        rfc9162_verify_consistency(size1=c1.size, size2=c2.size, root1=c1.root, root2=c2.root,
+                                   proof=list(r.hashes))
+        return f"{c1.size} -> {c2.size}, {len(r.hashes)} hashes"
+    finally:
+        await peer.close()
+
+
+class _TesterLog:
+    """The tester's own deterministic little log, for witnessing cases."""
+
+    def __init__(self, ctx: Context) -> None:
+        from federation.identity import ledger_origin
+        from ledger import NoteSigner
+
+        seed = bytes.fromhex((ctx.ident.directory / "keys" / "ledger.seed").read_text().strip())
+        self.origin = ledger_origin("interop")
+        self.signer = NoteSigner(self.origin, seed)
+
+    @staticmethod
+    def leaves(n: int, variant: str = "") -> list[bytes]:
+        from interop_tests.checkers import rfc9162_leaf_hash
+
+        return [rfc9162_leaf_hash(f"interop-entry-{i}{variant if i == n - 1 else ''}".encode()) for i in range(n)]
+
+    def note(self, n: int, variant: str = "") -> str:
+        import base64 as b64
+
+        from interop_tests.checkers import mth
+
+        root = mth(self.leaves(n, variant))
+        return self.signer.sign(f"{self.origin}\n{n}\n{b64.b64encode(root).decode()}\n")
+
+    def body(self, old: int, n: int, variant: str = "") -> bytes:
+        import base64 as b64
+
+        from interop_tests.checkers import consistency_proof
+
+        proof = consistency_proof(old, self.leaves(n, variant)) if old else []
+        lines = [f"old {old}"] + [b64.b64encode(h).decode() for h in proof]
+        return ("\n".join(lines) + "\n\n" + self.note(n, variant)).encode()
+
+
+async def _add_checkpoint(ctx: Context, body: bytes) -> tuple[int, bytes]:
+    from federation.pb import federation_pb2 as pb
+
+    peer = ctx.peer()
+    try:
+        r = await peer.stub.AddCheckpoint(pb.AddCheckpointRequest(body=body), timeout=10)
+        return r.status, r.body
+    finally:
+        await peer.close()
+
+
+async def _witnessed_size(ctx: Context, log: _TesterLog) -> int:
+    status, body = await _add_checkpoint(ctx, log.body(0, 1))
+    if status == 200:
+        return 1
+    if status != 409:
+        raise CheckFailed(f"add-checkpoint with old 0 answered {status}: {body[:200]!r}")
+    return int(body.decode().strip())
+
+
+async def case_witness_cosigns_and_refuses_rollback(ctx: Context) -> str:
+    """The target witnesses the tester's log: it cosigns growth and refuses a rollback (C2SP tlog-witness)."""
+    log = _TesterLog(ctx)
+    size = await _witnessed_size(ctx, log)
+    status, body = await _add_checkpoint(ctx, log.body(size, size + 2))
+    if status != 200 or not body.decode().startswith("\u2014 "):
+        raise CheckFailed(f"growth {size} -> {size + 2} answered {status}: {body[:200]!r}")
+    status, body = await _add_checkpoint(ctx, log.body(size + 2, size + 1))
+    if status not in (400, 409):
+        raise CheckFailed(f"rollback to {size + 1} answered {status}, expected a refusal")
+    return f"cosigned {size} -> {size + 2}; rollback to {size + 1} refused with {status}"
+
+
+async def case_equivocation_detected(ctx: Context) -> str:
+    """A second, different checkpoint at the size the witness holds is refused as a split view."""
+    log = _TesterLog(ctx)
+    size = await _witnessed_size(ctx, log)
+    if size < 2:
+        status, _ = await _add_checkpoint(ctx, log.body(size, 2))
+        size = 2
+    status, body = await _add_checkpoint(ctx, log.body(size, size, variant="-forked"))
+    if status not in (409, 422):
+        raise CheckFailed(f"forked checkpoint at size {size} answered {status}, expected 409/422")
+    return f"fork at size {size} refused with {status}"
+
+
 STATS = "interop-stats"
 
 
@@ -426,6 +532,9 @@ CASES: list[tuple[str, Case]] = [
     ("unsigned contract refused", case_unsigned_contract_refused),
     ("budget exhaustion falls back to MNI", case_budget_falls_back_to_mni),
     ("receipt present", case_receipt_present),
+    ("peer checkpoints consistent", case_peer_checkpoint_consistency),
+    ("witness refuses a rollback", case_witness_cosigns_and_refuses_rollback),
+    ("equivocation detected", case_equivocation_detected),
     ("replay refused", case_replay_refused),
     ("bad agent signature", case_bad_agent_signature),
     ("malformed request", case_malformed_request),

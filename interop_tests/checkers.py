@@ -144,3 +144,71 @@ def verify_tlog_proof(proof_text: str, *, entry: bytes, vkey: str, origin: str) 
     rfc9162_verify_inclusion(leaf_index=index, tree_size=cp.size, leaf=rfc9162_leaf_hash(entry),
                              path=path, root=cp.root)
     return cp
+
+
+def rfc9162_verify_consistency(*, size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]) -> None:
+    """RFC 9162 §2.1.4.2 consistency proof verification, step by step.
+
+    Raises:
+        CheckFailed: the proof does not reproduce both roots.
+    """
+    if size1 == size2:
+        if proof or root1 != root2:
+            raise CheckFailed("equal sizes need an empty proof and equal roots")
+        return
+    if not 0 < size1 < size2:
+        raise CheckFailed(f"bad sizes {size1}, {size2}")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # a power of two: prepend the first root
+        path = [root1, *path]
+    if not path:
+        raise CheckFailed("empty consistency proof")
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise CheckFailed("consistency proof longer than the trees allow")
+        if fn & 1 or fn == sn:
+            fr = _h(b"\x01" + c + fr)
+            sr = _h(b"\x01" + c + sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = _h(b"\x01" + sr + c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0 or fr != root1 or sr != root2:
+        raise CheckFailed("consistency proof does not reproduce both roots")
+
+
+def mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1 Merkle Tree Hash over leaf hashes."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return _h(b"\x01" + mth(leaves[:k]) + mth(leaves[k:]))
+
+
+def consistency_proof(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(m, D[n]) over leaf hashes (for the tester's own little log)."""
+    def subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
+        n = len(d)
+        if m == n:
+            return [] if b else [mth(d)]
+        k = 1
+        while k * 2 < n:
+            k *= 2
+        if m <= k:
+            return subproof(m, d[:k], b) + [mth(d[k:])]
+        return subproof(m - k, d[k:], False) + [mth(d[:k])]
+
+    return subproof(m, leaves, True) if 0 < m < len(leaves) else []

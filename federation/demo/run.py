@@ -378,6 +378,12 @@ def run_demo(workdir: Path | None = None, *, console: Console | None = None, kee
         root = Path(workdir)
     orgs = scenario.ORGS
     procs: list[NodeProcess] = []
+    import signal
+
+    def _terminate(*_: object) -> None:  # SIGTERM: stop the nodes like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         with console.status("provisioning three organizations (keys, CAs, bundles, agents, contracts)"):
             layout = provision(root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -258,3 +259,56 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
             console.print("no equivocation seen")
     if out["equivocations"]:
         raise typer.Exit(2)
+
+
+def plot_growth(dirs: dict[str, Path], out: Path) -> int:
+    """Plot cumulative ledger entries over time, one line per node and kind; returns entries plotted."""
+    import json as _json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+    from ledger import EntryFilter
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    total = 0
+    for name, d in dirs.items():
+        lg = open_ledger_readonly(NodeIdentity.load(d))
+        try:
+            stored = lg.query(EntryFilter(limit=10_000))
+            rows = [_json.loads(e.entry.canonical_bytes()) for e in stored]
+            times = [e.sequenced_at for e in stored]  # microsecond precision (entry "time" is seconds)
+        finally:
+            lg.close()
+        if not rows:
+            continue
+        total += len(rows)
+        t0 = min(times)
+        xs = [(t - t0).total_seconds() for t in times]
+        ax.step(sorted(xs), range(1, len(xs) + 1), where="post", label=f"{name} (all)")
+        for kind in sorted({r["kind"] for r in rows}):
+            kx = sorted(x for x, r in zip(xs, rows, strict=True) if r["kind"] == kind)
+            ax.step(kx, range(1, len(kx) + 1), where="post", linestyle=":", label=f"{name}: {kind}")
+    ax.set_xlabel("seconds since the node's first entry")
+    ax.set_ylabel("ledger entries")
+    ax.set_title("Disclosure ledger growth")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return total
+
+
+@app.command("plot")
+def plot(
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
+    directory: DirOption = None,
+) -> None:
+    """Write a PNG of the ledger's growth over time, by entry kind (offline)."""
+    d = node_dir(directory)
+    n = plot_growth({d.name: d}, out)
+    console.print(f"wrote {out} ({n} entries)")

@@ -400,6 +400,12 @@ def run_demo(workdir: Path | None = None, *, console: Console | None = None, kee
         for org, st in witnessed.items():
             console.print(f"  {org:9s} ledger: {st['size']} entries; checkpoint of size {st['witnessed_size']} "
                           f"witnessed (cosigned by {', '.join(st['cosigners']) or 'nobody'})")
+        if workdir is not None:
+            from federation.cli.ledger import plot_growth
+
+            png = root / "ledger-growth.png"
+            plot_growth({org: layout.orgs[org] for org in orgs}, png)
+            console.print(f"ledger growth plot: {png}")
         problems = check_results(runner.results)
         problems += [f"{org}: latest checkpoint not witnessed" for org, st in witnessed.items()
                      if st["witnessed_size"] != st["size"]]

@@ -544,6 +544,8 @@ def verify_delegated_presentation(
     """
     if not isinstance(vp, dict):
         raise DelegationError("presentation must be a JSON object", reason="MALFORMED_DELEGATION")
+    if "VerifiablePresentation" not in _types(vp):
+        raise DelegationError("type must include VerifiablePresentation", reason="MALFORMED_DELEGATION")
     holder = vp.get("holder")
     holder = holder.get("id") if isinstance(holder, dict) else holder
     if not isinstance(holder, str) or not holder.startswith("did:key:"):

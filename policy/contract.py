@@ -15,6 +15,7 @@ The file format (YAML or JSON) is documented in ``docs/contracts.md``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -443,9 +444,14 @@ class Contract(_Frozen):
         d.pop("retired_at", None)
         return d
 
-    @property
+    @functools.cached_property
     def version_hash(self) -> str:
-        """Hex SHA-256 of the RFC 8785 JCS encoding of :meth:`terms` (64 chars)."""
+        """Hex SHA-256 of the RFC 8785 JCS encoding of :meth:`terms` (64 chars).
+
+        Computed once per instance (the model is frozen). ``model_copy`` keeps the
+        cached value, so it is only used for fields outside the terms
+        (``signatures``, ``retired_at``).
+        """
         return hashlib.sha256(rfc8785.dumps(self.terms())).hexdigest()
 
     @property

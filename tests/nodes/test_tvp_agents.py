@@ -86,3 +86,17 @@ def test_llm_agent_falls_back_to_a_star_when_the_endpoint_is_unreachable():
     agent = LlmAgent("http://127.0.0.1:9/v1", timeout_seconds=0.5)  # port 9 (discard): refused locally
     out = agent.offer(records=RECORDS, requested=("id", "a", "secret"), mni=MNI, tau=0.9, rng=random.Random())
     assert all(set(r) == MNI for r in out)
+
+
+def test_tvp_cli_lists_the_scenes():
+    import json
+
+    from typer.testing import CliRunner
+
+    from federation.cli.tvp import app
+
+    r = CliRunner().invoke(app, ["scenes", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert len(rows) == 19 and {r["macro"] for r in rows} == {"enterprise", "archaeology", "mars"}
+    assert sum(1 for r in rows if r["delegation"] and r["delegation"]["expands"]) == 3

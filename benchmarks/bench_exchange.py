@@ -64,14 +64,20 @@ async def _load(call, *, concurrency: int, seconds: float) -> dict[str, float]:
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
-    return {"calls": len(latencies), "errors": errors, "throughput": len(latencies) / wall,
-            "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
-            "mean_ms": statistics.fmean(latencies) * 1e3 if latencies else float("nan")}
+    return {
+        "calls": len(latencies),
+        "errors": errors,
+        "throughput": len(latencies) / wall,
+        "p50_ms": _percentile(latencies, 0.50) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+        "mean_ms": statistics.fmean(latencies) * 1e3 if latencies else float("nan"),
+    }
 
 
 def _spawn_relay(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.relay", *args], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.relay", *args], stdout=subprocess.PIPE, text=True
+    )
     out: list[str] = []
 
     def read() -> None:
@@ -93,25 +99,48 @@ def _spawn_relay(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 async def _full(layout, *, levels: tuple[int, ...], seconds: float) -> tuple[dict[int, dict], int, int]:
     async with AgentClient.from_wallet(layout.wallets["relief/logistics"]) as agent:
         session = await agent.open_session("supplier")
-        sample = agent.sign_request(session, contract_id="relief-supplier-procurement",
-                                    purpose="emergency-procurement", resource="inventory",
-                                    subject="SKU-1001", fields=FIELDS)
-        first = await agent.request(session, contract_id="relief-supplier-procurement",
-                                    purpose="emergency-procurement", resource="inventory",
-                                    subject="SKU-1001", fields=FIELDS)
+        sample = agent.sign_request(
+            session,
+            contract_id="relief-supplier-procurement",
+            purpose="emergency-procurement",
+            resource="inventory",
+            subject="SKU-1001",
+            fields=FIELDS,
+        )
+        first = await agent.request(
+            session,
+            contract_id="relief-supplier-procurement",
+            purpose="emergency-procurement",
+            resource="inventory",
+            subject="SKU-1001",
+            fields=FIELDS,
+        )
         reply_bytes = first.outcome.ByteSize()
 
         async def call() -> None:
-            await agent.request(session, contract_id="relief-supplier-procurement",
-                                purpose="emergency-procurement", resource="inventory",
-                                subject="SKU-1001", fields=FIELDS)
+            await agent.request(
+                session,
+                contract_id="relief-supplier-procurement",
+                purpose="emergency-procurement",
+                resource="inventory",
+                subject="SKU-1001",
+                fields=FIELDS,
+            )
 
         out = {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
         return out, sample.ByteSize(), reply_bytes
 
 
-async def _raw(front: str, ca: bytes, cert: bytes, key: bytes, request_bytes: int, *,
-               levels: tuple[int, ...], seconds: float) -> dict[int, dict]:
+async def _raw(
+    front: str,
+    ca: bytes,
+    cert: bytes,
+    key: bytes,
+    request_bytes: int,
+    *,
+    levels: tuple[int, ...],
+    seconds: float,
+) -> dict[int, dict]:
     creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
     async with grpc.aio.secure_channel(front, creds) as ch:
         method = ch.unary_unary("/accord.bench.v1.Relay/Call")
@@ -123,8 +152,13 @@ async def _raw(front: str, ca: bytes, cert: bytes, key: bytes, request_bytes: in
         return {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
 
 
-def run(*, seconds: float = 4.0, concurrency: tuple[int, ...] = (1, 16, 64), json_output: bool = False,
-        console: Console | None = None) -> dict[str, Any]:
+def run(
+    *,
+    seconds: float = 4.0,
+    concurrency: tuple[int, ...] = (1, 16, 64),
+    json_output: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Run both measurements and print the comparison; returns the figures."""
     console = console or Console(stderr=json_output)
     root = Path(tempfile.mkdtemp(prefix="accord-bench-"))
@@ -137,17 +171,47 @@ def run(*, seconds: float = 4.0, concurrency: tuple[int, ...] = (1, 16, 64), jso
         for p in procs:
             p.stop()
         sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
-        back, back_ep = _spawn_relay(["back", "--dir", str(sup), "--port", str(free_port()),
-                                      "--trust", str(rel / "tls" / "ca.pem"), "--reply-bytes", str(reply_bytes)])
+        back, back_ep = _spawn_relay(
+            [
+                "back",
+                "--dir",
+                str(sup),
+                "--port",
+                str(free_port()),
+                "--trust",
+                str(rel / "tls" / "ca.pem"),
+                "--reply-bytes",
+                str(reply_bytes),
+            ]
+        )
         relays.append(back)
-        front, front_ep = _spawn_relay(["front", "--dir", str(rel), "--port", str(free_port()),
-                                        "--upstream", back_ep, "--upstream-ca", str(sup / "tls" / "ca.pem")])
+        front, front_ep = _spawn_relay(
+            [
+                "front",
+                "--dir",
+                str(rel),
+                "--port",
+                str(free_port()),
+                "--upstream",
+                back_ep,
+                "--upstream-ca",
+                str(sup / "tls" / "ca.pem"),
+            ]
+        )
         relays.append(front)
         console.print("measuring the raw gRPC relay (same hops, mTLS, sizes)…")
         tls = rel / "tls"
-        raw = asyncio.run(_raw(front_ep, (tls / "ca.pem").read_bytes(), (tls / "operator.pem").read_bytes(),
-                               (tls / "operator.key").read_bytes(), req_bytes, levels=concurrency,
-                               seconds=seconds))
+        raw = asyncio.run(
+            _raw(
+                front_ep,
+                (tls / "ca.pem").read_bytes(),
+                (tls / "operator.pem").read_bytes(),
+                (tls / "operator.key").read_bytes(),
+                req_bytes,
+                levels=concurrency,
+                seconds=seconds,
+            )
+        )
     finally:
         for p in procs:
             p.stop()
@@ -155,29 +219,56 @@ def run(*, seconds: float = 4.0, concurrency: tuple[int, ...] = (1, 16, 64), jso
             r.terminate()
             r.wait(5)
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "grpc": grpc.__version__},
-        "date": time.strftime("%Y-%m-%d"), "seconds_per_point": seconds,
-        "request_bytes": req_bytes, "reply_bytes": reply_bytes,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "grpc": grpc.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds_per_point": seconds,
+        "request_bytes": req_bytes,
+        "reply_bytes": reply_bytes,
         "points": [
-            {"in_flight": c, "full": full[c], "raw_relay": raw[c],
-             "ratio": full[c]["throughput"] / raw[c]["throughput"] if raw[c]["throughput"] else None}
+            {
+                "in_flight": c,
+                "full": full[c],
+                "raw_relay": raw[c],
+                "ratio": full[c]["throughput"] / raw[c]["throughput"] if raw[c]["throughput"] else None,
+            }
             for c in concurrency
         ],
     }
     if json_output:
         print(json.dumps(result, indent=2))
     else:
-        t = Table(title=f"full exchange vs raw gRPC relay ({seconds:.0f} s per point, "
-                        f"request {req_bytes} B, reply {reply_bytes} B)")
-        for col in ("in flight", "full /s", "full p50 ms", "full p99 ms", "relay /s", "relay p50 ms",
-                    "relay p99 ms", "full / relay"):
+        t = Table(
+            title=f"full exchange vs raw gRPC relay ({seconds:.0f} s per point, "
+            f"request {req_bytes} B, reply {reply_bytes} B)"
+        )
+        for col in (
+            "in flight",
+            "full /s",
+            "full p50 ms",
+            "full p99 ms",
+            "relay /s",
+            "relay p50 ms",
+            "relay p99 ms",
+            "full / relay",
+        ):
             t.add_column(col, justify="right")
         for p in result["points"]:
             f, r = p["full"], p["raw_relay"]
-            t.add_row(str(p["in_flight"]), f"{f['throughput']:.0f}", f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}",
-                      f"{r['throughput']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                      f"{p['ratio']:.2f}")
+            t.add_row(
+                str(p["in_flight"]),
+                f"{f['throughput']:.0f}",
+                f"{f['p50_ms']:.2f}",
+                f"{f['p99_ms']:.2f}",
+                f"{r['throughput']:.0f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{p['ratio']:.2f}",
+            )
         console.print(t)
     return result
 

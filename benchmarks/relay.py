@@ -39,8 +39,9 @@ async def serve(args: argparse.Namespace) -> None:
         async def call(request: bytes, context) -> bytes:
             return reply
     else:
-        up_creds = grpc.ssl_channel_credentials(root_certificates=Path(args.upstream_ca).read_bytes(),
-                                                private_key=key, certificate_chain=cert)
+        up_creds = grpc.ssl_channel_credentials(
+            root_certificates=Path(args.upstream_ca).read_bytes(), private_key=key, certificate_chain=cert
+        )
         channel = grpc.aio.secure_channel(args.upstream, up_creds)
         forward = channel.unary_unary(METHOD)
 
@@ -48,7 +49,8 @@ async def serve(args: argparse.Namespace) -> None:
             return await forward(request, timeout=10)
 
     handler = grpc.method_handlers_generic_handler(
-        "accord.bench.v1.Relay", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+        "accord.bench.v1.Relay", {"Call": grpc.unary_unary_rpc_method_handler(call)}
+    )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_secure_port(f"127.0.0.1:{args.port}", creds)
     await server.start()

@@ -37,9 +37,17 @@ def open_store(identity: NodeIdentity) -> NodeStore:
     return NodeStore(make_engine(database_url_for(identity.paths.root, identity.config)))
 
 
-def register_agent(identity: NodeIdentity, *, name: str, role: str, scopes: list[str],
-                   trust_tier: int = 1, valid_days: int = 30, with_status: bool = True,
-                   now: dt.datetime | None = None) -> AgentWallet:
+def register_agent(
+    identity: NodeIdentity,
+    *,
+    name: str,
+    role: str,
+    scopes: list[str],
+    trust_tier: int = 1,
+    valid_days: int = 30,
+    with_status: bool = True,
+    now: dt.datetime | None = None,
+) -> AgentWallet:
     """Register an agent and write its wallet (see the module docstring).
 
     ``with_status=False`` issues a credential without ``credentialStatus``
@@ -75,23 +83,52 @@ def register_agent(identity: NodeIdentity, *, name: str, role: str, scopes: list
     index = store.next_status_index()
     publisher = StatusListPublisher(identity, store)
     unsigned = agent_credential(
-        issuer=identity.org_did, agent_did=did, organization=identity.config.org_name, name=name,
-        role=role, scopes=list(scopes), trust_tier=trust_tier, valid_from=now,
-        valid_until=now + dt.timedelta(days=valid_days), credential_id=f"urn:uuid:{uuid.uuid4()}",
+        issuer=identity.org_did,
+        agent_did=did,
+        organization=identity.config.org_name,
+        name=name,
+        role=role,
+        scopes=list(scopes),
+        trust_tier=trust_tier,
+        valid_from=now,
+        valid_until=now + dt.timedelta(days=valid_days),
+        credential_id=f"urn:uuid:{uuid.uuid4()}",
         status=publisher.entries_for(index) if with_status else None,
     )
-    credential = issue_credential(unsigned, key=identity.org_key,
-                                  verification_method=identity.verification_method, created=now)
-    cert, tls_key = issue_client_certificate(
-        ca_pem=identity.tls_pem("ca.pem"), ca_key_pem=identity.tls_pem("ca.key"), san=did,
-        common_name=f"{identity.config.org_name} agent {name}", days=valid_days,
+    credential = issue_credential(
+        unsigned, key=identity.org_key, verification_method=identity.verification_method, created=now
     )
-    store.add_agent(AgentRecord(did=did, name=name, role=role, scopes=tuple(scopes),
-                                trust_tier=trust_tier, status_index=index, revoked=False,
-                                suspended=False, credential=credential), now=now)
+    cert, tls_key = issue_client_certificate(
+        ca_pem=identity.tls_pem("ca.pem"),
+        ca_key_pem=identity.tls_pem("ca.key"),
+        san=did,
+        common_name=f"{identity.config.org_name} agent {name}",
+        days=valid_days,
+    )
+    store.add_agent(
+        AgentRecord(
+            did=did,
+            name=name,
+            role=role,
+            scopes=tuple(scopes),
+            trust_tier=trust_tier,
+            status_index=index,
+            revoked=False,
+            suspended=False,
+            credential=credential,
+        ),
+        now=now,
+    )
     cfg = identity.config
-    wallet = AgentWallet(name=name, did=did, key=key, credential=credential, tls_cert_pem=cert,
-                         tls_key_pem=tls_key, ca_pem=identity.tls_pem("ca.pem"),
-                         node_endpoint=cfg.advertise or cfg.listen)
+    wallet = AgentWallet(
+        name=name,
+        did=did,
+        key=key,
+        credential=credential,
+        tls_cert_pem=cert,
+        tls_key_pem=tls_key,
+        ca_pem=identity.tls_pem("ca.pem"),
+        node_endpoint=cfg.advertise or cfg.listen,
+    )
     write_private(identity.paths.agents / f"{name}.json", wallet.to_json())
     return wallet

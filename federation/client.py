@@ -59,21 +59,32 @@ class AgentWallet:
 
     def to_json(self) -> str:
         """Serialize (contains the private key: store with mode 0600)."""
-        return json.dumps({
-            "name": self.name, "did": self.did, "secretKeyMultibase": self.key.secret_key_multibase,
-            "credential": self.credential, "tls_cert_pem": self.tls_cert_pem.decode(),
-            "tls_key_pem": self.tls_key_pem.decode(), "ca_pem": self.ca_pem.decode(),
-            "node_endpoint": self.node_endpoint,
-        }, indent=2)
+        return json.dumps(
+            {
+                "name": self.name,
+                "did": self.did,
+                "secretKeyMultibase": self.key.secret_key_multibase,
+                "credential": self.credential,
+                "tls_cert_pem": self.tls_cert_pem.decode(),
+                "tls_key_pem": self.tls_key_pem.decode(),
+                "ca_pem": self.ca_pem.decode(),
+                "node_endpoint": self.node_endpoint,
+            },
+            indent=2,
+        )
 
     @classmethod
     def load(cls, path: Path) -> AgentWallet:
         """Read a wallet file."""
         d = json.loads(Path(path).read_text())
         return cls(
-            name=d["name"], did=d["did"], key=Ed25519KeyPair.from_multibase(d["secretKeyMultibase"]),
-            credential=d["credential"], tls_cert_pem=d["tls_cert_pem"].encode(),
-            tls_key_pem=d["tls_key_pem"].encode(), ca_pem=d["ca_pem"].encode(),
+            name=d["name"],
+            did=d["did"],
+            key=Ed25519KeyPair.from_multibase(d["secretKeyMultibase"]),
+            credential=d["credential"],
+            tls_cert_pem=d["tls_cert_pem"].encode(),
+            tls_key_pem=d["tls_key_pem"].encode(),
+            ca_pem=d["ca_pem"].encode(),
             node_endpoint=d["node_endpoint"],
         )
 
@@ -129,12 +140,15 @@ class Result:
 class AgentClient:
     """Async client of the own node's AgentService (see the module docstring)."""
 
-    def __init__(self, wallet: AgentWallet, *, endpoint: str | None = None,
-                 timeout_seconds: float = 15.0) -> None:
+    def __init__(
+        self, wallet: AgentWallet, *, endpoint: str | None = None, timeout_seconds: float = 15.0
+    ) -> None:
         self.wallet = wallet
-        creds = grpc.ssl_channel_credentials(root_certificates=wallet.ca_pem,
-                                             private_key=wallet.tls_key_pem,
-                                             certificate_chain=wallet.tls_cert_pem)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=wallet.ca_pem,
+            private_key=wallet.tls_key_pem,
+            certificate_chain=wallet.tls_cert_pem,
+        )
         self._channel = grpc.aio.secure_channel(endpoint or wallet.node_endpoint, creds)
         self._stub = pbg.AgentServiceStub(self._channel)
         self._timeout = timeout_seconds
@@ -168,26 +182,52 @@ class AgentClient:
 
         """
         w = self.wallet
-        begin = await self._call(self._stub.BeginSession,
-                                 pb.BeginSessionRequest(agent_did=w.did, peer=peer))
+        begin = await self._call(self._stub.BeginSession, pb.BeginSessionRequest(agent_did=w.did, peer=peer))
         vp = create_presentation(
-            [w.credential], holder=w.did, key=w.key, verification_method=verification_method_id(w.did),
-            challenge=begin.peer_challenge, domain=begin.peer_domain,
+            [w.credential],
+            holder=w.did,
+            key=w.key,
+            verification_method=verification_method_id(w.did),
+            challenge=begin.peer_challenge,
+            domain=begin.peer_domain,
         )
-        resp = await self._call(self._stub.OpenSession, pb.AgentOpenSessionRequest(
-            agent_did=w.did, peer_org=begin.peer_org, local_challenge=begin.local_challenge,
-            local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
-            presentation_json=json.dumps(vp).encode(),
-        ))
-        return AgentSession(session_id=resp.session_id, peer_org=begin.peer_org,
-                            expires_at=resp.expires_at, effective_trust=resp.effective_trust)
+        resp = await self._call(
+            self._stub.OpenSession,
+            pb.AgentOpenSessionRequest(
+                agent_did=w.did,
+                peer_org=begin.peer_org,
+                local_challenge=begin.local_challenge,
+                local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
+                presentation_json=json.dumps(vp).encode(),
+            ),
+        )
+        return AgentSession(
+            session_id=resp.session_id,
+            peer_org=begin.peer_org,
+            expires_at=resp.expires_at,
+            effective_trust=resp.effective_trust,
+        )
 
-    def sign_request(self, session: AgentSession, *, contract_id: str, purpose: str, resource: str,
-                     subject: str, fields: list[str], aggregate: dict | None = None) -> pb.SignedRequest:
+    def sign_request(
+        self,
+        session: AgentSession,
+        *,
+        contract_id: str,
+        purpose: str,
+        resource: str,
+        subject: str,
+        fields: list[str],
+        aggregate: dict | None = None,
+    ) -> pb.SignedRequest:
         """Build and sign a request body (Ed25519 over deterministic protobuf bytes)."""
         body = pb.RequestBody(
-            contract_id=contract_id, purpose=purpose, resource=resource, subject=subject,
-            fields=fields, provider_org=session.peer_org, agent_did=self.wallet.did,
+            contract_id=contract_id,
+            purpose=purpose,
+            resource=resource,
+            subject=subject,
+            fields=fields,
+            provider_org=session.peer_org,
+            agent_did=self.wallet.did,
             nonce=base64.urlsafe_b64encode(secrets.token_bytes(18)).decode(),
             timestamp_ms=int(time.time() * 1000),
             aggregate_json=json.dumps(aggregate) if aggregate is not None else "",
@@ -195,9 +235,17 @@ class AgentClient:
         sig = self.wallet.key.sign(body.SerializeToString(deterministic=True))
         return pb.SignedRequest(body=body, agent_signature=sig)
 
-    async def request(self, session: AgentSession, *, contract_id: str, purpose: str,
-                      resource: str, subject: str, fields: list[str],
-                      aggregate: dict | None = None) -> Result:
+    async def request(
+        self,
+        session: AgentSession,
+        *,
+        contract_id: str,
+        purpose: str,
+        resource: str,
+        subject: str,
+        fields: list[str],
+        aggregate: dict | None = None,
+    ) -> Result:
         """Send one request in ``session``.
 
         Raises:
@@ -205,17 +253,30 @@ class AgentClient:
             federation.errors.FederationError: any other refusal, with its reason.
 
         """
-        signed = self.sign_request(session, contract_id=contract_id, purpose=purpose,
-                                   resource=resource, subject=subject, fields=fields,
-                                   aggregate=aggregate)
-        r = await self._call(self._stub.SendRequest,
-                             pb.SendRequestRequest(session_id=session.session_id, request=signed))
+        signed = self.sign_request(
+            session,
+            contract_id=contract_id,
+            purpose=purpose,
+            resource=resource,
+            subject=subject,
+            fields=fields,
+            aggregate=aggregate,
+        )
+        r = await self._call(
+            self._stub.SendRequest, pb.SendRequestRequest(session_id=session.session_id, request=signed)
+        )
         o = r.outcome
         records = json.loads(o.payload_json) if o.payload_json else []
         return Result(
-            decision=o.decision, records=records, released_fields=tuple(o.released_fields),
-            stripped_fields=tuple(o.stripped_fields), reasons=tuple(o.reasons),
-            obligations=tuple(o.obligations), disclosure_id=o.disclosure_id,
-            receipt_verified=r.receipt_verified, received_leaf_index=r.received_leaf_index,
-            effective_trust=o.effective_trust, outcome=o,
+            decision=o.decision,
+            records=records,
+            released_fields=tuple(o.released_fields),
+            stripped_fields=tuple(o.stripped_fields),
+            reasons=tuple(o.reasons),
+            obligations=tuple(o.obligations),
+            disclosure_id=o.disclosure_id,
+            receipt_verified=r.receipt_verified,
+            received_leaf_index=r.received_leaf_index,
+            effective_trust=o.effective_trust,
+            outcome=o,
         )

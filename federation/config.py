@@ -156,5 +156,5 @@ def database_url_for(node_dir: Path, config: NodeConfig) -> str:
     url = config.database_url
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str(node_dir / url[len(prefix):])
+        return prefix + str(node_dir / url[len(prefix) :])
     return url

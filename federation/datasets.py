@@ -65,9 +65,17 @@ class DatasetSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"name": self.name, "id": self.id_column, "sensitive": list(self.sensitive),
-                "quasi": list(self.quasi), "columns": self.columns, "scope": self.scope,
-                "coalitions": [list(c) for c in self.coalitions], "dp": self.dp, "max_ids": self.max_ids}
+        return {
+            "name": self.name,
+            "id": self.id_column,
+            "sensitive": list(self.sensitive),
+            "quasi": list(self.quasi),
+            "columns": self.columns,
+            "scope": self.scope,
+            "coalitions": [list(c) for c in self.coalitions],
+            "dp": self.dp,
+            "max_ids": self.max_ids,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatasetSpec:
@@ -77,11 +85,17 @@ class DatasetSpec:
             InvalidRequestError: ``BAD_DATASET`` for a malformed spec.
         """
         try:
-            spec = cls(name=d["name"], id_column=d["id"], sensitive=tuple(d["sensitive"]),
-                       quasi=tuple(d.get("quasi", ())), columns=dict(d["columns"]),
-                       scope=d.get("scope", "org"),
-                       coalitions=tuple(tuple(c) for c in d.get("coalitions", ())), dp=d.get("dp"),
-                       max_ids=int(d.get("max_ids", 0)))
+            spec = cls(
+                name=d["name"],
+                id_column=d["id"],
+                sensitive=tuple(d["sensitive"]),
+                quasi=tuple(d.get("quasi", ())),
+                columns=dict(d["columns"]),
+                scope=d.get("scope", "org"),
+                coalitions=tuple(tuple(c) for c in d.get("coalitions", ())),
+                dp=d.get("dp"),
+                max_ids=int(d.get("max_ids", 0)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRequestError(f"malformed dataset spec: {exc}", reason="BAD_DATASET") from exc
         if spec.scope not in SCOPES:
@@ -91,8 +105,11 @@ class DatasetSpec:
     def schema(self) -> DatasetSchema:
         """The predicate schema: id, quasi-identifiers and sensitive columns only."""
         keep = {self.id_column, *self.sensitive, *self.quasi}
-        return DatasetSchema(id_column=self.id_column, sensitive=self.sensitive,
-                             columns={k: v for k, v in self.columns.items() if k in keep})
+        return DatasetSchema(
+            id_column=self.id_column,
+            sensitive=self.sensitive,
+            columns={k: v for k, v in self.columns.items() if k in keep},
+        )
 
 
 def infer_columns(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -100,8 +117,15 @@ def infer_columns(records: list[dict[str, Any]]) -> dict[str, str]:
     types: dict[str, str] = {}
     for r in records:
         for k, v in r.items():
-            t = ("bool" if isinstance(v, bool) else "int" if isinstance(v, int)
-                 else "float" if isinstance(v, float) else "str")
+            t = (
+                "bool"
+                if isinstance(v, bool)
+                else "int"
+                if isinstance(v, int)
+                else "float"
+                if isinstance(v, float)
+                else "str"
+            )
             prev = types.get(k)
             types[k] = t if prev in (None, t) else ("float" if {prev, t} == {"int", "float"} else "str")
     return types
@@ -113,6 +137,7 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     Raises:
         InvalidRequestError: ``BAD_DATASET`` for an unreadable file.
     """
+
     def conv(v: str) -> Any:
         for f in (int, float):
             try:
@@ -153,16 +178,22 @@ class AggregateQuery:
             d = json.loads(text)
             q = cls(kind=d["kind"], column=d["column"], predicate=d.get("predicate", {}))
         except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidRequestError(f"malformed aggregate query: {exc}", reason="INVALID_PREDICATE") from exc
+            raise InvalidRequestError(
+                f"malformed aggregate query: {exc}", reason="INVALID_PREDICATE"
+            ) from exc
         if q.kind not in KINDS:
             raise InvalidRequestError(f"kind must be one of {KINDS}", reason="INVALID_PREDICATE")
         return q
 
     def digest(self) -> str:
         """Hex SHA-256 of the canonical query (logged instead of the query)."""
-        return hashlib.sha256(json.dumps({"kind": self.kind, "column": self.column,
-                                          "predicate": self.predicate}, sort_keys=True,
-                                         separators=(",", ":")).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(
+                {"kind": self.kind, "column": self.column, "predicate": self.predicate},
+                sort_keys=True,
+                separators=(",", ":"),
+            ).encode()
+        ).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -210,11 +241,22 @@ class DatasetService:
                 self.specs[spec.name], self.data[spec.name], self.auditors[spec.name] = spec, ds, auditor
                 if spec.dp:
                     dps = self._store.get_state(f"dp:{spec.name}")
-                    self.budgets[spec.name] = (PrivacyBudget.from_state(dps) if dps
-                                               else PrivacyBudget(float(spec.dp["epsilon_total"])))
+                    self.budgets[spec.name] = (
+                        PrivacyBudget.from_state(dps)
+                        if dps
+                        else PrivacyBudget(float(spec.dp["epsilon_total"]))
+                    )
 
-    def answer(self, *, dataset: str, query: AggregateQuery, allowed: dict[str, Any] | None,
-               requester_org: str, agent: str, now: dt.datetime) -> AggregateAnswer:
+    def answer(
+        self,
+        *,
+        dataset: str,
+        query: AggregateQuery,
+        allowed: dict[str, Any] | None,
+        requester_org: str,
+        agent: str,
+        now: dt.datetime,
+    ) -> AggregateAnswer:
         """Check, audit, commit and answer one aggregate query.
 
         Args:
@@ -223,7 +265,8 @@ class DatasetService:
             allowed: the contract purpose's ``aggregates`` spec
                 (``{"dataset", "kinds", "columns", "allow_ids"}``), None if the
                 purpose allows no aggregates.
-            requester_org / agent: who asks (for the scope key).
+            requester_org: the requesting organization DID (for the scope key).
+            agent: the requesting agent DID (for the scope key).
             now: decision time.
 
         Raises:
@@ -237,14 +280,20 @@ class DatasetService:
         spec = self.specs.get(dataset)
         if spec is None:
             raise NotFoundError(f"unknown dataset {dataset!r}", reason="UNKNOWN_RESOURCE")
-        if (not allowed or allowed.get("dataset") not in (None, dataset)
-                or query.kind not in allowed.get("kinds", KINDS)
-                or query.column not in allowed.get("columns", spec.sensitive)):
-            raise DeniedError(f"the contract does not allow {query.kind}({query.column}) on {dataset}",
-                              reason="AGGREGATE_NOT_ALLOWED")
+        if (
+            not allowed
+            or allowed.get("dataset") not in (None, dataset)
+            or query.kind not in allowed.get("kinds", KINDS)
+            or query.column not in allowed.get("columns", spec.sensitive)
+        ):
+            raise DeniedError(
+                f"the contract does not allow {query.kind}({query.column}) on {dataset}",
+                reason="AGGREGATE_NOT_ALLOWED",
+            )
         if query.column not in spec.sensitive:
-            raise InvalidRequestError(f"{query.column!r} is not a sensitive column of {dataset}",
-                                      reason="INVALID_PREDICATE")
+            raise InvalidRequestError(
+                f"{query.column!r} is not a sensitive column of {dataset}", reason="INVALID_PREDICATE"
+            )
         ds = self.data[dataset]
         allow_ids = bool(allowed.get("allow_ids", False)) and spec.max_ids > 0
         pred = ds.parse(query.predicate, allow_ids=allow_ids)
@@ -252,26 +301,45 @@ class DatasetService:
         if n_ids and spec.max_ids and _count_ids(query.predicate) > spec.max_ids:
             raise DeniedError(f"explicit id sets are capped at {spec.max_ids} ids", reason="ID_SET_TOO_LARGE")
         ids = ds.select(pred)
-        key = scope_key(spec.scope, requester_org=requester_org, agent=agent,
-                        coalitions=[list(c) for c in spec.coalitions])
+        key = scope_key(
+            spec.scope,
+            requester_org=requester_org,
+            agent=agent,
+            coalitions=[list(c) for c in spec.coalitions],
+        )
         with self._lock:
             auditor = self.auditors[dataset]
             decision = auditor.check(key, query.kind, frozenset(ids))
             if not decision.allow:
                 self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
                 status = "RESOURCE_EXHAUSTED" if decision.reason == "AUDIT_CAPACITY" else "PERMISSION_DENIED"
-                raise DeniedError(status=status, message=
-                    f"answering would let the requester determine a record exactly ({decision.reason})"
-                    if decision.reason == "RECONSTRUCTION_RISK" else f"denied: {decision.reason}",
-                    reason=decision.reason, metadata={"scope": key, "query_digest": query.digest()})
+                raise DeniedError(
+                    status=status,
+                    message="answering would let the requester determine a record exactly "
+                    f"({decision.reason})"
+                    if decision.reason == "RECONSTRUCTION_RISK"
+                    else f"denied: {decision.reason}",
+                    reason=decision.reason,
+                    metadata={"scope": key, "query_digest": query.digest()},
+                )
             dp_eps = 0.0
             if spec.dp:
                 values = ds.values(ids, query.column)
-                dpa = dp_answer(self.budgets[dataset], key, query.kind, values,
-                                epsilon=float(spec.dp["epsilon_per_query"]), bounds=spec.dp.get("bounds"))
+                dpa = dp_answer(
+                    self.budgets[dataset],
+                    key,
+                    query.kind,
+                    values,
+                    epsilon=float(spec.dp["epsilon_per_query"]),
+                    bounds=spec.dp.get("bounds"),
+                )
                 if not dpa.allow:
-                    raise DeniedError("privacy budget spent for this scope", reason=dpa.reason,
-                                      status="RESOURCE_EXHAUSTED", metadata={"scope": key})
+                    raise DeniedError(
+                        "privacy budget spent for this scope",
+                        reason=dpa.reason,
+                        status="RESOURCE_EXHAUSTED",
+                        metadata={"scope": key},
+                    )
                 value: float | int | None = dpa.value
                 dp_eps = dpa.epsilon
                 self._store.put_state(f"dp:{dataset}", self.budgets[dataset].to_state(), now=now)
@@ -280,23 +348,35 @@ class DatasetService:
             auditor.commit(key, query.kind, frozenset(ids))
             # durable before the answer leaves the node: a crash cannot forget an answered query
             self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
-            return AggregateAnswer(value=value, record_count=len(ids), scope_key=key, dp_epsilon=dp_eps,
-                                   rank=decision.rank_after)
+            return AggregateAnswer(
+                value=value, record_count=len(ids), scope_key=key, dp_epsilon=dp_eps, rank=decision.rank_after
+            )
 
     def status(self) -> list[dict[str, Any]]:
         """Per dataset and scope: history size, rank, denials."""
         rows = []
         for name, auditor in sorted(self.auditors.items()):
             for key, st in sorted(auditor.status().items()):
-                rows.append({"dataset": name, "scope": key, "history": st.history, "counts": st.counts,
-                             "rank": st.rank, "atoms": st.atoms, "denials": st.denials,
-                             "records": len(self.data[name].records)})
+                rows.append(
+                    {
+                        "dataset": name,
+                        "scope": key,
+                        "history": st.history,
+                        "counts": st.counts,
+                        "rank": st.rank,
+                        "atoms": st.atoms,
+                        "denials": st.denials,
+                        "records": len(self.data[name].records),
+                    }
+                )
         return rows
 
 
 def _count_ids(pred: Any) -> int:
     if isinstance(pred, dict):
-        return len(pred.get("ids", [])) + sum(_count_ids(v) for v in pred.values() if isinstance(v, dict | list))
+        return len(pred.get("ids", [])) + sum(
+            _count_ids(v) for v in pred.values() if isinstance(v, dict | list)
+        )
     if isinstance(pred, list):
         return sum(_count_ids(p) for p in pred)
     return 0

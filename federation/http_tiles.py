@@ -31,22 +31,29 @@ def make_app(node: Any) -> web.Application:
         try:
             body, ctype = await node.writer.run_sync(node.ledger.read_path, path)
         except LedgerError as exc:
-            status = 404 if exc.reason in ("NOT_CHECKPOINTED", "TREE_SIZE") or "TreeSize" in type(exc).__name__ \
+            status = (
+                404
+                if exc.reason in ("NOT_CHECKPOINTED", "TREE_SIZE") or "TreeSize" in type(exc).__name__
                 else 400
+            )
             return web.Response(status=status, text=f"{exc.reason}: {exc}\n")
         immutable = path.startswith("tile/") and ".p/" not in path
         headers = {"Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache"}
-        return web.Response(body=body, headers=headers, content_type=ctype.split(";")[0],
-                            charset="utf-8" if "charset" in ctype else None)
+        return web.Response(
+            body=body,
+            headers=headers,
+            content_type=ctype.split(";")[0],
+            charset="utf-8" if "charset" in ctype else None,
+        )
 
     async def add_checkpoint(request: web.Request) -> web.Response:
         body = await request.content.read(MAX_BODY + 1)
         if len(body) > MAX_BODY:
             return web.Response(status=413, text="request too large\n")
         resp = await node.writer.run_sync(
-            lambda: node.witness.add_checkpoint(body, now=dt.datetime.now(dt.UTC)))
-        return web.Response(status=resp.status, body=resp.body,
-                            content_type=resp.content_type.split(";")[0])
+            lambda: node.witness.add_checkpoint(body, now=dt.datetime.now(dt.UTC))
+        )
+        return web.Response(status=resp.status, body=resp.body, content_type=resp.content_type.split(";")[0])
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/add-checkpoint", add_checkpoint)

@@ -79,12 +79,20 @@ class NodeIdentity:
             witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{node_dir}: cannot read node keys: {exc}") from exc
-        return cls(paths=paths, config=config, org_key=org_key, ledger_seed=ledger_seed,
-                   witness_seed=witness_seed)
+        return cls(
+            paths=paths, config=config, org_key=org_key, ledger_seed=ledger_seed, witness_seed=witness_seed
+        )
 
 
-def init_node(node_dir: Path, *, org_name: str, listen: str, advertise: str = "",
-              database_url: str = "sqlite:///node.db", force: bool = False) -> NodeConfig:
+def init_node(
+    node_dir: Path,
+    *,
+    org_name: str,
+    listen: str,
+    advertise: str = "",
+    database_url: str = "sqlite:///node.db",
+    force: bool = False,
+) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
     Raises:
@@ -98,8 +106,13 @@ def init_node(node_dir: Path, *, org_name: str, listen: str, advertise: str = ""
     if paths.config.exists() and not force:
         raise ConfigError(f"{node_dir} already holds a node (node.toml exists); use --force")
     try:
-        config = NodeConfig(org_name=org_name, org_did=org_did_for(org_name), listen=listen,
-                            advertise=advertise, database_url=database_url)
+        config = NodeConfig(
+            org_name=org_name,
+            org_did=org_did_for(org_name),
+            listen=listen,
+            advertise=advertise,
+            database_url=database_url,
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
@@ -122,8 +135,9 @@ def init_node(node_dir: Path, *, org_name: str, listen: str, advertise: str = ""
     return config
 
 
-def export_bundle(identity: NodeIdentity, *, endpoint: str | None = None,
-                  now: dt.datetime | None = None) -> PeerBundle:
+def export_bundle(
+    identity: NodeIdentity, *, endpoint: str | None = None, now: dt.datetime | None = None
+) -> PeerBundle:
     """Make this node's signed peer bundle.
 
     Args:

@@ -120,7 +120,8 @@ class LedgerWriter:
                 if want:
                     receipts[res.index] = self._log.receipt(res.index)
         return [
-            Written(index=r.index, leaf_hash=r.leaf_hash, duplicate=r.duplicate,
-                    receipt=receipts.get(r.index))
+            Written(
+                index=r.index, leaf_hash=r.leaf_hash, duplicate=r.duplicate, receipt=receipts.get(r.index)
+            )
             for r in appended
         ]

@@ -16,8 +16,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import secrets
 import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +61,11 @@ from ledger import (
 )
 from policy import (
     BudgetLedger,
-    PolicyError,
     Contract,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
+    PolicyError,
     RegopyEngine,
     TrustBook,
     apply_gate,
@@ -140,19 +140,22 @@ class Request:
         for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
             value = getattr(self, name)
             if not value or len(value) > 256:
-                raise InvalidRequestError(f"request.{name} must be 1..256 characters",
-                                          metadata={"field": name})
+                raise InvalidRequestError(
+                    f"request.{name} must be 1..256 characters", metadata={"field": name}
+                )
         if not self.fields and not self.aggregate_json:
             raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
         if len(self.fields) > MAX_FIELDS:
-            raise InvalidRequestError(f"request.fields has more than {MAX_FIELDS} entries",
-                                      metadata={"field": "fields"})
+            raise InvalidRequestError(
+                f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
+            )
         for f in self.fields:
             if not f or len(f) > 200 or f.strip() != f:
                 raise InvalidRequestError(f"bad field path {f!r}", metadata={"field": "fields"})
         if len(self.agent_signature) != 64:
-            raise InvalidRequestError("agent_signature must be 64 bytes",
-                                      metadata={"field": "agent_signature"})
+            raise InvalidRequestError(
+                "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
+            )
 
 
 @dataclass
@@ -219,8 +222,11 @@ class Node:
             signer=self.ledger_signer,
         )
         self.writer = LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
-        self.witness = Witness.open(database_url_for(self.paths.root, self.config),
-                                    name=witness_name(self.config.org_name), seed=identity.witness_seed)
+        self.witness = Witness.open(
+            database_url_for(self.paths.root, self.config),
+            name=witness_name(self.config.org_name),
+            seed=identity.witness_seed,
+        )
         self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
         self.challenges = ChallengeTable()
         self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
@@ -231,8 +237,12 @@ class Node:
         self.policy = self._make_engine()
         self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
         self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
-        self.pdp = PolicyDecisionPoint(self.policy, trust=self.trust, budgets=self.budgets,
-                                       requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}))
+        self.pdp = PolicyDecisionPoint(
+            self.policy,
+            trust=self.trust,
+            budgets=self.budgets,
+            requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}),
+        )
         self.data = DataSource({})
         from federation.datasets import DatasetService
 
@@ -285,7 +295,8 @@ class Node:
 
         self.ledger.set_witness_policy(witness_policy_for(self))
         self.status_cache = StatusListCache(
-            self._fetch_status_doc, resolve_key=self.resolver,
+            self._fetch_status_doc,
+            resolve_key=self.resolver,
             ttl_seconds=self.config.status_list_ttl_seconds,
         )
         contracts: dict[str, Contract] = {}
@@ -310,8 +321,7 @@ class Node:
         self.data = DataSource.load(self.paths.data)
         self.datasets.load()
         self._agent_cache.clear()
-        counts = {"peers": len(self.peers), "agents": len(self.store.agents()),
-                  "contracts": len(contracts)}
+        counts = {"peers": len(self.peers), "agents": len(self.store.agents()), "contracts": len(contracts)}
         log.info("node state loaded", org=self.config.org_name, **counts)
         return counts
 
@@ -345,8 +355,9 @@ class Node:
             try:
                 rec = self.store.agent(agent_did)
             except NotFoundError as exc:
-                raise AuthenticationError(f"agent {agent_did} is not registered here",
-                                          reason="UNKNOWN_AGENT") from exc
+                raise AuthenticationError(
+                    f"agent {agent_did} is not registered here", reason="UNKNOWN_AGENT"
+                ) from exc
             hit = (rec, t)
             self._agent_cache[agent_did] = hit
         rec = hit[0]
@@ -429,36 +440,59 @@ class Node:
         if "skip_presentation_check" in self.config.unsafe_misbehaviour:
             cred = vp["verifiableCredential"][0]
             sess = self.sessions.create(
-                peer_org=peer.org_did, agent_did=holder, agent_public_key=public_key_from_did_key(holder),
-                claims=dict(cred.get("credentialSubject", {})), credential_id=cred.get("id", ""))
+                peer_org=peer.org_did,
+                agent_did=holder,
+                agent_public_key=public_key_from_did_key(holder),
+                claims=dict(cred.get("credentialSubject", {})),
+                credential_id=cred.get("id", ""),
+            )
             return sess, self._effective_trust(peer.org_did, None, now_utc())
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
         verified = verify_presentation(
-            vp, challenge=challenge, domain=self.did, resolve_key=self.resolver,
-            now=dt.datetime.now(dt.UTC), status=self.status_cache, trusted_issuers=[peer.org_did],
+            vp,
+            challenge=challenge,
+            domain=self.did,
+            resolve_key=self.resolver,
+            now=dt.datetime.now(dt.UTC),
+            status=self.status_cache,
+            trusted_issuers=[peer.org_did],
         )
         cred = verified.credentials[0]
         if "AgentCredential" not in cred.types:
-            raise AuthenticationError("presented credential is not an AgentCredential",
-                                      reason="WRONG_CREDENTIAL_TYPE")
+            raise AuthenticationError(
+                "presented credential is not an AgentCredential", reason="WRONG_CREDENTIAL_TYPE"
+            )
         not_after = cred.valid_until.timestamp() if cred.valid_until else None
         agent = cred.agent  # strictly parsed AgentClaims: what the proof actually binds
-        claims = {"organization": agent.organization, "name": agent.name, "role": agent.role,
-                  "scopes": sorted(agent.scopes), "trust_tier": agent.trust_tier} if agent else {}
+        claims = (
+            {
+                "organization": agent.organization,
+                "name": agent.name,
+                "role": agent.role,
+                "scopes": sorted(agent.scopes),
+                "trust_tier": agent.trust_tier,
+            }
+            if agent
+            else {}
+        )
         sess = self.sessions.create(
-            peer_org=peer.org_did, agent_did=verified.holder,
-            agent_public_key=public_key_from_did_key(verified.holder), claims=claims,
-            credential_id=cred.id or "", not_after=not_after,
+            peer_org=peer.org_did,
+            agent_did=verified.holder,
+            agent_public_key=public_key_from_did_key(verified.holder),
+            claims=claims,
+            credential_id=cred.id or "",
+            not_after=not_after,
         )
         now = now_utc()
         self.trust.record_verification((peer.org_did, self.did), now=now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
         return sess, self._effective_trust(peer.org_did, None, now)
 
-    async def _open_delegated_session(self, peer: AuthenticatedPeer, vp: dict[str, Any],
-                                      challenge: str) -> tuple[Session, float]:
+    async def _open_delegated_session(
+        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
+    ) -> tuple[Session, float]:
         """Open a session for an agent acting under a delegation chain (issue: TVP / AD).
 
         The chain is verified by :func:`federation.delegation.verify_delegated_presentation`
@@ -474,39 +508,59 @@ class Node:
         now = now_utc()
         try:
             authority = verify_delegated_presentation(
-                vp, challenge=challenge, domain=self.did, resolve_key=self.resolver, now=now,
-                status=self.status_cache, requester_org=peer.org_did,
+                vp,
+                challenge=challenge,
+                domain=self.did,
+                resolve_key=self.resolver,
+                now=now,
+                status=self.status_cache,
+                requester_org=peer.org_did,
             )
         except DriftError as err:
             await self.record_drift(peer, err, now=now)
             raise
         sess = self.sessions.create(
-            peer_org=peer.org_did, agent_did=authority.holder,
-            agent_public_key=public_key_from_did_key(authority.holder), claims=dict(authority.claims),
-            credential_id=authority.credential_id, not_after=authority.not_after,
+            peer_org=peer.org_did,
+            agent_did=authority.holder,
+            agent_public_key=public_key_from_did_key(authority.holder),
+            claims=dict(authority.claims),
+            credential_id=authority.credential_id,
+            not_after=authority.not_after,
         )
         sess.delegation = authority  # type: ignore[attr-defined]
         self.trust.record_verification((peer.org_did, self.did), now=now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
         return sess, self._effective_trust(peer.org_did, None, now)
 
-    async def record_drift(self, peer: AuthenticatedPeer, err: Any, *, now: dt.datetime,
-                           request: Request | None = None) -> None:
+    async def record_drift(
+        self, peer: AuthenticatedPeer, err: Any, *, now: dt.datetime, request: Request | None = None
+    ) -> None:
         """Authorization Drift: ledger ``drift`` entry, τ drop, chain sessions terminated."""
         chain = list(getattr(err, "chain_agents", ()) or ())
         for agent in chain:
             self.sessions.terminate_agent(agent)
         self.trust.record_drift((peer.org_did, self.did), now=now)
         entry = DisclosureEntry(
-            kind="drift", disclosure_id="drf_" + secrets.token_hex(16), time=rfc3339(now),
-            provider_org=self.did, requester_org=peer.org_did,
+            kind="drift",
+            disclosure_id="drf_" + secrets.token_hex(16),
+            time=rfc3339(now),
+            provider_org=self.did,
+            requester_org=peer.org_did,
             requester_agent=chain[-1] if chain else (request.agent_did if request else ""),
-            provider_agent="", contract_id=request.contract_id if request else "", contract_hash="",
+            provider_agent="",
+            contract_id=request.contract_id if request else "",
+            contract_hash="",
             purpose=request.purpose if request else "",
-            fields_requested=list(request.fields) if request else [], fields_released=[],
-            fields_stripped=[], record_count=0, decision="deny", reason=err.reason,
-            decision_hash="", request_digest=sha256_hex(request.signed_bytes) if request else "",
-            response_digest="", effective_trust=0.0,
+            fields_requested=list(request.fields) if request else [],
+            fields_released=[],
+            fields_stripped=[],
+            record_count=0,
+            decision="deny",
+            reason=err.reason,
+            decision_hash="",
+            request_digest=sha256_hex(request.signed_bytes) if request else "",
+            response_digest="",
+            effective_trust=0.0,
             extra={k: str(v)[:200] for k, v in err.metadata.items()},
         )
         await self.writer.write(entry, receipt=False)
@@ -516,8 +570,14 @@ class Node:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
         return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
-    def authenticate_request(self, peer: AuthenticatedPeer, session_id: str, request: Request,
-                             envelope_bytes: bytes, org_signature: bytes) -> Session:
+    def authenticate_request(
+        self,
+        peer: AuthenticatedPeer,
+        session_id: str,
+        request: Request,
+        envelope_bytes: bytes,
+        org_signature: bytes,
+    ) -> Session:
         """Check the envelope: session, organization signature, agent signature, replay.
 
         Raises:
@@ -528,25 +588,33 @@ class Node:
         try:
             verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
         except CredentialError as exc:
-            raise AuthenticationError("organization signature does not verify",
-                                      reason="BAD_ORG_SIGNATURE") from exc
+            raise AuthenticationError(
+                "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
+            ) from exc
         request.validate()
         if request.agent_did != sess.agent_did:
-            raise AuthenticationError("request agent differs from the session's agent",
-                                      reason="AGENT_MISMATCH")
+            raise AuthenticationError(
+                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
+            )
         try:
             verify_ed25519(sess.agent_public_key, request.agent_signature, request.signed_bytes)
         except CredentialError as exc:
-            raise AuthenticationError("agent signature does not verify",
-                                      reason="BAD_AGENT_SIGNATURE") from exc
+            raise AuthenticationError(
+                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
+            ) from exc
         if request.provider_org != self.did:
-            raise InvalidRequestError("request is addressed to another provider",
-                                      reason="WRONG_PROVIDER")
+            raise InvalidRequestError("request is addressed to another provider", reason="WRONG_PROVIDER")
         self.nonces.check(request.nonce, request.timestamp_ms)
         return sess
 
-    async def serve(self, peer: AuthenticatedPeer, session_id: str, request: Request,
-                    envelope_bytes: bytes, org_signature: bytes) -> Outcome:
+    async def serve(
+        self,
+        peer: AuthenticatedPeer,
+        session_id: str,
+        request: Request,
+        envelope_bytes: bytes,
+        org_signature: bytes,
+    ) -> Outcome:
         """Provider side of one exchange (DESIGN.md steps 3–7).
 
         Raises:
@@ -564,8 +632,9 @@ class Node:
             from federation.delegation import DriftError, check_request_within
 
             try:
-                check_request_within(authority, purpose=request.purpose, fields=request.fields,
-                                     contract_id=request.contract_id)
+                check_request_within(
+                    authority, purpose=request.purpose, fields=request.fields, contract_id=request.contract_id
+                )
             except DriftError as err:
                 sess.move("terminated")
                 await self.record_drift(peer, err, now=now, request=request)
@@ -573,16 +642,24 @@ class Node:
         contract = self.contracts.get(request.contract_id)
         if contract is None and request.contract_id in self.rejected_contracts:
             reason = self.rejected_contracts[request.contract_id]
-            raise DeniedError(f"contract {request.contract_id} is not in force here ({reason})",
-                              reason=reason, status="FAILED_PRECONDITION",
-                              metadata={"contract_id": request.contract_id})
+            raise DeniedError(
+                f"contract {request.contract_id} is not in force here ({reason})",
+                reason=reason,
+                status="FAILED_PRECONDITION",
+                metadata={"contract_id": request.contract_id},
+            )
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
         decision = self.pdp.decide(
-            contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
-            provider_org=self.did, requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did}, requested_fields=request.fields,
-            session=self._session_input(contract, sess), now=now,
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            requester_org=peer.org_did,
+            provider_org=self.did,
+            requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did},
+            requested_fields=request.fields,
+            session=self._session_input(contract, sess),
+            now=now,
         )
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
@@ -604,8 +681,9 @@ class Node:
                 mni: frozenset[str] = frozenset()
                 if contract is not None and request.purpose in contract.purposes:
                     mni = frozenset(contract.purposes[request.purpose].mni)
-                records = self.provider_agent.offer(records=records, requested=request.fields, mni=mni,
-                                                    tau=tau, rng=self.rng)
+                records = self.provider_agent.offer(
+                    records=records, requested=request.fields, mni=mni, tau=tau, rng=self.rng
+                )
             except NotFoundError as exc:
                 deny_reason = exc.reason
         else:
@@ -614,29 +692,47 @@ class Node:
         if deny_reason:
             sess.denials += 1
             entry = DisclosureEntry(
-                kind="denial", disclosure_id=disclosure_id, time=rfc3339(now),
-                provider_org=self.did, requester_org=peer.org_did,
-                requester_agent=request.agent_did, provider_agent="",
-                contract_id=request.contract_id, contract_hash=contract_hash,
-                purpose=request.purpose, fields_requested=list(request.fields),
-                fields_released=[], fields_stripped=[], record_count=0, decision="deny",
-                reason=deny_reason, decision_hash=decision.digest(), request_digest=request_digest,
-                response_digest="", effective_trust=tau,
+                kind="denial",
+                disclosure_id=disclosure_id,
+                time=rfc3339(now),
+                provider_org=self.did,
+                requester_org=peer.org_did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash=contract_hash,
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                fields_released=[],
+                fields_stripped=[],
+                record_count=0,
+                decision="deny",
+                reason=deny_reason,
+                decision_hash=decision.digest(),
+                request_digest=request_digest,
+                response_digest="",
+                effective_trust=tau,
             )
             written = await self.writer.write(entry, receipt=True)
             obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
             err_cls = NotFoundError if deny_reason in ("UNKNOWN_RESOURCE", "UNKNOWN_SUBJECT") else DeniedError
-            status = {"UNKNOWN_CONTRACT": "NOT_FOUND", "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
-                      "RATE_LIMITED": "RESOURCE_EXHAUSTED", "SESSION_LIMIT": "RESOURCE_EXHAUSTED"}
+            status = {
+                "UNKNOWN_CONTRACT": "NOT_FOUND",
+                "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
+                "RATE_LIMITED": "RESOURCE_EXHAUSTED",
+                "SESSION_LIMIT": "RESOURCE_EXHAUSTED",
+            }
             raise err_cls(
                 f"denied by {self.config.org_name}: {', '.join(decision.reason_codes) or deny_reason}",
                 reason=deny_reason,
                 status=status.get(deny_reason, err_cls.status),
                 metadata={
-                    "disclosure_id": disclosure_id, "leaf_index": str(written.index),
-                    "decision_hash": decision.digest(), "reasons": ",".join(decision.reason_codes),
+                    "disclosure_id": disclosure_id,
+                    "leaf_index": str(written.index),
+                    "decision_hash": decision.digest(),
+                    "reasons": ",".join(decision.reason_codes),
                     "tlog_proof": written.receipt.to_text(),
                     "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
                 },
@@ -644,35 +740,57 @@ class Node:
         gate = apply_gate(records, decision.released_fields)
         payload = gate.payload
         stripped = gate.stripped
+        released = tuple(decision.released_fields)
         if "skip_gate" in unsafe:
             payload, stripped = records, ()
-        released = tuple(decision.released_fields)
+            released = tuple(sorted({k for r in records for k in r}))  # what actually crossed
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         sess.fields_released.update(released)
         entry = DisclosureEntry(
-            kind="disclosure", disclosure_id=disclosure_id, time=rfc3339(now),
-            provider_org=self.did, requester_org=peer.org_did, requester_agent=request.agent_did,
-            provider_agent="", contract_id=request.contract_id, contract_hash=contract_hash,
-            purpose=request.purpose, fields_requested=list(request.fields),
-            fields_released=list(released), fields_stripped=sorted(set(stripped)),
-            record_count=len(records), decision="allow", reason=",".join(decision.reason_codes),
-            decision_hash=decision.digest(), request_digest=request_digest,
-            response_digest=sha256_hex(response_bytes), effective_trust=tau,
+            kind="disclosure",
+            disclosure_id=disclosure_id,
+            time=rfc3339(now),
+            provider_org=self.did,
+            requester_org=peer.org_did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash=contract_hash,
+            purpose=request.purpose,
+            fields_requested=list(request.fields),
+            fields_released=list(released),
+            fields_stripped=sorted(set(stripped)),
+            record_count=len(records),
+            decision="allow",
+            reason=",".join(decision.reason_codes),
+            decision_hash=decision.digest(),
+            request_digest=request_digest,
+            response_digest=sha256_hex(response_bytes),
+            effective_trust=tau,
         )
         written = await self.writer.write(entry, receipt=True)
         if "bad_receipt" in unsafe:
-            written = dataclasses.replace(written, receipt=dataclasses.replace(
-                written.receipt, index=written.receipt.index + 1))
+            written = dataclasses.replace(
+                written, receipt=dataclasses.replace(written.receipt, index=written.receipt.index + 1)
+            )
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return Outcome(
-            disclosure_id=disclosure_id, decision="allow", released_fields=released,
-            stripped_fields=tuple(sorted(set(stripped))), payload=payload,
-            record_count=len(records), reasons=tuple(decision.reason_codes),
-            obligations=tuple(decision.obligations), effective_trust=tau,
-            decision_hash=decision.digest(), receipt=written.receipt,
-            entry=entry.canonical_bytes(), leaf_index=written.index, leaf_hash=written.leaf_hash,
+            disclosure_id=disclosure_id,
+            decision="allow",
+            released_fields=released,
+            stripped_fields=tuple(sorted(set(stripped))),
+            payload=payload,
+            record_count=len(records),
+            reasons=tuple(decision.reason_codes),
+            obligations=tuple(decision.obligations),
+            effective_trust=tau,
+            decision_hash=decision.digest(),
+            receipt=written.receipt,
+            entry=entry.canonical_bytes(),
+            leaf_index=written.index,
+            leaf_hash=written.leaf_hash,
         )
 
     @staticmethod
@@ -686,11 +804,21 @@ class Node:
         limits = contract.session_limits if contract is not None else None
         if limits is None or (limits.max_requests is None and limits.max_fields is None):
             return {}
-        return {"requests": sess.requests, "denials": sess.denials,
-                "fields_released": len(sess.fields_released)}
+        return {
+            "requests": sess.requests,
+            "denials": sess.denials,
+            "fields_released": len(sess.fields_released),
+        }
 
-    async def _serve_aggregate(self, peer: AuthenticatedPeer, sess: Session, request: Request,
-                               contract: Contract | None, now: dt.datetime, t0: float) -> Outcome:
+    async def _serve_aggregate(
+        self,
+        peer: AuthenticatedPeer,
+        sess: Session,
+        request: Request,
+        contract: Contract | None,
+        now: dt.datetime,
+        t0: float,
+    ) -> Outcome:
         """Provider side of an aggregate query: contract, auditor, DP, ledger (docs/auditing.md).
 
         The contract's generic conditions (in force, parties, purpose, scopes,
@@ -709,20 +837,32 @@ class Node:
 
         query = AggregateQuery.parse(request.aggregate_json)
         decision = self.pdp.decide(
-            contract_id=request.contract_id, purpose=request.purpose, requester_org=peer.org_did,
-            provider_org=self.did, requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did}, requested_fields=(query.column,),
-            session=self._session_input(contract, sess), now=now,
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            requester_org=peer.org_did,
+            provider_org=self.did,
+            requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did},
+            requested_fields=(query.column,),
+            session=self._session_input(contract, sess),
+            now=now,
         )
         tau = decision.effective_trust
         sess.requests += 1
         disclosure_id = "dsc_" + sha256_hex(request.signed_bytes)[:32]
         base = dict(
-            disclosure_id=disclosure_id, time=rfc3339(now), provider_org=self.did,
-            requester_org=peer.org_did, requester_agent=request.agent_did, provider_agent="",
-            contract_id=request.contract_id, contract_hash=contract.version_hash if contract else "",
-            purpose=request.purpose, fields_requested=[f"{query.kind}({query.column})"],
-            decision_hash=decision.digest(), request_digest=sha256_hex(request.signed_bytes),
+            disclosure_id=disclosure_id,
+            time=rfc3339(now),
+            provider_org=self.did,
+            requester_org=peer.org_did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash=contract.version_hash if contract else "",
+            purpose=request.purpose,
+            fields_requested=[f"{query.kind}({query.column})"],
+            decision_hash=decision.digest(),
+            request_digest=sha256_hex(request.signed_bytes),
             effective_trust=tau,
         )
         reason = ""
@@ -733,8 +873,14 @@ class Node:
         else:
             allowed = contract.purposes[request.purpose].aggregates if contract else None
             try:
-                answer = self.datasets.answer(dataset=request.resource, query=query, allowed=allowed,
-                                              requester_org=peer.org_did, agent=request.agent_did, now=now)
+                answer = self.datasets.answer(
+                    dataset=request.resource,
+                    query=query,
+                    allowed=allowed,
+                    requester_org=peer.org_did,
+                    agent=request.agent_did,
+                    now=now,
+                )
             except (DeniedError, NotFoundError) as err:
                 reason = err.reason
                 extra.update({k: v for k, v in err.metadata.items() if k == "scope"})
@@ -745,45 +891,96 @@ class Node:
             kind = "audit_denial" if reason == "RECONSTRUCTION_RISK" else "denial"
             if kind == "audit_denial":
                 self.trust.record_audit_hit((peer.org_did, self.did), now=now)
-            if reason in ("RECONSTRUCTION_RISK", "AUDIT_CAPACITY", "EMPTY_SELECTION", "PRIVACY_BUDGET_EXHAUSTED"):
+            if reason in (
+                "RECONSTRUCTION_RISK",
+                "AUDIT_CAPACITY",
+                "EMPTY_SELECTION",
+                "PRIVACY_BUDGET_EXHAUSTED",
+            ):
                 obs.AUDIT_DENIALS.labels(dataset=request.resource, reason=reason).inc()
-            entry = DisclosureEntry(kind=kind, fields_released=[], fields_stripped=[], record_count=0,
-                                    decision="deny", reason=reason, response_digest="", extra=extra, **base)
+            entry = DisclosureEntry(
+                kind=kind,
+                fields_released=[],
+                fields_stripped=[],
+                record_count=0,
+                decision="deny",
+                reason=reason,
+                response_digest="",
+                extra=extra,
+                **base,
+            )
             written = await self.writer.write(entry, receipt=True)
             obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
-            status = {"UNKNOWN_CONTRACT": "NOT_FOUND", "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
-                      "RATE_LIMITED": "RESOURCE_EXHAUSTED", "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
-                      "UNKNOWN_RESOURCE": "NOT_FOUND"}.get(reason, "PERMISSION_DENIED")
+            status = {
+                "UNKNOWN_CONTRACT": "NOT_FOUND",
+                "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
+                "RATE_LIMITED": "RESOURCE_EXHAUSTED",
+                "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
+                "UNKNOWN_RESOURCE": "NOT_FOUND",
+            }.get(reason, "PERMISSION_DENIED")
             raise DeniedError(
-                f"denied by {self.config.org_name}: {reason}", reason=reason, status=status,
-                metadata={"disclosure_id": disclosure_id, "leaf_index": str(written.index),
-                          "decision_hash": decision.digest(), "reasons": reason,
-                          "tlog_proof": written.receipt.to_text(),
-                          "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(), **extra})
+                f"denied by {self.config.org_name}: {reason}",
+                reason=reason,
+                status=status,
+                metadata={
+                    "disclosure_id": disclosure_id,
+                    "leaf_index": str(written.index),
+                    "decision_hash": decision.digest(),
+                    "reasons": reason,
+                    "tlog_proof": written.receipt.to_text(),
+                    "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
+                    **extra,
+                },
+            )
         assert answer is not None
-        payload = [{"kind": query.kind, "column": query.column, "value": answer.value,
-                    "records": answer.record_count, "dp_epsilon": answer.dp_epsilon}]
+        payload = [
+            {
+                "kind": query.kind,
+                "column": query.column,
+                "value": answer.value,
+                "records": answer.record_count,
+                "dp_epsilon": answer.dp_epsilon,
+            }
+        ]
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         extra["scope"] = answer.scope_key
-        entry = DisclosureEntry(kind="disclosure", fields_released=[f"{query.kind}({query.column})"],
-                                fields_stripped=[], record_count=answer.record_count, decision="allow",
-                                reason="", response_digest=sha256_hex(response_bytes), extra=extra, **base)
+        entry = DisclosureEntry(
+            kind="disclosure",
+            fields_released=[f"{query.kind}({query.column})"],
+            fields_stripped=[],
+            record_count=answer.record_count,
+            decision="allow",
+            reason="",
+            response_digest=sha256_hex(response_bytes),
+            extra=extra,
+            **base,
+        )
         written = await self.writer.write(entry, receipt=True)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return Outcome(
-            disclosure_id=disclosure_id, decision="allow", released_fields=(f"{query.kind}({query.column})",),
-            stripped_fields=(), payload=payload, record_count=answer.record_count, reasons=(),
-            obligations=tuple(decision.obligations), effective_trust=tau, decision_hash=decision.digest(),
-            receipt=written.receipt, entry=entry.canonical_bytes(), leaf_index=written.index,
+            disclosure_id=disclosure_id,
+            decision="allow",
+            released_fields=(f"{query.kind}({query.column})",),
+            stripped_fields=(),
+            payload=payload,
+            record_count=answer.record_count,
+            reasons=(),
+            obligations=tuple(decision.obligations),
+            effective_trust=tau,
+            decision_hash=decision.digest(),
+            receipt=written.receipt,
+            entry=entry.canonical_bytes(),
+            leaf_index=written.index,
             leaf_hash=written.leaf_hash,
         )
 
     def counters_for(self, peer_name: str) -> dict[str, int]:
         """Mutable counters of one requester org at this provider."""
         return self.counters.per_pair.setdefault(
-            peer_name, {"released": 0, "trimmed": 0, "denied": 0, "offered_beyond_mni": 0,
-                        "released_beyond_mni": 0})
+            peer_name,
+            {"released": 0, "trimmed": 0, "denied": 0, "offered_beyond_mni": 0, "released_beyond_mni": 0},
+        )
 
     @property
     def counters(self) -> Counters:  # noqa: D102
@@ -791,8 +988,9 @@ class Node:
             self._counters = Counters()
         return self._counters
 
-    def _count_release(self, peer_name: str, contract: Contract | None, purpose: str, gate: Any,
-                       released: tuple[str, ...]) -> None:
+    def _count_release(
+        self, peer_name: str, contract: Contract | None, purpose: str, gate: Any, released: tuple[str, ...]
+    ) -> None:
         """Count one released disclosure for the demo summary and the Prometheus OER series."""
         c = self.counters_for(peer_name)
         c["released"] += 1
@@ -833,11 +1031,22 @@ class Node:
         bundle = self.peers.get(peer)
         local_challenge, _ = self.challenges.issue(f"local {agent_did} {bundle.org_did}")
         peer_challenge, domain, _ = await self.peer_client.get_challenge(bundle, agent_did)
-        return {"local_challenge": local_challenge, "peer_challenge": peer_challenge,
-                "peer_domain": domain, "peer_org": bundle.org_did}
+        return {
+            "local_challenge": local_challenge,
+            "peer_challenge": peer_challenge,
+            "peer_domain": domain,
+            "peer_org": bundle.org_did,
+        }
 
-    async def open_agent_session(self, *, agent_did: str, peer_org: str, local_challenge: str,
-                                 local_signature: bytes, presentation_json: bytes) -> dict[str, Any]:
+    async def open_agent_session(
+        self,
+        *,
+        agent_did: str,
+        peer_org: str,
+        local_challenge: str,
+        local_signature: bytes,
+        presentation_json: bytes,
+    ) -> dict[str, Any]:
         """Requester side: check the agent's proof of possession, forward its VP.
 
         Raises:
@@ -849,19 +1058,28 @@ class Node:
         bundle = self.peers.get(peer_org)
         self.challenges.consume(local_challenge, f"local {agent_did} {bundle.org_did}")
         try:
-            verify_ed25519(public_key_from_did_key(agent_did), local_signature,
-                           session_message(local_challenge, bundle.org_did))
+            verify_ed25519(
+                public_key_from_did_key(agent_did),
+                local_signature,
+                session_message(local_challenge, bundle.org_did),
+            )
         except CredentialError as exc:
-            raise AuthenticationError("agent proof of possession does not verify",
-                                      reason="BAD_AGENT_SIGNATURE") from exc
+            raise AuthenticationError(
+                "agent proof of possession does not verify", reason="BAD_AGENT_SIGNATURE"
+            ) from exc
         resp = await self.peer_client.open_session(bundle, presentation_json)
         self.local_sessions[resp["session_id"]] = LocalSession(
-            session_id=resp["session_id"], peer_org=bundle.org_did, agent_did=agent_did,
-            agent_public_key=public_key_from_did_key(agent_did), expires_at=resp["expires_at"],
+            session_id=resp["session_id"],
+            peer_org=bundle.org_did,
+            agent_did=agent_did,
+            agent_public_key=public_key_from_did_key(agent_did),
+            expires_at=resp["expires_at"],
         )
         return resp
 
-    async def forward(self, session_id: str, request: Request, envelope_bytes: bytes) -> tuple[Any, int, bool]:
+    async def forward(
+        self, session_id: str, request: Request, envelope_bytes: bytes
+    ) -> tuple[Any, int, bool]:
         """Requester side of one exchange: sign, forward, verify the receipt, log "received".
 
         Returns:
@@ -877,15 +1095,17 @@ class Node:
         if local is None:
             raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
         if request.agent_did != local.agent_did:
-            raise AuthenticationError("request agent differs from the session's agent",
-                                      reason="AGENT_MISMATCH")
+            raise AuthenticationError(
+                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
+            )
         self._local_agent(request.agent_did)
         request.validate()
         try:
             verify_ed25519(local.agent_public_key, request.agent_signature, request.signed_bytes)
         except CredentialError as exc:
-            raise AuthenticationError("agent signature does not verify",
-                                      reason="BAD_AGENT_SIGNATURE") from exc
+            raise AuthenticationError(
+                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
+            ) from exc
         bundle = self.peers.get(local.peer_org)
         org_signature = self.identity.org_key.sign(envelope_bytes)
         verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
@@ -908,18 +1128,32 @@ class Node:
             ok = False
             log.warning("provider receipt does not verify", peer=bundle.org_name, error=str(exc))
         entry = DisclosureEntry(
-            kind="received", disclosure_id=outcome.disclosure_id, time=rfc3339(now_utc()),
-            provider_org=bundle.org_did, requester_org=self.did, requester_agent=request.agent_did,
-            provider_agent="", contract_id=request.contract_id,
+            kind="received",
+            disclosure_id=outcome.disclosure_id,
+            time=rfc3339(now_utc()),
+            provider_org=bundle.org_did,
+            requester_org=self.did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
             contract_hash=self.contracts[request.contract_id].version_hash
-            if request.contract_id in self.contracts else "",
-            purpose=request.purpose, fields_requested=list(request.fields),
+            if request.contract_id in self.contracts
+            else "",
+            purpose=request.purpose,
+            fields_requested=list(request.fields),
             fields_released=list(outcome.released_fields),
-            fields_stripped=list(outcome.stripped_fields), record_count=outcome.record_count,
-            decision=outcome.decision, reason="" if ok else "RECEIPT_INVALID",
-            decision_hash=outcome.decision_hash, request_digest=sha256_hex(request.signed_bytes),
-            response_digest=sha256_hex(outcome.payload_json and json.dumps(
-                json.loads(outcome.payload_json), sort_keys=True, separators=(",", ":")).encode()),
+            fields_stripped=list(outcome.stripped_fields),
+            record_count=outcome.record_count,
+            decision=outcome.decision,
+            reason="" if ok else "RECEIPT_INVALID",
+            decision_hash=outcome.decision_hash,
+            request_digest=sha256_hex(request.signed_bytes),
+            response_digest=sha256_hex(
+                outcome.payload_json
+                and json.dumps(
+                    json.loads(outcome.payload_json), sort_keys=True, separators=(",", ":")
+                ).encode()
+            ),
             effective_trust=outcome.effective_trust,
             provider_leaf_hash=base64.b64encode(receipt.leaf_hash).decode(),
         )
@@ -936,14 +1170,25 @@ class Node:
         from ledger import leaf_hash
 
         entry = DisclosureEntry(
-            kind="received", disclosure_id=err.metadata.get("disclosure_id", ""),
-            time=rfc3339(now_utc()), provider_org=bundle.org_did, requester_org=self.did,
-            requester_agent=request.agent_did, provider_agent="", contract_id=request.contract_id,
-            contract_hash="", purpose=request.purpose, fields_requested=list(request.fields),
-            fields_released=[], fields_stripped=[], record_count=0, decision="deny",
+            kind="received",
+            disclosure_id=err.metadata.get("disclosure_id", ""),
+            time=rfc3339(now_utc()),
+            provider_org=bundle.org_did,
+            requester_org=self.did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash="",
+            purpose=request.purpose,
+            fields_requested=list(request.fields),
+            fields_released=[],
+            fields_stripped=[],
+            record_count=0,
+            decision="deny",
             reason=err.reason if ok else "RECEIPT_INVALID",
             decision_hash=err.metadata.get("decision_hash", ""),
-            request_digest=sha256_hex(request.signed_bytes), response_digest="",
+            request_digest=sha256_hex(request.signed_bytes),
+            response_digest="",
             effective_trust=0.0,
             provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode() if entry_bytes else "",
         )
@@ -956,4 +1201,3 @@ class Node:
         self.persist_state()
         self.ledger.close()
         self.witness.close()
-

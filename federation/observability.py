@@ -15,37 +15,49 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EXCHANGES = Counter("accord_exchanges_total", "Requests decided as provider", ["peer", "decision"])
 EXCHANGE_SECONDS = Histogram(
-    "accord_exchange_seconds", "Provider-side time per exchange, seconds",
+    "accord_exchange_seconds",
+    "Provider-side time per exchange, seconds",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )
 SESSIONS_OPENED = Counter("accord_sessions_opened_total", "Sessions opened (VP verified)", ["peer"])
 REFUSED = Counter("accord_refused_total", "RPCs refused before a decision", ["reason"])
-FIELDS_STRIPPED = Counter("accord_fields_stripped_total", "Fields stripped by the MNI gate",
-                          ["peer", "field"])
+FIELDS_STRIPPED = Counter(
+    "accord_fields_stripped_total", "Fields stripped by the MNI gate", ["peer", "field"]
+)
 _LABELS = ["peer", "contract", "purpose"]
 DISCLOSURES = Counter("accord_disclosures_total", "Released disclosures (allowed record requests)", _LABELS)
 OFFERED_BEYOND_MNI = Counter(
     "accord_offered_beyond_mni_total",
     "Released disclosures whose source offered a field beyond the purpose's MNI (attempted OER numerator)",
-    _LABELS)
+    _LABELS,
+)
 RELEASED_BEYOND_MNI = Counter(
     "accord_released_beyond_mni_total",
-    "Released disclosures carrying a field beyond the purpose's MNI (OER numerator)", _LABELS)
-OER = Gauge("accord_oer_ratio", "Over-Exposure Rate since start: beyond-MNI disclosures / disclosures "
-            "(stage=offered is attempted OER before the gate, stage=released after it); per window: "
-            "rate(accord_released_beyond_mni_total[w]) / rate(accord_disclosures_total[w])",
-            [*_LABELS, "stage"])
-POLICY_ENGINE_FAILURES = Counter("accord_policy_engine_failures_total",
-                                 "Decisions denied because the engine failed (ENGINE_ERROR)")
-AUDIT_DENIALS = Counter("accord_audit_denials_total", "Aggregate queries refused by the auditor",
-                        ["dataset", "reason"])
+    "Released disclosures carrying a field beyond the purpose's MNI (OER numerator)",
+    _LABELS,
+)
+OER = Gauge(
+    "accord_oer_ratio",
+    "Over-Exposure Rate since start: beyond-MNI disclosures / disclosures "
+    "(stage=offered is attempted OER before the gate, stage=released after it); per window: "
+    "rate(accord_released_beyond_mni_total[w]) / rate(accord_disclosures_total[w])",
+    [*_LABELS, "stage"],
+)
+POLICY_ENGINE_FAILURES = Counter(
+    "accord_policy_engine_failures_total", "Decisions denied because the engine failed (ENGINE_ERROR)"
+)
+AUDIT_DENIALS = Counter(
+    "accord_audit_denials_total", "Aggregate queries refused by the auditor", ["dataset", "reason"]
+)
 EQUIVOCATIONS = Gauge("accord_equivocations", "Equivocation evidence held (own log and witnessed logs)")
 LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this node's ledger")
 
 
 def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> None:
     """Route structlog to stderr (key=value, or JSON lines)."""
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

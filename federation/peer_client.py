@@ -28,8 +28,9 @@ CHANNEL_OPTIONS = [
 
 def client_credentials(*, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grpc.ChannelCredentials:
     """Channel credentials trusting ``ca_pem`` and presenting ``cert_pem``."""
-    return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
-                                        certificate_chain=cert_pem)
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+    )
 
 
 class PeerClient:
@@ -46,8 +47,9 @@ class PeerClient:
         key = (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
         hit = self._channels.get(key)
         if hit is None:
-            creds = client_credentials(ca_pem=bundle.ca_certificate_pem.encode(),
-                                       cert_pem=self._cert, key_pem=self._key)
+            creds = client_credentials(
+                ca_pem=bundle.ca_certificate_pem.encode(), cert_pem=self._cert, key_pem=self._key
+            )
             channel = grpc.aio.secure_channel(bundle.endpoint, creds, options=CHANNEL_OPTIONS)
             hit = (channel, pbg.FederationServiceStub(channel))
             self._channels[key] = hit
@@ -68,18 +70,21 @@ class PeerClient:
 
     async def open_session(self, bundle: Any, presentation_json: bytes) -> dict[str, Any]:
         """Forward a VP; returns ``{"session_id", "expires_at", "effective_trust"}``."""
-        r = await self._call(self.stub(bundle).OpenSession,
-                             pb.OpenSessionRequest(presentation_json=presentation_json))
-        return {"session_id": r.session_id, "expires_at": r.expires_at,
-                "effective_trust": r.effective_trust}
+        r = await self._call(
+            self.stub(bundle).OpenSession, pb.OpenSessionRequest(presentation_json=presentation_json)
+        )
+        return {"session_id": r.session_id, "expires_at": r.expires_at, "effective_trust": r.effective_trust}
 
-    async def exchange(self, bundle: Any, session_id: str, envelope_bytes: bytes,
-                       org_signature: bytes) -> pb.Outcome:
+    async def exchange(
+        self, bundle: Any, session_id: str, envelope_bytes: bytes, org_signature: bytes
+    ) -> pb.Outcome:
         """Send the org-signed envelope; returns the peer's ``Outcome``."""
         signed = pb.SignedRequest()
         signed.ParseFromString(envelope_bytes)
-        r = await self._call(self.stub(bundle).Exchange, pb.ExchangeRequest(
-            session_id=session_id, request=signed, org_signature=org_signature))
+        r = await self._call(
+            self.stub(bundle).Exchange,
+            pb.ExchangeRequest(session_id=session_id, request=signed, org_signature=org_signature),
+        )
         return r.outcome
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:
@@ -89,8 +94,7 @@ class PeerClient:
 
     async def add_checkpoint(self, bundle: Any, body: bytes) -> tuple[int, bytes]:
         """C2SP add-checkpoint at the peer's witness; returns (status, body)."""
-        r = await self._call(self.stub(bundle).AddCheckpoint, pb.AddCheckpointRequest(body=body),
-                             timeout=3.0)
+        r = await self._call(self.stub(bundle).AddCheckpoint, pb.AddCheckpointRequest(body=body), timeout=3.0)
         return r.status, r.body
 
     async def close(self) -> None:

@@ -24,8 +24,15 @@ class ProviderAgent(Protocol):
 
     name: str
 
-    def offer(self, *, records: list[dict[str, Any]], requested: tuple[str, ...], mni: frozenset[str],
-              tau: float, rng: random.Random) -> list[dict[str, Any]]:
+    def offer(
+        self,
+        *,
+        records: list[dict[str, Any]],
+        requested: tuple[str, ...],
+        mni: frozenset[str],
+        tau: float,
+        rng: random.Random,
+    ) -> list[dict[str, Any]]:
         """Return the records (with whatever fields) the agent hands to the node.
 
         Args:

@@ -47,7 +47,8 @@ class DynamicTrust:
         ident = self._node.identity
         roots = ident.tls_pem("ca.pem") + self._node.peers.ca_bundle_pem()
         return grpc.ssl_server_certificate_configuration(
-            [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))], root_certificates=roots,
+            [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))],
+            root_certificates=roots,
         )
 
     def mark_dirty(self) -> None:
@@ -68,8 +69,9 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
     """Start serving ``node``; returns (server, bound port)."""
     trust = DynamicTrust(node)
     node.server_trust_changed = trust.mark_dirty  # type: ignore[attr-defined]
-    creds = grpc.dynamic_ssl_server_credentials(trust.initial, trust.fetch,
-                                                require_client_authentication=True)
+    creds = grpc.dynamic_ssl_server_credentials(
+        trust.initial, trust.fetch, require_client_authentication=True
+    )
     server = grpc.aio.server(options=SERVER_OPTIONS)
     fed = FederationServicer(node)
     pbg.add_FederationServiceServicer_to_server(fed, server)
@@ -78,8 +80,9 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
     port = server.add_secure_port(node.config.listen, creds)
     if port == 0:
         raise OSError(f"cannot bind {node.config.listen}")
-    node.peer_client = PeerClient(cert_pem=node.identity.tls_pem("node.pem"),
-                                  key_pem=node.identity.tls_pem("node.key"))
+    node.peer_client = PeerClient(
+        cert_pem=node.identity.tls_pem("node.pem"), key_pem=node.identity.tls_pem("node.key")
+    )
     node.writer.start()
     await server.start()
     return server, port

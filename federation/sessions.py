@@ -86,15 +86,28 @@ class SessionTable:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def create(self, *, peer_org: str, agent_did: str, agent_public_key: bytes,
-               claims: dict[str, Any], credential_id: str, not_after: float | None = None) -> Session:
+    def create(
+        self,
+        *,
+        peer_org: str,
+        agent_did: str,
+        agent_public_key: bytes,
+        claims: dict[str, Any],
+        credential_id: str,
+        not_after: float | None = None,
+    ) -> Session:
         """Open a session (its lifetime is capped by the credential's validUntil)."""
         now = self._clock()
         expires = now + self._ttl if not_after is None else min(now + self._ttl, not_after)
         sess = Session(
-            id=secrets.token_urlsafe(16), peer_org=peer_org, agent_did=agent_did,
-            agent_public_key=agent_public_key, claims=claims, credential_id=credential_id,
-            created_at=now, expires_at=expires,
+            id=secrets.token_urlsafe(16),
+            peer_org=peer_org,
+            agent_did=agent_did,
+            agent_public_key=agent_public_key,
+            claims=claims,
+            credential_id=credential_id,
+            created_at=now,
+            expires_at=expires,
         )
         self._sessions[sess.id] = sess
         self._sweep(now)
@@ -164,8 +177,9 @@ class ChallengeTable:
         """
         entry = self._open.pop(challenge, None)
         if entry is None or entry[0] != subject or entry[1] < self._clock():
-            raise AuthenticationError("challenge unknown, used, expired or for another agent",
-                                      reason="WRONG_CHALLENGE")
+            raise AuthenticationError(
+                "challenge unknown, used, expired or for another agent", reason="WRONG_CHALLENGE"
+            )
 
 
 class NonceCache:
@@ -186,8 +200,9 @@ class NonceCache:
         """
         now = self._clock()
         if abs(now - timestamp_ms / 1000.0) > self._skew:
-            raise AuthenticationError("request timestamp outside the accepted clock skew",
-                                      reason="STALE_REQUEST")
+            raise AuthenticationError(
+                "request timestamp outside the accepted clock skew", reason="STALE_REQUEST"
+            )
         if not 16 <= len(nonce) <= 128:
             raise AuthenticationError("nonce must be 16..128 characters", reason="BAD_NONCE")
         if nonce in self._seen:

@@ -36,8 +36,7 @@ class StatusListPublisher:
         """``credentialStatus`` entries (both purposes) for an agent's index."""
         org = self._identity.config.org_name
         return [
-            status_entry(list_credential_id=self.url_for(org, p), index=index, purpose=p)
-            for p in PURPOSES
+            status_entry(list_credential_id=self.url_for(org, p), index=index, purpose=p) for p in PURPOSES
         ]
 
     def credential(self, purpose: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -60,11 +59,15 @@ class StatusListPublisher:
         now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
         org = self._identity.config.org_name
         unsigned = status_list_credential(
-            issuer=self._identity.org_did, credential_id=self.url_for(org, purpose),
-            purpose=purpose, status_list=bits, valid_from=now,
+            issuer=self._identity.org_did,
+            credential_id=self.url_for(org, purpose),
+            purpose=purpose,
+            status_list=bits,
+            valid_from=now,
         )
-        signed = issue_credential(unsigned, key=self._identity.org_key,
-                                  verification_method=self._identity.verification_method)
+        signed = issue_credential(
+            unsigned, key=self._identity.org_key, verification_method=self._identity.verification_method
+        )
         self._cache[purpose] = (set_bits, signed)
         return signed
 

@@ -143,9 +143,15 @@ class AgentRecord:
 
 def _record(row: Any) -> AgentRecord:
     return AgentRecord(
-        did=row.did, name=row.name, role=row.role, scopes=tuple(row.scopes),
-        trust_tier=row.trust_tier, status_index=row.status_index, revoked=bool(row.revoked),
-        suspended=bool(row.suspended), credential=json.loads(row.credential),
+        did=row.did,
+        name=row.name,
+        role=row.role,
+        scopes=tuple(row.scopes),
+        trust_tier=row.trust_tier,
+        status_index=row.status_index,
+        revoked=bool(row.revoked),
+        suspended=bool(row.suspended),
+        credential=json.loads(row.credential),
     )
 
 
@@ -173,12 +179,20 @@ class NodeStore:
 
         try:
             with self.engine.begin() as conn:
-                conn.execute(agents.insert().values(
-                    did=record.did, name=record.name, role=record.role, scopes=list(record.scopes),
-                    trust_tier=record.trust_tier, status_index=record.status_index,
-                    revoked=record.revoked, suspended=record.suspended,
-                    credential=json.dumps(record.credential), created_at=now,
-                ))
+                conn.execute(
+                    agents.insert().values(
+                        did=record.did,
+                        name=record.name,
+                        role=record.role,
+                        scopes=list(record.scopes),
+                        trust_tier=record.trust_tier,
+                        status_index=record.status_index,
+                        revoked=record.revoked,
+                        suspended=record.suspended,
+                        credential=json.dumps(record.credential),
+                        created_at=now,
+                    )
+                )
         except IntegrityError as exc:
             raise InvalidRequestError(
                 f"agent {record.name!r} is already registered", reason="AGENT_EXISTS"
@@ -205,8 +219,9 @@ class NodeStore:
             raise NotFoundError(f"unknown agent {name_or_did!r}", reason="UNKNOWN_AGENT")
         return _record(row)
 
-    def set_status(self, name_or_did: str, *, revoked: bool | None = None,
-                   suspended: bool | None = None) -> AgentRecord:
+    def set_status(
+        self, name_or_did: str, *, revoked: bool | None = None, suspended: bool | None = None
+    ) -> AgentRecord:
         """Flip an agent's revocation / suspension bits; returns the new record."""
         rec = self.agent(name_or_did)
         values: dict[str, bool] = {}
@@ -218,8 +233,16 @@ class NodeStore:
             conn.execute(update(agents).where(agents.c.did == rec.did).values(**values))
         return self.agent(rec.did)
 
-    def put_dataset(self, name: str, spec: dict[str, Any], records: list[dict[str, Any]], *,
-                    id_column: str, now: dt.datetime, replace: bool = False) -> None:
+    def put_dataset(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        records: list[dict[str, Any]],
+        *,
+        id_column: str,
+        now: dt.datetime,
+        replace: bool = False,
+    ) -> None:
         """Store a dataset's spec and records (one transaction).
 
         Raises:
@@ -233,27 +256,36 @@ class NodeStore:
             conn.execute(dataset_records.delete().where(dataset_records.c.dataset == name))
             conn.execute(datasets.insert().values(name=name, spec=json.dumps(spec), created_at=now))
             if records:
-                conn.execute(dataset_records.insert(), [
-                    {"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)}
-                    for r in records
-                ])
+                conn.execute(
+                    dataset_records.insert(),
+                    [
+                        {"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)}
+                        for r in records
+                    ],
+                )
 
     def add_dataset_records(self, name: str, records: list[dict[str, Any]], *, id_column: str) -> None:
         """Append records to a registered dataset."""
         with self.engine.begin() as conn:
-            conn.execute(dataset_records.insert(), [
-                {"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)} for r in records
-            ])
+            conn.execute(
+                dataset_records.insert(),
+                [{"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)} for r in records],
+            )
 
     def datasets(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Every dataset: (spec, records ordered by id)."""
         out = []
         with self.engine.connect() as conn:
             for row in conn.execute(select(datasets).order_by(datasets.c.name)).all():
-                recs = conn.execute(
-                    select(dataset_records.c.data).where(dataset_records.c.dataset == row.name)
-                    .order_by(dataset_records.c.record_id)
-                ).scalars().all()
+                recs = (
+                    conn.execute(
+                        select(dataset_records.c.data)
+                        .where(dataset_records.c.dataset == row.name)
+                        .order_by(dataset_records.c.record_id)
+                    )
+                    .scalars()
+                    .all()
+                )
                 out.append((json.loads(row.spec), [json.loads(r) for r in recs]))
         return out
 

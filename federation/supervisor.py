@@ -52,7 +52,10 @@ class NodeProcess:
         log = self.log_path.open("a")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "federation.cli.main", "node", "start", "--dir", str(self.directory)],
-            stdout=subprocess.PIPE, stderr=log, text=True, env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=self._env,
         )
         result: list[str] = []
 

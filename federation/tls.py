@@ -85,9 +85,15 @@ def _leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=True, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -101,8 +107,12 @@ def _leaf(
 
 
 def mint_tls_material(
-    *, org_name: str, org_did: str, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
-    now: dt.datetime | None = None, days: int = 365,
+    *,
+    org_name: str,
+    org_did: str,
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    now: dt.datetime | None = None,
+    days: int = 365,
 ) -> TlsMaterial:
     """Create an organization CA, its node certificate and operator certificate.
 
@@ -116,10 +126,12 @@ def mint_tls_material(
     """
     now = now or dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"{org_name} Accord CA"),
-    ])
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{org_name} Accord CA"),
+        ]
+    )
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -131,9 +143,15 @@ def mint_tls_material(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -141,16 +159,30 @@ def mint_tls_material(
         .sign(ca_key, hashes.SHA256())
     )
     cert_pem, key_pem = _leaf(
-        ca_key=ca_key, ca_name=ca_name, common_name=f"{org_name} node", san_uri=org_did,
-        hosts=hosts, now=now, days=days,
+        ca_key=ca_key,
+        ca_name=ca_name,
+        common_name=f"{org_name} node",
+        san_uri=org_did,
+        hosts=hosts,
+        now=now,
+        days=days,
     )
     op_pem, op_key = _leaf(
-        ca_key=ca_key, ca_name=ca_name, common_name=f"{org_name} operator",
-        san_uri=org_did + OPERATOR_FRAGMENT, hosts=(), now=now, days=days,
+        ca_key=ca_key,
+        ca_name=ca_name,
+        common_name=f"{org_name} operator",
+        san_uri=org_did + OPERATOR_FRAGMENT,
+        hosts=(),
+        now=now,
+        days=days,
     )
     return TlsMaterial(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM), ca_key_pem=_key_pem(ca_key),
-        cert_pem=cert_pem, key_pem=key_pem, operator_cert_pem=op_pem, operator_key_pem=op_key,
+        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
+        ca_key_pem=_key_pem(ca_key),
+        cert_pem=cert_pem,
+        key_pem=key_pem,
+        operator_cert_pem=op_pem,
+        operator_key_pem=op_key,
     )
 
 
@@ -203,8 +235,15 @@ def fingerprint(pem: bytes) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":")
 
 
-def issue_client_certificate(*, ca_pem: bytes, ca_key_pem: bytes, san: str, common_name: str,
-                             days: int = 365, now: dt.datetime | None = None) -> tuple[bytes, bytes]:
+def issue_client_certificate(
+    *,
+    ca_pem: bytes,
+    ca_key_pem: bytes,
+    san: str,
+    common_name: str,
+    days: int = 365,
+    now: dt.datetime | None = None,
+) -> tuple[bytes, bytes]:
     """Issue a client certificate (SAN URI = ``san``) from an organization CA.
 
     Returns:
@@ -214,5 +253,12 @@ def issue_client_certificate(*, ca_pem: bytes, ca_key_pem: bytes, san: str, comm
     ca = x509.load_pem_x509_certificate(ca_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    return _leaf(ca_key=ca_key, ca_name=ca.subject, common_name=common_name, san_uri=san, hosts=(),
-                 now=now or dt.datetime.now(dt.UTC), days=days)
+    return _leaf(
+        ca_key=ca_key,
+        ca_name=ca.subject,
+        common_name=common_name,
+        san_uri=san,
+        hosts=(),
+        now=now or dt.datetime.now(dt.UTC),
+        days=days,
+    )

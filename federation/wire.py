@@ -82,7 +82,9 @@ def to_rpc_status(err: BaseException) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    message = str(err) if code != grpc.StatusCode.INTERNAL or getattr(err, "reason", None) else "internal error"
+    message = (
+        str(err) if code != grpc.StatusCode.INTERNAL or getattr(err, "reason", None) else "internal error"
+    )
     return rpc_status.to_status(
         status_pb2.Status(code=code.value[0], message=message[:1000], details=[detail])
     )
@@ -116,12 +118,17 @@ def from_rpc_error(exc: grpc.RpcError) -> FederationError:
     """Turn a peer's failed call into a :class:`FederationError` (same reason, metadata, status)."""
     code = exc.code()  # type: ignore[attr-defined]
     info = error_info(exc)
-    cls = _ERR_BY_CODE.get(code, PeerUnavailableError if code == grpc.StatusCode.UNAVAILABLE
-                           else FederationError)
+    cls = _ERR_BY_CODE.get(
+        code, PeerUnavailableError if code == grpc.StatusCode.UNAVAILABLE else FederationError
+    )
     reason = info.reason if info is not None else code.name
     meta = dict(info.metadata) if info is not None else {}
-    return cls(exc.details() or code.name, reason=reason, status=code.name,  # type: ignore[attr-defined]
-               metadata=meta)
+    return cls(
+        exc.details() or code.name,
+        reason=reason,
+        status=code.name,  # type: ignore[attr-defined]
+        metadata=meta,
+    )
 
 
 # ---------------------------------------------------------------- conversions
@@ -133,24 +140,40 @@ def request_from_pb(signed: pb.SignedRequest) -> Any:
 
     b = signed.body
     return Request(
-        contract_id=b.contract_id, purpose=b.purpose, resource=b.resource, subject=b.subject,
-        fields=tuple(b.fields), provider_org=b.provider_org, agent_did=b.agent_did, nonce=b.nonce,
-        timestamp_ms=b.timestamp_ms, signed_bytes=b.SerializeToString(deterministic=True),
-        agent_signature=signed.agent_signature, aggregate_json=b.aggregate_json,
+        contract_id=b.contract_id,
+        purpose=b.purpose,
+        resource=b.resource,
+        subject=b.subject,
+        fields=tuple(b.fields),
+        provider_org=b.provider_org,
+        agent_did=b.agent_did,
+        nonce=b.nonce,
+        timestamp_ms=b.timestamp_ms,
+        signed_bytes=b.SerializeToString(deterministic=True),
+        agent_signature=signed.agent_signature,
+        aggregate_json=b.aggregate_json,
     )
 
 
 def outcome_to_pb(outcome: Any) -> pb.Outcome:
     """Protobuf ``Outcome`` from a domain :class:`federation.node.Outcome`."""
     return pb.Outcome(
-        disclosure_id=outcome.disclosure_id, decision=outcome.decision,
-        released_fields=list(outcome.released_fields), stripped_fields=list(outcome.stripped_fields),
+        disclosure_id=outcome.disclosure_id,
+        decision=outcome.decision,
+        released_fields=list(outcome.released_fields),
+        stripped_fields=list(outcome.stripped_fields),
         payload_json=json.dumps(outcome.payload, sort_keys=True, separators=(",", ":")).encode(),
-        record_count=outcome.record_count, reasons=list(outcome.reasons),
-        obligations=list(outcome.obligations), effective_trust=outcome.effective_trust,
+        record_count=outcome.record_count,
+        reasons=list(outcome.reasons),
+        obligations=list(outcome.obligations),
+        effective_trust=outcome.effective_trust,
         decision_hash=outcome.decision_hash,
-        receipt=pb.Receipt(tlog_proof=outcome.receipt.to_text(), entry=outcome.entry,
-                           leaf_index=outcome.leaf_index, leaf_hash=outcome.leaf_hash),
+        receipt=pb.Receipt(
+            tlog_proof=outcome.receipt.to_text(),
+            entry=outcome.entry,
+            leaf_index=outcome.leaf_index,
+            leaf_hash=outcome.leaf_hash,
+        ),
     )
 
 

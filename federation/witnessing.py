@@ -75,8 +75,9 @@ class WitnessCoordinator:
                 self.failures[bundle.org_name] = f"{exc.__class__.__name__}: {exc}"
                 log.warning("witness round failed", peer=bundle.org_name, error=str(exc))
 
-        await asyncio.gather(*(one(b) for b in list(n.peers)
-                               if b.witness_vkey and self.cosigned.get(b.org_name) != size))
+        await asyncio.gather(
+            *(one(b) for b in list(n.peers) if b.witness_vkey and self.cosigned.get(b.org_name) != size)
+        )
         return dict(self.cosigned)
 
     async def _submit(self, bundle: Any, cp: Any, size: int) -> None:
@@ -95,7 +96,7 @@ class WitnessCoordinator:
                 self.failures[bundle.org_name] = f"HTTP-{status}: {answer.decode(errors='replace').strip()}"
                 log.warning("witness refused checkpoint", peer=bundle.org_name, status=status)
                 return
-            await n.writer.run_sync(lambda: n.ledger.add_cosignatures(cp, answer))
+            await n.writer.run_sync(lambda a=answer: n.ledger.add_cosignatures(cp, a))
             self.cosigned[bundle.org_name] = size
             self.failures.pop(bundle.org_name, None)
             return

@@ -49,15 +49,31 @@ class Context:
 
     def peer(self, *, cert_pem: bytes | None = None, key_pem: bytes | None = None) -> MinimalPeer:
         """A peer connection (optionally with another client certificate)."""
-        return MinimalPeer(target=self.target, target_ca_pem=self.bundle["ca_certificate_pem"].encode(),
-                           cert_pem=cert_pem or self.ident.cert_pem, key_pem=key_pem or self.ident.key_pem)
+        return MinimalPeer(
+            target=self.target,
+            target_ca_pem=self.bundle["ca_certificate_pem"].encode(),
+            cert_pem=cert_pem or self.ident.cert_pem,
+            key_pem=key_pem or self.ident.key_pem,
+        )
 
-    def request(self, *, fields: list[str], purpose: str = PURPOSE, contract_id: str | None = None,
-                subject: str = "rec-1"):
+    def request(
+        self,
+        *,
+        fields: list[str],
+        purpose: str = PURPOSE,
+        contract_id: str | None = None,
+        subject: str = "rec-1",
+    ):
         """A signed request to the target."""
-        return MinimalPeer.signed_request(self.ident, provider_org=self.target_did,
-                                          contract_id=contract_id or self.contract_id, purpose=purpose,
-                                          resource=RESOURCE, subject=subject, fields=fields)
+        return MinimalPeer.signed_request(
+            self.ident,
+            provider_org=self.target_did,
+            contract_id=contract_id or self.contract_id,
+            purpose=purpose,
+            resource=RESOURCE,
+            subject=subject,
+            fields=fields,
+        )
 
 
 def _reason(exc: grpc.aio.AioRpcError) -> str:
@@ -72,13 +88,16 @@ def _reason(exc: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-async def _expect_error(coro: Awaitable[Any], codes: set[grpc.StatusCode], what: str) -> tuple[grpc.StatusCode, str]:
+async def _expect_error(
+    coro: Awaitable[Any], codes: set[grpc.StatusCode], what: str
+) -> tuple[grpc.StatusCode, str]:
     try:
         await coro
     except grpc.aio.AioRpcError as exc:
         if exc.code() not in codes:
-            raise CheckFailed(f"{what}: expected {sorted(c.name for c in codes)}, got {exc.code().name} "
-                              f"({exc.details()})") from None
+            raise CheckFailed(
+                f"{what}: expected {sorted(c.name for c in codes)}, got {exc.code().name} ({exc.details()})"
+            ) from None
         return exc.code(), _reason(exc)
     raise CheckFailed(f"{what}: expected a refusal, the node accepted")
 
@@ -107,12 +126,17 @@ async def case_unknown_peer_refused(ctx: Context) -> str:
     """
     from federation.tls import issue_client_certificate
 
-    cert, key = issue_client_certificate(ca_pem=ctx.ident.ca_pem, ca_key_pem=ctx.ident.ca_key_pem,
-                                         san="did:web:stranger.accord.test", common_name="stranger")
+    cert, key = issue_client_certificate(
+        ca_pem=ctx.ident.ca_pem,
+        ca_key_pem=ctx.ident.ca_key_pem,
+        san="did:web:stranger.accord.test",
+        common_name="stranger",
+    )
     peer = ctx.peer(cert_pem=cert, key_pem=key)
     try:
-        code, reason = await _expect_error(peer.node_info(), {grpc.StatusCode.UNAUTHENTICATED},
-                                           "unregistered peer")
+        code, reason = await _expect_error(
+            peer.node_info(), {grpc.StatusCode.UNAUTHENTICATED}, "unregistered peer"
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -126,8 +150,10 @@ async def case_foreign_ca_refused(ctx: Context) -> str:
     peer = ctx.peer(cert_pem=other.cert_pem, key_pem=other.key_pem)
     try:
         code, reason = await _expect_error(
-            peer.node_info(), {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE},
-            "certificate from a foreign CA")
+            peer.node_info(),
+            {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE},
+            "certificate from a foreign CA",
+        )
         return f"{code.name} {reason or '(TLS handshake refused)'}"
     finally:
         await peer.close()
@@ -136,11 +162,16 @@ async def case_foreign_ca_refused(ctx: Context) -> str:
 async def case_tampered_credential_refused(ctx: Context) -> str:
     """A VP holding a credential whose claims were altered is refused (UNAUTHENTICATED)."""
     cred = copy.deepcopy(ctx.ident.agent["credential"])
-    cred["credentialSubject"]["scopes"] = list(cred["credentialSubject"].get("scopes", [])) + ["interop:admin"]
+    cred["credentialSubject"]["scopes"] = list(cred["credentialSubject"].get("scopes", [])) + [
+        "interop:admin"
+    ]
     peer = ctx.peer()
     try:
-        code, reason = await _expect_error(peer.open_session(ctx.ident, credential=cred),
-                                           {grpc.StatusCode.UNAUTHENTICATED}, "tampered credential")
+        code, reason = await _expect_error(
+            peer.open_session(ctx.ident, credential=cred),
+            {grpc.StatusCode.UNAUTHENTICATED},
+            "tampered credential",
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -152,7 +183,9 @@ async def case_wrong_domain_refused(ctx: Context) -> str:
     try:
         code, reason = await _expect_error(
             peer.open_session(ctx.ident, domain="did:web:someone-else.accord.test"),
-            {grpc.StatusCode.UNAUTHENTICATED}, "VP with the wrong domain")
+            {grpc.StatusCode.UNAUTHENTICATED},
+            "VP with the wrong domain",
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -186,7 +219,9 @@ async def case_contract_deny(ctx: Context) -> str:
     try:
         code, reason = await _expect_error(
             peer.exchange(ctx.ident, sid, ctx.request(fields=["record_id"], purpose="restricted")),
-            {grpc.StatusCode.PERMISSION_DENIED}, "request without the required scope")
+            {grpc.StatusCode.PERMISSION_DENIED},
+            "request without the required scope",
+        )
         if reason != "MISSING_SCOPE":
             raise CheckFailed(f"expected reason MISSING_SCOPE, got {reason!r}")
         return f"{code.name} {reason}"
@@ -200,7 +235,9 @@ async def case_unknown_contract(ctx: Context) -> str:
     try:
         code, reason = await _expect_error(
             peer.exchange(ctx.ident, sid, ctx.request(fields=MNI, contract_id="no-such-contract")),
-            {grpc.StatusCode.NOT_FOUND}, "unknown contract")
+            {grpc.StatusCode.NOT_FOUND},
+            "unknown contract",
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -233,8 +270,9 @@ async def case_receipt_present(ctx: Context) -> str:
         rc = r.outcome.receipt
         if not rc.tlog_proof:
             raise CheckFailed("no receipt")
-        cp = verify_tlog_proof(rc.tlog_proof, entry=rc.entry, vkey=ctx.bundle["ledger_vkey"],
-                               origin=ctx.bundle["ledger_origin"])
+        cp = verify_tlog_proof(
+            rc.tlog_proof, entry=rc.entry, vkey=ctx.bundle["ledger_vkey"], origin=ctx.bundle["ledger_origin"]
+        )
         entry = json.loads(rc.entry)
         if entry.get("disclosure_id") != r.outcome.disclosure_id:
             raise CheckFailed("the logged entry is not this disclosure")
@@ -252,8 +290,9 @@ async def case_replay_refused(ctx: Context) -> str:
     try:
         signed = ctx.request(fields=MNI)
         await peer.exchange(ctx.ident, sid, signed)
-        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, signed),
-                                           {grpc.StatusCode.UNAUTHENTICATED}, "replayed request")
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, signed), {grpc.StatusCode.UNAUTHENTICATED}, "replayed request"
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -265,8 +304,9 @@ async def case_bad_agent_signature(ctx: Context) -> str:
     try:
         signed = ctx.request(fields=MNI)
         signed.agent_signature = bytes(64)
-        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, signed),
-                                           {grpc.StatusCode.UNAUTHENTICATED}, "bad agent signature")
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, signed), {grpc.StatusCode.UNAUTHENTICATED}, "bad agent signature"
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
@@ -276,19 +316,26 @@ async def case_malformed_request(ctx: Context) -> str:
     """A request with no fields is INVALID_ARGUMENT."""
     peer, sid = await _session(ctx)
     try:
-        code, reason = await _expect_error(peer.exchange(ctx.ident, sid, ctx.request(fields=[])),
-                                           {grpc.StatusCode.INVALID_ARGUMENT}, "request without fields")
+        code, reason = await _expect_error(
+            peer.exchange(ctx.ident, sid, ctx.request(fields=[])),
+            {grpc.StatusCode.INVALID_ARGUMENT},
+            "request without fields",
+        )
         return f"{code.name} {reason}"
     finally:
         await peer.close()
 
 
-async def _refused_presentation(ctx: Context, ident: InteropIdentity, credential: dict[str, Any] | None,
-                                want: str) -> str:
+async def _refused_presentation(
+    ctx: Context, ident: InteropIdentity, credential: dict[str, Any] | None, want: str
+) -> str:
     peer = ctx.peer()
     try:
-        code, reason = await _expect_error(peer.open_session(ident, credential=credential),
-                                           {grpc.StatusCode.UNAUTHENTICATED}, f"{want.lower()} credential")
+        code, reason = await _expect_error(
+            peer.open_session(ident, credential=credential),
+            {grpc.StatusCode.UNAUTHENTICATED},
+            f"{want.lower()} credential",
+        )
         if reason != want:
             raise CheckFailed(f"expected reason {want}, got {reason!r}")
         return f"{code.name} {reason}"
@@ -323,9 +370,14 @@ async def case_unsigned_contract_refused(ctx: Context) -> str:
     peer, sid = await _session(ctx)
     try:
         code, reason = await _expect_error(
-            peer.exchange(ctx.ident, sid, ctx.request(
-                fields=MNI, contract_id=f"interop-unsigned-{ctx.bundle['org_name']}")),
-            {grpc.StatusCode.FAILED_PRECONDITION}, "request under a contract signed by one party only")
+            peer.exchange(
+                ctx.ident,
+                sid,
+                ctx.request(fields=MNI, contract_id=f"interop-unsigned-{ctx.bundle['org_name']}"),
+            ),
+            {grpc.StatusCode.FAILED_PRECONDITION},
+            "request under a contract signed by one party only",
+        )
         if reason != "CONTRACT_UNSIGNED":
             raise CheckFailed(f"expected CONTRACT_UNSIGNED, got {reason!r}")
         return f"{code.name} {reason}"
@@ -339,8 +391,9 @@ async def case_budget_falls_back_to_mni(ctx: Context) -> str:
     try:
         released_optional = 0
         for _ in range(6):
-            r = await peer.exchange(ctx.ident, sid, ctx.request(fields=["record_id", "region"],
-                                                               purpose="conformance-budget"))
+            r = await peer.exchange(
+                ctx.ident, sid, ctx.request(fields=["record_id", "region"], purpose="conformance-budget")
+            )
             o = r.outcome
             if "record_id" not in o.released_fields:
                 raise CheckFailed(f"MNI field record_id not released: {list(o.released_fields)}")
@@ -348,7 +401,9 @@ async def case_budget_falls_back_to_mni(ctx: Context) -> str:
                 released_optional += 1
                 continue
             if "TRUST_BUDGET_EXHAUSTED" not in o.reasons:
-                raise CheckFailed(f"optional field withheld without TRUST_BUDGET_EXHAUSTED: {list(o.reasons)}")
+                raise CheckFailed(
+                    f"optional field withheld without TRUST_BUDGET_EXHAUSTED: {list(o.reasons)}"
+                )
             if any(set(rec) - {"record_id"} for rec in json.loads(o.payload_json)):
                 raise CheckFailed("payload carries more than the MNI after exhaustion")
             return f"optional field released {released_optional}×, then MNI only (TRUST_BUDGET_EXHAUSTED)"
@@ -364,6 +419,7 @@ async def case_peer_checkpoint_consistency(ctx: Context) -> str:
 
     peer, sid = await _session(ctx)
     try:
+
         async def checkpoint():
             r = await peer.stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=10)
             return parse_checkpoint(verify_signed_note(r.signed_checkpoint, ctx.bundle["ledger_vkey"]))
@@ -373,10 +429,12 @@ async def case_peer_checkpoint_consistency(ctx: Context) -> str:
         c2 = await checkpoint()
         if c2.size <= c1.size:
             raise CheckFailed(f"checkpoint did not grow after a disclosure ({c1.size} -> {c2.size})")
-        r = await peer.stub.GetConsistencyProof(pb.GetConsistencyProofRequest(size1=c1.size, size2=c2.size),
-                                                timeout=10)
-        rfc9162_verify_consistency(size1=c1.size, size2=c2.size, root1=c1.root, root2=c2.root,
-                                   proof=list(r.hashes))
+        r = await peer.stub.GetConsistencyProof(
+            pb.GetConsistencyProofRequest(size1=c1.size, size2=c2.size), timeout=10
+        )
+        rfc9162_verify_consistency(
+            size1=c1.size, size2=c2.size, root1=c1.root, root2=c2.root, proof=list(r.hashes)
+        )
         return f"{c1.size} -> {c2.size}, {len(r.hashes)} hashes"
     finally:
         await peer.close()
@@ -397,7 +455,9 @@ class _TesterLog:
     def leaves(n: int, variant: str = "") -> list[bytes]:
         from interop_tests.checkers import rfc9162_leaf_hash
 
-        return [rfc9162_leaf_hash(f"interop-entry-{i}{variant if i == n - 1 else ''}".encode()) for i in range(n)]
+        return [
+            rfc9162_leaf_hash(f"interop-entry-{i}{variant if i == n - 1 else ''}".encode()) for i in range(n)
+        ]
 
     def note(self, n: int, variant: str = "") -> str:
         import base64 as b64
@@ -471,9 +531,15 @@ async def _aggregate(ctx: Context, ident: InteropIdentity, kind: str, predicate:
     try:
         sess = await peer.open_session(ident)
         signed = MinimalPeer.signed_request(
-            ident, provider_org=ctx.target_did, contract_id=ctx.contract_id, purpose="conformance-stats",
-            resource=STATS, subject="*", fields=[],
-            aggregate={"kind": kind, "column": "value", "predicate": predicate})
+            ident,
+            provider_org=ctx.target_did,
+            contract_id=ctx.contract_id,
+            purpose="conformance-stats",
+            resource=STATS,
+            subject="*",
+            fields=[],
+            aggregate={"kind": kind, "column": "value", "predicate": predicate},
+        )
         r = await peer.exchange(ident, sess.session_id, signed)
         return json.loads(r.outcome.payload_json)[0]
     finally:
@@ -497,8 +563,9 @@ async def case_differencing_denied(ctx: Context) -> str:
     """SUM(north) then SUM(north minus the one record with unit x) is refused (RECONSTRUCTION_RISK)."""
     await _aggregate(ctx, ctx.ident, "sum", NORTH)
     attack = {"and": [NORTH, {"col": "unit", "op": "!=", "val": "x"}]}
-    code, reason = await _expect_error(_aggregate(ctx, ctx.ident, "sum", attack),
-                                       {grpc.StatusCode.PERMISSION_DENIED}, "differencing attack")
+    code, reason = await _expect_error(
+        _aggregate(ctx, ctx.ident, "sum", attack), {grpc.StatusCode.PERMISSION_DENIED}, "differencing attack"
+    )
     if reason != "RECONSTRUCTION_RISK":
         raise CheckFailed(f"expected RECONSTRUCTION_RISK, got {reason!r}")
     return f"{code.name} {reason}"
@@ -508,8 +575,11 @@ async def case_split_attack_denied(ctx: Context) -> str:
     """The same attack split across two agents of one organization is refused under the org scope."""
     await _aggregate(ctx, ctx.ident, "sum", SOUTH)
     attack = {"and": [SOUTH, {"col": "unit", "op": "!=", "val": "y"}]}
-    code, reason = await _expect_error(_aggregate(ctx, ctx.ident.other("tester-2"), "sum", attack),
-                                       {grpc.StatusCode.PERMISSION_DENIED}, "attack split across agents")
+    code, reason = await _expect_error(
+        _aggregate(ctx, ctx.ident.other("tester-2"), "sum", attack),
+        {grpc.StatusCode.PERMISSION_DENIED},
+        "attack split across agents",
+    )
     if reason != "RECONSTRUCTION_RISK":
         raise CheckFailed(f"expected RECONSTRUCTION_RISK, got {reason!r}")
     return f"{code.name} {reason}"
@@ -542,4 +612,3 @@ CASES: list[tuple[str, Case]] = [
     ("differencing attack denied", case_differencing_denied),
     ("split attack denied (org scope)", case_split_attack_denied),
 ]
-

@@ -32,8 +32,9 @@ def rfc9162_leaf_hash(entry: bytes) -> bytes:
     return _h(b"\x00" + entry)
 
 
-def rfc9162_verify_inclusion(*, leaf_index: int, tree_size: int, leaf: bytes, path: list[bytes],
-                             root: bytes) -> None:
+def rfc9162_verify_inclusion(
+    *, leaf_index: int, tree_size: int, leaf: bytes, path: list[bytes], root: bytes
+) -> None:
     """RFC 9162 §2.1.3.2 inclusion proof verification, step by step.
 
     Raises:
@@ -137,16 +138,19 @@ def verify_tlog_proof(proof_text: str, *, entry: bytes, vkey: str, origin: str) 
     if not lines[pos].startswith("index "):
         raise CheckFailed("tlog-proof has no index line")
     index = int(lines[pos][6:])
-    path = [base64.b64decode(x) for x in lines[pos + 1:]]
+    path = [base64.b64decode(x) for x in lines[pos + 1 :]]
     cp = parse_checkpoint(verify_signed_note(note, vkey))
     if cp.origin != origin:
         raise CheckFailed(f"checkpoint origin {cp.origin!r}, expected {origin!r}")
-    rfc9162_verify_inclusion(leaf_index=index, tree_size=cp.size, leaf=rfc9162_leaf_hash(entry),
-                             path=path, root=cp.root)
+    rfc9162_verify_inclusion(
+        leaf_index=index, tree_size=cp.size, leaf=rfc9162_leaf_hash(entry), path=path, root=cp.root
+    )
     return cp
 
 
-def rfc9162_verify_consistency(*, size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]) -> None:
+def rfc9162_verify_consistency(
+    *, size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]
+) -> None:
     """RFC 9162 §2.1.4.2 consistency proof verification, step by step.
 
     Raises:
@@ -200,6 +204,7 @@ def mth(leaves: list[bytes]) -> bytes:
 
 def consistency_proof(m: int, leaves: list[bytes]) -> list[bytes]:
     """RFC 9162 §2.1.4.1 PROOF(m, D[n]) over leaf hashes (for the tester's own little log)."""
+
     def subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
         n = len(d)
         if m == n:

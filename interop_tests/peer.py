@@ -58,8 +58,10 @@ class InteropIdentity:
             org_did=cfg["org_did"],
             org_key=Ed25519KeyPair.from_jwk(json.loads((directory / "keys" / "org.jwk").read_text())),
             directory=directory,
-            cert_pem=(tls / "node.pem").read_bytes(), key_pem=(tls / "node.key").read_bytes(),
-            ca_pem=(tls / "ca.pem").read_bytes(), ca_key_pem=(tls / "ca.key").read_bytes(),
+            cert_pem=(tls / "node.pem").read_bytes(),
+            key_pem=(tls / "node.key").read_bytes(),
+            ca_pem=(tls / "ca.pem").read_bytes(),
+            ca_key_pem=(tls / "ca.key").read_bytes(),
             agent=json.loads((directory / "agents" / f"{agent}.json").read_text()),
         )
 
@@ -79,10 +81,12 @@ class InteropIdentity:
 class MinimalPeer:
     """FederationService client acting as a peer node."""
 
-    def __init__(self, *, target: str, target_ca_pem: bytes, cert_pem: bytes, key_pem: bytes,
-                 timeout: float = 10.0) -> None:
-        creds = grpc.ssl_channel_credentials(root_certificates=target_ca_pem, private_key=key_pem,
-                                             certificate_chain=cert_pem)
+    def __init__(
+        self, *, target: str, target_ca_pem: bytes, cert_pem: bytes, key_pem: bytes, timeout: float = 10.0
+    ) -> None:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=target_ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
         self.channel = grpc.aio.secure_channel(target, creds)
         self.stub = pbg.FederationServiceStub(self.channel)
         self.timeout = timeout
@@ -95,38 +99,73 @@ class MinimalPeer:
         """GetNodeInfo."""
         return await self.stub.GetNodeInfo(pb.GetNodeInfoRequest(), timeout=self.timeout)
 
-    async def open_session(self, ident: InteropIdentity, *, credential: dict[str, Any] | None = None,
-                           domain: str | None = None, challenge: str | None = None) -> pb.OpenSessionResponse:
+    async def open_session(
+        self,
+        ident: InteropIdentity,
+        *,
+        credential: dict[str, Any] | None = None,
+        domain: str | None = None,
+        challenge: str | None = None,
+    ) -> pb.OpenSessionResponse:
         """Challenge + VP; ``credential``/``domain``/``challenge`` override for negative cases."""
-        ch = await self.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ident.agent_did),
-                                          timeout=self.timeout)
-        vp = create_presentation(
-            [credential or ident.agent["credential"]], holder=ident.agent_did, key=ident.agent_key,
-            verification_method=verification_method_id(ident.agent_did),
-            challenge=challenge or ch.challenge, domain=domain or ch.domain,
+        ch = await self.stub.GetChallenge(
+            pb.GetChallengeRequest(agent_did=ident.agent_did), timeout=self.timeout
         )
-        return await self.stub.OpenSession(pb.OpenSessionRequest(presentation_json=json.dumps(vp).encode()),
-                                           timeout=self.timeout)
+        vp = create_presentation(
+            [credential or ident.agent["credential"]],
+            holder=ident.agent_did,
+            key=ident.agent_key,
+            verification_method=verification_method_id(ident.agent_did),
+            challenge=challenge or ch.challenge,
+            domain=domain or ch.domain,
+        )
+        return await self.stub.OpenSession(
+            pb.OpenSessionRequest(presentation_json=json.dumps(vp).encode()), timeout=self.timeout
+        )
 
     @staticmethod
-    def signed_request(ident: InteropIdentity, *, provider_org: str, contract_id: str, purpose: str,
-                       resource: str, subject: str, fields: list[str],
-                       aggregate: dict[str, Any] | None = None) -> pb.SignedRequest:
+    def signed_request(
+        ident: InteropIdentity,
+        *,
+        provider_org: str,
+        contract_id: str,
+        purpose: str,
+        resource: str,
+        subject: str,
+        fields: list[str],
+        aggregate: dict[str, Any] | None = None,
+    ) -> pb.SignedRequest:
         """Build an agent-signed request (an aggregate query when ``aggregate`` is given)."""
         body = pb.RequestBody(
-            contract_id=contract_id, purpose=purpose, resource=resource, subject=subject, fields=fields,
-            provider_org=provider_org, agent_did=ident.agent_did,
+            contract_id=contract_id,
+            purpose=purpose,
+            resource=resource,
+            subject=subject,
+            fields=fields,
+            provider_org=provider_org,
+            agent_did=ident.agent_did,
             nonce=base64.urlsafe_b64encode(secrets.token_bytes(18)).decode(),
             timestamp_ms=int(time.time() * 1000),
             aggregate_json=json.dumps(aggregate) if aggregate is not None else "",
         )
-        return pb.SignedRequest(body=body,
-                                agent_signature=ident.agent_key.sign(body.SerializeToString(deterministic=True)))
+        return pb.SignedRequest(
+            body=body, agent_signature=ident.agent_key.sign(body.SerializeToString(deterministic=True))
+        )
 
-    async def exchange(self, ident: InteropIdentity, session_id: str, signed: pb.SignedRequest,
-                       *, org_signature: bytes | None = None) -> pb.ExchangeResponse:
+    async def exchange(
+        self,
+        ident: InteropIdentity,
+        session_id: str,
+        signed: pb.SignedRequest,
+        *,
+        org_signature: bytes | None = None,
+    ) -> pb.ExchangeResponse:
         """Exchange with the org signature over the deterministic envelope bytes."""
-        sig = org_signature if org_signature is not None else ident.org_key.sign(
-            signed.SerializeToString(deterministic=True))
-        return await self.stub.Exchange(pb.ExchangeRequest(session_id=session_id, request=signed,
-                                                           org_signature=sig), timeout=self.timeout)
+        sig = (
+            org_signature
+            if org_signature is not None
+            else ident.org_key.sign(signed.SerializeToString(deterministic=True))
+        )
+        return await self.stub.Exchange(
+            pb.ExchangeRequest(session_id=session_id, request=signed, org_signature=sig), timeout=self.timeout
+        )

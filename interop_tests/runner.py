@@ -66,12 +66,18 @@ async def _with_status_server(ctx: Context, tester_dir: Path) -> list[CaseResult
 def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
     """JUnit XML, one ``testcase`` per case."""
     failures = sum(not r.passed for r in results)
-    suite = ET.Element("testsuite", name="accord-interop", tests=str(len(results)),
-                       failures=str(failures), time=f"{sum(r.seconds for r in results):.3f}",
-                       hostname=target)
+    suite = ET.Element(
+        "testsuite",
+        name="accord-interop",
+        tests=str(len(results)),
+        failures=str(failures),
+        time=f"{sum(r.seconds for r in results):.3f}",
+        hostname=target,
+    )
     for r in results:
-        tc = ET.SubElement(suite, "testcase", classname="accord.interop", name=r.name,
-                           time=f"{r.seconds:.3f}")
+        tc = ET.SubElement(
+            suite, "testcase", classname="accord.interop", name=r.name, time=f"{r.seconds:.3f}"
+        )
         if r.passed:
             ET.SubElement(tc, "system-out").text = r.detail
         else:
@@ -79,13 +85,24 @@ def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def run_suite(*, target: str, bundle_path: Path, tester_dir: Path, junit_path: Path | None = None,
-              contract_id: str | None = None, console: Console | None = None) -> bool:
+def run_suite(
+    *,
+    target: str,
+    bundle_path: Path,
+    tester_dir: Path,
+    junit_path: Path | None = None,
+    contract_id: str | None = None,
+    console: Console | None = None,
+) -> bool:
     """Run the suite; print a pass/fail table; write JUnit XML if asked. True if all pass."""
     console = console or Console()
     bundle = json.loads(Path(bundle_path).read_text())
-    ctx = Context(target=target, bundle=bundle, ident=InteropIdentity.load(Path(tester_dir)),
-                  contract_id=contract_id or f"interop-{bundle['org_name']}")
+    ctx = Context(
+        target=target,
+        bundle=bundle,
+        ident=InteropIdentity.load(Path(tester_dir)),
+        contract_id=contract_id or f"interop-{bundle['org_name']}",
+    )
     results = asyncio.run(_with_status_server(ctx, Path(tester_dir)))
     t = Table(title=f"Accord interop suite against {bundle['org_name']} at {target}")
     t.add_column("case")

@@ -38,8 +38,11 @@ async def start_status_server(tester_dir: Path, target_ca_pem: bytes) -> grpc.ai
     publisher = StatusListPublisher(ident, open_store(ident))
     server = grpc.aio.server()
     pbg.add_FederationServiceServicer_to_server(_StatusOnly(publisher), server)
-    creds = grpc.ssl_server_credentials([(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))],
-                                        root_certificates=target_ca_pem, require_client_auth=True)
+    creds = grpc.ssl_server_credentials(
+        [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))],
+        root_certificates=target_ca_pem,
+        require_client_auth=True,
+    )
     endpoint = ident.config.advertise or ident.config.listen
     try:
         if server.add_secure_port(endpoint, creds) == 0:

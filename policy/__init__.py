@@ -3,6 +3,20 @@
 See ``docs/contracts.md`` for the contract format and decision semantics.
 """
 
+from policy.auditor import (
+    AuditCommitRefusedError,
+    AuditDecision,
+    AuditError,
+    Auditor,
+    AuditState,
+    AuditStateError,
+    InvalidQueryKindError,
+    InvalidScopeError,
+    ScopeStatus,
+    UnknownRecordError,
+    random_prime,
+    scope_key,
+)
 from policy.budget import BudgetKey, BudgetLedger, BudgetStateError
 from policy.contract import (
     Contract,
@@ -17,6 +31,7 @@ from policy.contract import (
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
 from policy.decision_point import PolicyDecisionPoint
+from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
 from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
 from policy.engine_opa import OpaRestEngine, OpaTls
 from policy.engine_regopy import RegopyEngine, compile_check
@@ -44,25 +59,9 @@ from policy.measures import (
     oer_by,
     over_exposure_rate,
 )
-from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
-
-from policy.auditor import (
-    AuditCommitRefusedError,
-    AuditDecision,
-    AuditError,
-    Auditor,
-    AuditState,
-    AuditStateError,
-    InvalidQueryKindError,
-    InvalidScopeError,
-    ScopeStatus,
-    UnknownRecordError,
-    random_prime,
-    scope_key,
-)
-from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
 from policy.predicates import Dataset, DatasetError, DatasetSchema, Predicate, PredicateError, parse_predicate
 from policy.replay import ReplayError
+from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
 __all__ = [
     "BudgetKey",

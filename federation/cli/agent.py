@@ -33,8 +33,9 @@ def register(
     from federation.identity import NodeIdentity
 
     d = node_dir(directory)
-    wallet = register_agent(NodeIdentity.load(d), name=name, role=role, scopes=scope,
-                            trust_tier=trust_tier, valid_days=valid_days)
+    wallet = register_agent(
+        NodeIdentity.load(d), name=name, role=role, scopes=scope, trust_tier=trust_tier, valid_days=valid_days
+    )
     console.print(f"registered agent [bold]{name}[/] {wallet.did}; wallet agents/{name}.json")
     note = nudge_running_node(d)
     if note:
@@ -48,9 +49,15 @@ def list_agents(directory: DirOption = None, as_json: JsonOption = False) -> Non
     from federation.identity import NodeIdentity
 
     rows = [
-        {"name": a.name, "did": a.did, "role": a.role, "scopes": list(a.scopes),
-         "trust_tier": a.trust_tier, "status_index": a.status_index,
-         "status": "revoked" if a.revoked else "suspended" if a.suspended else "active"}
+        {
+            "name": a.name,
+            "did": a.did,
+            "role": a.role,
+            "scopes": list(a.scopes),
+            "trust_tier": a.trust_tier,
+            "status_index": a.status_index,
+            "status": "revoked" if a.revoked else "suspended" if a.suspended else "active",
+        }
         for a in open_store(NodeIdentity.load(node_dir(directory))).agents()
     ]
     if as_json:
@@ -58,8 +65,14 @@ def list_agents(directory: DirOption = None, as_json: JsonOption = False) -> Non
         return
     t = Table("name", "did", "role", "scopes", "tier", "status")
     for r in rows:
-        t.add_row(r["name"], r["did"][:32] + "…", r["role"], ",".join(r["scopes"]),
-                  str(r["trust_tier"]), r["status"])
+        t.add_row(
+            r["name"],
+            r["did"][:32] + "…",
+            r["role"],
+            ",".join(r["scopes"]),
+            str(r["trust_tier"]),
+            r["status"],
+        )
     console.print(t)
 
 
@@ -77,18 +90,24 @@ def _set(directory, name: str, **bits: bool) -> None:
 
 
 @app.command("revoke")
-def revoke(name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None) -> None:
+def revoke(
+    name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None
+) -> None:
     """Set the agent's revocation bit (permanent)."""
     _set(directory, name, revoked=True)
 
 
 @app.command("suspend")
-def suspend(name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None) -> None:
+def suspend(
+    name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None
+) -> None:
     """Set the agent's suspension bit."""
     _set(directory, name, suspended=True)
 
 
 @app.command("reinstate")
-def reinstate(name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None) -> None:
+def reinstate(
+    name: Annotated[str, typer.Argument(help="Agent name or DID.")], directory: DirOption = None
+) -> None:
     """Clear the agent's suspension bit (revocation is permanent)."""
     _set(directory, name, suspended=False)

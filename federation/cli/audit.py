@@ -76,7 +76,9 @@ def replay_cmd(
 
 @app.command("status")
 def status(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Node directory (default: $ACCORD_NODE_DIR, else cwd).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Node directory (default: $ACCORD_NODE_DIR, else cwd).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Per dataset and scope: answered history, rank, denials (offline, from the persisted state)."""

@@ -12,7 +12,9 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("exchange")
 def exchange(
     seconds: Annotated[float, typer.Option("--seconds", help="Measuring time per point, seconds.")] = 4.0,
-    concurrency: Annotated[list[int] | None, typer.Option("--concurrency", help="Requests in flight (repeatable).")] = None,
+    concurrency: Annotated[
+        list[int] | None, typer.Option("--concurrency", help="Requests in flight (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Full cross-org exchanges vs a raw gRPC relay with the same hops, TLS and payload."""
@@ -30,7 +32,18 @@ def _optional(name: str, module: str, doc: str) -> None:
     app.command(name)(cmd)
 
 
-_optional("credentials", "benchmarks.bench_credentials", "Credential issue/verify per second vs the JS reference.")
+_optional(
+    "credentials", "benchmarks.bench_credentials", "Credential issue/verify per second vs the JS reference."
+)
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
+
+
+def _trust_sweep() -> None:
+    from federation.cli.tvp import trust_sweep
+
+    app.command("trust-sweep")(trust_sweep)
+
+
+_trust_sweep()

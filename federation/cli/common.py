@@ -17,8 +17,11 @@ err_console = Console(stderr=True)
 
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", help="Node directory (default: $ACCORD_NODE_DIR, else the current directory).",
-                 show_default=False),
+    typer.Option(
+        "--dir",
+        help="Node directory (default: $ACCORD_NODE_DIR, else the current directory).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

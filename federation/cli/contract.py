@@ -33,8 +33,9 @@ def sign(
     from policy import Contract
 
     ident = NodeIdentity.load(node_dir(directory))
-    c = Contract.load(file).sign(org=ident.org_did, verification_method=ident.verification_method,
-                                 seed=ident.org_key.seed)
+    c = Contract.load(file).sign(
+        org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed
+    )
     target = out or file.with_suffix(".json")
     c.dump(target)
     console.print(f"signed {c.id} v{c.version} ({c.version_hash[:16]}…) as {ident.org_did} -> {target}")
@@ -51,8 +52,9 @@ def register(file: FileArg, directory: DirOption = None) -> None:
     ident = NodeIdentity.load(d)
     c = Contract.load(file)
     if ident.org_did not in (c.parties.provider.org, c.parties.requester.org):
-        raise ContractInvalidError(f"this node ({ident.org_did}) is not a party to {c.id}",
-                                   reason="NOT_A_PARTY")
+        raise ContractInvalidError(
+            f"this node ({ident.org_did}) is not a party to {c.id}", reason="NOT_A_PARTY"
+        )
     c.verify_signatures(key_resolver(ident))
     from policy.engine_regopy import compile_check
 
@@ -74,21 +76,38 @@ def list_contracts(directory: DirOption = None, as_json: JsonOption = False) -> 
     rows = []
     for p in sorted(NodePaths(node_dir(directory)).contracts.glob("*.json")):
         c = Contract.load(p)
-        rows.append({"id": c.id, "version": c.version, "hash": c.version_hash,
-                     "provider": c.parties.provider.org, "requester": c.parties.requester.org,
-                     "purposes": sorted(c.purposes), "trust_ceiling": c.trust_ceiling})
+        rows.append(
+            {
+                "id": c.id,
+                "version": c.version,
+                "hash": c.version_hash,
+                "provider": c.parties.provider.org,
+                "requester": c.parties.requester.org,
+                "purposes": sorted(c.purposes),
+                "trust_ceiling": c.trust_ceiling,
+            }
+        )
     if as_json:
         print_json(rows)
         return
     t = Table("id", "v", "provider", "requester", "purposes", "ceiling", "hash")
     for r in rows:
-        t.add_row(r["id"], str(r["version"]), r["provider"], r["requester"], ",".join(r["purposes"]),
-                  f"{r['trust_ceiling']:.2f}", r["hash"][:16])
+        t.add_row(
+            r["id"],
+            str(r["version"]),
+            r["provider"],
+            r["requester"],
+            ",".join(r["purposes"]),
+            f"{r['trust_ceiling']:.2f}",
+            r["hash"][:16],
+        )
     console.print(t)
 
 
 @app.command("show")
-def show(contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None) -> None:
+def show(
+    contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None
+) -> None:
     """Print a registered contract (JSON)."""
     from federation.errors import NotFoundError
     from federation.paths import NodePaths

@@ -18,14 +18,27 @@ app = typer.Typer(no_args_is_help=True)
 def register(
     name: Annotated[str, typer.Argument(help="Dataset name (the request's resource).")],
     id_column: Annotated[str, typer.Option("--id", help="Integer record-id column.")],
-    sensitive: Annotated[list[str], typer.Option("--sensitive", help="Sensitive numeric column (repeatable).")],
+    sensitive: Annotated[
+        list[str], typer.Option("--sensitive", help="Sensitive numeric column (repeatable).")
+    ],
     directory: DirOption = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Import records from this CSV file.")] = None,
-    table: Annotated[str | None, typer.Option("--table", help="Import records from this table of the node database.")] = None,
-    quasi: Annotated[list[str] | None, typer.Option("--quasi", help="Quasi-identifier column (repeatable).")] = None,
-    scope: Annotated[str, typer.Option("--scope", help="Auditing scope: agent, org, coalition, global.")] = "org",
-    coalition: Annotated[list[str] | None, typer.Option("--coalition", help="Comma-separated org DIDs acting together (repeatable).")] = None,
-    dp_epsilon_total: Annotated[float | None, typer.Option("--dp-epsilon-total", help="Enable DP: ε budget per scope.")] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Import records from this table of the node database.")
+    ] = None,
+    quasi: Annotated[
+        list[str] | None, typer.Option("--quasi", help="Quasi-identifier column (repeatable).")
+    ] = None,
+    scope: Annotated[
+        str, typer.Option("--scope", help="Auditing scope: agent, org, coalition, global.")
+    ] = "org",
+    coalition: Annotated[
+        list[str] | None,
+        typer.Option("--coalition", help="Comma-separated org DIDs acting together (repeatable)."),
+    ] = None,
+    dp_epsilon_total: Annotated[
+        float | None, typer.Option("--dp-epsilon-total", help="Enable DP: ε budget per scope.")
+    ] = None,
     dp_epsilon_query: Annotated[float, typer.Option("--dp-epsilon-query", help="ε per DP query.")] = 0.1,
     dp_bounds: Annotated[str, typer.Option("--dp-bounds", help="LO,HI value bounds for DP sums.")] = "0,100",
     max_ids: Annotated[int, typer.Option("--max-ids", help="Cap on explicit id sets (0 = refuse ids).")] = 0,
@@ -54,8 +67,9 @@ def register(
             with store.engine.connect() as conn:
                 records = [dict(r._mapping) for r in conn.execute(select(t))]
         except SQLAlchemyError as exc:
-            raise InvalidRequestError(f"cannot read table {table!r}: {exc.__class__.__name__}",
-                                      reason="BAD_DATASET") from exc
+            raise InvalidRequestError(
+                f"cannot read table {table!r}: {exc.__class__.__name__}", reason="BAD_DATASET"
+            ) from exc
     if not records:
         raise InvalidRequestError("the dataset has no records", reason="BAD_DATASET")
     columns = infer_columns(records)
@@ -66,18 +80,31 @@ def register(
     dp = None
     if dp_epsilon_total is not None:
         lo, _, hi = dp_bounds.partition(",")
-        dp = {"epsilon_total": dp_epsilon_total, "epsilon_per_query": dp_epsilon_query,
-              "bounds": [float(lo), float(hi)]}
-    spec = DatasetSpec(name=name, id_column=id_column, sensitive=tuple(sensitive), quasi=tuple(quasi or ()),
-                       columns={k: v for k, v in columns.items() if k in keep}, scope=scope,
-                       coalitions=tuple(tuple(c.split(",")) for c in (coalition or ())), dp=dp,
-                       max_ids=max_ids)
+        dp = {
+            "epsilon_total": dp_epsilon_total,
+            "epsilon_per_query": dp_epsilon_query,
+            "bounds": [float(lo), float(hi)],
+        }
+    spec = DatasetSpec(
+        name=name,
+        id_column=id_column,
+        sensitive=tuple(sensitive),
+        quasi=tuple(quasi or ()),
+        columns={k: v for k, v in columns.items() if k in keep},
+        scope=scope,
+        coalitions=tuple(tuple(c.split(",")) for c in (coalition or ())),
+        dp=dp,
+        max_ids=max_ids,
+    )
     spec = DatasetSpec.from_dict(spec.to_dict())  # validates the scope
     rows = [{k: r.get(k) for k in keep} for r in records]
     Dataset(spec.schema(), rows)  # validates ids and types before anything is written
-    store.put_dataset(name, spec.to_dict(), rows, id_column=id_column, now=dt.datetime.now(dt.UTC),
-                      replace=replace)
-    console.print(f"registered dataset {name}: {len(rows)} records, sensitive {list(sensitive)}, scope {scope}")
+    store.put_dataset(
+        name, spec.to_dict(), rows, id_column=id_column, now=dt.datetime.now(dt.UTC), replace=replace
+    )
+    console.print(
+        f"registered dataset {name}: {len(rows)} records, sensitive {list(sensitive)}, scope {scope}"
+    )
     note = nudge_running_node(d)
     if note:
         console.print(note)
@@ -89,16 +116,32 @@ def list_datasets(directory: DirOption = None, as_json: JsonOption = False) -> N
     from federation.agents import open_store
     from federation.identity import NodeIdentity
 
-    rows = [{"name": spec["name"], "records": len(recs), "id": spec["id"], "sensitive": spec["sensitive"],
-             "quasi": spec.get("quasi", []), "scope": spec.get("scope"), "dp": bool(spec.get("dp"))}
-            for spec, recs in open_store(NodeIdentity.load(node_dir(directory))).datasets()]
+    rows = [
+        {
+            "name": spec["name"],
+            "records": len(recs),
+            "id": spec["id"],
+            "sensitive": spec["sensitive"],
+            "quasi": spec.get("quasi", []),
+            "scope": spec.get("scope"),
+            "dp": bool(spec.get("dp")),
+        }
+        for spec, recs in open_store(NodeIdentity.load(node_dir(directory))).datasets()
+    ]
     if as_json:
         print_json(rows)
         return
     t = Table("name", "records", "id", "sensitive", "quasi", "scope", "dp")
     for r in rows:
-        t.add_row(r["name"], str(r["records"]), r["id"], ",".join(r["sensitive"]), ",".join(r["quasi"]),
-                  r["scope"], "yes" if r["dp"] else "no")
+        t.add_row(
+            r["name"],
+            str(r["records"]),
+            r["id"],
+            ",".join(r["sensitive"]),
+            ",".join(r["quasi"]),
+            r["scope"],
+            "yes" if r["dp"] else "no",
+        )
     console.print(t)
 
 

@@ -9,10 +9,16 @@ import typer
 
 
 def demo(
-    workdir: Annotated[Path | None, typer.Option(
-        "--workdir", help="Keep the node directories here (hospital, relief, supplier, interop).")] = None,
-    keep_running: Annotated[bool, typer.Option(
-        "--keep-running", help="Leave the nodes running after the scenario (Ctrl-C stops).")] = False,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir", help="Keep the node directories here (hospital, relief, supplier, interop)."
+        ),
+    ] = None,
+    keep_running: Annotated[
+        bool,
+        typer.Option("--keep-running", help="Leave the nodes running after the scenario (Ctrl-C stops)."),
+    ] = False,
 ) -> None:
     """Start three real nodes on localhost and run a cross-domain disaster-response scenario."""
     from federation.demo.run import run_demo

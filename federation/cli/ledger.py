@@ -48,7 +48,9 @@ def entry_row(e) -> dict:
 @app.command("query")
 def query(
     directory: DirOption = None,
-    counterpart: Annotated[str | None, typer.Option("--counterpart", help="Counterpart org (name or DID).")] = None,
+    counterpart: Annotated[
+        str | None, typer.Option("--counterpart", help="Counterpart org (name or DID).")
+    ] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Agent DID.")] = None,
     contract: Annotated[str | None, typer.Option("--contract", help="Contract id.")] = None,
     purpose: Annotated[str | None, typer.Option("--purpose", help="Purpose.")] = None,
@@ -68,9 +70,18 @@ def query(
 
     ident = NodeIdentity.load(node_dir(directory))
     lg = open_ledger_readonly(ident)
-    flt = EntryFilter(counterpart_org=_org(counterpart), agent_did=agent, contract_id=contract,
-                      purpose=purpose, field=field, decision=decision, kind=kind, limit=limit,
-                      since=_time(since), until=_time(until))
+    flt = EntryFilter(
+        counterpart_org=_org(counterpart),
+        agent_did=agent,
+        contract_id=contract,
+        purpose=purpose,
+        field=field,
+        decision=decision,
+        kind=kind,
+        limit=limit,
+        since=_time(since),
+        until=_time(until),
+    )
     rows = [entry_row(e) for e in lg.query(flt)]
     lg.close()
     if as_json:
@@ -80,22 +91,57 @@ def query(
         import csv
         import sys
 
-        cols = ["index", "time", "kind", "provider_org", "requester_org", "requester_agent", "contract_id",
-                "purpose", "decision", "reason", "fields_requested", "fields_released", "fields_stripped",
-                "record_count", "effective_trust", "leaf_hash", "state"]
+        cols = [
+            "index",
+            "time",
+            "kind",
+            "provider_org",
+            "requester_org",
+            "requester_agent",
+            "contract_id",
+            "purpose",
+            "decision",
+            "reason",
+            "fields_requested",
+            "fields_released",
+            "fields_stripped",
+            "record_count",
+            "effective_trust",
+            "leaf_hash",
+            "state",
+        ]
         w = csv.writer(sys.stdout)
         w.writerow(cols)
         for r in rows:
             w.writerow([";".join(r[c]) if isinstance(r[c], list) else r[c] for c in cols])
         return
-    t = Table("#", "time", "kind", "counterpart", "contract", "purpose", "decision", "released",
-              "stripped", "τ", title=f"ledger of {ident.config.org_name} ({len(rows)} entries)")
+    t = Table(
+        "#",
+        "time",
+        "kind",
+        "counterpart",
+        "contract",
+        "purpose",
+        "decision",
+        "released",
+        "stripped",
+        "τ",
+        title=f"ledger of {ident.config.org_name} ({len(rows)} entries)",
+    )
     for r in rows:
         counterpart_did = r["requester_org"] if r["provider_org"] == ident.org_did else r["provider_org"]
-        t.add_row(str(r["index"]), r["time"][11:19], r["kind"], counterpart_did.split(":")[-1].split(".")[0],
-                  r["contract_id"], r["purpose"], r["decision"] + (f" {r['reason']}" if r["decision"] == "deny" else ""),
-                  ",".join(r["fields_released"]), ",".join(r["fields_stripped"]),
-                  f"{r['effective_trust']:.2f}")
+        t.add_row(
+            str(r["index"]),
+            r["time"][11:19],
+            r["kind"],
+            counterpart_did.split(":")[-1].split(".")[0],
+            r["contract_id"],
+            r["purpose"],
+            r["decision"] + (f" {r['reason']}" if r["decision"] == "deny" else ""),
+            ",".join(r["fields_released"]),
+            ",".join(r["fields_stripped"]),
+            f"{r['effective_trust']:.2f}",
+        )
     console.print(t)
 
 
@@ -152,7 +198,9 @@ def vkey(directory: DirOption = None) -> None:
 @app.command("prove-inclusion")
 def prove_inclusion(
     index: Annotated[int, typer.Option("--index", help="Leaf index.")],
-    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: latest checkpoint).")] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Tree size (default: latest checkpoint).")
+    ] = None,
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -166,7 +214,9 @@ def prove_inclusion(
         cp = lg.latest_checkpoint()
         tree_size = size if size is not None else (cp.checkpoint.size if cp else 0)
         if not 0 <= index < tree_size:
-            raise InvalidRequestError(f"index {index} not in a tree of size {tree_size}", reason="BAD_PROOF_REQUEST")
+            raise InvalidRequestError(
+                f"index {index} not in a tree of size {tree_size}", reason="BAD_PROOF_REQUEST"
+            )
         signed = lg.checkpoint(tree_size)
         if signed is None:
             raise InvalidRequestError(f"no signed checkpoint of size {tree_size}", reason="BAD_PROOF_REQUEST")
@@ -174,9 +224,13 @@ def prove_inclusion(
         entry = lg.get(index)
     finally:
         lg.close()
-    out = {"leaf_index": index, "tree_size": tree_size, "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
-           "root_hash": base64.b64encode(signed.checkpoint.root).decode(),
-           "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    out = {
+        "leaf_index": index,
+        "tree_size": tree_size,
+        "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+        "root_hash": base64.b64encode(signed.checkpoint.root).decode(),
+        "hashes": [base64.b64encode(h).decode() for h in hashes],
+    }
     if as_json:
         print_json(out)
     else:
@@ -200,14 +254,19 @@ def prove_consistency(
     try:
         c1, c2 = lg.checkpoint(size1), lg.checkpoint(size2)
         if c1 is None or c2 is None or not 0 < size1 <= size2:
-            raise InvalidRequestError("both sizes must have signed checkpoints and 0 < from <= to",
-                                      reason="BAD_PROOF_REQUEST")
+            raise InvalidRequestError(
+                "both sizes must have signed checkpoints and 0 < from <= to", reason="BAD_PROOF_REQUEST"
+            )
         hashes = lg.consistency_proof(size1, size2)
     finally:
         lg.close()
-    out = {"size1": size1, "size2": size2, "root1": base64.b64encode(c1.checkpoint.root).decode(),
-           "root2": base64.b64encode(c2.checkpoint.root).decode(),
-           "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    out = {
+        "size1": size1,
+        "size2": size2,
+        "root1": base64.b64encode(c1.checkpoint.root).decode(),
+        "root2": base64.b64encode(c2.checkpoint.root).decode(),
+        "hashes": [base64.b64encode(h).decode() for h in hashes],
+    }
     if as_json:
         print_json(out)
     else:
@@ -233,18 +292,32 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     from federation.config import database_url_for
     from federation.identity import witness_name
 
-    w = Witness.open(database_url_for(ident.paths.root, ident.config), name=witness_name(ident.config.org_name),
-                     seed=ident.witness_seed)
+    w = Witness.open(
+        database_url_for(ident.paths.root, ident.config),
+        name=witness_name(ident.config.org_name),
+        seed=ident.witness_seed,
+    )
     try:
         seen = w.equivocations()
     finally:
         w.close()
     out = {
-        "sequenced": getattr(marks, "sequenced", None), "integrated": getattr(marks, "integrated", None),
-        "checkpointed": cp.checkpoint.size if cp else 0, "witnessed": wcp.checkpoint.size if wcp else 0,
+        "sequenced": getattr(marks, "sequenced", None),
+        "integrated": getattr(marks, "integrated", None),
+        "checkpointed": cp.checkpoint.size if cp else 0,
+        "witnessed": wcp.checkpoint.size if wcp else 0,
         "checkpoint": cp.note if cp else "",
-        "equivocations": [{"origin": e.origin, "size": e.size, "detail": e.detail, "note_a": e.note_a,
-                           "note_b": e.note_b, "detected_at": str(e.detected_at)} for e in [*equivocations, *seen]],
+        "equivocations": [
+            {
+                "origin": e.origin,
+                "size": e.size,
+                "detail": e.detail,
+                "note_a": e.note_a,
+                "note_b": e.note_b,
+                "detected_at": str(e.detected_at),
+            }
+            for e in [*equivocations, *seen]
+        ],
     }
     if as_json:
         print_json(out)

@@ -35,6 +35,7 @@ for _mod, _name, _help in (
     ("federation.cli.credential", "credential", "Issue and verify W3C verifiable credentials."),
     ("federation.cli.audit", "audit", "Reconstruction-attack auditing."),
     ("federation.cli.trust", "trust", "Effective trust and trust budgets."),
+    ("federation.cli.tvp", "tvp", "Trust-Vulnerability Paradox scenario suite."),
 ):
     try:
         _m = __import__(_mod, fromlist=["app"])
@@ -61,14 +62,18 @@ def main() -> None:
         typer.echo(f"accord: error: {reason}: {exc}", err=True)
         sys.exit(1)
     except (OSError, RuntimeError) as exc:
-        typer.echo(f"accord: error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                   err=True)
+        typer.echo(
+            f"accord: error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            err=True,
+        )
         sys.exit(1)
     except Exception as exc:  # a bug: still one line, the traceback on request
         if os.environ.get("ACCORD_DEBUG"):
             raise
-        typer.echo(f"accord: internal error: {exc.__class__.__name__}: {exc} "
-                   "(set ACCORD_DEBUG=1 for a traceback)", err=True)
+        typer.echo(
+            f"accord: internal error: {exc.__class__.__name__}: {exc} (set ACCORD_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(70)
 
 

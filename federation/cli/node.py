@@ -18,16 +18,21 @@ def init(
     org: Annotated[str, typer.Option("--org", help="Organization name, [a-z0-9-]+.")],
     directory: DirOption = None,
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve gRPC on.")] = "127.0.0.1:7400",
-    advertise: Annotated[str, typer.Option("--advertise", help="HOST:PORT peers dial (default: listen).")] = "",
-    database_url: Annotated[str, typer.Option("--database-url", help="SQLAlchemy URL.")] = "sqlite:///node.db",
+    advertise: Annotated[
+        str, typer.Option("--advertise", help="HOST:PORT peers dial (default: listen).")
+    ] = "",
+    database_url: Annotated[
+        str, typer.Option("--database-url", help="SQLAlchemy URL.")
+    ] = "sqlite:///node.db",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing node.")] = False,
 ) -> None:
     """Create keys, DID, CA, TLS certificates and node.toml."""
     from federation.identity import init_node
 
     d = node_dir(directory)
-    cfg = init_node(d, org_name=org, listen=listen, advertise=advertise,
-                    database_url=database_url, force=force)
+    cfg = init_node(
+        d, org_name=org, listen=listen, advertise=advertise, database_url=database_url, force=force
+    )
     console.print(f"initialized [bold]{cfg.org_name}[/] ({cfg.org_did}) in {d}, listening on {cfg.listen}")
 
 
@@ -59,9 +64,13 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
 
     lg = open_ledger_readonly(ident)
     info = {
-        "org": ident.config.org_name, "did": ident.org_did, "listen": ident.config.listen,
-        "peers": [b.org_did for b in peers], "agents": len(store.agents()),
-        "contracts": contracts, "ledger_size": lg.size(),
+        "org": ident.config.org_name,
+        "did": ident.org_did,
+        "listen": ident.config.listen,
+        "peers": [b.org_did for b in peers],
+        "agents": len(store.agents()),
+        "contracts": contracts,
+        "ledger_size": lg.size(),
         "bundle_fingerprint": export_bundle(ident).fingerprint(),
     }
     if as_json:

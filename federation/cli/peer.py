@@ -57,8 +57,10 @@ def add(
     target = NodePaths(d).peers / f"{bundle.org_name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(bundle.model_dump_json(indent=2))
-    console.print(f"pinned {bundle.org_name} ({bundle.org_did}) at {bundle.endpoint}, "
-                  f"fingerprint {bundle.fingerprint()}")
+    console.print(
+        f"pinned {bundle.org_name} ({bundle.org_did}) at {bundle.endpoint}, "
+        f"fingerprint {bundle.fingerprint()}"
+    )
     note = nudge_running_node(d)
     if note:
         console.print(note)
@@ -71,8 +73,10 @@ def list_peers(directory: DirOption = None, as_json: JsonOption = False) -> None
     from federation.peers import PeerRegistry
 
     reg = PeerRegistry.load(NodePaths(node_dir(directory)).peers)
-    rows = [{"org": b.org_name, "did": b.org_did, "endpoint": b.endpoint,
-             "fingerprint": b.fingerprint()} for b in reg]
+    rows = [
+        {"org": b.org_name, "did": b.org_did, "endpoint": b.endpoint, "fingerprint": b.fingerprint()}
+        for b in reg
+    ]
     if as_json:
         print_json(rows)
         return

@@ -42,25 +42,47 @@ def show(directory: DirOption = None, as_json: JsonOption = False) -> None:
         if c.parties.provider.org != ident.org_did:
             continue
         pair = (c.parties.requester.org, ident.org_did)
-        row = {"requester": c.parties.requester.org, "contract": c.id, "ceiling": c.trust_ceiling,
-               "score": trust.score(pair, now=now),
-               "tau": trust.effective_trust(pair, ceiling=c.trust_ceiling, now=now),
-               "budget_units": c.trust_budget.units if c.trust_budget else None,
-               "budget_window_seconds": c.trust_budget.window_seconds if c.trust_budget else None,
-               "budget_spent": budgets.spent((c.id, c.parties.requester.org),
-                                             window_seconds=c.trust_budget.window_seconds, now=now)
-               if c.trust_budget else None}
+        row = {
+            "requester": c.parties.requester.org,
+            "contract": c.id,
+            "ceiling": c.trust_ceiling,
+            "score": trust.score(pair, now=now),
+            "tau": trust.effective_trust(pair, ceiling=c.trust_ceiling, now=now),
+            "budget_units": c.trust_budget.units if c.trust_budget else None,
+            "budget_window_seconds": c.trust_budget.window_seconds if c.trust_budget else None,
+            "budget_spent": budgets.spent(
+                (c.id, c.parties.requester.org), window_seconds=c.trust_budget.window_seconds, now=now
+            )
+            if c.trust_budget
+            else None,
+        }
         rows.append(row)
     if as_json:
         print_json(rows)
         return
-    t = Table("requester", "contract", "τ", "ceiling", "score", "budget spent / units (window)",
-              title=f"trust at {ident.config.org_name}")
+    t = Table(
+        "requester",
+        "contract",
+        "τ",
+        "ceiling",
+        "score",
+        "budget spent / units (window)",
+        title=f"trust at {ident.config.org_name}",
+    )
     for r in rows:
-        budget = (f"{r['budget_spent']:.1f} / {r['budget_units']:.1f} ({r['budget_window_seconds']} s)"
-                  if r["budget_units"] is not None else "—")
-        t.add_row(r["requester"], r["contract"], f"{r['tau']:.3f}", f"{r['ceiling']:.2f}",
-                  f"{r['score']:.3f}", budget)
+        budget = (
+            f"{r['budget_spent']:.1f} / {r['budget_units']:.1f} ({r['budget_window_seconds']} s)"
+            if r["budget_units"] is not None
+            else "—"
+        )
+        t.add_row(
+            r["requester"],
+            r["contract"],
+            f"{r['tau']:.3f}",
+            f"{r['ceiling']:.2f}",
+            f"{r['score']:.3f}",
+            budget,
+        )
     console.print(t)
 
 
@@ -81,10 +103,13 @@ def metrics(
     if not cfg.metrics_port:
         raise ConfigError("metrics are off: set metrics_port in node.toml", reason="METRICS_DISABLED")
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{cfg.metrics_port}/metrics", timeout=5).read().decode()
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{cfg.metrics_port}/metrics", timeout=5).read().decode()
+        )
     except OSError as exc:
-        raise ConfigError(f"node not reachable on metrics port {cfg.metrics_port}: {exc}",
-                          reason="NODE_NOT_RUNNING") from exc
+        raise ConfigError(
+            f"node not reachable on metrics port {cfg.metrics_port}: {exc}", reason="NODE_NOT_RUNNING"
+        ) from exc
     rows = []
     for fam in text_string_to_metric_families(text):
         if not all_series and not fam.name.startswith("accord_"):

@@ -79,64 +79,206 @@ def script() -> tuple[list[Step], list[Step]]:
     triage_mni = ["patient_id", "triage_level", "mobility", "shelter"]
     before: list[Step] = []
     for i in range(1, 9):
-        before.append(Step("relief/triage-coordinator", "hospital", "relief-hospital-triage",
-                           "triage-coordination", "patients", f"patient-{i:03d}", triage_mni,
-                           "triage record at MNI"))
-    before.append(Step("relief/triage-coordinator", "hospital", "relief-hospital-triage",
-                       "triage-coordination", "patients", "patient-009",
-                       triage_mni + ["age", "diagnosis", "hiv_status", "insurance_id", "name"],
-                       "over-broad request: the gate trims it"))
-    before.append(Step("relief/triage-coordinator", "hospital", "relief-hospital-triage",
-                       "triage-coordination", "patients", "*", triage_mni, "whole triage board"))
+        before.append(
+            Step(
+                "relief/triage-coordinator",
+                "hospital",
+                "relief-hospital-triage",
+                "triage-coordination",
+                "patients",
+                f"patient-{i:03d}",
+                triage_mni,
+                "triage record at MNI",
+            )
+        )
+    before.append(
+        Step(
+            "relief/triage-coordinator",
+            "hospital",
+            "relief-hospital-triage",
+            "triage-coordination",
+            "patients",
+            "patient-009",
+            triage_mni + ["age", "diagnosis", "hiv_status", "insurance_id", "name"],
+            "over-broad request: the gate trims it",
+        )
+    )
+    before.append(
+        Step(
+            "relief/triage-coordinator",
+            "hospital",
+            "relief-hospital-triage",
+            "triage-coordination",
+            "patients",
+            "*",
+            triage_mni,
+            "whole triage board",
+        )
+    )
     for s in scenario.SHELTERS:
-        before.append(Step("hospital/bed-manager", "relief", "hospital-relief-shelters", "bed-planning",
-                           "shelters", s, ["shelter_id", "capacity", "occupancy", "location", "needs"],
-                           "shelter capacity for bed planning"))
+        before.append(
+            Step(
+                "hospital/bed-manager",
+                "relief",
+                "hospital-relief-shelters",
+                "bed-planning",
+                "shelters",
+                s,
+                ["shelter_id", "capacity", "occupancy", "location", "needs"],
+                "shelter capacity for bed planning",
+            )
+        )
     for i in range(6):
-        before.append(Step("relief/logistics", "supplier", "relief-supplier-procurement",
-                           "emergency-procurement", "inventory", f"SKU-{1000 + i}",
-                           ["sku", "name", "stock", "warehouse", "unit_price"], "supply availability"))
+        before.append(
+            Step(
+                "relief/logistics",
+                "supplier",
+                "relief-supplier-procurement",
+                "emergency-procurement",
+                "inventory",
+                f"SKU-{1000 + i}",
+                ["sku", "name", "stock", "warehouse", "unit_price"],
+                "supply availability",
+            )
+        )
     for i in range(4):
-        before.append(Step("hospital/pharmacy", "supplier", "hospital-supplier-pharmacy",
-                           "pharmacy-restock", "inventory", f"SKU-{1000 + i}", ["sku", "name", "stock"],
-                           "pharmacy restock"))
+        before.append(
+            Step(
+                "hospital/pharmacy",
+                "supplier",
+                "hospital-supplier-pharmacy",
+                "pharmacy-restock",
+                "inventory",
+                f"SKU-{1000 + i}",
+                ["sku", "name", "stock"],
+                "pharmacy restock",
+            )
+        )
     for s in scenario.SHELTERS[:4]:
-        before.append(Step("supplier/dispatcher", "relief", "supplier-relief-delivery", "delivery-routing",
-                           "shelters", s, ["shelter_id", "location", "needs"], "delivery routing"))
-    before.append(Step("supplier/dispatcher", "hospital", "supplier-hospital-patients", "marketing",
-                       "patients", "*", ["name", "diagnosis"], "outside any contract",
-                       expect="UNKNOWN_CONTRACT"))
-    before.append(Step("relief/logistics", "hospital", "relief-hospital-triage", "triage-coordination",
-                       "patients", "patient-001", triage_mni, "agent lacks the scope",
-                       expect="MISSING_SCOPE"))
+        before.append(
+            Step(
+                "supplier/dispatcher",
+                "relief",
+                "supplier-relief-delivery",
+                "delivery-routing",
+                "shelters",
+                s,
+                ["shelter_id", "location", "needs"],
+                "delivery routing",
+            )
+        )
+    before.append(
+        Step(
+            "supplier/dispatcher",
+            "hospital",
+            "supplier-hospital-patients",
+            "marketing",
+            "patients",
+            "*",
+            ["name", "diagnosis"],
+            "outside any contract",
+            expect="UNKNOWN_CONTRACT",
+        )
+    )
+    before.append(
+        Step(
+            "relief/logistics",
+            "hospital",
+            "relief-hospital-triage",
+            "triage-coordination",
+            "patients",
+            "patient-001",
+            triage_mni,
+            "agent lacks the scope",
+            expect="MISSING_SCOPE",
+        )
+    )
+
     def agg(agent: str, kind: str, predicate: dict[str, Any], note: str, expect: str = "allow") -> Step:
-        return Step(agent, "hospital", "relief-hospital-triage", "surge-planning", "admissions", "*", [],
-                    note, expect=expect, aggregate={"kind": kind, "column": "length_of_stay",
-                                                    "predicate": predicate})
+        return Step(
+            agent,
+            "hospital",
+            "relief-hospital-triage",
+            "surge-planning",
+            "admissions",
+            "*",
+            [],
+            note,
+            expect=expect,
+            aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate},
+        )
 
     before += [
-        agg("relief/triage-coordinator", "count", {"col": "district", "op": "==", "val": "north"},
-            "statistics: admissions in the north district"),
-        agg("relief/triage-coordinator", "avg", {"col": "district", "op": "==", "val": "north"},
-            "statistics: mean stay, north district"),
-        agg("relief/triage-coordinator", "avg", {"col": "age_band", "op": "==", "val": "65+"},
-            "statistics: mean stay, 65+"),
+        agg(
+            "relief/triage-coordinator",
+            "count",
+            {"col": "district", "op": "==", "val": "north"},
+            "statistics: admissions in the north district",
+        ),
+        agg(
+            "relief/triage-coordinator",
+            "avg",
+            {"col": "district", "op": "==", "val": "north"},
+            "statistics: mean stay, north district",
+        ),
+        agg(
+            "relief/triage-coordinator",
+            "avg",
+            {"col": "age_band", "op": "==", "val": "65+"},
+            "statistics: mean stay, 65+",
+        ),
         agg("relief/triage-coordinator", "sum", {}, "statistics: total bed-days"),
-        agg("relief/triage-coordinator", "sum", {"not": {"col": "ward", "op": "==", "val": "burns"}},
-            "differencing attack: total minus the one burns patient", expect="RECONSTRUCTION_RISK"),
-        agg("relief/logistics", "sum", {"col": "ward", "op": "!=", "val": "burns"},
-            "same attack split across a second agent of the org", expect="RECONSTRUCTION_RISK"),
+        agg(
+            "relief/triage-coordinator",
+            "sum",
+            {"not": {"col": "ward", "op": "==", "val": "burns"}},
+            "differencing attack: total minus the one burns patient",
+            expect="RECONSTRUCTION_RISK",
+        ),
+        agg(
+            "relief/logistics",
+            "sum",
+            {"col": "ward", "op": "!=", "val": "burns"},
+            "same attack split across a second agent of the org",
+            expect="RECONSTRUCTION_RISK",
+        ),
     ]
     for i in (10, 11):
-        before.append(Step("relief/field-volunteer", "hospital", "relief-hospital-triage",
-                           "triage-coordination", "patients", f"patient-{i:03d}", triage_mni,
-                           "field volunteer before revocation"))
+        before.append(
+            Step(
+                "relief/field-volunteer",
+                "hospital",
+                "relief-hospital-triage",
+                "triage-coordination",
+                "patients",
+                f"patient-{i:03d}",
+                triage_mni,
+                "field volunteer before revocation",
+            )
+        )
     after = [
-        Step("relief/field-volunteer", "hospital", "relief-hospital-triage", "triage-coordination",
-             "patients", "patient-012", triage_mni, "revoked agent, open session", expect="REVOKED"),
-        Step("relief/field-volunteer", "hospital", "relief-hospital-triage", "triage-coordination",
-             "patients", "patient-012", triage_mni, "revoked agent, new session",
-             expect="REVOKED"),
+        Step(
+            "relief/field-volunteer",
+            "hospital",
+            "relief-hospital-triage",
+            "triage-coordination",
+            "patients",
+            "patient-012",
+            triage_mni,
+            "revoked agent, open session",
+            expect="REVOKED",
+        ),
+        Step(
+            "relief/field-volunteer",
+            "hospital",
+            "relief-hospital-triage",
+            "triage-coordination",
+            "patients",
+            "patient-012",
+            triage_mni,
+            "revoked agent, new session",
+            expect="REVOKED",
+        ),
     ]
     return before, after
 
@@ -164,17 +306,32 @@ class Runner:
         try:
             if new_session or key not in self.sessions:
                 self.sessions[key] = await c.open_session(step.provider)
-            r = await c.request(self.sessions[key], contract_id=step.contract, purpose=step.purpose,
-                                resource=step.resource, subject=step.subject, fields=step.fields,
-                                aggregate=step.aggregate)
-            res = StepResult(step, "allow", r.released_fields, r.stripped_fields,
-                             records=[] if step.aggregate else r.records,
-                             receipt_verified=r.receipt_verified)
+            r = await c.request(
+                self.sessions[key],
+                contract_id=step.contract,
+                purpose=step.purpose,
+                resource=step.resource,
+                subject=step.subject,
+                fields=step.fields,
+                aggregate=step.aggregate,
+            )
+            res = StepResult(
+                step,
+                "allow",
+                r.released_fields,
+                r.stripped_fields,
+                records=[] if step.aggregate else r.records,
+                receipt_verified=r.receipt_verified,
+            )
             if step.aggregate:
                 res.answer = r.records[0]["value"] if r.records else None
         except FederationError as exc:
-            res = StepResult(step, "deny", reason=exc.reason,
-                             receipt_verified=exc.metadata.get("receipt_verified") == "true")
+            res = StepResult(
+                step,
+                "deny",
+                reason=exc.reason,
+                receipt_verified=exc.metadata.get("receipt_verified") == "true",
+            )
         self.results.append(res)
         return res
 
@@ -247,9 +404,19 @@ def pair_summary(layout: Layout, orgs: tuple[str, ...]) -> list[dict[str, Any]]:
             if e["provider_org"] != f"did:web:{org}.accord.test" or e["kind"] not in ("disclosure", "denial"):
                 continue
             req = e["requester_org"].split(":")[-1].split(".")[0]
-            row = rows.setdefault((org, req), {"provider": org, "requester": req, "released": 0,
-                                               "trimmed": 0, "denied": 0, "attempted_beyond": 0,
-                                               "released_beyond": 0, "outside_contract": 0})
+            row = rows.setdefault(
+                (org, req),
+                {
+                    "provider": org,
+                    "requester": req,
+                    "released": 0,
+                    "trimmed": 0,
+                    "denied": 0,
+                    "attempted_beyond": 0,
+                    "released_beyond": 0,
+                    "outside_contract": 0,
+                },
+            )
             if e["kind"] == "denial":
                 row["denied"] += 1
                 continue
@@ -284,14 +451,24 @@ def witness_status(layout: Layout, orgs: tuple[str, ...]) -> dict[str, dict[str,
             lg.close()
         cosigners = []
         if wcp is not None:
-            cosigners = sorted({line.split(" ")[1].split(".")[0] for line in wcp.note.splitlines()
-                                if line.startswith("\u2014 ") and "/witness " in line + " "})
-        out[org] = {"size": cp.checkpoint.size if cp else 0,
-                    "witnessed_size": wcp.checkpoint.size if wcp else 0, "cosigners": cosigners}
+            cosigners = sorted(
+                {
+                    line.split(" ")[1].split(".")[0]
+                    for line in wcp.note.splitlines()
+                    if line.startswith("\u2014 ") and "/witness " in line + " "
+                }
+            )
+        out[org] = {
+            "size": cp.checkpoint.size if cp else 0,
+            "witnessed_size": wcp.checkpoint.size if wcp else 0,
+            "cosigners": cosigners,
+        }
     return out
 
 
-def wait_witnessed(layout: Layout, orgs: tuple[str, ...], *, timeout: float = 15.0) -> dict[str, dict[str, Any]]:
+def wait_witnessed(
+    layout: Layout, orgs: tuple[str, ...], *, timeout: float = 15.0
+) -> dict[str, dict[str, Any]]:
     """Wait until every org's latest checkpoint meets its witness quorum (or the timeout)."""
     end = time.monotonic() + timeout
     while True:
@@ -305,51 +482,106 @@ def print_report(console: Console, layout: Layout, runner: Runner, orgs: tuple[s
     """Rich tables: the exchanges, the per-pair summary, each node's ledger."""
     t = Table(title="exchanges (requester agent → provider node)")
     for col in ("#", "agent → provider", "purpose", "outcome", "released fields", "stripped", "receipt"):
-        t.add_column(col, no_wrap=True, min_width=max(len(col), 2), overflow="ellipsis",
-                     max_width=48 if col == "released fields" else None)
+        t.add_column(
+            col,
+            no_wrap=True,
+            min_width=max(len(col), 2),
+            overflow="ellipsis",
+            max_width=48 if col == "released fields" else None,
+        )
     for i, r in enumerate(runner.results, 1):
         outcome = "[green]allow[/]" if r.outcome == "allow" else f"[red]deny {r.reason}[/]"
         released = ",".join(r.released)
         if r.step.aggregate and r.outcome == "allow":
             released += f" = {r.answer:.4g}" if isinstance(r.answer, float) else f" = {r.answer}"
-        t.add_row(str(i), f"{r.step.agent} → {r.step.provider}", r.step.purpose, outcome, released,
-                  str(len(r.stripped)) if r.outcome == "allow" and not r.step.aggregate else "",
-                  "✓" if r.receipt_verified else "–")
+        t.add_row(
+            str(i),
+            f"{r.step.agent} → {r.step.provider}",
+            r.step.purpose,
+            outcome,
+            released,
+            str(len(r.stripped)) if r.outcome == "allow" and not r.step.aggregate else "",
+            "✓" if r.receipt_verified else "–",
+        )
     console.print(t)
-    s = Table(title="per pair (provider ← requester), from the providers' ledgers",
-              caption="OER = share of released disclosures with a field beyond the purpose's MNI. "
-                      "Before the gate: what the source offered; after: what crossed. After the gate only "
-                      "optional fields the contract allows at the pair's current trust τ remain; "
-                      "'outside contract' counts released fields in neither MNI nor the optional set.")
-    for col in ("provider", "requester", "released", "trimmed", "denied", "OER before gate",
-                "OER after gate", "outside contract"):
+    s = Table(
+        title="per pair (provider ← requester), from the providers' ledgers",
+        caption="OER = share of released disclosures with a field beyond the purpose's MNI. "
+        "Before the gate: what the source offered; after: what crossed. After the gate only "
+        "optional fields the contract allows at the pair's current trust τ remain; "
+        "'outside contract' counts released fields in neither MNI nor the optional set.",
+    )
+    for col in (
+        "provider",
+        "requester",
+        "released",
+        "trimmed",
+        "denied",
+        "OER before gate",
+        "OER after gate",
+        "outside contract",
+    ):
         s.add_column(col, justify="right" if col not in ("provider", "requester") else "left")
     for row in pair_summary(layout, orgs):
-        s.add_row(row["provider"], row["requester"], str(row["released"]), str(row["trimmed"]),
-                  str(row["denied"]), f"{row['attempted_oer']:.2f}", f"{row['released_oer']:.2f}",
-                  str(row["outside_contract"]))
+        s.add_row(
+            row["provider"],
+            row["requester"],
+            str(row["released"]),
+            str(row["trimmed"]),
+            str(row["denied"]),
+            f"{row['attempted_oer']:.2f}",
+            f"{row['released_oer']:.2f}",
+            str(row["outside_contract"]),
+        )
     console.print(s)
     for org in orgs:
         lt = Table(title=f"ledger of {org}", show_lines=False)
-        for col in ("#", "kind", "counterpart", "contract", "decision", "fields released", "stripped",
-                    "τ", "leaf hash"):
-            lt.add_column(col, no_wrap=True, overflow="ellipsis", min_width=len(col),
-                          max_width=40 if col in ("fields released", "stripped") else None)
+        for col in (
+            "#",
+            "kind",
+            "counterpart",
+            "contract",
+            "decision",
+            "fields released",
+            "stripped",
+            "τ",
+            "leaf hash",
+        ):
+            lt.add_column(
+                col,
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=len(col),
+                max_width=40 if col in ("fields released", "stripped") else None,
+            )
         for e in ledger_rows(layout, org):
             own = f"did:web:{org}.accord.test"
             other = e["requester_org"] if e["provider_org"] == own else e["provider_org"]
-            lt.add_row(str(e["index"]), e["kind"], other.split(":")[-1].split(".")[0], e["contract_id"],
-                       e["decision"] + (f" {e['reason']}" if e["decision"] == "deny" else ""),
-                       ",".join(e["fields_released"]), str(len(e["fields_stripped"])),
-                       f"{e['effective_trust']:.2f}", e["leaf_hash"][:12])
+            lt.add_row(
+                str(e["index"]),
+                e["kind"],
+                other.split(":")[-1].split(".")[0],
+                e["contract_id"],
+                e["decision"] + (f" {e['reason']}" if e["decision"] == "deny" else ""),
+                ",".join(e["fields_released"]),
+                str(len(e["fields_stripped"])),
+                f"{e['effective_trust']:.2f}",
+                e["leaf_hash"][:12],
+            )
         console.print(lt)
 
 
 async def _scenario(layout: Layout, console: Console) -> Runner:
     before, after = script()
     runner = Runner(layout, console)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("exchanges", total=len(before) + len(after))
         for step in before:
             await runner.run_step(step)
@@ -363,7 +595,9 @@ async def _scenario(layout: Layout, console: Console) -> Runner:
     return runner
 
 
-def run_demo(workdir: Path | None = None, *, console: Console | None = None, keep_running: bool = False) -> int:
+def run_demo(
+    workdir: Path | None = None, *, console: Console | None = None, keep_running: bool = False
+) -> int:
     """Run the whole demo; returns the process exit code (0 = every check passed)."""
     if console is None:
         console = Console()
@@ -398,8 +632,10 @@ def run_demo(workdir: Path | None = None, *, console: Console | None = None, kee
             witnessed = wait_witnessed(layout, orgs)
         print_report(console, layout, runner, orgs)
         for org, st in witnessed.items():
-            console.print(f"  {org:9s} ledger: {st['size']} entries; checkpoint of size {st['witnessed_size']} "
-                          f"witnessed (cosigned by {', '.join(st['cosigners']) or 'nobody'})")
+            console.print(
+                f"  {org:9s} ledger: {st['size']} entries; checkpoint of size {st['witnessed_size']} "
+                f"witnessed (cosigned by {', '.join(st['cosigners']) or 'nobody'})"
+            )
         if workdir is not None:
             from federation.cli.ledger import plot_growth
 
@@ -407,18 +643,25 @@ def run_demo(workdir: Path | None = None, *, console: Console | None = None, kee
             plot_growth({org: layout.orgs[org] for org in orgs}, png)
             console.print(f"ledger growth plot: {png}")
         problems = check_results(runner.results)
-        problems += [f"{org}: latest checkpoint not witnessed" for org, st in witnessed.items()
-                     if st["witnessed_size"] != st["size"]]
+        problems += [
+            f"{org}: latest checkpoint not witnessed"
+            for org, st in witnessed.items()
+            if st["witnessed_size"] != st["size"]
+        ]
         elapsed = time.monotonic() - t0
         if problems:
             for p in problems:
                 console.print(f"[red]FAIL[/] {p}")
             return 1
-        console.print(f"[green]demo passed[/]: {len(runner.results)} exchanges, every outcome as expected, "
-                      f"no released record carries an unreleased field ({elapsed:.1f} s)")
+        console.print(
+            f"[green]demo passed[/]: {len(runner.results)} exchanges, every outcome as expected, "
+            f"no released record carries an unreleased field ({elapsed:.1f} s)"
+        )
         if keep_running:
-            console.print("nodes keep running; press Ctrl-C to stop. Bundles: "
-                          + ", ".join(str(layout.bundle_path(o)) for o in orgs))
+            console.print(
+                "nodes keep running; press Ctrl-C to stop. Bundles: "
+                + ", ".join(str(layout.bundle_path(o)) for o in orgs)
+            )
             try:
                 while all(p.alive() for p in procs):
                     time.sleep(1)

@@ -56,7 +56,9 @@ def shelters(rng: random.Random) -> dict[str, dict[str, Any]]:
     for s in SHELTERS:
         cap = rng.randint(40, 220)
         out[s] = {
-            "shelter_id": s, "capacity": cap, "occupancy": rng.randint(cap // 3, cap),
+            "shelter_id": s,
+            "capacity": cap,
+            "occupancy": rng.randint(cap // 3, cap),
             "location": {"lat": round(rng.uniform(44.0, 44.2), 4), "lon": round(rng.uniform(7.5, 7.8), 4)},
             "needs": rng.sample(["insulin", "blankets", "water", "oxygen", "bandages", "antibiotics"], 2),
             "coordinator_phone": f"+39 3{rng.randint(10**8, 10**9 - 1)}",
@@ -67,16 +69,28 @@ def shelters(rng: random.Random) -> dict[str, dict[str, Any]]:
 
 def inventory(rng: random.Random) -> dict[str, dict[str, Any]]:
     """Supplier inventory (sensitive: unit cost, margin, supplier lots)."""
-    items = ["insulin-pen", "oxygen-cylinder", "thermal-blanket", "iv-saline", "bandage-roll",
-             "antibiotic-amox", "water-filter", "stretcher"]
+    items = [
+        "insulin-pen",
+        "oxygen-cylinder",
+        "thermal-blanket",
+        "iv-saline",
+        "bandage-roll",
+        "antibiotic-amox",
+        "water-filter",
+        "stretcher",
+    ]
     out = {}
     for i, name in enumerate(items):
         sku = f"SKU-{1000 + i}"
         out[sku] = {
-            "sku": sku, "name": name, "stock": rng.randint(0, 900),
+            "sku": sku,
+            "name": name,
+            "stock": rng.randint(0, 900),
             "warehouse": rng.choice(["turin-east", "asti", "cuneo"]),
-            "unit_price": round(rng.uniform(2, 300), 2), "unit_cost": round(rng.uniform(1, 200), 2),
-            "margin_pct": rng.randint(5, 40), "lot_numbers": [f"L{rng.randint(10000, 99999)}"],
+            "unit_price": round(rng.uniform(2, 300), 2),
+            "unit_cost": round(rng.uniform(1, 200), 2),
+            "margin_pct": rng.randint(5, 40),
+            "lot_numbers": [f"L{rng.randint(10000, 99999)}"],
         }
     return out
 
@@ -99,22 +113,35 @@ def admissions(rng: random.Random, n: int = 60) -> list[dict[str, Any]]:
     """
     out = []
     for i in range(1, n + 1):
-        out.append({
-            "record_id": i, "district": rng.choice(["north", "river", "hill"]),
-            "age_band": rng.choice(["0-17", "18-64", "65+"]),
-            "ward": "burns" if i == 17 else rng.choice(["general", "icu", "pediatrics"]),
-            "length_of_stay": rng.randint(1, 30), "cost": round(rng.uniform(500, 40000), 2),
-        })
+        out.append(
+            {
+                "record_id": i,
+                "district": rng.choice(["north", "river", "hill"]),
+                "age_band": rng.choice(["0-17", "18-64", "65+"]),
+                "ward": "burns" if i == 17 else rng.choice(["general", "icu", "pediatrics"]),
+                "length_of_stay": rng.randint(1, 30),
+                "cost": round(rng.uniform(500, 40000), 2),
+            }
+        )
     return out
 
 
 #: the admissions dataset spec (federation.datasets.DatasetSpec JSON form)
 ADMISSIONS_SPEC = {
-    "name": "admissions", "id": "record_id", "sensitive": ["length_of_stay", "cost"],
+    "name": "admissions",
+    "id": "record_id",
+    "sensitive": ["length_of_stay", "cost"],
     "quasi": ["district", "age_band", "ward"],
-    "columns": {"record_id": "int", "district": "str", "age_band": "str", "ward": "str",
-                "length_of_stay": "int", "cost": "float"},
-    "scope": "org", "max_ids": 0,
+    "columns": {
+        "record_id": "int",
+        "district": "str",
+        "age_band": "str",
+        "ward": "str",
+        "length_of_stay": "int",
+        "cost": "float",
+    },
+    "scope": "org",
+    "max_ids": 0,
 }
 
 
@@ -127,55 +154,108 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
     start = (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (now + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def contract(cid: str, title: str, provider: str, requester: str, purposes: dict[str, Any],
-                 ceiling: float, **extra: Any) -> dict[str, Any]:
+    def contract(
+        cid: str,
+        title: str,
+        provider: str,
+        requester: str,
+        purposes: dict[str, Any],
+        ceiling: float,
+        **extra: Any,
+    ) -> dict[str, Any]:
         return {
-            "id": cid, "version": 1, "title": title,
-            "parties": {"provider": {"org": _did(provider), "name": provider},
-                        "requester": {"org": _did(requester), "name": requester}},
-            "purposes": purposes, "trust_ceiling": ceiling, "valid_from": start, "valid_until": end,
+            "id": cid,
+            "version": 1,
+            "title": title,
+            "parties": {
+                "provider": {"org": _did(provider), "name": provider},
+                "requester": {"org": _did(requester), "name": requester},
+            },
+            "purposes": purposes,
+            "trust_ceiling": ceiling,
+            "valid_from": start,
+            "valid_until": end,
             "obligations": extra.pop("obligations", ["retention:72h", "no-onward-sharing"]),
             **extra,
         }
 
     return [
         contract(
-            "relief-hospital-triage", "Flood triage coordination", "hospital", "relief",
-            {"triage-coordination": {
-                "mni": ["patient_id", "triage_level", "mobility", "shelter"],
-                "optional": {"age": {"sensitivity": 1, "min_trust": 0.5},
-                             "allergies": {"sensitivity": 2, "min_trust": 0.7}},
-                "required_scopes": ["patients:read"], "max_records": 20},
-             "surge-planning": {
-                "aggregates": {"dataset": "admissions", "kinds": ["count", "sum", "avg"],
-                               "columns": ["length_of_stay"], "allow_ids": False},
-                "required_scopes": ["supplies:read"]}},
-            0.8, trust_budget={"units": 6, "window_seconds": 3600},
+            "relief-hospital-triage",
+            "Flood triage coordination",
+            "hospital",
+            "relief",
+            {
+                "triage-coordination": {
+                    "mni": ["patient_id", "triage_level", "mobility", "shelter"],
+                    "optional": {
+                        "age": {"sensitivity": 1, "min_trust": 0.5},
+                        "allergies": {"sensitivity": 2, "min_trust": 0.7},
+                    },
+                    "required_scopes": ["patients:read"],
+                    "max_records": 20,
+                },
+                "surge-planning": {
+                    "aggregates": {
+                        "dataset": "admissions",
+                        "kinds": ["count", "sum", "avg"],
+                        "columns": ["length_of_stay"],
+                        "allow_ids": False,
+                    },
+                    "required_scopes": ["supplies:read"],
+                },
+            },
+            0.8,
+            trust_budget={"units": 6, "window_seconds": 3600},
             rate_limit={"requests": 500, "window_seconds": 60},
         ),
         contract(
-            "hospital-relief-shelters", "Shelter capacity for bed planning", "relief", "hospital",
-            {"bed-planning": {"mni": ["shelter_id", "capacity", "occupancy", "location"],
-                              "optional": {"needs": {"sensitivity": 1, "min_trust": 0.4}},
-                              "required_scopes": ["shelters:read"]}},
+            "hospital-relief-shelters",
+            "Shelter capacity for bed planning",
+            "relief",
+            "hospital",
+            {
+                "bed-planning": {
+                    "mni": ["shelter_id", "capacity", "occupancy", "location"],
+                    "optional": {"needs": {"sensitivity": 1, "min_trust": 0.4}},
+                    "required_scopes": ["shelters:read"],
+                }
+            },
             0.9,
         ),
         contract(
-            "relief-supplier-procurement", "Emergency procurement", "supplier", "relief",
-            {"emergency-procurement": {"mni": ["sku", "name", "stock", "warehouse"],
-                                       "optional": {"unit_price": {"sensitivity": 1, "min_trust": 0.6}},
-                                       "required_scopes": ["supplies:read"]}},
+            "relief-supplier-procurement",
+            "Emergency procurement",
+            "supplier",
+            "relief",
+            {
+                "emergency-procurement": {
+                    "mni": ["sku", "name", "stock", "warehouse"],
+                    "optional": {"unit_price": {"sensitivity": 1, "min_trust": 0.6}},
+                    "required_scopes": ["supplies:read"],
+                }
+            },
             0.7,
         ),
         contract(
-            "hospital-supplier-pharmacy", "Pharmacy restock", "supplier", "hospital",
+            "hospital-supplier-pharmacy",
+            "Pharmacy restock",
+            "supplier",
+            "hospital",
             {"pharmacy-restock": {"mni": ["sku", "name", "stock"], "required_scopes": ["supplies:read"]}},
             0.8,
         ),
         contract(
-            "supplier-relief-delivery", "Delivery routing to shelters", "relief", "supplier",
-            {"delivery-routing": {"mni": ["shelter_id", "location", "needs"],
-                                  "required_scopes": ["shelters:read"]}},
+            "supplier-relief-delivery",
+            "Delivery routing to shelters",
+            "relief",
+            "supplier",
+            {
+                "delivery-routing": {
+                    "mni": ["shelter_id", "location", "needs"],
+                    "required_scopes": ["shelters:read"],
+                }
+            },
             0.8,
         ),
     ]

@@ -25,15 +25,27 @@ INTEROP_RESOURCE = "interop-records"
 INTEROP_PURPOSE = "conformance"
 INTEROP_DATASET = "interop-stats"
 INTEROP_DATASET_SPEC = {
-    "name": INTEROP_DATASET, "id": "id", "sensitive": ["value"], "quasi": ["district", "unit"],
-    "columns": {"id": "int", "district": "str", "unit": "str", "value": "int"}, "scope": "org", "max_ids": 0,
+    "name": INTEROP_DATASET,
+    "id": "id",
+    "sensitive": ["value"],
+    "quasi": ["district", "unit"],
+    "columns": {"id": "int", "district": "str", "unit": "str", "value": "int"},
+    "scope": "org",
+    "max_ids": 0,
 }
 
 
 def interop_stats() -> list[dict[str, Any]]:
     """20 records: ids 1–10 north, 11–20 south; record 7 alone has unit "x", record 13 alone unit "y"."""
-    return [{"id": i, "district": "north" if i <= 10 else "south",
-             "unit": {7: "x", 13: "y"}.get(i, "a"), "value": (i * 37) % 101} for i in range(1, 21)]
+    return [
+        {
+            "id": i,
+            "district": "north" if i <= 10 else "south",
+            "unit": {7: "x", 13: "y"}.get(i, "a"),
+            "value": (i * 37) % 101,
+        }
+        for i in range(1, 21)
+    ]
 
 
 @dataclass
@@ -60,30 +72,51 @@ class Layout:
 
 def interop_records() -> dict[str, Any]:
     """The synthetic dataset each node serves to the interop tester."""
-    return {"records": {
-        f"rec-{i}": {"record_id": f"rec-{i}", "public_code": f"P{i:03d}", "region": "north",
-                     "secret_note": f"do-not-share-{i}", "internal_score": i * 7}
-        for i in range(1, 4)
-    }}
+    return {
+        "records": {
+            f"rec-{i}": {
+                "record_id": f"rec-{i}",
+                "public_code": f"P{i:03d}",
+                "region": "north",
+                "secret_note": f"do-not-share-{i}",
+                "internal_score": i * 7,
+            }
+            for i in range(1, 4)
+        }
+    }
 
 
 def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
     """The contract between a node (provider) and the interop tester (requester)."""
     return {
-        "id": f"interop-{provider}", "version": 1, "title": "Interop conformance",
-        "parties": {"provider": {"org": f"did:web:{provider}.accord.test", "name": provider},
-                    "requester": {"org": f"did:web:{INTEROP_ORG}.accord.test", "name": INTEROP_ORG}},
+        "id": f"interop-{provider}",
+        "version": 1,
+        "title": "Interop conformance",
+        "parties": {
+            "provider": {"org": f"did:web:{provider}.accord.test", "name": provider},
+            "requester": {"org": f"did:web:{INTEROP_ORG}.accord.test", "name": INTEROP_ORG},
+        },
         "purposes": {
-            INTEROP_PURPOSE: {"mni": ["record_id", "public_code"],
-                              "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
-                              "required_scopes": ["interop:read"]},
+            INTEROP_PURPOSE: {
+                "mni": ["record_id", "public_code"],
+                "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
+                "required_scopes": ["interop:read"],
+            },
             "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
-            "conformance-budget": {"mni": ["record_id"],
-                                   "optional": {"region": {"sensitivity": 1, "min_trust": 0.0}},
-                                   "required_scopes": ["interop:read"]},
-            "conformance-stats": {"aggregates": {"dataset": INTEROP_DATASET, "kinds": ["count", "sum", "avg"],
-                                                 "columns": ["value"], "allow_ids": False},
-                                  "required_scopes": ["interop:read"]},
+            "conformance-budget": {
+                "mni": ["record_id"],
+                "optional": {"region": {"sensitivity": 1, "min_trust": 0.0}},
+                "required_scopes": ["interop:read"],
+            },
+            "conformance-stats": {
+                "aggregates": {
+                    "dataset": INTEROP_DATASET,
+                    "kinds": ["count", "sum", "avg"],
+                    "columns": ["value"],
+                    "allow_ids": False,
+                },
+                "required_scopes": ["interop:read"],
+            },
         },
         "trust_ceiling": 0.9,
         "trust_budget": {"units": 2, "window_seconds": 3600},
@@ -97,14 +130,20 @@ def _sign_both(doc: dict[str, Any], idents: dict[str, NodeIdentity]) -> Contract
     c = Contract.from_dict(doc)
     for party in (c.parties.provider, c.parties.requester):
         ident = idents[party.name]
-        c = c.sign(org=ident.org_did, verification_method=ident.verification_method,
-                   seed=ident.org_key.seed)
+        c = c.sign(org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed)
     return c
 
 
-def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop: bool = True,
-              status_ttl_seconds: float = 1.0, misbehave: dict[str, list[str]] | None = None,
-              witness_interval_seconds: float = 0.5, http: bool = False) -> Layout:
+def provision(
+    root: Path,
+    *,
+    orgs: tuple[str, ...] = scenario.ORGS,
+    with_interop: bool = True,
+    status_ttl_seconds: float = 1.0,
+    misbehave: dict[str, list[str]] | None = None,
+    witness_interval_seconds: float = 0.5,
+    http: bool = False,
+) -> Layout:
     """Create and peer the node directories under ``root`` (nothing is started).
 
     Args:
@@ -127,13 +166,15 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
         d = root / org
         port = free_port()
         init_node(d, org_name=org, listen=f"127.0.0.1:{port}", force=True)
-        cfg = load_config(d).model_copy(update={
-            "status_list_ttl_seconds": status_ttl_seconds,
-            "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
-            "witness_interval_seconds": witness_interval_seconds,
-            "http_listen": f"127.0.0.1:{free_port()}" if http else "",
-            "metrics_port": free_port(),
-        })
+        cfg = load_config(d).model_copy(
+            update={
+                "status_list_ttl_seconds": status_ttl_seconds,
+                "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
+                "witness_interval_seconds": witness_interval_seconds,
+                "http_listen": f"127.0.0.1:{free_port()}" if http else "",
+                "metrics_port": free_port(),
+            }
+        )
         save_config(d, cfg)
         idents[org] = NodeIdentity.load(d)
         layout.orgs[org] = d
@@ -145,43 +186,77 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
                 continue
             if INTEROP_ORG in (org, other) or True:
                 (layout.orgs[org] / "peers" / f"{other}.json").write_text(
-                    layout.bundle_path(other).read_text())
+                    layout.bundle_path(other).read_text()
+                )
     data = scenario.datasets()
     for org in orgs:
         for resource, records in data.get(org, {}).items():
             (layout.orgs[org] / "data" / f"{resource}.json").write_text(
-                json.dumps({"records": records}, indent=1))
+                json.dumps({"records": records}, indent=1)
+            )
         if with_interop:
             (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
-                json.dumps(interop_records(), indent=1))
+                json.dumps(interop_records(), indent=1)
+            )
             from federation.agents import open_store as _open_store
 
-            _open_store(idents[org]).put_dataset(INTEROP_DATASET, INTEROP_DATASET_SPEC, interop_stats(),
-                                                 id_column="id", now=dt.datetime.now(dt.UTC), replace=True)
+            _open_store(idents[org]).put_dataset(
+                INTEROP_DATASET,
+                INTEROP_DATASET_SPEC,
+                interop_stats(),
+                id_column="id",
+                now=dt.datetime.now(dt.UTC),
+                replace=True,
+            )
     if "hospital" in orgs:
         from federation.agents import open_store
 
         open_store(idents["hospital"]).put_dataset(
-            "admissions", scenario.ADMISSIONS_SPEC, scenario.admissions(random.Random(7)),
-            id_column="record_id", now=dt.datetime.now(dt.UTC), replace=True)
+            "admissions",
+            scenario.ADMISSIONS_SPEC,
+            scenario.admissions(random.Random(7)),
+            id_column="record_id",
+            now=dt.datetime.now(dt.UTC),
+            replace=True,
+        )
     for org, name, role, scopes, tier in scenario.AGENTS:
         if org in orgs:
             register_agent(idents[org], name=name, role=role, scopes=list(scopes), trust_tier=tier)
             layout.wallets[f"{org}/{name}"] = layout.orgs[org] / "agents" / f"{name}.json"
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    docs = [d for d in scenario.contracts(now)
-            if d["parties"]["provider"]["name"] in orgs and d["parties"]["requester"]["name"] in orgs]
+    docs = [
+        d
+        for d in scenario.contracts(now)
+        if d["parties"]["provider"]["name"] in orgs and d["parties"]["requester"]["name"] in orgs
+    ]
     if with_interop:
-        register_agent(idents[INTEROP_ORG], name="tester", role="conformance-tester",
-                       scopes=["interop:read"], trust_tier=1, with_status=False)
+        register_agent(
+            idents[INTEROP_ORG],
+            name="tester",
+            role="conformance-tester",
+            scopes=["interop:read"],
+            trust_tier=1,
+            with_status=False,
+        )
         layout.wallets[f"{INTEROP_ORG}/tester"] = layout.orgs[INTEROP_ORG] / "agents" / "tester.json"
         from federation.agents import open_store
 
-        register_agent(idents[INTEROP_ORG], name="tester-2", role="conformance-tester",
-                       scopes=["interop:read"], trust_tier=1, with_status=False)
+        register_agent(
+            idents[INTEROP_ORG],
+            name="tester-2",
+            role="conformance-tester",
+            scopes=["interop:read"],
+            trust_tier=1,
+            with_status=False,
+        )
         for name, bits in (("tester-revoked", {"revoked": True}), ("tester-suspended", {"suspended": True})):
-            register_agent(idents[INTEROP_ORG], name=name, role="conformance-tester",
-                           scopes=["interop:read"], trust_tier=1)
+            register_agent(
+                idents[INTEROP_ORG],
+                name=name,
+                role="conformance-tester",
+                scopes=["interop:read"],
+                trust_tier=1,
+            )
             open_store(idents[INTEROP_ORG]).set_status(name, **bits)
         docs += [interop_contract(org, now) for org in orgs]
     if with_interop:
@@ -189,9 +264,9 @@ def provision(root: Path, *, orgs: tuple[str, ...] = scenario.ORGS, with_interop
             doc = interop_contract(org, now)
             doc["id"] = f"interop-unsigned-{org}"
             ident = idents[org]
-            Contract.from_dict(doc).sign(org=ident.org_did, verification_method=ident.verification_method,
-                                         seed=ident.org_key.seed).dump(
-                layout.orgs[org] / "contracts" / f"{doc['id']}.json")
+            Contract.from_dict(doc).sign(
+                org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed
+            ).dump(layout.orgs[org] / "contracts" / f"{doc['id']}.json")
     for doc in docs:
         c = _sign_both(doc, idents)
         for party in (c.parties.provider.name, c.parties.requester.name):

@@ -39,8 +39,12 @@ class AdminServicer(pbg.AdminServiceServicer):
         cp = await n.writer.run_sync(n.ledger.latest_checkpoint)
         size = await n.writer.run_sync(n.ledger.size)
         return pb.GetStatusResponse(
-            node=self._info(), peers=[b.org_did for b in n.peers], agents=len(n.store.agents()),
-            contracts=sorted(n.contracts), ledger_size=size, checkpoint=cp.note if cp else "",
+            node=self._info(),
+            peers=[b.org_did for b in n.peers],
+            agents=len(n.store.agents()),
+            contracts=sorted(n.contracts),
+            ledger_size=size,
+            checkpoint=cp.note if cp else "",
         )
 
     @rpc

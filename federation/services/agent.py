@@ -27,12 +27,12 @@ class AgentServicer(pbg.AgentServiceServicer):
         try:
             check_chain(cert, self._ca)
         except Exception as exc:
-            raise AuthenticationError("client certificate is not from this organization's CA",
-                                      reason="NOT_AN_AGENT") from exc
+            raise AuthenticationError(
+                "client certificate is not from this organization's CA", reason="NOT_AN_AGENT"
+            ) from exc
         did = san_uri(x509.load_pem_x509_certificate(cert))
         if did != claimed:
-            raise AuthenticationError("client certificate is for another agent",
-                                      reason="AGENT_MISMATCH")
+            raise AuthenticationError("client certificate is for another agent", reason="AGENT_MISMATCH")
         return did
 
     @rpc
@@ -45,17 +45,21 @@ class AgentServicer(pbg.AgentServiceServicer):
     async def OpenSession(self, request, context):  # noqa: N802, D102
         self._agent(context, request.agent_did)
         r = await self.node.open_agent_session(
-            agent_did=request.agent_did, peer_org=request.peer_org,
-            local_challenge=request.local_challenge, local_signature=request.local_signature,
+            agent_did=request.agent_did,
+            peer_org=request.peer_org,
+            local_challenge=request.local_challenge,
+            local_signature=request.local_signature,
             presentation_json=request.presentation_json,
         )
-        return pb.AgentOpenSessionResponse(session_id=r["session_id"], expires_at=r["expires_at"],
-                                           effective_trust=r["effective_trust"])
+        return pb.AgentOpenSessionResponse(
+            session_id=r["session_id"], expires_at=r["expires_at"], effective_trust=r["effective_trust"]
+        )
 
     @rpc
     async def SendRequest(self, request, context):  # noqa: N802, D102
         self._agent(context, request.request.body.agent_did)
         envelope = request.request.SerializeToString(deterministic=True)
-        outcome, index, ok = await self.node.forward(request.session_id,
-                                                     request_from_pb(request.request), envelope)
+        outcome, index, ok = await self.node.forward(
+            request.session_id, request_from_pb(request.request), envelope
+        )
         return pb.SendRequestResponse(outcome=outcome, received_leaf_index=index, receipt_verified=ok)

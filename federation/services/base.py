@@ -35,8 +35,12 @@ def rpc(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                 log.exception("unexpected error in RPC", method=handler.__name__)
             else:
                 obs.REFUSED.labels(reason=exc.reason).inc()  # type: ignore[attr-defined]
-                log.info("rpc refused", method=handler.__name__, reason=exc.reason,  # type: ignore[attr-defined]
-                         error=str(exc)[:300])
+                log.info(
+                    "rpc refused",
+                    method=handler.__name__,
+                    reason=exc.reason,  # type: ignore[attr-defined]
+                    error=str(exc)[:300],
+                )
             await context.abort_with_status(to_rpc_status(exc))
             raise AssertionError("unreachable") from None
 

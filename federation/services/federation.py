@@ -38,9 +38,12 @@ class FederationServicer(pbg.FederationServiceServicer):
         """This node's public description."""
         n = self.node
         return pb.NodeInfo(
-            org_did=n.did, org_name=n.config.org_name,
-            endpoint=n.config.advertise or n.config.listen, ledger_vkey=n.ledger_signer.vkey,
-            ledger_origin=n.ledger_signer.name, protocol_versions=["accord.federation.v1"],
+            org_did=n.did,
+            org_name=n.config.org_name,
+            endpoint=n.config.advertise or n.config.listen,
+            ledger_vkey=n.ledger_signer.vkey,
+            ledger_origin=n.ledger_signer.name,
+            protocol_versions=["accord.federation.v1"],
             software=SOFTWARE,
         )
 
@@ -54,8 +57,9 @@ class FederationServicer(pbg.FederationServiceServicer):
     async def OpenSession(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)
         sess, tau = await self.node.open_session(peer, request.presentation_json)
-        return pb.OpenSessionResponse(session_id=sess.id, expires_at=int(sess.expires_at),
-                                      effective_trust=tau)
+        return pb.OpenSessionResponse(
+            session_id=sess.id, expires_at=int(sess.expires_at), effective_trust=tau
+        )
 
     @rpc
     async def Exchange(self, request, context):  # noqa: N802, D102
@@ -63,8 +67,9 @@ class FederationServicer(pbg.FederationServiceServicer):
         if not request.HasField("request") or not request.request.HasField("body"):
             raise InvalidRequestError("ExchangeRequest.request.body is required")
         envelope = request.request.SerializeToString(deterministic=True)
-        outcome = await self.node.serve(peer, request.session_id, request_from_pb(request.request),
-                                        envelope, request.org_signature)
+        outcome = await self.node.serve(
+            peer, request.session_id, request_from_pb(request.request), envelope, request.org_signature
+        )
         return pb.ExchangeResponse(outcome=outcome_to_pb(outcome))
 
     @rpc
@@ -72,7 +77,6 @@ class FederationServicer(pbg.FederationServiceServicer):
         self._peer(context)
         cp = await self.node.writer.run_sync(self.node.ledger.latest_checkpoint)
         return pb.GetCheckpointResponse(signed_checkpoint=cp.note if cp else "")
-
 
     @rpc
     async def GetInclusionProof(self, request, context):  # noqa: N802, D102
@@ -83,8 +87,9 @@ class FederationServicer(pbg.FederationServiceServicer):
             cp = ledger.latest_checkpoint()
             size = request.tree_size or (cp.checkpoint.size if cp else 0)
             if cp is None or size > cp.checkpoint.size or request.leaf_index >= size:
-                raise InvalidRequestError("leaf_index/tree_size beyond the latest checkpoint",
-                                          reason="BAD_PROOF_REQUEST")
+                raise InvalidRequestError(
+                    "leaf_index/tree_size beyond the latest checkpoint", reason="BAD_PROOF_REQUEST"
+                )
             return ledger.inclusion_proof(request.leaf_index, size), cp.note
 
         hashes, note = await self.node.writer.run_sync(prove)
@@ -98,8 +103,9 @@ class FederationServicer(pbg.FederationServiceServicer):
         def prove():
             cp = ledger.latest_checkpoint()
             if cp is None or not 0 < request.size1 <= request.size2 <= cp.checkpoint.size:
-                raise InvalidRequestError("need 0 < size1 <= size2 <= checkpoint size",
-                                          reason="BAD_PROOF_REQUEST")
+                raise InvalidRequestError(
+                    "need 0 < size1 <= size2 <= checkpoint size", reason="BAD_PROOF_REQUEST"
+                )
             return ledger.consistency_proof(request.size1, request.size2), cp.note
 
         hashes, note = await self.node.writer.run_sync(prove)
@@ -109,8 +115,9 @@ class FederationServicer(pbg.FederationServiceServicer):
     async def GetStatusList(self, request, context):  # noqa: N802, D102
         self._peer(context)
         if request.purpose not in ("revocation", "suspension"):
-            raise InvalidRequestError("purpose must be revocation or suspension",
-                                      metadata={"field": "purpose"})
+            raise InvalidRequestError(
+                "purpose must be revocation or suspension", metadata={"field": "purpose"}
+            )
         doc = self.node.status.credential(request.purpose)
         return pb.GetStatusListResponse(credential_json=json.dumps(doc).encode())
 
@@ -123,5 +130,6 @@ class FederationServicer(pbg.FederationServiceServicer):
         if len(request.body) > 64 * 1024:
             raise InvalidRequestError("add-checkpoint body over 64 KiB", reason="MALFORMED_REQUEST")
         resp = await self.node.writer.run_sync(
-            lambda: witness.add_checkpoint(request.body, now=dt.datetime.now(dt.UTC)))
+            lambda: witness.add_checkpoint(request.body, now=dt.datetime.now(dt.UTC))
+        )
         return pb.AddCheckpointResponse(status=resp.status, body=resp.body)

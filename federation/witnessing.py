@@ -42,6 +42,7 @@ class WitnessCoordinator:
         self.node = node
         self.cosigned: dict[str, int] = {}
         self.failures: dict[str, str] = {}
+        self.reported: int | None = None
 
     async def round(self) -> dict[str, int]:
         """One pass over every peer; returns peer name → size it has cosigned."""
@@ -56,12 +57,20 @@ class WitnessCoordinator:
 
         cp = await n.writer.run_sync(checkpoint_everything)
 
-        def evidence() -> int:
-            return len(n.ledger.equivocations()) + len(n.witness.equivocations())
+        def evidence() -> list[Any]:
+            return [*n.ledger.equivocations(), *n.witness.equivocations()]
 
         from federation.observability import EQUIVOCATIONS
 
-        EQUIVOCATIONS.set(await n.writer.run_sync(evidence))
+        seen = await n.writer.run_sync(evidence)
+        EQUIVOCATIONS.set(len(seen))
+        if self.reported is None:  # evidence reported before a restart is not reported again
+            self.reported = int(n.store.get_state("equivocations_reported") or 0)
+        if len(seen) > self.reported:
+            for ev in seen[self.reported:]:
+                await self._report_equivocation(ev)
+            self.reported = len(seen)
+            n.store.put_state("equivocations_reported", self.reported, now=now_utc())
         if cp is None:
             return dict(self.cosigned)
         size = cp.checkpoint.size
@@ -79,6 +88,34 @@ class WitnessCoordinator:
             *(one(b) for b in list(n.peers) if b.witness_vkey and self.cosigned.get(b.org_name) != size)
         )
         return dict(self.cosigned)
+
+    async def _report_equivocation(self, ev: Any) -> None:
+        """Alert and record an equivocation in this node's own ledger (evidence by digest).
+
+        The ledger entry names the log (origin), the size and the SHA-256 of both
+        signed notes; the notes themselves stay in the evidence table
+        (``accord ledger status`` prints them).
+        """
+        import hashlib
+        import secrets
+
+        from federation.node import now_utc, rfc3339
+        from ledger import DisclosureEntry
+
+        n = self.node
+        log.error("EQUIVOCATION", origin=ev.origin, size=ev.size, detail=ev.detail)
+        peer = next((b for b in n.peers if b.ledger_origin == ev.origin), None)
+        entry = DisclosureEntry(
+            kind="equivocation", disclosure_id="eqv_" + secrets.token_hex(16), time=rfc3339(now_utc()),
+            provider_org=peer.org_did if peer else n.did, requester_org=n.did, requester_agent="",
+            provider_agent="", contract_id="", contract_hash="", purpose="", fields_requested=[],
+            fields_released=[], fields_stripped=[], record_count=0, decision="deny", reason="EQUIVOCATION",
+            decision_hash="", request_digest="", response_digest="", effective_trust=0.0,
+            extra={"origin": ev.origin[:200], "size": str(ev.size), "detail": ev.detail[:200],
+                   "note_a_sha256": hashlib.sha256(ev.note_a.encode()).hexdigest(),
+                   "note_b_sha256": hashlib.sha256(ev.note_b.encode()).hexdigest()},
+        )
+        await n.writer.write(entry, receipt=False)
 
     async def _submit(self, bundle: Any, cp: Any, size: int) -> None:
         n = self.node

@@ -117,3 +117,56 @@ def show(
     if not p.is_file():
         raise NotFoundError(f"no contract {contract_id!r} registered", reason="UNKNOWN_CONTRACT")
     print_json(Contract.load(p).to_dict())
+
+
+@app.command("propose")
+def propose(
+    contract_id: Annotated[str, typer.Option("--id", help="Contract id.")],
+    requester: Annotated[str, typer.Option("--requester", help="Requesting org (name or DID).")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose name.")],
+    mni: Annotated[list[str], typer.Option("--mni", help="MNI field path (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the draft (JSON).")],
+    directory: DirOption = None,
+    title: Annotated[str, typer.Option("--title", help="Title.")] = "Data-sharing contract",
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope the agent must hold.")] = None,
+    ceiling: Annotated[float, typer.Option("--trust-ceiling", help="Trust ceiling in [0, 1].")] = 0.8,
+    days: Annotated[int, typer.Option("--days", help="Validity, days from now.")] = 90,
+) -> None:
+    """Write an unsigned draft contract with this node as the provider (edit, then `sign`)."""
+    import datetime as dt
+
+    from federation.config import org_did_for
+    from federation.identity import NodeIdentity
+    from policy import propose_contract
+
+    ident = NodeIdentity.load(node_dir(directory))
+    req_did = requester if requester.startswith("did:") else org_did_for(requester)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    c = propose_contract(
+        contract_id=contract_id, title=title, provider=(ident.org_did, ident.config.org_name),
+        requester=(req_did, req_did.split(":")[-1].split(".")[0]),
+        purposes={purpose: {"mni": list(mni), "required_scopes": list(scope or [])}},
+        trust_ceiling=ceiling, valid_from=now, valid_until=now + dt.timedelta(days=days),
+    )
+    c.dump(out)
+    console.print(f"wrote draft {c.id} v{c.version} ({c.version_hash[:16]}…) to {out}: sign it on both sides")
+
+
+@app.command("retire")
+def retire(contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None) -> None:
+    """Retire a registered contract at this node (requests under it are refused from now on)."""
+    import datetime as dt
+
+    from federation.errors import NotFoundError
+    from federation.paths import NodePaths
+    from policy import Contract
+
+    d = node_dir(directory)
+    p = NodePaths(d).contracts / f"{contract_id}.json"
+    if not p.is_file():
+        raise NotFoundError(f"no contract {contract_id!r} registered", reason="UNKNOWN_CONTRACT")
+    Contract.load(p).retire(at=dt.datetime.now(dt.UTC)).dump(p)
+    console.print(f"retired {contract_id}")
+    note = nudge_running_node(d)
+    if note:
+        console.print(note)

@@ -63,3 +63,34 @@ def test_agent_register_list_revoke(tmp_path):
     accord("agent", "revoke", "bot", "--dir", d, check=True)
     rows = json.loads(accord("agent", "list", "--dir", d, "--json", check=True).stdout)
     assert rows[0]["status"] == "revoked"
+
+
+def test_contract_propose_sign_register_retire(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    accord("node", "init", "--org", "alpha", "--dir", a, "--listen", "127.0.0.1:7621", check=True)
+    accord("node", "init", "--org", "beta", "--dir", b, "--listen", "127.0.0.1:7622", check=True)
+    accord("peer", "export-bundle", "--dir", a, "--out", tmp_path / "a.json", check=True)
+    accord("peer", "export-bundle", "--dir", b, "--out", tmp_path / "b.json", check=True)
+    accord("peer", "add", tmp_path / "b.json", "--dir", a, check=True)
+    accord("peer", "add", tmp_path / "a.json", "--dir", b, check=True)
+    draft = tmp_path / "draft.json"
+    accord("contract", "propose", "--dir", a, "--id", "alpha-beta", "--requester", "beta", "--purpose",
+           "research", "--mni", "x", "--mni", "y", "--scope", "r:read", "--out", draft, check=True)
+    # registering with one signature is refused, one line, exit 1
+    accord("contract", "sign", draft, "--dir", a, "-o", tmp_path / "one.json", check=True)
+    p = accord("contract", "register", tmp_path / "one.json", "--dir", a)
+    assert p.returncode == 1 and "CONTRACT_UNSIGNED" in p.stderr and p.stderr.count("\n") == 1
+    accord("contract", "sign", tmp_path / "one.json", "--dir", b, "-o", tmp_path / "two.json", check=True)
+    accord("contract", "register", tmp_path / "two.json", "--dir", a, check=True)
+    accord("contract", "register", tmp_path / "two.json", "--dir", b, check=True)
+    rows = json.loads(accord("contract", "list", "--dir", a, "--json", check=True).stdout)
+    assert [r["id"] for r in rows] == ["alpha-beta"]
+    accord("contract", "retire", "alpha-beta", "--dir", a, check=True)
+    shown = json.loads(accord("contract", "show", "alpha-beta", "--dir", a, check=True).stdout)
+    assert shown["retired_at"]
+    # a tampered term breaks both signatures
+    doc = json.loads((tmp_path / "two.json").read_text())
+    doc["trust_ceiling"] = 1.0
+    (tmp_path / "evil.json").write_text(json.dumps(doc))
+    p = accord("contract", "register", tmp_path / "evil.json", "--dir", b)
+    assert p.returncode == 1 and "CONTRACT_SIGNATURE" in p.stderr

@@ -28,6 +28,15 @@ def test_suite_passes_against_a_demo_node(fed, tmp_path):
     assert ok
     xml = junit.read_text()
     assert 'failures="0"' in xml and xml.count("<testcase") >= 10
+    # the forked checkpoint the suite showed the hospital's witness is now a ledger event there
+    from federation.demo.run import ledger_rows
+    from federation.supervisor import wait_until
+
+    def equivocation_logged() -> bool:
+        return any(e["kind"] == "equivocation" and e["extra"]["origin"] == "interop.accord.test/ledger"
+                   for e in ledger_rows(fed.layout, "hospital"))
+
+    assert wait_until(equivocation_logged, timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,12 @@ def _org(value: str | None) -> str | None:
     return org_did_for(value)
 
 
+def _matches(r: dict, *, counterpart: str | None, agent: str | None) -> bool:
+    if counterpart and counterpart not in (r.get("provider_org"), r.get("requester_org")):
+        return False
+    return not agent or agent in (r.get("requester_agent"), r.get("provider_agent"))
+
+
 def _time(value: str | None):
     import datetime as dt
 
@@ -62,6 +68,9 @@ def query(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="Most entries to print.")] = 1000,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    federation: Annotated[bool, typer.Option(
+        "--federation", help="Also ask every peer for its entries about crossings with us, and verify each "
+        "against the peer's cosigned checkpoint (needs the peers running).")] = False,
 ) -> None:
     """Print ledger entries matching the filters (names and digests only, never values)."""
     from federation.identity import NodeIdentity
@@ -84,6 +93,15 @@ def query(
     )
     rows = [entry_row(e) for e in lg.query(flt)]
     lg.close()
+    for r in rows:
+        r["source"] = ident.config.org_name
+        r["verified"] = "local"
+    if federation:
+        from federation.federated_query import query_peers
+
+        peer_rows = query_peers(ident, contract_id=contract, purpose=purpose, field=field, decision=decision,
+                                kind=kind, limit=min(limit, 1000))
+        rows += [r for r in peer_rows if _matches(r, counterpart=_org(counterpart), agent=agent)]
     if as_json:
         print_json(rows)
         return
@@ -109,6 +127,8 @@ def query(
             "effective_trust",
             "leaf_hash",
             "state",
+            "source",
+            "verified",
         ]
         w = csv.writer(sys.stdout)
         w.writerow(cols)
@@ -116,6 +136,7 @@ def query(
             w.writerow([";".join(r[c]) if isinstance(r[c], list) else r[c] for c in cols])
         return
     t = Table(
+        "log",
         "#",
         "time",
         "kind",
@@ -126,11 +147,13 @@ def query(
         "released",
         "stripped",
         "τ",
+        "proof",
         title=f"ledger of {ident.config.org_name} ({len(rows)} entries)",
     )
     for r in rows:
         counterpart_did = r["requester_org"] if r["provider_org"] == ident.org_did else r["provider_org"]
         t.add_row(
+            r["source"],
             str(r["index"]),
             r["time"][11:19],
             r["kind"],
@@ -141,8 +164,11 @@ def query(
             ",".join(r["fields_released"]),
             ",".join(r["fields_stripped"]),
             f"{r['effective_trust']:.2f}",
+            r["verified"],
         )
     console.print(t)
+    if any(r["verified"] == "INVALID" for r in rows):
+        raise typer.Exit(1)
 
 
 @app.command("checkpoint")

@@ -94,6 +94,40 @@ class Outcome(_message.Message):
     receipt: Receipt
     def __init__(self, disclosure_id: _Optional[str] = ..., decision: _Optional[str] = ..., released_fields: _Optional[_Iterable[str]] = ..., stripped_fields: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., record_count: _Optional[int] = ..., reasons: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[str]] = ..., effective_trust: _Optional[float] = ..., decision_hash: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
+class QueryEntriesRequest(_message.Message):
+    __slots__ = ("contract_id", "purpose", "field", "decision", "kind", "limit")
+    CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    contract_id: str
+    purpose: str
+    field: str
+    decision: str
+    kind: str
+    limit: int
+    def __init__(self, contract_id: _Optional[str] = ..., purpose: _Optional[str] = ..., field: _Optional[str] = ..., decision: _Optional[str] = ..., kind: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LoggedEntry(_message.Message):
+    __slots__ = ("leaf_index", "entry", "inclusion_proof")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    entry: bytes
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, leaf_index: _Optional[int] = ..., entry: _Optional[bytes] = ..., inclusion_proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class QueryEntriesResponse(_message.Message):
+    __slots__ = ("signed_checkpoint", "entries")
+    SIGNED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    signed_checkpoint: str
+    entries: _containers.RepeatedCompositeFieldContainer[LoggedEntry]
+    def __init__(self, signed_checkpoint: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[LoggedEntry, _Mapping]]] = ...) -> None: ...
+
 class GetNodeInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

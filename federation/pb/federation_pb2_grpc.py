@@ -83,6 +83,11 @@ class FederationServiceStub:
                 request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointRequest.SerializeToString,
                 response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointResponse.FromString,
                 _registered_method=True)
+        self.QueryEntries = channel.unary_unary(
+                '/accord.federation.v1.FederationService/QueryEntries',
+                request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.SerializeToString,
+                response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -157,6 +162,16 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryEntries(self, request, context):
+        """The callee's ledger entries about crossings with the caller's
+        organization (never anyone else's), each with an inclusion proof against
+        the callee's latest witnessed checkpoint (or latest checkpoint when
+        none is witnessed yet), so the caller can verify them offline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +219,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.AddCheckpoint,
                     request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointRequest.FromString,
                     response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointResponse.SerializeToString,
+            ),
+            'QueryEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryEntries,
+                    request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.FromString,
+                    response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +473,33 @@ class FederationService:
             '/accord.federation.v1.FederationService/AddCheckpoint',
             accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointRequest.SerializeToString,
             accord_dot_federation_dot_v1_dot_federation__pb2.AddCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.federation.v1.FederationService/QueryEntries',
+            accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.SerializeToString,
+            accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -122,6 +122,35 @@ class FederationServicer(pbg.FederationServiceServicer):
         return pb.GetStatusListResponse(credential_json=json.dumps(doc).encode())
 
     @rpc
+    async def QueryEntries(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)
+        ledger = self.node.ledger
+        limit = request.limit or 100
+        if not 1 <= limit <= 1000:
+            raise InvalidRequestError("limit must be in 1..1000", metadata={"field": "limit"})
+
+        def query():
+            from ledger import EntryFilter
+
+            cp = ledger.latest_checkpoint(witnessed=True) or ledger.latest_checkpoint()
+            if cp is None:
+                return "", []
+            size = cp.checkpoint.size
+            flt = EntryFilter(counterpart_org=peer.org_did, contract_id=request.contract_id or None,
+                              purpose=request.purpose or None, field=request.field or None,
+                              decision=request.decision or None, kind=request.kind or None, limit=limit)
+            out = []
+            for e in ledger.query(flt):
+                if e.index >= size:
+                    continue
+                out.append(pb.LoggedEntry(leaf_index=e.index, entry=e.entry.canonical_bytes(),
+                                          inclusion_proof=ledger.inclusion_proof(e.index, size)))
+            return cp.note, out
+
+        note, entries = await self.node.writer.run_sync(query)
+        return pb.QueryEntriesResponse(signed_checkpoint=note, entries=entries)
+
+    @rpc
     async def AddCheckpoint(self, request, context):  # noqa: N802, D102
         self._peer(context)
         import datetime as dt

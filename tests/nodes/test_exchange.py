@@ -118,3 +118,28 @@ def test_metrics_and_trust_commands_show_oer_and_tau(fed):
     triage = rows["relief-hospital-triage"]
     assert triage["tau"] <= triage["ceiling"] == 0.8
     assert "interop-unsigned-hospital" not in rows
+
+
+def test_federated_query_returns_only_our_crossings_each_verified(fed):
+    import subprocess
+    import sys
+    import time
+
+    run(_triage(fed, TRIAGE_MNI, subject="patient-005"))
+    d = fed.layout.orgs["relief"]
+    deadline = time.monotonic() + 20
+    while True:
+        q = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "query", "--dir", str(d),
+                            "--federation", "--json"], capture_output=True, text=True, timeout=60)
+        assert q.returncode == 0, q.stderr
+        rows = json.loads(q.stdout)
+        hospital = [r for r in rows if r["source"] == "hospital"]
+        if any(r["verified"] == "verified" for r in hospital) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert hospital and all(r["verified"] in ("verified", "unwitnessed") for r in hospital)
+    assert any(r["verified"] == "verified" for r in hospital)
+    relief = "did:web:relief.accord.test"
+    assert all(relief in (r["provider_org"], r["requester_org"]) for r in hospital)
+    # the interop tester's organization runs no node: reported, not fatal
+    assert any(r["source"] == "interop" and r["verified"].startswith("unreachable") for r in rows)

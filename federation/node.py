@@ -379,11 +379,13 @@ class Node:
         return hit[0]
 
     async def refresh_peer_status(self, peer: AuthenticatedPeer, credentials: list[Any]) -> None:
-        """Fetch, over gRPC, the peer status lists the presented credentials reference.
+        """Fetch, over gRPC, the pinned peers' status lists the presented credentials reference.
 
-        Only lists whose cached copy is older than ``status_list_ttl_seconds``
-        are fetched; a URL that is not the peer's own list is left to the
-        status checker, which refuses it (StatusUnavailable).
+        Usually the lists are the calling peer's own; a delegation chain rooted in
+        another pinned organization references that organization's lists. Only
+        lists whose cached copy is older than ``status_list_ttl_seconds`` are
+        fetched; a URL that is no pinned peer's list is left to the status
+        checker, which refuses it (``STATUS_UNAVAILABLE``: fail closed).
         """
         ttl = self.config.status_list_ttl_seconds
         wanted: set[tuple[str, str]] = set()
@@ -392,16 +394,19 @@ class Node:
             for e in entries if isinstance(entries, list) else [entries] if entries else []:
                 if isinstance(e, dict):
                     wanted.add((str(e.get("statusListCredential", "")), str(e.get("statusPurpose", ""))))
+        owners = {StatusListPublisher.url_for(b.org_name, p): b for b in self.peers
+                  for p in ("revocation", "suspension")}
         for url, purpose in sorted(wanted):
-            if url != StatusListPublisher.url_for(peer.bundle.org_name, purpose):
+            bundle = owners.get(url)
+            if bundle is None:
                 continue
             hit = self.peer_status_docs.get(url)
             if hit is not None and time.monotonic() - hit[1] < ttl:
                 continue
             try:
-                doc = await self.peer_client.get_status_list(peer.bundle, purpose)
+                doc = await self.peer_client.get_status_list(bundle, purpose)
             except FederationError as exc:  # fail closed later: the checker finds no list
-                log.warning("peer status list unavailable", peer=peer.bundle.org_name, error=str(exc))
+                log.warning("peer status list unavailable", peer=bundle.org_name, error=str(exc))
                 continue
             self.peer_status_docs[url] = (doc, time.monotonic())
             if self.status_cache is not None:
@@ -508,13 +513,9 @@ class Node:
         now = now_utc()
         try:
             authority = verify_delegated_presentation(
-                vp,
-                challenge=challenge,
-                domain=self.did,
-                resolve_key=self.resolver,
-                now=now,
-                status=self.status_cache,
-                requester_org=peer.org_did,
+                vp, challenge=challenge, domain=self.did, resolve_key=self.resolver, now=now,
+                status=self.status_cache, requester_org=peer.org_did,
+                allowed_orgs=self._delegation_orgs(peer.org_did),
             )
         except DriftError as err:
             await self.record_drift(peer, err, now=now)
@@ -531,6 +532,15 @@ class Node:
         self.trust.record_verification((peer.org_did, self.did), now=now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
         return sess, self._effective_trust(peer.org_did, None, now)
+
+    def _delegation_orgs(self, requester_org: str) -> frozenset[str]:
+        """Organizations whose agents may root chains presented by ``requester_org`` (from contracts)."""
+        return frozenset(
+            org
+            for c in self.contracts.values()
+            if c.parties.provider.org == self.did and c.parties.requester.org == requester_org
+            for org in c.delegation_orgs
+        )
 
     async def record_drift(
         self, peer: AuthenticatedPeer, err: Any, *, now: dt.datetime, request: Request | None = None

@@ -274,6 +274,9 @@ class Contract(_Frozen):
         rate_limit: decision rate per requester org, or None.
         obligations: obligation codes attached to every allowed decision.
         session_limits: per-session caps.
+        delegation_orgs: further organizations (DIDs) whose agents may root a
+            delegation chain presented by the requester's agents (cross-org
+            delegation); empty = only the requester's own agents.
         rego_module: optional Rego v1 source of a contract hook
             (``package accord.hooks.<name>``; see ``docs/contracts.md``).
         retired_at: node-local retirement time (not covered by the hash).
@@ -293,8 +296,19 @@ class Contract(_Frozen):
     obligations: list[str] = Field(default_factory=list)
     session_limits: SessionLimits = Field(default_factory=SessionLimits)
     rego_module: str | None = None
+    delegation_orgs: list[str] = Field(default_factory=list)
     retired_at: datetime | None = None
     signatures: list[ContractSignature] = Field(default_factory=list)
+
+    @field_validator("delegation_orgs")
+    @classmethod
+    def _delegation_orgs(cls, v: list[str]) -> list[str]:
+        for org in v:
+            if not _DID_RE.match(org):
+                raise ValueError(f"delegation_orgs: expected organization DIDs, got {org!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("delegation_orgs: duplicate organization")
+        return v
 
     @field_validator("id")
     @classmethod

@@ -408,3 +408,35 @@ def test_in_process_reasons_for_bad_chains():
     with pytest.raises(DelegationError) as ei:
         _verify([ROOT, unexpiring], 1)
     assert ei.value.reason == "MALFORMED_DELEGATION"
+
+
+def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_path):
+    """The same supplier → relief chain opens a session once the contract lists supplier in delegation_orgs."""
+    import json as _json
+
+    from federation.demo import setup as demo_setup
+    from federation.identity import NodeIdentity
+    from policy import Contract
+
+    layout = demo_setup.provision(tmp_path / "x", with_interop=False)
+    hosp, rel = NodeIdentity.load(layout.orgs["hospital"]), NodeIdentity.load(layout.orgs["relief"])
+    path = layout.orgs["hospital"] / "contracts" / "relief-hospital-triage.json"
+    doc = Contract.load(path).terms()
+    doc["delegation_orgs"] = ["did:web:supplier.accord.test"]
+    c = Contract.from_dict(doc)
+    for ident in (hosp, rel):
+        c = c.sign(org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed)
+    for org in ("hospital", "relief"):
+        c.dump(layout.orgs[org] / "contracts" / "relief-hospital-triage.json")
+    assert _json.loads(path.read_text())["delegation_orgs"] == ["did:web:supplier.accord.test"]
+    from federation.supervisor import NodeProcess
+    from nodes.conftest import Fed
+
+    fed = Fed(layout, {o: NodeProcess(layout.orgs[o]).start() for o in ("hospital", "relief", "supplier")})
+    try:
+        disp, lg = _w(fed, "supplier/dispatcher"), _w(fed, "relief/logistics")
+        l1 = _link(disp, lg, disp.credential, scopes=["shelters:read"])
+        out = run(_open_and_request(fed, "relief/logistics", [disp.credential, l1], []))
+        assert out[0].session_id
+    finally:
+        fed.stop()

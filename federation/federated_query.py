@@ -28,9 +28,16 @@ def _verify(bundle: Any, witnesses: dict[str, str], note: str, le: Any) -> str:
     from ledger.policy import WitnessPolicy
 
     try:
-        signed = open_checkpoint(note, [NoteVerifier.from_vkey(bundle.ledger_vkey)], origin=bundle.ledger_origin)
-        verify_inclusion(le.leaf_index, signed.checkpoint.size, leaf_hash(le.entry), list(le.inclusion_proof),
-                         signed.checkpoint.root)
+        signed = open_checkpoint(
+            note, [NoteVerifier.from_vkey(bundle.ledger_vkey)], origin=bundle.ledger_origin
+        )
+        verify_inclusion(
+            le.leaf_index,
+            signed.checkpoint.size,
+            leaf_hash(le.entry),
+            list(le.inclusion_proof),
+            signed.checkpoint.root,
+        )
     except Exception:  # any failure of the peer's evidence
         return "INVALID"
     others = {n: v for n, v in witnesses.items() if n != bundle.org_name}
@@ -45,9 +52,11 @@ def _verify(bundle: Any, witnesses: dict[str, str], note: str, le: Any) -> str:
 
 
 async def _ask(ident: Any, bundle: Any, req: pb.QueryEntriesRequest) -> tuple[Any, Any]:
-    creds = grpc.ssl_channel_credentials(root_certificates=bundle.ca_certificate_pem.encode(),
-                                         private_key=ident.tls_pem("node.key"),
-                                         certificate_chain=ident.tls_pem("node.pem"))
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=bundle.ca_certificate_pem.encode(),
+        private_key=ident.tls_pem("node.key"),
+        certificate_chain=ident.tls_pem("node.pem"),
+    )
     async with grpc.aio.secure_channel(bundle.endpoint, creds) as ch:
         try:
             return bundle, await pbg.FederationServiceStub(ch).QueryEntries(req, timeout=10)
@@ -55,8 +64,16 @@ async def _ask(ident: Any, bundle: Any, req: pb.QueryEntriesRequest) -> tuple[An
             return bundle, exc
 
 
-def query_peers(ident: Any, *, contract_id: str | None, purpose: str | None, field: str | None,
-                decision: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+def query_peers(
+    ident: Any,
+    *,
+    contract_id: str | None,
+    purpose: str | None,
+    field: str | None,
+    decision: str | None,
+    kind: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Rows (as ``accord ledger query --json`` prints them) from every pinned peer, each verified."""
     from federation.identity import witness_name
     from federation.peers import PeerRegistry
@@ -64,10 +81,17 @@ def query_peers(ident: Any, *, contract_id: str | None, purpose: str | None, fie
 
     peers = list(PeerRegistry.load(ident.paths.peers))
     witnesses = {b.org_name: b.witness_vkey for b in peers if b.witness_vkey}
-    witnesses[ident.config.org_name] = CosignatureSigner(witness_name(ident.config.org_name),
-                                                         ident.witness_seed).vkey
-    req = pb.QueryEntriesRequest(contract_id=contract_id or "", purpose=purpose or "", field=field or "",
-                                 decision=decision or "", kind=kind or "", limit=limit)
+    witnesses[ident.config.org_name] = CosignatureSigner(
+        witness_name(ident.config.org_name), ident.witness_seed
+    ).vkey
+    req = pb.QueryEntriesRequest(
+        contract_id=contract_id or "",
+        purpose=purpose or "",
+        field=field or "",
+        decision=decision or "",
+        kind=kind or "",
+        limit=limit,
+    )
 
     async def all_peers():
         return await asyncio.gather(*(_ask(ident, b, req) for b in peers))
@@ -75,19 +99,43 @@ def query_peers(ident: Any, *, contract_id: str | None, purpose: str | None, fie
     rows: list[dict[str, Any]] = []
     for bundle, resp in asyncio.run(all_peers()):
         if isinstance(resp, grpc.aio.AioRpcError):
-            rows.append({"source": bundle.org_name, "verified": f"unreachable ({resp.code().name})",
-                         "index": -1, "time": "", "kind": "", "provider_org": "", "requester_org": "",
-                         "requester_agent": "", "provider_agent": "", "contract_id": "", "purpose": "",
-                         "decision": "", "reason": "", "fields_requested": [], "fields_released": [],
-                         "fields_stripped": [], "record_count": 0, "effective_trust": 0.0, "leaf_hash": "",
-                         "state": ""})
+            rows.append(
+                {
+                    "source": bundle.org_name,
+                    "verified": f"unreachable ({resp.code().name})",
+                    "index": -1,
+                    "time": "",
+                    "kind": "",
+                    "provider_org": "",
+                    "requester_org": "",
+                    "requester_agent": "",
+                    "provider_agent": "",
+                    "contract_id": "",
+                    "purpose": "",
+                    "decision": "",
+                    "reason": "",
+                    "fields_requested": [],
+                    "fields_released": [],
+                    "fields_stripped": [],
+                    "record_count": 0,
+                    "effective_trust": 0.0,
+                    "leaf_hash": "",
+                    "state": "",
+                }
+            )
             continue
         from ledger import leaf_hash
 
         for le in resp.entries:
             row = json.loads(le.entry)
-            row.update({"index": le.leaf_index, "leaf_hash": leaf_hash(le.entry).hex(), "state": "",
-                        "source": bundle.org_name,
-                        "verified": _verify(bundle, witnesses, resp.signed_checkpoint, le)})
+            row.update(
+                {
+                    "index": le.leaf_index,
+                    "leaf_hash": leaf_hash(le.entry).hex(),
+                    "state": "",
+                    "source": bundle.org_name,
+                    "verified": _verify(bundle, witnesses, resp.signed_checkpoint, le),
+                }
+            )
             rows.append(row)
     return rows

@@ -394,8 +394,11 @@ class Node:
             for e in entries if isinstance(entries, list) else [entries] if entries else []:
                 if isinstance(e, dict):
                     wanted.add((str(e.get("statusListCredential", "")), str(e.get("statusPurpose", ""))))
-        owners = {StatusListPublisher.url_for(b.org_name, p): b for b in self.peers
-                  for p in ("revocation", "suspension")}
+        owners = {
+            StatusListPublisher.url_for(b.org_name, p): b
+            for b in self.peers
+            for p in ("revocation", "suspension")
+        }
         for url, purpose in sorted(wanted):
             bundle = owners.get(url)
             if bundle is None:
@@ -513,8 +516,13 @@ class Node:
         now = now_utc()
         try:
             authority = verify_delegated_presentation(
-                vp, challenge=challenge, domain=self.did, resolve_key=self.resolver, now=now,
-                status=self.status_cache, requester_org=peer.org_did,
+                vp,
+                challenge=challenge,
+                domain=self.did,
+                resolve_key=self.resolver,
+                now=now,
+                status=self.status_cache,
+                requester_org=peer.org_did,
                 allowed_orgs=self._delegation_orgs(peer.org_did),
             )
         except DriftError as err:

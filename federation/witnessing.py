@@ -67,7 +67,7 @@ class WitnessCoordinator:
         if self.reported is None:  # evidence reported before a restart is not reported again
             self.reported = int(n.store.get_state("equivocations_reported") or 0)
         if len(seen) > self.reported:
-            for ev in seen[self.reported:]:
+            for ev in seen[self.reported :]:
                 await self._report_equivocation(ev)
             self.reported = len(seen)
             n.store.put_state("equivocations_reported", self.reported, now=now_utc())
@@ -106,14 +106,33 @@ class WitnessCoordinator:
         log.error("EQUIVOCATION", origin=ev.origin, size=ev.size, detail=ev.detail)
         peer = next((b for b in n.peers if b.ledger_origin == ev.origin), None)
         entry = DisclosureEntry(
-            kind="equivocation", disclosure_id="eqv_" + secrets.token_hex(16), time=rfc3339(now_utc()),
-            provider_org=peer.org_did if peer else n.did, requester_org=n.did, requester_agent="",
-            provider_agent="", contract_id="", contract_hash="", purpose="", fields_requested=[],
-            fields_released=[], fields_stripped=[], record_count=0, decision="deny", reason="EQUIVOCATION",
-            decision_hash="", request_digest="", response_digest="", effective_trust=0.0,
-            extra={"origin": ev.origin[:200], "size": str(ev.size), "detail": ev.detail[:200],
-                   "note_a_sha256": hashlib.sha256(ev.note_a.encode()).hexdigest(),
-                   "note_b_sha256": hashlib.sha256(ev.note_b.encode()).hexdigest()},
+            kind="equivocation",
+            disclosure_id="eqv_" + secrets.token_hex(16),
+            time=rfc3339(now_utc()),
+            provider_org=peer.org_did if peer else n.did,
+            requester_org=n.did,
+            requester_agent="",
+            provider_agent="",
+            contract_id="",
+            contract_hash="",
+            purpose="",
+            fields_requested=[],
+            fields_released=[],
+            fields_stripped=[],
+            record_count=0,
+            decision="deny",
+            reason="EQUIVOCATION",
+            decision_hash="",
+            request_digest="",
+            response_digest="",
+            effective_trust=0.0,
+            extra={
+                "origin": ev.origin[:200],
+                "size": str(ev.size),
+                "detail": ev.detail[:200],
+                "note_a_sha256": hashlib.sha256(ev.note_a.encode()).hexdigest(),
+                "note_b_sha256": hashlib.sha256(ev.note_b.encode()).hexdigest(),
+            },
         )
         await n.writer.write(entry, receipt=False)
 

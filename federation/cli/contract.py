@@ -143,17 +143,23 @@ def propose(
     req_did = requester if requester.startswith("did:") else org_did_for(requester)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     c = propose_contract(
-        contract_id=contract_id, title=title, provider=(ident.org_did, ident.config.org_name),
+        contract_id=contract_id,
+        title=title,
+        provider=(ident.org_did, ident.config.org_name),
         requester=(req_did, req_did.split(":")[-1].split(".")[0]),
         purposes={purpose: {"mni": list(mni), "required_scopes": list(scope or [])}},
-        trust_ceiling=ceiling, valid_from=now, valid_until=now + dt.timedelta(days=days),
+        trust_ceiling=ceiling,
+        valid_from=now,
+        valid_until=now + dt.timedelta(days=days),
     )
     c.dump(out)
     console.print(f"wrote draft {c.id} v{c.version} ({c.version_hash[:16]}…) to {out}: sign it on both sides")
 
 
 @app.command("retire")
-def retire(contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None) -> None:
+def retire(
+    contract_id: Annotated[str, typer.Argument(help="Contract id.")], directory: DirOption = None
+) -> None:
     """Retire a registered contract at this node (requests under it are refused from now on)."""
     import datetime as dt
 

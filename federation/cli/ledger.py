@@ -68,9 +68,14 @@ def query(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="Most entries to print.")] = 1000,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    federation: Annotated[bool, typer.Option(
-        "--federation", help="Also ask every peer for its entries about crossings with us, and verify each "
-        "against the peer's cosigned checkpoint (needs the peers running).")] = False,
+    federation: Annotated[
+        bool,
+        typer.Option(
+            "--federation",
+            help="Also ask every peer for its entries about crossings with us, and verify each "
+            "against the peer's cosigned checkpoint (needs the peers running).",
+        ),
+    ] = False,
 ) -> None:
     """Print ledger entries matching the filters (names and digests only, never values)."""
     from federation.identity import NodeIdentity
@@ -99,8 +104,15 @@ def query(
     if federation:
         from federation.federated_query import query_peers
 
-        peer_rows = query_peers(ident, contract_id=contract, purpose=purpose, field=field, decision=decision,
-                                kind=kind, limit=min(limit, 1000))
+        peer_rows = query_peers(
+            ident,
+            contract_id=contract,
+            purpose=purpose,
+            field=field,
+            decision=decision,
+            kind=kind,
+            limit=min(limit, 1000),
+        )
         rows += [r for r in peer_rows if _matches(r, counterpart=_org(counterpart), agent=agent)]
     if as_json:
         print_json(rows)

@@ -136,15 +136,26 @@ class FederationServicer(pbg.FederationServiceServicer):
             if cp is None:
                 return "", []
             size = cp.checkpoint.size
-            flt = EntryFilter(counterpart_org=peer.org_did, contract_id=request.contract_id or None,
-                              purpose=request.purpose or None, field=request.field or None,
-                              decision=request.decision or None, kind=request.kind or None, limit=limit)
+            flt = EntryFilter(
+                counterpart_org=peer.org_did,
+                contract_id=request.contract_id or None,
+                purpose=request.purpose or None,
+                field=request.field or None,
+                decision=request.decision or None,
+                kind=request.kind or None,
+                limit=limit,
+            )
             out = []
             for e in ledger.query(flt):
                 if e.index >= size:
                     continue
-                out.append(pb.LoggedEntry(leaf_index=e.index, entry=e.entry.canonical_bytes(),
-                                          inclusion_proof=ledger.inclusion_proof(e.index, size)))
+                out.append(
+                    pb.LoggedEntry(
+                        leaf_index=e.index,
+                        entry=e.entry.canonical_bytes(),
+                        inclusion_proof=ledger.inclusion_proof(e.index, size),
+                    )
+                )
             return cp.note, out
 
         note, entries = await self.node.writer.run_sync(query)

@@ -23,9 +23,15 @@ def fed2(tmp_path_factory):
 async def ask(fed, agent, kind, predicate):
     async with AgentClient.from_wallet(fed.layout.wallets[agent]) as c:
         s = await c.open_session("hospital")
-        r = await c.request(s, contract_id="relief-hospital-triage", purpose="surge-planning",
-                            resource="admissions", subject="*", fields=[],
-                            aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate})
+        r = await c.request(
+            s,
+            contract_id="relief-hospital-triage",
+            purpose="surge-planning",
+            resource="admissions",
+            subject="*",
+            fields=[],
+            aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate},
+        )
         return r.records[0]
 
 
@@ -57,10 +63,12 @@ def test_statistics_are_answered_and_a_differencing_attack_is_refused(fed2):
 
 def test_bad_predicates_are_invalid_argument_and_write_nothing(fed2):
     before = len(ledger_rows(fed2.layout, "hospital"))
-    for pred in ({"col": "length_of_stay", "op": ">", "val": 3},   # sensitive column
-                 {"col": "nope", "op": "==", "val": 1},             # unknown column
-                 {"col": "district", "op": ">", "val": 4},          # type mismatch
-                 {"ids": [1, 2]}):                                  # ids not allowed by the contract
+    for pred in (
+        {"col": "length_of_stay", "op": ">", "val": 3},  # sensitive column
+        {"col": "nope", "op": "==", "val": 1},  # unknown column
+        {"col": "district", "op": ">", "val": 4},  # type mismatch
+        {"ids": [1, 2]},
+    ):  # ids not allowed by the contract
         with pytest.raises(FederationError) as ei:
             run(ask(fed2, "relief/triage-coordinator", "avg", pred))
         assert ei.value.status == "INVALID_ARGUMENT", pred

@@ -12,8 +12,13 @@ pytestmark = pytest.mark.xdist_group("cli")
 
 
 def accord(*args, cwd=None, check=False):
-    p = subprocess.run([sys.executable, "-m", "federation.cli.main", *map(str, args)],
-                       capture_output=True, text=True, cwd=cwd, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
     if check and p.returncode != 0:
         raise AssertionError(p.stderr)
     return p
@@ -52,8 +57,21 @@ def test_commands_on_a_non_node_directory_fail_cleanly(tmp_path):
 def test_agent_register_list_revoke(tmp_path):
     d = tmp_path / "n"
     accord("node", "init", "--org", "gamma", "--dir", d, check=True)
-    accord("agent", "register", "--dir", d, "--name", "bot", "--role", "analyst",
-           "--scope", "x:read", "--scope", "y:read", check=True)
+    accord(
+        "agent",
+        "register",
+        "--dir",
+        d,
+        "--name",
+        "bot",
+        "--role",
+        "analyst",
+        "--scope",
+        "x:read",
+        "--scope",
+        "y:read",
+        check=True,
+    )
     p = accord("agent", "register", "--dir", d, "--name", "bot", "--role", "analyst", "--scope", "x:read")
     assert p.returncode == 1 and "AGENT_EXISTS" in p.stderr
     wallet = json.loads((d / "agents" / "bot.json").read_text())
@@ -74,8 +92,27 @@ def test_contract_propose_sign_register_retire(tmp_path):
     accord("peer", "add", tmp_path / "b.json", "--dir", a, check=True)
     accord("peer", "add", tmp_path / "a.json", "--dir", b, check=True)
     draft = tmp_path / "draft.json"
-    accord("contract", "propose", "--dir", a, "--id", "alpha-beta", "--requester", "beta", "--purpose",
-           "research", "--mni", "x", "--mni", "y", "--scope", "r:read", "--out", draft, check=True)
+    accord(
+        "contract",
+        "propose",
+        "--dir",
+        a,
+        "--id",
+        "alpha-beta",
+        "--requester",
+        "beta",
+        "--purpose",
+        "research",
+        "--mni",
+        "x",
+        "--mni",
+        "y",
+        "--scope",
+        "r:read",
+        "--out",
+        draft,
+        check=True,
+    )
     # registering with one signature is refused, one line, exit 1
     accord("contract", "sign", draft, "--dir", a, "-o", tmp_path / "one.json", check=True)
     p = accord("contract", "register", tmp_path / "one.json", "--dir", a)

@@ -19,8 +19,14 @@ TRIAGE_MNI = ["patient_id", "triage_level", "mobility", "shelter"]
 async def _triage(fed, fields, subject="patient-001", agent="relief/triage-coordinator"):
     async with AgentClient.from_wallet(fed.layout.wallets[agent]) as c:
         s = await c.open_session("hospital")
-        return await c.request(s, contract_id="relief-hospital-triage", purpose="triage-coordination",
-                               resource="patients", subject=subject, fields=fields)
+        return await c.request(
+            s,
+            contract_id="relief-hospital-triage",
+            purpose="triage-coordination",
+            resource="patients",
+            subject=subject,
+            fields=fields,
+        )
 
 
 def test_mni_request_is_released_with_a_verified_receipt(fed):
@@ -59,8 +65,9 @@ def test_request_outside_any_contract_is_not_found(fed):
     async def go():
         async with AgentClient.from_wallet(fed.layout.wallets["supplier/dispatcher"]) as c:
             s = await c.open_session("hospital")
-            return await c.request(s, contract_id="nope", purpose="marketing", resource="patients",
-                                   subject="*", fields=["name"])
+            return await c.request(
+                s, contract_id="nope", purpose="marketing", resource="patients", subject="*", fields=["name"]
+            )
 
     with pytest.raises(NotFoundError) as ei:
         run(go())
@@ -85,11 +92,19 @@ def test_received_entry_references_the_provider_leaf(fed):
 
 def test_unregistered_agent_cannot_use_another_agents_session(fed):
     async def go():
-        async with AgentClient.from_wallet(fed.layout.wallets["relief/triage-coordinator"]) as a, \
-                AgentClient.from_wallet(fed.layout.wallets["relief/logistics"]) as b:
+        async with (
+            AgentClient.from_wallet(fed.layout.wallets["relief/triage-coordinator"]) as a,
+            AgentClient.from_wallet(fed.layout.wallets["relief/logistics"]) as b,
+        ):
             s = await a.open_session("hospital")
-            return await b.request(s, contract_id="relief-hospital-triage", purpose="triage-coordination",
-                                   resource="patients", subject="patient-001", fields=TRIAGE_MNI)
+            return await b.request(
+                s,
+                contract_id="relief-hospital-triage",
+                purpose="triage-coordination",
+                resource="patients",
+                subject="patient-001",
+                fields=TRIAGE_MNI,
+            )
 
     with pytest.raises(FederationError) as ei:
         run(go())
@@ -103,16 +118,24 @@ def test_metrics_and_trust_commands_show_oer_and_tau(fed):
 
     run(_triage(fed, TRIAGE_MNI + ["diagnosis"], subject="patient-004"))
     d = fed.layout.orgs["hospital"]
-    m = subprocess.run([sys.executable, "-m", "federation.cli.main", "metrics", "--dir", str(d), "--json"],
-                       capture_output=True, text=True, timeout=60)
+    m = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "metrics", "--dir", str(d), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert m.returncode == 0, m.stderr
     series = json.loads(m.stdout)
     oer = [s for s in series if s["name"] == "accord_oer_ratio" and s["labels"]["peer"] == "relief"]
     assert {s["labels"]["stage"] for s in oer} == {"offered", "released"}
     offered = [s["value"] for s in oer if s["labels"]["stage"] == "offered"]
     assert offered and all(v == 1.0 for v in offered)  # the source always offers whole records
-    t = subprocess.run([sys.executable, "-m", "federation.cli.main", "trust", "show", "--dir", str(d), "--json"],
-                       capture_output=True, text=True, timeout=60)
+    t = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "trust", "show", "--dir", str(d), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert t.returncode == 0, t.stderr
     rows = {r["contract"]: r for r in json.loads(t.stdout)}
     triage = rows["relief-hospital-triage"]
@@ -129,8 +152,22 @@ def test_federated_query_returns_only_our_crossings_each_verified(fed):
     d = fed.layout.orgs["relief"]
     deadline = time.monotonic() + 20
     while True:
-        q = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "query", "--dir", str(d),
-                            "--federation", "--json"], capture_output=True, text=True, timeout=60)
+        q = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "federation.cli.main",
+                "ledger",
+                "query",
+                "--dir",
+                str(d),
+                "--federation",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert q.returncode == 0, q.stderr
         rows = json.loads(q.stdout)
         hospital = [r for r in rows if r["source"] == "hospital"]

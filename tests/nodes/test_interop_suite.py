@@ -17,14 +17,22 @@ pytestmark = pytest.mark.xdist_group("federation")
 
 def _ctx(fed, org: str) -> Context:
     layout = fed.layout
-    return Context(target=fed.endpoint(org), bundle=json.loads(layout.bundle_path(org).read_text()),
-                   ident=InteropIdentity.load(layout.orgs["interop"]), contract_id=f"interop-{org}")
+    return Context(
+        target=fed.endpoint(org),
+        bundle=json.loads(layout.bundle_path(org).read_text()),
+        ident=InteropIdentity.load(layout.orgs["interop"]),
+        contract_id=f"interop-{org}",
+    )
 
 
 def test_suite_passes_against_a_demo_node(fed, tmp_path):
     junit = tmp_path / "interop.xml"
-    ok = run_suite(target=fed.endpoint("hospital"), bundle_path=fed.layout.bundle_path("hospital"),
-                   tester_dir=fed.layout.orgs["interop"], junit_path=junit)
+    ok = run_suite(
+        target=fed.endpoint("hospital"),
+        bundle_path=fed.layout.bundle_path("hospital"),
+        tester_dir=fed.layout.orgs["interop"],
+        junit_path=junit,
+    )
     assert ok
     xml = junit.read_text()
     assert 'failures="0"' in xml and xml.count("<testcase") >= 10
@@ -33,24 +41,38 @@ def test_suite_passes_against_a_demo_node(fed, tmp_path):
     from federation.supervisor import wait_until
 
     def equivocation_logged() -> bool:
-        return any(e["kind"] == "equivocation" and e["extra"]["origin"] == "interop.accord.test/ledger"
-                   for e in ledger_rows(fed.layout, "hospital"))
+        return any(
+            e["kind"] == "equivocation" and e["extra"]["origin"] == "interop.accord.test/ledger"
+            for e in ledger_rows(fed.layout, "hospital")
+        )
 
     assert wait_until(equivocation_logged, timeout=15)
 
 
 @pytest.fixture(scope="module")
 def bad_fed(tmp_path_factory):
-    f = start(tmp_path_factory.mktemp("bad"), orgs=("hospital",), misbehave={
-        "hospital": ["skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"]})
+    f = start(
+        tmp_path_factory.mktemp("bad"),
+        orgs=("hospital",),
+        misbehave={"hospital": ["skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"]},
+    )
     yield f
     f.stop()
 
 
 def test_suite_fails_the_cases_a_misbehaving_node_breaks(bad_fed):
-    results = {r.name: r for r in asyncio.run(
-        _with_status_server(_ctx(bad_fed, "hospital"), bad_fed.layout.orgs["interop"]))}
+    results = {
+        r.name: r
+        for r in asyncio.run(_with_status_server(_ctx(bad_fed, "hospital"), bad_fed.layout.orgs["interop"]))
+    }
     assert results["handshake"].passed  # it still talks the protocol
-    for broken in ("MNI redaction", "receipt present", "contract deny", "refused tampered credential",
-                   "refused wrong domain", "refused revoked credential", "refused expired credential"):
+    for broken in (
+        "MNI redaction",
+        "receipt present",
+        "contract deny",
+        "refused tampered credential",
+        "refused wrong domain",
+        "refused revoked credential",
+        "refused expired credential",
+    ):
         assert not results[broken].passed, broken

@@ -37,8 +37,14 @@ async def exchanges(fed, n, acked=None, subjects=None):
     async with AgentClient.from_wallet(fed.layout.wallets["relief/triage-coordinator"]) as c:
         s = await c.open_session("hospital")
         for i in range(n):
-            r = await c.request(s, contract_id="relief-hospital-triage", purpose="triage-coordination",
-                                resource="patients", subject=f"patient-{i % 12 + 1:03d}", fields=TRIAGE)
+            r = await c.request(
+                s,
+                contract_id="relief-hospital-triage",
+                purpose="triage-coordination",
+                resource="patients",
+                subject=f"patient-{i % 12 + 1:03d}",
+                fields=TRIAGE,
+            )
             if acked is not None:
                 acked.append(r.disclosure_id)
 
@@ -65,12 +71,12 @@ def test_http_tiles_reproduce_the_signed_root(fed3):
     bundle_bytes = urllib.request.urlopen(f"{base}/tile/entries/000{suffix}", timeout=10).read()
     entries, pos = [], 0
     while pos < len(bundle_bytes):  # C2SP entry bundle: 2-byte big-endian length prefixes
-        ln = int.from_bytes(bundle_bytes[pos:pos + 2], "big")
-        entries.append(bundle_bytes[pos + 2:pos + 2 + ln])
+        ln = int.from_bytes(bundle_bytes[pos : pos + 2], "big")
+        entries.append(bundle_bytes[pos + 2 : pos + 2 + ln])
         pos += 2 + ln
     assert len(entries) == n
     tile = urllib.request.urlopen(f"{base}/tile/0/000{suffix}", timeout=10).read()
-    leaves = [tile[i:i + 32] for i in range(0, len(tile), 32)]
+    leaves = [tile[i : i + 32] for i in range(0, len(tile), 32)]
     assert leaves == [rfc9162_leaf_hash(e) for e in entries]
     assert _mth(leaves) == cp.root
     # values never reach the log: entries hold names and digests
@@ -80,14 +86,32 @@ def test_http_tiles_reproduce_the_signed_root(fed3):
 def test_cli_inclusion_proof_verifies_independently(fed3):
     run(exchanges(fed3, 3))
     d = fed3.layout.orgs["hospital"]
-    p = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "prove-inclusion", "--index", "1",
-                        "--dir", str(d), "--json"], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "ledger",
+            "prove-inclusion",
+            "--index",
+            "1",
+            "--dir",
+            str(d),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     proof = json.loads(p.stdout)
-    rfc9162_verify_inclusion(leaf_index=1, tree_size=proof["tree_size"],
-                             leaf=base64.b64decode(proof["leaf_hash"]),
-                             path=[base64.b64decode(h) for h in proof["hashes"]],
-                             root=base64.b64decode(proof["root_hash"]))
+    rfc9162_verify_inclusion(
+        leaf_index=1,
+        tree_size=proof["tree_size"],
+        leaf=base64.b64decode(proof["leaf_hash"]),
+        path=[base64.b64decode(h) for h in proof["hashes"]],
+        root=base64.b64decode(proof["root_hash"]),
+    )
 
 
 def test_kill_9_loses_no_acknowledged_entry(fed3):
@@ -111,11 +135,30 @@ def test_kill_9_loses_no_acknowledged_entry(fed3):
     assert len(acked) >= 25
     fed3.procs["hospital"] = NodeProcess(fed3.layout.orgs["hospital"]).start()
     d = fed3.layout.orgs["hospital"]
-    v = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(d)],
-                       capture_output=True, text=True, timeout=120)
+    v = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(d)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert v.returncode == 0, v.stdout + v.stderr
-    q = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "query", "--dir", str(d),
-                        "--json", "--limit", "10000"], capture_output=True, text=True, timeout=120)
+    q = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "ledger",
+            "query",
+            "--dir",
+            str(d),
+            "--json",
+            "--limit",
+            "10000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert q.returncode == 0, q.stderr
     logged = {r["disclosure_id"] for r in json.loads(q.stdout)}
     missing = [a for a in acked if a not in logged]

@@ -16,8 +16,11 @@ from nodes.conftest import Fed, run
 PG_URL = os.environ.get("ACCORD_TEST_DATABASE_URL")
 pytestmark = [
     pytest.mark.xdist_group("postgres-node"),
-    pytest.mark.skipif(not PG_URL, reason="PostgreSQL node test needs ACCORD_TEST_DATABASE_URL "
-                                          "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"),
+    pytest.mark.skipif(
+        not PG_URL,
+        reason="PostgreSQL node test needs ACCORD_TEST_DATABASE_URL "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)",
+    ),
 ]
 
 
@@ -60,20 +63,32 @@ def test_provider_node_on_postgresql(tmp_path, pg_schema_url):
     procs = {o: NodeProcess(layout.orgs[o]).start() for o in ("hospital", "relief")}
     fed = Fed(layout, procs)
     try:
+
         async def go():
             async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:
                 s = await c.open_session("hospital")
                 out = []
                 for i in range(1, 6):
-                    out.append(await c.request(s, contract_id="relief-hospital-triage",
-                                               purpose="triage-coordination", resource="patients",
-                                               subject=f"patient-{i:03d}", fields=["patient_id", "triage_level"]))
+                    out.append(
+                        await c.request(
+                            s,
+                            contract_id="relief-hospital-triage",
+                            purpose="triage-coordination",
+                            resource="patients",
+                            subject=f"patient-{i:03d}",
+                            fields=["patient_id", "triage_level"],
+                        )
+                    )
                 return out
 
         results = run(go())
         assert all(r.decision == "allow" and r.receipt_verified for r in results)
-        v = subprocess.run([sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(hdir)],
-                           capture_output=True, text=True, timeout=120)
+        v = subprocess.run(
+            [sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(hdir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert v.returncode == 0, v.stdout + v.stderr
         engine = sa.create_engine(pg_schema_url)
         with engine.connect() as conn:

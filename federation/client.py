@@ -20,6 +20,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,23 +175,45 @@ class AgentClient:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
-    async def open_session(self, peer: str) -> AgentSession:
+    async def open_session(
+        self, peer: str, present: Callable[[str, str], dict[str, Any]] | None = None
+    ) -> AgentSession:
         """Open a session with ``peer`` (org DID or name): one VP, verified once.
+
+        ``present(challenge, domain)`` builds the VP; by default it presents the
+        agent's own AgentCredential.
 
         Raises:
             federation.errors.FederationError: refused (reason from the node or peer).
 
         """
         w = self.wallet
+
+        def own_credential(challenge: str, domain: str) -> dict[str, Any]:
+            return create_presentation(
+                [w.credential],
+                holder=w.did,
+                key=w.key,
+                verification_method=verification_method_id(w.did),
+                challenge=challenge,
+                domain=domain,
+            )
+
+        return await self.open_session_with(peer, present or own_credential)
+
+    async def open_session_with(
+        self, peer: str, present: Callable[[str, str], dict[str, Any]]
+    ) -> AgentSession:
+        """Open a session whose VP is built by ``present(challenge, domain)``.
+
+        Used for delegated sessions (the VP then carries a delegation chain).
+
+        Raises:
+            federation.errors.FederationError: refused (reason from the node or peer).
+        """
+        w = self.wallet
         begin = await self._call(self._stub.BeginSession, pb.BeginSessionRequest(agent_did=w.did, peer=peer))
-        vp = create_presentation(
-            [w.credential],
-            holder=w.did,
-            key=w.key,
-            verification_method=verification_method_id(w.did),
-            challenge=begin.peer_challenge,
-            domain=begin.peer_domain,
-        )
+        vp = present(begin.peer_challenge, begin.peer_domain)
         resp = await self._call(
             self._stub.OpenSession,
             pb.AgentOpenSessionRequest(

@@ -40,7 +40,6 @@ the chain (see :meth:`federation.node.Node.record_drift`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -324,30 +323,12 @@ async def open_delegated_session(client: Any, peer: str, chain: Sequence[dict[st
         federation.errors.FederationError: refused, with the provider's reason
             (e.g. ``AUTHORIZATION_DRIFT``, ``BROKEN_CHAIN``).
     """
-    from federation.client import AgentSession
-    from federation.node import session_message
-    from federation.pb import federation_pb2 as pb
-
     w = client.wallet
-    begin = await client._call(client._stub.BeginSession, pb.BeginSessionRequest(agent_did=w.did, peer=peer))
-    vp = delegation_presentation(
-        chain, holder=w.did, key=w.key, challenge=begin.peer_challenge, domain=begin.peer_domain
-    )
-    resp = await client._call(
-        client._stub.OpenSession,
-        pb.AgentOpenSessionRequest(
-            agent_did=w.did,
-            peer_org=begin.peer_org,
-            local_challenge=begin.local_challenge,
-            local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
-            presentation_json=json.dumps(vp).encode(),
+    return await client.open_session_with(
+        peer,
+        lambda challenge, domain: delegation_presentation(
+            chain, holder=w.did, key=w.key, challenge=challenge, domain=domain
         ),
-    )
-    return AgentSession(
-        session_id=resp.session_id,
-        peer_org=begin.peer_org,
-        expires_at=resp.expires_at,
-        effective_trust=resp.effective_trust,
     )
 
 

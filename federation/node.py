@@ -731,30 +731,9 @@ class Node:
                 response_digest="",
                 effective_trust=tau,
             )
-            written = await self.writer.write(entry, receipt=True)
-            obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
-            err_cls = NotFoundError if deny_reason in ("UNKNOWN_RESOURCE", "UNKNOWN_SUBJECT") else DeniedError
-            status = {
-                "UNKNOWN_CONTRACT": "NOT_FOUND",
-                "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
-                "RATE_LIMITED": "RESOURCE_EXHAUSTED",
-                "SESSION_LIMIT": "RESOURCE_EXHAUSTED",
-            }
-            raise err_cls(
-                f"denied by {self.config.org_name}: {', '.join(decision.reason_codes) or deny_reason}",
-                reason=deny_reason,
-                status=status.get(deny_reason, err_cls.status),
-                metadata={
-                    "disclosure_id": disclosure_id,
-                    "leaf_index": str(written.index),
-                    "decision_hash": decision.digest(),
-                    "reasons": ",".join(decision.reason_codes),
-                    "tlog_proof": written.receipt.to_text(),
-                    "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
-                },
-            )
+            await self._deny(peer, entry, decision.digest(), decision.reason_codes)
         gate = apply_gate(records, decision.released_fields)
         payload = gate.payload
         stripped = gate.stripped
@@ -809,6 +788,57 @@ class Node:
             entry=entry.canonical_bytes(),
             leaf_index=written.index,
             leaf_hash=written.leaf_hash,
+        )
+
+    #: gRPC status (name) of a logged refusal, by reason; anything else is PERMISSION_DENIED
+    DENIAL_STATUS: dict[str, str] = {
+        "UNKNOWN_CONTRACT": "NOT_FOUND",
+        "UNKNOWN_RESOURCE": "NOT_FOUND",
+        "UNKNOWN_SUBJECT": "NOT_FOUND",
+        "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
+        "RATE_LIMITED": "RESOURCE_EXHAUSTED",
+        "SESSION_LIMIT": "RESOURCE_EXHAUSTED",
+        "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
+        "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
+    }
+
+    async def _deny(
+        self,
+        peer: AuthenticatedPeer,
+        entry: DisclosureEntry,
+        decision_hash: str,
+        reasons: tuple[str, ...],
+        *,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Log a refusal (durably, with a receipt), then raise it for the wire.
+
+        Raises:
+            NotFoundError: for unknown resources/subjects/contracts.
+            DeniedError: otherwise; status from ``DENIAL_STATUS``. The metadata
+                carries the disclosure id, leaf index, decision hash, reasons,
+                the receipt (tlog-proof) and the logged entry, so the requester
+                can verify that the refusal is on record.
+        """
+        written = await self.writer.write(entry, receipt=True)
+        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
+        status = self.DENIAL_STATUS.get(entry.reason, "PERMISSION_DENIED")
+        err_cls = (
+            NotFoundError if status == "NOT_FOUND" and entry.reason != "UNKNOWN_CONTRACT" else DeniedError
+        )
+        raise err_cls(
+            f"denied by {self.config.org_name}: {', '.join(reasons) or entry.reason}",
+            reason=entry.reason,
+            status=status,
+            metadata={
+                "disclosure_id": entry.disclosure_id,
+                "leaf_index": str(written.index),
+                "decision_hash": decision_hash,
+                "reasons": ",".join(reasons),
+                "tlog_proof": written.receipt.to_text(),
+                "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
+                **(extra or {}),
+            },
         )
 
     @staticmethod
@@ -927,29 +957,7 @@ class Node:
                 extra=extra,
                 **base,
             )
-            written = await self.writer.write(entry, receipt=True)
-            obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
-            status = {
-                "UNKNOWN_CONTRACT": "NOT_FOUND",
-                "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
-                "RATE_LIMITED": "RESOURCE_EXHAUSTED",
-                "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
-                "UNKNOWN_RESOURCE": "NOT_FOUND",
-            }.get(reason, "PERMISSION_DENIED")
-            raise DeniedError(
-                f"denied by {self.config.org_name}: {reason}",
-                reason=reason,
-                status=status,
-                metadata={
-                    "disclosure_id": disclosure_id,
-                    "leaf_index": str(written.index),
-                    "decision_hash": decision.digest(),
-                    "reasons": reason,
-                    "tlog_proof": written.receipt.to_text(),
-                    "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
-                    **extra,
-                },
-            )
+            await self._deny(peer, entry, decision.digest(), (reason,), extra=extra)
         assert answer is not None
         payload = [
             {

@@ -707,29 +707,32 @@ class Node:
         else:
             deny_reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
         contract_hash = contract.version_hash if contract is not None else ""
+        base = dict(
+            disclosure_id=disclosure_id,
+            time=rfc3339(now),
+            provider_org=self.did,
+            requester_org=peer.org_did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash=contract_hash,
+            purpose=request.purpose,
+            fields_requested=list(request.fields),
+            decision_hash=decision.digest(),
+            request_digest=request_digest,
+            effective_trust=tau,
+        )
         if deny_reason:
             sess.denials += 1
             entry = DisclosureEntry(
                 kind="denial",
-                disclosure_id=disclosure_id,
-                time=rfc3339(now),
-                provider_org=self.did,
-                requester_org=peer.org_did,
-                requester_agent=request.agent_did,
-                provider_agent="",
-                contract_id=request.contract_id,
-                contract_hash=contract_hash,
-                purpose=request.purpose,
-                fields_requested=list(request.fields),
                 fields_released=[],
                 fields_stripped=[],
                 record_count=0,
                 decision="deny",
                 reason=deny_reason,
-                decision_hash=decision.digest(),
-                request_digest=request_digest,
                 response_digest="",
-                effective_trust=tau,
+                **base,
             )
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
@@ -745,25 +748,13 @@ class Node:
         sess.fields_released.update(released)
         entry = DisclosureEntry(
             kind="disclosure",
-            disclosure_id=disclosure_id,
-            time=rfc3339(now),
-            provider_org=self.did,
-            requester_org=peer.org_did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash=contract_hash,
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
             fields_released=list(released),
             fields_stripped=sorted(set(stripped)),
             record_count=len(records),
             decision="allow",
             reason=",".join(decision.reason_codes),
-            decision_hash=decision.digest(),
-            request_digest=request_digest,
             response_digest=sha256_hex(response_bytes),
-            effective_trust=tau,
+            **base,
         )
         written = await self.writer.write(entry, receipt=True)
         if "bad_receipt" in unsafe:

@@ -163,3 +163,42 @@ def test_kill_9_loses_no_acknowledged_entry(fed3):
     logged = {r["disclosure_id"] for r in json.loads(q.stdout)}
     missing = [a for a in acked if a not in logged]
     assert not missing, f"{len(missing)} acknowledged disclosures lost"
+
+
+def test_http_add_checkpoint_speaks_c2sp_tlog_witness(fed3):
+    """A peer's checkpoint POSTed to /add-checkpoint: 409 with the size, then 200 with a cosignature line."""
+    import urllib.error
+
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    run(exchanges(fed3, 2))
+    info = json.loads((fed3.layout.orgs["hospital"] / "node.pid").read_text())
+    url = f"http://127.0.0.1:{info['http_port']}/add-checkpoint"
+    relief_log = open_ledger_readonly(NodeIdentity.load(fed3.layout.orgs["relief"]))
+    try:
+        cp = relief_log.latest_checkpoint()
+        assert cp is not None
+
+        def post(body: bytes) -> tuple[int, bytes, str]:
+            req = urllib.request.Request(url, data=body, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.read(), r.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as e:
+                return e.code, e.read(), e.headers.get("Content-Type", "")
+
+        # a claimed old size the witness does not hold: 409 and the size it holds
+        status, body, ctype = post(relief_log.add_checkpoint_request(cp.checkpoint.size, size=cp.checkpoint.size)
+                                   if cp.checkpoint.size > 0 else b"")
+        held = cp.checkpoint.size
+        if status == 409:
+            assert ctype.startswith("text/x.tlog.size")
+            held = int(body.decode().strip())
+            status, body, _ = post(relief_log.add_checkpoint_request(held, size=cp.checkpoint.size))
+        assert status == 200, body
+        assert body.decode().startswith("\u2014 hospital.accord.test/witness ")
+        # garbage is a 400, not a crash
+        assert post(b"not a checkpoint")[0] == 400
+    finally:
+        relief_log.close()

@@ -116,9 +116,8 @@ class LedgerWriter:
         receipts: dict[int, Any] = {}
         if any(want for _, want, _ in batch):
             self._log.integrate()
-            for res, (_, want, _) in zip(appended, batch, strict=True):
-                if want:
-                    receipts[res.index] = self._log.receipt(res.index)
+            wanted = [res.index for res, (_, want, _) in zip(appended, batch, strict=True) if want]
+            receipts = dict(zip(wanted, self._log.receipts(wanted), strict=True))
         return [
             Written(
                 index=r.index, leaf_hash=r.leaf_hash, duplicate=r.duplicate, receipt=receipts.get(r.index)

@@ -544,6 +544,41 @@ class TransparencyLog:
             signed = self._signed(tx, row)
         return Receipt(index, tuple(proof), signed.note)
 
+    def receipts(self, indices: Sequence[int]) -> list[Receipt]:
+        """Receipts for several entries against one checkpoint, in one read transaction.
+
+        All receipts are relative to the latest checkpoint (which must cover
+        every index); the tree node rows the proofs need are fetched once
+        (consecutive leaves share most of their paths), so a batch of k
+        receipts costs about one receipt plus k proof assemblies.
+
+        Raises:
+            EntryNotFoundError: an index has no entry.
+            NotCheckpointedError: the latest checkpoint does not cover every index.
+        """
+        if not indices:
+            return []
+        with self._store.read() as tx:
+            top = max(indices)
+            if min(indices) < 0 or top >= tx.next_index():
+                raise EntryNotFoundError("no entry at some index", metadata={"index": top})
+            row = tx.latest_checkpoint(min_size=top + 1, witnessed=False)
+            if row is None:
+                raise NotCheckpointedError("no checkpoint covers every index yet", metadata={"index": top})
+            fetch = self._nodes(tx)
+            cache: dict[tuple[int, int], bytes] = {}
+
+            def cached(keys):
+                missing = [k for k in keys if k not in cache]
+                if missing:
+                    cache.update(fetch(missing))
+                return {k: cache[k] for k in keys}
+
+            signed = self._signed(tx, row)
+            return [
+                Receipt(i, tuple(inclusion_proof_from(i, row.size, cached)), signed.note) for i in indices
+            ]
+
     def _stored(self, tx: Tx, row: EntryRow, marks: tuple[int, int, int, int]) -> StoredEntry:
         entry = DisclosureEntry.from_canonical_bytes(row.data)
         state = commit_state(

@@ -373,3 +373,49 @@ def test_canonical_fast_path_equals_rfc8785(text, extra, trust, count):
     )
     assert e.canonical_bytes() == rfc8785.dumps(e.model_dump(mode="json"))
     assert DisclosureEntry.from_canonical_bytes(e.canonical_bytes()) == e
+
+
+def test_batched_receipts_equal_single_receipts(tmp_path):
+    """receipts(indices) gives exactly what receipt(i) gives, one transaction for the batch."""
+    from ledger import NoteSigner, TransparencyLog, verify_receipt
+
+    signer = NoteSigner("batch.example/log", bytes(range(32)))
+    log = TransparencyLog.open(f"sqlite:///{tmp_path / 'b.db'}", origin="batch.example/log", signer=signer)
+    try:
+        from ledger import DisclosureEntry
+
+        def entry(i):
+            return DisclosureEntry(
+                kind="disclosure",
+                disclosure_id=f"b{i}",
+                time="2026-11-21T00:00:00Z",
+                provider_org="did:web:a.accord.test",
+                requester_org="did:web:b.accord.test",
+                requester_agent="",
+                provider_agent="",
+                contract_id="c",
+                contract_hash="ab" * 32,
+                purpose="p",
+                fields_requested=["x"],
+                fields_released=["x"],
+                fields_stripped=[],
+                record_count=1,
+                decision="allow",
+                reason="",
+                decision_hash="0" * 64,
+                request_digest="0" * 64,
+                response_digest="0" * 64,
+                effective_trust=0.5,
+            )
+
+        for start, n in ((0, 5), (5, 1), (6, 37)):
+            res = log.append([entry(start + i) for i in range(n)])
+            log.integrate()
+            idx = [r.index for r in res]
+            batch = log.receipts(idx)
+            assert [r.to_text() for r in batch] == [log.receipt(i).to_text() for i in idx]
+            for r, i in zip(batch, idx, strict=True):
+                verify_receipt(r, entry=entry(i), log_verifier=signer.verifier())
+        assert log.receipts([]) == []
+    finally:
+        log.close()

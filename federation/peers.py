@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from credentials import Ed25519KeyPair, verify_ed25519
 from federation.errors import PeerError
-from federation.tls import check_chain, san_uri
+from federation.tls import check_chain, san_uri_of_pem
 
 BUNDLE_VERSION = 1
 
@@ -193,13 +193,10 @@ class PeerRegistry:
                 ``CERTIFICATE_NOT_CHAINED`` or ``CERTIFICATE_EXPIRED``.
 
         """
-        from cryptography import x509
-
         try:
-            cert = x509.load_pem_x509_certificate(cert_pem)
+            did = san_uri_of_pem(cert_pem)
         except ValueError as exc:
             raise PeerError("unparseable peer certificate", reason="BAD_CERTIFICATE") from exc
-        did = san_uri(cert)
         bundle = self._by_did.get(did)
         if bundle is None:
             raise PeerError(f"unknown peer {did!r}: not in the peer registry", metadata={"peer": did})

@@ -11,6 +11,7 @@ must chain to the CA pinned for the DID it claims.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -186,6 +187,12 @@ def mint_tls_material(
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def san_uri_of_pem(cert_pem: bytes) -> str:
+    """:func:`san_uri` of a PEM certificate (memoized per certificate)."""
+    return san_uri(x509.load_pem_x509_certificate(cert_pem))
+
+
 def san_uri(cert: x509.Certificate) -> str:
     """Return the single SAN URI of a certificate.
 
@@ -206,8 +213,14 @@ def san_uri(cert: x509.Certificate) -> str:
     return uris[0]
 
 
+_CHAIN_OK: dict[tuple[bytes, bytes], tuple[dt.datetime, dt.datetime]] = {}
+
+
 def check_chain(cert_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = None) -> None:
     """Check that ``cert_pem`` was issued by ``ca_pem`` and is valid at ``now``.
+
+    A verified (certificate, CA) pair is remembered (the signature check is
+    the expensive part; the validity window is checked every time).
 
     Raises:
         PeerError: (reason ``CERTIFICATE_NOT_CHAINED``) the signature or issuer
@@ -216,6 +229,11 @@ def check_chain(cert_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = Non
 
     """
     now = now or dt.datetime.now(dt.UTC)
+    hit = _CHAIN_OK.get((cert_pem, ca_pem))
+    if hit is not None:  # signature already verified for this exact pair: only the validity window
+        if not hit[0] <= now <= hit[1]:
+            raise PeerError("peer certificate is outside its validity period", reason="CERTIFICATE_EXPIRED")
+        return
     cert = x509.load_pem_x509_certificate(cert_pem)
     ca = x509.load_pem_x509_certificate(ca_pem)
     try:
@@ -227,6 +245,9 @@ def check_chain(cert_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = Non
         ) from exc
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise PeerError("peer certificate is outside its validity period", reason="CERTIFICATE_EXPIRED")
+    if len(_CHAIN_OK) > 4096:
+        _CHAIN_OK.clear()
+    _CHAIN_OK[(cert_pem, ca_pem)] = (cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 def fingerprint(pem: bytes) -> str:

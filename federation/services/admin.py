@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from cryptography import x509
-
 from federation.errors import AuthenticationError
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
-from federation.tls import OPERATOR_FRAGMENT, check_chain, san_uri
+from federation.tls import OPERATOR_FRAGMENT, check_chain, san_uri_of_pem
 from federation.wire import peer_cert
 
 
@@ -29,7 +27,7 @@ class AdminServicer(pbg.AdminServiceServicer):
             check_chain(cert, self._ca)
         except Exception as exc:
             raise AuthenticationError("not this node's operator", reason="NOT_OPERATOR") from exc
-        if san_uri(x509.load_pem_x509_certificate(cert)) != self.node.did + OPERATOR_FRAGMENT:
+        if san_uri_of_pem(cert) != self.node.did + OPERATOR_FRAGMENT:
             raise AuthenticationError("not this node's operator", reason="NOT_OPERATOR")
 
     @rpc

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from cryptography import x509
-
 from federation.errors import AuthenticationError
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
-from federation.tls import check_chain, san_uri
+from federation.tls import check_chain, san_uri_of_pem
 from federation.wire import peer_cert, request_from_pb
 
 
@@ -30,7 +28,7 @@ class AgentServicer(pbg.AgentServiceServicer):
             raise AuthenticationError(
                 "client certificate is not from this organization's CA", reason="NOT_AN_AGENT"
             ) from exc
-        did = san_uri(x509.load_pem_x509_certificate(cert))
+        did = san_uri_of_pem(cert)
         if did != claimed:
             raise AuthenticationError("client certificate is for another agent", reason="AGENT_MISMATCH")
         return did

@@ -175,10 +175,13 @@ def test_http_add_checkpoint_speaks_c2sp_tlog_witness(fed3):
     run(exchanges(fed3, 2))
     info = json.loads((fed3.layout.orgs["hospital"] / "node.pid").read_text())
     url = f"http://127.0.0.1:{info['http_port']}/add-checkpoint"
+    from federation.supervisor import wait_until
+
     relief_log = open_ledger_readonly(NodeIdentity.load(fed3.layout.orgs["relief"]))
     try:
+        # relief's "received" entries are checkpointed by its witnessing rounds (every 0.5 s here)
+        assert wait_until(lambda: relief_log.latest_checkpoint() is not None, timeout=10)
         cp = relief_log.latest_checkpoint()
-        assert cp is not None
 
         def post(body: bytes) -> tuple[int, bytes, str]:
             req = urllib.request.Request(url, data=body, method="POST")

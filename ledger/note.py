@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 from collections.abc import Iterable
@@ -155,6 +156,15 @@ class SignatureVerifier(Protocol):
     def verify_signature(self, text: bytes, signature: bytes) -> bool:
         """Return ``True`` iff ``signature`` (key ID stripped) is valid over ``text``."""
         ...
+
+
+@functools.lru_cache(maxsize=2048)
+def _ed25519_valid(public_key: bytes, text: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, text)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def parse_note(note: str | bytes) -> Note:
@@ -443,12 +453,16 @@ class NoteVerifier:
         return f"{self.name}+{self.key_id.hex()}+{b64}"
 
     def verify_signature(self, text: bytes, signature: bytes) -> bool:
-        """Return ``True`` iff ``signature`` (after the key ID) is valid over ``text``."""
+        """Return ``True`` iff ``signature`` (after the key ID) is valid over ``text``.
+
+        Ed25519 results are memoized per (key, text, signature): a node verifies
+        the same checkpoint note for every receipt of a batch.
+        """
         try:
             if self.sig_type == SIG_ED25519:
                 if len(signature) != 64:
                     return False
-                Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, text)
+                return _ed25519_valid(self.public_key, bytes(text), bytes(signature))
             else:
                 pub = serialization.load_der_public_key(self.public_key)
                 assert isinstance(pub, ec.EllipticCurvePublicKey)

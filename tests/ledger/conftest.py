@@ -4,7 +4,7 @@ import pytest
 
 from ledger import NoteSigner, TransparencyLog
 
-ORIGIN = "accord.example/provider/log"
+from ledger_support import ORIGIN  # noqa: E402
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ import hashlib
 import json
 from pathlib import Path
 
+#: the test log's origin (also used by conftest.py)
+ORIGIN = "accord.example/provider/log"
+
 VECTORS = Path(__file__).parent / "vectors"
 
 

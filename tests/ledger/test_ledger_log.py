@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import rfc8785
-from conftest import ORIGIN
+from ledger_support import ORIGIN
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_support import make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion

@@ -180,7 +180,11 @@ def test_http_add_checkpoint_speaks_c2sp_tlog_witness(fed3):
     relief_log = open_ledger_readonly(NodeIdentity.load(fed3.layout.orgs["relief"]))
     try:
         # relief's "received" entries are checkpointed by its witnessing rounds (every 0.5 s here)
-        assert wait_until(lambda: relief_log.latest_checkpoint() is not None, timeout=10)
+        def checkpointed() -> bool:
+            c = relief_log.latest_checkpoint()
+            return c is not None and c.checkpoint.size > 0
+
+        assert wait_until(checkpointed, timeout=10)
         cp = relief_log.latest_checkpoint()
 
         def post(body: bytes) -> tuple[int, bytes, str]:
@@ -192,8 +196,9 @@ def test_http_add_checkpoint_speaks_c2sp_tlog_witness(fed3):
                 return e.code, e.read(), e.headers.get("Content-Type", "")
 
         # a claimed old size the witness does not hold: 409 and the size it holds
-        status, body, ctype = post(relief_log.add_checkpoint_request(cp.checkpoint.size, size=cp.checkpoint.size)
-                                   if cp.checkpoint.size > 0 else b"")
+        status, body, ctype = post(
+            relief_log.add_checkpoint_request(cp.checkpoint.size, size=cp.checkpoint.size)
+        )
         held = cp.checkpoint.size
         if status == 409:
             assert ctype.startswith("text/x.tlog.size")

@@ -847,6 +847,7 @@ class Node:
             "requests": sess.requests,
             "denials": sess.denials,
             "fields_released": len(sess.fields_released),
+            "released_names": sorted(sess.fields_released),
         }
 
     async def _serve_aggregate(

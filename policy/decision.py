@@ -67,7 +67,9 @@ class DecisionInput:
             duplicates removed).
         effective_trust: τ in [0, 1] from :class:`policy.TrustBook`.
         budget_used: trust-budget units already spent in the current window.
-        session: ``requests`` decided before this one, ``fields_released``,
+        session: ``requests`` decided before this one, ``fields_released``
+            (and optionally ``released_names``, the distinct field paths already
+            released, so the session cap counts distinct fields),
             ``denials`` in the requester's session (ints, default 0).
         now: decision time (timezone-aware; policy sees whole Unix seconds).
         recent_requests: decisions for this (contract, requester org) inside
@@ -126,8 +128,15 @@ class DecisionInput:
             raise DecisionInputError(
                 "now must be a timezone-aware datetime", metadata={"field": "now"}
             )
-        sess = {"requests": 0, "fields_released": 0, "denials": 0}
+        sess: dict[str, Any] = {"requests": 0, "fields_released": 0, "denials": 0}
         for k, v in dict(self.session or {}).items():
+            if k == "released_names":  # the distinct field paths released so far in the session
+                if (not isinstance(v, list | tuple) or len(v) > 10_000
+                        or not all(isinstance(f, str) and 0 < len(f) <= 256 for f in v)):
+                    raise DecisionInputError("session.released_names must be a list of field paths",
+                                             metadata={"field": "session.released_names"})
+                sess[k] = sorted(set(v))
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _MAX_INT:
                 raise DecisionInputError(
                     f"session.{k} must be an int in [0, 2**53)", metadata={"field": f"session.{k}"}
@@ -173,7 +182,7 @@ class DecisionInput:
              "requester_agent", "agent_claims": {...}, "requested_fields": [...],
              "effective_trust": float (informative), "trust_micros": int,
              "budget_used_micros": int,
-             "session": {"requests", "fields_released", "denials"},
+             "session": {"requests", "fields_released", "denials", "released_names"?},
              "recent_requests": int, "context": {...}, "now_unix": int}
         """
         return {

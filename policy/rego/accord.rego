@@ -75,9 +75,13 @@ deny contains "SESSION_LIMIT" if {
 	input.session.requests >= contract.session_limits.max_requests
 }
 
+# Distinct fields: with `released_names` (the node sends it), a field released
+# again does not count twice; without it, `fields_released` is taken as distinct.
+session_released := {f | some f in object.get(input.session, "released_names", [])}
+
 deny contains "SESSION_LIMIT" if {
 	contract.session_limits.max_fields != null
-	input.session.fields_released + count(release) > contract.session_limits.max_fields
+	(input.session.fields_released - count(session_released)) + count(session_released | release) > contract.session_limits.max_fields
 }
 
 # Contract hook: `package accord.hooks.<name>` may define `deny` (a set of

@@ -686,8 +686,6 @@ class Node:
         if "ignore_policy" in unsafe and not decision.allow:
             decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
         sess.requests += 1
-        disclosure_id = "dsc_" + sha256_hex(request.signed_bytes)[:32]
-        request_digest = sha256_hex(request.signed_bytes)
         stripped: tuple[str, ...] = ()
         payload: Any = None
         records: list[dict[str, Any]] = []
@@ -706,22 +704,7 @@ class Node:
                 deny_reason = exc.reason
         else:
             deny_reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
-        contract_hash = contract.version_hash if contract is not None else ""
-        base = dict(
-            disclosure_id=disclosure_id,
-            time=rfc3339(now),
-            provider_org=self.did,
-            requester_org=peer.org_did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash=contract_hash,
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
-            decision_hash=decision.digest(),
-            request_digest=request_digest,
-            effective_trust=tau,
-        )
+        base = self._entry_base(peer, request, contract, decision, now, fields_requested=list(request.fields))
         if deny_reason:
             sess.denials += 1
             entry = DisclosureEntry(
@@ -765,7 +748,7 @@ class Node:
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return Outcome(
-            disclosure_id=disclosure_id,
+            disclosure_id=base["disclosure_id"],
             decision="allow",
             released_fields=released,
             stripped_fields=tuple(sorted(set(stripped))),
@@ -779,6 +762,33 @@ class Node:
             entry=entry.canonical_bytes(),
             leaf_index=written.index,
             leaf_hash=written.leaf_hash,
+        )
+
+    def _entry_base(
+        self,
+        peer: AuthenticatedPeer,
+        request: Request,
+        contract: Contract | None,
+        decision: Any,
+        now: dt.datetime,
+        *,
+        fields_requested: list[str],
+    ) -> dict[str, Any]:
+        """The ledger-entry fields a provider's disclosure and denial share (names and digests only)."""
+        return dict(
+            disclosure_id="dsc_" + sha256_hex(request.signed_bytes)[:32],
+            time=rfc3339(now),
+            provider_org=self.did,
+            requester_org=peer.org_did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash=contract.version_hash if contract is not None else "",
+            purpose=request.purpose,
+            fields_requested=fields_requested,
+            decision_hash=decision.digest(),
+            request_digest=sha256_hex(request.signed_bytes),
+            effective_trust=decision.effective_trust,
         )
 
     #: gRPC status (name) of a logged refusal, by reason; anything else is PERMISSION_DENIED
@@ -889,21 +899,8 @@ class Node:
         )
         tau = decision.effective_trust
         sess.requests += 1
-        disclosure_id = "dsc_" + sha256_hex(request.signed_bytes)[:32]
-        base = dict(
-            disclosure_id=disclosure_id,
-            time=rfc3339(now),
-            provider_org=self.did,
-            requester_org=peer.org_did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash=contract.version_hash if contract else "",
-            purpose=request.purpose,
-            fields_requested=[f"{query.kind}({query.column})"],
-            decision_hash=decision.digest(),
-            request_digest=sha256_hex(request.signed_bytes),
-            effective_trust=tau,
+        base = self._entry_base(
+            peer, request, contract, decision, now, fields_requested=[f"{query.kind}({query.column})"]
         )
         reason = ""
         answer = None
@@ -977,7 +974,7 @@ class Node:
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return Outcome(
-            disclosure_id=disclosure_id,
+            disclosure_id=base["disclosure_id"],
             decision="allow",
             released_fields=(f"{query.kind}({query.column})",),
             stripped_fields=(),

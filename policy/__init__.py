@@ -50,6 +50,7 @@ from policy.errors import (
     UnknownPurposeError,
 )
 from policy.gate import GateResult, apply_gate
+from policy.identifiers import InvalidIdentifierError, check_identifier, is_identifier
 from policy.lifecycle import propose_contract, validate_contract
 from policy.measures import (
     Chain,
@@ -64,6 +65,9 @@ from policy.replay import ReplayError
 from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
 __all__ = [
+    "InvalidIdentifierError",
+    "check_identifier",
+    "is_identifier",
     "BudgetKey",
     "BudgetLedger",
     "BudgetStateError",

@@ -47,6 +47,7 @@ class InvalidIdentifierError(PolicyError):
     caller_fault = True
 
 
+_IDCHAR = r"(?:[A-Za-z0-9._\-]|%[0-9A-Fa-f]{2})"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._:\-]*"
 _SEGMENT = r"[A-Za-z_][A-Za-z0-9_\-]*(?:\[\])?"  # policy.paths grammar
 
@@ -59,7 +60,7 @@ IDENTIFIER_KINDS: Final[dict[str, tuple[re.Pattern[str], int]]] = {
     "field": (re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*"), 200),
     "subject": (re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9._:@+\-]*"), 128),
     # DID Core §3.1: did:method-name:method-specific-id (pct-encoded allowed)
-    "did": (re.compile(r"did:[a-z0-9]+:(?:[A-Za-z0-9._\-]|%[0-9A-Fa-f]{2}|:)*(?:[A-Za-z0-9._\-]|%[0-9A-Fa-f]{2})"), 256),
+    "did": (re.compile(rf"did:[a-z0-9]+:(?:{_IDCHAR}|:)*{_IDCHAR}"), 256),
 }
 
 

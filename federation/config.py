@@ -59,11 +59,11 @@ class NodeConfig(BaseModel):
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
-        unsafe_misbehaviour: TEST ONLY. Switches that make the node break the
-            protocol on purpose so the interop suite can show it fails them:
-            ``skip_gate`` (release what the source offers), ``bad_receipt``
-            (corrupt receipts), ``ignore_policy`` (release even when denied),
-            ``skip_presentation_check`` (accept any presentation).
+
+    Unknown keys are refused (``extra="forbid"``): a typo, or a key from an
+    older version such as the removed test-only ``unsafe_misbehaviour``, is a
+    :class:`ConfigError`, never silently ignored. Nodes that break the protocol
+    on purpose are built in test code (``interop_tests.misbehaving``).
 
     """
 
@@ -84,16 +84,6 @@ class NodeConfig(BaseModel):
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     policy: PolicyConfig = PolicyConfig()
     provider_agent: str = "source"
-    unsafe_misbehaviour: list[str] = Field(default_factory=list)
-
-    @field_validator("unsafe_misbehaviour")
-    @classmethod
-    def _known_switches(cls, value: list[str]) -> list[str]:
-        known = {"skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"}
-        bad = sorted(set(value) - known)
-        if bad:
-            raise ValueError(f"unknown misbehaviour switch(es) {bad}; known: {sorted(known)}")
-        return value
 
     @field_validator("listen", "advertise", "http_listen")
     @classmethod

@@ -12,7 +12,6 @@ adapters, and peers are reached through :class:`federation.peer_client.PeerClien
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -444,17 +443,21 @@ class Node:
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
-        now = now_utc()
-        if "skip_presentation_check" in self.config.unsafe_misbehaviour:
-            cred = vp["verifiableCredential"][0]
-            sess = self.sessions.create(
-                peer_org=peer.org_did,
-                agent_did=holder,
-                agent_public_key=public_key_from_did_key(holder),
-                claims=dict(cred.get("credentialSubject", {})),
-                credential_id=cred.get("id", ""),
-            )
-            return sess, self._effective_trust(peer.org_did, None, now_utc())
+        return await self._verify_session(peer, vp, challenge)
+
+    async def _verify_session(
+        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
+    ) -> tuple[Session, float]:
+        """Verify a parsed presentation whose challenge was consumed; open its session.
+
+        A seam: the interop tests substitute it to build a node that accepts
+        unverified presentations (``interop_tests.misbehaving``).
+
+        Raises:
+            AuthenticationError: a CredentialError for any verification failure.
+
+        """
+        vcs = vp.get("verifiableCredential")
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
@@ -668,23 +671,10 @@ class Node:
             )
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
-        decision = self.pdp.decide(
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            requester_org=peer.org_did,
-            provider_org=self.did,
-            requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
-            requested_fields=request.fields,
-            session=self._session_input(contract, sess),
-            now=now,
-        )
+        decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
             obs.POLICY_ENGINE_FAILURES.inc()
-        unsafe = self.config.unsafe_misbehaviour
-        if "ignore_policy" in unsafe and not decision.allow:
-            decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
         sess.requests += 1
         stripped: tuple[str, ...] = ()
         payload: Any = None
@@ -720,13 +710,7 @@ class Node:
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
             await self._deny(peer, entry, decision.digest(), decision.reason_codes)
-        gate = apply_gate(records, decision.released_fields)
-        payload = gate.payload
-        stripped = gate.stripped
-        released = tuple(decision.released_fields)
-        if "skip_gate" in unsafe:
-            payload, stripped = records, ()
-            released = tuple(sorted({k for r in records for k in r}))  # what actually crossed
+        gate, payload, stripped, released = self._gate(records, decision)
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         sess.fields_released.update(released)
         entry = DisclosureEntry(
@@ -739,11 +723,7 @@ class Node:
             response_digest=sha256_hex(response_bytes),
             **base,
         )
-        written = await self.writer.write(entry, receipt=True)
-        if "bad_receipt" in unsafe:
-            written = dataclasses.replace(
-                written, receipt=dataclasses.replace(written.receipt, index=written.receipt.index + 1)
-            )
+        written = await self._log_disclosure(entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
@@ -763,6 +743,52 @@ class Node:
             leaf_index=written.index,
             leaf_hash=written.leaf_hash,
         )
+
+    def _decide(
+        self,
+        peer: AuthenticatedPeer,
+        sess: Session,
+        request: Request,
+        contract: Contract | None,
+        now: dt.datetime,
+    ) -> Any:
+        """The policy decision for one record request (a :class:`policy.Decision`).
+
+        A seam: the interop tests substitute it to build a node that ignores
+        policy (``interop_tests.misbehaving``).
+        """
+        return self.pdp.decide(
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            requester_org=peer.org_did,
+            provider_org=self.did,
+            requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did},
+            requested_fields=request.fields,
+            session=self._session_input(contract, sess),
+            now=now,
+        )
+
+    def _gate(
+        self, records: list[dict[str, Any]], decision: Any
+    ) -> tuple[Any, Any, tuple[str, ...], tuple[str, ...]]:
+        """The MNI gate over what the provider agent offered.
+
+        Returns:
+            (the :func:`policy.apply_gate` result, the payload that crosses,
+            the stripped field names, the released field names).
+
+        A seam: the interop tests substitute it to build a node without a gate.
+        """
+        gate = apply_gate(records, decision.released_fields)
+        return gate, gate.payload, tuple(gate.stripped), tuple(decision.released_fields)
+
+    async def _log_disclosure(self, entry: DisclosureEntry) -> Any:
+        """Write a disclosure to the ledger; returns the writer's result with its receipt.
+
+        A seam: the interop tests substitute it to build a node whose receipts do not verify.
+        """
+        return await self.writer.write(entry, receipt=True)
 
     def _entry_base(
         self,

@@ -35,6 +35,7 @@ from credentials import (
     verify_presentation,
 )
 from federation import observability as obs
+from federation.admission import PresessionGuard
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.errors import (
@@ -69,11 +70,14 @@ from policy import (
     RegopyEngine,
     TrustBook,
     apply_gate,
+    check_identifier,
 )
 
 log = structlog.get_logger("accord.node")
 
 MAX_FIELDS = 64
+#: largest aggregate query (JSON text) a request may carry, characters
+MAX_AGGREGATE_CHARS = 16 * 1024
 SESSION_DOMAIN = "accord-session/v1"
 
 
@@ -131,27 +135,51 @@ class Request:
     aggregate_json: str = ""
 
     def validate(self) -> None:
-        """Schema and size checks.
+        """Schema, size and identifier checks, before any lookup (issue #18, class 1).
+
+        Every identifier is checked against :mod:`policy.identifiers` (one
+        grammar: ASCII, no control characters, bounded length), so the exact
+        string that passed here is the one the node's bookkeeping, the Rego
+        engine, the auditor and the ledger see.
 
         Raises:
-            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member.
+            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member
+                (sizes, counts, signature length, nonce).
+            policy.InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` (mapped to
+                INVALID_ARGUMENT) naming the bad member.
 
         """
-        for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
-            value = getattr(self, name)
-            if not value or len(value) > 256:
-                raise InvalidRequestError(
-                    f"request.{name} must be 1..256 characters", metadata={"field": name}
-                )
+        check_identifier(self.contract_id, "contract", field="contract_id")
+        check_identifier(self.purpose, "purpose", field="purpose")
+        check_identifier(self.resource, "resource", field="resource")
+        check_identifier(self.subject, "subject", field="subject")
+        check_identifier(self.provider_org, "did", field="provider_org")
+        check_identifier(self.agent_did, "did", field="agent_did")
+        if not self.agent_did.startswith("did:key:"):
+            raise InvalidRequestError("request.agent_did must be a did:key", metadata={"field": "agent_did"})
         if not self.fields and not self.aggregate_json:
             raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
+        if self.fields and self.aggregate_json:
+            raise InvalidRequestError(
+                "a request names fields or an aggregate query, not both", metadata={"field": "fields"}
+            )
         if len(self.fields) > MAX_FIELDS:
             raise InvalidRequestError(
                 f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
             )
         for f in self.fields:
-            if not f or len(f) > 200 or f.strip() != f:
-                raise InvalidRequestError(f"bad field path {f!r}", metadata={"field": "fields"})
+            check_identifier(f, "field", field="fields")
+        if len(set(self.fields)) != len(self.fields):
+            raise InvalidRequestError("request.fields repeats a path", metadata={"field": "fields"})
+        if len(self.aggregate_json) > MAX_AGGREGATE_CHARS:
+            raise InvalidRequestError(
+                f"request.aggregate_json is over {MAX_AGGREGATE_CHARS} characters",
+                metadata={"field": "aggregate_json"},
+            )
+        if not 16 <= len(self.nonce) <= 128 or not self.nonce.isascii() or not self.nonce.isprintable():
+            raise InvalidRequestError(
+                "request.nonce must be 16..128 printable ASCII", metadata={"field": "nonce"}
+            )
         if len(self.agent_signature) != 64:
             raise InvalidRequestError(
                 "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
@@ -227,8 +255,16 @@ class Node:
             name=witness_name(self.config.org_name),
             seed=identity.witness_seed,
         )
-        self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
-        self.challenges = ChallengeTable()
+        self.sessions = SessionTable(
+            ttl_seconds=self.config.session_ttl_seconds,
+            max_per_agent=self.config.max_sessions_per_agent,
+            max_per_peer=self.config.max_sessions_per_peer,
+        )
+        self.challenges = ChallengeTable(max_per_owner=self.config.max_challenges_per_peer)
+        self.presession = PresessionGuard(
+            rate_limit=self.config.presession_rate_limit,
+            concurrency=self.config.presentation_concurrency,
+        )
         self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
         self.local_sessions: dict[str, LocalSession] = {}
         self.status = StatusListPublisher(identity, self.store)
@@ -419,9 +455,10 @@ class Node:
 
     def issue_challenge(self, peer: AuthenticatedPeer, agent_did: str) -> tuple[str, str, float]:
         """A challenge for a VP from ``agent_did`` of ``peer``: (challenge, domain, expires_at)."""
+        check_identifier(agent_did, "did", field="agent_did")
         if not agent_did.startswith("did:key:"):
             raise InvalidRequestError("agent_did must be a did:key", metadata={"field": "agent_did"})
-        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}")
+        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}", owner=peer.org_did)
         return challenge, self.did, expires
 
     async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
@@ -602,6 +639,7 @@ class Node:
             AuthenticationError / InvalidRequestError with a precise reason.
 
         """
+        request.validate()  # bounded, grammar-checked identifiers before any lookup
         sess = self.sessions.get(session_id, peer_org=peer.org_did)
         try:
             verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
@@ -609,7 +647,6 @@ class Node:
             raise AuthenticationError(
                 "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
             ) from exc
-        request.validate()
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"

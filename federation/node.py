@@ -101,6 +101,30 @@ def session_message(challenge: str, peer_org: str) -> bytes:
     return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
 
 
+def aggregate_columns(query: Any) -> tuple[str, ...]:
+    """The columns an aggregate query reaches: the aggregated one, then each one its predicate names.
+
+    Args:
+        query: a parsed :class:`federation.datasets.AggregateQuery` (its
+            ``predicate`` is the request's JSON, already size-bounded).
+
+    Returns:
+        Column names, the aggregated column first, without repeats.
+
+    """
+    seen: dict[str, None] = {str(query.column): None}
+    stack = [query.predicate]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("col"), str):
+                seen.setdefault(node["col"], None)
+            stack.extend(v for k, v in node.items() if k in ("and", "or", "not"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(seen)
+
+
 @dataclass(frozen=True)
 class Request:
     """One data request, as signed by the agent (domain form of ``RequestBody``).
@@ -686,9 +710,14 @@ class Node:
         if authority is not None:
             from federation.delegation import DriftError, check_request_within
 
+            reach = request.fields
+            if request.aggregate_json:  # an aggregate reaches its column and every filtered column
+                from federation.datasets import AggregateQuery
+
+                reach = aggregate_columns(AggregateQuery.parse(request.aggregate_json))
             try:
                 check_request_within(
-                    authority, purpose=request.purpose, fields=request.fields, contract_id=request.contract_id
+                    authority, purpose=request.purpose, fields=reach, contract_id=request.contract_id
                 )
             except DriftError as err:
                 sess.move("terminated")

@@ -29,7 +29,9 @@ class Clock:
 
 
 def _open(table: SessionTable, agent: str, peer: str = "did:web:a.accord.test"):
-    return table.create(peer_org=peer, agent_did=agent, agent_public_key=b"k" * 32, claims={}, credential_id="")
+    return table.create(
+        peer_org=peer, agent_did=agent, agent_public_key=b"k" * 32, claims={}, credential_id=""
+    )
 
 
 # ------------------------------------------------------------------ sessions

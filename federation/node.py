@@ -425,7 +425,31 @@ class Node:
             raise AuthenticationError("agent credential is revoked", reason="REVOKED")
         if rec.suspended:
             raise AuthenticationError("agent credential is suspended", reason="SUSPENDED")
+        window = self._credential_window(rec)
+        now = now_utc()
+        if window[0] is not None and now < window[0]:
+            raise AuthenticationError("agent credential is not yet valid", reason="NOT_YET_VALID")
+        if window[1] is None or now >= window[1]:
+            raise AuthenticationError("agent credential has expired", reason="EXPIRED")
         return rec
+
+    @staticmethod
+    def _credential_window(rec: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(validFrom, validUntil) of a registered agent's credential, as this node issued it.
+
+        The record's credential is the one this node signed and stored at
+        registration; a credential without ``validUntil`` counts as expired
+        (Accord always issues one), so a store edit that drops it fails closed.
+        """
+        cred = rec.credential if isinstance(rec.credential, dict) else {}
+        out: list[dt.datetime | None] = []
+        for key in ("validFrom", "validUntil"):
+            try:
+                t = dt.datetime.fromisoformat(cred[key]) if isinstance(cred.get(key), str) else None
+            except ValueError:
+                t = None
+            out.append(t if t is not None and t.tzinfo is not None else None)
+        return out[0], out[1]
 
     # ---------------------------------------------------------- status lists
 

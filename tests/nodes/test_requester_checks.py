@@ -1,4 +1,4 @@
-"""The requesting node refuses its own agents whose credential is outside its validity window (issue #10, class 1).
+"""The requesting node refuses its own agents whose credential is outside its window (issue #10, class 1).
 
 It once checked only the revoked/suspended flags: an agent whose credential had
 expired could still open sessions through its own node.
@@ -12,9 +12,8 @@ import pytest
 
 from federation.agents import register_agent
 from federation.errors import AuthenticationError
-from federation.identity import NodeIdentity
+from federation.identity import NodeIdentity, init_node
 from federation.node import Node
-from federation.identity import init_node
 
 
 @pytest.fixture

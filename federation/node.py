@@ -46,6 +46,7 @@ from federation.errors import (
 )
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
+from federation.paths import open_private_append
 from federation.peers import AuthenticatedPeer, PeerRegistry
 from federation.provider_agents import load_provider_agent
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
@@ -401,7 +402,7 @@ class Node:
         old, self.pdp.log = self.pdp.log, DecisionLog()
         records = list(old)
         if records:
-            with (self.paths.root / "decisions.jsonl").open("a") as fh:
+            with open_private_append(self.paths.root / "decisions.jsonl") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, sort_keys=True) + "\n")
         return len(records)

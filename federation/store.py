@@ -78,7 +78,14 @@ dataset_records = Table(
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, synchronous=FULL and a busy timeout."""
+    """Create an engine; SQLite gets WAL, synchronous=FULL and a busy timeout.
+
+    A SQLite database file is created owner-only (0600) first
+    (:func:`federation.paths.create_private_sqlite`).
+    """
+    from federation.paths import create_private_sqlite
+
+    create_private_sqlite(url)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 

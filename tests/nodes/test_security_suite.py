@@ -33,7 +33,6 @@ pytestmark = pytest.mark.xdist_group("federation")
 
 #: case -> the slice of the hardening wave whose fix it waits on
 WAITING = {
-    "sessions do not raise trust": "trust slice (#10: verifications no longer raise τ)",
     "inline @context refused": "credentials slice (#10: JSON-LD profile, CONTEXT_NOT_ALLOWED)",
     "resource outside the contract": "contracts slice (#18: per-purpose resources, RESOURCE_NOT_IN_CONTRACT)",
     "anonymous entry tiles refused": "ledger slice (#10: HTTP serves public data only, entry bundles 403)",

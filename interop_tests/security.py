@@ -18,7 +18,8 @@ moment, and wait until it is served again):
 * presentations: an inline ``@context`` that renames ``validUntil`` and
   ``credentialStatus`` (``CONTEXT_NOT_ALLOWED`` / ``UNKNOWN_CONTEXT``); an
   oversized and a deeply nested presentation (``DOCUMENT_TOO_LARGE`` /
-  ``DOCUMENT_TOO_COMPLEX``, refused fast);
+  ``DOCUMENT_TOO_COMPLEX``, refused fast). All ``INVALID_ARGUMENT``: the
+  caller's document is malformed (``docs/protocol.md``, Errors);
 * requests: NUL and control characters in contract, purpose, resource,
   field and subject (``INVALID_ARGUMENT`` / ``MALFORMED_IDENTIFIER``); a
   resource outside the contract (``PERMISSION_DENIED`` /
@@ -145,10 +146,53 @@ async def case_purpose_beyond_scopes_refused(ctx: Context) -> str:
 # -------------------------------------------------------------------------------- presentations
 
 
+def jcs_secure(
+    document: dict[str, Any],
+    *,
+    key: Any,
+    verification_method: str,
+    proof_purpose: str,
+    challenge: str | None = None,
+    domain: str | None = None,
+) -> dict[str, Any]:
+    """Add an eddsa-jcs-2022 ``DataIntegrityProof``, written from the spec (VC DI EdDSA §3.3).
+
+    The attacker signs with its own keys whatever it likes: this does not go
+    through ``credentials`` (whose issuing side refuses documents outside
+    Accord's profile), so the suite can send what a hostile peer would.
+    proofValue = base58btc(Ed25519(SHA-256(JCS(proof options with the
+    document's ``@context``)) || SHA-256(JCS(document)))).
+    """
+    import datetime as dt
+    import hashlib
+
+    import base58
+    import rfc8785
+
+    options: dict[str, Any] = {
+        "type": "DataIntegrityProof",
+        "cryptosuite": "eddsa-jcs-2022",
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "verificationMethod": verification_method,
+        "proofPurpose": proof_purpose,
+    }
+    if challenge is not None:
+        options["challenge"] = challenge
+    if domain is not None:
+        options["domain"] = domain
+    if "@context" in document:
+        options["@context"] = document["@context"]
+    message = (
+        hashlib.sha256(rfc8785.dumps(options)).digest() + hashlib.sha256(rfc8785.dumps(document)).digest()
+    )
+    signed = copy.deepcopy(document)
+    signed["proof"] = {**options, "proofValue": "z" + base58.b58encode(key.sign(message)).decode()}
+    return signed
+
+
 def _signed_vp(ctx: Context, credential: dict[str, Any], challenge: str, domain: str) -> dict[str, Any]:
-    """A presentation signed with eddsa-jcs-2022 (no JSON-LD processing on the tester side)."""
+    """A presentation of ``credential`` signed by the tester agent (eddsa-jcs-2022)."""
     from credentials import VC_V2_CONTEXT_URL, verification_method_id
-    from credentials.proofs import add_proof
 
     vp = {
         "@context": [VC_V2_CONTEXT_URL],
@@ -156,12 +200,11 @@ def _signed_vp(ctx: Context, credential: dict[str, Any], challenge: str, domain:
         "holder": ctx.ident.agent_did,
         "verifiableCredential": [credential],
     }
-    return add_proof(
+    return jcs_secure(
         vp,
         key=ctx.ident.agent_key,
         verification_method=verification_method_id(ctx.ident.agent_did),
         proof_purpose="authentication",
-        cryptosuite="eddsa-jcs-2022",
         challenge=challenge,
         domain=domain,
     )
@@ -182,32 +225,37 @@ async def case_inline_context_refused(ctx: Context) -> str:
     The issuer (the tester organization) signs it properly (eddsa-jcs-2022):
     the JSON still says ``validUntil``, but under that context the signed
     statement no longer has a validity period or status, so the JSON key the
-    verifier reads is not what the signature means.
+    verifier reads is not what the signature means. A control first presents
+    the same credential signed the same way without the inline context: it
+    must open a session, so the refusal is about the context alone.
     """
-    from credentials import VC_V2_CONTEXT_URL
-    from credentials.proofs import add_proof
-
-    cred = copy.deepcopy(ctx.ident.agent["credential"])
-    cred.pop("proof", None)
-    cred["@context"] = [
-        VC_V2_CONTEXT_URL,
+    base = copy.deepcopy(ctx.ident.agent["credential"])
+    base.pop("proof", None)
+    attack = copy.deepcopy(base)
+    contexts = base["@context"] if isinstance(base["@context"], list) else [base["@context"]]
+    attack["@context"] = [
+        *contexts,
         {
             "validUntil": "urn:accord:interop:not-a-validity",
             "credentialStatus": "urn:accord:interop:not-a-status",
         },
     ]
-    signed = add_proof(
-        cred,
-        key=ctx.ident.org_key,
-        verification_method=f"{ctx.ident.org_did}#key-1",
-        proof_purpose="assertionMethod",
-        cryptosuite="eddsa-jcs-2022",
-    )
+
+    def signed(cred: dict[str, Any]) -> dict[str, Any]:
+        return jcs_secure(
+            cred,
+            key=ctx.ident.org_key,
+            verification_method=f"{ctx.ident.org_did}#key-1",
+            proof_purpose="assertionMethod",
+        )
+
+    control, hostile = signed(base), signed(attack)
     peer = ctx.peer()
     try:
+        await _open_raw(peer, ctx, lambda c, d: json.dumps(_signed_vp(ctx, control, c, d)).encode())
         return await _expect(
-            _open_raw(peer, ctx, lambda c, d: json.dumps(_signed_vp(ctx, signed, c, d)).encode()),
-            {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED},
+            _open_raw(peer, ctx, lambda c, d: json.dumps(_signed_vp(ctx, hostile, c, d)).encode()),
+            {grpc.StatusCode.INVALID_ARGUMENT},
             {"CONTEXT_NOT_ALLOWED", "UNKNOWN_CONTEXT"},
             "inline @context renaming validUntil/credentialStatus",
         )

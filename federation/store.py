@@ -327,7 +327,7 @@ def _digest_key(prefix: str, parts: tuple[str, str]) -> str:
     return prefix + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:48]
 
 
-@dataclass(frozen=True)
+@dataclass
 class PolicyState:
     """The trust book and the two ledgers a node's decision point keeps.
 
@@ -335,11 +335,13 @@ class PolicyState:
         trust: the :class:`policy.TrustBook`.
         budgets: the trust-budget :class:`policy.BudgetLedger`.
         requests: the request counter (rate limits), a :class:`policy.BudgetLedger`.
+        legacy: the earlier whole-document rows are still in the database.
     """
 
     trust: Any
     budgets: Any
     requests: Any
+    legacy: bool = False
 
 
 class PolicyStateStore:
@@ -402,7 +404,8 @@ class PolicyStateStore:
             if legacy[name]:
                 led.mark_dirty((r["contract_id"], r["requester"]) for r in rows)
             ledgers.append(led)
-        return PolicyState(trust=trust, budgets=ledgers[0], requests=ledgers[1])
+        was_legacy = any(v is not None for v in legacy.values())
+        return PolicyState(trust=trust, budgets=ledgers[0], requests=ledgers[1], legacy=was_legacy)
 
     def request_trust_set(
         self, requester: str, provider: str, value: float, *, reason: str, now: dt.datetime
@@ -470,7 +473,7 @@ class PolicyStateStore:
         for name, dirty in ledger_dirty.items():
             for key, row in dirty.items():
                 rows[_digest_key(_LEDGER_PREFIX[name], key)] = row
-        if rows:
+        if rows and ps.legacy:
             for k in _LEGACY_KEYS:
                 rows[k] = None
         try:
@@ -480,4 +483,6 @@ class PolicyStateStore:
             for name, dirty in ledger_dirty.items():
                 getattr(ps, name).mark_dirty(dirty)
             raise
+        if rows:
+            ps.legacy = False
         return len(rows)

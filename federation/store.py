@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -342,6 +343,8 @@ class PolicyState:
     budgets: Any
     requests: Any
     legacy: bool = False
+    #: one writer at a time, so an older snapshot never lands after a newer one
+    write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class PolicyStateStore:
@@ -459,6 +462,10 @@ class PolicyStateStore:
         Queued operator trust changes are applied first. On failure the
         changed keys stay marked, to be written next time.
         """
+        with ps.write_lock:
+            return self._persist(ps, now=now)
+
+    def _persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
         from dataclasses import asdict
 
         rows: dict[str, Any] = self.apply_trust_sets(ps.trust, now=now)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from federation.store import NodeStore, PolicyStateStore, make_engine, state
@@ -13,8 +17,29 @@ NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 PROVIDER = "did:web:hospital.example"
 
 
-def _store(tmp_path) -> NodeStore:
-    return NodeStore(make_engine(f"sqlite:///{tmp_path / 'node.db'}"))
+PG_URL = os.environ.get("ACCORD_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield NodeStore(make_engine(f"sqlite:///{tmp_path / 'node.db'}"))
+        return
+    if not PG_URL:
+        pytest.skip("needs ACCORD_TEST_DATABASE_URL")
+    schema = f"accord_trust_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    engine = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    try:
+        yield NodeStore(engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _keys(store: NodeStore) -> dict[str, str]:
@@ -22,8 +47,7 @@ def _keys(store: NodeStore) -> dict[str, str]:
         return {r.key: r.value for r in conn.execute(select(state.c.key, state.c.value)).all()}
 
 
-def test_only_changed_keys_are_written_one_row_each_with_bounded_row_keys(tmp_path) -> None:
-    store = _store(tmp_path)
+def test_only_changed_keys_are_written_one_row_each_with_bounded_row_keys(store) -> None:
     pss = PolicyStateStore(store)
     ps = pss.load()
     long_org = "did:web:" + "x" * 900 + ".example"  # a row key must not grow with the string
@@ -48,8 +72,7 @@ def test_only_changed_keys_are_written_one_row_each_with_bounded_row_keys(tmp_pa
     assert again.budgets.spent(("contract-a", long_org), window_seconds=3600, now=NOW) == 0.25
 
 
-def test_earlier_whole_documents_are_imported_then_removed(tmp_path) -> None:
-    store = _store(tmp_path)
+def test_earlier_whole_documents_are_imported_then_removed(store) -> None:
     legacy_book = TrustBook(TrustConfig(initial=1.0))
     store.put_state("trust", legacy_book.to_dict(), now=NOW)  # what the TVP runner seeds
     charge = {"contract_id": "c", "requester": "did:web:r.example", "at": NOW.timestamp(), "units": 0.3}
@@ -68,8 +91,7 @@ def test_earlier_whole_documents_are_imported_then_removed(tmp_path) -> None:
     assert isinstance(again.requests, BudgetLedger)
 
 
-def test_queued_operator_changes_are_applied_once(tmp_path) -> None:
-    store = _store(tmp_path)
+def test_queued_operator_changes_are_applied_once(store) -> None:
     pss = PolicyStateStore(store)
     ps = pss.load()
     pair = ("did:web:r.example", PROVIDER)

@@ -102,3 +102,42 @@ def test_queued_operator_changes_are_applied_once(store) -> None:
     pss.persist(ps, now=NOW + dt.timedelta(seconds=2))
     assert len(ps.trust.history(pair)) == 1
     assert not [k for k in _keys(store) if k.startswith("trust:set:")]
+
+
+def test_the_periodic_write_runs_off_the_event_loop_and_only_writes_changes(tmp_path) -> None:
+    import asyncio
+    import threading
+
+    from federation.identity import init_node
+    from federation.node import Node
+    from federation.server import _persist_loop
+    from federation.supervisor import free_port
+
+    d = tmp_path / "org"
+    init_node(d, org_name="org", listen=f"127.0.0.1:{free_port()}", force=True)
+    node = Node.open(d)
+    threads: list[int] = []
+    real = node.persist_state
+
+    def persist_state(**kw) -> None:
+        threads.append(threading.get_ident())
+        real(**kw)
+
+    node.persist_state = persist_state  # type: ignore[method-assign]
+    node.trust.record_denial(("did:web:peer.example", node.did), now=NOW)
+
+    async def go() -> int:
+        task = asyncio.create_task(_persist_loop(node, every=0.01))
+        while len(threads) < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return threading.get_ident()
+
+    try:
+        loop_thread = asyncio.run(go())
+        assert threads and loop_thread not in threads
+        rows = _keys(node.store)
+        assert sum(k.startswith("trust:pair:") for k in rows) == 1
+    finally:
+        node.ledger.close()
+        node.witness.close()

@@ -51,7 +51,7 @@ from federation.peers import AuthenticatedPeer, PeerRegistry
 from federation.provider_agents import load_provider_agent
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, make_engine
 from ledger import (
     DisclosureEntry,
     NoteSigner,
@@ -61,14 +61,12 @@ from ledger import (
     verify_receipt,
 )
 from policy import (
-    BudgetLedger,
     Contract,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
     PolicyError,
     RegopyEngine,
-    TrustBook,
     apply_gate,
     check_identifier,
 )
@@ -295,13 +293,14 @@ class Node:
         self.peers = PeerRegistry()
         self.contracts: dict[str, Contract] = {}
         self.policy = self._make_engine()
-        self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
-        self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
+        self.policy_state = PolicyStateStore(self.store).load()  # rows per pair / key (#10.2)
+        self.trust = self.policy_state.trust
+        self.budgets = self.policy_state.budgets
         self.pdp = PolicyDecisionPoint(
             self.policy,
             trust=self.trust,
             budgets=self.budgets,
-            requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}),
+            requests=self.policy_state.requests,
         )
         self.data = DataSource({})
         from federation.datasets import DatasetService
@@ -385,13 +384,15 @@ class Node:
         log.info("node state loaded", org=self.config.org_name, **counts)
         return counts
 
-    def persist_state(self) -> None:
-        """Persist trust scores and budgets (called periodically and on stop)."""
-        now = now_utc()
-        self.store.put_state("trust", self.trust.to_dict(), now=now)
-        self.store.put_state("budgets", self.budgets.to_dict(), now=now)
-        self.store.put_state("requests", self.pdp.requests.to_dict(), now=now)
-        self.drain_decision_log()
+    def persist_state(self, *, drain_log: bool = True) -> None:
+        """Persist the changed trust pairs and budget/rate keys, apply queued ``accord trust set``.
+
+        Blocking (database): the server's periodic loop runs it in a worker
+        thread with ``drain_log=False`` and drains the decision log itself.
+        """
+        PolicyStateStore(self.store).persist(self.policy_state, now=now_utc())
+        if drain_log:
+            self.drain_decision_log()
 
     def drain_decision_log(self) -> int:
         """Append the decision records gathered since the last drain to ``decisions.jsonl``.

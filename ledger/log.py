@@ -930,7 +930,9 @@ class TransparencyLog:
                                     row.index,
                                 )
                         if stored_cols["fields"] != set(want_fields):
-                            problem(f"entry {row.index}: field rows differ from the entry's fields", row.index)
+                            problem(
+                                f"entry {row.index}: field rows differ from the entry's fields", row.index
+                            )
                 except LedgerError:
                     problem(f"entry {row.index}: data is not a disclosure entry", row.index)
                 if row.index < tsize:

@@ -279,9 +279,7 @@ class Tx:
                 return
             top = int(rows[-1][0]) + 1
             fields: dict[int, set[tuple[int, str]]] = {}
-            for r in self.conn.execute(
-                select(f.idx, f.role, f.field).where(f.idx >= pos, f.idx < top)
-            ):
+            for r in self.conn.execute(select(f.idx, f.role, f.field).where(f.idx >= pos, f.idx < top)):
                 fields.setdefault(int(r[0]), set()).add((int(r[1]), r[2]))
             for r in rows:
                 out = dict(zip(("disclosure_id", *INDEXED_COLUMNS), r[1:], strict=True))

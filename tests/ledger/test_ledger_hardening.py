@@ -27,7 +27,10 @@ def _fresh(db_url, signer, n=12):
 @pytest.mark.parametrize(
     ("statement", "hidden_by"),
     [
-        ("UPDATE ledger_entries SET contract_id = 'other' WHERE idx = 5", EntryFilter(contract_id="contract-1")),
+        (
+            "UPDATE ledger_entries SET contract_id = 'other' WHERE idx = 5",
+            EntryFilter(contract_id="contract-1"),
+        ),
         ("UPDATE ledger_entries SET purpose = 'x' WHERE idx = 5", EntryFilter(purpose="care-coordination")),
         (
             "UPDATE ledger_entries SET requester_org = 'did:web:nobody' WHERE idx = 5",
@@ -37,7 +40,10 @@ def _fresh(db_url, signer, n=12):
         ("UPDATE ledger_entries SET kind = 'drift' WHERE idx = 5", EntryFilter(kind="disclosure")),
         ("UPDATE ledger_entries SET time_us = 0 WHERE idx = 5", None),
         ("UPDATE ledger_entries SET requester_agent = '' WHERE idx = 5", None),
-        ("DELETE FROM ledger_entry_fields WHERE idx = 5 AND field = 'diagnosis'", EntryFilter(field="diagnosis")),
+        (
+            "DELETE FROM ledger_entry_fields WHERE idx = 5 AND field = 'diagnosis'",
+            EntryFilter(field="diagnosis"),
+        ),
     ],
 )
 def test_verify_catches_an_edited_query_column(db_url, signer, statement, hidden_by):

@@ -55,6 +55,7 @@ from ledger.tiles import (
     tile_path,
 )
 from ledger.witness import (
+    MAX_EVIDENCE_PER_LOG,
     AddCheckpointRequest,
     Equivocation,
     Witness,
@@ -65,6 +66,7 @@ from ledger.witness import (
 
 __all__ = [
     "SIG_MLDSA44",
+    "MAX_EVIDENCE_PER_LOG",
     "AddCheckpointRequest",
     "Cosignature",
     "CosignatureSigner",

@@ -37,9 +37,12 @@ __all__ = [
     "parse_add_checkpoint",
     "format_add_checkpoint",
     "MAX_PROOF_LINES",
+    "MAX_EVIDENCE_PER_LOG",
     "SIZE_CONTENT_TYPE",
 ]
 
+MAX_EVIDENCE_PER_LOG = 64
+"""Most split-view evidence rows a witness keeps per log origin (identical pairs are kept once)."""
 MAX_PROOF_LINES = 63
 """Most consistency-proof lines an add-checkpoint request may carry."""
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
@@ -160,6 +163,15 @@ def _us(now: datetime) -> int:
     return int(now.timestamp() * 1_000_000)
 
 
+def _keep_evidence(tx, cp: Checkpoint, note_a: str, note_b: str, detail: str, now_us: int) -> None:
+    """Store two signed notes of one log that no proof reconciles (deduplicated, capped per log)."""
+    if tx.count_equivocations(cp.origin, note_a=note_a, note_b=note_b):
+        return
+    if tx.count_equivocations(cp.origin) >= MAX_EVIDENCE_PER_LOG:
+        return
+    tx.insert_equivocation(cp.origin, cp.size, note_a, note_b, detail, now_us)
+
+
 class Witness:
     """A tlog-witness: verifies checkpoints against its stored view and cosigns them.
 
@@ -245,8 +257,11 @@ class Witness:
         trusted log signature verifies (or a trusted one fails); 404 unknown
         origin; 409 old size differs from the stored size (body ``<size>\n``,
         ``text/x.tlog.size``), or same size with a different root (evidence is
-        stored); 422 a proof that does not verify, a non-empty proof with old 0,
-        or a size-0 checkpoint whose root is not SHA-256("").
+        stored); 422 a proof that does not verify (both notes are stored as
+        evidence: a log that rolled back and grew a different history is caught
+        here), a non-empty proof with old 0, or a size-0 checkpoint whose root
+        is not SHA-256(""). Evidence is kept once per pair of notes and at most
+        :data:`MAX_EVIDENCE_PER_LOG` rows per log.
 
         Args:
             body: Request body bytes.
@@ -289,20 +304,23 @@ class Witness:
                 if req.proof:
                     return _reply(422, "the proof must be empty for equal sizes\n")
                 if cp.root != stored_root:
-                    tx.insert_equivocation(
-                        cp.origin,
-                        cp.size,
-                        stored_note or "",
-                        req.note,
-                        "same size, different root",
-                        _us(now),
-                    )
+                    _keep_evidence(tx, cp, stored_note or "", req.note, "same size, different root", _us(now))
                     return _reply(409, f"{stored_size}\n", SIZE_CONTENT_TYPE)
             else:
                 assert stored_root is not None
                 try:
                     verify_consistency(req.old_size, cp.size, stored_root, cp.root, req.proof)
                 except InvalidProofError:
+                    # The log signed a larger tree that nothing shows extends the one cosigned:
+                    # a log rolled back and regrown differs here. Both notes are kept.
+                    _keep_evidence(
+                        tx,
+                        cp,
+                        stored_note or "",
+                        req.note,
+                        f"no consistency proof from the cosigned size {stored_size} to size {cp.size}",
+                        _us(now),
+                    )
                     return _reply(422, "consistency proof does not verify against stored root\n")
             if not tx.witness_cas(
                 self.name, cp.origin, stored_size, cp.size, cp.root, req.note, _us(now)

@@ -455,6 +455,18 @@ class Tx:
             )
         )
 
+    def count_equivocations(
+        self, origin: str, *, note_a: str | None = None, note_b: str | None = None
+    ) -> int:
+        """Return how many evidence rows name ``origin`` (and, if given, exactly these notes)."""
+        q = s.equivocations.c
+        conds = [q.origin == origin]
+        if note_a is not None:
+            conds.append(q.note_a == note_a)
+        if note_b is not None:
+            conds.append(q.note_b == note_b)
+        return int(self.conn.execute(select(func.count()).where(and_(*conds))).scalar_one())
+
     def equivocations(self) -> list[tuple[str, int, str, str, str, int]]:
         """Return ``(origin, size, note_a, note_b, detail, detected_at_us)`` rows."""
         q = s.equivocations.c

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
 from ledger_support import ORIGIN, make_entry
 
 from ledger import EntryFilter, TransparencyLog
+
+NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
 
 def _sql(db_url: str, statement: str, *args) -> None:
@@ -72,3 +75,52 @@ def test_verify_catches_field_rows_no_entry_holds(db_url, signer):
     report = log2.verify()
     assert not report.ok and any("field rows" in p for p in report.problems)
     log2.close()
+
+
+# ------------------------------------------------------------------ witness: rollback and regrowth
+
+
+def test_witness_keeps_evidence_of_a_log_rolled_back_and_regrown(tmp_path, signer):
+    """The log's own key signs a larger tree that does not extend the cosigned one: evidence + alert."""
+    from ledger import Witness
+
+    honest = TransparencyLog.open(f"sqlite:///{tmp_path / 'a.db'}", origin=ORIGIN, signer=signer)
+    honest.append([make_entry(i) for i in range(10)])
+    honest.integrate()
+    w = Witness.open(f"sqlite:///{tmp_path / 'w.db'}", name="w.example", seed=b"\x44" * 32)
+    w.add_log(ORIGIN, signer.vkey)
+    assert w.add_checkpoint(honest.add_checkpoint_request(0), now=NOW).status == 200
+    cosigned = honest.latest_checkpoint().note
+    # The operator restores a backup of size 6 and grows a different history to size 14.
+    regrown = TransparencyLog.open(f"sqlite:///{tmp_path / 'b.db'}", origin=ORIGIN, signer=signer)
+    regrown.append([make_entry(i) for i in range(6)])
+    regrown.append([make_entry(i, purpose="rewritten") for i in range(100, 108)])
+    regrown.integrate()
+    body = regrown.add_checkpoint_request(10, size=14)  # a proof valid only inside the new history
+    r = w.add_checkpoint(body, now=NOW)
+    assert r.status == 422
+    assert w.latest(ORIGIN).checkpoint.size == 10  # nothing moved
+    ev = w.equivocations()
+    assert len(ev) == 1
+    assert ev[0].note_a == cosigned and ev[0].note_b == regrown.latest_checkpoint().note
+    assert ev[0].error().reason == "EQUIVOCATION"
+    # the same pair again is kept once; evidence rows per log are capped
+    assert w.add_checkpoint(body, now=NOW).status == 422
+    assert len(w.equivocations()) == 1
+    for log in (honest, regrown, w):
+        log.close()
+
+
+def test_witness_evidence_is_capped_per_log(tmp_path):
+    from ledger import MAX_EVIDENCE_PER_LOG, Checkpoint, NoteSigner, Witness, format_add_checkpoint
+
+    w = Witness.open(f"sqlite:///{tmp_path / 'w.db'}", name="w.example", seed=b"\x45" * 32)
+    log = NoteSigner("log.example", b"\x01" * 32)
+    w.add_log("log.example", log.vkey)
+    first = log.sign(Checkpoint("log.example", 5, b"\x07" * 32).body())
+    assert w.add_checkpoint(format_add_checkpoint(0, [], first), now=NOW).status == 200
+    for i in range(MAX_EVIDENCE_PER_LOG + 10):
+        fork = log.sign(Checkpoint("log.example", 5, i.to_bytes(32, "big")).body())
+        assert w.add_checkpoint(format_add_checkpoint(5, [], fork), now=NOW).status == 409
+    assert len(w.equivocations()) == MAX_EVIDENCE_PER_LOG
+    w.close()

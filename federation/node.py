@@ -1195,6 +1195,7 @@ class Node:
             evidence = getattr(refusal, "evidence", None)
             if evidence is not None:
                 await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
             entry = DisclosureEntry(
                 kind="received",
                 disclosure_id=("rcv_" + sha256_hex(request.signed_bytes)[:32]),
@@ -1319,6 +1320,7 @@ class Node:
             evidence = getattr(exc, "evidence", None)
             if evidence is not None:
                 await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
         reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
         entry = DisclosureEntry(
             kind="received",

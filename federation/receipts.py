@@ -77,6 +77,9 @@ __all__ = [
     "peer_log_policy",
     "MAX_PENDING",
     "MAX_EVIDENCE",
+    "receipt_book",
+    "persist_book",
+    "check_receipt",
 ]
 
 MAX_PENDING = 4096
@@ -503,6 +506,11 @@ def receipt_book(node: Any) -> PeerLogBook:
         book = PeerLogBook(node.store.get_state("peer_logs"))
         node._receipt_book = book
     return book
+
+
+def persist_book(node: Any) -> None:
+    """Persist the node's book (node state ``peer_logs``)."""
+    node.store.put_state("peer_logs", receipt_book(node).to_dict(), now=datetime.now(UTC))
 
 
 def check_receipt(

@@ -38,6 +38,7 @@ __all__ = [
     "format_add_checkpoint",
     "MAX_PROOF_LINES",
     "MAX_EVIDENCE_PER_LOG",
+    "MAX_ADD_CHECKPOINT_BYTES",
     "SIZE_CONTENT_TYPE",
 ]
 
@@ -45,6 +46,8 @@ MAX_EVIDENCE_PER_LOG = 64
 """Most split-view evidence rows a witness keeps per log origin (identical pairs are kept once)."""
 MAX_PROOF_LINES = 63
 """Most consistency-proof lines an add-checkpoint request may carry."""
+MAX_ADD_CHECKPOINT_BYTES = 64 * 1024
+"""Largest add-checkpoint request body accepted, bytes (checked before any parsing)."""
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 """Content type of a 409 response body (the witness's current size)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -120,9 +123,16 @@ def parse_add_checkpoint(body: bytes | str) -> AddCheckpointRequest:
     """Parse an add-checkpoint request body (``old N``, proof lines, blank line, note).
 
     Raises:
-        MalformedNoteError: If the body is malformed.
+        MalformedNoteError: If the body is longer than :data:`MAX_ADD_CHECKPOINT_BYTES`
+            or malformed.
 
     """
+    if not isinstance(body, bytes | bytearray | str):
+        raise MalformedNoteError("request must be str or bytes")
+    if len(body) > MAX_ADD_CHECKPOINT_BYTES:
+        raise MalformedNoteError(
+            f"request is longer than {MAX_ADD_CHECKPOINT_BYTES}", metadata={"length": len(body)}
+        )
     if isinstance(body, bytes | bytearray):
         try:
             body = bytes(body).decode("utf-8")

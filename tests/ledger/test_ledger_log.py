@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import rfc8785
-from ledger_support import ORIGIN
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ledger_support import make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion
+from ledger_support import ORIGIN, make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion
 
 from ledger import (
     EMPTY_ROOT,

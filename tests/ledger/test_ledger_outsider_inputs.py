@@ -107,9 +107,7 @@ def test_oversized_note_is_refused_before_parsing():
 
 def test_oversized_receipt_and_add_checkpoint_are_refused(seeds):
     with pytest.raises(LedgerError) as exc:
-        Receipt.parse(
-            seeds["receipt"].replace("\n\n", "\n" + "A" * 44 * 0 + "\n\n", 1) + "x" * MAX_RECEIPT_BYTES
-        )
+        Receipt.parse(seeds["receipt"] + "x" * MAX_RECEIPT_BYTES)
     assert exc.value.reason == "MALFORMED_PROOF" and "longer" in str(exc.value)
     head, note = seeds["receipt"].split("\n\n", 1)
     many = head + ("\n" + "A" * 43 + "=") * 65 + "\n\n" + note

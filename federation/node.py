@@ -1250,8 +1250,10 @@ class Node:
                 err.metadata["received_leaf_index"] = str(index)
                 err.metadata["receipt_verified"] = str(ok).lower()
             raise
+        from pydantic import ValidationError
+
         from federation import receipts as rc
-        from ledger import leaf_hash
+        from ledger import LedgerError, leaf_hash
 
         receipt = outcome.receipt
         book = rc.receipt_book(self)
@@ -1333,31 +1335,53 @@ class Node:
             written = await self.writer.write(entry, receipt=False)
             refusal.metadata["received_leaf_index"] = str(written.index)
             raise refusal
-        entry = DisclosureEntry(
+        received = dict(
             kind="received",
-            disclosure_id=outcome.disclosure_id,
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
             requester_agent=request.agent_did,
-            provider_agent="",
             contract_id=request.contract_id,
-            contract_hash=self.contracts[request.contract_id].version_hash
-            if request.contract_id in self.contracts
-            else "",
             purpose=request.purpose,
             fields_requested=list(request.fields),
-            fields_released=list(outcome.released_fields),
-            fields_stripped=list(outcome.stripped_fields),
-            record_count=outcome.record_count,
-            decision=outcome.decision,
-            reason="" if ok else "RECEIPT_INVALID",
-            decision_hash=outcome.decision_hash,
             request_digest=sha256_hex(request.signed_bytes),
-            response_digest=expected["response_digest"],
-            effective_trust=outcome.effective_trust,
             provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
         )
+        try:
+            entry = DisclosureEntry(
+                kind="received",
+                disclosure_id=outcome.disclosure_id,
+                time=rfc3339(now_utc()),
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash=self.contracts[request.contract_id].version_hash
+                if request.contract_id in self.contracts
+                else "",
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                fields_released=list(outcome.released_fields),
+                fields_stripped=list(outcome.stripped_fields),
+                record_count=outcome.record_count,
+                decision=outcome.decision,
+                reason="" if ok else "RECEIPT_INVALID",
+                decision_hash=outcome.decision_hash,
+                request_digest=sha256_hex(request.signed_bytes),
+                response_digest=expected["response_digest"],
+                effective_trust=outcome.effective_trust,
+                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
+            )
+        except (ValidationError, LedgerError):
+            # an unverified outcome whose members do not form an entry: record what this node knows
+            entry = DisclosureEntry(
+                disclosure_id="rcv_" + sha256_hex(request.signed_bytes)[:32],
+                contract_hash="",
+                decision="deny",
+                reason="RECEIPT_INVALID",
+                **received,
+            )
         written = await self.writer.write(entry, receipt=False)
         return outcome, written.index, ok
 
@@ -1440,9 +1464,9 @@ class Node:
         reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
         entry = DisclosureEntry(
             kind="received",
-            disclosure_id=("rcv_" + sha256_hex(request.signed_bytes)[:32])
-            if refusal is not None
-            else meta.get("disclosure_id", ""),
+            disclosure_id=meta.get("disclosure_id", "")
+            if ok
+            else "rcv_" + sha256_hex(request.signed_bytes)[:32],
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
@@ -1457,7 +1481,7 @@ class Node:
             record_count=0,
             decision="deny",
             reason=reason[:256],
-            decision_hash=meta.get("decision_hash", "") if refusal is None else "",
+            decision_hash=meta.get("decision_hash", "") if ok else "",
             request_digest=sha256_hex(request.signed_bytes),
             response_digest="",
             effective_trust=0.0,

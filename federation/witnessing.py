@@ -130,8 +130,8 @@ class WitnessCoordinator:
                 await n.writer.run_sync(n.ledger.record_equivocation, err.evidence)  # type: ignore[attr-defined]
             except (LedgerError, FederationError) as exc:  # not witnessed yet, peer down: next round
                 self.failures[bundle.org_name] = f"receipts unsettled: {exc.reason}"
-        if touched:
-            n.store.put_state("peer_logs", book.to_dict(), now=now_utc())
+        if touched:  # a snapshot taken on the loop, written off it (the store commits synchronously)
+            await asyncio.to_thread(n.store.put_state, "peer_logs", book.to_dict(), now=now_utc())
         return settled
 
     async def _report_equivocation(self, ev: Any) -> None:

@@ -434,3 +434,21 @@ def test_honest_receipts_settle_against_a_witnessed_checkpoint(provider_only):
         assert node.store.get_state("peer_logs")["logs"][origin]["settled"] >= 1
 
     run(_in_process_requester(provider_only.layout, lambda out, n: out, body))
+
+
+def test_unverifiable_outcome_with_malformed_members_is_recorded_not_crashing(provider_only):
+    """A receipt that does not verify and an outcome whose members form no entry: RECEIPT_INVALID."""
+
+    def tamper(out, n):
+        out.receipt.tlog_proof = "not a tlog-proof"
+        out.decision = "maybe"
+        out.effective_trust = 7.0
+        return out
+
+    async def body(node, ask):
+        r = await ask(7)
+        assert r.receipt_verified is False
+        rows = _received(node, "RECEIPT_INVALID")
+        assert rows and rows[-1].decision == "deny" and rows[-1].disclosure_id.startswith("rcv_")
+
+    run(_in_process_requester(provider_only.layout, tamper, body))

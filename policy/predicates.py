@@ -34,12 +34,13 @@ equalities, a ``between`` range), so one cap can bound them all.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -543,9 +544,66 @@ def _compile(pred: Predicate, id_column: str) -> Callable[[_Rec], bool]:
     return cmp
 
 
-def _eval_np(
-    pred: Predicate, cols: Mapping[str, tuple[np.ndarray, np.ndarray]], id_column: str, n: int
-) -> np.ndarray:
+class _Col(NamedTuple):
+    """One column, ready for vectorised evaluation.
+
+    ``vals`` holds the values (a placeholder where missing); for ``str``
+    columns it holds int32 codes into ``levels`` (the sorted distinct values;
+    -1 where missing), so every comparison is an integer scan and ordering
+    comparisons keep Python's string order.
+    """
+
+    vals: np.ndarray
+    present: np.ndarray
+    levels: list[Any] | None = None
+
+
+def _eval_levels(op: str, v: Any, codes: np.ndarray, levels: list[Any]) -> np.ndarray:
+    def code(x: Any) -> int:
+        i = bisect.bisect_left(levels, x)
+        return i if i < len(levels) and levels[i] == x else -2  # -2 matches no record
+
+    if op == "==":
+        return codes == code(v)
+    if op == "!=":
+        return codes != code(v)
+    if op in ("in", "not_in"):
+        m = np.isin(codes, np.asarray([c for c in map(code, v) if c >= 0], dtype=np.int32))
+        return ~m if op == "not_in" else m
+    if op == "<":
+        return codes < bisect.bisect_left(levels, v)
+    if op == "<=":
+        return codes < bisect.bisect_right(levels, v)
+    if op == ">":
+        return codes >= bisect.bisect_right(levels, v)
+    if op == ">=":
+        return codes >= bisect.bisect_left(levels, v)
+    lo, hi = v  # between
+    return (codes >= bisect.bisect_left(levels, lo)) & (codes < bisect.bisect_right(levels, hi))
+
+
+def _isin(vals: np.ndarray, v: frozenset[Any]) -> np.ndarray:
+    """``vals[i] in v`` for every i, with Python's ``==`` semantics, in O(len(vals) + len(v)) vectorised."""
+    if vals.dtype == np.int64:
+        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        return np.isin(vals, np.asarray([x for x in v if lo <= x <= hi], dtype=np.int64))
+    if vals.dtype == np.float64:
+        wanted = []
+        for x in v:
+            try:
+                f = float(x)
+            except OverflowError:
+                continue  # no float64 equals it
+            if f == x:  # an int no float64 represents equals no value
+                wanted.append(f)
+        return np.isin(vals, np.asarray(wanted, dtype=np.float64))
+    if vals.dtype == np.bool_:
+        return np.isin(vals, np.asarray(sorted(v), dtype=np.bool_))
+    n = vals.shape[0]
+    return np.fromiter((x in v for x in vals.tolist()), dtype=np.bool_, count=n)
+
+
+def _eval_np(pred: Predicate, cols: Mapping[str, _Col], id_column: str, n: int) -> np.ndarray:
     if isinstance(pred, All):
         return np.ones(n, dtype=np.bool_)
     if isinstance(pred, And):
@@ -561,22 +619,13 @@ def _eval_np(
     if isinstance(pred, Not):
         return ~_eval_np(pred.part, cols, id_column, n)
     if isinstance(pred, Ids):
-        ids = cols[id_column][0]
-        if ids.dtype == object:
-            wanted = pred.ids
-            return np.fromiter((i in wanted for i in ids), dtype=np.bool_, count=n)
-        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-        inrange = [i for i in pred.ids if lo <= i <= hi]
-        return np.isin(ids, np.asarray(inrange, dtype=np.int64))
-    vals, present = cols[pred.column]
+        return _isin(cols[id_column].vals, pred.ids)
+    vals, present, levels = cols[pred.column]
     op, v = pred.op, pred.value
-    if op in ("in", "not_in"):
-        if len(v) <= 8 and vals.dtype != object:
-            m = np.zeros(n, dtype=np.bool_)
-            for x in v:
-                m |= np.asarray(vals == x, dtype=np.bool_)
-        else:  # one hashed lookup per record, whatever the list's length (Python's == semantics)
-            m = np.fromiter((x in v for x in vals.tolist()), dtype=np.bool_, count=n)
+    if levels is not None:
+        m = _eval_levels(op, v, vals, levels)
+    elif op in ("in", "not_in"):
+        m = _isin(vals, v)
         if op == "not_in":
             m = ~m
     elif op == "between":
@@ -656,7 +705,7 @@ class Dataset:
             return None
         if contributing not in self.schema.columns:
             raise DatasetError(f"unknown column {contributing!r}", metadata={"column": str(contributing)})
-        return self._columns()[contributing][1]
+        return self._columns()[contributing].present
 
     def select(self, pred: Predicate, *, contributing: str | None = None) -> list[int]:
         """Return the ids of the records ``pred`` selects, in record order.
@@ -693,7 +742,7 @@ class Dataset:
             DatasetError: ``contributing`` is not a column of the schema.
 
         """
-        return self._columns()[self.schema.id_column][0][self._mask(pred, contributing)]
+        return self._columns()[self.schema.id_column].vals[self._mask(pred, contributing)]
 
     def select_positions(self, pred: Predicate, *, contributing: str | None = None) -> np.ndarray:
         """Return the positions (0-based record ordinals, int64, ascending) ``pred`` selects.
@@ -713,14 +762,15 @@ class Dataset:
         mask = _eval_np(pred, self._columns(), self.schema.id_column, len(self.records))
         return mask if present is None else mask & present
 
-    def _columns(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _columns(self) -> dict[str, _Col]:
         cached = self.__dict__.get("_np_columns")
         if cached is not None:
             return cached
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        out: dict[str, _Col] = {}
         for name, typ in self.schema.columns.items():
             raw = [r.get(name) for r in self.records]
             present = np.fromiter((v is not None for v in raw), dtype=np.bool_, count=len(raw))
+            levels = None
             if typ == "int":
                 vals = np.fromiter((0 if v is None else v for v in raw), dtype=object)
                 try:
@@ -731,9 +781,12 @@ class Dataset:
                 vals = np.fromiter((0.0 if v is None else v for v in raw), dtype=np.float64)
             elif typ == "bool":
                 vals = np.fromiter((bool(v) for v in raw), dtype=np.bool_, count=len(raw))
-            else:
-                vals = np.array(["" if v is None else v for v in raw], dtype=object)
-            out[name] = (vals, present)
+            else:  # str: int32 codes into the sorted distinct values
+                levels = sorted({v for v in raw if v is not None})
+                index = {u: i for i, u in enumerate(levels)}
+                codes = (-1 if v is None else index[v] for v in raw)
+                vals = np.fromiter(codes, dtype=np.int32, count=len(raw))
+            out[name] = _Col(vals, present, levels)
         object.__setattr__(self, "_np_columns", out)
         return out
 

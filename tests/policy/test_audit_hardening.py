@@ -359,3 +359,82 @@ def test_exact_mode_still_refuses_absent_ids_and_empty_selections(tmp_path):
     with pytest.raises(DeniedError) as ei:
         ask(svc, "count", {"col": "dept", "op": "==", "val": "nobody"})
     assert ei.value.reason == "EMPTY_SELECTION"
+
+
+# --------------------------------------------------------------------------- bounded evaluation
+
+ANY_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "between"]
+word = st.sampled_from(["", "a", "ab", "b", "ba", "z", "é", "A"])
+num = st.integers(-4, 4) | st.sampled_from([2**70, -(2**63), 2**63 - 1])
+fnum = st.floats(-4, 4, allow_nan=False) | num
+
+
+def _leaf(col, val):
+    return st.builds(
+        lambda op, x, xs, lo, hi: {
+            "col": col,
+            "op": op,
+            "val": xs if op in ("in", "not_in") else [lo, hi] if op == "between" else x,
+        },
+        st.sampled_from(ANY_OPS),
+        val,
+        st.lists(val, max_size=12),
+        val,
+        val,
+    )
+
+
+typed_preds = st.recursive(
+    st.one_of(_leaf("dept", word), _leaf("age", num), _leaf("score", fnum)),
+    lambda c: (
+        st.builds(lambda k, ps: {k: ps}, st.sampled_from(["and", "or"]), st.lists(c, min_size=1, max_size=3))
+        | st.builds(lambda p: {"not": p}, c)
+    ),
+    max_leaves=6,
+)
+SCORED = DatasetSchema(
+    "id", ("salary",), {"id": "int", "dept": "str", "age": "int", "score": "float", "salary": "float"}
+)
+typed_records = st.lists(
+    st.fixed_dictionaries(
+        {
+            "dept": st.none() | word,
+            "age": st.none() | num,
+            "score": st.none() | st.floats(-4, 4, allow_nan=False),
+        }
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(recs=typed_records, pred=typed_preds)
+def test_vectorised_evaluation_matches_python_semantics(recs, pred):
+    """The node's NumPy path (string codes, hashed ``in``) selects exactly what Python comparisons select."""
+    try:
+        p = parse_predicate(pred, SCORED)
+    except PredicateError:
+        return  # e.g. an int literal too large for nothing: refused, not evaluated
+    ds = Dataset(SCORED, [{"id": i, "salary": 1.0, **r} for i, r in enumerate(recs)])
+    assert ds.select_array(p).tolist() == ds.select(p)
+
+
+def test_worst_case_predicate_evaluates_in_bounded_time():
+    """256 comparisons (the cap) of 32-value ``in`` lists on a string column, 100,000 records."""
+    import random
+
+    rng = random.Random(1)
+    big = Dataset(
+        SCORED,
+        [
+            {"id": i, "salary": 1.0, "dept": f"d{rng.randrange(50)}", "age": rng.randrange(90)}
+            for i in range(100_000)
+        ],
+    )
+    leaves = [{"col": "dept", "op": "in", "val": [f"d{j}" for j in range(32)]} for _ in range(256)]
+    text = json.dumps({"kind": "sum", "column": "salary", "predicate": {"or": leaves}}, separators=(",", ":"))
+    p = big.parse(loads_bounded(text)["predicate"])
+    big.select_array(p)  # builds the column cache
+    t0 = time.perf_counter()
+    big.select_array(p)
+    assert time.perf_counter() - t0 < 2.0  # about 0.2 s; the per-value loop it replaces took about 37 s

@@ -118,6 +118,10 @@ class DatasetSpec:
             raise InvalidRequestError(f"malformed dataset spec: {exc}", reason="BAD_DATASET") from exc
         if spec.scope not in SCOPES:
             raise InvalidRequestError(f"scope must be one of {SCOPES}", reason="BAD_DATASET")
+        if spec.max_ids < 0:
+            raise InvalidRequestError("max_ids must be >= 0", reason="BAD_DATASET")
+        if spec.dp is not None:
+            _check_dp(spec.dp)
         return spec
 
     def schema(self) -> DatasetSchema:
@@ -446,6 +450,21 @@ class DatasetService:
                     }
                 )
         return rows
+
+
+def _check_dp(dp: Any) -> None:
+    """Refuse a DP spec the mechanisms would reject later (blamed on a requester, mid-query)."""
+    from policy.dp import check_dp_parameters
+
+    if not isinstance(dp, dict) or not {"epsilon_total", "epsilon_per_query", "bounds"} <= set(dp):
+        raise InvalidRequestError(
+            "malformed dp spec: needs epsilon_total, epsilon_per_query and bounds [lo, hi]",
+            reason="BAD_DATASET",
+        )
+    try:
+        check_dp_parameters(dp["epsilon_total"], dp["epsilon_per_query"], dp["bounds"])
+    except PolicyError as exc:
+        raise InvalidRequestError(f"malformed dp spec: {exc}", reason="BAD_DATASET") from None
 
 
 def _exact(values: list[float], kind: str) -> float | int:

@@ -178,8 +178,9 @@ def parse_queries(lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = T
     """Parse a JSON-lines query log (blank lines are skipped).
 
     Raises:
-        ReplayError: a line is not JSON, lacks a field, has a bad kind, or its
-            predicate is invalid (the message names the 1-based line).
+        ReplayError: a line is not JSON (or nested too deeply to decode), lacks
+            a field, has a bad kind, or its predicate is invalid (the message
+            names the 1-based line).
 
     """
     out: list[ReplayQuery] = []
@@ -191,6 +192,8 @@ def parse_queries(lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = T
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ReplayError(f"line {n}: not JSON ({e.msg})", metadata=meta) from None
+        except RecursionError:
+            raise ReplayError(f"line {n}: JSON nested too deeply", metadata=meta) from None
         if not isinstance(obj, dict):
             raise ReplayError(f"line {n}: expected a JSON object", metadata=meta)
         for key in ("requester_org", "agent", "kind"):

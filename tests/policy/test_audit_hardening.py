@@ -457,3 +457,19 @@ def test_bad_dp_specs_are_refused_at_registration(dp):
     with pytest.raises(InvalidRequestError) as ei:
         DatasetSpec.from_dict(spec(dp=dp))
     assert ei.value.reason == "BAD_DATASET"
+
+
+@pytest.mark.parametrize("bounds", ["a,b", "1", "0,100,5"])
+def test_cli_refuses_malformed_dp_bounds_with_a_reason(tmp_path, bounds):
+    """``--dp-bounds`` that are not LO,HI numbers: BAD_DATASET, not an internal ValueError."""
+    from typer.testing import CliRunner
+
+    from federation.cli.dataset import app as dataset_app
+
+    res = CliRunner().invoke(
+        dataset_app,
+        ["register", "staff", "--id", "id", "--sensitive", "salary", "--dir", str(tmp_path)]
+        + ["--csv", str(tmp_path / "x.csv"), "--dp-epsilon-total", "1", "--dp-bounds", bounds],
+    )
+    assert isinstance(res.exception, InvalidRequestError), res.exception
+    assert res.exception.reason == "BAD_DATASET"

@@ -49,6 +49,7 @@ from policy.predicates import Dataset, DatasetSchema, id_reach, loads_bounded, p
 
 SCOPES = ("agent", "org", "coalition", "global")
 KINDS = ("count", "sum", "avg")
+_QUERY_KEYS = frozenset({"kind", "column", "predicate"})
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,7 @@ class AggregateQuery:
             d = loads_bounded(text)
         except PolicyError as exc:
             raise InvalidRequestError(str(exc), reason="INVALID_PREDICATE", metadata=exc.metadata) from None
-        if (
-            not isinstance(d, dict)
-            or not {"kind", "column"} <= set(d)
-            or not set(d)
-            <= {
-                "kind",
-                "column",
-                "predicate",
-            }
-        ):
+        if not isinstance(d, dict) or not {"kind", "column"} <= d.keys() <= _QUERY_KEYS:
             raise InvalidRequestError(
                 "malformed aggregate query: expected an object with kind, column and predicate",
                 reason="INVALID_PREDICATE",

@@ -473,3 +473,47 @@ def test_cli_refuses_malformed_dp_bounds_with_a_reason(tmp_path, bounds):
     )
     assert isinstance(res.exception, InvalidRequestError), res.exception
     assert res.exception.reason == "BAD_DATASET"
+
+
+# --------------------------------------------------------------------------- #18.8: exact mode
+
+exact_records = st.lists(
+    st.fixed_dictionaries(
+        {
+            "dept": st.sampled_from(["a", "b", "c"]),
+            "age": st.integers(20, 24),
+            "salary": st.none() | st.integers(1, 1000),
+        }
+    ),
+    min_size=1,
+    max_size=10,
+)
+exact_queries = st.lists(
+    st.tuples(
+        st.sampled_from(["a1", "a2"]),
+        st.sampled_from(["count", "sum", "avg"]),
+        st.one_of(
+            st.just({}),
+            st.builds(lambda d: {"col": "dept", "op": "==", "val": d}, st.sampled_from(["a", "b", "c"])),
+            st.builds(lambda a: {"col": "age", "op": "<=", "val": a}, st.integers(19, 24)),
+            st.builds(lambda d: {"not": {"col": "dept", "op": "==", "val": d}}, st.sampled_from(["a", "b"])),
+        ),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(recs=exact_records, qs=exact_queries, shift=st.integers(1, 10**6))
+def test_exact_mode_refusals_never_depend_on_the_values(recs, qs, shift):
+    """Exact mode is simulatable w.r.t. the sensitive values: change every value, keep which are
+    present, and every decision and refusal reason stays the same (NULLs included)."""
+    rows = [{"id": i, **r} for i, r in enumerate(recs)]
+    other = [{**r, "salary": None if r["salary"] is None else r["salary"] * 3 + shift} for r in rows]
+    lines = [json.dumps({"requester_org": "A", "agent": ag, "kind": k, "predicate": p}) for ag, k, p in qs]
+
+    def decisions(records):
+        ds = load_dataset({"id": "id", "sensitive": "salary", "columns": ["dept", "age"], "records": records})
+        return [(r.decision, r.reason) for r in replay(ds, parse_queries(lines, ds), scope="org")]
+
+    assert decisions(rows) == decisions(other)

@@ -1076,11 +1076,13 @@ class Node:
         ]
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         extra["scope"] = answer.scope_key
+        # under DP no exact count leaves the node: not in the answer (None), not in the ledger (0)
+        logged_count = answer.record_count if answer.record_count is not None else 0
         entry = DisclosureEntry(
             kind="disclosure",
             fields_released=[f"{query.kind}({query.column})"],
             fields_stripped=[],
-            record_count=answer.record_count,
+            record_count=logged_count,
             decision="allow",
             reason="",
             response_digest=sha256_hex(response_bytes),
@@ -1096,7 +1098,7 @@ class Node:
             released_fields=(f"{query.kind}({query.column})",),
             stripped_fields=(),
             payload=payload,
-            record_count=answer.record_count,
+            record_count=logged_count,
             reasons=(),
             obligations=tuple(decision.obligations),
             effective_trust=tau,

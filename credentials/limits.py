@@ -117,7 +117,9 @@ def check_document_limits(document: Any, limits: DocumentLimits = DEFAULT_LIMITS
                 )
             if isinstance(value, dict):
                 if len(value) > limits.max_object_keys:
-                    raise _too_complex("max_object_keys", limits.max_object_keys, "an object has too many keys")
+                    raise _too_complex(
+                        "max_object_keys", limits.max_object_keys, "an object has too many keys"
+                    )
                 for key in value:
                     if not isinstance(key, str):
                         raise MalformedCredentialError("JSON object keys must be strings")

@@ -63,7 +63,9 @@ def _sets_vocab(loader: DocumentLoader, url: str) -> bool:
     return any(isinstance(c, dict) and "@vocab" in c for c in items)
 
 
-def check_context(context: Any, *, loader: DocumentLoader | None = None, where: str = "@context") -> list[str]:
+def check_context(
+    context: Any, *, loader: DocumentLoader | None = None, where: str = "@context"
+) -> list[str]:
     """Check one ``@context`` value against rule 1 of the module docstring.
 
     Args:
@@ -176,4 +178,3 @@ def check_profile(document: Any, *, loader: DocumentLoader | None = None) -> Non
             elif role == "top" and key == "verifiableCredential":
                 child_role = "top"
             stack.append((item, here, child_role))
-

@@ -34,7 +34,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from credentials.limits import check_document_limits
 from credentials.dids import KeyResolver
 from credentials.errors import (
     ContextNotAllowedError,
@@ -46,6 +45,7 @@ from credentials.errors import (
 )
 from credentials.interop import InteropWarning, interop_warnings
 from credentials.keys import Ed25519KeyPair
+from credentials.limits import check_document_limits
 from credentials.loader import VC_V2_CONTEXT_URL, DocumentLoader
 from credentials.model import (
     AGENT_CREDENTIAL_TYPE,

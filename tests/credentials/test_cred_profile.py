@@ -21,7 +21,6 @@ import pytest
 
 from credentials import (
     CredentialError,
-    Ed25519KeyPair,
     StaticKeyResolver,
     StatusList,
     StatusListCache,
@@ -35,11 +34,8 @@ from credentials import (
     verify_credential,
     verify_presentation,
 )
-from credentials.cryptosuites import get_cryptosuite, hash_data
-from credentials.keys import multibase_encode_base58btc
 from credentials.loader import bundled_contexts
-from credentials.proofs import format_datetime
-from tests.credentials.cred_support import NOW, ORG_DID, ORG_VM, SUITES, VERIFIER_DID
+from tests.credentials.cred_support import NOW, ORG_DID, ORG_VM, SUITES, VERIFIER_DID, sign_unchecked
 
 CRED = "https://www.w3.org/2018/credentials#"
 XSD_DATETIME = "http://www.w3.org/2001/XMLSchema#dateTime"
@@ -48,24 +44,6 @@ RENAMING_CONTEXT = {
     "expiry": {"@id": CRED + "validUntil", "@type": XSD_DATETIME},
     "standing": {"@id": CRED + "credentialStatus", "@type": "@id"},
 }
-
-
-def sign_unchecked(document: dict, key: Ed25519KeyPair, vm: str, purpose: str, suite: str, **opts) -> dict:
-    """Sign like a Data Integrity implementation without Accord's profile checks (the attacker's tool)."""
-    s = get_cryptosuite(suite)
-    proof = {
-        "type": "DataIntegrityProof",
-        "cryptosuite": suite,
-        "created": format_datetime(NOW - timedelta(days=59)),
-        "verificationMethod": vm,
-        "proofPurpose": purpose,
-        **opts,
-    }
-    options = dict(proof, **{"@context": document["@context"]})
-    message = hash_data(s.configure(options), s.transform(copy.deepcopy(document)))
-    signed_proof = dict(options if s.proof_has_context else proof)
-    signed_proof["proofValue"] = multibase_encode_base58btc(key.sign(message))
-    return dict(copy.deepcopy(document), proof=signed_proof)
 
 
 @pytest.fixture()
@@ -238,7 +216,13 @@ def test_presentation_keys_are_plain_terms_too(org_key, agent_key, agent_did, un
         CRED + "holder": {"@id": agent_did},
     }
     vp = sign_unchecked(
-        vp, agent_key, verification_method_id(agent_did), "authentication", SUITES[0], challenge="c", domain="d"
+        vp,
+        agent_key,
+        verification_method_id(agent_did),
+        "authentication",
+        SUITES[0],
+        challenge="c",
+        domain="d",
     )
     with pytest.raises(CredentialError) as info:
         verify_presentation(vp, challenge="c", domain="d", resolve_key=_resolver_for(org_key), now=NOW)

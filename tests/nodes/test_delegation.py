@@ -289,11 +289,13 @@ from credentials import (  # noqa: E402
     agent_credential,
     did_key_from_public_key,
     issue_credential,
+    verification_method_id,
 )
 from federation.delegation import (  # noqa: E402
     DelegationError,
     DriftError,
     check_request_within,
+    delegation_credential,
     delegation_presentation,
     verify_delegated_presentation,
 )
@@ -411,7 +413,11 @@ def test_in_process_reasons_for_bad_chains():
 
 
 def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_path):
-    """The same supplier → relief chain opens a session once the contract lists supplier in delegation_orgs."""
+    """A supplier → relief chain opens a session once the contract names supplier in delegation_orgs.
+
+    The root is checked against supplier's own status list at the provider: once supplier
+    revokes its dispatcher, the hospital refuses the same chain (``REVOKED``).
+    """
     import json as _json
 
     from federation.demo import setup as demo_setup
@@ -438,5 +444,131 @@ def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_pa
         l1 = _link(disp, lg, disp.credential, scopes=["shelters:read"])
         out = run(_open_and_request(fed, "relief/logistics", [disp.credential, l1], []))
         assert out[0].session_id
+        import subprocess
+        import sys
+        import time
+
+        p = subprocess.run(
+            [sys.executable, "-m", "federation.cli.main", "agent", "revoke", "dispatcher"]
+            + ["--dir", str(layout.orgs["supplier"])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+        time.sleep(1.5)  # the hospital's status-list cache TTL is 1 s
+        err = _refused(fed, "relief/logistics", [disp.credential, _link(disp, lg, disp.credential)])
+        assert "REVOKED" in err.reason
     finally:
         fed.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue #10 class 1 on the delegation path: the chain is read by JSON key, so a re-spelled
+# root (expiry hidden by an inline @context) or link must be refused, not read as unexpiring.
+
+
+def _expired_root_respelled():
+    from credentials import status_entry
+
+    unsigned = agent_credential(
+        issuer=ORG,
+        agent_did=DIDS[0],
+        organization=ORG,
+        name="root",
+        role="lead",
+        scopes=SCOPES,
+        trust_tier=1,
+        valid_from=NOW - dt.timedelta(days=10),
+        valid_until=NOW - dt.timedelta(days=1),  # expired
+        credential_id="urn:uuid:22222222-2222-4222-8222-222222222222",
+        status=status_entry(list_credential_id="https://org-a.test/status/1", index=3, purpose="revocation"),
+    )
+    signed = issue_credential(
+        unsigned, key=ORG_KEY, verification_method=f"{ORG}#key-1", created=NOW - dt.timedelta(days=10)
+    )
+    cred = "https://www.w3.org/2018/credentials#"
+    forged = {k: v for k, v in signed.items() if k not in ("validUntil", "credentialStatus")}
+    forged["@context"] = signed["@context"] + [
+        {
+            "expiry": {"@id": cred + "validUntil", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
+            "standing": {"@id": cred + "credentialStatus", "@type": "@id"},
+        }
+    ]
+    forged["expiry"], forged["standing"] = signed["validUntil"], signed["credentialStatus"]
+    return signed, forged
+
+
+def _vp_unchecked(chain, holder):
+    from tests.credentials.cred_support import sign_unchecked
+
+    vp = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiablePresentation"],
+        "holder": DIDS[holder],
+        "verifiableCredential": list(chain),
+    }
+    return sign_unchecked(
+        vp,
+        AGENTS[holder],
+        verification_method_id(DIDS[holder]),
+        "authentication",
+        "eddsa-jcs-2022",
+        challenge="c-1",
+        domain="did:web:prov.accord.test",
+    )
+
+
+def _verify_vp(vp):
+    return verify_delegated_presentation(
+        vp,
+        challenge="c-1",
+        domain="did:web:prov.accord.test",
+        resolve_key=RESOLVE,
+        now=NOW,
+        status=None,
+        requester_org=ORG,
+    )
+
+
+def test_chain_rooted_in_a_respelled_expired_credential_is_refused():
+    from credentials import CredentialError, canonicalize_rdfc
+
+    signed, forged = _expired_root_respelled()
+    strip = lambda d: {k: v for k, v in d.items() if k != "proof"}  # noqa: E731
+    assert canonicalize_rdfc(strip(forged)) == canonicalize_rdfc(strip(signed))  # same signed meaning
+    link = delegate(
+        key=AGENTS[0],
+        delegator=DIDS[0],
+        delegatee=DIDS[1],
+        parent=signed,
+        scopes=["a:read"],
+        valid_until=NOW + dt.timedelta(hours=1),
+    )
+    with pytest.raises(CredentialError) as ei:  # honest spelling: expired
+        _verify_vp(_vp_unchecked([signed, link], 1))
+    assert ei.value.reason == "EXPIRED"
+    with pytest.raises(CredentialError) as ei:  # re-spelled: no longer read as unexpiring
+        _verify_vp(_vp_unchecked([forged, link], 1))
+    assert ei.value.reason == "CONTEXT_NOT_ALLOWED"
+
+
+def test_link_with_an_inline_context_is_refused():
+    from credentials import CredentialError
+    from tests.credentials.cred_support import sign_unchecked
+
+    link = delegation_credential(
+        delegator=DIDS[0],
+        delegatee=DIDS[1],
+        parent_id=ROOT["id"],
+        scopes=["a:read"],
+        valid_until=NOW + dt.timedelta(hours=1),
+    )
+    link["@context"] = link["@context"] + [{"reach": "https://w3id.org/accord/vocab#scopes"}]
+    link["credentialSubject"]["reach"] = ["c:read"]
+    signed = sign_unchecked(
+        link, AGENTS[0], verification_method_id(DIDS[0]), "assertionMethod", "eddsa-jcs-2022"
+    )
+    with pytest.raises(CredentialError) as ei:
+        _verify_vp(_vp_unchecked([ROOT, signed], 1))
+    assert ei.value.reason == "CONTEXT_NOT_ALLOWED"

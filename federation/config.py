@@ -50,6 +50,9 @@ class NodeConfig(BaseModel):
             tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).
         session_ttl_seconds: lifetime of a federation session, seconds.
         status_list_ttl_seconds: how long a fetched peer status list is cached.
+        verify_workers: worker processes verifying presentations (``credentials.pool``).
+        verify_deadline_seconds: longest a presentation's verification may take, seconds;
+            past it the session is refused (``VERIFICATION_TIMEOUT``) and the workers replaced.
         max_request_bytes: largest accepted message, bytes.
         clock_skew_seconds: accepted |now - request timestamp|, seconds.
         ledger_batch_max: most entries integrated per ledger batch.
@@ -77,6 +80,8 @@ class NodeConfig(BaseModel):
     http_listen: str = ""
     session_ttl_seconds: int = Field(default=900, gt=0)
     status_list_ttl_seconds: float = Field(default=30.0, ge=0)
+    verify_workers: int = Field(default=2, ge=1, le=64)
+    verify_deadline_seconds: float = Field(default=10.0, gt=0)
     max_request_bytes: int = Field(default=1 << 20, gt=0)
     clock_skew_seconds: int = Field(default=120, gt=0)
     ledger_batch_max: int = Field(default=512, gt=0)

@@ -75,6 +75,7 @@ __all__ = [
     "delegation_credential",
     "delegation_presentation",
     "open_delegated_session",
+    "verify_delegated_job",
     "verify_delegated_presentation",
 ]
 
@@ -133,6 +134,8 @@ class DelegatedAuthority:
         purposes: the delegated purposes; empty = not restricted by the chain.
         fields: the delegated field paths; empty = not restricted by the chain.
         chain_agents: DIDs from the root agent to the holder.
+        root_credential: the verified root AgentCredential (for a status check by
+            a caller that verified the chain with ``status=None``, e.g. in a worker).
     """
 
     holder: str
@@ -143,6 +146,7 @@ class DelegatedAuthority:
     purposes: frozenset[str] = frozenset()
     fields: frozenset[str] = frozenset()
     chain_agents: tuple[str, ...] = field(default_factory=tuple)
+    root_credential: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------- issuing
@@ -689,7 +693,31 @@ def verify_delegated_presentation(
         purposes=purposes or frozenset(),
         fields=fields or frozenset(),
         chain_agents=tuple(agents),
+        root_credential=root.credential,
     )
+
+
+def verify_delegated_job(vp: dict[str, Any], kwargs: dict[str, Any]) -> DelegatedAuthority:
+    """:func:`verify_delegated_presentation` without status checks, for a worker process.
+
+    A module-level function (picklable by reference) for
+    :meth:`credentials.pool.VerifierPool.run`: the JSON-LD and signature work of
+    the whole chain runs in the worker; the caller then checks the root's status
+    with ``status.check(authority.root_credential, now=now)``.
+
+    Args:
+        vp: the parsed presentation.
+        kwargs: the other keyword arguments of :func:`verify_delegated_presentation`
+            except ``status`` (all picklable: ``resolve_key`` a ``StaticKeyResolver``).
+
+    Returns:
+        The :class:`DelegatedAuthority`.
+
+    Raises:
+        DriftError, DelegationError, credentials.CredentialError: as
+            :func:`verify_delegated_presentation`.
+    """
+    return verify_delegated_presentation(vp, status=None, **kwargs)
 
 
 def check_request_within(

@@ -457,7 +457,8 @@ def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_pa
         )
         assert p.returncode == 0, p.stderr
         time.sleep(1.5)  # the hospital's status-list cache TTL is 1 s
-        err = _refused(fed, "relief/logistics", [disp.credential, _link(disp, lg, disp.credential)])
+        again = _link(disp, lg, disp.credential, scopes=["shelters:read"])
+        err = _refused(fed, "relief/logistics", [disp.credential, again])
         assert "REVOKED" in err.reason
     finally:
         fed.stop()

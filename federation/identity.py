@@ -17,18 +17,16 @@ from credentials import Ed25519KeyPair, did_web_document
 from federation.config import NodeConfig, load_config, org_did_for, save_config
 from federation.errors import ConfigError
 from federation.paths import NodePaths, write_private
-from federation.peers import PeerBundle
+from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
 
-
-def ledger_origin(org_name: str) -> str:
-    """Checkpoint origin (and log key name) of an organization's ledger."""
-    return f"{org_name}.accord.test/ledger"
-
-
-def witness_name(org_name: str) -> str:
-    """Key name of an organization's witness (cosignature/v1)."""
-    return f"{org_name}.accord.test/witness"
+__all__ = [
+    "NodeIdentity",
+    "export_bundle",
+    "init_node",
+    "ledger_origin",
+    "witness_name",
+]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ adapters, and peers are reached through :class:`federation.peer_client.PeerClien
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -34,6 +33,7 @@ from credentials import (
     verify_ed25519,
 )
 from federation import observability as obs
+from federation.admission import PresessionGuard
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.errors import (
@@ -68,11 +68,14 @@ from policy import (
     RegopyEngine,
     TrustBook,
     apply_gate,
+    check_identifier,
 )
 
 log = structlog.get_logger("accord.node")
 
 MAX_FIELDS = 64
+#: largest aggregate query (JSON text) a request may carry, characters
+MAX_AGGREGATE_CHARS = 16 * 1024
 SESSION_DOMAIN = "accord-session/v1"
 
 
@@ -94,6 +97,30 @@ def sha256_hex(data: bytes) -> str:
 def session_message(challenge: str, peer_org: str) -> bytes:
     """Bytes an agent signs to prove key possession to its own node."""
     return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
+
+
+def aggregate_columns(query: Any) -> tuple[str, ...]:
+    """The columns an aggregate query reaches: the aggregated one, then each one its predicate names.
+
+    Args:
+        query: a parsed :class:`federation.datasets.AggregateQuery` (its
+            ``predicate`` is the request's JSON, already size-bounded).
+
+    Returns:
+        Column names, the aggregated column first, without repeats.
+
+    """
+    seen: dict[str, None] = {str(query.column): None}
+    stack = [query.predicate]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("col"), str):
+                seen.setdefault(node["col"], None)
+            stack.extend(v for k, v in node.items() if k in ("and", "or", "not"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -130,27 +157,51 @@ class Request:
     aggregate_json: str = ""
 
     def validate(self) -> None:
-        """Schema and size checks.
+        """Schema, size and identifier checks, before any lookup (issue #18, class 1).
+
+        Every identifier is checked against :mod:`policy.identifiers` (one
+        grammar: ASCII, no control characters, bounded length), so the exact
+        string that passed here is the one the node's bookkeeping, the Rego
+        engine, the auditor and the ledger see.
 
         Raises:
-            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member.
+            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member
+                (sizes, counts, signature length, nonce).
+            policy.InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` (mapped to
+                INVALID_ARGUMENT) naming the bad member.
 
         """
-        for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
-            value = getattr(self, name)
-            if not value or len(value) > 256:
-                raise InvalidRequestError(
-                    f"request.{name} must be 1..256 characters", metadata={"field": name}
-                )
+        check_identifier(self.contract_id, "contract", field="contract_id")
+        check_identifier(self.purpose, "purpose", field="purpose")
+        check_identifier(self.resource, "resource", field="resource")
+        check_identifier(self.subject, "subject", field="subject")
+        check_identifier(self.provider_org, "did", field="provider_org")
+        check_identifier(self.agent_did, "did", field="agent_did")
+        if not self.agent_did.startswith("did:key:"):
+            raise InvalidRequestError("request.agent_did must be a did:key", metadata={"field": "agent_did"})
         if not self.fields and not self.aggregate_json:
             raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
+        if self.fields and self.aggregate_json:
+            raise InvalidRequestError(
+                "a request names fields or an aggregate query, not both", metadata={"field": "fields"}
+            )
         if len(self.fields) > MAX_FIELDS:
             raise InvalidRequestError(
                 f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
             )
         for f in self.fields:
-            if not f or len(f) > 200 or f.strip() != f:
-                raise InvalidRequestError(f"bad field path {f!r}", metadata={"field": "fields"})
+            check_identifier(f, "field", field="fields")
+        if len(set(self.fields)) != len(self.fields):
+            raise InvalidRequestError("request.fields repeats a path", metadata={"field": "fields"})
+        if len(self.aggregate_json) > MAX_AGGREGATE_CHARS:
+            raise InvalidRequestError(
+                f"request.aggregate_json is over {MAX_AGGREGATE_CHARS} characters",
+                metadata={"field": "aggregate_json"},
+            )
+        if not 16 <= len(self.nonce) <= 128 or not self.nonce.isascii() or not self.nonce.isprintable():
+            raise InvalidRequestError(
+                "request.nonce must be 16..128 printable ASCII", metadata={"field": "nonce"}
+            )
         if len(self.agent_signature) != 64:
             raise InvalidRequestError(
                 "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
@@ -226,8 +277,16 @@ class Node:
             name=witness_name(self.config.org_name),
             seed=identity.witness_seed,
         )
-        self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
-        self.challenges = ChallengeTable()
+        self.sessions = SessionTable(
+            ttl_seconds=self.config.session_ttl_seconds,
+            max_per_agent=self.config.max_sessions_per_agent,
+            max_per_peer=self.config.max_sessions_per_peer,
+        )
+        self.challenges = ChallengeTable(max_per_owner=self.config.max_challenges_per_peer)
+        self.presession = PresessionGuard(
+            rate_limit=self.config.presession_rate_limit,
+            concurrency=self.config.presentation_concurrency,
+        )
         self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
         self.local_sessions: dict[str, LocalSession] = {}
         self.status = StatusListPublisher(identity, self.store)
@@ -364,7 +423,31 @@ class Node:
             raise AuthenticationError("agent credential is revoked", reason="REVOKED")
         if rec.suspended:
             raise AuthenticationError("agent credential is suspended", reason="SUSPENDED")
+        window = self._credential_window(rec)
+        now = now_utc()
+        if window[0] is not None and now < window[0]:
+            raise AuthenticationError("agent credential is not yet valid", reason="NOT_YET_VALID")
+        if window[1] is None or now >= window[1]:
+            raise AuthenticationError("agent credential has expired", reason="EXPIRED")
         return rec
+
+    @staticmethod
+    def _credential_window(rec: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(validFrom, validUntil) of a registered agent's credential, as this node issued it.
+
+        The record's credential is the one this node signed and stored at
+        registration; a credential without ``validUntil`` counts as expired
+        (Accord always issues one), so a store edit that drops it fails closed.
+        """
+        cred = rec.credential if isinstance(rec.credential, dict) else {}
+        out: list[dt.datetime | None] = []
+        for key in ("validFrom", "validUntil"):
+            try:
+                t = dt.datetime.fromisoformat(cred[key]) if isinstance(cred.get(key), str) else None
+            except ValueError:
+                t = None
+            out.append(t if t is not None and t.tzinfo is not None else None)
+        return out[0], out[1]
 
     # ---------------------------------------------------------- status lists
 
@@ -418,9 +501,10 @@ class Node:
 
     def issue_challenge(self, peer: AuthenticatedPeer, agent_did: str) -> tuple[str, str, float]:
         """A challenge for a VP from ``agent_did`` of ``peer``: (challenge, domain, expires_at)."""
+        check_identifier(agent_did, "did", field="agent_did")
         if not agent_did.startswith("did:key:"):
             raise InvalidRequestError("agent_did must be a did:key", metadata={"field": "agent_did"})
-        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}")
+        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}", owner=peer.org_did)
         return challenge, self.did, expires
 
     async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
@@ -457,17 +541,21 @@ class Node:
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
-        now = now_utc()
-        if "skip_presentation_check" in self.config.unsafe_misbehaviour:
-            cred = vp["verifiableCredential"][0]
-            sess = self.sessions.create(
-                peer_org=peer.org_did,
-                agent_did=holder,
-                agent_public_key=public_key_from_did_key(holder),
-                claims=dict(cred.get("credentialSubject", {})),
-                credential_id=cred.get("id", ""),
-            )
-            return sess, self._effective_trust(peer.org_did, None, now_utc())
+        return await self._verify_session(peer, vp, challenge)
+
+    async def _verify_session(
+        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
+    ) -> tuple[Session, float]:
+        """Verify a parsed presentation whose challenge was consumed; open its session.
+
+        A seam: the interop tests substitute it to build a node that accepts
+        unverified presentations (``interop_tests.misbehaving``).
+
+        Raises:
+            AuthenticationError: a CredentialError for any verification failure.
+
+        """
+        vcs = vp.get("verifiableCredential")
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
@@ -633,6 +721,7 @@ class Node:
             AuthenticationError / InvalidRequestError with a precise reason.
 
         """
+        request.validate()  # bounded, grammar-checked identifiers before any lookup
         sess = self.sessions.get(session_id, peer_org=peer.org_did)
         try:
             verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
@@ -640,7 +729,6 @@ class Node:
             raise AuthenticationError(
                 "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
             ) from exc
-        request.validate()
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
@@ -680,9 +768,14 @@ class Node:
         if authority is not None:
             from federation.delegation import DriftError, check_request_within
 
+            reach = request.fields
+            if request.aggregate_json:  # an aggregate reaches its column and every filtered column
+                from federation.datasets import AggregateQuery
+
+                reach = aggregate_columns(AggregateQuery.parse(request.aggregate_json))
             try:
                 check_request_within(
-                    authority, purpose=request.purpose, fields=request.fields, contract_id=request.contract_id
+                    authority, purpose=request.purpose, fields=reach, contract_id=request.contract_id
                 )
             except DriftError as err:
                 sess.move("terminated")
@@ -699,23 +792,10 @@ class Node:
             )
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
-        decision = self.pdp.decide(
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            requester_org=peer.org_did,
-            provider_org=self.did,
-            requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
-            requested_fields=request.fields,
-            session=self._session_input(contract, sess),
-            now=now,
-        )
+        decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
             obs.POLICY_ENGINE_FAILURES.inc()
-        unsafe = self.config.unsafe_misbehaviour
-        if "ignore_policy" in unsafe and not decision.allow:
-            decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
         sess.requests += 1
         stripped: tuple[str, ...] = ()
         payload: Any = None
@@ -751,13 +831,7 @@ class Node:
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
             await self._deny(peer, entry, decision.digest(), decision.reason_codes)
-        gate = apply_gate(records, decision.released_fields)
-        payload = gate.payload
-        stripped = gate.stripped
-        released = tuple(decision.released_fields)
-        if "skip_gate" in unsafe:
-            payload, stripped = records, ()
-            released = tuple(sorted({k for r in records for k in r}))  # what actually crossed
+        gate, payload, stripped, released = self._gate(records, decision)
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         sess.fields_released.update(released)
         entry = DisclosureEntry(
@@ -770,11 +844,7 @@ class Node:
             response_digest=sha256_hex(response_bytes),
             **base,
         )
-        written = await self.writer.write(entry, receipt=True)
-        if "bad_receipt" in unsafe:
-            written = dataclasses.replace(
-                written, receipt=dataclasses.replace(written.receipt, index=written.receipt.index + 1)
-            )
+        written = await self._log_disclosure(entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
@@ -794,6 +864,52 @@ class Node:
             leaf_index=written.index,
             leaf_hash=written.leaf_hash,
         )
+
+    def _decide(
+        self,
+        peer: AuthenticatedPeer,
+        sess: Session,
+        request: Request,
+        contract: Contract | None,
+        now: dt.datetime,
+    ) -> Any:
+        """The policy decision for one record request (a :class:`policy.Decision`).
+
+        A seam: the interop tests substitute it to build a node that ignores
+        policy (``interop_tests.misbehaving``).
+        """
+        return self.pdp.decide(
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            requester_org=peer.org_did,
+            provider_org=self.did,
+            requester_agent=request.agent_did,
+            agent_claims={**sess.claims, "org": peer.org_did},
+            requested_fields=request.fields,
+            session=self._session_input(contract, sess),
+            now=now,
+        )
+
+    def _gate(
+        self, records: list[dict[str, Any]], decision: Any
+    ) -> tuple[Any, Any, tuple[str, ...], tuple[str, ...]]:
+        """The MNI gate over what the provider agent offered.
+
+        Returns:
+            (the :func:`policy.apply_gate` result, the payload that crosses,
+            the stripped field names, the released field names).
+
+        A seam: the interop tests substitute it to build a node without a gate.
+        """
+        gate = apply_gate(records, decision.released_fields)
+        return gate, gate.payload, tuple(gate.stripped), tuple(decision.released_fields)
+
+    async def _log_disclosure(self, entry: DisclosureEntry) -> Any:
+        """Write a disclosure to the ledger; returns the writer's result with its receipt.
+
+        A seam: the interop tests substitute it to build a node whose receipts do not verify.
+        """
+        return await self.writer.write(entry, receipt=True)
 
     def _entry_base(
         self,

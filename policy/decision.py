@@ -22,12 +22,12 @@ from typing import Any
 import rfc8785
 
 from policy.errors import DecisionInputError, GateError
+from policy.micros import MICROS, micros_down, micros_up
 from policy.paths import canonical_path
 
 __all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS"]
 
-#: Budget arithmetic in Rego is in integer micro-units (1 unit = 1e6 micros).
-MICROS = 1_000_000
+# Budget arithmetic in Rego is in integer micro-units (MICROS, from policy.micros).
 _MAX_INT = 2**53 - 1
 
 
@@ -165,13 +165,13 @@ class DecisionInput:
 
     @property
     def trust_micros(self) -> int:
-        """τ in integer micro-units, rounded *down* (1e-12 slack for float noise)."""
-        return min(MICROS, math.floor(self.effective_trust * MICROS + 1e-6))
+        """τ in integer micro-units, rounded *down* (:func:`policy.micros.micros_down`)."""
+        return min(MICROS, micros_down(self.effective_trust))
 
     @property
     def budget_used_micros(self) -> int:
-        """Budget used in integer micro-units, rounded *up* (1e-12 slack for float noise)."""
-        return math.ceil(self.budget_used * MICROS - 1e-6)
+        """Budget used in integer micro-units, rounded *up* (:func:`policy.micros.micros_up`)."""
+        return micros_up(self.budget_used)
 
     def to_rego_input(self) -> dict[str, Any]:
         """Return the Rego ``input`` document (JSON values only).

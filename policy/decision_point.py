@@ -18,6 +18,7 @@ Named after XACML's PDP; the node is the enforcement point (it applies
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -131,7 +132,10 @@ class PolicyDecisionPoint:
         c = self._contracts.get(contract_id)
         key = (contract_id, requester_org)
         pair = (requester_org, provider_org)
-        with self._lock(key):
+        if c is not None:  # only registered contracts get state (#10.2): the id is the requester's string
+            self.budgets.admit(key, now=now)
+            self.requests.admit(key, now=now)
+        with self._lock(key) if c is not None else threading.Lock():
             tau = self.trust.effective_trust(
                 pair, ceiling=c.trust_ceiling if c is not None else 0.0, now=now
             )
@@ -141,7 +145,7 @@ class PolicyDecisionPoint:
                 else 0.0
             )
             recent = (
-                round(self.requests.spent(key, window_seconds=c.rate_limit.window_seconds, now=now))
+                math.ceil(self.requests.spent(key, window_seconds=c.rate_limit.window_seconds, now=now))
                 if c is not None and c.rate_limit is not None
                 else 0
             )
@@ -161,7 +165,8 @@ class PolicyDecisionPoint:
                 context=context or {},
             )
             decision = self.engine.decide(inp)
-            self.requests.charge(key, 1, now=now)
+            if c is not None:
+                self.requests.charge(key, 1, now=now)
             if decision.allow and decision.budget_spent > 0:
                 self.budgets.charge(key, decision.budget_spent, now=now)
             elif not decision.allow and "ENGINE_ERROR" not in decision.reasons:

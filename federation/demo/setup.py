@@ -140,7 +140,6 @@ def provision(
     orgs: tuple[str, ...] = scenario.ORGS,
     with_interop: bool = True,
     status_ttl_seconds: float = 1.0,
-    misbehave: dict[str, list[str]] | None = None,
     witness_interval_seconds: float = 0.5,
     http: bool = False,
 ) -> Layout:
@@ -151,7 +150,6 @@ def provision(
         orgs: organization names (the scenario's three by default).
         with_interop: also provision the ``interop`` tester org peered with every node.
         status_ttl_seconds: peers' status-list cache TTL (short, so revocation shows at once).
-        misbehave: org → list of ``unsafe_misbehaviour`` switches (tests only).
         witness_interval_seconds: how often nodes send checkpoints to peers' witnesses.
         http: also serve each log over HTTP (C2SP tlog-tiles, tlog-witness).
 
@@ -169,7 +167,6 @@ def provision(
         cfg = load_config(d).model_copy(
             update={
                 "status_list_ttl_seconds": status_ttl_seconds,
-                "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
                 "witness_interval_seconds": witness_interval_seconds,
                 "http_listen": f"127.0.0.1:{free_port()}" if http else "",
                 "metrics_port": free_port(),

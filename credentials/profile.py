@@ -32,7 +32,7 @@ at issue and at verify, for both cryptosuites:
    in the RDF and absent from the JSON.
 
 With the term→IRI mapping fixed and every key a term, JSON-LD expansion
-(JSON-LD 1.1 Processing Algorithms §5.1 / §4.2) maps each JSON key to exactly
+(JSON-LD 1.1 Processing Algorithms: Expansion, IRI Expansion) maps each JSON key to exactly
 the IRI the verifier assumes; the remaining re-spellings (an array of one
 value, a value object, ``null``) change the JSON type of the value, which the
 verifier's typed parsing refuses or reads the same as the RDF (``null``

@@ -246,6 +246,67 @@ def test_chain_rooted_in_an_org_the_contract_does_not_name_is_refused(dfed):
     assert err.metadata["issuer"] == "did:web:supplier.accord.test"
 
 
+def _present_unchecked(fed, holder: str, build) -> FederationError:
+    """Open a session with the hospital presenting ``build(wallet)``; return the refusal."""
+    from credentials import verification_method_id as _vm
+    from tests.credentials.cred_support import sign_unchecked
+
+    w = _w(fed, holder)
+
+    def present(challenge, domain):
+        vp = {
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiablePresentation"],
+            "holder": w.did,
+            "verifiableCredential": [build(w)],
+        }
+        return sign_unchecked(
+            vp, w.key, _vm(w.did), "authentication", "eddsa-rdfc-2022", challenge=challenge, domain=domain
+        )
+
+    async def go():
+        async with AgentClient.from_wallet(fed.layout.wallets[holder]) as c:
+            return await c.open_session_with("hospital", present)
+
+    with pytest.raises(FederationError) as ei:
+        run(go())
+    return ei.value
+
+
+def test_node_refuses_a_respelled_credential(dfed):
+    """Issue #10 class 1 end to end: the agent's own credential, expiry re-spelled by an inline context."""
+    cred = "https://www.w3.org/2018/credentials#"
+
+    def respell(w):
+        c = dict(w.credential)
+        c["@context"] = list(c["@context"]) + [
+            {"expiry": {"@id": cred + "validUntil", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"}}
+        ]
+        c["expiry"] = c.pop("validUntil")
+        return c
+
+    err = _present_unchecked(dfed, "relief/logistics", respell)
+    assert err.reason == "CONTEXT_NOT_ALLOWED"
+
+
+def test_node_refuses_a_hostile_presentation_before_jsonld(dfed):
+    """Issue #10 class 2 end to end: 15 000 values for one property (<100 KB), refused at once."""
+
+    def hostile(w):
+        c = dict(w.credential)
+        c["credentialSubject"] = dict(c["credentialSubject"], scopes=[f"s{i}" for i in range(15_000)])
+        return c
+
+    err = _present_unchecked(dfed, "relief/logistics", hostile)
+    assert err.reason == "DOCUMENT_TOO_COMPLEX"
+
+    async def plain():  # the node still serves: a normal session opens right after
+        async with AgentClient.from_wallet(dfed.layout.wallets["relief/logistics"]) as c:
+            return await c.open_session("hospital")
+
+    assert run(plain()).session_id
+
+
 def test_chain_rooted_in_a_revoked_agent_is_refused(dfed):
     """Last in the module: revokes relief's field-volunteer through the CLI of the running node."""
     import subprocess

@@ -246,7 +246,7 @@ def test_chain_rooted_in_an_org_the_contract_does_not_name_is_refused(dfed):
     assert err.metadata["issuer"] == "did:web:supplier.accord.test"
 
 
-def _present_unchecked(fed, holder: str, build) -> FederationError:
+def _present_unchecked(fed, holder: str, build, suite: str = "eddsa-rdfc-2022") -> FederationError:
     """Open a session with the hospital presenting ``build(wallet)``; return the refusal."""
     from credentials import verification_method_id as _vm
     from tests.credentials.cred_support import sign_unchecked
@@ -261,7 +261,7 @@ def _present_unchecked(fed, holder: str, build) -> FederationError:
             "verifiableCredential": [build(w)],
         }
         return sign_unchecked(
-            vp, w.key, _vm(w.did), "authentication", "eddsa-rdfc-2022", challenge=challenge, domain=domain
+            vp, w.key, _vm(w.did), "authentication", suite, challenge=challenge, domain=domain
         )
 
     async def go():
@@ -297,7 +297,7 @@ def test_node_refuses_a_hostile_presentation_before_jsonld(dfed):
         c["credentialSubject"] = dict(c["credentialSubject"], scopes=[f"s{i}" for i in range(15_000)])
         return c
 
-    err = _present_unchecked(dfed, "relief/logistics", hostile)
+    err = _present_unchecked(dfed, "relief/logistics", hostile, suite="eddsa-jcs-2022")  # JCS: no pyld here
     assert err.reason == "DOCUMENT_TOO_COMPLEX"
 
     async def plain():  # the node still serves: a normal session opens right after

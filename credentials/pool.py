@@ -8,7 +8,10 @@ on an asyncio event loop they stall every other RPC of the node. A
 available so that no worker is forked from a process running gRPC threads)
 and bounds each job by a deadline: past it the caller gets
 ``VerificationTimeoutError`` (``VERIFICATION_TIMEOUT``), the pool's workers are
-terminated and a fresh pool serves the next request. A job queued behind
+terminated and a fresh pool serves the next request (jobs running beside
+the stuck one on the terminated workers are refused too, ``metadata["cause"]``
+``worker_exited``: a hostile input costs at most one deadline of the pool's
+capacity). A job queued behind
 others counts its waiting time against its deadline (bounded latency under
 load), but never the workers' start-up.
 
@@ -142,17 +145,24 @@ class VerifierPool:
                 (``metadata["cause"]`` is ``worker_exited``).
 
         """
-        executor = self._current()
-        try:
-            await self._ensure_started(executor)
-        except (BrokenProcessPool, TimeoutError) as exc:
-            self._replace(executor)
-            raise VerificationTimeoutError(
-                "the verifier pool did not start", metadata={"cause": type(exc).__name__}
-            ) from None
         deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+        for attempt in range(2):
+            executor = self._current()
+            try:
+                await self._ensure_started(executor)
+                future = loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+                break
+            except (BrokenProcessPool, TimeoutError) as exc:
+                self._replace(executor)
+                raise VerificationTimeoutError(
+                    "the verifier pool did not start", metadata={"cause": type(exc).__name__}
+                ) from None
+            except RuntimeError:  # replaced (shut down) by a concurrent job's timeout: retry once
+                if attempt:
+                    raise VerificationTimeoutError(
+                        "the verifier pool is being replaced", metadata={"cause": "pool_replaced"}
+                    ) from None
         try:
             return await asyncio.wait_for(future, deadline)
         except TimeoutError:

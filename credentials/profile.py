@@ -12,7 +12,8 @@ the JSON reading (an expired, revoked credential then verified with no expiry
 and no status). This module refuses every document outside one fixed spelling,
 at issue and at verify, for both cryptosuites:
 
-1. **Contexts** (``CONTEXT_NOT_ALLOWED``): ``@context`` appears only at the top
+1. **Contexts** (``CONTEXT_NOT_ALLOWED``): ``@context`` is present at the top
+   of every credential and presentation, and appears only at the top
    of a document, of its ``proof`` and of each credential embedded in a
    presentation's ``verifiableCredential``; it is a URL or an array of URLs
    (no inline context objects), the first being the VC 2.0 context, each
@@ -151,6 +152,11 @@ def check_profile(document: Any, *, loader: DocumentLoader | None = None) -> Non
             continue
         if not isinstance(value, dict):
             continue
+        if role == "top" and "@context" not in value:
+            raise ContextNotAllowedError(
+                "a credential or presentation needs an @context (its JSON would have no meaning)",
+                metadata={"path": path[:200]},
+            )
         is_value_object = "@value" in value
         for key, item in value.items():
             here = f"{path}.{key}"

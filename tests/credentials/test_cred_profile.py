@@ -308,3 +308,16 @@ def test_bundled_contexts_spell_each_iri_with_one_term():
     assert aliases == {("id", "@id"), ("type", "@type")}
     for iri in ("validUntil", "validFrom", "credentialStatus", "issuer", "credentialSubject"):
         assert iri_terms[CRED + iri] == {iri}
+
+
+def test_every_credential_and_presentation_needs_its_context(unsigned_agent_credential, org_key, agent_did):
+    from credentials import check_profile
+
+    signed = issue_credential(unsigned_agent_credential, key=org_key, verification_method=ORG_VM)
+    bare = {k: v for k, v in signed.items() if k != "@context"}
+    vp = {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": "VerifiablePresentation"}
+    for document in (dict(vp, verifiableCredential=[bare]), {k: v for k, v in vp.items() if k != "@context"}):
+        with pytest.raises(CredentialError) as info:
+            check_profile(document)
+        assert info.value.reason == "CONTEXT_NOT_ALLOWED"
+    check_profile(dict(vp, holder=agent_did, verifiableCredential=[signed]))

@@ -31,7 +31,6 @@ from credentials import (
     did_key_resolver,
     public_key_from_did_key,
     verify_ed25519,
-    verify_presentation,
 )
 from federation import observability as obs
 from federation.admission import PresessionGuard
@@ -512,20 +511,34 @@ class Node:
     async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
         """Verify an agent's presentation and open a session; returns (session, effective trust).
 
+        The presentation is bounded (``credentials.limits``) as it is parsed; its
+        signatures, JSON-LD and claims are verified in the node's
+        ``credentials.pool.VerifierPool`` (worker processes, deadline
+        ``verify_deadline_seconds``), off the event loop; status lists are
+        checked here on the verified credentials.
+
         Raises:
             InvalidRequestError: the presentation is not JSON or too large.
             AuthenticationError: wrong challenge; a CredentialError for any
-                verification failure (signature, issuer, status, validity).
+                verification failure (signature, issuer, status, validity,
+                ``DOCUMENT_TOO_COMPLEX``, ``CONTEXT_NOT_ALLOWED``,
+                ``VERIFICATION_TIMEOUT``).
 
         """
+        from credentials import CredentialError, load_json
+
         if len(presentation_json) > self.config.max_request_bytes:
             raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
         try:
-            vp = json.loads(presentation_json)
+            vp = load_json(presentation_json)  # size, depth, nodes, values per property: before anything
             holder = vp["holder"]
             challenge = vp["proof"]["challenge"]
+        except CredentialError:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRequestError(f"malformed presentation: {exc}") from exc
+        if not isinstance(holder, str) or not isinstance(challenge, str):
+            raise InvalidRequestError("malformed presentation: holder and proof.challenge must be strings")
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
@@ -547,15 +560,23 @@ class Node:
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
-        verified = verify_presentation(
+        from credentials.pool import VerifierPool
+
+        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
+            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+        )
+        current = dt.datetime.now(dt.UTC)
+        verified = await pool.verify_presentation(
             vp,
             challenge=challenge,
             domain=self.did,
             resolve_key=self.resolver,
-            now=dt.datetime.now(dt.UTC),
-            status=self.status_cache,
+            now=current,
             trusted_issuers=[peer.org_did],
         )
+        for checked in verified.credentials:  # statuses: fetched and cached here, not in the worker
+            if self.status_cache is not None:
+                self.status_cache.check(checked.credential, now=current)
         cred = verified.credentials[0]
         if "AgentCredential" not in cred.types:
             raise AuthenticationError(
@@ -600,23 +621,33 @@ class Node:
         terminated, and the presentation is refused (PERMISSION_DENIED,
         ``AUTHORIZATION_DRIFT``).
         """
-        from federation.delegation import DriftError, verify_delegated_presentation
+        from credentials.pool import VerifierPool
+        from federation.delegation import DriftError, verify_delegated_job
 
+        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
+            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+        )
         now = now_utc()
         try:
-            authority = verify_delegated_presentation(
+            # the chain's JSON-LD and signature work runs in the verifier pool, within its deadline
+            authority = await pool.run(
+                verify_delegated_job,
                 vp,
-                challenge=challenge,
-                domain=self.did,
-                resolve_key=self.resolver,
-                now=now,
-                status=self.status_cache,
-                requester_org=peer.org_did,
-                allowed_orgs=self._delegation_orgs(peer.org_did),
+                {
+                    "challenge": challenge,
+                    "domain": self.did,
+                    "resolve_key": self.resolver,
+                    "now": now,
+                    "requester_org": peer.org_did,
+                    "allowed_orgs": sorted(self._delegation_orgs(peer.org_did)),
+                },
             )
         except DriftError as err:
             await self.record_drift(peer, err, now=now)
             raise
+        if self.status_cache is not None:
+            # the root's own organization's list (a pinned peer's, fetched by refresh_peer_status)
+            self.status_cache.check(authority.root_credential, now=now)
         sess = self.sessions.create(
             peer_org=peer.org_did,
             agent_did=authority.holder,

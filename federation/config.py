@@ -61,6 +61,9 @@ class NodeConfig(BaseModel):
         presentation_concurrency: presentations of one peer verified at once;
             further ``OpenSession`` calls of that peer wait their turn.
         status_list_ttl_seconds: how long a fetched peer status list is cached.
+        verify_workers: worker processes verifying presentations (``credentials.pool``).
+        verify_deadline_seconds: longest a presentation's verification may take, seconds;
+            past it the session is refused (``VERIFICATION_TIMEOUT``) and the workers replaced.
         max_request_bytes: largest accepted message, bytes.
         clock_skew_seconds: accepted |now - request timestamp|, seconds.
         ledger_batch_max: most entries integrated per ledger batch.
@@ -93,6 +96,8 @@ class NodeConfig(BaseModel):
     presession_rate_limit: str = "200 per 4 seconds"
     presentation_concurrency: int = Field(default=4, gt=0)
     status_list_ttl_seconds: float = Field(default=30.0, ge=0)
+    verify_workers: int = Field(default=2, ge=1, le=64)
+    verify_deadline_seconds: float = Field(default=10.0, gt=0)
     max_request_bytes: int = Field(default=1 << 20, gt=0)
     clock_skew_seconds: int = Field(default=120, gt=0)
     ledger_batch_max: int = Field(default=512, gt=0)
@@ -161,11 +166,10 @@ def load_config(node_dir: Path) -> NodeConfig:
 
 
 def save_config(node_dir: Path, config: NodeConfig) -> None:
-    """Write ``node.toml`` (atomically: temp file then rename)."""
-    path = node_dir / CONFIG_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json")))
-    tmp.replace(path)
+    """Write ``node.toml`` owner-only (0600; it may hold a database password), atomically."""
+    from federation.paths import write_private
+
+    write_private(node_dir / CONFIG_NAME, tomli_w.dumps(config.model_dump(mode="json")))
 
 
 def database_url_for(node_dir: Path, config: NodeConfig) -> str:

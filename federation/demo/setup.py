@@ -17,6 +17,7 @@ from typing import Any
 from federation.agents import register_agent
 from federation.demo import scenario
 from federation.identity import NodeIdentity, export_bundle, init_node
+from federation.paths import write_private
 from federation.supervisor import free_port
 from policy import Contract
 
@@ -188,12 +189,13 @@ def provision(
     data = scenario.datasets()
     for org in orgs:
         for resource, records in data.get(org, {}).items():
-            (layout.orgs[org] / "data" / f"{resource}.json").write_text(
-                json.dumps({"records": records}, indent=1)
+            write_private(  # personal records: owner-only
+                layout.orgs[org] / "data" / f"{resource}.json", json.dumps({"records": records}, indent=1)
             )
         if with_interop:
-            (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
-                json.dumps(interop_records(), indent=1)
+            write_private(
+                layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json",
+                json.dumps(interop_records(), indent=1),
             )
             from federation.agents import open_store as _open_store
 

@@ -69,6 +69,7 @@ from policy import (
     RegopyEngine,
     TrustBook,
     apply_gate,
+    session_claims,
 )
 
 log = structlog.get_logger("accord.node")
@@ -674,10 +675,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=request.fields,
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
@@ -892,10 +895,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=(query.column,),
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
         tau = decision.effective_trust
         sess.requests += 1

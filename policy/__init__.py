@@ -19,7 +19,11 @@ from policy.auditor import (
 )
 from policy.budget import BudgetKey, BudgetLedger, BudgetStateError
 from policy.contract import (
+    Aggregates,
     Contract,
+    ContractIssue,
+    check_resources,
+    lint_contract,
     ContractSignature,
     OptionalField,
     Parties,
@@ -31,6 +35,7 @@ from policy.contract import (
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
 from policy.decision_point import PolicyDecisionPoint
+from policy.input import AgentClaims, PolicyInput, policy_input_schema, session_claims
 from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
 from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
 from policy.engine_opa import OpaRestEngine, OpaTls
@@ -51,7 +56,7 @@ from policy.errors import (
 )
 from policy.gate import GateResult, apply_gate
 from policy.identifiers import InvalidIdentifierError, check_identifier, is_identifier
-from policy.lifecycle import propose_contract, validate_contract
+from policy.lifecycle import check_supersedes, propose_contract, validate_contract
 from policy.measures import (
     Chain,
     attempted_oer,
@@ -65,6 +70,15 @@ from policy.replay import ReplayError
 from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
 __all__ = [
+    "AgentClaims",
+    "Aggregates",
+    "ContractIssue",
+    "PolicyInput",
+    "check_resources",
+    "check_supersedes",
+    "lint_contract",
+    "policy_input_schema",
+    "session_claims",
     "InvalidIdentifierError",
     "check_identifier",
     "is_identifier",

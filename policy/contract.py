@@ -58,6 +58,7 @@ __all__ = [
     "Aggregates",
     "Contract",
     "ContractIssue",
+    "check_resources",
     "lint_contract",
     "load_document",
     "parse_hook_header",

@@ -107,6 +107,8 @@ def test_contract_propose_sign_register_retire(tmp_path):
         "x",
         "--mni",
         "y",
+        "--resource",
+        "records",
         "--scope",
         "r:read",
         "--out",

@@ -59,6 +59,7 @@ __all__ = [
     "Contract",
     "ContractIssue",
     "check_resources",
+    "contract_schema",
     "lint_contract",
     "load_document",
     "parse_hook_header",
@@ -1083,6 +1084,20 @@ def lint_contract(path: str | Path) -> list[ContractIssue]:
         return [ContractIssue("", 0, exc.metadata.get("field", ""), str(exc))]
     result = _issues(Contract, data, source=str(path), lines=lines)
     return [] if isinstance(result, Contract) else result
+
+
+def contract_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of the contract document format, version 2.
+
+    Published as ``policy/schemas/contract.v2.json``. The schema states the
+    keys and types; the invariants checked in code (identifier grammars,
+    path nesting, the hook's package, 6-decimal numbers) are listed in
+    ``docs/contracts.md``.
+    """
+    schema = Contract.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://w3id.org/accord/schemas/contract.v2.json"
+    return schema
 
 
 def check_resources(contract: Contract, resources: Mapping[str, Collection[str]]) -> None:

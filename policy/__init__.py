@@ -22,8 +22,6 @@ from policy.contract import (
     Aggregates,
     Contract,
     ContractIssue,
-    check_resources,
-    lint_contract,
     ContractSignature,
     OptionalField,
     Parties,
@@ -32,10 +30,11 @@ from policy.contract import (
     RateLimit,
     SessionLimits,
     TrustBudget,
+    check_resources,
+    lint_contract,
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
 from policy.decision_point import PolicyDecisionPoint
-from policy.input import AgentClaims, PolicyInput, policy_input_schema, session_claims
 from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
 from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
 from policy.engine_opa import OpaRestEngine, OpaTls
@@ -56,6 +55,7 @@ from policy.errors import (
 )
 from policy.gate import GateResult, apply_gate
 from policy.identifiers import InvalidIdentifierError, check_identifier, is_identifier
+from policy.input import AgentClaims, PolicyInput, policy_input_schema, session_claims
 from policy.lifecycle import check_supersedes, propose_contract, validate_contract
 from policy.measures import (
     Chain,

@@ -605,7 +605,13 @@ class Contract(_Frozen):
     # ------------------------------------------------------------ loading
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "", lines: Mapping[tuple[str, ...], int] | None = None) -> Contract:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "",
+        lines: Mapping[tuple[str, ...], int] | None = None,
+    ) -> Contract:
         """Parse and validate a contract document, strictly.
 
         Unknown keys, wrong types (no coercion: ``"0.5"`` is not a number,
@@ -1010,7 +1016,9 @@ def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
             f"cannot read contract {p}: {exc.strerror}", metadata={"path": str(p), "field": ""}
         ) from None
     if len(raw) > _MAX_DOCUMENT_BYTES:
-        raise ContractInvalidError(f"contract {p} is larger than 1 MiB", metadata={"path": str(p), "field": ""})
+        raise ContractInvalidError(
+            f"contract {p} is larger than 1 MiB", metadata={"path": str(p), "field": ""}
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -1120,7 +1128,11 @@ def check_resources(contract: Contract, resources: Mapping[str, Collection[str]]
                 raise ContractInvalidError(
                     f"contract {contract.id}: purpose {pname!r} names resource {r!r}, "
                     f"which the provider does not have (has: {', '.join(sorted(resources))[:200]})",
-                    metadata={"contract_id": contract.id, "field": f"purposes.{pname}.resources", "missing": r},
+                    metadata={
+                        "contract_id": contract.id,
+                        "field": f"purposes.{pname}.resources",
+                        "missing": r,
+                    },
                 )
         avail = {canonical_path(f) for r in purpose.resources for f in resources[r] if is_valid_path(f)}
         for kind, fields in (("mni", purpose.mni), ("optional", sorted(purpose.optional))):
@@ -1129,7 +1141,11 @@ def check_resources(contract: Contract, resources: Mapping[str, Collection[str]]
                     raise ContractInvalidError(
                         f"contract {contract.id}: purpose {pname!r} {kind} field {f!r} is in none "
                         f"of its resources ({', '.join(purpose.resources)})",
-                        metadata={"contract_id": contract.id, "field": f"purposes.{pname}.{kind}", "missing": f},
+                        metadata={
+                            "contract_id": contract.id,
+                            "field": f"purposes.{pname}.{kind}",
+                            "missing": f,
+                        },
                     )
         if purpose.aggregates is not None:
             cols = set(resources[purpose.aggregates.dataset])

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 import rfc8785
+from pydantic import ValidationError
 
 from policy.errors import DecisionInputError, GateError
 from policy.identifiers import check_identifier
@@ -214,8 +215,8 @@ class DecisionInput:
         claims = _json_safe(dict(self.agent_claims or {}), "agent_claims")
         try:
             claims = AgentClaims.model_validate(claims).model_dump()
-        except ValueError as exc:
-            errs = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()
+        except ValidationError as exc:
+            errs = exc.errors()
             loc = ".".join(str(p) for p in errs[0]["loc"])
             raise DecisionInputError(
                 f"agent_claims are not in the normalized shape (policy.input.AgentClaims) at "

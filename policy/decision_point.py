@@ -162,7 +162,10 @@ class PolicyDecisionPoint:
         c = self._contracts.get(inp.contract_id)
         if c is None:
             decision = refusal_decision(
-                inp, "UNKNOWN_CONTRACT", engine=self.engine.name, bundle=getattr(self.engine, "bundle_hash", "")
+                inp,
+                "UNKNOWN_CONTRACT",
+                engine=self.engine.name,
+                bundle=getattr(self.engine, "bundle_hash", ""),
             )
             self.trust.record_denial(pair, now=now)
             self.log.append(inp, decision)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import subprocess
 import sys
 import threading
@@ -93,7 +92,8 @@ try:
         rego.save_bundle(d, bundle)
         plan = json.loads(pathlib.Path(d, "plan.json").read_text(encoding="utf-8"))
 except Exception as exc:
-    print(json.dumps({"error": str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}))
+    msg = str(exc).strip()
+    print(json.dumps({"error": msg.splitlines()[0][:300] if msg else type(exc).__name__}))
     sys.exit(0)
 paths = [f["path"][1:] for f in plan.get("funcs", {}).get("funcs", [])
          if len(f.get("path", [])) > 1 and not str(f["path"][1]).startswith("query$")]

@@ -1,4 +1,4 @@
-"""The policy input: the one document every Rego rule receives, defined once.
+r"""The policy input: the one document every Rego rule receives, defined once.
 
 :class:`PolicyInput` is version ``POLICY_INPUT_VERSION`` of the ``input``
 document both engines evaluate. It is built in one place
@@ -114,7 +114,7 @@ def _json_value(v: Any, depth: int = 0) -> None:
         raise ValueError("numbers must be integers (no floats reach the policy engine)")
     if isinstance(v, str):
         if not _TEXT_RE.match(v):
-            raise ValueError('strings must be printable ASCII without \'"\' and \'\\\' (≤ 256)')
+            raise ValueError("strings must be printable ASCII without '\"' and '\\' (≤ 256)")
         return
     if isinstance(v, list):
         for x in v:
@@ -248,8 +248,21 @@ def session_claims(claims: Mapping[str, Any], *, org: str) -> dict[str, Any]:
     c = dict(claims)
     delegated = "delegatedBy" in c or "delegationDepth" in c or "trustTier" in c
     if delegated:
-        known = {"id", "organization", "name", "role", "scopes", "trustTier", "delegatedBy", "delegationDepth"}
-        mapping = {"trustTier": "trust_tier", "delegatedBy": "delegated_by", "delegationDepth": "delegation_depth"}
+        known = {
+            "id",
+            "organization",
+            "name",
+            "role",
+            "scopes",
+            "trustTier",
+            "delegatedBy",
+            "delegationDepth",
+        }
+        mapping = {
+            "trustTier": "trust_tier",
+            "delegatedBy": "delegated_by",
+            "delegationDepth": "delegation_depth",
+        }
     else:
         known = {"organization", "name", "role", "scopes", "trust_tier"}
         mapping = {}

@@ -141,7 +141,9 @@ def propose(
     requester: Annotated[str, typer.Option("--requester", help="Requesting org (name or DID).")],
     purpose: Annotated[str, typer.Option("--purpose", help="Purpose name.")],
     mni: Annotated[list[str], typer.Option("--mni", help="MNI field path (repeatable).")],
-    resource: Annotated[list[str], typer.Option("--resource", help="Resource (data set) the purpose may read (repeatable).")],
+    resource: Annotated[
+        list[str], typer.Option("--resource", help="Resource (data set) the purpose may read (repeatable).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the draft (JSON).")],
     directory: DirOption = None,
     title: Annotated[str, typer.Option("--title", help="Title.")] = "Data-sharing contract",
@@ -149,7 +151,8 @@ def propose(
     ceiling: Annotated[float, typer.Option("--trust-ceiling", help="Trust ceiling in [0, 1].")] = 0.8,
     days: Annotated[int, typer.Option("--days", help="Validity, days from now.")] = 90,
     subject: Annotated[
-        list[str] | None, typer.Option("--subject", help="Record key the purpose may ask for (repeatable; default '*').")
+        list[str] | None,
+        typer.Option("--subject", help="Record key the purpose may ask for (repeatable; default '*')."),
     ] = None,
 ) -> None:
     """Write an unsigned draft contract with this node as the provider (edit, then `sign`)."""

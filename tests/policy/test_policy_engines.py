@@ -11,13 +11,13 @@ from policy_opa_stub import OpaStub
 from policy_support import DATA, make_input
 
 from policy import (
-    InvalidIdentifierError,
     Contract,
     ContractInvalidError,
     Decision,
     DecisionInputError,
     DecisionLog,
     EngineError,
+    InvalidIdentifierError,
     OpaRestEngine,
     PolicyEngine,
     RegoModuleError,

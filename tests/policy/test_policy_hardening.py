@@ -87,7 +87,9 @@ def any_pdp(request, opa_stub) -> PolicyDecisionPoint:
 
 
 @pytest.mark.parametrize("bad", HOSTILE, ids=[repr(h)[:30] for h in HOSTILE])
-def test_hostile_contract_id_is_refused_before_any_engine_runs(any_pdp: PolicyDecisionPoint, bad: str) -> None:
+def test_hostile_contract_id_is_refused_before_any_engine_runs(
+    any_pdp: PolicyDecisionPoint, bad: str
+) -> None:
     """#18.1: a control character (NUL among them) never reaches an engine or the bookkeeping."""
     with pytest.raises(InvalidIdentifierError) as ei:
         ask(any_pdp, contract_id=bad)
@@ -160,7 +162,7 @@ def test_a_decision_under_another_contract_is_an_engine_error(regopy_engine) -> 
 
 
 def test_micro_units_are_exact_and_round_against_the_requester() -> None:
-    """#18.3: one conversion rule; exact for terms, floor for what the requester has, ceil for what it used."""
+    """#18.3: one conversion rule: exact for terms, floor for what the requester has, ceil for its use."""
     assert to_micros(0.7) == 700_000 and to_micros(0.75) == 750_000 and to_micros(1) == 1_000_000
     with pytest.raises(ValueError):
         to_micros(0.7499996)
@@ -197,7 +199,10 @@ def test_hook_cannot_see_a_rounded_trust(regopy_engine) -> None:
         {
             **raw_doc(),
             "id": "urn:accord:contract:hooked",
-            "rego_module": 'package accord.hooks.tau\nimport rego.v1\ndeny contains "LOW" if input.trust_micros < 750000\n',
+            "rego_module": (
+                "package accord.hooks.tau\nimport rego.v1\n"
+                'deny contains "LOW" if input.trust_micros < 750000\n'
+            ),
         }
     )
     e = RegopyEngine()
@@ -229,7 +234,9 @@ def test_direct_and_delegated_claims_normalize_to_one_shape() -> None:
         org=REQUESTER,
     )
     assert set(direct) == set(delegated)
-    assert direct["scopes"] == ["a", "b"] and direct["delegation_depth"] == 0 and direct["delegated_by"] is None
+    assert (
+        direct["scopes"] == ["a", "b"] and direct["delegation_depth"] == 0 and direct["delegated_by"] is None
+    )
     assert delegated["trust_tier"] == 2 and delegated["delegated_by"] == "did:key:z6Mkroot"
     with pytest.raises(DecisionInputError):
         session_claims({"scopes": ["a"], "is_admin": True}, org=REQUESTER)
@@ -260,9 +267,13 @@ def test_published_schemas_are_current() -> None:
 
 def test_duplicate_yaml_key_is_an_error_with_line(tmp_path) -> None:
     """#18.5: a later min_trust no longer silently overrides an earlier, stricter one."""
-    text = (DATA / "hospital.yaml").read_text().replace(
-        "patient.name: {sensitivity: 1.0, min_trust: 0.9}",
-        "patient.name: {sensitivity: 1.0, min_trust: 0.9, min_trust: 0.1}",
+    text = (
+        (DATA / "hospital.yaml")
+        .read_text()
+        .replace(
+            "patient.name: {sensitivity: 1.0, min_trust: 0.9}",
+            "patient.name: {sensitivity: 1.0, min_trust: 0.9, min_trust: 0.1}",
+        )
     )
     p = tmp_path / "dup.yaml"
     p.write_text(text)
@@ -316,9 +327,18 @@ def test_names_are_checked_against_the_providers_resources() -> None:
         "aggregates": {"dataset": "admissions", "kinds": ["count"], "columns": ["lenght_of_stay"]},
     }
     c = Contract.from_dict(doc)
-    have = {"cohort": ["patient.age", "patient.diagnosis", "patient.zip3", "patient.sex", "patient.name",
-                       "patient.year_of_birth", "invoice.total"],
-            "admissions": ["ward", "length_of_stay"]}
+    have = {
+        "cohort": [
+            "patient.age",
+            "patient.diagnosis",
+            "patient.zip3",
+            "patient.sex",
+            "patient.name",
+            "patient.year_of_birth",
+            "invoice.total",
+        ],
+        "admissions": ["ward", "length_of_stay"],
+    }
     with pytest.raises(ContractInvalidError) as ei:
         check_resources(c, have)
     assert ei.value.metadata["missing"] == "lenght_of_stay"
@@ -411,7 +431,9 @@ def test_hook_package_is_parsed_not_searched(src: str) -> None:
 
 def test_compiled_plan_shows_every_rule_a_hook_defines() -> None:
     """#18.9: the rules are read from the compiled module; one outside the package is refused."""
-    paths, builtins = hook_plan("package accord\nimport rego.v1\nallow if input.x\nhooks.x.deny contains 1 if false\n")
+    paths, builtins = hook_plan(
+        "package accord\nimport rego.v1\nallow if input.x\nhooks.x.deny contains 1 if false\n"
+    )
     assert ("accord", "allow") in paths
     good = Contract.from_dict(
         {**raw_doc(), "rego_module": 'package accord.hooks.x\nimport rego.v1\ndeny contains "A" if input.x\n'}
@@ -424,7 +446,9 @@ def test_compiled_plan_shows_every_rule_a_hook_defines() -> None:
     with pytest.raises(RegoModuleError):
         RegopyEngine().load([evil])
     clock = good.model_copy(
-        update={"rego_module": 'package accord.hooks.x\nimport rego.v1\ndeny contains "A" if time.now_ns() > 0\n'}
+        update={
+            "rego_module": 'package accord.hooks.x\nimport rego.v1\ndeny contains "A" if time.now_ns() > 0\n'
+        }
     )
     with pytest.raises(RegoModuleError, match="deterministic"):
         check_hook_rules(clock)

@@ -46,15 +46,15 @@ LISTED = st.lists(st.sampled_from(SEGMENTS[:2]), min_size=1, max_size=2).map("."
 TRUST = st.sampled_from([0.0, 0.000001, 0.25, 0.499999, 0.5, 0.500001, 0.75, 0.999999, 1.0])
 SENSITIVITY = st.sampled_from([0.0, 0.000001, 0.1, 0.5, 1.0, 2.5])
 HOSTILE_LIST = [
-        "a\x00",
-        "a\x00.b",
-        "\u0430",  # Cyrillic a
-        "a\u200b",
-        "a\n",
-        " a",
-        "a" * 300,
-        CID + "\x00",
-        "",
+    "a\x00",
+    "a\x00.b",
+    "\u0430",  # Cyrillic a
+    "a\u200b",
+    "a\n",
+    " a",
+    "a" * 300,
+    CID + "\x00",
+    "",
 ]
 HOSTILE = st.sampled_from(HOSTILE_LIST)
 
@@ -115,7 +115,10 @@ REQUESTS = st.fixed_dictionaries(
         "subject": maybe_hostile(st.sampled_from(["*", "k1", "k1", "k3"])),
         "requested_fields": st.lists(maybe_hostile(PATHS), min_size=1, max_size=4),
         "agent_claims": st.fixed_dictionaries(
-            {"org": st.sampled_from([REQUESTER, REQUESTER, PROVIDER]), "scopes": st.sampled_from([["s:read"], []])},
+            {
+                "org": st.sampled_from([REQUESTER, REQUESTER, PROVIDER]),
+                "scopes": st.sampled_from([["s:read"], []]),
+            },
             optional={
                 "role": maybe_hostile(st.just("analyst")),
                 "trust_tier": st.integers(0, 11).map(lambda n: -1 if n == 11 else n),
@@ -159,7 +162,11 @@ def check_leaves(c: Contract, purpose: str, d: Any) -> None:
 @settings(
     max_examples=80,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much, HealthCheck.too_slow],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.filter_too_much,
+        HealthCheck.too_slow,
+    ],
 )
 @given(c=contracts(), reqs=st.lists(REQUESTS, min_size=1, max_size=3), initial=TRUST, data=st.data())
 def test_decision_point_properties(

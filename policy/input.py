@@ -67,6 +67,7 @@ def _ident(kind: str) -> Any:
 
 
 Did = Annotated[str, _ident("did")]
+Text = Annotated[str, Field(min_length=1, pattern=TEXT_PATTERN)]
 Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
 SafeInt = Annotated[int, Field(ge=0, le=_MAX_INT)]
 
@@ -81,8 +82,8 @@ class AgentClaims(_Strict):
     Attributes:
         org: the authenticated requesting organization DID (the mTLS peer).
         organization: the ``organization`` claim of the agent's credential
-            (a DID), or None.
-        role: the agent's role (scope grammar), or None.
+            (a name or a DID; plain text), or None.
+        role: the agent's role (plain text), or None.
         scopes: the granted scopes, sorted and distinct (a delegated session:
             the delegated scopes).
         trust_tier: the credential's trust tier (integer ≥ 0), or None.
@@ -93,8 +94,8 @@ class AgentClaims(_Strict):
 
     org: Did
     scopes: list[Scope] = Field(max_length=256)
-    organization: Did | None = None
-    role: Scope | None = None
+    organization: Text | None = None
+    role: Text | None = None
     trust_tier: SafeInt | None = None
     delegated_by: Did | None = None
     delegation_depth: Annotated[int, Field(ge=0, le=64)] = 0

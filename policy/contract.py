@@ -329,6 +329,19 @@ class Aggregates(_Frozen):
     columns: Annotated[list[ColumnId], _distinct("column")] = Field(min_length=1, max_length=256)
     allow_ids: bool = False
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Read a key like the mapping this section used to be (``federation.datasets`` reads it so).
+
+        Every key is always present (no default can widen), so ``default`` is
+        only returned for names that are not keys of the section.
+        """
+        return getattr(self, key) if key in type(self).model_fields else default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
     def check_dataset(self, columns: Collection[str], *, where: str = "aggregates") -> None:
         """Check every column exists in the data set's columns.
 

@@ -26,7 +26,9 @@ from credentials.dids import (
     verification_method_id,
 )
 from credentials.errors import (
+    ContextNotAllowedError,
     CredentialError,
+    DocumentTooComplexError,
     DocumentTooLargeError,
     ExpiredError,
     HolderMismatchError,
@@ -39,12 +41,14 @@ from credentials.errors import (
     StatusListError,
     StatusUnavailableError,
     SuspendedError,
+    TermNotAllowedError,
     UndefinedTermError,
     UnknownContextError,
     UnknownKeyError,
     UnsupportedCryptosuiteError,
     UntrustedIssuerError,
     VerificationError,
+    VerificationTimeoutError,
     WrongChallengeError,
     WrongDomainError,
     WrongProofPurposeError,
@@ -57,6 +61,7 @@ from credentials.keys import (
     public_key_multibase,
     verify_ed25519,
 )
+from credentials.limits import DEFAULT_LIMITS, DocumentLimits
 from credentials.loader import (
     ACCORD_CONTEXT_URL,
     VC_V2_CONTEXT_URL,
@@ -69,6 +74,7 @@ from credentials.model import (
     VerifiedPresentation,
     agent_credential,
 )
+from credentials.profile import check_context, check_profile
 from credentials.proofs import ProofResult, add_proof, verify_proof
 from credentials.status_list import (
     MIN_STATUS_LIST_LENGTH,
@@ -87,14 +93,18 @@ from credentials.verifier import (
 
 __all__ = [
     "ACCORD_CONTEXT_URL",
+    "DEFAULT_LIMITS",
     "MAX_DOCUMENT_BYTES",
     "MAX_JSON_DEPTH",
     "MIN_STATUS_LIST_LENGTH",
     "VC_V2_CONTEXT_URL",
     "AgentClaims",
+    "ContextNotAllowedError",
     "CredentialError",
     "DidDocumentResolver",
+    "DocumentLimits",
     "DocumentLoader",
+    "DocumentTooComplexError",
     "DocumentTooLargeError",
     "Ed25519KeyPair",
     "ExpiredError",
@@ -115,12 +125,14 @@ __all__ = [
     "StatusListError",
     "StatusUnavailableError",
     "SuspendedError",
+    "TermNotAllowedError",
     "UndefinedTermError",
     "UnknownContextError",
     "UnknownKeyError",
     "UnsupportedCryptosuiteError",
     "UntrustedIssuerError",
     "VerificationError",
+    "VerificationTimeoutError",
     "VerifiedCredential",
     "VerifiedPresentation",
     "WrongChallengeError",
@@ -130,7 +142,9 @@ __all__ = [
     "agent_credential",
     "canonicalize_jcs",
     "canonicalize_rdfc",
+    "check_context",
     "check_document_limits",
+    "check_profile",
     "create_presentation",
     "default_loader",
     "did_key_from_public_key",

@@ -8,9 +8,10 @@
   algorithm RDFC-1.0 (implemented here, §4.4-§4.8) and canonical N-Quads with
   RDFC-1.0's literal escaping (§4.3 / N-Quads canonical form).
 * ``canonicalize_jcs`` is RFC 8785 (the ``rfc8785`` package), for ``eddsa-jcs-2022``.
-* ``load_json`` and ``check_document_limits`` bound what is processed at all:
-  documents above ``MAX_DOCUMENT_BYTES`` bytes or ``MAX_JSON_DEPTH`` levels of
-  nesting are refused before any JSON-LD processing.
+* ``load_json`` and ``check_document_limits`` bound what is processed at all
+  (``credentials.limits.DocumentLimits``: bytes, depth, JSON values, values per
+  property, keys per object, string length; quads before RDFC-1.0): a document
+  beyond them is refused before any JSON-LD processing.
 
 Safe mode (as in jsonld.js ``safe: true``): a property that the active
 contexts do not define (pyld would silently drop it, leaving its value
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from itertools import permutations
 from typing import Any
 from uuid import uuid4
@@ -42,6 +43,8 @@ from credentials.errors import (
     RelativeIriError,
     UndefinedTermError,
 )
+from credentials.limits import DEFAULT_LIMITS, DocumentLimits, check_quad_count
+from credentials.limits import check_document_limits as _check_limits
 from credentials.loader import DocumentLoader, default_loader
 
 __all__ = [
@@ -57,9 +60,9 @@ __all__ = [
 ]
 
 #: Largest accepted document, bytes of its compact JSON (UTF-8). 256 KiB.
-MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_DOCUMENT_BYTES = DEFAULT_LIMITS.max_bytes
 #: Deepest accepted JSON nesting (objects and arrays), levels.
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = DEFAULT_LIMITS.max_depth
 #: RDFC-1.0 work bounds (RDFC-1.0 §4.4.2 and §7 on poison graphs): Hash N-Degree Quads
 #: calls, and permutations examined, per canonicalization.
 MAX_NDEGREE_CALLS = 2000
@@ -82,65 +85,31 @@ def check_document_limits(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
+    limits: DocumentLimits | None = None,
 ) -> None:
-    """Refuse a JSON value that is too deep, too large, or not plain JSON.
+    """Refuse a JSON value that is too large, too deep, too complex, or not plain JSON.
+
+    A thin wrapper over :func:`credentials.limits.check_document_limits` (see
+    there for every bound): ``max_bytes`` and ``max_depth`` override those two
+    bounds of ``limits`` (default :data:`credentials.limits.DEFAULT_LIMITS`).
 
     Args:
         document: a parsed JSON value (dict/list/str/int/float/bool/None).
         max_bytes: size cap, bytes of the compact UTF-8 JSON serialization.
         max_depth: nesting cap, levels of objects/arrays.
+        limits: the other bounds (nodes, array length, keys, string length).
 
     Raises:
         DocumentTooLargeError: deeper than ``max_depth`` or larger than ``max_bytes``.
+        DocumentTooComplexError: beyond another bound of ``limits``.
         MalformedCredentialError: a non-JSON value (non-string key, NaN/Infinity,
             an unsupported Python type).
 
     """
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            if depth > max_depth:
-                raise DocumentTooLargeError(
-                    f"JSON nesting deeper than {max_depth} levels",
-                    metadata={"max_depth": str(max_depth)},
-                )
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise MalformedCredentialError("JSON object keys must be strings")
-                if isinstance(item, dict | list):
-                    stack.append((item, depth + 1))
-                else:
-                    _check_scalar(item)
-        elif isinstance(value, list):
-            if depth > max_depth:
-                raise DocumentTooLargeError(
-                    f"JSON nesting deeper than {max_depth} levels",
-                    metadata={"max_depth": str(max_depth)},
-                )
-            for item in value:
-                if isinstance(item, dict | list):
-                    stack.append((item, depth + 1))
-                else:
-                    _check_scalar(item)
-        else:
-            _check_scalar(value)
-    size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    if size > max_bytes:
-        raise DocumentTooLargeError(
-            f"document is {size} bytes, the limit is {max_bytes}",
-            metadata={"size": str(size), "max_bytes": str(max_bytes)},
-        )
-
-
-def _check_scalar(value: Any) -> None:
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise MalformedCredentialError("JSON numbers must be finite")
-        return
-    raise MalformedCredentialError(f"not a JSON value: {type(value).__name__}")
+    base = limits or DEFAULT_LIMITS
+    if base.max_bytes != max_bytes or base.max_depth != max_depth:
+        base = replace(base, max_bytes=max_bytes, max_depth=max_depth)
+    _check_limits(document, base)
 
 
 def load_json(
@@ -358,12 +327,15 @@ def to_rdf_quads(document: Any, *, loader: DocumentLoader | None = None) -> list
         being ``""`` for the default graph; blank nodes carry pyld's labels.
 
     Raises:
+        DocumentTooLargeError, DocumentTooComplexError: beyond ``DEFAULT_LIMITS``
+            (checked before pyld runs; the quad count before the quads are returned).
         UnknownContextError: a context URL is not served by the loader.
         UndefinedTermError: a property or type is not defined (safe mode).
         RelativeIriError: a relative IRI in an ``@id`` position (safe mode).
         MalformedCredentialError: any other JSON-LD processing error.
 
     """
+    check_document_limits(document)
     loader = loader or default_loader()
     options = {
         "base": "",
@@ -389,6 +361,7 @@ def to_rdf_quads(document: Any, *, loader: DocumentLoader | None = None) -> list
             f"JSON-LD processing failed: {_describe(exc)}",
             metadata={"jsonld_error": str(getattr(exc, "type", type(exc).__name__))},
         ) from None
+    check_quad_count(sum(len(triples) for triples in dataset.values()))
     quads: list[Quad] = []
     for graph_name, triples in dataset.items():
         g = "" if graph_name == "@default" else _graph_term(graph_name)

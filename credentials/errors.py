@@ -22,6 +22,9 @@ Hierarchy::
         ├── WrongDomainError        WRONG_DOMAIN
         ├── MalformedCredentialError MALFORMED_CREDENTIAL
         │   ├── DocumentTooLargeError DOCUMENT_TOO_LARGE
+        │   │   └── DocumentTooComplexError DOCUMENT_TOO_COMPLEX
+        │   ├── ContextNotAllowedError CONTEXT_NOT_ALLOWED
+        │   ├── TermNotAllowedError  TERM_NOT_ALLOWED
         │   ├── UnknownContextError UNKNOWN_CONTEXT
         │   ├── UndefinedTermError  UNDEFINED_TERM
         │   └── RelativeIriError    RELATIVE_IRI
@@ -31,7 +34,8 @@ Hierarchy::
         ├── SuspendedError          SUSPENDED
         ├── StatusUnavailableError  STATUS_UNAVAILABLE (caller_fault False)
         ├── UntrustedIssuerError    UNTRUSTED_ISSUER
-        └── HolderMismatchError     HOLDER_MISMATCH
+        ├── HolderMismatchError     HOLDER_MISMATCH
+        └── VerificationTimeoutError VERIFICATION_TIMEOUT (caller_fault False)
 
 The JSON-LD errors (unknown context, undefined term, relative IRI, too large)
 are raised both when issuing and when verifying: a document that cannot be
@@ -47,7 +51,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "ContextNotAllowedError",
     "CredentialError",
+    "DocumentTooComplexError",
     "DocumentTooLargeError",
     "ExpiredError",
     "HolderMismatchError",
@@ -60,12 +66,14 @@ __all__ = [
     "StatusListError",
     "StatusUnavailableError",
     "SuspendedError",
+    "TermNotAllowedError",
     "UndefinedTermError",
     "UnknownContextError",
     "UnknownKeyError",
     "UnsupportedCryptosuiteError",
     "UntrustedIssuerError",
     "VerificationError",
+    "VerificationTimeoutError",
     "WrongChallengeError",
     "WrongDomainError",
     "WrongProofPurposeError",
@@ -174,6 +182,41 @@ class DocumentTooLargeError(MalformedCredentialError):
     reason = "DOCUMENT_TOO_LARGE"
 
 
+class DocumentTooComplexError(DocumentTooLargeError):
+    """The document exceeds a structural bound (``credentials.limits.DocumentLimits``).
+
+    Raised before any JSON-LD processing: too many JSON values, too many
+    values for one property (array length), too long a string, too many keys
+    in one object, or (after RDF conversion, before canonicalization) too many
+    quads. ``metadata["limit"]`` names the bound, ``metadata["max"]`` its value.
+    """
+
+    reason = "DOCUMENT_TOO_COMPLEX"
+
+
+class ContextNotAllowedError(MalformedCredentialError):
+    """The ``@context`` is outside Accord's JSON-LD profile (``credentials.profile``).
+
+    An inline context object, an ``@context`` anywhere but at the top of a
+    credential, presentation or proof, a duplicate URL, a first context other
+    than VC 2.0, or two contexts that both set ``@vocab``: each could give a
+    JSON key another meaning than the one the verifier reads it with.
+    """
+
+    reason = "CONTEXT_NOT_ALLOWED"
+
+
+class TermNotAllowedError(MalformedCredentialError):
+    """A key or ``type`` value is spelled as a JSON-LD keyword, compact IRI or absolute IRI.
+
+    Under Accord's JSON-LD profile (``credentials.profile``) every property is
+    spelled as a plain term of the fixed contexts, so that reading a property
+    by its JSON key reads what the signature covers.
+    """
+
+    reason = "TERM_NOT_ALLOWED"
+
+
 class UnknownContextError(MalformedCredentialError):
     """A JSON-LD ``@context`` URL is not bundled (never fetched)."""
 
@@ -233,3 +276,14 @@ class HolderMismatchError(VerificationError):
     """A presented credential's subject is not the presentation's holder."""
 
     reason = "HOLDER_MISMATCH"
+
+
+class VerificationTimeoutError(VerificationError):
+    """Verification did not finish within the verifier's deadline (``credentials.pool``).
+
+    The worker doing it was terminated; the input is refused (fail closed).
+    ``caller_fault`` is False: the input may be hostile, or the verifier overloaded.
+    """
+
+    reason = "VERIFICATION_TIMEOUT"
+    caller_fault = False

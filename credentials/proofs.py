@@ -42,7 +42,9 @@ from credentials.errors import (
 )
 from credentials.keys import Ed25519KeyPair, multibase_decode, multibase_encode_base58btc
 from credentials.keys import verify_ed25519 as _verify_ed25519
+from credentials.limits import check_document_limits
 from credentials.loader import DocumentLoader, default_loader
+from credentials.profile import check_profile
 
 __all__ = [
     "ProofResult",
@@ -158,6 +160,9 @@ def add_proof(
 
     Raises:
         MalformedCredentialError: not an object, already has a proof, naive ``created``.
+        DocumentTooComplexError: beyond ``credentials.limits.DEFAULT_LIMITS``.
+        ContextNotAllowedError, TermNotAllowedError: outside Accord's JSON-LD
+            profile (``credentials.profile``).
         UnsupportedCryptosuiteError: unknown ``cryptosuite``.
         UnknownContextError, UndefinedTermError, RelativeIriError,
         DocumentTooLargeError: the document cannot be canonicalized safely.
@@ -167,6 +172,8 @@ def add_proof(
         raise MalformedCredentialError("document must be a JSON object")
     if "proof" in document:
         raise MalformedCredentialError("document already has a proof (proof sets not supported)")
+    check_document_limits(dict(document))
+    check_profile(dict(document), loader=loader)
     suite = get_cryptosuite(cryptosuite)
     if not isinstance(verification_method, str) or not verification_method:
         raise MalformedCredentialError("verification_method must be a non-empty string")
@@ -221,6 +228,10 @@ def verify_proof(
     Raises:
         MalformedCredentialError: no proof, several proofs, malformed proof members
             or proofValue.
+        DocumentTooLargeError, DocumentTooComplexError: beyond
+            ``credentials.limits.DEFAULT_LIMITS`` (checked first, before any JSON-LD work).
+        ContextNotAllowedError, TermNotAllowedError: outside Accord's JSON-LD
+            profile (``credentials.profile``), checked before any JSON-LD work.
         UnsupportedCryptosuiteError: proof type / cryptosuite not supported.
         WrongProofPurposeError, WrongChallengeError, WrongDomainError: option mismatch.
         ExpiredError: the proof's ``expires`` is in the past.
@@ -232,6 +243,8 @@ def verify_proof(
     """
     if not isinstance(document, Mapping):
         raise MalformedCredentialError("document must be a JSON object")
+    check_document_limits(dict(document))
+    check_profile(dict(document), loader=loader)
     proof = document.get("proof")
     if isinstance(proof, list) and len(proof) == 1:
         proof = proof[0]

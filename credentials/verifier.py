@@ -2,9 +2,14 @@
 
 Verification of a credential (``verify_credential``), in order:
 
-1. size and nesting caps (``DOCUMENT_TOO_LARGE``);
-2. VC 2.0 shape (§4): first ``@context`` is ``https://www.w3.org/ns/credentials/v2``
-   and every context URL is bundled (``UNKNOWN_CONTEXT``, both cryptosuites),
+1. size and structure bounds, ``credentials.limits`` (``DOCUMENT_TOO_LARGE``,
+   ``DOCUMENT_TOO_COMPLEX``), before any JSON-LD processing;
+2. Accord's JSON-LD profile, ``credentials.profile`` (``CONTEXT_NOT_ALLOWED``,
+   ``TERM_NOT_ALLOWED``, ``UNKNOWN_CONTEXT``; both cryptosuites): ``@context``
+   is an array of bundled URLs starting with ``https://www.w3.org/ns/credentials/v2``,
+   no inline or embedded context, every key a plain term: what is read below by
+   JSON key is what the signature covers;
+   VC 2.0 shape (§4):
    ``type`` contains ``VerifiableCredential``, an ``issuer`` (URL or object
    with ``id``), a ``credentialSubject`` object;
 3. the Data Integrity proof, ``proofPurpose`` ``assertionMethod``;
@@ -29,9 +34,9 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from credentials.canonical import check_document_limits
 from credentials.dids import KeyResolver
 from credentials.errors import (
+    ContextNotAllowedError,
     ExpiredError,
     HolderMismatchError,
     MalformedCredentialError,
@@ -40,13 +45,15 @@ from credentials.errors import (
 )
 from credentials.interop import InteropWarning, interop_warnings
 from credentials.keys import Ed25519KeyPair
-from credentials.loader import VC_V2_CONTEXT_URL, DocumentLoader, default_loader
+from credentials.limits import check_document_limits
+from credentials.loader import VC_V2_CONTEXT_URL, DocumentLoader
 from credentials.model import (
     AGENT_CREDENTIAL_TYPE,
     AgentClaims,
     VerifiedCredential,
     VerifiedPresentation,
 )
+from credentials.profile import check_profile
 from credentials.proofs import add_proof, format_datetime, parse_datetime, verify_proof
 from credentials.status_list import StatusChecker
 
@@ -65,19 +72,13 @@ def _check_base(document: Any, required_type: str, loader: DocumentLoader | None
     if not isinstance(document, dict):
         raise MalformedCredentialError(f"a {required_type} must be a JSON object")
     check_document_limits(document)
-    contexts = document.get("@context")
-    first = contexts[0] if isinstance(contexts, list) and contexts else contexts
-    if first != VC_V2_CONTEXT_URL:
-        raise MalformedCredentialError(
-            f"the first @context must be {VC_V2_CONTEXT_URL!r}",
-            metadata={"expected": VC_V2_CONTEXT_URL, "actual": str(first)[:200]},
+    if "@context" not in document:
+        raise ContextNotAllowedError(
+            f"the first @context must be {VC_V2_CONTEXT_URL!r}", metadata={"expected": VC_V2_CONTEXT_URL}
         )
-    # Every context URL must be known, whatever the cryptosuite (eddsa-jcs-2022 does no
-    # JSON-LD processing, but the claims' meaning still comes from these contexts).
-    served = loader or default_loader()
-    for context in contexts if isinstance(contexts, list) else [contexts]:
-        if isinstance(context, str):
-            served.document(context)
+    # One spelling per meaning (credentials.profile): every property read below by its JSON
+    # key is then what the signature covers, whatever the cryptosuite.
+    check_profile(document, loader=loader)
     types = document.get("type")
     types = [types] if isinstance(types, str) else types
     if not isinstance(types, list) or required_type not in types:

@@ -49,7 +49,21 @@ class NodeConfig(BaseModel):
         http_listen: ``HOST:PORT`` for the C2SP tlog-tiles read endpoints and the
             tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).
         session_ttl_seconds: lifetime of a federation session, seconds.
+        max_sessions_per_agent: open sessions one agent of a peer may hold here;
+            beyond it ``OpenSession`` is RESOURCE_EXHAUSTED (``SESSION_LIMIT_AGENT``).
+        max_sessions_per_peer: open sessions one peer organization may hold here
+            (``SESSION_LIMIT_PEER``).
+        max_challenges_per_peer: unused challenges one peer may hold (``CHALLENGE_LIMIT``).
+        presession_rate_limit: ``GetChallenge`` + ``OpenSession`` calls allowed
+            per peer in a moving window, before any agent is authenticated, in
+            the ``limits`` notation (``"200 per 4 seconds"``); beyond it the call
+            is RESOURCE_EXHAUSTED (``PRESESSION_RATE_LIMITED``).
+        presentation_concurrency: presentations of one peer verified at once;
+            further ``OpenSession`` calls of that peer wait their turn.
         status_list_ttl_seconds: how long a fetched peer status list is cached.
+        verify_workers: worker processes verifying presentations (``credentials.pool``).
+        verify_deadline_seconds: longest a presentation's verification may take, seconds;
+            past it the session is refused (``VERIFICATION_TIMEOUT``) and the workers replaced.
         max_request_bytes: largest accepted message, bytes.
         clock_skew_seconds: accepted |now - request timestamp|, seconds.
         ledger_batch_max: most entries integrated per ledger batch.
@@ -59,11 +73,11 @@ class NodeConfig(BaseModel):
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
-        unsafe_misbehaviour: TEST ONLY. Switches that make the node break the
-            protocol on purpose so the interop suite can show it fails them:
-            ``skip_gate`` (release what the source offers), ``bad_receipt``
-            (corrupt receipts), ``ignore_policy`` (release even when denied),
-            ``skip_presentation_check`` (accept any presentation).
+
+    Unknown keys are refused (``extra="forbid"``): a typo, or a key from an
+    older version such as the removed test-only ``unsafe_misbehaviour``, is a
+    :class:`ConfigError`, never silently ignored. Nodes that break the protocol
+    on purpose are built in test code (``interop_tests.misbehaving``).
 
     """
 
@@ -76,7 +90,14 @@ class NodeConfig(BaseModel):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     http_listen: str = ""
     session_ttl_seconds: int = Field(default=900, gt=0)
+    max_sessions_per_agent: int = Field(default=256, gt=0)
+    max_sessions_per_peer: int = Field(default=4096, gt=0)
+    max_challenges_per_peer: int = Field(default=1024, gt=0)
+    presession_rate_limit: str = "200 per 4 seconds"
+    presentation_concurrency: int = Field(default=4, gt=0)
     status_list_ttl_seconds: float = Field(default=30.0, ge=0)
+    verify_workers: int = Field(default=2, ge=1, le=64)
+    verify_deadline_seconds: float = Field(default=10.0, gt=0)
     max_request_bytes: int = Field(default=1 << 20, gt=0)
     clock_skew_seconds: int = Field(default=120, gt=0)
     ledger_batch_max: int = Field(default=512, gt=0)
@@ -84,15 +105,16 @@ class NodeConfig(BaseModel):
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     policy: PolicyConfig = PolicyConfig()
     provider_agent: str = "source"
-    unsafe_misbehaviour: list[str] = Field(default_factory=list)
 
-    @field_validator("unsafe_misbehaviour")
+    @field_validator("presession_rate_limit")
     @classmethod
-    def _known_switches(cls, value: list[str]) -> list[str]:
-        known = {"skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"}
-        bad = sorted(set(value) - known)
-        if bad:
-            raise ValueError(f"unknown misbehaviour switch(es) {bad}; known: {sorted(known)}")
+    def _rate_limit(cls, value: str) -> str:
+        import limits
+
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"expected a rate like '200 per 4 seconds', got {value!r}") from exc
         return value
 
     @field_validator("listen", "advertise", "http_listen")
@@ -144,11 +166,10 @@ def load_config(node_dir: Path) -> NodeConfig:
 
 
 def save_config(node_dir: Path, config: NodeConfig) -> None:
-    """Write ``node.toml`` (atomically: temp file then rename)."""
-    path = node_dir / CONFIG_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json")))
-    tmp.replace(path)
+    """Write ``node.toml`` owner-only (0600; it may hold a database password), atomically."""
+    from federation.paths import write_private
+
+    write_private(node_dir / CONFIG_NAME, tomli_w.dumps(config.model_dump(mode="json")))
 
 
 def database_url_for(node_dir: Path, config: NodeConfig) -> str:

@@ -52,6 +52,8 @@ from credentials import (
     Ed25519KeyPair,
     ExpiredError,
     NotYetValidError,
+    check_document_limits,
+    check_profile,
     create_presentation,
     issue_credential,
     verification_method_id,
@@ -73,6 +75,7 @@ __all__ = [
     "delegation_credential",
     "delegation_presentation",
     "open_delegated_session",
+    "verify_delegated_job",
     "verify_delegated_presentation",
 ]
 
@@ -131,6 +134,8 @@ class DelegatedAuthority:
         purposes: the delegated purposes; empty = not restricted by the chain.
         fields: the delegated field paths; empty = not restricted by the chain.
         chain_agents: DIDs from the root agent to the holder.
+        root_credential: the verified root AgentCredential (for a status check by
+            a caller that verified the chain with ``status=None``, e.g. in a worker).
     """
 
     holder: str
@@ -141,6 +146,7 @@ class DelegatedAuthority:
     purposes: frozenset[str] = frozenset()
     fields: frozenset[str] = frozenset()
     chain_agents: tuple[str, ...] = field(default_factory=tuple)
+    root_credential: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------- issuing
@@ -519,12 +525,20 @@ def verify_delegated_presentation(
         DelegationError: ``BROKEN_CHAIN``, ``DELEGATION_CYCLE``, ``DELEGATION_TOO_DEEP``,
             ``DELEGATION_EXPIRED``, ``FOREIGN_ORG``, ``BAD_DELEGATION_SIGNATURE``,
             ``MALFORMED_DELEGATION``.
-        credentials.CredentialError: the presentation proof (wrong challenge,
-            domain, holder key) or the root AgentCredential (signature, status,
-            validity) does not verify.
+        credentials.CredentialError: the presentation is beyond the document limits
+            (``DOCUMENT_TOO_LARGE``, ``DOCUMENT_TOO_COMPLEX``) or outside Accord's
+            JSON-LD profile (``CONTEXT_NOT_ALLOWED``, ``TERM_NOT_ALLOWED``,
+            ``UNKNOWN_CONTEXT``), checked first; the presentation proof (wrong
+            challenge, domain, holder key) or the root AgentCredential (signature,
+            status, validity) does not verify.
     """
     if not isinstance(vp, dict):
         raise DelegationError("presentation must be a JSON object", reason="MALFORMED_DELEGATION")
+    # Bounded and in Accord's JSON-LD profile before anything is read by JSON key: the
+    # keys read below (type, issuer, validUntil, credentialSubject.parent/scopes/…)
+    # then mean what the signatures cover (DOCUMENT_TOO_*, CONTEXT_NOT_ALLOWED, TERM_NOT_ALLOWED).
+    check_document_limits(vp)
+    check_profile(vp)
     if "VerifiablePresentation" not in _types(vp):
         raise DelegationError("type must include VerifiablePresentation", reason="MALFORMED_DELEGATION")
     holder = vp.get("holder")
@@ -594,6 +608,7 @@ def verify_delegated_presentation(
             reason="DELEGATION_CYCLE",
             metadata={"agents": str(len(agents))},
         )
+    ends = [root.valid_until]  # from the verified credentials, not re-parsed JSON
     for i, link in enumerate(links, start=1):
         expected_issuer = agents[i - 1]
         if link.issuer != expected_issuer:
@@ -610,7 +625,7 @@ def verify_delegated_presentation(
                 metadata={"link": str(i), "max_depth": str(link.max_depth), "below": str(below)},
             )
         try:
-            verify_credential(
+            verified_link = verify_credential(
                 link.cred, resolve_key=resolve_key, now=now, status=None, trusted_issuers=[expected_issuer]
             )
         except (ExpiredError, NotYetValidError) as exc:
@@ -625,6 +640,7 @@ def verify_delegated_presentation(
                 reason="BAD_DELEGATION_SIGNATURE",
                 metadata={"link": str(i), "cause": getattr(exc, "reason", "")},
             ) from exc
+        ends.append(verified_link.valid_until)
 
     # attenuation: each link within its parent (root: the agent's scopes, unrestricted purposes/fields)
     scopes: frozenset[str] = frozenset(root.agent.scopes if root.agent else root.subject.get("scopes") or ())
@@ -658,7 +674,6 @@ def verify_delegated_presentation(
                 )
             fields = link.fields
 
-    ends = [root.valid_until] + [_valid_until(link.cred) for link in links]
     not_after = min(t.timestamp() for t in ends if t is not None) if any(ends) else None
     claims = dict(root.subject)
     claims.update(
@@ -678,14 +693,31 @@ def verify_delegated_presentation(
         purposes=purposes or frozenset(),
         fields=fields or frozenset(),
         chain_agents=tuple(agents),
+        root_credential=root.credential,
     )
 
 
-def _valid_until(cred: dict[str, Any]) -> dt.datetime | None:
-    raw = cred.get("validUntil")
-    if not isinstance(raw, str):
-        return None
-    return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+def verify_delegated_job(vp: dict[str, Any], kwargs: dict[str, Any]) -> DelegatedAuthority:
+    """:func:`verify_delegated_presentation` without status checks, for a worker process.
+
+    A module-level function (picklable by reference) for
+    :meth:`credentials.pool.VerifierPool.run`: the JSON-LD and signature work of
+    the whole chain runs in the worker; the caller then checks the root's status
+    with ``status.check(authority.root_credential, now=now)``.
+
+    Args:
+        vp: the parsed presentation.
+        kwargs: the other keyword arguments of :func:`verify_delegated_presentation`
+            except ``status`` (all picklable: ``resolve_key`` a ``StaticKeyResolver``).
+
+    Returns:
+        The :class:`DelegatedAuthority`.
+
+    Raises:
+        DriftError, DelegationError, credentials.CredentialError: as
+            :func:`verify_delegated_presentation`.
+    """
+    return verify_delegated_presentation(vp, status=None, **kwargs)
 
 
 def check_request_within(

@@ -102,3 +102,15 @@ class PeerUnavailableError(FederationError):
     reason = "PEER_UNAVAILABLE"
     status = "UNAVAILABLE"
     caller_fault = False
+
+
+class ResourceLimitError(FederationError):
+    """A per-peer or per-agent bound was reached (open sessions, challenges, request rate).
+
+    The caller may retry later; nothing was recorded. ``metadata`` names the
+    ``limit`` and its value.
+    """
+
+    reason = "RESOURCE_LIMIT"
+    status = "RESOURCE_EXHAUSTED"
+    caller_fault = True

@@ -12,7 +12,6 @@ adapters, and peers are reached through :class:`federation.peer_client.PeerClien
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -32,9 +31,9 @@ from credentials import (
     did_key_resolver,
     public_key_from_did_key,
     verify_ed25519,
-    verify_presentation,
 )
 from federation import observability as obs
+from federation.admission import PresessionGuard
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.errors import (
@@ -46,35 +45,36 @@ from federation.errors import (
 )
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
+from federation.paths import open_private_append
 from federation.peers import AuthenticatedPeer, PeerRegistry
 from federation.provider_agents import load_provider_agent
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, make_engine
 from ledger import (
     DisclosureEntry,
     NoteSigner,
     NoteVerifier,
     TransparencyLog,
     Witness,
-    verify_receipt,
 )
 from policy import (
-    BudgetLedger,
     Contract,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
     PolicyError,
     RegopyEngine,
-    TrustBook,
     apply_gate,
     session_claims,
+    check_identifier,
 )
 
 log = structlog.get_logger("accord.node")
 
 MAX_FIELDS = 64
+#: largest aggregate query (JSON text) a request may carry, characters
+MAX_AGGREGATE_CHARS = 16 * 1024
 SESSION_DOMAIN = "accord-session/v1"
 
 
@@ -96,6 +96,30 @@ def sha256_hex(data: bytes) -> str:
 def session_message(challenge: str, peer_org: str) -> bytes:
     """Bytes an agent signs to prove key possession to its own node."""
     return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
+
+
+def aggregate_columns(query: Any) -> tuple[str, ...]:
+    """The columns an aggregate query reaches: the aggregated one, then each one its predicate names.
+
+    Args:
+        query: a parsed :class:`federation.datasets.AggregateQuery` (its
+            ``predicate`` is the request's JSON, already size-bounded).
+
+    Returns:
+        Column names, the aggregated column first, without repeats.
+
+    """
+    seen: dict[str, None] = {str(query.column): None}
+    stack = [query.predicate]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("col"), str):
+                seen.setdefault(node["col"], None)
+            stack.extend(v for k, v in node.items() if k in ("and", "or", "not"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -132,27 +156,51 @@ class Request:
     aggregate_json: str = ""
 
     def validate(self) -> None:
-        """Schema and size checks.
+        """Schema, size and identifier checks, before any lookup (issue #18, class 1).
+
+        Every identifier is checked against :mod:`policy.identifiers` (one
+        grammar: ASCII, no control characters, bounded length), so the exact
+        string that passed here is the one the node's bookkeeping, the Rego
+        engine, the auditor and the ledger see.
 
         Raises:
-            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member.
+            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member
+                (sizes, counts, signature length, nonce).
+            policy.InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` (mapped to
+                INVALID_ARGUMENT) naming the bad member.
 
         """
-        for name in ("contract_id", "purpose", "resource", "subject", "provider_org", "agent_did"):
-            value = getattr(self, name)
-            if not value or len(value) > 256:
-                raise InvalidRequestError(
-                    f"request.{name} must be 1..256 characters", metadata={"field": name}
-                )
+        check_identifier(self.contract_id, "contract", field="contract_id")
+        check_identifier(self.purpose, "purpose", field="purpose")
+        check_identifier(self.resource, "resource", field="resource")
+        check_identifier(self.subject, "subject", field="subject")
+        check_identifier(self.provider_org, "did", field="provider_org")
+        check_identifier(self.agent_did, "did", field="agent_did")
+        if not self.agent_did.startswith("did:key:"):
+            raise InvalidRequestError("request.agent_did must be a did:key", metadata={"field": "agent_did"})
         if not self.fields and not self.aggregate_json:
             raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
+        if self.fields and self.aggregate_json:
+            raise InvalidRequestError(
+                "a request names fields or an aggregate query, not both", metadata={"field": "fields"}
+            )
         if len(self.fields) > MAX_FIELDS:
             raise InvalidRequestError(
                 f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
             )
         for f in self.fields:
-            if not f or len(f) > 200 or f.strip() != f:
-                raise InvalidRequestError(f"bad field path {f!r}", metadata={"field": "fields"})
+            check_identifier(f, "field", field="fields")
+        if len(set(self.fields)) != len(self.fields):
+            raise InvalidRequestError("request.fields repeats a path", metadata={"field": "fields"})
+        if len(self.aggregate_json) > MAX_AGGREGATE_CHARS:
+            raise InvalidRequestError(
+                f"request.aggregate_json is over {MAX_AGGREGATE_CHARS} characters",
+                metadata={"field": "aggregate_json"},
+            )
+        if not 16 <= len(self.nonce) <= 128 or not self.nonce.isascii() or not self.nonce.isprintable():
+            raise InvalidRequestError(
+                "request.nonce must be 16..128 printable ASCII", metadata={"field": "nonce"}
+            )
         if len(self.agent_signature) != 64:
             raise InvalidRequestError(
                 "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
@@ -228,21 +276,30 @@ class Node:
             name=witness_name(self.config.org_name),
             seed=identity.witness_seed,
         )
-        self.sessions = SessionTable(ttl_seconds=self.config.session_ttl_seconds)
-        self.challenges = ChallengeTable()
+        self.sessions = SessionTable(
+            ttl_seconds=self.config.session_ttl_seconds,
+            max_per_agent=self.config.max_sessions_per_agent,
+            max_per_peer=self.config.max_sessions_per_peer,
+        )
+        self.challenges = ChallengeTable(max_per_owner=self.config.max_challenges_per_peer)
+        self.presession = PresessionGuard(
+            rate_limit=self.config.presession_rate_limit,
+            concurrency=self.config.presentation_concurrency,
+        )
         self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
         self.local_sessions: dict[str, LocalSession] = {}
         self.status = StatusListPublisher(identity, self.store)
         self.peers = PeerRegistry()
         self.contracts: dict[str, Contract] = {}
         self.policy = self._make_engine()
-        self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
-        self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
+        self.policy_state = PolicyStateStore(self.store).load()  # rows per pair / key (#10.2)
+        self.trust = self.policy_state.trust
+        self.budgets = self.policy_state.budgets
         self.pdp = PolicyDecisionPoint(
             self.policy,
             trust=self.trust,
             budgets=self.budgets,
-            requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}),
+            requests=self.policy_state.requests,
         )
         self.data = DataSource({})
         from federation.datasets import DatasetService
@@ -326,13 +383,15 @@ class Node:
         log.info("node state loaded", org=self.config.org_name, **counts)
         return counts
 
-    def persist_state(self) -> None:
-        """Persist trust scores and budgets (called periodically and on stop)."""
-        now = now_utc()
-        self.store.put_state("trust", self.trust.to_dict(), now=now)
-        self.store.put_state("budgets", self.budgets.to_dict(), now=now)
-        self.store.put_state("requests", self.pdp.requests.to_dict(), now=now)
-        self.drain_decision_log()
+    def persist_state(self, *, drain_log: bool = True) -> None:
+        """Persist the changed trust pairs and budget/rate keys, apply queued ``accord trust set``.
+
+        Blocking (database): the server's periodic loop runs it in a worker
+        thread with ``drain_log=False`` and drains the decision log itself.
+        """
+        PolicyStateStore(self.store).persist(self.policy_state, now=now_utc())
+        if drain_log:
+            self.drain_decision_log()
 
     def drain_decision_log(self) -> int:
         """Append the decision records gathered since the last drain to ``decisions.jsonl``.
@@ -343,7 +402,7 @@ class Node:
         old, self.pdp.log = self.pdp.log, DecisionLog()
         records = list(old)
         if records:
-            with (self.paths.root / "decisions.jsonl").open("a") as fh:
+            with open_private_append(self.paths.root / "decisions.jsonl") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, sort_keys=True) + "\n")
         return len(records)
@@ -366,7 +425,31 @@ class Node:
             raise AuthenticationError("agent credential is revoked", reason="REVOKED")
         if rec.suspended:
             raise AuthenticationError("agent credential is suspended", reason="SUSPENDED")
+        window = self._credential_window(rec)
+        now = now_utc()
+        if window[0] is not None and now < window[0]:
+            raise AuthenticationError("agent credential is not yet valid", reason="NOT_YET_VALID")
+        if window[1] is None or now >= window[1]:
+            raise AuthenticationError("agent credential has expired", reason="EXPIRED")
         return rec
+
+    @staticmethod
+    def _credential_window(rec: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(validFrom, validUntil) of a registered agent's credential, as this node issued it.
+
+        The record's credential is the one this node signed and stored at
+        registration; a credential without ``validUntil`` counts as expired
+        (Accord always issues one), so a store edit that drops it fails closed.
+        """
+        cred = rec.credential if isinstance(rec.credential, dict) else {}
+        out: list[dt.datetime | None] = []
+        for key in ("validFrom", "validUntil"):
+            try:
+                t = dt.datetime.fromisoformat(cred[key]) if isinstance(cred.get(key), str) else None
+            except ValueError:
+                t = None
+            out.append(t if t is not None and t.tzinfo is not None else None)
+        return out[0], out[1]
 
     # ---------------------------------------------------------- status lists
 
@@ -420,54 +503,81 @@ class Node:
 
     def issue_challenge(self, peer: AuthenticatedPeer, agent_did: str) -> tuple[str, str, float]:
         """A challenge for a VP from ``agent_did`` of ``peer``: (challenge, domain, expires_at)."""
+        check_identifier(agent_did, "did", field="agent_did")
         if not agent_did.startswith("did:key:"):
             raise InvalidRequestError("agent_did must be a did:key", metadata={"field": "agent_did"})
-        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}")
+        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}", owner=peer.org_did)
         return challenge, self.did, expires
 
     async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
         """Verify an agent's presentation and open a session; returns (session, effective trust).
 
+        The presentation is bounded (``credentials.limits``) as it is parsed; its
+        signatures, JSON-LD and claims are verified in the node's
+        ``credentials.pool.VerifierPool`` (worker processes, deadline
+        ``verify_deadline_seconds``), off the event loop; status lists are
+        checked here on the verified credentials.
+
         Raises:
             InvalidRequestError: the presentation is not JSON or too large.
             AuthenticationError: wrong challenge; a CredentialError for any
-                verification failure (signature, issuer, status, validity).
+                verification failure (signature, issuer, status, validity,
+                ``DOCUMENT_TOO_COMPLEX``, ``CONTEXT_NOT_ALLOWED``,
+                ``VERIFICATION_TIMEOUT``).
 
         """
+        from credentials import CredentialError, load_json
+
         if len(presentation_json) > self.config.max_request_bytes:
             raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
         try:
-            vp = json.loads(presentation_json)
+            vp = load_json(presentation_json)  # size, depth, nodes, values per property: before anything
             holder = vp["holder"]
             challenge = vp["proof"]["challenge"]
+        except CredentialError:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRequestError(f"malformed presentation: {exc}") from exc
+        if not isinstance(holder, str) or not isinstance(challenge, str):
+            raise InvalidRequestError("malformed presentation: holder and proof.challenge must be strings")
         self.challenges.consume(challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
-        now = now_utc()
-        if "skip_presentation_check" in self.config.unsafe_misbehaviour:
-            cred = vp["verifiableCredential"][0]
-            sess = self.sessions.create(
-                peer_org=peer.org_did,
-                agent_did=holder,
-                agent_public_key=public_key_from_did_key(holder),
-                claims=dict(cred.get("credentialSubject", {})),
-                credential_id=cred.get("id", ""),
-            )
-            return sess, self._effective_trust(peer.org_did, None, now_utc())
+        return await self._verify_session(peer, vp, challenge)
+
+    async def _verify_session(
+        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
+    ) -> tuple[Session, float]:
+        """Verify a parsed presentation whose challenge was consumed; open its session.
+
+        A seam: the interop tests substitute it to build a node that accepts
+        unverified presentations (``interop_tests.misbehaving``).
+
+        Raises:
+            AuthenticationError: a CredentialError for any verification failure.
+
+        """
+        vcs = vp.get("verifiableCredential")
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
-        verified = verify_presentation(
+        from credentials.pool import VerifierPool
+
+        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
+            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+        )
+        current = dt.datetime.now(dt.UTC)
+        verified = await pool.verify_presentation(
             vp,
             challenge=challenge,
             domain=self.did,
             resolve_key=self.resolver,
-            now=dt.datetime.now(dt.UTC),
-            status=self.status_cache,
+            now=current,
             trusted_issuers=[peer.org_did],
         )
+        for checked in verified.credentials:  # statuses: fetched and cached here, not in the worker
+            if self.status_cache is not None:
+                self.status_cache.check(checked.credential, now=current)
         cred = verified.credentials[0]
         if "AgentCredential" not in cred.types:
             raise AuthenticationError(
@@ -512,23 +622,33 @@ class Node:
         terminated, and the presentation is refused (PERMISSION_DENIED,
         ``AUTHORIZATION_DRIFT``).
         """
-        from federation.delegation import DriftError, verify_delegated_presentation
+        from credentials.pool import VerifierPool
+        from federation.delegation import DriftError, verify_delegated_job
 
+        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
+            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+        )
         now = now_utc()
         try:
-            authority = verify_delegated_presentation(
+            # the chain's JSON-LD and signature work runs in the verifier pool, within its deadline
+            authority = await pool.run(
+                verify_delegated_job,
                 vp,
-                challenge=challenge,
-                domain=self.did,
-                resolve_key=self.resolver,
-                now=now,
-                status=self.status_cache,
-                requester_org=peer.org_did,
-                allowed_orgs=self._delegation_orgs(peer.org_did),
+                {
+                    "challenge": challenge,
+                    "domain": self.did,
+                    "resolve_key": self.resolver,
+                    "now": now,
+                    "requester_org": peer.org_did,
+                    "allowed_orgs": sorted(self._delegation_orgs(peer.org_did)),
+                },
             )
         except DriftError as err:
             await self.record_drift(peer, err, now=now)
             raise
+        if self.status_cache is not None:
+            # the root's own organization's list (a pinned peer's, fetched by refresh_peer_status)
+            self.status_cache.check(authority.root_credential, now=now)
         sess = self.sessions.create(
             peer_org=peer.org_did,
             agent_did=authority.holder,
@@ -603,6 +723,7 @@ class Node:
             AuthenticationError / InvalidRequestError with a precise reason.
 
         """
+        request.validate()  # bounded, grammar-checked identifiers before any lookup
         sess = self.sessions.get(session_id, peer_org=peer.org_did)
         try:
             verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
@@ -610,7 +731,6 @@ class Node:
             raise AuthenticationError(
                 "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
             ) from exc
-        request.validate()
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
@@ -650,9 +770,14 @@ class Node:
         if authority is not None:
             from federation.delegation import DriftError, check_request_within
 
+            reach = request.fields
+            if request.aggregate_json:  # an aggregate reaches its column and every filtered column
+                from federation.datasets import AggregateQuery
+
+                reach = aggregate_columns(AggregateQuery.parse(request.aggregate_json))
             try:
                 check_request_within(
-                    authority, purpose=request.purpose, fields=request.fields, contract_id=request.contract_id
+                    authority, purpose=request.purpose, fields=reach, contract_id=request.contract_id
                 )
             except DriftError as err:
                 sess.move("terminated")
@@ -669,25 +794,10 @@ class Node:
             )
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
-        decision = self.pdp.decide(
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            requester_org=peer.org_did,
-            provider_org=self.did,
-            requester_agent=request.agent_did,
-            agent_claims=session_claims(sess.claims, org=peer.org_did),
-            requested_fields=request.fields,
-            session=self._session_input(contract, sess),
-            now=now,
-            resource=request.resource,
-            subject=request.subject,
-        )
+        decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
             obs.POLICY_ENGINE_FAILURES.inc()
-        unsafe = self.config.unsafe_misbehaviour
-        if "ignore_policy" in unsafe and not decision.allow:
-            decision = dataclasses.replace(decision, allow=True, released_fields=request.fields)
         sess.requests += 1
         stripped: tuple[str, ...] = ()
         payload: Any = None
@@ -723,13 +833,7 @@ class Node:
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
             await self._deny(peer, entry, decision.digest(), decision.reason_codes)
-        gate = apply_gate(records, decision.released_fields)
-        payload = gate.payload
-        stripped = gate.stripped
-        released = tuple(decision.released_fields)
-        if "skip_gate" in unsafe:
-            payload, stripped = records, ()
-            released = tuple(sorted({k for r in records for k in r}))  # what actually crossed
+        gate, payload, stripped, released = self._gate(records, decision)
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         sess.fields_released.update(released)
         entry = DisclosureEntry(
@@ -742,11 +846,7 @@ class Node:
             response_digest=sha256_hex(response_bytes),
             **base,
         )
-        written = await self.writer.write(entry, receipt=True)
-        if "bad_receipt" in unsafe:
-            written = dataclasses.replace(
-                written, receipt=dataclasses.replace(written.receipt, index=written.receipt.index + 1)
-            )
+        written = await self._log_disclosure(entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
@@ -766,6 +866,54 @@ class Node:
             leaf_index=written.index,
             leaf_hash=written.leaf_hash,
         )
+
+    def _decide(
+        self,
+        peer: AuthenticatedPeer,
+        sess: Session,
+        request: Request,
+        contract: Contract | None,
+        now: dt.datetime,
+    ) -> Any:
+        """The policy decision for one record request (a :class:`policy.Decision`).
+
+        A seam: the interop tests substitute it to build a node that ignores
+        policy (``interop_tests.misbehaving``).
+        """
+        return self.pdp.decide(
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            requester_org=peer.org_did,
+            provider_org=self.did,
+            requester_agent=request.agent_did,
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
+            requested_fields=request.fields,
+            session=self._session_input(contract, sess),
+            now=now,
+            resource=request.resource,
+            subject=request.subject,
+        )
+
+    def _gate(
+        self, records: list[dict[str, Any]], decision: Any
+    ) -> tuple[Any, Any, tuple[str, ...], tuple[str, ...]]:
+        """The MNI gate over what the provider agent offered.
+
+        Returns:
+            (the :func:`policy.apply_gate` result, the payload that crosses,
+            the stripped field names, the released field names).
+
+        A seam: the interop tests substitute it to build a node without a gate.
+        """
+        gate = apply_gate(records, decision.released_fields)
+        return gate, gate.payload, tuple(gate.stripped), tuple(decision.released_fields)
+
+    async def _log_disclosure(self, entry: DisclosureEntry) -> Any:
+        """Write a disclosure to the ledger; returns the writer's result with its receipt.
+
+        A seam: the interop tests substitute it to build a node whose receipts do not verify.
+        """
+        return await self.writer.write(entry, receipt=True)
 
     def _entry_base(
         self,
@@ -964,11 +1112,13 @@ class Node:
         ]
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         extra["scope"] = answer.scope_key
+        # under DP no exact count leaves the node: not in the answer (None), not in the ledger (0)
+        logged_count = answer.record_count if answer.record_count is not None else 0
         entry = DisclosureEntry(
             kind="disclosure",
             fields_released=[f"{query.kind}({query.column})"],
             fields_stripped=[],
-            record_count=answer.record_count,
+            record_count=logged_count,
             decision="allow",
             reason="",
             response_digest=sha256_hex(response_bytes),
@@ -984,7 +1134,7 @@ class Node:
             released_fields=(f"{query.kind}({query.column})",),
             stripped_fields=(),
             payload=payload,
-            record_count=answer.record_count,
+            record_count=logged_count,
             reasons=(),
             obligations=tuple(decision.obligations),
             effective_trust=tau,
@@ -1140,58 +1290,223 @@ class Node:
                 err.metadata["received_leaf_index"] = str(index)
                 err.metadata["receipt_verified"] = str(ok).lower()
             raise
+        from pydantic import ValidationError
+
+        from federation import receipts as rc
+        from ledger import LedgerError, leaf_hash
+
         receipt = outcome.receipt
-        ok = True
+        book = rc.receipt_book(self)
+        refusal: FederationError | None = None
+        ok = False
         try:
-            verify_receipt(receipt.tlog_proof, entry=receipt.entry, log_verifier=verifier)
-        except Exception as exc:  # any receipt failure is recorded, not fatal to the agent
-            ok = False
-            log.warning("provider receipt does not verify", peer=bundle.org_name, error=str(exc))
-        entry = DisclosureEntry(
+            rc.check_outcome_size(outcome, rc.OutcomeLimits(max_payload_bytes=self.config.max_request_bytes))
+            expected: dict[str, Any] = dict(
+                kind=("disclosure",),
+                disclosure_id=outcome.disclosure_id,
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                contract_id=request.contract_id,
+                purpose=request.purpose,
+                request_digest=sha256_hex(request.signed_bytes),
+                response_digest=rc.payload_digest(outcome.payload_json),
+                fields_released=list(outcome.released_fields),
+                fields_stripped=list(outcome.stripped_fields),
+                record_count=outcome.record_count,
+                decision=outcome.decision,
+                reason=",".join(outcome.reasons),
+                decision_hash=outcome.decision_hash,
+                effective_trust=outcome.effective_trust,
+            )
+            if not request.aggregate_json:
+                expected["fields_requested"] = list(request.fields)
+            ok = rc.check_receipt(
+                book,
+                origin=bundle.ledger_origin,
+                verifier=verifier,
+                tlog_proof=receipt.tlog_proof,
+                entry_bytes=receipt.entry,
+                leaf_index=receipt.leaf_index,
+                claimed_leaf_hash=receipt.leaf_hash,
+                expected=expected,
+            )
+            if not ok:
+                log.warning("provider receipt does not verify", peer=bundle.org_name)
+        except (
+            rc.OutcomeTooLargeError,
+            rc.ReceiptMismatchError,
+            rc.PeerLogInconsistentError,
+            rc.ReceiptsUnsettledError,
+        ) as exc:
+            refusal = exc
+            log.error("provider receipt refused", peer=bundle.org_name, reason=exc.reason, error=str(exc))
+        if refusal is not None:
+            # the outcome is not passed on: record the refusal (with evidence) and raise it
+            book.remember_mismatch(
+                bundle.ledger_origin,
+                refusal.reason,
+                str(refusal),
+                tlog_proof=receipt.tlog_proof[: rc.MAX_TLOG_PROOF_BYTES],
+                entry_b64=base64.b64encode(receipt.entry[: rc.MAX_ENTRY_BYTES]).decode(),
+            )
+            evidence = getattr(refusal, "evidence", None)
+            if evidence is not None:
+                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
+            entry = DisclosureEntry(
+                kind="received",
+                disclosure_id=("rcv_" + sha256_hex(request.signed_bytes)[:32]),
+                time=rfc3339(now_utc()),
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash="",
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                decision="deny",
+                reason=refusal.reason,
+                request_digest=sha256_hex(request.signed_bytes),
+                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
+                extra={k: str(v)[:200] for k, v in refusal.metadata.items()},
+            )
+            written = await self.writer.write(entry, receipt=False)
+            refusal.metadata["received_leaf_index"] = str(written.index)
+            raise refusal
+        received = dict(
             kind="received",
-            disclosure_id=outcome.disclosure_id,
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
             requester_agent=request.agent_did,
-            provider_agent="",
             contract_id=request.contract_id,
-            contract_hash=self.contracts[request.contract_id].version_hash
-            if request.contract_id in self.contracts
-            else "",
             purpose=request.purpose,
             fields_requested=list(request.fields),
-            fields_released=list(outcome.released_fields),
-            fields_stripped=list(outcome.stripped_fields),
-            record_count=outcome.record_count,
-            decision=outcome.decision,
-            reason="" if ok else "RECEIPT_INVALID",
-            decision_hash=outcome.decision_hash,
             request_digest=sha256_hex(request.signed_bytes),
-            response_digest=sha256_hex(
-                outcome.payload_json
-                and json.dumps(
-                    json.loads(outcome.payload_json), sort_keys=True, separators=(",", ":")
-                ).encode()
-            ),
-            effective_trust=outcome.effective_trust,
-            provider_leaf_hash=base64.b64encode(receipt.leaf_hash).decode(),
+            provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
         )
+        try:
+            entry = DisclosureEntry(
+                kind="received",
+                disclosure_id=outcome.disclosure_id,
+                time=rfc3339(now_utc()),
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash=self.contracts[request.contract_id].version_hash
+                if request.contract_id in self.contracts
+                else "",
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                fields_released=list(outcome.released_fields),
+                fields_stripped=list(outcome.stripped_fields),
+                record_count=outcome.record_count,
+                decision=outcome.decision,
+                reason="" if ok else "RECEIPT_INVALID",
+                decision_hash=outcome.decision_hash,
+                request_digest=sha256_hex(request.signed_bytes),
+                response_digest=expected["response_digest"],
+                effective_trust=outcome.effective_trust,
+                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
+            )
+        except (ValidationError, LedgerError):
+            # an unverified outcome whose members do not form an entry: record what this node knows
+            entry = DisclosureEntry(
+                disclosure_id="rcv_" + sha256_hex(request.signed_bytes)[:32],
+                contract_hash="",
+                decision="deny",
+                reason="RECEIPT_INVALID",
+                **received,
+            )
         written = await self.writer.write(entry, receipt=False)
         return outcome, written.index, ok
 
     async def _log_received_denial(self, bundle, request: Request, err, verifier) -> tuple[int, bool]:
-        ok = True
-        entry_bytes = base64.b64decode(err.metadata.get("entry_b64", ""))
-        try:
-            verify_receipt(err.metadata.get("tlog_proof", ""), entry=entry_bytes, log_verifier=verifier)
-        except Exception:  # recorded as an invalid receipt
-            ok = False
+        """Check a logged refusal's receipt (bounded, bound to this request) and log "received".
+
+        Raises:
+            ReceiptMismatchError / PeerLogInconsistentError / OutcomeTooLargeError /
+            ReceiptsUnsettledError (``federation.receipts``): the refusal's receipt
+            is refused; the "received" entry records the reason and the
+            provider's reason (``extra.provider_reason``).
+        """
+        import binascii
+
+        from federation import receipts as rc
         from ledger import leaf_hash
 
+        meta = err.metadata
+        book = rc.receipt_book(self)
+        refusal: FederationError | None = None
+        ok = False
+        entry_bytes = b""
+        try:
+            tlog_proof = meta.get("tlog_proof", "")
+            entry_b64 = meta.get("entry_b64", "")
+            if len(tlog_proof) > rc.MAX_TLOG_PROOF_BYTES or len(entry_b64) > 4 * rc.MAX_ENTRY_BYTES // 3 + 4:
+                raise rc.OutcomeTooLargeError(
+                    "the refusal's receipt is too large", metadata={"field": "tlog_proof/entry_b64"}
+                )
+            try:
+                entry_bytes = base64.b64decode(entry_b64, validate=True)
+            except binascii.Error as exc:
+                raise rc.ReceiptMismatchError(
+                    "the refusal's entry is not base64", metadata={"mismatch": "entry"}
+                ) from exc
+            index_text = meta.get("leaf_index", "")
+            ok = rc.check_receipt(
+                book,
+                origin=bundle.ledger_origin,
+                verifier=verifier,
+                tlog_proof=tlog_proof,
+                entry_bytes=entry_bytes,
+                leaf_index=int(index_text) if index_text.isdigit() and len(index_text) < 20 else -1,
+                claimed_leaf_hash=None,
+                expected=dict(
+                    kind=("denial", "audit_denial"),
+                    disclosure_id=meta.get("disclosure_id", ""),
+                    provider_org=bundle.org_did,
+                    requester_org=self.did,
+                    requester_agent=request.agent_did,
+                    contract_id=request.contract_id,
+                    purpose=request.purpose,
+                    request_digest=sha256_hex(request.signed_bytes),
+                    decision="deny",
+                    reason=err.reason,
+                    decision_hash=meta.get("decision_hash", ""),
+                    fields_released=[],
+                    record_count=0,
+                ),
+            )
+        except (
+            rc.OutcomeTooLargeError,
+            rc.ReceiptMismatchError,
+            rc.PeerLogInconsistentError,
+            rc.ReceiptsUnsettledError,
+        ) as exc:
+            refusal = exc
+            log.error("provider refusal receipt refused", peer=bundle.org_name, reason=exc.reason)
+            book.remember_mismatch(
+                bundle.ledger_origin,
+                exc.reason,
+                str(exc),
+                tlog_proof=meta.get("tlog_proof", "")[: rc.MAX_TLOG_PROOF_BYTES],
+                entry_b64=meta.get("entry_b64", "")[: 4 * rc.MAX_ENTRY_BYTES // 3 + 4],
+            )
+            evidence = getattr(exc, "evidence", None)
+            if evidence is not None:
+                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
+        reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
         entry = DisclosureEntry(
             kind="received",
-            disclosure_id=err.metadata.get("disclosure_id", ""),
+            disclosure_id=meta.get("disclosure_id", "")
+            if ok
+            else "rcv_" + sha256_hex(request.signed_bytes)[:32],
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
@@ -1205,14 +1520,24 @@ class Node:
             fields_stripped=[],
             record_count=0,
             decision="deny",
-            reason=err.reason if ok else "RECEIPT_INVALID",
-            decision_hash=err.metadata.get("decision_hash", ""),
+            reason=reason[:256],
+            decision_hash=meta.get("decision_hash", "") if ok else "",
             request_digest=sha256_hex(request.signed_bytes),
             response_digest="",
             effective_trust=0.0,
-            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode() if entry_bytes else "",
+            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode(),
+            extra={
+                "provider_reason": err.reason[:200],
+                **{k: str(v)[:200] for k, v in refusal.metadata.items()},
+            }
+            if refusal is not None
+            else {},
         )
         written = await self.writer.write(entry, receipt=False)
+        if refusal is not None:
+            refusal.metadata["received_leaf_index"] = str(written.index)
+            refusal.metadata["provider_reason"] = err.reason[:200]
+            raise refusal
         return written.index, ok
 
     async def close(self) -> None:

@@ -92,18 +92,21 @@ async def _persist_loop(node: Node, every: float = 5.0) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            node.persist_state()
+            node.drain_decision_log()
+            await asyncio.to_thread(node.persist_state, drain_log=False)  # database work off the loop
         except Exception as exc:  # keep serving; retried next turn
             log.warning("persisting state failed", error=str(exc))
 
 
-async def run(node_dir: Path) -> None:
+async def run(node_dir: Path, *, node_cls: type[Node] = Node) -> None:
     """Open the node in ``node_dir``, serve until SIGINT/SIGTERM, then stop cleanly.
 
     Writes ``node.pid`` (``{"pid", "port"}``) once serving and prints one
     ``READY <org> <host:port>`` line on stdout (for supervisors and tests).
+    ``node_cls`` is the :class:`Node` class to open (test code passes a
+    subclass with substituted parts, see ``interop_tests.misbehaving``).
     """
-    node = Node.open(node_dir)
+    node = node_cls.open(node_dir)
     server, port = await start_server(node)
     host = node.config.listen.rpartition(":")[0]
     pidfile = node.paths.pidfile

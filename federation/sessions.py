@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.errors import AuthenticationError
+from federation.errors import AuthenticationError, ResourceLimitError
 
 #: Allowed session state transitions (state machine as data).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -79,12 +79,30 @@ class Session:
 
 
 class SessionTable:
-    """Open sessions of one provider node."""
+    """Open sessions of one provider node, bounded per agent and per peer (issue #18, class 10).
 
-    def __init__(self, *, ttl_seconds: float, clock=time.time) -> None:
+    Sessions are kept in creation order; since every session lives at most
+    ``ttl_seconds``, the sweep pops expired sessions from the front in time
+    proportional to what it removes. Open sessions are counted per
+    (peer, agent) and per peer; :meth:`create` refuses beyond the caps
+    instead of evicting (an agent cannot push another agent's session out).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        max_per_agent: int = 64,
+        max_per_peer: int = 4096,
+        clock=time.time,
+    ) -> None:
         self._ttl = ttl_seconds
+        self._max_agent = max_per_agent
+        self._max_peer = max_per_peer
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        self._open_by_agent: dict[tuple[str, str], set[str]] = {}
+        self._open_by_peer: dict[str, set[str]] = {}
 
     def create(
         self,
@@ -96,8 +114,33 @@ class SessionTable:
         credential_id: str,
         not_after: float | None = None,
     ) -> Session:
-        """Open a session (its lifetime is capped by the credential's validUntil)."""
+        """Open a session (its lifetime is capped by the credential's validUntil).
+
+        Raises:
+            ResourceLimitError: ``SESSION_LIMIT_AGENT`` / ``SESSION_LIMIT_PEER``
+                when the agent or its organization already holds the most open
+                sessions allowed (RESOURCE_EXHAUSTED; retry after one expires).
+
+        """
         now = self._clock()
+        self._sweep(now)
+        agent_open = self._open_by_agent.get((peer_org, agent_did), set())
+        self._prune(agent_open, now)
+        if len(agent_open) >= self._max_agent:
+            raise ResourceLimitError(
+                f"agent already holds {len(agent_open)} open sessions",
+                reason="SESSION_LIMIT_AGENT",
+                metadata={"limit": str(self._max_agent)},
+            )
+        peer_open = self._open_by_peer.get(peer_org, set())
+        if len(peer_open) >= self._max_peer:
+            self._prune(peer_open, now)
+        if len(peer_open) >= self._max_peer:
+            raise ResourceLimitError(
+                f"organization already holds {len(peer_open)} open sessions",
+                reason="SESSION_LIMIT_PEER",
+                metadata={"limit": str(self._max_peer)},
+            )
         expires = now + self._ttl if not_after is None else min(now + self._ttl, not_after)
         sess = Session(
             id=secrets.token_urlsafe(16),
@@ -110,7 +153,8 @@ class SessionTable:
             expires_at=expires,
         )
         self._sessions[sess.id] = sess
-        self._sweep(now)
+        self._open_by_agent.setdefault((peer_org, agent_did), agent_open).add(sess.id)
+        self._open_by_peer.setdefault(peer_org, peer_open).add(sess.id)
         return sess
 
     def get(self, session_id: str, *, peer_org: str) -> Session:
@@ -144,27 +188,74 @@ class SessionTable:
     def __len__(self) -> int:
         return sum(1 for s in self._sessions.values() if s.state == "open")
 
+    def _prune(self, ids: set[str], now: float) -> None:
+        """Drop ids of sessions that are no longer open from a count set."""
+        for sid in [i for i in ids if not self._is_open(i, now)]:
+            ids.discard(sid)
+
+    def _is_open(self, sid: str, now: float) -> bool:
+        sess = self._sessions.get(sid)
+        return sess is not None and sess.state == "open" and now < sess.expires_at
+
     def _sweep(self, now: float) -> None:
-        if len(self._sessions) > 10_000:
-            for sid in [k for k, s in self._sessions.items() if s.expires_at < now - 3600]:
-                del self._sessions[sid]
+        """Forget sessions older than the TTL (front of the creation-ordered table)."""
+        while self._sessions:
+            sid, sess = next(iter(self._sessions.items()))
+            if sess.created_at + self._ttl > now:
+                break
+            del self._sessions[sid]
+            key = (sess.peer_org, sess.agent_did)
+            for table, k in ((self._open_by_agent, key), (self._open_by_peer, sess.peer_org)):
+                ids = table.get(k)  # type: ignore[attr-defined]
+                if ids is not None:
+                    ids.discard(sid)
+                    if not ids:
+                        del table[k]  # type: ignore[attr-defined]
 
 
 class ChallengeTable:
-    """Single-use challenges for presentations and agent proof of possession."""
+    """Single-use challenges for presentations and agent proof of possession, bounded.
 
-    def __init__(self, *, ttl_seconds: float = 120.0, clock=time.time) -> None:
+    Challenges expire after ``ttl_seconds`` and are swept from the front of
+    the issue-ordered table. Each ``owner`` (the requesting peer organization,
+    or ``"local"`` for this node's own agents) may hold at most
+    ``max_per_owner`` open challenges, and the table at most ``max_open``.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 120.0,
+        max_per_owner: int = 1024,
+        max_open: int = 16384,
+        clock=time.time,
+    ) -> None:
         self._ttl = ttl_seconds
+        self._max_owner = max_per_owner
+        self._max_open = max_open
         self._clock = clock
-        self._open: dict[str, tuple[str, float]] = {}
+        self._open: dict[str, tuple[str, str, float]] = {}  # challenge -> (owner, subject, expires)
+        self._per_owner: dict[str, int] = {}
 
-    def issue(self, subject: str) -> tuple[str, float]:
-        """A fresh challenge bound to ``subject``; returns (challenge, expires_at)."""
+    def issue(self, subject: str, *, owner: str = "local") -> tuple[str, float]:
+        """A fresh challenge bound to ``subject``; returns (challenge, expires_at).
+
+        Raises:
+            ResourceLimitError: ``CHALLENGE_LIMIT`` when ``owner`` (or the
+                whole table) already holds the most open challenges allowed.
+
+        """
         now = self._clock()
-        if len(self._open) > 10_000:
-            self._open = {k: v for k, v in self._open.items() if v[1] > now}
+        self._sweep(now)
+        if self._per_owner.get(owner, 0) >= self._max_owner or len(self._open) >= self._max_open:
+            raise ResourceLimitError(
+                "too many open challenges; use or let expire the ones issued",
+                reason="CHALLENGE_LIMIT",
+                metadata={"limit": str(self._max_owner)},
+            )
         challenge = secrets.token_urlsafe(24)
-        self._open[challenge] = (subject, now + self._ttl)
+        self._open[challenge] = (owner, subject, now + self._ttl)
+        self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         return challenge, now + self._ttl
 
     def consume(self, challenge: str, subject: str) -> None:
@@ -175,15 +266,39 @@ class ChallengeTable:
                 or issued for another subject.
 
         """
-        entry = self._open.pop(challenge, None)
-        if entry is None or entry[0] != subject or entry[1] < self._clock():
+        entry = self._open.pop(challenge, None) if isinstance(challenge, str) else None
+        if entry is not None:
+            self._release(entry[0])
+        if entry is None or entry[1] != subject or entry[2] < self._clock():
             raise AuthenticationError(
                 "challenge unknown, used, expired or for another agent", reason="WRONG_CHALLENGE"
             )
 
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def _release(self, owner: str) -> None:
+        left = self._per_owner.get(owner, 1) - 1
+        if left > 0:
+            self._per_owner[owner] = left
+        else:
+            self._per_owner.pop(owner, None)
+
+    def _sweep(self, now: float) -> None:
+        while self._open:
+            challenge, (owner, _, expires) = next(iter(self._open.items()))
+            if expires > now:
+                break
+            del self._open[challenge]
+            self._release(owner)
+
 
 class NonceCache:
-    """Replay protection: each request nonce is accepted once within the skew window."""
+    """Replay protection: each request nonce is accepted once within the skew window.
+
+    Nonces are remembered in arrival order for ``2 × skew`` seconds (a request
+    older than ``skew`` is refused as stale anyway) and swept from the front.
+    """
 
     def __init__(self, *, skew_seconds: float, clock=time.time) -> None:
         self._skew = skew_seconds
@@ -205,9 +320,12 @@ class NonceCache:
             )
         if not 16 <= len(nonce) <= 128:
             raise AuthenticationError("nonce must be 16..128 characters", reason="BAD_NONCE")
+        cutoff = now - 2 * self._skew
+        while self._seen:
+            first, t = next(iter(self._seen.items()))
+            if t >= cutoff:
+                break
+            del self._seen[first]
         if nonce in self._seen:
             raise AuthenticationError("request nonce already seen (replay)", reason="REPLAYED_REQUEST")
         self._seen[nonce] = now
-        if len(self._seen) > 100_000:
-            cutoff = now - 2 * self._skew
-            self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}

@@ -31,11 +31,25 @@ class NodeProcess:
         directory: the node directory.
         endpoint: ``HOST:PORT`` once ready.
         log_path: where its stderr goes (``<dir>/node.log``).
+        command: the argv that serves the node (``accord node start`` by
+            default; test code passes another entry point, e.g.
+            ``python -m interop_tests.misbehaving``).
 
     """
 
-    def __init__(self, directory: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
         self.directory = Path(directory)
+        self.command = command or [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "node",
+            "start",
+            "--dir",
+            str(self.directory),
+        ]
         self.endpoint = ""
         self.log_path = self.directory / "node.log"
         self._env = {**os.environ, **(env or {})}
@@ -49,9 +63,11 @@ class NodeProcess:
                 (the message holds the tail of its log).
 
         """
-        log = self.log_path.open("a")
+        from federation.paths import open_private_append
+
+        log = open_private_append(self.log_path)  # node logs may name agents and fields
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "federation.cli.main", "node", "start", "--dir", str(self.directory)],
+            self.command,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,12 +25,12 @@ from pydantic import ValidationError
 from policy.errors import DecisionInputError, GateError
 from policy.identifiers import check_identifier
 from policy.input import POLICY_INPUT_VERSION, AgentClaims, validate_policy_input
+from policy.micros import MICROS, micros_down, micros_up
 from policy.paths import canonical_path
 
 __all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS", "to_micros"]
 
-#: Budget arithmetic in Rego is in integer micro-units (1 unit = 1e6 micros).
-MICROS = 1_000_000
+# Budget arithmetic in Rego is in integer micro-units (MICROS, from policy.micros).
 _MAX_INT = 2**53 - 1
 
 
@@ -43,15 +42,16 @@ def jcs_digest(obj: Any) -> str:
 def to_micros(value: float | int, *, rounding: str = "exact") -> int:
     """Convert a number of units to integer micro-units (1 unit = 10**6 micros), one rule everywhere.
 
-    The number is read as the shortest decimal that round-trips its float
-    (``repr``: ``0.7`` is 0.7, not 0.69999…), so the conversion of what an
-    operator wrote is exact.
+    The rule is :mod:`policy.micros`: the number is read as the shortest
+    decimal that round-trips its float (``repr``: ``0.7`` is 0.7, not
+    0.69999…), so converting what an operator wrote is exact.
 
     Args:
         value: a finite, non-negative int or float.
-        rounding: ``"exact"`` (the value must have at most 6 decimals: contract
-            terms), ``"floor"`` (against the requester for what it *has*, e.g.
-            τ) or ``"ceil"`` (against the requester for what it *used*).
+        rounding: ``"exact"`` (contract terms: at most 6 decimals),
+            ``"floor"`` (against the requester for what it *has*, e.g. τ:
+            :func:`~policy.micros.micros_down`) or ``"ceil"`` (for what it
+            *used*: :func:`~policy.micros.micros_up`).
 
     Returns:
         The micro-units as an int.
@@ -62,15 +62,14 @@ def to_micros(value: float | int, *, rounding: str = "exact") -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ValueError(f"expected a finite number >= 0, got {value!r}")
-    micros = Decimal(repr(value)) * MICROS
-    whole = int(micros.to_integral_value(rounding=ROUND_FLOOR))
-    if whole == micros:
-        return whole
+    down, up = micros_down(value), micros_up(value)
     if rounding == "floor":
-        return whole
+        return down
     if rounding == "ceil":
-        return whole + 1
-    raise ValueError(f"{value!r} has more than 6 decimal places (write at most micro-unit precision)")
+        return up
+    if down != up:
+        raise ValueError(f"{value!r} has more than 6 decimal places (write at most micro-unit precision)")
+    return down
 
 
 def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -236,13 +235,13 @@ class DecisionInput:
 
     @property
     def trust_micros(self) -> int:
-        """τ in integer micro-units, rounded *down* (:func:`to_micros`, ``floor``)."""
-        return min(MICROS, to_micros(self.effective_trust, rounding="floor"))
+        """τ in integer micro-units, rounded *down* (:func:`policy.micros.micros_down`)."""
+        return min(MICROS, micros_down(self.effective_trust))
 
     @property
     def budget_used_micros(self) -> int:
-        """Budget used in integer micro-units, rounded *up* (:func:`to_micros`, ``ceil``)."""
-        return to_micros(self.budget_used, rounding="ceil")
+        """Budget used in integer micro-units, rounded *up* (:func:`policy.micros.micros_up`)."""
+        return micros_up(self.budget_used)
 
     def to_rego_input(self) -> dict[str, Any]:
         """Return the Rego ``input`` document (JSON values only; :class:`policy.input.PolicyInput`).

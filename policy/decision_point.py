@@ -19,6 +19,7 @@ Named after XACML's PDP; the node is the enforcement point (it applies
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -171,6 +172,9 @@ class PolicyDecisionPoint:
             self.log.append(inp, decision)
             return decision
         key = (c.id, inp.requester_org)
+        # only registered contracts get state (#10.2): the id is the requester's string
+        self.budgets.admit(key, now=now)
+        self.requests.admit(key, now=now)
         with self._lock(key):
             tau = self.trust.effective_trust(pair, ceiling=c.trust_ceiling, now=now)
             used = (
@@ -179,7 +183,7 @@ class PolicyDecisionPoint:
                 else 0.0
             )
             recent = (
-                round(self.requests.spent(key, window_seconds=c.rate_limit.window_seconds, now=now))
+                math.ceil(self.requests.spent(key, window_seconds=c.rate_limit.window_seconds, now=now))
                 if c.rate_limit is not None
                 else 0
             )

@@ -21,8 +21,9 @@ from importlib import resources
 from typing import Any, Protocol, runtime_checkable
 
 from policy.contract import Contract
-from policy.decision import MICROS, Decision, DecisionInput, jcs_digest, to_micros
+from policy.decision import Decision, DecisionInput, jcs_digest
 from policy.errors import ContractInvalidError
+from policy.micros import MICROS, micros_down, micros_up
 
 __all__ = [
     "BASE_POLICY_PATH",
@@ -135,8 +136,9 @@ def contract_document(c: Contract) -> dict[str, Any]:
         "valid_from_unix": _unix(c.valid_from),
         "valid_until_unix": _unix(c.valid_until),
         "retired_at_unix": _unix(c.retired_at),
-        "trust_ceiling_micros": to_micros(c.trust_ceiling),
-        "budget_units_micros": None if c.trust_budget is None else to_micros(c.trust_budget.units),
+        # against the requester (#18.3): allowances round down, charges and thresholds up
+        "trust_ceiling_micros": micros_down(c.trust_ceiling),
+        "budget_units_micros": None if c.trust_budget is None else micros_down(c.trust_budget.units),
         "budget_window_seconds": None if c.trust_budget is None else c.trust_budget.window_seconds,
         "rate_limit": None
         if c.rate_limit is None
@@ -152,8 +154,8 @@ def contract_document(c: Contract) -> dict[str, Any]:
                 "mni": list(p.mni),
                 "optional": {
                     f: {
-                        "sensitivity_micros": to_micros(o.sensitivity),
-                        "min_trust_micros": to_micros(o.min_trust),
+                        "sensitivity_micros": micros_up(o.sensitivity),
+                        "min_trust_micros": micros_up(o.min_trust),
                     }
                     for f, o in p.optional.items()
                 },

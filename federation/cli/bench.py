@@ -23,6 +23,20 @@ def exchange(
     run(seconds=seconds, concurrency=tuple(concurrency or (1, 16, 64)), json_output=as_json)
 
 
+@app.command("hostile")
+def hostile(
+    seconds: Annotated[float, typer.Option("--seconds", help="Measuring time of each phase, seconds.")] = 8.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Benign requests in flight.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Benign exchange p50/p99 with and without a flood of hostile inputs of every class, same run."""
+    from benchmarks.bench_hostile import run
+
+    out = run(seconds=seconds, concurrency=concurrency, json_output=as_json)
+    if not out["all_refused"]:
+        raise typer.Exit(1)
+
+
 def _optional(name: str, module: str, doc: str) -> None:
     def cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
         mod = __import__(module, fromlist=["run"])

@@ -1,4 +1,4 @@
-"""``accord peer``: export-bundle, add, list."""
+"""``accord peer``: export-bundle, add, sign-rotation, list."""
 
 from __future__ import annotations
 
@@ -42,28 +42,77 @@ def export_bundle_cmd(
 def add(
     bundle_file: Annotated[Path, typer.Argument(help="A peer's bundle (JSON).", exists=True, dir_okay=False)],
     directory: DirOption = None,
+    rotation: Annotated[
+        Path | None,
+        typer.Option(
+            "--rotation",
+            help="Re-pin: a rotation statement signed by the pinned (old) key (`accord peer sign-rotation`).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    replace_fingerprints: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--replace-fingerprints",
+            help="Re-pin by operator override: OLD NEW fingerprints, both checked out of band.",
+        ),
+    ] = None,
 ) -> None:
-    """Verify and pin a peer bundle."""
+    """Verify and pin a peer bundle.
+
+    A peer already pinned with other keys, CA or endpoint is only re-pinned
+    with ``--rotation`` or ``--replace-fingerprints OLD NEW``.
+    """
     from federation.config import load_config
-    from federation.errors import PeerError
     from federation.paths import NodePaths
-    from federation.peers import PeerBundle
+    from federation.peers import PeerBundle, RotationStatement, pin_bundle
 
     d = node_dir(directory)
     cfg = load_config(d)
     bundle = PeerBundle.parse(bundle_file.read_bytes())
-    if bundle.org_did == cfg.org_did:
-        raise PeerError("refusing to pin this node's own bundle as a peer", reason="SELF_PEER")
-    target = NodePaths(d).peers / f"{bundle.org_name}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(bundle.model_dump_json(indent=2))
+    result = pin_bundle(
+        NodePaths(d).peers,
+        bundle,
+        own_did=cfg.org_did,
+        rotation=RotationStatement.parse(rotation.read_bytes()) if rotation else None,
+        override=replace_fingerprints,
+    )
+    moved = (
+        f" (was {result.previous_fingerprint}, by {result.how})"
+        if result.how in ("rotation", "override")
+        else ""
+    )
     console.print(
         f"pinned {bundle.org_name} ({bundle.org_did}) at {bundle.endpoint}, "
-        f"fingerprint {bundle.fingerprint()}"
+        f"fingerprint {bundle.fingerprint()}{moved}"
     )
     note = nudge_running_node(d)
     if note:
         console.print(note)
+
+
+@app.command("sign-rotation")
+def sign_rotation(
+    new_bundle: Annotated[
+        Path, typer.Argument(help="The organization's new bundle (JSON).", exists=True, dir_okay=False)
+    ],
+    directory: DirOption = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Sign, with this (old) node's organization key, a statement moving peers' pin to NEW_BUNDLE."""
+    from federation.identity import NodeIdentity, export_bundle
+    from federation.peers import PeerBundle, RotationStatement
+
+    ident = NodeIdentity.load(node_dir(directory))
+    new = PeerBundle.parse(new_bundle.read_bytes())
+    stmt = RotationStatement.make(old=export_bundle(ident), new=new, old_key=ident.org_key)
+    text = stmt.model_dump_json(indent=2)
+    if out:
+        out.write_text(text)
+        console.print(f"wrote rotation {stmt.old_fingerprint} -> {stmt.new_fingerprint} to {out}")
+    else:
+        typer.echo(text)
 
 
 @app.command("list")

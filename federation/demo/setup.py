@@ -17,6 +17,7 @@ from typing import Any
 from federation.agents import register_agent
 from federation.demo import scenario
 from federation.identity import NodeIdentity, export_bundle, init_node
+from federation.paths import write_private
 from federation.supervisor import free_port
 from policy import Contract
 
@@ -153,7 +154,6 @@ def provision(
     orgs: tuple[str, ...] = scenario.ORGS,
     with_interop: bool = True,
     status_ttl_seconds: float = 1.0,
-    misbehave: dict[str, list[str]] | None = None,
     witness_interval_seconds: float = 0.5,
     http: bool = False,
 ) -> Layout:
@@ -164,7 +164,6 @@ def provision(
         orgs: organization names (the scenario's three by default).
         with_interop: also provision the ``interop`` tester org peered with every node.
         status_ttl_seconds: peers' status-list cache TTL (short, so revocation shows at once).
-        misbehave: org → list of ``unsafe_misbehaviour`` switches (tests only).
         witness_interval_seconds: how often nodes send checkpoints to peers' witnesses.
         http: also serve each log over HTTP (C2SP tlog-tiles, tlog-witness).
 
@@ -182,7 +181,6 @@ def provision(
         cfg = load_config(d).model_copy(
             update={
                 "status_list_ttl_seconds": status_ttl_seconds,
-                "unsafe_misbehaviour": list((misbehave or {}).get(org, [])),
                 "witness_interval_seconds": witness_interval_seconds,
                 "http_listen": f"127.0.0.1:{free_port()}" if http else "",
                 "metrics_port": free_port(),
@@ -204,12 +202,13 @@ def provision(
     data = scenario.datasets()
     for org in orgs:
         for resource, records in data.get(org, {}).items():
-            (layout.orgs[org] / "data" / f"{resource}.json").write_text(
-                json.dumps({"records": records}, indent=1)
+            write_private(  # personal records: owner-only
+                layout.orgs[org] / "data" / f"{resource}.json", json.dumps({"records": records}, indent=1)
             )
         if with_interop:
-            (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
-                json.dumps(interop_records(), indent=1)
+            write_private(
+                layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json",
+                json.dumps(interop_records(), indent=1),
             )
             from federation.agents import open_store as _open_store
 

@@ -50,13 +50,16 @@ class FederationServicer(pbg.FederationServiceServicer):
     @rpc
     async def GetChallenge(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)
+        self.node.presession.admit(peer.org_did)
         challenge, domain, expires = self.node.issue_challenge(peer, request.agent_did)
         return pb.GetChallengeResponse(challenge=challenge, domain=domain, expires_at=int(expires))
 
     @rpc
     async def OpenSession(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)
-        sess, tau = await self.node.open_session(peer, request.presentation_json)
+        self.node.presession.admit(peer.org_did)
+        async with self.node.presession.verification_slot(peer.org_did):
+            sess, tau = await self.node.open_session(peer, request.presentation_json)
         return pb.OpenSessionResponse(
             session_id=sess.id, expires_at=int(sess.expires_at), effective_trust=tau
         )

@@ -5,8 +5,10 @@ Layout of a TVP federation (:func:`provision_tvp`): one requester org
 provider org per *condition* = (provider agent model, gate on/off). Every
 provider node serves every sub-scene's records (resource = scene id) under
 one contract per τ (``trust_ceiling`` = τ; purposes = the scenes, each with
-MNI = the scene's A*). Gate off = ``unsafe_misbehaviour = ["skip_gate"]``:
-the node then passes through what its agent offers. Each provider's trust
+MNI = the scene's A*). Gate off = the node process is started from
+:mod:`interop_tests.misbehaving` with the ``skip_gate`` behaviour (a Node
+whose gate is substituted in test code): it then passes through what its
+agent offers. Each provider's trust
 book is seeded with ``TrustConfig(initial=1.0)`` so that the effective
 τ = min(ceiling, score) equals the contract's ceiling (verified per chain).
 
@@ -283,7 +285,6 @@ def provision_tvp(
         }
         if cond is not None:
             update["provider_agent"] = cond.agent_model
-            update["unsafe_misbehaviour"] = [] if cond.gate else ["skip_gate"]
         cfg = load_config(d).model_copy(update=update)
         save_config(d, cfg)
         idents[org] = NodeIdentity.load(d)
@@ -339,8 +340,13 @@ class TvpFederation:
     def start(self) -> TvpFederation:
         """Start every node (in parallel threads); raises RuntimeError if one does not start."""
         from federation.supervisor import NodeProcess
+        from interop_tests.misbehaving import misbehaving_process
 
-        procs = {org: NodeProcess(d) for org, d in self.layout.orgs.items()}
+        gate_off = {c.org for c in self.layout.conditions if not c.gate}
+        procs = {
+            org: misbehaving_process(d, ["skip_gate"]) if org in gate_off else NodeProcess(d)
+            for org, d in self.layout.orgs.items()
+        }
         errors: list[BaseException] = []
 
         def go(p):

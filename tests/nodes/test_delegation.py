@@ -246,6 +246,67 @@ def test_chain_rooted_in_an_org_the_contract_does_not_name_is_refused(dfed):
     assert err.metadata["issuer"] == "did:web:supplier.accord.test"
 
 
+def _present_unchecked(fed, holder: str, build, suite: str = "eddsa-rdfc-2022") -> FederationError:
+    """Open a session with the hospital presenting ``build(wallet)``; return the refusal."""
+    from credentials import verification_method_id as _vm
+    from tests.credentials.cred_support import sign_unchecked
+
+    w = _w(fed, holder)
+
+    def present(challenge, domain):
+        vp = {
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiablePresentation"],
+            "holder": w.did,
+            "verifiableCredential": [build(w)],
+        }
+        return sign_unchecked(
+            vp, w.key, _vm(w.did), "authentication", suite, challenge=challenge, domain=domain
+        )
+
+    async def go():
+        async with AgentClient.from_wallet(fed.layout.wallets[holder]) as c:
+            return await c.open_session_with("hospital", present)
+
+    with pytest.raises(FederationError) as ei:
+        run(go())
+    return ei.value
+
+
+def test_node_refuses_a_respelled_credential(dfed):
+    """Issue #10 class 1 end to end: the agent's own credential, expiry re-spelled by an inline context."""
+    cred = "https://www.w3.org/2018/credentials#"
+
+    def respell(w):
+        c = dict(w.credential)
+        c["@context"] = list(c["@context"]) + [
+            {"expiry": {"@id": cred + "validUntil", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"}}
+        ]
+        c["expiry"] = c.pop("validUntil")
+        return c
+
+    err = _present_unchecked(dfed, "relief/logistics", respell)
+    assert err.reason == "CONTEXT_NOT_ALLOWED"
+
+
+def test_node_refuses_a_hostile_presentation_before_jsonld(dfed):
+    """Issue #10 class 2 end to end: 15 000 values for one property (<100 KB), refused at once."""
+
+    def hostile(w):
+        c = dict(w.credential)
+        c["credentialSubject"] = dict(c["credentialSubject"], scopes=[f"s{i}" for i in range(15_000)])
+        return c
+
+    err = _present_unchecked(dfed, "relief/logistics", hostile, suite="eddsa-jcs-2022")  # JCS: no pyld here
+    assert err.reason == "DOCUMENT_TOO_COMPLEX"
+
+    async def plain():  # the node still serves: a normal session opens right after
+        async with AgentClient.from_wallet(dfed.layout.wallets["relief/logistics"]) as c:
+            return await c.open_session("hospital")
+
+    assert run(plain()).session_id
+
+
 def test_chain_rooted_in_a_revoked_agent_is_refused(dfed):
     """Last in the module: revokes relief's field-volunteer through the CLI of the running node."""
     import subprocess
@@ -289,11 +350,13 @@ from credentials import (  # noqa: E402
     agent_credential,
     did_key_from_public_key,
     issue_credential,
+    verification_method_id,
 )
 from federation.delegation import (  # noqa: E402
     DelegationError,
     DriftError,
     check_request_within,
+    delegation_credential,
     delegation_presentation,
     verify_delegated_presentation,
 )
@@ -411,7 +474,11 @@ def test_in_process_reasons_for_bad_chains():
 
 
 def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_path):
-    """The same supplier → relief chain opens a session once the contract lists supplier in delegation_orgs."""
+    """A supplier → relief chain opens a session once the contract names supplier in delegation_orgs.
+
+    The root is checked against supplier's own status list at the provider: once supplier
+    revokes its dispatcher, the hospital refuses the same chain (``REVOKED``).
+    """
     import json as _json
 
     from federation.demo import setup as demo_setup
@@ -438,5 +505,132 @@ def test_cross_org_chain_is_accepted_when_the_contract_names_the_root_org(tmp_pa
         l1 = _link(disp, lg, disp.credential, scopes=["shelters:read"])
         out = run(_open_and_request(fed, "relief/logistics", [disp.credential, l1], []))
         assert out[0].session_id
+        import subprocess
+        import sys
+        import time
+
+        p = subprocess.run(
+            [sys.executable, "-m", "federation.cli.main", "agent", "revoke", "dispatcher"]
+            + ["--dir", str(layout.orgs["supplier"])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+        time.sleep(1.5)  # the hospital's status-list cache TTL is 1 s
+        again = _link(disp, lg, disp.credential, scopes=["shelters:read"])
+        err = _refused(fed, "relief/logistics", [disp.credential, again])
+        assert "REVOKED" in err.reason
     finally:
         fed.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue #10 class 1 on the delegation path: the chain is read by JSON key, so a re-spelled
+# root (expiry hidden by an inline @context) or link must be refused, not read as unexpiring.
+
+
+def _expired_root_respelled():
+    from credentials import status_entry
+
+    unsigned = agent_credential(
+        issuer=ORG,
+        agent_did=DIDS[0],
+        organization=ORG,
+        name="root",
+        role="lead",
+        scopes=SCOPES,
+        trust_tier=1,
+        valid_from=NOW - dt.timedelta(days=10),
+        valid_until=NOW - dt.timedelta(days=1),  # expired
+        credential_id="urn:uuid:22222222-2222-4222-8222-222222222222",
+        status=status_entry(list_credential_id="https://org-a.test/status/1", index=3, purpose="revocation"),
+    )
+    signed = issue_credential(
+        unsigned, key=ORG_KEY, verification_method=f"{ORG}#key-1", created=NOW - dt.timedelta(days=10)
+    )
+    cred = "https://www.w3.org/2018/credentials#"
+    forged = {k: v for k, v in signed.items() if k not in ("validUntil", "credentialStatus")}
+    forged["@context"] = signed["@context"] + [
+        {
+            "expiry": {"@id": cred + "validUntil", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
+            "standing": {"@id": cred + "credentialStatus", "@type": "@id"},
+        }
+    ]
+    forged["expiry"], forged["standing"] = signed["validUntil"], signed["credentialStatus"]
+    return signed, forged
+
+
+def _vp_unchecked(chain, holder):
+    from tests.credentials.cred_support import sign_unchecked
+
+    vp = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiablePresentation"],
+        "holder": DIDS[holder],
+        "verifiableCredential": list(chain),
+    }
+    return sign_unchecked(
+        vp,
+        AGENTS[holder],
+        verification_method_id(DIDS[holder]),
+        "authentication",
+        "eddsa-jcs-2022",
+        challenge="c-1",
+        domain="did:web:prov.accord.test",
+    )
+
+
+def _verify_vp(vp):
+    return verify_delegated_presentation(
+        vp,
+        challenge="c-1",
+        domain="did:web:prov.accord.test",
+        resolve_key=RESOLVE,
+        now=NOW,
+        status=None,
+        requester_org=ORG,
+    )
+
+
+def test_chain_rooted_in_a_respelled_expired_credential_is_refused():
+    from credentials import CredentialError, canonicalize_rdfc
+
+    signed, forged = _expired_root_respelled()
+    strip = lambda d: {k: v for k, v in d.items() if k != "proof"}  # noqa: E731
+    assert canonicalize_rdfc(strip(forged)) == canonicalize_rdfc(strip(signed))  # same signed meaning
+    link = delegate(
+        key=AGENTS[0],
+        delegator=DIDS[0],
+        delegatee=DIDS[1],
+        parent=signed,
+        scopes=["a:read"],
+        valid_until=NOW + dt.timedelta(hours=1),
+    )
+    with pytest.raises(CredentialError) as ei:  # honest spelling: expired
+        _verify_vp(_vp_unchecked([signed, link], 1))
+    assert ei.value.reason == "EXPIRED"
+    with pytest.raises(CredentialError) as ei:  # re-spelled: no longer read as unexpiring
+        _verify_vp(_vp_unchecked([forged, link], 1))
+    assert ei.value.reason == "CONTEXT_NOT_ALLOWED"
+
+
+def test_link_with_an_inline_context_is_refused():
+    from credentials import CredentialError
+    from tests.credentials.cred_support import sign_unchecked
+
+    link = delegation_credential(
+        delegator=DIDS[0],
+        delegatee=DIDS[1],
+        parent_id=ROOT["id"],
+        scopes=["a:read"],
+        valid_until=NOW + dt.timedelta(hours=1),
+    )
+    link["@context"] = link["@context"] + [{"reach": "https://w3id.org/accord/vocab#scopes"}]
+    link["credentialSubject"]["reach"] = ["c:read"]
+    signed = sign_unchecked(
+        link, AGENTS[0], verification_method_id(DIDS[0]), "assertionMethod", "eddsa-jcs-2022"
+    )
+    with pytest.raises(CredentialError) as ei:
+        _verify_vp(_vp_unchecked([ROOT, signed], 1))
+    assert ei.value.reason == "CONTEXT_NOT_ALLOWED"

@@ -7,10 +7,12 @@ import json
 
 import pytest
 
+from federation.demo.setup import provision
 from interop_tests.cases import Context
+from interop_tests.misbehaving import misbehaving_process
 from interop_tests.peer import InteropIdentity
 from interop_tests.runner import _with_status_server, run_suite
-from nodes.conftest import start
+from nodes.conftest import Fed
 
 pytestmark = pytest.mark.xdist_group("federation")
 
@@ -51,11 +53,11 @@ def test_suite_passes_against_a_demo_node(fed, tmp_path):
 
 @pytest.fixture(scope="module")
 def bad_fed(tmp_path_factory):
-    f = start(
-        tmp_path_factory.mktemp("bad"),
-        orgs=("hospital",),
-        misbehave={"hospital": ["skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"]},
-    )
+    layout = provision(tmp_path_factory.mktemp("bad"), orgs=("hospital",))
+    proc = misbehaving_process(
+        layout.orgs["hospital"], ["skip_gate", "bad_receipt", "ignore_policy", "skip_presentation_check"]
+    ).start()
+    f = Fed(layout, {"hospital": proc})
     yield f
     f.stop()
 

@@ -1,0 +1,233 @@
+"""Verification off the event loop: a process pool with a deadline.
+
+JSON-LD expansion and RDFC-1.0 canonicalization are CPU-bound and, even
+within :mod:`credentials.limits`, take tens to hundreds of milliseconds; run
+on an asyncio event loop they stall every other RPC of the node. A
+:class:`VerifierPool` runs them in worker processes
+(``concurrent.futures.ProcessPoolExecutor``, ``forkserver`` start method where
+available so that no worker is forked from a process running gRPC threads)
+and bounds each job by a deadline: past it the caller gets
+``VerificationTimeoutError`` (``VERIFICATION_TIMEOUT``), the pool's workers are
+terminated and a fresh pool serves the next request (jobs running beside
+the stuck one on the terminated workers are refused too, ``metadata["cause"]``
+``worker_exited``: a hostile input costs at most one deadline of the pool's
+capacity). A job queued behind
+others counts its waiting time against its deadline (bounded latency under
+load), but never the workers' start-up.
+
+Everything a job takes is pickled: the key resolver must be picklable (a
+``StaticKeyResolver`` over a mapping, with ``did_key_resolver`` or no
+fallback); status checks, which fetch and cache status lists, stay with the
+caller and run on the verified credentials the job returns (see
+:meth:`VerifierPool.verify_presentation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import multiprocessing
+import threading
+import weakref
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from typing import Any, TypeVar
+
+from credentials.dids import KeyResolver
+from credentials.errors import VerificationTimeoutError
+from credentials.model import VerifiedPresentation
+from credentials.verifier import verify_presentation
+
+__all__ = ["VerifierPool"]
+
+T = TypeVar("T")
+
+#: Longest wait for the workers of a new pool to start (not counted in any job's deadline), seconds.
+STARTUP_TIMEOUT_SECONDS = 120.0
+
+
+def _ready() -> bool:
+    return True
+
+
+def _verify_presentation_job(presentation: Mapping[str, Any], kwargs: dict[str, Any]) -> VerifiedPresentation:
+    return verify_presentation(presentation, **kwargs)
+
+
+_POOLS: weakref.WeakSet[VerifierPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for pool in list(_POOLS):
+        pool.close()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["credentials"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class VerifierPool:
+    """Worker processes that verify presentations within a deadline.
+
+    Args:
+        max_workers: worker processes (≥ 1).
+        deadline_seconds: longest a job may take, queueing included, seconds (> 0).
+
+    Raises:
+        ValueError: (constructor) ``max_workers`` < 1 or ``deadline_seconds`` ≤ 0.
+
+    """
+
+    def __init__(self, max_workers: int = 1, deadline_seconds: float = 10.0) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        if not deadline_seconds > 0:
+            raise ValueError("deadline_seconds must be > 0")
+        self.max_workers = max_workers
+        self.deadline_seconds = float(deadline_seconds)
+        self._executor: ProcessPoolExecutor | None = None
+        self._started = False
+        self._lock = threading.Lock()
+        #: Pools replaced after a deadline or a worker crash (for metrics and tests).
+        self.replacements = 0
+        _POOLS.add(self)
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=_context())
+                self._started = False
+            return self._executor
+
+    def _replace(self, executor: ProcessPoolExecutor) -> None:
+        """Terminate ``executor``'s workers (a stuck job never returns) and drop it."""
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+                self._started = False
+                self.replacements += 1
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _ensure_started(self, executor: ProcessPoolExecutor) -> None:
+        if self._started:
+            return
+        loop = asyncio.get_running_loop()
+        jobs = [loop.run_in_executor(executor, _ready) for _ in range(self.max_workers)]
+        await asyncio.wait_for(asyncio.gather(*jobs), STARTUP_TIMEOUT_SECONDS)
+        with self._lock:
+            if self._executor is executor:
+                self._started = True
+
+    async def run(
+        self, fn: Callable[..., T], /, *args: Any, deadline_seconds: float | None = None, **kwargs: Any
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` in a worker within the deadline; return its result.
+
+        ``fn`` must be a module-level function and its arguments picklable. An
+        exception ``fn`` raises (e.g. a ``CredentialError``) is raised here.
+        ``deadline_seconds`` overrides the pool's deadline for this job.
+
+        Raises:
+            VerificationTimeoutError: the job did not finish within ``deadline_seconds``
+                (its workers are terminated; the pool is replaced), or a worker died
+                (``metadata["cause"]`` is ``worker_exited``).
+
+        """
+        deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            executor = self._current()
+            try:
+                await self._ensure_started(executor)
+                future = loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+                break
+            except (BrokenProcessPool, TimeoutError) as exc:
+                self._replace(executor)
+                raise VerificationTimeoutError(
+                    "the verifier pool did not start", metadata={"cause": type(exc).__name__}
+                ) from None
+            except RuntimeError:  # replaced (shut down) by a concurrent job's timeout: retry once
+                if attempt:
+                    raise VerificationTimeoutError(
+                        "the verifier pool is being replaced", metadata={"cause": "pool_replaced"}
+                    ) from None
+        try:
+            return await asyncio.wait_for(future, deadline)
+        except TimeoutError:
+            self._replace(executor)
+            raise VerificationTimeoutError(
+                f"verification exceeded its deadline of {deadline:g} s",
+                metadata={"deadline_seconds": f"{deadline:g}"},
+            ) from None
+        except BrokenProcessPool:
+            self._replace(executor)
+            raise VerificationTimeoutError(
+                "a verification worker exited", metadata={"cause": "worker_exited"}
+            ) from None
+
+    async def verify_presentation(
+        self,
+        presentation: Mapping[str, Any],
+        *,
+        challenge: str,
+        domain: str,
+        resolve_key: KeyResolver,
+        now: datetime,
+        trusted_issuers: Collection[str] | None = None,
+        deadline_seconds: float | None = None,
+    ) -> VerifiedPresentation:
+        """:func:`credentials.verify_presentation` in a worker, without status checks.
+
+        The caller checks status on the result, e.g.
+        ``for c in result.credentials: status.check(c.credential, now=now)``.
+
+        Args:
+            presentation: the parsed presentation.
+            challenge: the verifier's nonce.
+            domain: the verifier's identity.
+            resolve_key: a picklable key resolver.
+            now: verification time (aware).
+            trusted_issuers: as in ``verify_credential``.
+            deadline_seconds: overrides the pool's deadline for this job.
+
+        Returns:
+            The ``VerifiedPresentation`` (statuses not checked).
+
+        Raises:
+            VerificationTimeoutError: past the deadline, or a worker died.
+            CredentialError: any refusal of ``verify_presentation``.
+
+        """
+        kwargs = {
+            "challenge": challenge,
+            "domain": domain,
+            "resolve_key": resolve_key,
+            "now": now,
+            "status": None,
+            "trusted_issuers": list(trusted_issuers) if trusted_issuers is not None else None,
+        }
+        return await self.run(
+            _verify_presentation_job, dict(presentation), kwargs, deadline_seconds=deadline_seconds
+        )
+
+    def close(self) -> None:
+        """Stop the workers (idempotent); a later job starts a new pool."""
+        with self._lock:
+            executor, self._executor, self._started = self._executor, None, False
+        if executor is not None:
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.terminate()
+            executor.shutdown(wait=False, cancel_futures=True)

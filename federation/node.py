@@ -66,8 +66,8 @@ from policy import (
     PolicyError,
     RegopyEngine,
     apply_gate,
-    session_claims,
     check_identifier,
+    session_claims,
 )
 
 log = structlog.get_logger("accord.node")

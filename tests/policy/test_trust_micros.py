@@ -34,7 +34,8 @@ def _contract(**changes) -> Contract:
     optional = changes.pop("optional", None)
     probe = dict(doc)
     if optional is not None:
-        probe["purposes"] = {**doc["purposes"], "research": {**doc["purposes"]["research"], "optional": optional}}
+        research = {**doc["purposes"]["research"], "optional": optional}
+        probe["purposes"] = {**doc["purposes"], "research": research}
     with pytest.raises(ContractInvalidError):  # what an operator would get
         Contract.from_dict({**probe, **changes})
     c = Contract.from_dict(doc)

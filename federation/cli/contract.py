@@ -43,7 +43,13 @@ def sign(
 
 @app.command("register")
 def register(file: FileArg, directory: DirOption = None) -> None:
-    """Validate a contract signed by both parties and load it into the node."""
+    """Validate a contract signed by both parties and load it into the node.
+
+    Checks: this node is a party; both signatures; the hook (parsed and
+    compiled); at the provider, every resource, field and column the contract
+    names exists here; and the version moves forward (an older version, or
+    the same version with other terms, is refused).
+    """
     from federation.identity import NodeIdentity
     from federation.node_offline import key_resolver
     from policy import Contract, ContractInvalidError
@@ -60,6 +66,17 @@ def register(file: FileArg, directory: DirOption = None) -> None:
     from policy.lifecycle import check_supersedes
 
     compile_check(c)
+    if c.parties.provider.org == ident.org_did:
+        # every resource, field and column the contract names must exist here (a typo fails closed)
+        from federation.agents import open_store
+        from federation.datasource import DataSource
+        from policy import check_resources
+
+        src = DataSource.load(ident.paths.data)
+        have: dict[str, list[str]] = {r: sorted(src.fields(r)) for r in src.resources()}
+        for spec, _ in open_store(ident).datasets():
+            have[spec["name"]] = sorted(spec.get("columns", {}))
+        check_resources(c, have)
     target = ident.paths.contracts / f"{c.id}.json"
     # a contract version only moves forward (older, or same version with other terms: refused)
     check_supersedes(Contract.load(target) if target.is_file() else None, c)
@@ -77,7 +94,7 @@ def lint(file: FileArg) -> None:
 
     issues = lint_contract(file)
     for issue in issues:
-        console.print(str(issue), markup=False, highlight=False)
+        print(issue)  # one line each, never wrapped
     if issues:
         raise typer.Exit(code=1)
     console.print(f"{file}: ok")

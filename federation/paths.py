@@ -146,12 +146,16 @@ def create_private_sqlite(url: str) -> None:
     db = Path(raw)
     if not db.parent.is_dir():
         return
-    fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    # Never open (and close) a descriptor on a database file that exists: closing any
+    # descriptor of a file drops every POSIX lock this process holds on it, which breaks
+    # SQLite's locking for the connections already open here and can corrupt the database
+    # ("How To Corrupt An SQLite Database File", §2.2). An existing file is narrowed by path.
     try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
-    finally:
+        fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
         os.close(fd)
-    for suffix in ("-wal", "-shm", "-journal"):
-        side = db.with_name(db.name + suffix)
-        if side.exists():
-            side.chmod(PRIVATE_FILE_MODE)
+    for path in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if path.exists() and not path.is_symlink() and path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE_FILE_MODE)

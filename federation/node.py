@@ -67,6 +67,7 @@ from policy import (
     RegopyEngine,
     apply_gate,
     check_identifier,
+    session_claims,
 )
 
 log = structlog.get_logger("accord.node")
@@ -885,10 +886,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=request.fields,
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
 
     def _gate(
@@ -1040,10 +1043,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=(query.column,),
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
         tau = decision.effective_trust
         sess.requests += 1

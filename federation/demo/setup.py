@@ -99,17 +99,28 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
         },
         "purposes": {
             INTEROP_PURPOSE: {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
                 "mni": ["record_id", "public_code"],
                 "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
                 "required_scopes": ["interop:read"],
             },
-            "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
+            "restricted": {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
+                "mni": ["record_id"],
+                "required_scopes": ["interop:admin"],
+            },
             "conformance-budget": {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
                 "mni": ["record_id"],
                 "optional": {"region": {"sensitivity": 1, "min_trust": 0.0}},
                 "required_scopes": ["interop:read"],
             },
             "conformance-stats": {
+                "resources": [INTEROP_DATASET],
+                "subjects": ["*"],
                 "aggregates": {
                     "dataset": INTEROP_DATASET,
                     "kinds": ["count", "sum", "avg"],
@@ -121,6 +132,8 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
         },
         "trust_ceiling": 0.9,
         "trust_budget": {"units": 2, "window_seconds": 3600},
+        "rate_limit": None,
+        "session_limits": {"max_requests": None, "max_fields": None},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "obligations": ["no-onward-sharing"],

@@ -29,6 +29,8 @@ def test_unknown_contract_ids_leave_no_rate_budget_or_lock_state() -> None:
             requested_fields=["patient.age"],
             session={"requests": 0},
             now=NOW + timedelta(milliseconds=i),
+            resource="cohort",
+            subject="*",
         )
         assert d.reasons == ("UNKNOWN_CONTRACT",)
     assert "urn:attacker" not in json.dumps(p.requests.to_dict())

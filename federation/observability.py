@@ -54,14 +54,22 @@ LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this nod
 
 
 def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> None:
-    """Route structlog to stderr (key=value, or JSON lines)."""
+    """Route structlog to stderr (key=value, or JSON lines).
+
+    Tracebacks are rendered plain: never with local variables (a rich
+    traceback with locals would copy a hostile request or presentation into
+    the log, and render it for seconds on the event loop).
+    """
     renderer = (
-        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([structlog.processors.format_exc_info] if json_logs else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

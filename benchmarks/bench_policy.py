@@ -44,6 +44,8 @@ def _input() -> DecisionInput:
         budget_used=0.1,
         session={"requests": 3, "fields_released": 12, "denials": 0},
         now=datetime(2026, 6, 1, 12, tzinfo=UTC),
+        resource="cohort",
+        subject="*",
     )
 
 

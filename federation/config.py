@@ -166,11 +166,10 @@ def load_config(node_dir: Path) -> NodeConfig:
 
 
 def save_config(node_dir: Path, config: NodeConfig) -> None:
-    """Write ``node.toml`` (atomically: temp file then rename)."""
-    path = node_dir / CONFIG_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json")))
-    tmp.replace(path)
+    """Write ``node.toml`` owner-only (0600; it may hold a database password), atomically."""
+    from federation.paths import write_private
+
+    write_private(node_dir / CONFIG_NAME, tomli_w.dumps(config.model_dump(mode="json")))
 
 
 def database_url_for(node_dir: Path, config: NodeConfig) -> str:

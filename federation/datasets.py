@@ -10,11 +10,23 @@ coalitions, ``global``) and, optionally, a differential-privacy layer
 
 :class:`DatasetService` answers one aggregate query (COUNT, SUM, AVG of one
 sensitive column over the records a structured predicate selects) after the
-contract check: it parses the predicate (never SQL), selects the ids, asks
-the :class:`policy.auditor.Auditor` whether answering would let the scope
-determine any record's value exactly (simulatable: the decision uses the
-queries only), commits the query to the history and persists the auditor
-state before answering, and applies the DP layer when configured.
+contract check: it decodes the query within size and depth bounds, parses the
+predicate (never SQL), applies the ``max_ids`` cap to every spelling of an id
+set (:func:`policy.predicates.id_reach`), and then:
+
+* **exact mode** (no DP): selects the records that *contribute* to the
+  aggregate (selected and with a value in the column: a missing value
+  contributes nothing, so it must not make a group look bigger than it is),
+  asks the :class:`policy.auditor.Auditor` whether answering would let the
+  scope determine any record's value exactly (the decision reads the
+  contributing sets, never a value), commits the query to the history and
+  persists the auditor state before answering;
+* **DP mode**: answers every query through the OpenDP mechanism and charges
+  its ε to the scope's budget. Nothing exact leaves the node: no exact
+  record count, no empty-selection or reconstruction denial (they would be
+  decided on the exact selection, outside the noise), no refusal of an id
+  that is not in the dataset. The only refusal is the spent budget, which
+  depends on the scope's earlier queries alone. See docs/auditing.md.
 """
 
 from __future__ import annotations
@@ -31,10 +43,13 @@ from typing import Any
 from federation.errors import DeniedError, InvalidRequestError, NotFoundError
 from policy.auditor import Auditor, scope_key
 from policy.dp import PrivacyBudget, dp_answer
-from policy.predicates import Dataset, DatasetSchema
+from policy.errors import PolicyError
+from policy.identifiers import check_identifier
+from policy.predicates import Dataset, DatasetSchema, id_reach, loads_bounded, parse_predicate
 
 SCOPES = ("agent", "org", "coalition", "global")
 KINDS = ("count", "sum", "avg")
+_QUERY_KEYS = frozenset({"kind", "column", "predicate"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,11 @@ class DatasetSpec:
         scope: auditing scope.
         coalitions: organization DIDs declared as acting together.
         dp: ``{"epsilon_total", "epsilon_per_query", "bounds": [lo, hi]}`` or None.
-        max_ids: cap on explicit id sets in one predicate (0 = ids refused).
+        max_ids: cap on how many record ids one predicate may name through the
+            id column, however spelled (``ids``, ``in``, ``==``/``!=``, an
+            ``or`` of equalities, a ``between`` range; open ranges count as
+            unbounded): see :func:`policy.predicates.id_reach`. 0 = the id
+            column is refused in predicates.
     """
 
     name: str
@@ -100,6 +119,10 @@ class DatasetSpec:
             raise InvalidRequestError(f"malformed dataset spec: {exc}", reason="BAD_DATASET") from exc
         if spec.scope not in SCOPES:
             raise InvalidRequestError(f"scope must be one of {SCOPES}", reason="BAD_DATASET")
+        if spec.max_ids < 0:
+            raise InvalidRequestError("max_ids must be >= 0", reason="BAD_DATASET")
+        if spec.dp is not None:
+            _check_dp(spec.dp)
         return spec
 
     def schema(self) -> DatasetSchema:
@@ -168,22 +191,35 @@ class AggregateQuery:
     predicate: Any
 
     @classmethod
-    def parse(cls, text: str) -> AggregateQuery:
-        """Parse and shape-check ``aggregate_json``.
+    def parse(cls, text: str | bytes) -> AggregateQuery:
+        """Parse and shape-check ``aggregate_json`` (it arrives from a peer).
+
+        The text is bounded before it is decoded
+        (:func:`policy.predicates.loads_bounded`: at most
+        :data:`~policy.predicates.MAX_QUERY_JSON_BYTES` bytes and
+        :data:`~policy.predicates.MAX_JSON_DEPTH` levels of nesting); the
+        predicate's own size and depth are bounded when it is parsed against
+        the dataset.
 
         Raises:
-            InvalidRequestError: ``INVALID_PREDICATE`` for a malformed query.
+            InvalidRequestError: ``INVALID_PREDICATE`` for a malformed,
+                oversized or too deeply nested query, or an unknown kind.
+            InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` for a column name
+                outside the identifier grammar (:mod:`policy.identifiers`).
         """
         try:
-            d = json.loads(text)
-            q = cls(kind=d["kind"], column=d["column"], predicate=d.get("predicate", {}))
-        except (ValueError, KeyError, TypeError) as exc:
+            d = loads_bounded(text)
+        except PolicyError as exc:
+            raise InvalidRequestError(str(exc), reason="INVALID_PREDICATE", metadata=exc.metadata) from None
+        if not isinstance(d, dict) or not {"kind", "column"} <= d.keys() <= _QUERY_KEYS:
             raise InvalidRequestError(
-                f"malformed aggregate query: {exc}", reason="INVALID_PREDICATE"
-            ) from exc
-        if q.kind not in KINDS:
+                "malformed aggregate query: expected an object with kind, column and predicate",
+                reason="INVALID_PREDICATE",
+            )
+        if d["kind"] not in KINDS:
             raise InvalidRequestError(f"kind must be one of {KINDS}", reason="INVALID_PREDICATE")
-        return q
+        check_identifier(d["column"], "column", field="aggregate.column")
+        return cls(kind=d["kind"], column=d["column"], predicate=d.get("predicate", {}))
 
     def digest(self) -> str:
         """Hex SHA-256 of the canonical query (logged instead of the query)."""
@@ -202,14 +238,17 @@ class AggregateAnswer:
 
     Attributes:
         value: the answer (noisy when DP applies).
-        record_count: how many records the predicate selected.
+        record_count: how many records contributed (selected and with a value
+            in the column: the COUNT the SUM and AVG are over); None under
+            DP, where no exact count may leave the node.
         scope_key: the history pool the query was charged to.
         dp_epsilon: ε charged (0 without DP).
-        rank: rank of the scope's SUM history after the query.
+        rank: rank of the scope's SUM history after the query (0 under DP,
+            where the exact auditor keeps no history).
     """
 
     value: float | int | None
-    record_count: int
+    record_count: int | None
     scope_key: str
     dp_epsilon: float
     rank: int
@@ -271,11 +310,14 @@ class DatasetService:
 
         Raises:
             NotFoundError: ``UNKNOWN_RESOURCE``.
-            DeniedError: ``AGGREGATE_NOT_ALLOWED`` (contract), ``RECONSTRUCTION_RISK``
-                (auditor; no record named), ``EMPTY_SELECTION``,
-                ``PRIVACY_BUDGET_EXHAUSTED`` (DP).
+            DeniedError: ``AGGREGATE_NOT_ALLOWED`` (contract), ``ID_SET_TOO_LARGE``
+                (the predicate names more ids than ``max_ids``, however spelled),
+                ``RECONSTRUCTION_RISK`` (auditor; no record named), ``EMPTY_SELECTION``,
+                ``AUDIT_CAPACITY`` (exact mode), ``PRIVACY_BUDGET_EXHAUSTED`` (DP
+                mode: the only refusal there that is not about the query's shape).
             PolicyError (``INVALID_PREDICATE``): unknown column, sensitive column in a
-                predicate, type mismatch, id outside the dataset.
+                predicate, type mismatch, size or depth bounds, id outside the dataset
+                (exact mode only).
         """
         spec = self.specs.get(dataset)
         if spec is None:
@@ -296,17 +338,29 @@ class DatasetService:
             )
         ds = self.data[dataset]
         allow_ids = bool(allowed.get("allow_ids", False)) and spec.max_ids > 0
-        pred = ds.parse(query.predicate, allow_ids=allow_ids)
-        n_ids = json.dumps(query.predicate).count('"ids"')
-        if n_ids and spec.max_ids and _count_ids(query.predicate) > spec.max_ids:
-            raise DeniedError(f"explicit id sets are capped at {spec.max_ids} ids", reason="ID_SET_TOO_LARGE")
-        ids = ds.select(pred)
+        if spec.dp:
+            # unbound schema: whether an id is in the dataset is itself what DP protects,
+            # so an absent id selects nothing instead of being refused
+            pred = parse_predicate(query.predicate, spec.schema(), allow_ids=allow_ids)
+        else:
+            pred = ds.parse(query.predicate, allow_ids=allow_ids)
+        if allow_ids and id_reach(pred, spec.id_column) > spec.max_ids:
+            raise DeniedError(
+                f"a predicate may name at most {spec.max_ids} ids (ranges must be bounded with 'between')",
+                reason="ID_SET_TOO_LARGE",
+                metadata={"max_ids": str(spec.max_ids)},
+            )
+        # the records that contribute: selected, and with a value in the aggregated column
+        # (column-wise NumPy: one vectorised scan per comparison, at most MAX_PREDICATE_COMPARISONS)
+        ids = ds.select_array(pred, contributing=query.column).tolist()
         key = scope_key(
             spec.scope,
             requester_org=requester_org,
             agent=agent,
             coalitions=[list(c) for c in spec.coalitions],
         )
+        if spec.dp:
+            return self._answer_dp(dataset, spec, ds, query, ids, key, now)
         with self._lock:
             auditor = self.auditors[dataset]
             decision = auditor.check(key, query.kind, frozenset(ids))
@@ -322,34 +376,52 @@ class DatasetService:
                     reason=decision.reason,
                     metadata={"scope": key, "query_digest": query.digest()},
                 )
-            dp_eps = 0.0
-            if spec.dp:
-                values = ds.values(ids, query.column)
-                dpa = dp_answer(
-                    self.budgets[dataset],
-                    key,
-                    query.kind,
-                    values,
-                    epsilon=float(spec.dp["epsilon_per_query"]),
-                    bounds=spec.dp.get("bounds"),
-                )
-                if not dpa.allow:
-                    raise DeniedError(
-                        "privacy budget spent for this scope",
-                        reason=dpa.reason,
-                        status="RESOURCE_EXHAUSTED",
-                        metadata={"scope": key},
-                    )
-                value: float | int | None = dpa.value
-                dp_eps = dpa.epsilon
-                self._store.put_state(f"dp:{dataset}", self.budgets[dataset].to_state(), now=now)
-            else:
-                value = _exact(ds.values(ids, query.column), query.kind)
+            value = _exact(ds.values(ids, query.column), query.kind)
             auditor.commit(key, query.kind, frozenset(ids))
             # durable before the answer leaves the node: a crash cannot forget an answered query
             self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
             return AggregateAnswer(
-                value=value, record_count=len(ids), scope_key=key, dp_epsilon=dp_eps, rank=decision.rank_after
+                value=value, record_count=len(ids), scope_key=key, dp_epsilon=0.0, rank=decision.rank_after
+            )
+
+    def _answer_dp(
+        self,
+        dataset: str,
+        spec: DatasetSpec,
+        ds: Dataset,
+        query: AggregateQuery,
+        ids: list[int],
+        key: str,
+        now: dt.datetime,
+    ) -> AggregateAnswer:
+        """DP mode: every query goes through the mechanism; the spent budget is the only refusal.
+
+        The exact auditor is not consulted: its decisions (empty selection,
+        reconstruction risk) are functions of the exact contributing set and
+        would leak it around the noise. ε-DP with a finite per-scope budget
+        already bounds what any sequence of answers reveals about one record.
+        """
+        assert spec.dp is not None
+        with self._lock:
+            dpa = dp_answer(
+                self.budgets[dataset],
+                key,
+                query.kind,
+                ds.values(ids, query.column),
+                epsilon=float(spec.dp["epsilon_per_query"]),
+                bounds=spec.dp.get("bounds"),
+            )
+            if not dpa.allow:
+                raise DeniedError(
+                    "privacy budget spent for this scope",
+                    reason=dpa.reason,
+                    status="RESOURCE_EXHAUSTED",
+                    metadata={"scope": key},
+                )
+            # durable before the answer leaves the node: a crash cannot refund the ε
+            self._store.put_state(f"dp:{dataset}", self.budgets[dataset].to_state(), now=now)
+            return AggregateAnswer(
+                value=dpa.value, record_count=None, scope_key=key, dp_epsilon=dpa.epsilon, rank=0
             )
 
     def status(self) -> list[dict[str, Any]]:
@@ -372,14 +444,19 @@ class DatasetService:
         return rows
 
 
-def _count_ids(pred: Any) -> int:
-    if isinstance(pred, dict):
-        return len(pred.get("ids", [])) + sum(
-            _count_ids(v) for v in pred.values() if isinstance(v, dict | list)
+def _check_dp(dp: Any) -> None:
+    """Refuse a DP spec the mechanisms would reject later (blamed on a requester, mid-query)."""
+    from policy.dp import check_dp_parameters
+
+    if not isinstance(dp, dict) or not {"epsilon_total", "epsilon_per_query", "bounds"} <= set(dp):
+        raise InvalidRequestError(
+            "malformed dp spec: needs epsilon_total, epsilon_per_query and bounds [lo, hi]",
+            reason="BAD_DATASET",
         )
-    if isinstance(pred, list):
-        return sum(_count_ids(p) for p in pred)
-    return 0
+    try:
+        check_dp_parameters(dp["epsilon_total"], dp["epsilon_per_query"], dp["bounds"])
+    except PolicyError as exc:
+        raise InvalidRequestError(f"malformed dp spec: {exc}", reason="BAD_DATASET") from None
 
 
 def _exact(values: list[float], kind: str) -> float | int:

@@ -1,42 +1,89 @@
-"""The node's log over plain HTTP, in the C2SP formats other transparency tools speak.
+"""The node's log over plain HTTP: only what is public, in the C2SP formats other tools speak.
 
 * ``GET /checkpoint`` — the latest signed checkpoint (c2sp.org/tlog-checkpoint).
-* ``GET /tile/<L>/<N>[.p/<W>]`` and ``GET /tile/entries/<N>[.p/<W>]`` —
-  c2sp.org/tlog-tiles hash tiles and entry bundles (immutable once full:
-  ``Cache-Control: immutable``; partial tiles and the checkpoint: ``no-cache``).
+* ``GET /tile/<L>/<N>[.p/<W>]`` — c2sp.org/tlog-tiles hash tiles (immutable
+  once full: ``Cache-Control: immutable``; partial tiles and the checkpoint:
+  ``no-cache``).
 * ``POST /add-checkpoint`` — c2sp.org/tlog-witness: the node's witness
   cosigns a peer's checkpoint (status codes as in the spec).
 
+Entry bundles (``GET /tile/entries/<N>[.p/<W>]``) are **not** served over
+HTTP: they hold the entries' contents (counterparts, agents, purposes, field
+names, denials), which only the parties of an entry may read. Those parties
+get them, with inclusion proofs, from ``FederationService.QueryEntries`` over
+mutual TLS. The HTTP answer is ``403`` naming that endpoint. Hashes and signed
+checkpoints are public and self-authenticating, so serving them without TLS
+leaks no contents: a monitor checks consistency and the signed root from them.
+
 Served with aiohttp on the node's event loop when ``http_listen`` is set in
-``node.toml``. No TLS: every byte served is public and self-authenticating
-(signed notes and hashes); the witness endpoint authenticates by signature.
+``node.toml`` (off by default; bind it to a loopback address unless the log is
+meant to be public). Reads run on their own small thread pool with their own
+database connections, never on the ledger writer's thread, so a flood of reads
+cannot delay a write; at most :data:`MAX_INFLIGHT` requests are handled at once
+and the rest are answered ``503`` at once (nothing queues without bound).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 from typing import Any
 
 from aiohttp import web
 
 MAX_BODY = 64 * 1024
+"""Largest accepted ``add-checkpoint`` body, bytes (C2SP tlog-witness requests are small)."""
+MAX_INFLIGHT = 16
+"""Most HTTP requests handled at once; more are answered ``503`` with ``Retry-After``."""
+READ_THREADS = 2
+"""Threads of the HTTP endpoint's own pool (separate from the ledger writer's thread)."""
+ENTRIES_REFUSED = (
+    "entry bundles are not served over HTTP: entry contents go only to the parties of an entry, "
+    "over mutual TLS (FederationService.QueryEntries); hash tiles and checkpoints are public\n"
+)
 
 
 def make_app(node: Any) -> web.Application:
-    """The aiohttp application serving ``node``'s log and witness."""
-    from ledger import LedgerError
+    """The aiohttp application serving ``node``'s public log data and witness.
+
+    Args:
+        node: A :class:`federation.node.Node` (uses ``node.ledger`` and ``node.witness``).
+
+    Returns:
+        The application; its thread pool is shut down on application cleanup.
+
+    """
+    from ledger import LedgerError, MalformedError, NotCheckpointedError, TreeSizeError, parse_tile_path
+
+    pool = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="ledger-http")
+    slots = asyncio.Semaphore(MAX_INFLIGHT)
+
+    def busy() -> web.Response:
+        return web.Response(status=503, text="too many requests\n", headers={"Retry-After": "1"})
+
+    async def off_thread(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     async def read(request: web.Request) -> web.Response:
         path = request.match_info["path"]
-        try:
-            body, ctype = await node.writer.run_sync(node.ledger.read_path, path)
-        except LedgerError as exc:
-            status = (
-                404
-                if exc.reason in ("NOT_CHECKPOINTED", "TREE_SIZE") or "TreeSize" in type(exc).__name__
-                else 400
-            )
-            return web.Response(status=status, text=f"{exc.reason}: {exc}\n")
+        if path != "checkpoint":
+            try:
+                ref = parse_tile_path(path)
+            except MalformedError as exc:
+                return web.Response(status=400, text=f"{exc.reason}: {exc}\n")
+            if ref.is_entries:
+                return web.Response(status=403, text=ENTRIES_REFUSED)
+        if slots.locked():
+            return busy()
+        async with slots:
+            try:
+                body, ctype = await off_thread(node.ledger.read_path, path)
+            except (NotCheckpointedError, TreeSizeError) as exc:
+                return web.Response(status=404, text=f"{exc.reason}: {exc}\n")
+            except LedgerError as exc:
+                status = 400 if exc.caller_fault else 500
+                return web.Response(status=status, text=f"{exc.reason}\n")
         immutable = path.startswith("tile/") and ".p/" not in path
         headers = {"Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache"}
         return web.Response(
@@ -50,14 +97,19 @@ def make_app(node: Any) -> web.Application:
         body = await request.content.read(MAX_BODY + 1)
         if len(body) > MAX_BODY:
             return web.Response(status=413, text="request too large\n")
-        resp = await node.writer.run_sync(
-            lambda: node.witness.add_checkpoint(body, now=dt.datetime.now(dt.UTC))
-        )
+        if slots.locked():
+            return busy()
+        async with slots:
+            resp = await off_thread(lambda: node.witness.add_checkpoint(body, now=dt.datetime.now(dt.UTC)))
         return web.Response(status=resp.status, body=resp.body, content_type=resp.content_type.split(";")[0])
+
+    async def cleanup(_app: web.Application) -> None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/add-checkpoint", add_checkpoint)
     app.router.add_get("/{path:(checkpoint|tile/.+)}", read)
+    app.on_cleanup.append(cleanup)
     return app
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from credentials import Ed25519KeyPair, did_web_document
 from federation.config import NodeConfig, load_config, org_did_for, save_config
 from federation.errors import ConfigError
-from federation.paths import NodePaths, write_private
+from federation.paths import NodePaths, make_private_dir, write_private
 from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
 
@@ -114,8 +114,9 @@ def init_node(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
-        (node_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_private_dir(node_dir / sub)
     org_key = Ed25519KeyPair.generate()
     write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
     write_private(paths.ledger_seed, secrets.token_bytes(32).hex())
@@ -130,6 +131,10 @@ def init_node(
     (paths.tls / "operator.pem").write_bytes(tls.operator_cert_pem)
     write_private(paths.tls / "operator.key", tls.operator_key_pem)
     save_config(node_dir, config)
+    from federation.config import database_url_for
+    from federation.paths import create_private_sqlite
+
+    create_private_sqlite(database_url_for(node_dir, config))
     return config
 
 

@@ -99,27 +99,70 @@ class LedgerWriter:
                         fut.set_exception(exc)
             else:
                 for (_, _, fut), res in zip(batch, results, strict=True):
-                    if not fut.done():
+                    if fut.done():
+                        continue
+                    if isinstance(res, BaseException):
+                        fut.set_exception(res)
+                    else:
                         fut.set_result(res)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _process(self, batch: list[tuple[Any, bool, Any]]) -> list[Written]:
+    def _append_each(self, entries: list[Any]) -> list[Any]:
+        """Append one by one after a batch was refused: only the bad entries fail.
+
+        Returns one ``AppendResult`` or the ``LedgerError`` refusing it per entry.
+        """
+        from ledger import LedgerError
+
+        out: list[Any] = []
+        for e in entries:
+            try:
+                out.extend(self._log.append([e]))
+            except LedgerError as exc:
+                if not exc.caller_fault:  # the database itself failed: the whole batch fails
+                    raise
+                log.warning("ledger entry refused", reason=exc.reason, error=str(exc))
+                out.append(exc)
+        return out
+
+    def _process(self, batch: list[tuple[Any, bool, Any]]) -> list[Written | BaseException]:
+        """Append a batch in one transaction; one refused entry never fails unrelated ones.
+
+        A caller-fault refusal (``InvalidEntryError``, ``IdempotencyConflictError``)
+        of the batch transaction (which wrote nothing) makes the batch be appended
+        entry by entry, so only the refused entries' callers get the error.
+        """
+        from ledger import LedgerError
+
         entries = [e for e, _, _ in batch]
-        appended = self._log.append(entries)
+        try:
+            appended: list[Any] = list(self._log.append(entries))
+        except LedgerError as exc:
+            if not exc.caller_fault or len(entries) == 1:
+                raise
+            appended = self._append_each(entries)
         self.batches += 1
         self.entries += len(entries)
         from federation.observability import LEDGER_SIZE
 
-        LEDGER_SIZE.set(appended[-1].index + 1 if appended else LEDGER_SIZE._value.get())
+        indices = [r.index for r in appended if not isinstance(r, BaseException)]
+        if indices:
+            LEDGER_SIZE.set(max(indices) + 1)
         receipts: dict[int, Any] = {}
-        if any(want for _, want, _ in batch):
+        wanted = [
+            res.index
+            for res, (_, want, _) in zip(appended, batch, strict=True)
+            if want and not isinstance(res, BaseException)
+        ]
+        if wanted:
             self._log.integrate()
-            wanted = [res.index for res, (_, want, _) in zip(appended, batch, strict=True) if want]
             receipts = dict(zip(wanted, self._log.receipts(wanted), strict=True))
         return [
-            Written(
+            r
+            if isinstance(r, BaseException)
+            else Written(
                 index=r.index, leaf_hash=r.leaf_hash, duplicate=r.duplicate, receipt=receipts.get(r.index)
             )
             for r in appended

@@ -45,30 +45,29 @@ from federation.errors import (
 )
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
+from federation.paths import open_private_append
 from federation.peers import AuthenticatedPeer, PeerRegistry
 from federation.provider_agents import load_provider_agent
 from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, make_engine
 from ledger import (
     DisclosureEntry,
     NoteSigner,
     NoteVerifier,
     TransparencyLog,
     Witness,
-    verify_receipt,
 )
 from policy import (
-    BudgetLedger,
     Contract,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
     PolicyError,
     RegopyEngine,
-    TrustBook,
     apply_gate,
     check_identifier,
+    session_claims,
 )
 
 log = structlog.get_logger("accord.node")
@@ -293,13 +292,14 @@ class Node:
         self.peers = PeerRegistry()
         self.contracts: dict[str, Contract] = {}
         self.policy = self._make_engine()
-        self.trust = TrustBook.from_dict(self.store.get_state("trust") or {})
-        self.budgets = BudgetLedger.from_dict(self.store.get_state("budgets") or {})
+        self.policy_state = PolicyStateStore(self.store).load()  # rows per pair / key (#10.2)
+        self.trust = self.policy_state.trust
+        self.budgets = self.policy_state.budgets
         self.pdp = PolicyDecisionPoint(
             self.policy,
             trust=self.trust,
             budgets=self.budgets,
-            requests=BudgetLedger.from_dict(self.store.get_state("requests") or {}),
+            requests=self.policy_state.requests,
         )
         self.data = DataSource({})
         from federation.datasets import DatasetService
@@ -383,13 +383,15 @@ class Node:
         log.info("node state loaded", org=self.config.org_name, **counts)
         return counts
 
-    def persist_state(self) -> None:
-        """Persist trust scores and budgets (called periodically and on stop)."""
-        now = now_utc()
-        self.store.put_state("trust", self.trust.to_dict(), now=now)
-        self.store.put_state("budgets", self.budgets.to_dict(), now=now)
-        self.store.put_state("requests", self.pdp.requests.to_dict(), now=now)
-        self.drain_decision_log()
+    def persist_state(self, *, drain_log: bool = True) -> None:
+        """Persist the changed trust pairs and budget/rate keys, apply queued ``accord trust set``.
+
+        Blocking (database): the server's periodic loop runs it in a worker
+        thread with ``drain_log=False`` and drains the decision log itself.
+        """
+        PolicyStateStore(self.store).persist(self.policy_state, now=now_utc())
+        if drain_log:
+            self.drain_decision_log()
 
     def drain_decision_log(self) -> int:
         """Append the decision records gathered since the last drain to ``decisions.jsonl``.
@@ -400,7 +402,7 @@ class Node:
         old, self.pdp.log = self.pdp.log, DecisionLog()
         records = list(old)
         if records:
-            with (self.paths.root / "decisions.jsonl").open("a") as fh:
+            with open_private_append(self.paths.root / "decisions.jsonl") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, sort_keys=True) + "\n")
         return len(records)
@@ -896,10 +898,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=request.fields,
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
 
     def _gate(
@@ -1051,10 +1055,12 @@ class Node:
             requester_org=peer.org_did,
             provider_org=self.did,
             requester_agent=request.agent_did,
-            agent_claims={**sess.claims, "org": peer.org_did},
+            agent_claims=session_claims(sess.claims, org=peer.org_did),
             requested_fields=(query.column,),
             session=self._session_input(contract, sess),
             now=now,
+            resource=request.resource,
+            subject=request.subject,
         )
         tau = decision.effective_trust
         sess.requests += 1
@@ -1118,11 +1124,13 @@ class Node:
         ]
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         extra["scope"] = answer.scope_key
+        # under DP no exact count leaves the node: not in the answer (None), not in the ledger (0)
+        logged_count = answer.record_count if answer.record_count is not None else 0
         entry = DisclosureEntry(
             kind="disclosure",
             fields_released=[f"{query.kind}({query.column})"],
             fields_stripped=[],
-            record_count=answer.record_count,
+            record_count=logged_count,
             decision="allow",
             reason="",
             response_digest=sha256_hex(response_bytes),
@@ -1138,7 +1146,7 @@ class Node:
             released_fields=(f"{query.kind}({query.column})",),
             stripped_fields=(),
             payload=payload,
-            record_count=answer.record_count,
+            record_count=logged_count,
             reasons=(),
             obligations=tuple(decision.obligations),
             effective_trust=tau,
@@ -1294,58 +1302,223 @@ class Node:
                 err.metadata["received_leaf_index"] = str(index)
                 err.metadata["receipt_verified"] = str(ok).lower()
             raise
+        from pydantic import ValidationError
+
+        from federation import receipts as rc
+        from ledger import LedgerError, leaf_hash
+
         receipt = outcome.receipt
-        ok = True
+        book = rc.receipt_book(self)
+        refusal: FederationError | None = None
+        ok = False
         try:
-            verify_receipt(receipt.tlog_proof, entry=receipt.entry, log_verifier=verifier)
-        except Exception as exc:  # any receipt failure is recorded, not fatal to the agent
-            ok = False
-            log.warning("provider receipt does not verify", peer=bundle.org_name, error=str(exc))
-        entry = DisclosureEntry(
+            rc.check_outcome_size(outcome, rc.OutcomeLimits(max_payload_bytes=self.config.max_request_bytes))
+            expected: dict[str, Any] = dict(
+                kind=("disclosure",),
+                disclosure_id=outcome.disclosure_id,
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                contract_id=request.contract_id,
+                purpose=request.purpose,
+                request_digest=sha256_hex(request.signed_bytes),
+                response_digest=rc.payload_digest(outcome.payload_json),
+                fields_released=list(outcome.released_fields),
+                fields_stripped=list(outcome.stripped_fields),
+                record_count=outcome.record_count,
+                decision=outcome.decision,
+                reason=",".join(outcome.reasons),
+                decision_hash=outcome.decision_hash,
+                effective_trust=outcome.effective_trust,
+            )
+            if not request.aggregate_json:
+                expected["fields_requested"] = list(request.fields)
+            ok = rc.check_receipt(
+                book,
+                origin=bundle.ledger_origin,
+                verifier=verifier,
+                tlog_proof=receipt.tlog_proof,
+                entry_bytes=receipt.entry,
+                leaf_index=receipt.leaf_index,
+                claimed_leaf_hash=receipt.leaf_hash,
+                expected=expected,
+            )
+            if not ok:
+                log.warning("provider receipt does not verify", peer=bundle.org_name)
+        except (
+            rc.OutcomeTooLargeError,
+            rc.ReceiptMismatchError,
+            rc.PeerLogInconsistentError,
+            rc.ReceiptsUnsettledError,
+        ) as exc:
+            refusal = exc
+            log.error("provider receipt refused", peer=bundle.org_name, reason=exc.reason, error=str(exc))
+        if refusal is not None:
+            # the outcome is not passed on: record the refusal (with evidence) and raise it
+            book.remember_mismatch(
+                bundle.ledger_origin,
+                refusal.reason,
+                str(refusal),
+                tlog_proof=receipt.tlog_proof[: rc.MAX_TLOG_PROOF_BYTES],
+                entry_b64=base64.b64encode(receipt.entry[: rc.MAX_ENTRY_BYTES]).decode(),
+            )
+            evidence = getattr(refusal, "evidence", None)
+            if evidence is not None:
+                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
+            entry = DisclosureEntry(
+                kind="received",
+                disclosure_id=("rcv_" + sha256_hex(request.signed_bytes)[:32]),
+                time=rfc3339(now_utc()),
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash="",
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                decision="deny",
+                reason=refusal.reason,
+                request_digest=sha256_hex(request.signed_bytes),
+                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
+                extra={k: str(v)[:200] for k, v in refusal.metadata.items()},
+            )
+            written = await self.writer.write(entry, receipt=False)
+            refusal.metadata["received_leaf_index"] = str(written.index)
+            raise refusal
+        received = dict(
             kind="received",
-            disclosure_id=outcome.disclosure_id,
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
             requester_agent=request.agent_did,
-            provider_agent="",
             contract_id=request.contract_id,
-            contract_hash=self.contracts[request.contract_id].version_hash
-            if request.contract_id in self.contracts
-            else "",
             purpose=request.purpose,
             fields_requested=list(request.fields),
-            fields_released=list(outcome.released_fields),
-            fields_stripped=list(outcome.stripped_fields),
-            record_count=outcome.record_count,
-            decision=outcome.decision,
-            reason="" if ok else "RECEIPT_INVALID",
-            decision_hash=outcome.decision_hash,
             request_digest=sha256_hex(request.signed_bytes),
-            response_digest=sha256_hex(
-                outcome.payload_json
-                and json.dumps(
-                    json.loads(outcome.payload_json), sort_keys=True, separators=(",", ":")
-                ).encode()
-            ),
-            effective_trust=outcome.effective_trust,
-            provider_leaf_hash=base64.b64encode(receipt.leaf_hash).decode(),
+            provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
         )
+        try:
+            entry = DisclosureEntry(
+                kind="received",
+                disclosure_id=outcome.disclosure_id,
+                time=rfc3339(now_utc()),
+                provider_org=bundle.org_did,
+                requester_org=self.did,
+                requester_agent=request.agent_did,
+                provider_agent="",
+                contract_id=request.contract_id,
+                contract_hash=self.contracts[request.contract_id].version_hash
+                if request.contract_id in self.contracts
+                else "",
+                purpose=request.purpose,
+                fields_requested=list(request.fields),
+                fields_released=list(outcome.released_fields),
+                fields_stripped=list(outcome.stripped_fields),
+                record_count=outcome.record_count,
+                decision=outcome.decision,
+                reason="" if ok else "RECEIPT_INVALID",
+                decision_hash=outcome.decision_hash,
+                request_digest=sha256_hex(request.signed_bytes),
+                response_digest=expected["response_digest"],
+                effective_trust=outcome.effective_trust,
+                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
+            )
+        except (ValidationError, LedgerError):
+            # an unverified outcome whose members do not form an entry: record what this node knows
+            entry = DisclosureEntry(
+                disclosure_id="rcv_" + sha256_hex(request.signed_bytes)[:32],
+                contract_hash="",
+                decision="deny",
+                reason="RECEIPT_INVALID",
+                **received,
+            )
         written = await self.writer.write(entry, receipt=False)
         return outcome, written.index, ok
 
     async def _log_received_denial(self, bundle, request: Request, err, verifier) -> tuple[int, bool]:
-        ok = True
-        entry_bytes = base64.b64decode(err.metadata.get("entry_b64", ""))
-        try:
-            verify_receipt(err.metadata.get("tlog_proof", ""), entry=entry_bytes, log_verifier=verifier)
-        except Exception:  # recorded as an invalid receipt
-            ok = False
+        """Check a logged refusal's receipt (bounded, bound to this request) and log "received".
+
+        Raises:
+            ReceiptMismatchError / PeerLogInconsistentError / OutcomeTooLargeError /
+            ReceiptsUnsettledError (``federation.receipts``): the refusal's receipt
+            is refused; the "received" entry records the reason and the
+            provider's reason (``extra.provider_reason``).
+        """
+        import binascii
+
+        from federation import receipts as rc
         from ledger import leaf_hash
 
+        meta = err.metadata
+        book = rc.receipt_book(self)
+        refusal: FederationError | None = None
+        ok = False
+        entry_bytes = b""
+        try:
+            tlog_proof = meta.get("tlog_proof", "")
+            entry_b64 = meta.get("entry_b64", "")
+            if len(tlog_proof) > rc.MAX_TLOG_PROOF_BYTES or len(entry_b64) > 4 * rc.MAX_ENTRY_BYTES // 3 + 4:
+                raise rc.OutcomeTooLargeError(
+                    "the refusal's receipt is too large", metadata={"field": "tlog_proof/entry_b64"}
+                )
+            try:
+                entry_bytes = base64.b64decode(entry_b64, validate=True)
+            except binascii.Error as exc:
+                raise rc.ReceiptMismatchError(
+                    "the refusal's entry is not base64", metadata={"mismatch": "entry"}
+                ) from exc
+            index_text = meta.get("leaf_index", "")
+            ok = rc.check_receipt(
+                book,
+                origin=bundle.ledger_origin,
+                verifier=verifier,
+                tlog_proof=tlog_proof,
+                entry_bytes=entry_bytes,
+                leaf_index=int(index_text) if index_text.isdigit() and len(index_text) < 20 else -1,
+                claimed_leaf_hash=None,
+                expected=dict(
+                    kind=("denial", "audit_denial"),
+                    disclosure_id=meta.get("disclosure_id", ""),
+                    provider_org=bundle.org_did,
+                    requester_org=self.did,
+                    requester_agent=request.agent_did,
+                    contract_id=request.contract_id,
+                    purpose=request.purpose,
+                    request_digest=sha256_hex(request.signed_bytes),
+                    decision="deny",
+                    reason=err.reason,
+                    decision_hash=meta.get("decision_hash", ""),
+                    fields_released=[],
+                    record_count=0,
+                ),
+            )
+        except (
+            rc.OutcomeTooLargeError,
+            rc.ReceiptMismatchError,
+            rc.PeerLogInconsistentError,
+            rc.ReceiptsUnsettledError,
+        ) as exc:
+            refusal = exc
+            log.error("provider refusal receipt refused", peer=bundle.org_name, reason=exc.reason)
+            book.remember_mismatch(
+                bundle.ledger_origin,
+                exc.reason,
+                str(exc),
+                tlog_proof=meta.get("tlog_proof", "")[: rc.MAX_TLOG_PROOF_BYTES],
+                entry_b64=meta.get("entry_b64", "")[: 4 * rc.MAX_ENTRY_BYTES // 3 + 4],
+            )
+            evidence = getattr(exc, "evidence", None)
+            if evidence is not None:
+                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+            rc.persist_book(self)
+        reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
         entry = DisclosureEntry(
             kind="received",
-            disclosure_id=err.metadata.get("disclosure_id", ""),
+            disclosure_id=meta.get("disclosure_id", "")
+            if ok
+            else "rcv_" + sha256_hex(request.signed_bytes)[:32],
             time=rfc3339(now_utc()),
             provider_org=bundle.org_did,
             requester_org=self.did,
@@ -1359,14 +1532,24 @@ class Node:
             fields_stripped=[],
             record_count=0,
             decision="deny",
-            reason=err.reason if ok else "RECEIPT_INVALID",
-            decision_hash=err.metadata.get("decision_hash", ""),
+            reason=reason[:256],
+            decision_hash=meta.get("decision_hash", "") if ok else "",
             request_digest=sha256_hex(request.signed_bytes),
             response_digest="",
             effective_trust=0.0,
-            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode() if entry_bytes else "",
+            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode(),
+            extra={
+                "provider_reason": err.reason[:200],
+                **{k: str(v)[:200] for k, v in refusal.metadata.items()},
+            }
+            if refusal is not None
+            else {},
         )
         written = await self.writer.write(entry, receipt=False)
+        if refusal is not None:
+            refusal.metadata["received_leaf_index"] = str(written.index)
+            refusal.metadata["provider_reason"] = err.reason[:200]
+            raise refusal
         return written.index, ok
 
     async def close(self) -> None:

@@ -97,6 +97,22 @@ class PeerClient:
         r = await self._call(self.stub(bundle).AddCheckpoint, pb.AddCheckpointRequest(body=body), timeout=3.0)
         return r.status, r.body
 
+    async def witnessed_checkpoint(self, bundle: Any) -> str:
+        """The peer's latest witnessed checkpoint note, with cosignatures (``""`` if none).
+
+        Taken from ``QueryEntries`` (limit 1), whose checkpoint is the latest
+        witnessed one (the latest one when none is witnessed yet).
+        """
+        r = await self._call(self.stub(bundle).QueryEntries, pb.QueryEntriesRequest(limit=1))
+        return r.signed_checkpoint
+
+    async def consistency_proof(self, bundle: Any, size1: int, size2: int) -> list[bytes]:
+        """The peer's RFC 9162 consistency proof between two sizes of its log."""
+        r = await self._call(
+            self.stub(bundle).GetConsistencyProof, pb.GetConsistencyProofRequest(size1=size1, size2=size2)
+        )
+        return list(r.hashes)
+
     async def close(self) -> None:
         """Close every channel."""
         for channel, _ in self._channels.values():

@@ -35,7 +35,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -606,12 +605,9 @@ def pin_bundle(
     target = root / f"{bundle.org_name}.json"
     if target.parent != root:  # org_name is a DNS label; defence in depth
         raise PeerError("bundle org_name is not a file name", reason="BAD_BUNDLE")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{bundle.org_name}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(bundle.model_dump_json(indent=2))
-    os.replace(tmp, target)
+    from federation.paths import write_private
+
+    write_private(target, bundle.model_dump_json(indent=2))
     return PinResult(
         path=target,
         fingerprint=bundle.fingerprint(),

@@ -92,7 +92,8 @@ async def _persist_loop(node: Node, every: float = 5.0) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            node.persist_state()
+            node.drain_decision_log()
+            await asyncio.to_thread(node.persist_state, drain_log=False)  # database work off the loop
         except Exception as exc:  # keep serving; retried next turn
             log.warning("persisting state failed", error=str(exc))
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -78,7 +79,14 @@ dataset_records = Table(
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, synchronous=FULL and a busy timeout."""
+    """Create an engine; SQLite gets WAL, synchronous=FULL and a busy timeout.
+
+    A SQLite database file is created owner-only (0600) first
+    (:func:`federation.paths.create_private_sqlite`).
+    """
+    from federation.paths import create_private_sqlite
+
+    create_private_sqlite(url)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 
@@ -302,3 +310,193 @@ class NodeStore:
             done = conn.execute(update(state).where(state.c.key == key).values(value=raw, updated_at=now))
             if done.rowcount == 0:
                 conn.execute(state.insert().values(key=key, value=raw, updated_at=now))
+
+
+# ---------------------------------------------------------------- trust and budget state
+#
+# Trust pairs and budget keys are persisted one row per key in ``node_state``
+# (issue #10.2), and only the rows changed since the last write: no whole-book
+# document is rewritten every few seconds. Row keys are fixed prefixes plus a
+# digest of the (authenticated) key strings, so their length is bounded whatever
+# the strings are; the strings themselves are inside the row's JSON value.
+
+TRUST_CONFIG_KEY = "trust:config"
+TRUST_PAIR_PREFIX = "trust:pair:"
+#: Operator changes (``accord trust set``) waiting for the running node to apply them.
+TRUST_SET_PREFIX = "trust:set:"
+_LEDGER_PREFIX = {"budgets": "budgets:key:", "requests": "requests:key:"}
+#: The earlier whole-document rows, imported once then deleted.
+_LEGACY_KEYS = ("trust", "budgets", "requests")
+
+
+def _digest_key(prefix: str, parts: tuple[str, str]) -> str:
+    import hashlib
+
+    return prefix + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:48]
+
+
+@dataclass
+class PolicyState:
+    """The trust book and the two ledgers a node's decision point keeps.
+
+    Attributes:
+        trust: the :class:`policy.TrustBook`.
+        budgets: the trust-budget :class:`policy.BudgetLedger`.
+        requests: the request counter (rate limits), a :class:`policy.BudgetLedger`.
+        legacy: the earlier whole-document rows are still in the database.
+    """
+
+    trust: Any
+    budgets: Any
+    requests: Any
+    legacy: bool = False
+    #: one writer at a time, so an older snapshot never lands after a newer one
+    write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+class PolicyStateStore:
+    """Load and incrementally persist a node's trust book and ledgers (rows in ``node_state``)."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.store = store
+
+    def get_rows(self, prefix: str) -> dict[str, Any]:
+        """Every persisted JSON value whose key starts with ``prefix``."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(state.c.key, state.c.value).where(state.c.key.startswith(prefix, autoescape=True))
+            ).all()
+        return {r.key: json.loads(r.value) for r in rows}
+
+    def put_rows(self, rows: dict[str, Any], *, now: dt.datetime) -> None:
+        """Upsert (value) or delete (None) many rows in one transaction."""
+        if not rows:
+            return
+        with self.store.engine.begin() as conn:
+            for key, value in sorted(rows.items()):
+                if value is None:
+                    conn.execute(state.delete().where(state.c.key == key))
+                    continue
+                raw = json.dumps(value, sort_keys=True)
+                done = conn.execute(update(state).where(state.c.key == key).values(value=raw, updated_at=now))
+                if done.rowcount == 0:
+                    conn.execute(state.insert().values(key=key, value=raw, updated_at=now))
+
+    def load(self) -> PolicyState:
+        """Rebuild the book and ledgers: per-key rows, plus the earlier whole documents if still there.
+
+        Raises:
+            TrustStateError / BudgetStateError: a persisted row is malformed.
+        """
+        from policy import BudgetLedger, TrustBook
+
+        legacy = {k: self.store.get_state(k) for k in _LEGACY_KEYS}
+        config = self.store.get_state(TRUST_CONFIG_KEY)
+        pair_rows = list(self.get_rows(TRUST_PAIR_PREFIX).values())
+        old_trust = legacy["trust"] or {}
+        if old_trust:
+            # import the earlier document: its rows under the per-key rows, its config unless one is set
+            seen = {(r.get("requester"), r.get("provider")) for r in pair_rows}
+            old_rows = TrustBook.from_dict(old_trust).to_dict()["pairs"]
+            pair_rows = [r for r in old_rows if (r["requester"], r["provider"]) not in seen] + pair_rows
+            config = config if config is not None else old_trust.get("config")
+        trust = TrustBook.from_rows(config or {}, pair_rows)
+        if old_trust:
+            trust.mark_dirty(trust.pairs())
+        ledgers = []
+        for name, prefix in _LEDGER_PREFIX.items():
+            rows = list(self.get_rows(prefix).values())
+            if legacy[name]:
+                old = BudgetLedger.from_dict(legacy[name]).to_dict()["keys"]
+                seen = {(r["contract_id"], r["requester"]) for r in rows}
+                rows += [r for r in old if (r["contract_id"], r["requester"]) not in seen]
+            led = BudgetLedger.from_rows(rows)
+            if legacy[name]:
+                led.mark_dirty((r["contract_id"], r["requester"]) for r in rows)
+            ledgers.append(led)
+        was_legacy = any(v is not None for v in legacy.values())
+        return PolicyState(trust=trust, budgets=ledgers[0], requests=ledgers[1], legacy=was_legacy)
+
+    def request_trust_set(
+        self, requester: str, provider: str, value: float, *, reason: str, now: dt.datetime
+    ) -> str:
+        """Queue an operator change of a pair's baseline for the node to apply; returns its row key.
+
+        Raises:
+            TrustStateError: value outside [0, 1] or an empty reason.
+        """
+        import secrets
+
+        from policy import TrustStateError
+
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            raise TrustStateError(f"trust value must be in [0, 1], got {value!r}")
+        if not reason.strip():
+            raise TrustStateError("an operator trust change needs a reason")
+        key = TRUST_SET_PREFIX + f"{now.timestamp():017.6f}:" + secrets.token_hex(8)
+        self.put_rows(
+            {
+                key: {
+                    "requester": requester,
+                    "provider": provider,
+                    "value": float(value),
+                    "reason": reason.strip()[:200],
+                    "at": now.timestamp(),
+                }
+            },
+            now=now,
+        )
+        return key
+
+    def apply_trust_sets(self, trust: Any, *, now: dt.datetime) -> dict[str, None]:
+        """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete."""
+        from policy import TrustStateError
+
+        done: dict[str, None] = {}
+        for key, cmd in sorted(self.get_rows(TRUST_SET_PREFIX).items()):
+            try:
+                at = dt.datetime.fromtimestamp(float(cmd["at"]), tz=dt.UTC)
+                pair = (str(cmd["requester"]), str(cmd["provider"]))
+                trust.set_baseline(pair, cmd["value"], reason=str(cmd["reason"]), now=at)
+            except (TrustStateError, KeyError, TypeError, ValueError, OverflowError):
+                pass  # malformed: dropped (it was written by the operator tool; nothing to apply)
+            done[key] = None
+        return done
+
+    def persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
+        """Write the changed trust pairs and ledger keys (expired ledger slots pruned); returns rows written.
+
+        Queued operator trust changes are applied first. On failure the
+        changed keys stay marked, to be written next time.
+        """
+        with ps.write_lock:
+            return self._persist(ps, now=now)
+
+    def _persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
+        from dataclasses import asdict
+
+        rows: dict[str, Any] = self.apply_trust_sets(ps.trust, now=now)
+        for led in (ps.budgets, ps.requests):
+            led.prune(now=now)
+        trust_dirty = ps.trust.take_dirty()
+        ledger_dirty = {name: getattr(ps, name).take_dirty() for name in _LEDGER_PREFIX}
+        for pair, row in trust_dirty.items():
+            rows[_digest_key(TRUST_PAIR_PREFIX, pair)] = row
+        if trust_dirty:
+            rows[TRUST_CONFIG_KEY] = asdict(ps.trust.config)
+        for name, dirty in ledger_dirty.items():
+            for key, row in dirty.items():
+                rows[_digest_key(_LEDGER_PREFIX[name], key)] = row
+        if rows and ps.legacy:
+            for k in _LEGACY_KEYS:
+                rows[k] = None
+        try:
+            self.put_rows(rows, now=now)
+        except Exception:
+            ps.trust.mark_dirty(trust_dirty)
+            for name, dirty in ledger_dirty.items():
+                getattr(ps, name).mark_dirty(dirty)
+            raise
+        if rows:
+            ps.legacy = False
+        return len(rows)

@@ -63,7 +63,9 @@ class NodeProcess:
                 (the message holds the tail of its log).
 
         """
-        log = self.log_path.open("a")
+        from federation.paths import open_private_append
+
+        log = open_private_append(self.log_path)  # node logs may name agents and fields
         self._proc = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,

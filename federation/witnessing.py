@@ -87,7 +87,52 @@ class WitnessCoordinator:
         await asyncio.gather(
             *(one(b) for b in list(n.peers) if b.witness_vkey and self.cosigned.get(b.org_name) != size)
         )
+        await self.settle_receipts()
         return dict(self.cosigned)
+
+    async def settle_receipts(self) -> int:
+        """Settle peers' pending receipts against their witnessed checkpoints (``federation.receipts``).
+
+        For every peer with pending receipts: fetch its latest witnessed
+        checkpoint, require the witness policy, prove consistency with the last
+        verified checkpoint and with every pending one. A failed proof stores
+        both notes as equivocation evidence (reported by the next round). The
+        book is persisted (node state ``peer_logs``) after the pass.
+
+        Returns:
+            How many pending checkpoints were settled.
+        """
+        from federation.receipts import PeerLogInconsistentError, peer_log_policy, receipt_book
+        from ledger import LedgerError, NoteVerifier
+
+        n = self.node
+        book = receipt_book(n)
+        settled = 0
+        touched = False
+        for bundle in list(n.peers):
+            origin = bundle.ledger_origin
+            if not book.pending(origin) or book.inconsistent(origin):
+                continue
+            touched = True
+            try:
+                note = await n.peer_client.witnessed_checkpoint(bundle)
+                settled += await book.settle(
+                    origin,
+                    witnessed_note=note,
+                    verifier=NoteVerifier.from_vkey(bundle.ledger_vkey),
+                    policy=peer_log_policy(n, bundle),
+                    prove=lambda a, b, bd=bundle: n.peer_client.consistency_proof(bd, a, b),
+                    now=now_utc(),
+                )
+            except PeerLogInconsistentError as err:
+                log.error("PEER LOG INCONSISTENT", peer=bundle.org_name, detail=err.metadata.get("detail"))
+                self.failures[bundle.org_name] = f"{err.reason}: {err}"
+                await n.writer.run_sync(n.ledger.record_equivocation, err.evidence)  # type: ignore[attr-defined]
+            except (LedgerError, FederationError) as exc:  # not witnessed yet, peer down: next round
+                self.failures[bundle.org_name] = f"receipts unsettled: {exc.reason}"
+        if touched:  # a snapshot taken on the loop, written off it (the store commits synchronously)
+            await asyncio.to_thread(n.store.put_state, "peer_logs", book.to_dict(), now=now_utc())
+        return settled
 
     async def _report_equivocation(self, ev: Any) -> None:
         """Alert and record an equivocation in this node's own ledger (evidence by digest).

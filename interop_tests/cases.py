@@ -35,6 +35,7 @@ class Context:
         bundle: the target's peer bundle (JSON object).
         ident: the tester identity.
         contract_id: the interop contract at the target.
+        http: ``HOST:PORT`` of the target's C2SP tlog-tiles HTTP endpoint ("" = unknown).
 
     """
 
@@ -42,6 +43,7 @@ class Context:
     bundle: dict[str, Any]
     ident: InteropIdentity
     contract_id: str
+    http: str = ""
 
     @property
     def target_did(self) -> str:  # noqa: D102

@@ -41,11 +41,11 @@ from ledger.errors import (
 )
 from ledger.hashing import EMPTY_ROOT, leaf_hash, merkle_root, node_hash
 from ledger.log import FsckReport, TransparencyLog, Watermarks
-from ledger.note import NoteSigner, NoteVerifier, key_id, open_note, parse_note
+from ledger.note import MAX_NOTE_BYTES, NoteSigner, NoteVerifier, key_id, open_note, parse_note
 from ledger.policy import WitnessPolicy
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.query import EntryFilter
-from ledger.receipt import Receipt, verify_receipt
+from ledger.receipt import MAX_RECEIPT_BYTES, Receipt, verify_receipt
 from ledger.tiles import (
     TileRef,
     decode_entry_bundle,
@@ -55,6 +55,8 @@ from ledger.tiles import (
     tile_path,
 )
 from ledger.witness import (
+    MAX_ADD_CHECKPOINT_BYTES,
+    MAX_EVIDENCE_PER_LOG,
     AddCheckpointRequest,
     Equivocation,
     Witness,
@@ -65,6 +67,10 @@ from ledger.witness import (
 
 __all__ = [
     "SIG_MLDSA44",
+    "MAX_EVIDENCE_PER_LOG",
+    "MAX_ADD_CHECKPOINT_BYTES",
+    "MAX_NOTE_BYTES",
+    "MAX_RECEIPT_BYTES",
     "AddCheckpointRequest",
     "Cosignature",
     "CosignatureSigner",

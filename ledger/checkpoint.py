@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ledger.errors import MalformedCheckpointError, OriginMismatchError
 from ledger.hashing import EMPTY_ROOT, HASH_SIZE
-from ledger.note import SignatureVerifier, b64decode_strict, open_note, parse_note
+from ledger.note import MAX_NOTE_BYTES, SignatureVerifier, b64decode_strict, open_note, parse_note
 from ledger.proofs import MAX_TREE_SIZE
 
 __all__ = ["Checkpoint", "SignedCheckpoint", "open_checkpoint"]
@@ -90,12 +90,17 @@ class Checkpoint:
             The checkpoint.
 
         Raises:
-            MalformedCheckpointError: If the body violates c2sp.org/tlog-checkpoint
+            MalformedCheckpointError: If the body is longer than
+                :data:`ledger.note.MAX_NOTE_BYTES` or violates c2sp.org/tlog-checkpoint
                 (leading zero or sign in the size, non-canonical or 31-byte root,
                 empty lines, missing final newline ...).
             OriginMismatchError: If ``origin`` is given and differs.
 
         """
+        if isinstance(body, bytes | bytearray | str) and len(body) > MAX_NOTE_BYTES:
+            raise MalformedCheckpointError(
+                f"checkpoint body is longer than {MAX_NOTE_BYTES}", metadata={"length": len(body)}
+            )
         if isinstance(body, bytes | bytearray):
             try:
                 body = bytes(body).decode("utf-8")

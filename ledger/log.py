@@ -53,6 +53,28 @@ DEFAULT_INTEGRATION_BATCH = 65_536
 _ROLES = ("fields_requested", "fields_released", "fields_stripped")
 
 
+def _indexed(e: DisclosureEntry) -> tuple[dict[str, object], list[tuple[int, str]]]:
+    """The query columns stored beside an entry: ``ledger_entries`` columns and field rows.
+
+    They are derived from the entry alone, so :meth:`TransparencyLog.verify` can
+    recompute them and catch a database edit that hides an entry from filtered
+    queries.
+    """
+    columns = {
+        "kind": e.kind,
+        "time_us": _us(e.timestamp()),
+        "provider_org": e.provider_org,
+        "requester_org": e.requester_org,
+        "requester_agent": e.requester_agent,
+        "provider_agent": e.provider_agent,
+        "contract_id": e.contract_id,
+        "purpose": e.purpose,
+        "decision": e.decision,
+    }
+    fields = [(role, f) for role, name in enumerate(_ROLES) for f in dict.fromkeys(getattr(e, name))]
+    return columns, fields
+
+
 def _us(dt: datetime) -> int:
     if dt.utcoffset() is None:
         raise ValueError("datetimes must be timezone-aware")
@@ -311,6 +333,7 @@ class TransparencyLog:
                 res = AppendResult(nxt, lh, False)
                 assigned[did] = res
                 results.append(res)
+                columns, fields = _indexed(e)
                 rows.append(
                     {
                         "idx": nxt,
@@ -318,20 +341,10 @@ class TransparencyLog:
                         "leaf_hash": lh,
                         "data": data,
                         "sequenced_at_us": now_us,
-                        "kind": e.kind,
-                        "time_us": _us(e.timestamp()),
-                        "provider_org": e.provider_org,
-                        "requester_org": e.requester_org,
-                        "requester_agent": e.requester_agent,
-                        "provider_agent": e.provider_agent,
-                        "contract_id": e.contract_id,
-                        "purpose": e.purpose,
-                        "decision": e.decision,
+                        **columns,
                     }
                 )
-                for role, name in enumerate(_ROLES):
-                    for f in dict.fromkeys(getattr(e, name)):
-                        field_rows.append({"idx": nxt, "role": role, "field": f})
+                field_rows.extend({"idx": nxt, "role": role, "field": f} for role, f in fields)
                 nxt += 1
             if rows:
                 tx.insert_entries(rows, field_rows)
@@ -822,8 +835,10 @@ class TransparencyLog:
         """Re-derive every hash from storage (like Tessera's fsck) and report mismatches.
 
         Recomputes every leaf hash from the stored entry bytes, checks indices are
-        contiguous, rebuilds every tree node and compares it with the stored rows,
-        and re-verifies every signed checkpoint (signature and root).
+        contiguous, recomputes every query column and field row from the entry
+        (an edited column would hide the entry from filtered ``query`` calls),
+        rebuilds every tree node and compares it with the stored rows, and
+        re-verifies every signed checkpoint (signature and root).
 
         Args:
             chunk: Leaves processed per read (entries).
@@ -860,6 +875,8 @@ class TransparencyLog:
             if 0 in cp_by_size:
                 cps_checked += self._check_cp(cp_by_size[0], EMPTY_ROOT, problem)
             pending: list[tuple[int, int, bytes]] = []
+            columns_iter = tx.iter_indexed_columns(0, nxt, chunk=chunk)
+            expected_field_rows = 0
 
             def flush() -> None:
                 by_level: dict[int, list[tuple[int, bytes]]] = {}
@@ -893,12 +910,29 @@ class TransparencyLog:
                         f"data hashes to {lh.hex()[:16]}…",
                         row.index,
                     )
+                cidx, stored_cols = next(columns_iter, (None, {}))
                 try:
                     entry = DisclosureEntry.from_canonical_bytes(row.data)
                     if entry.disclosure_id != row.disclosure_id:
                         problem(f"entry {row.index}: disclosure_id column differs", row.index)
                     if entry.canonical_bytes() != row.data:
                         problem(f"entry {row.index}: data is not canonical JCS", row.index)
+                    want_cols, want_fields = _indexed(entry)
+                    expected_field_rows += len(want_fields)
+                    if cidx != row.index:
+                        problem(f"entry {row.index}: indexed columns not found", row.index)
+                    else:
+                        for name, want in want_cols.items():
+                            if stored_cols.get(name) != want:
+                                problem(
+                                    f"entry {row.index}: column {name} is {stored_cols.get(name)!r}, "
+                                    f"the entry says {want!r}",
+                                    row.index,
+                                )
+                        if stored_cols["fields"] != set(want_fields):
+                            problem(
+                                f"entry {row.index}: field rows differ from the entry's fields", row.index
+                            )
                 except LedgerError:
                     problem(f"entry {row.index}: data is not a disclosure entry", row.index)
                 if row.index < tsize:
@@ -913,6 +947,11 @@ class TransparencyLog:
             flush()
             if tx.count_entries() != nxt:
                 problem(f"expected {nxt} entry rows, found {tx.count_entries()}")
+            if not bad and tx.count_entry_fields() != expected_field_rows:
+                problem(
+                    f"expected {expected_field_rows} field rows, found {tx.count_entry_fields()} "
+                    "(rows that no entry holds)"
+                )
             if rng.size == tsize and rng.root() != tree_root:
                 problem(f"integrated root at size {tsize} differs from the recomputed root")
             for c in cps:

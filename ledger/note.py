@@ -32,6 +32,7 @@ __all__ = [
     "SIG_ECDSA",
     "SIG_COSIGNATURE_V1",
     "MAX_SIGNATURES",
+    "MAX_NOTE_BYTES",
     "key_id",
     "check_key_name",
     "NoteSignature",
@@ -52,6 +53,12 @@ SIG_COSIGNATURE_V1 = 0x04
 """Signature type of timestamped Ed25519 cosignatures (c2sp.org/tlog-cosignature)."""
 MAX_SIGNATURES = 100
 """Most signature lines accepted in one note (the spec requires at least 16; Go caps at 100)."""
+MAX_NOTE_BYTES = 1 << 20
+"""Largest note accepted, bytes (or characters for text), checked before any parsing.
+
+100 signature lines of the largest supported type (ML-DSA-44 cosignatures,
+about 3.3 KB each in base64) plus a checkpoint body fit well below it.
+"""
 
 _EM_DASH = "\u2014"
 _SPACES = frozenset(
@@ -177,11 +184,16 @@ def parse_note(note: str | bytes) -> Note:
         The text and its signature lines.
 
     Raises:
-        MalformedNoteError: On invalid UTF-8, control characters other than
-            newline, no blank-line separator, no or too many (> 100) signatures,
-            malformed signature lines or names, or a missing final newline.
+        MalformedNoteError: On a note longer than :data:`MAX_NOTE_BYTES`,
+            invalid UTF-8, control characters other than newline, no blank-line
+            separator, no or too many (> 100) signatures, malformed signature
+            lines or names, or a missing final newline.
 
     """
+    if isinstance(note, bytes | bytearray | str) and len(note) > MAX_NOTE_BYTES:
+        raise MalformedNoteError(
+            f"note is longer than {MAX_NOTE_BYTES}", metadata={"length": len(note), "limit": MAX_NOTE_BYTES}
+        )
     if isinstance(note, bytes | bytearray):
         try:
             note = bytes(note).decode("utf-8")

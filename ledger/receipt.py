@@ -11,16 +11,20 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import DisclosureEntry
 from ledger.errors import MalformedProofError
 from ledger.hashing import HASH_SIZE, leaf_hash
-from ledger.note import NoteVerifier, b64decode_strict
+from ledger.note import MAX_NOTE_BYTES, NoteVerifier, b64decode_strict
 from ledger.proofs import verify_inclusion
 
 if TYPE_CHECKING:
     from ledger.policy import WitnessPolicy
 
-__all__ = ["Receipt", "verify_receipt", "PROOF_HEADER"]
+__all__ = ["Receipt", "verify_receipt", "PROOF_HEADER", "MAX_RECEIPT_BYTES", "MAX_PROOF_HASHES"]
 
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 """First line of every tlog-proof."""
+MAX_PROOF_HASHES = 64
+"""Most inclusion-proof hashes in a receipt (a tree of at most 2**64 leaves needs at most 64)."""
+MAX_RECEIPT_BYTES = MAX_NOTE_BYTES + 8 * 1024
+"""Largest receipt text accepted, bytes (or characters), checked before any parsing."""
 
 
 def _parse_index(text: str) -> int:
@@ -70,9 +74,17 @@ class Receipt:
         """Parse a tlog-proof text.
 
         Raises:
-            MalformedProofError: If the text does not follow c2sp.org/tlog-proof.
+            MalformedProofError: If the text is longer than :data:`MAX_RECEIPT_BYTES`,
+                holds more than :data:`MAX_PROOF_HASHES` hashes, or does not follow
+                c2sp.org/tlog-proof.
 
         """
+        if not isinstance(text, bytes | bytearray | str):
+            raise MalformedProofError("receipt must be str or bytes")
+        if len(text) > MAX_RECEIPT_BYTES:
+            raise MalformedProofError(
+                f"receipt is longer than {MAX_RECEIPT_BYTES}", metadata={"length": len(text)}
+            )
         if isinstance(text, bytes | bytearray):
             try:
                 text = bytes(text).decode("utf-8")
@@ -95,6 +107,8 @@ class Receipt:
         if pos >= len(lines) or not lines[pos].startswith("index "):
             raise MalformedProofError("receipt has no 'index' line")
         index = _parse_index(lines[pos][6:])
+        if len(lines) - pos - 1 > MAX_PROOF_HASHES:
+            raise MalformedProofError(f"more than {MAX_PROOF_HASHES} proof hashes")
         proof = []
         for line in lines[pos + 1 :]:
             try:

@@ -37,11 +37,17 @@ __all__ = [
     "parse_add_checkpoint",
     "format_add_checkpoint",
     "MAX_PROOF_LINES",
+    "MAX_EVIDENCE_PER_LOG",
+    "MAX_ADD_CHECKPOINT_BYTES",
     "SIZE_CONTENT_TYPE",
 ]
 
+MAX_EVIDENCE_PER_LOG = 64
+"""Most split-view evidence rows a witness keeps per log origin (identical pairs are kept once)."""
 MAX_PROOF_LINES = 63
 """Most consistency-proof lines an add-checkpoint request may carry."""
+MAX_ADD_CHECKPOINT_BYTES = 64 * 1024
+"""Largest add-checkpoint request body accepted, bytes (checked before any parsing)."""
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 """Content type of a 409 response body (the witness's current size)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -117,9 +123,16 @@ def parse_add_checkpoint(body: bytes | str) -> AddCheckpointRequest:
     """Parse an add-checkpoint request body (``old N``, proof lines, blank line, note).
 
     Raises:
-        MalformedNoteError: If the body is malformed.
+        MalformedNoteError: If the body is longer than :data:`MAX_ADD_CHECKPOINT_BYTES`
+            or malformed.
 
     """
+    if not isinstance(body, bytes | bytearray | str):
+        raise MalformedNoteError("request must be str or bytes")
+    if len(body) > MAX_ADD_CHECKPOINT_BYTES:
+        raise MalformedNoteError(
+            f"request is longer than {MAX_ADD_CHECKPOINT_BYTES}", metadata={"length": len(body)}
+        )
     if isinstance(body, bytes | bytearray):
         try:
             body = bytes(body).decode("utf-8")
@@ -158,6 +171,15 @@ def _reply(status: int, text: str = "", content_type: str = _TEXT) -> WitnessRes
 
 def _us(now: datetime) -> int:
     return int(now.timestamp() * 1_000_000)
+
+
+def _keep_evidence(tx, cp: Checkpoint, note_a: str, note_b: str, detail: str, now_us: int) -> None:
+    """Store two signed notes of one log that no proof reconciles (deduplicated, capped per log)."""
+    if tx.count_equivocations(cp.origin, note_a=note_a, note_b=note_b):
+        return
+    if tx.count_equivocations(cp.origin) >= MAX_EVIDENCE_PER_LOG:
+        return
+    tx.insert_equivocation(cp.origin, cp.size, note_a, note_b, detail, now_us)
 
 
 class Witness:
@@ -245,8 +267,11 @@ class Witness:
         trusted log signature verifies (or a trusted one fails); 404 unknown
         origin; 409 old size differs from the stored size (body ``<size>\n``,
         ``text/x.tlog.size``), or same size with a different root (evidence is
-        stored); 422 a proof that does not verify, a non-empty proof with old 0,
-        or a size-0 checkpoint whose root is not SHA-256("").
+        stored); 422 a proof that does not verify (both notes are stored as
+        evidence: a log that rolled back and grew a different history is caught
+        here), a non-empty proof with old 0, or a size-0 checkpoint whose root
+        is not SHA-256(""). Evidence is kept once per pair of notes and at most
+        :data:`MAX_EVIDENCE_PER_LOG` rows per log.
 
         Args:
             body: Request body bytes.
@@ -289,20 +314,23 @@ class Witness:
                 if req.proof:
                     return _reply(422, "the proof must be empty for equal sizes\n")
                 if cp.root != stored_root:
-                    tx.insert_equivocation(
-                        cp.origin,
-                        cp.size,
-                        stored_note or "",
-                        req.note,
-                        "same size, different root",
-                        _us(now),
-                    )
+                    _keep_evidence(tx, cp, stored_note or "", req.note, "same size, different root", _us(now))
                     return _reply(409, f"{stored_size}\n", SIZE_CONTENT_TYPE)
             else:
                 assert stored_root is not None
                 try:
                     verify_consistency(req.old_size, cp.size, stored_root, cp.root, req.proof)
                 except InvalidProofError:
+                    # The log signed a larger tree that nothing shows extends the one cosigned:
+                    # a log rolled back and regrown differs here. Both notes are kept.
+                    _keep_evidence(
+                        tx,
+                        cp,
+                        stored_note or "",
+                        req.note,
+                        f"no consistency proof from the cosigned size {stored_size} to size {cp.size}",
+                        _us(now),
+                    )
                     return _reply(422, "consistency proof does not verify against stored root\n")
             if not tx.witness_cas(
                 self.name, cp.origin, stored_size, cp.size, cp.root, req.note, _us(now)

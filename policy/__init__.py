@@ -19,7 +19,9 @@ from policy.auditor import (
 )
 from policy.budget import BudgetKey, BudgetLedger, BudgetStateError
 from policy.contract import (
+    Aggregates,
     Contract,
+    ContractIssue,
     ContractSignature,
     OptionalField,
     Parties,
@@ -28,6 +30,8 @@ from policy.contract import (
     RateLimit,
     SessionLimits,
     TrustBudget,
+    check_resources,
+    lint_contract,
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
 from policy.decision_point import PolicyDecisionPoint
@@ -51,7 +55,8 @@ from policy.errors import (
 )
 from policy.gate import GateResult, apply_gate
 from policy.identifiers import InvalidIdentifierError, check_identifier, is_identifier
-from policy.lifecycle import propose_contract, validate_contract
+from policy.input import AgentClaims, PolicyInput, policy_input_schema, session_claims
+from policy.lifecycle import check_supersedes, propose_contract, validate_contract
 from policy.measures import (
     Chain,
     attempted_oer,
@@ -65,6 +70,15 @@ from policy.replay import ReplayError
 from policy.trust import Pair, TrustBook, TrustConfig, TrustStateError
 
 __all__ = [
+    "AgentClaims",
+    "Aggregates",
+    "ContractIssue",
+    "PolicyInput",
+    "check_resources",
+    "check_supersedes",
+    "lint_contract",
+    "policy_input_schema",
+    "session_claims",
     "InvalidIdentifierError",
     "check_identifier",
     "is_identifier",

@@ -9,7 +9,11 @@ unit vector e_i lies in the row space of M over the rationals. Before a new
 SUM (or AVG: the count of S is assumed known, so AVG counts as SUM) is
 answered, :meth:`Auditor.check` decides whether adding 1_S would put any e_i
 in the row space. The decision reads only the selected id sets, never the
-values, so a denial reveals nothing the requester could not simulate. COUNT
+values, so a denial reveals nothing the requester could not simulate (the
+requester is assumed to know the selected sets: exact COUNTs reveal their
+cells; see docs/auditing.md for the model, and DP mode where that does not
+hold). The sets are the records that *contribute* to an aggregate (selected
+and with a value): a missing value must not count as a member. COUNT
 never reveals a sensitive value: it is always allowed (for a non-empty
 selection) and recorded, but does not enter M. Denied queries do not enter
 the history.
@@ -765,7 +769,12 @@ class Auditor:
         Args:
             scope_key: the pooling key (:func:`scope_key`).
             kind: ``"count"``, ``"sum"`` or ``"avg"``.
-            selected_ids: ids of the records the query's predicate selects.
+            selected_ids: ids of the records that *contribute* to the query:
+                selected by its predicate and with a value in the aggregated
+                column (:meth:`policy.predicates.Dataset.select` with
+                ``contributing=``). A selected record whose value is missing
+                adds nothing to a SUM, so counting it would let a "group of
+                two" reveal one value.
 
         Returns:
             The decision. A denial is counted in :meth:`status`.

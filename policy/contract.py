@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import rfc8785
 import yaml
@@ -31,18 +31,38 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from policy.decision import to_micros
 from policy.errors import (
     ContractInvalidError,
     ContractSignatureError,
     ContractUnsignedError,
+    PolicyError,
     UnknownPurposeError,
 )
+from policy.identifiers import check_identifier, is_identifier
 from policy.paths import NAME_RE, canonical_path, is_valid_path
 
 __all__ = [
+    "AGGREGATE_KINDS",
+    "Aggregates",
     "Contract",
+    "ContractIssue",
+    "check_resources",
+    "contract_schema",
+    "lint_contract",
+    "load_document",
+    "parse_hook_header",
     "ContractSignature",
     "OptionalField",
     "Parties",
@@ -57,10 +77,8 @@ __all__ = [
 #: Per-contract Rego modules must declare ``package accord.hooks.<name>``.
 HOOK_PACKAGE_PREFIX = "accord.hooks."
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")
-_DID_RE = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%\-]+$")
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+\-]\d{2}:\d{2})$")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")
-_PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)\s*$", re.MULTILINE)
 #: Bounds that keep every number exact in JSON (RFC 8785 / I-JSON) and Rego.
 _MAX_COUNT = 1_000_000_000
 _MAX_WINDOW = 10 * 366 * 24 * 3600
@@ -86,13 +104,106 @@ _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
 _COMMENT_RE = re.compile(r"#[^\n]*")
 _CALL_RE = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\(")
 _KEYWORDS = frozenset({"if", "not", "some", "every", "in", "contains", "else", "with", "as"})
+#: What a hook may import: the Rego v1 keywords, its input, and the contract data.
+HOOK_IMPORTS_ALLOWED = ("rego.v1", "future.keywords", "input", "data.accord_contracts")
+
+_TOKEN_RE = re.compile(
+    r"(?P<ws>[ \t\r]+)|(?P<nl>\n)|(?P<comment>#[^\n]*)"
+    r'|(?P<str>"(?:[^"\\\n]|\\.)*")|(?P<raw>`[^`]*`)'
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<num>[0-9][0-9.eE+\-]*)|(?P<punct>:=|==|!=|<=|>=|\S)"
+)
+
+
+def _rego_tokens(source: str) -> list[tuple[str, str, int]]:
+    """Split Rego source into ``(kind, text, line)`` tokens, comments and blanks dropped.
+
+    Strings (``"…"`` with escapes, raw `` `…` ``) are single tokens, so text
+    inside a string or a comment is never read as code.
+
+    Raises:
+        ValueError: an unterminated string.
+    """
+    out: list[tuple[str, str, int]] = []
+    line, pos = 1, 0
+    while pos < len(source):
+        m = _TOKEN_RE.match(source, pos)
+        if m is None or (m.lastgroup == "punct" and m.group() in ('"', "`")):
+            raise ValueError(f"unterminated string at line {line}")
+        kind, text = m.lastgroup or "", m.group()
+        if kind not in ("ws", "comment", "nl"):
+            out.append((kind, text, line))
+        line += text.count("\n")
+        pos = m.end()
+    return out
+
+
+def _ref_at(tokens: list[tuple[str, str, int]], i: int) -> tuple[str, int]:
+    """Read a Rego reference (``a.b["c"]``) starting at token ``i``, on one line."""
+    if i >= len(tokens) or tokens[i][0] != "name":
+        raise ValueError("expected a reference")
+    line = tokens[i][2]
+    parts = [tokens[i][1]]
+    i += 1
+    while i + 1 < len(tokens) and tokens[i][2] == line:
+        if tokens[i][1] == "." and tokens[i + 1][0] == "name":
+            parts.append(tokens[i + 1][1])
+            i += 2
+        elif (
+            tokens[i][1] == "["
+            and tokens[i + 1][0] == "str"
+            and i + 2 < len(tokens)
+            and tokens[i + 2][1] == "]"
+        ):
+            parts.append(json.loads(tokens[i + 1][1]))
+            i += 3
+        else:
+            break
+    return ".".join(parts), i
+
+
+def parse_hook_header(source: str) -> tuple[str, list[str]]:
+    """Parse a Rego module's package clause and imports (from tokens, not a text search).
+
+    The package clause must be the module's first statement (Rego v1); each
+    ``import`` keyword starts an import of the reference that follows it.
+    Text inside strings and comments is never read as a clause. Which rules
+    the module really defines is checked on the compiled module
+    (:func:`policy.engine_regopy.hook_plan`).
+
+    Args:
+        source: Rego v1 module source.
+
+    Returns:
+        ``(package, imports)``, e.g. ``("accord.hooks.consent", ["rego.v1"])``.
+
+    Raises:
+        ValueError: no package clause first, two package clauses, or a
+            malformed import or string.
+    """
+    tokens = _rego_tokens(source)
+    if not tokens or tokens[0][1] != "package":
+        raise ValueError("a Rego module must start with its package clause")
+    package, i = _ref_at(tokens, 1)
+    imports: list[str] = []
+    for j in range(i, len(tokens)):
+        if tokens[j][0] == "name" and tokens[j][1] == "package":
+            raise ValueError("a Rego module has exactly one package clause")
+        if tokens[j][0] == "name" and tokens[j][1] == "import":
+            ref, _ = _ref_at(tokens, j + 1)
+            imports.append(ref)
+    return package, imports
+
+
+def _import_allowed(ref: str) -> bool:
+    return any(ref == a or ref.startswith(a + ".") for a in HOOK_IMPORTS_ALLOWED)
 
 
 def hook_calls(source: str) -> set[str]:
     """Return the names called as functions in Rego ``source`` (best-effort lexing).
 
     Strings and comments are skipped; ``data.…`` references and keywords are
-    not calls.
+    not calls. (The authoritative list of built-ins a hook uses comes from
+    its compiled plan: :func:`policy.engine_regopy.hook_plan`.)
     """
     text = _COMMENT_RE.sub("", _STRING_RE.sub('""', source))
     return {
@@ -109,7 +220,53 @@ def hook_functions(source: str) -> set[str]:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, str_strip_whitespace=False)
+
+
+def _rfc3339(v: Any) -> Any:
+    """Accept a timezone-aware datetime (YAML) or an RFC 3339 date-time string (JSON)."""
+    if isinstance(v, str):
+        if not _RFC3339_RE.match(v):
+            raise ValueError(f"expected an RFC 3339 date-time like 2026-01-01T00:00:00Z, got {v[:40]!r}")
+        return datetime.fromisoformat(v.replace("z", "Z").replace("Z", "+00:00"))
+    return v
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+def _micro_exact(v: float) -> float:
+    """Contract numbers are exact in micro-units: at most 6 decimal places."""
+    to_micros(v)
+    return v
+
+
+Micro = Annotated[float, AfterValidator(_micro_exact)]
+
+
+def _identifier(kind: str) -> Any:
+    def check(v: str) -> str:
+        try:
+            return check_identifier(v, kind)
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(check)
+
+
+def _distinct(name: str) -> Any:
+    def check(v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate {name}")
+        return v
+
+    return AfterValidator(check)
+
+
+Did = Annotated[str, _identifier("did")]
+ResourceId = Annotated[str, _identifier("resource")]
+SubjectPattern = Annotated[str, _identifier("subject")]
+ColumnId = Annotated[str, _identifier("column")]
 
 
 class PartyRef(_Frozen):
@@ -120,15 +277,8 @@ class PartyRef(_Frozen):
         name: a human-readable organization name.
     """
 
-    org: str
+    org: Did
     name: str = Field(min_length=1, max_length=200)
-
-    @field_validator("org")
-    @classmethod
-    def _org_is_did(cls, v: str) -> str:
-        if not _DID_RE.match(v):
-            raise ValueError(f"expected an organization DID like 'did:web:example.org', got {v!r}")
-        return v
 
 
 class Parties(_Frozen):
@@ -148,38 +298,91 @@ class OptionalField(_Frozen):
     """A beyond-MNI field a purpose may release.
 
     Attributes:
-        sensitivity: trust-budget units this field costs per release (≥ 0).
-        min_trust: lowest effective trust τ ∈ [0, 1] at which it may be released.
+        sensitivity: trust-budget units this field costs per release (≥ 0,
+            at most 6 decimals).
+        min_trust: lowest effective trust τ ∈ [0, 1] at which it may be
+            released (at most 6 decimals; compared as integer micro-units).
     """
 
-    sensitivity: float = Field(ge=0.0, le=1_000_000.0)
-    min_trust: float = Field(ge=0.0, le=1.0)
+    sensitivity: Micro = Field(ge=0.0, le=1_000_000.0)
+    min_trust: Micro = Field(ge=0.0, le=1.0)
+
+
+#: Aggregate kinds the provider answers (``federation.datasets``).
+AGGREGATE_KINDS = ("count", "sum", "avg")
+
+
+class Aggregates(_Frozen):
+    """Which aggregate queries a purpose may ask (read by the node and the auditor).
+
+    Attributes:
+        dataset: the one data set (resource) aggregates may read.
+        kinds: allowed kinds, a non-empty subset of ``count``, ``sum``, ``avg``.
+        columns: the sensitive columns that may be aggregated (non-empty).
+        allow_ids: whether predicates may name explicit record ids (default false).
+    """
+
+    dataset: ResourceId
+    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(
+        min_length=1
+    )
+    columns: Annotated[list[ColumnId], _distinct("column")] = Field(min_length=1, max_length=256)
+    allow_ids: bool = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Read a key like the mapping this section used to be (``federation.datasets`` reads it so).
+
+        Every key is always present (no default can widen), so ``default`` is
+        only returned for names that are not keys of the section.
+        """
+        return getattr(self, key) if key in type(self).model_fields else default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def check_dataset(self, columns: Collection[str], *, where: str = "aggregates") -> None:
+        """Check every column exists in the data set's columns.
+
+        Raises:
+            ValueError: naming the first unknown column.
+        """
+        for c in self.columns:
+            if c not in columns:
+                raise ValueError(f"{where}: data set {self.dataset!r} has no column {c!r}")
 
 
 class Purpose(_Frozen):
     """What the requester may obtain for one declared purpose.
 
     Attributes:
+        resources: the resources (data sets) requests under this purpose may
+            read; anything else is refused (``RESOURCE_NOT_IN_CONTRACT``).
+        subjects: the record keys they may ask for: ``"*"`` (any) or exact
+            keys, no globs (``SUBJECT_NOT_IN_CONTRACT`` otherwise).
+        required_scopes: scopes the requesting agent's credential must hold
+            (write ``[]`` for none: the key is required).
         mni: the Minimum Necessary Information A*: field paths always released
             when the request is allowed and asks for them.
         optional: beyond-MNI field paths → release conditions.
-        required_scopes: scopes the requesting agent's credential must hold.
-        aggregates: allowed aggregate kinds/columns (opaque here; read by the
-            reconstruction auditor), or None.
+        aggregates: allowed aggregate queries, or None.
         max_records: most records one response may carry, or None.
     """
 
-    mni: list[str] = Field(default_factory=list)
-    optional: dict[str, OptionalField] = Field(default_factory=dict)
-    required_scopes: list[str] = Field(default_factory=list)
-    aggregates: dict[str, Any] | None = None
+    resources: Annotated[list[ResourceId], _distinct("resource")] = Field(min_length=1, max_length=256)
+    subjects: Annotated[list[SubjectPattern], _distinct("subject")] = Field(min_length=1, max_length=1024)
+    required_scopes: list[str] = Field(max_length=256)
+    mni: list[str] = Field(default_factory=list, max_length=1024)
+    optional: dict[str, OptionalField] = Field(default_factory=dict, max_length=1024)
+    aggregates: Aggregates | None = None
     max_records: int | None = Field(default=None, ge=1, le=_MAX_COUNT)
 
     @field_validator("mni")
     @classmethod
     def _mni_paths(cls, v: list[str]) -> list[str]:
         for p in v:
-            if not is_valid_path(p):
+            if not is_valid_path(p) or not is_identifier(p, "field"):
                 raise ValueError(f"invalid field path {p!r} (expected e.g. 'patient.age')")
         canon = [canonical_path(p) for p in v]
         if len(set(canon)) != len(canon):
@@ -191,7 +394,7 @@ class Purpose(_Frozen):
     def _optional_paths(cls, v: dict[str, OptionalField]) -> dict[str, OptionalField]:
         out: dict[str, OptionalField] = {}
         for p, spec in v.items():
-            if not is_valid_path(p):
+            if not is_valid_path(p) or not is_identifier(p, "field"):
                 raise ValueError(f"invalid field path {p!r} (expected e.g. 'patient.age')")
             c = canonical_path(p)
             if c in out:
@@ -205,6 +408,8 @@ class Purpose(_Frozen):
         for s in v:
             if not _SCOPE_RE.match(s):
                 raise ValueError(f"invalid scope {s!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate scope")
         return v
 
     @model_validator(mode="after")
@@ -214,13 +419,55 @@ class Purpose(_Frozen):
             raise ValueError(f"field {overlap[0]!r} is both MNI and optional")
         if not self.mni and not self.optional and not self.aggregates:
             raise ValueError("a purpose must release something (mni, optional or aggregates)")
+        if self.aggregates is not None and self.aggregates.dataset not in self.resources:
+            raise ValueError(
+                f"aggregates.dataset {self.aggregates.dataset!r} is not one of the purpose's resources"
+            )
+        self._check_nesting()
         return self
+
+    def _check_nesting(self) -> None:
+        """Refuse a path listed under weaker conditions than one of its descendants.
+
+        Asking for a path releases everything below it, so a listed path must
+        be at least as strict as every listed descendant: an MNI path may only
+        have MNI descendants; an optional path needs ``min_trust`` ≥ each
+        descendant's and ``sensitivity`` ≥ the sum of its optional
+        descendants' (what asking for each of them would cost).
+        """
+        listed: dict[str, OptionalField | None] = {p: None for p in self.mni}
+        listed.update(self.optional)
+        for p, spec in sorted(listed.items()):
+            below = sorted(d for d in listed if d.startswith(p + "."))
+            if not below:
+                continue
+            cost = 0
+            for d in below:
+                dspec = listed[d]
+                if dspec is None:
+                    continue  # an MNI descendant: no condition to bypass
+                if spec is None:
+                    raise ValueError(
+                        f"{p!r} is MNI but its descendant {d!r} is optional: asking for {p!r} "
+                        f"would release {d!r} without its trust and budget checks"
+                    )
+                if to_micros(spec.min_trust) < to_micros(dspec.min_trust):
+                    raise ValueError(
+                        f"{p!r} needs min_trust {spec.min_trust} but its descendant {d!r} needs "
+                        f"{dspec.min_trust}: a path may not be weaker than what lies below it"
+                    )
+                cost += to_micros(dspec.sensitivity)
+            if spec is not None and to_micros(spec.sensitivity) < cost:
+                raise ValueError(
+                    f"{p!r} costs less (sensitivity {spec.sensitivity}) than its optional "
+                    "descendants together: a path may not be cheaper than what lies below it"
+                )
 
 
 class TrustBudget(_Frozen):
     """Beyond-MNI disclosure allowance: sensitivity units per sliding window."""
 
-    units: float = Field(gt=0.0, le=1_000_000.0)
+    units: Micro = Field(gt=0.0, le=1_000_000.0)
     window_seconds: int = Field(gt=0, le=_MAX_WINDOW)
 
 
@@ -232,10 +479,10 @@ class RateLimit(_Frozen):
 
 
 class SessionLimits(_Frozen):
-    """Per-session caps: requests decided and fields released."""
+    """Per-session caps: requests decided and fields released (null: no cap, written out)."""
 
-    max_requests: int | None = Field(default=None, gt=0, le=_MAX_COUNT)
-    max_fields: int | None = Field(default=None, gt=0, le=_MAX_COUNT)
+    max_requests: int | None = Field(gt=0, le=_MAX_COUNT)
+    max_fields: int | None = Field(gt=0, le=_MAX_COUNT)
 
 
 class ContractSignature(_Frozen):
@@ -247,9 +494,9 @@ class ContractSignature(_Frozen):
         jws: compact JWS with detached payload (``<header>..<signature>``).
     """
 
-    org: str
-    verification_method: str
-    jws: str
+    org: str = Field(max_length=256)
+    verification_method: str = Field(max_length=512)
+    jws: str = Field(max_length=1024)
 
 
 def _utc(v: datetime, field: str) -> datetime:
@@ -262,18 +509,19 @@ class Contract(_Frozen):
     """A signed data-sharing contract (frozen; build with :meth:`load`/:meth:`from_dict`).
 
     Attributes:
-        id: contract identifier, ``[A-Za-z0-9._:-]``, ≤ 200 chars.
+        id: contract identifier (:mod:`policy.identifiers` kind ``contract``).
         version: positive integer, bumped on every change of terms.
         title: human-readable title.
         parties: provider and requester organizations.
         purposes: purpose name → :class:`Purpose`.
         trust_ceiling: the highest effective trust τ this contract grants, in [0, 1].
-        trust_budget: beyond-MNI budget, or None for no budget limit.
+        trust_budget: beyond-MNI budget, or None for no budget limit (the key
+            is required: write ``null`` for none).
         valid_from: start of validity (timezone-aware, stored as UTC).
         valid_until: end of validity, exclusive.
-        rate_limit: decision rate per requester org, or None.
+        rate_limit: decision rate per requester org, or None (required key).
         obligations: obligation codes attached to every allowed decision.
-        session_limits: per-session caps.
+        session_limits: per-session caps (required key).
         delegation_orgs: further organizations (DIDs) whose agents may root a
             delegation chain presented by the requester's agents (cross-org
             delegation); empty = only the requester's own agents.
@@ -283,39 +531,24 @@ class Contract(_Frozen):
         signatures: the parties' signatures (not covered by the hash).
     """
 
-    id: str
+    id: Annotated[str, _identifier("contract")]
     version: int = Field(ge=1, le=_MAX_COUNT)
     title: str = Field(min_length=1, max_length=500)
     parties: Parties
-    purposes: dict[str, Purpose]
-    trust_ceiling: float = Field(ge=0.0, le=1.0)
-    trust_budget: TrustBudget | None = None
-    valid_from: datetime
-    valid_until: datetime
-    rate_limit: RateLimit | None = None
-    obligations: list[str] = Field(default_factory=list)
-    session_limits: SessionLimits = Field(default_factory=SessionLimits)
+    purposes: dict[str, Purpose] = Field(max_length=256)
+    trust_ceiling: Micro = Field(ge=0.0, le=1.0)
+    trust_budget: TrustBudget | None
+    valid_from: Timestamp
+    valid_until: Timestamp
+    rate_limit: RateLimit | None
+    session_limits: SessionLimits
+    obligations: list[str] = Field(default_factory=list, max_length=64)
     rego_module: str | None = None
-    delegation_orgs: list[str] = Field(default_factory=list)
-    retired_at: datetime | None = None
-    signatures: list[ContractSignature] = Field(default_factory=list)
-
-    @field_validator("delegation_orgs")
-    @classmethod
-    def _delegation_orgs(cls, v: list[str]) -> list[str]:
-        for org in v:
-            if not _DID_RE.match(org):
-                raise ValueError(f"delegation_orgs: expected organization DIDs, got {org!r}")
-        if len(set(v)) != len(v):
-            raise ValueError("delegation_orgs: duplicate organization")
-        return v
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID_RE.match(v):
-            raise ValueError(f"invalid contract id {v!r} (letters, digits, '._:-', ≤ 200)")
-        return v
+    delegation_orgs: Annotated[list[Did], _distinct("organization in delegation_orgs")] = Field(
+        default_factory=list, max_length=64
+    )
+    retired_at: Timestamp | None = None
+    signatures: list[ContractSignature] = Field(default_factory=list, max_length=8)
 
     @field_validator("purposes")
     @classmethod
@@ -323,7 +556,7 @@ class Contract(_Frozen):
         if not v:
             raise ValueError("a contract needs at least one purpose")
         for name in v:
-            if not NAME_RE.match(name):
+            if not NAME_RE.match(name) or not is_identifier(name, "purpose"):
                 raise ValueError(f"invalid purpose name {name!r}")
         return v
 
@@ -353,12 +586,19 @@ class Contract(_Frozen):
     def _hook_package(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        m = _PACKAGE_RE.search(v)
-        if not m or not m.group(1).startswith(HOOK_PACKAGE_PREFIX):
-            raise ValueError("rego_module must declare 'package accord.hooks.<name>'")
-        name = m.group(1)[len(HOOK_PACKAGE_PREFIX) :]
+        if len(v) > 65_536:
+            raise ValueError("rego_module is larger than 64 KiB")
+        package, imports = parse_hook_header(v)
+        if not package.startswith(HOOK_PACKAGE_PREFIX):
+            raise ValueError(f"rego_module must declare 'package accord.hooks.<name>', declares {package!r}")
+        name = package[len(HOOK_PACKAGE_PREFIX) :]
         if not NAME_RE.match(name) or "-" in name:
             raise ValueError(f"invalid hook package name {name!r}")
+        for ref in imports:
+            if not _import_allowed(ref):
+                raise ValueError(
+                    f"rego_module imports {ref}: a hook may import only " + ", ".join(HOOK_IMPORTS_ALLOWED)
+                )
         for call in hook_calls(v):
             if call in NONDETERMINISTIC_BUILTINS:
                 raise ValueError(
@@ -378,63 +618,57 @@ class Contract(_Frozen):
     # ------------------------------------------------------------ loading
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Contract:
-        """Parse and validate a contract document.
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "",
+        lines: Mapping[tuple[str, ...], int] | None = None,
+    ) -> Contract:
+        """Parse and validate a contract document, strictly.
+
+        Unknown keys, wrong types (no coercion: ``"0.5"`` is not a number,
+        ``"false"`` not a boolean), numbers with more than 6 decimals and
+        missing required keys are errors; no missing key widens what is
+        allowed.
 
         Args:
             data: the contract as a JSON/YAML mapping.
+            source: the file it came from, for messages.
+            lines: key path → line number (from :func:`load_document`).
 
         Returns:
             The frozen contract.
 
         Raises:
-            ContractInvalidError: naming the first offending field path in
-                ``metadata["field"]``.
+            ContractInvalidError: naming the first offending key path in
+                ``metadata["field"]`` (and ``path``/``line`` when known), and the
+                error count in ``metadata["errors"]``.
         """
-        if not isinstance(data, Mapping):
-            raise ContractInvalidError(
-                f"contract must be a mapping, got {type(data).__name__}",
-                metadata={"field": ""},
-            )
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            cid = data.get("id") if isinstance(data.get("id"), str) else ""
-            raise ContractInvalidError(
-                f"contract {cid or '?'} invalid at {loc or '<root>'}: {msg}",
-                metadata={"field": loc, "contract_id": cid, "errors": str(len(exc.errors()))},
-            ) from None
+        issues = _issues(cls, data, source=source, lines=lines or {})
+        if isinstance(issues, Contract):
+            return issues
+        first = issues[0]
+        cid = data.get("id") if isinstance(data, Mapping) and isinstance(data.get("id"), str) else ""
+        meta = {"field": first.key, "contract_id": cid[:200], "errors": str(len(issues))}
+        if source:
+            meta["path"] = source
+        if first.line:
+            meta["line"] = str(first.line)
+        raise ContractInvalidError(f"contract {cid[:200] or '?'} invalid: {first}", metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Contract:
-        """Read a contract from a ``.yaml``/``.yml`` or ``.json`` file.
+        """Read a contract from a ``.yaml``/``.yml`` or ``.json`` file, strictly.
+
+        A duplicated key anywhere in the document is an error (YAML and JSON).
 
         Raises:
-            ContractInvalidError: unreadable file, bad YAML/JSON, or invalid contract.
+            ContractInvalidError: unreadable file, bad or duplicate-key YAML/JSON,
+                or an invalid contract (with the file and line in the message).
         """
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ContractInvalidError(
-                f"cannot read contract {p}: {exc.strerror}", metadata={"path": str(p)}
-            ) from None
-        except UnicodeDecodeError:
-            raise ContractInvalidError(
-                f"contract {p} is not UTF-8 text", metadata={"path": str(p), "field": ""}
-            ) from None
-        try:
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise ContractInvalidError(
-                f"contract {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
-                f"{str(exc).splitlines()[0]}",
-                metadata={"path": str(p), "field": ""},
-            ) from None
-        return cls.from_dict(data)
+        data, lines = load_document(path)
+        return cls.from_dict(data, source=str(path), lines=lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (defaults omitted, times RFC 3339 UTC)."""
@@ -473,9 +707,7 @@ class Contract(_Frozen):
         """The ``<name>`` of the module's ``package accord.hooks.<name>``, or None."""
         if self.rego_module is None:
             return None
-        m = _PACKAGE_RE.search(self.rego_module)
-        assert m is not None  # validated
-        return m.group(1)[len(HOOK_PACKAGE_PREFIX) :]
+        return parse_hook_header(self.rego_module)[0][len(HOOK_PACKAGE_PREFIX) :]
 
     # ------------------------------------------------------------ signing
 
@@ -682,3 +914,262 @@ def _b64u_decode(s: str) -> bytes:
     if not re.fullmatch(r"[A-Za-z0-9_\-]*", s):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+# ------------------------------------------------------------------ strict documents
+
+
+class ContractIssue:
+    """One problem found in a contract document (what ``accord contract lint`` prints).
+
+    Attributes:
+        source: the file ("" when not from a file).
+        line: 1-based line of the offending key (0 when unknown).
+        key: dotted key path (``purposes.research.optional.patient.age.min_trust``).
+        message: one-line explanation.
+    """
+
+    def __init__(self, source: str, line: int, key: str, message: str) -> None:
+        self.source, self.line, self.key, self.message = source, line, key, message
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}: " if self.source and self.line else (
+            f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else "")
+        )
+        return f"{where}{self.key or '<root>'}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ContractIssue({str(self)!r})"
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML SafeLoader that refuses duplicate keys (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _DuplicateKeyError("<<", key_node.start_mark.line + 1)
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hashable = key in seen
+            except TypeError:
+                hashable = False
+            if hashable:
+                raise _DuplicateKeyError(str(key), key_node.start_mark.line + 1)
+            try:
+                seen.add(key)
+            except TypeError:
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Key path → 1-based line of the key, from the YAML node tree (JSON is YAML flow)."""
+    out: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = (*path, str(k.value))
+                out.setdefault(p, k.start_mark.line + 1)
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                p = (*path, str(i))
+                out.setdefault(p, v.start_mark.line + 1)
+                walk(v, p)
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKeyError(k, 0)
+        out[k] = v
+    return out
+
+
+_MAX_DOCUMENT_BYTES = 1 << 20
+
+
+def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Read a contract file (YAML or JSON) strictly, with the line of every key.
+
+    Args:
+        path: ``.json`` files are JSON, anything else YAML (safe loader).
+
+    Returns:
+        ``(data, lines)``: the parsed document and key path → line number.
+
+    Raises:
+        ContractInvalidError: unreadable, larger than 1 MiB, not UTF-8, not
+            valid YAML/JSON, or a key duplicated within one mapping (naming
+            the file, line and key).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ContractInvalidError(
+            f"cannot read contract {p}: {exc.strerror}", metadata={"path": str(p), "field": ""}
+        ) from None
+    if len(raw) > _MAX_DOCUMENT_BYTES:
+        raise ContractInvalidError(
+            f"contract {p} is larger than 1 MiB", metadata={"path": str(p), "field": ""}
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ContractInvalidError(
+            f"contract {p} is not UTF-8 text", metadata={"path": str(p), "field": ""}
+        ) from None
+    is_json = p.suffix == ".json"
+    lines = _line_map(text)
+    try:
+        if is_json:
+            data = json.loads(text, object_pairs_hook=_no_duplicates)
+        else:
+            data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        line = exc.line or _find_key_line(text, exc.key)
+        raise ContractInvalidError(
+            f"{p}:{line}: duplicate key {exc.key!r} (a later value would silently override an earlier one)",
+            metadata={"path": str(p), "field": exc.key, "line": str(line)},
+        ) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ContractInvalidError(
+            f"contract {p} is not valid {'JSON' if is_json else 'YAML'}: {str(exc).splitlines()[0]}",
+            metadata={"path": str(p), "field": ""},
+        ) from None
+    return data, lines
+
+
+def _find_key_line(text: str, key: str) -> int:
+    """Line of the second occurrence of ``"key":`` (JSON duplicate keys), 0 if not found."""
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if f'"{key}"' in line]
+    return hits[1] if len(hits) > 1 else (hits[0] if hits else 0)
+
+
+def _issues(
+    cls: type[Contract], data: Any, *, source: str, lines: Mapping[tuple[str, ...], int]
+) -> Contract | list[ContractIssue]:
+    if not isinstance(data, Mapping):
+        return [ContractIssue(source, 0, "", f"a contract must be a mapping, got {type(data).__name__}")]
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            # pydantic appends the union branch / validator name to some locations
+            loc = tuple(p for p in loc if not p.startswith(("function-", "nullable[", "json-or-python")))
+            line = 0
+            for n in range(len(loc), 0, -1):
+                if loc[:n] in lines:
+                    line = lines[loc[:n]]
+                    break
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not part of the contract format; check its spelling)"
+            elif err["type"] == "missing":
+                msg = "required key is missing (write it out: a missing key never widens what is allowed)"
+            out.append(ContractIssue(source, line, ".".join(loc), msg))
+        return out
+
+
+def lint_contract(path: str | Path) -> list[ContractIssue]:
+    """Return every problem of a contract file (empty list: the contract is valid).
+
+    Checks what :meth:`Contract.load` checks (duplicate keys, unknown keys,
+    types, required keys, path nesting, hook header), listing *all* errors,
+    each with its line.
+    """
+    try:
+        data, lines = load_document(path)
+    except ContractInvalidError as exc:
+        return [ContractIssue("", 0, exc.metadata.get("field", ""), str(exc))]
+    result = _issues(Contract, data, source=str(path), lines=lines)
+    return [] if isinstance(result, Contract) else result
+
+
+def contract_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of the contract document format, version 2.
+
+    Published as ``policy/schemas/contract.v2.json``. The schema states the
+    keys and types; the invariants checked in code (identifier grammars,
+    path nesting, the hook's package, 6-decimal numbers) are listed in
+    ``docs/contracts.md``.
+    """
+    schema = Contract.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://w3id.org/accord/schemas/contract.v2.json"
+    return schema
+
+
+def check_resources(contract: Contract, resources: Mapping[str, Collection[str]]) -> None:
+    """Check every name a contract uses against the provider's registered resources.
+
+    Args:
+        contract: the contract (the node is its provider).
+        resources: resource (data set) name → its field paths or column names,
+            e.g. ``{"patients": ["patient_id", "age"], "admissions": ["ward", "cost"]}``.
+
+    Raises:
+        ContractInvalidError: a purpose names a resource the provider does not
+            have, a field (mni/optional) found in none of the purpose's
+            resources, or an aggregate column its data set lacks
+            (``metadata["field"]`` = the key path, ``metadata["missing"]`` = the name).
+    """
+    for pname, purpose in sorted(contract.purposes.items()):
+        for r in purpose.resources:
+            if r not in resources:
+                raise ContractInvalidError(
+                    f"contract {contract.id}: purpose {pname!r} names resource {r!r}, "
+                    f"which the provider does not have (has: {', '.join(sorted(resources))[:200]})",
+                    metadata={
+                        "contract_id": contract.id,
+                        "field": f"purposes.{pname}.resources",
+                        "missing": r,
+                    },
+                )
+        avail = {canonical_path(f) for r in purpose.resources for f in resources[r] if is_valid_path(f)}
+        for kind, fields in (("mni", purpose.mni), ("optional", sorted(purpose.optional))):
+            for f in fields:
+                if not any(a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail):
+                    raise ContractInvalidError(
+                        f"contract {contract.id}: purpose {pname!r} {kind} field {f!r} is in none "
+                        f"of its resources ({', '.join(purpose.resources)})",
+                        metadata={
+                            "contract_id": contract.id,
+                            "field": f"purposes.{pname}.{kind}",
+                            "missing": f,
+                        },
+                    )
+        if purpose.aggregates is not None:
+            cols = set(resources[purpose.aggregates.dataset])
+            for c in purpose.aggregates.columns:
+                if c not in cols:
+                    raise ContractInvalidError(
+                        f"contract {contract.id}: purpose {pname!r} aggregates column {c!r} is not a "
+                        f"column of {purpose.aggregates.dataset!r}",
+                        metadata={
+                            "contract_id": contract.id,
+                            "field": f"purposes.{pname}.aggregates.columns",
+                            "missing": c,
+                        },
+                    )

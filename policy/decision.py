@@ -20,12 +20,15 @@ from types import MappingProxyType
 from typing import Any
 
 import rfc8785
+from pydantic import ValidationError
 
 from policy.errors import DecisionInputError, GateError
+from policy.identifiers import check_identifier
+from policy.input import POLICY_INPUT_VERSION, AgentClaims, validate_policy_input
 from policy.micros import MICROS, micros_down, micros_up
 from policy.paths import canonical_path
 
-__all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS"]
+__all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS", "to_micros"]
 
 # Budget arithmetic in Rego is in integer micro-units (MICROS, from policy.micros).
 _MAX_INT = 2**53 - 1
@@ -34,6 +37,39 @@ _MAX_INT = 2**53 - 1
 def jcs_digest(obj: Any) -> str:
     """Hex SHA-256 of the RFC 8785 (JCS) canonical JSON of ``obj``."""
     return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
+
+
+def to_micros(value: float | int, *, rounding: str = "exact") -> int:
+    """Convert a number of units to integer micro-units (1 unit = 10**6 micros), one rule everywhere.
+
+    The rule is :mod:`policy.micros`: the number is read as the shortest
+    decimal that round-trips its float (``repr``: ``0.7`` is 0.7, not
+    0.69999…), so converting what an operator wrote is exact.
+
+    Args:
+        value: a finite, non-negative int or float.
+        rounding: ``"exact"`` (contract terms: at most 6 decimals),
+            ``"floor"`` (against the requester for what it *has*, e.g. τ:
+            :func:`~policy.micros.micros_down`) or ``"ceil"`` (for what it
+            *used*: :func:`~policy.micros.micros_up`).
+
+    Returns:
+        The micro-units as an int.
+
+    Raises:
+        ValueError: not a finite non-negative number, or more than 6 decimals
+            with ``rounding="exact"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a finite number >= 0, got {value!r}")
+    down, up = micros_down(value), micros_up(value)
+    if rounding == "floor":
+        return down
+    if rounding == "ceil":
+        return up
+    if down != up:
+        raise ValueError(f"{value!r} has more than 6 decimal places (write at most micro-unit precision)")
+    return down
 
 
 def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -55,14 +91,22 @@ def _json_safe(obj: Any, where: str) -> Any:
 class DecisionInput:
     """Everything the policy sees about one request.
 
+    Every member is checked here, once, so that the exact value that passed is
+    the one every consumer (the decision point's bookkeeping, both engines,
+    the decision log, the ledger) reads: identifiers against
+    :mod:`policy.identifiers`, claims against the normalized
+    :class:`policy.input.AgentClaims` shape, and the whole Rego document
+    against :class:`policy.input.PolicyInput`.
+
     Attributes:
         contract_id: the contract the request invokes.
         purpose: the purpose name within that contract.
         requester_org: DID of the requesting organization (authenticated peer).
         provider_org: DID of the organization deciding (this node's org).
         requester_agent: DID of the requesting agent.
-        agent_claims: verified credential claims: ``org``, ``role``,
-            ``scopes`` (list of str), ``trust_tier``… (JSON values).
+        agent_claims: the normalized claims (:class:`policy.input.AgentClaims`;
+            build them with :func:`policy.input.session_claims`); missing
+            optional keys are filled with their defaults.
         requested_fields: field paths asked for (canonicalized, order kept,
             duplicates removed).
         effective_trust: τ in [0, 1] from :class:`policy.TrustBook`.
@@ -72,14 +116,20 @@ class DecisionInput:
             released, so the session cap counts distinct fields),
             ``denials`` in the requester's session (ints, default 0).
         now: decision time (timezone-aware; policy sees whole Unix seconds).
+        resource: the resource (data set) the request reads.
+        subject: the record key asked for, or ``"*"``.
         recent_requests: decisions for this (contract, requester org) inside
             the contract's rate-limit window, before this one.
-        context: request context a contract hook may read (e.g.
-            ``{"consent": true, "human_approval": "ticket-42"}``).
+        context: request context a contract hook may read (integers, booleans,
+            null and plain ASCII text only, e.g. ``{"consent": true}``).
 
     Raises:
+        InvalidIdentifierError: ``MALFORMED_IDENTIFIER``: an identifier (contract,
+            purpose, resource, subject, DID, field) outside its grammar (a
+            control character, NUL among them, non-ASCII, too long...).
         DecisionInputError: bad field path, naive ``now``, τ outside [0, 1],
-            negative counters, or non-JSON claims/context.
+            negative counters, claims not in the normalized shape, or a
+            context value the engines could read differently (a float).
     """
 
     contract_id: str
@@ -93,20 +143,30 @@ class DecisionInput:
     budget_used: float
     session: Mapping[str, int]
     now: datetime
+    resource: str
+    subject: str
     recent_requests: int = 0
     context: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("contract_id", "purpose", "requester_org", "provider_org", "requester_agent"):
-            if not isinstance(getattr(self, name), str):
-                raise DecisionInputError(f"{name} must be a string", metadata={"field": name})
-        if isinstance(self.requested_fields, str):
+        for name, kind in (
+            ("contract_id", "contract"),
+            ("purpose", "purpose"),
+            ("resource", "resource"),
+            ("subject", "subject"),
+            ("requester_org", "did"),
+            ("provider_org", "did"),
+            ("requester_agent", "did"),
+        ):
+            check_identifier(getattr(self, name), kind, field=name)
+        if isinstance(self.requested_fields, str) or not isinstance(self.requested_fields, list | tuple):
             raise DecisionInputError(
                 "requested_fields must be a sequence of paths, not a string",
                 metadata={"field": "requested_fields"},
             )
         seen: dict[str, None] = {}
         for f in self.requested_fields:
+            check_identifier(f, "field", field="requested_fields")
             try:
                 seen[canonical_path(f)] = None
             except GateError as exc:
@@ -151,12 +211,22 @@ class DecisionInput:
                 "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
             )
         object.__setattr__(self, "session", _freeze(sess))
-        object.__setattr__(
-            self, "agent_claims", _freeze(_json_safe(dict(self.agent_claims or {}), "agent_claims"))
-        )
+        claims = _json_safe(dict(self.agent_claims or {}), "agent_claims")
+        try:
+            claims = AgentClaims.model_validate(claims).model_dump()
+        except ValidationError as exc:
+            errs = exc.errors()
+            loc = ".".join(str(p) for p in errs[0]["loc"])
+            raise DecisionInputError(
+                f"agent_claims are not in the normalized shape (policy.input.AgentClaims) at "
+                f"{loc or '<root>'}: {errs[0]['msg']}",
+                metadata={"field": f"agent_claims.{loc}" if loc else "agent_claims"},
+            ) from None
+        object.__setattr__(self, "agent_claims", _freeze(claims))
         object.__setattr__(
             self, "context", _freeze(_json_safe(dict(self.context or {}), "context"))
         )
+        validate_policy_input(self.to_rego_input())
 
     @property
     def now_unix(self) -> int:
@@ -174,26 +244,30 @@ class DecisionInput:
         return micros_up(self.budget_used)
 
     def to_rego_input(self) -> dict[str, Any]:
-        """Return the Rego ``input`` document (JSON values only).
+        """Return the Rego ``input`` document (JSON values only; :class:`policy.input.PolicyInput`).
 
-        Shape::
+        Shape (version 1; integers only, no floats)::
 
-            {"contract_id", "purpose", "requester_org", "provider_org",
-             "requester_agent", "agent_claims": {...}, "requested_fields": [...],
-             "effective_trust": float (informative), "trust_micros": int,
+            {"input_version": 1, "contract_id", "purpose", "resource", "subject",
+             "requester_org", "provider_org", "requester_agent",
+             "agent_claims": {"org", "scopes", "organization", "role", "trust_tier",
+                              "delegated_by", "delegation_depth"},
+             "requested_fields": [...], "trust_micros": int,
              "budget_used_micros": int,
              "session": {"requests", "fields_released", "denials", "released_names"?},
              "recent_requests": int, "context": {...}, "now_unix": int}
         """
         return {
+            "input_version": POLICY_INPUT_VERSION,
             "contract_id": self.contract_id,
             "purpose": self.purpose,
+            "resource": self.resource,
+            "subject": self.subject,
             "requester_org": self.requester_org,
             "provider_org": self.provider_org,
             "requester_agent": self.requester_agent,
             "agent_claims": dict(self.agent_claims),
             "requested_fields": list(self.requested_fields),
-            "effective_trust": float(self.effective_trust),
             "trust_micros": self.trust_micros,
             "budget_used_micros": self.budget_used_micros,
             "session": dict(self.session),

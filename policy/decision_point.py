@@ -18,6 +18,7 @@ Named after XACML's PDP; the node is the enforcement point (it applies
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ from typing import Any
 from policy.budget import BudgetLedger
 from policy.contract import Contract
 from policy.decision import Decision, DecisionInput, DecisionLog
-from policy.engine import PolicyEngine
+from policy.engine import PolicyEngine, refusal_decision
 from policy.errors import UnknownContractError
 from policy.trust import TrustBook
 
@@ -106,9 +107,17 @@ class PolicyDecisionPoint:
         requested_fields: Sequence[str],
         session: Mapping[str, int],
         now: datetime,
+        resource: str,
+        subject: str,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Decide one request and update trust, budget, rate counter and log.
+
+        Every identifier is checked (:func:`policy.identifiers.check_identifier`)
+        before anything is looked up, so the string the node's bookkeeping
+        keys on is the string the engine reads. A request whose contract is
+        not loaded is refused here, before any engine runs (``UNKNOWN_CONTRACT``):
+        no engine call, no rate counter or lock keyed by the unknown id.
 
         Args:
             contract_id: contract invoked by the request.
@@ -116,57 +125,71 @@ class PolicyDecisionPoint:
             requester_org: authenticated requesting organization DID.
             provider_org: this node's organization DID.
             requester_agent: requesting agent DID.
-            agent_claims: verified credential claims (``org``, ``scopes``…).
+            agent_claims: the normalized claims (:class:`policy.input.AgentClaims`;
+                build them with :func:`policy.input.session_claims`).
             requested_fields: field paths asked for.
             session: ``requests``, ``fields_released``, ``denials`` so far.
             now: timezone-aware decision time.
+            resource: the resource (data set) the request reads.
+            subject: the record key asked for, or ``"*"``.
             context: request context for contract hooks.
 
         Returns:
-            The engine's :class:`Decision` (an unknown contract is a deny with
+            The :class:`Decision` (an unknown contract is a deny with
             ``UNKNOWN_CONTRACT``, not an exception).
 
         Raises:
-            DecisionInputError: malformed request values.
+            InvalidIdentifierError: ``MALFORMED_IDENTIFIER``, before any lookup.
+            DecisionInputError: other malformed request values (claims not in
+                the normalized shape, a float in the context...).
         """
-        c = self._contracts.get(contract_id)
-        key = (contract_id, requester_org)
-        pair = (requester_org, provider_org)
-        if c is not None:  # only registered contracts get state (#10.2): the id is the requester's string
-            self.budgets.admit(key, now=now)
-            self.requests.admit(key, now=now)
-        with self._lock(key) if c is not None else threading.Lock():
-            tau = self.trust.effective_trust(
-                pair, ceiling=c.trust_ceiling if c is not None else 0.0, now=now
+        inp = DecisionInput(
+            contract_id=contract_id,
+            purpose=purpose,
+            requester_org=requester_org,
+            provider_org=provider_org,
+            requester_agent=requester_agent,
+            agent_claims=agent_claims,
+            requested_fields=tuple(requested_fields),
+            effective_trust=0.0,
+            budget_used=0.0,
+            session=session,
+            now=now,
+            resource=resource,
+            subject=subject,
+            context=context or {},
+        )
+        pair = (inp.requester_org, inp.provider_org)
+        c = self._contracts.get(inp.contract_id)
+        if c is None:
+            decision = refusal_decision(
+                inp,
+                "UNKNOWN_CONTRACT",
+                engine=self.engine.name,
+                bundle=getattr(self.engine, "bundle_hash", ""),
             )
+            self.trust.record_denial(pair, now=now)
+            self.log.append(inp, decision)
+            return decision
+        key = (c.id, inp.requester_org)
+        # only registered contracts get state (#10.2): the id is the requester's string
+        self.budgets.admit(key, now=now)
+        self.requests.admit(key, now=now)
+        with self._lock(key):
+            tau = self.trust.effective_trust(pair, ceiling=c.trust_ceiling, now=now)
             used = (
                 self.budgets.spent(key, window_seconds=c.trust_budget.window_seconds, now=now)
-                if c is not None and c.trust_budget is not None
+                if c.trust_budget is not None
                 else 0.0
             )
             recent = (
                 math.ceil(self.requests.spent(key, window_seconds=c.rate_limit.window_seconds, now=now))
-                if c is not None and c.rate_limit is not None
+                if c.rate_limit is not None
                 else 0
             )
-            inp = DecisionInput(
-                contract_id=contract_id,
-                purpose=purpose,
-                requester_org=requester_org,
-                provider_org=provider_org,
-                requester_agent=requester_agent,
-                agent_claims=agent_claims,
-                requested_fields=tuple(requested_fields),
-                effective_trust=tau,
-                budget_used=used,
-                session=session,
-                now=now,
-                recent_requests=recent,
-                context=context or {},
-            )
+            inp = dataclasses.replace(inp, effective_trust=tau, budget_used=used, recent_requests=recent)
             decision = self.engine.decide(inp)
-            if c is not None:
-                self.requests.charge(key, 1, now=now)
+            self.requests.charge(key, 1, now=now)
             if decision.allow and decision.budget_spent > 0:
                 self.budgets.charge(key, decision.budget_spent, now=now)
             elif not decision.allow and "ENGINE_ERROR" not in decision.reasons:

@@ -35,6 +35,7 @@ __all__ = [
     "PrivacyBudgetExhaustedError",
     "dp_answer",
     "dp_avg",
+    "check_dp_parameters",
     "dp_count",
     "dp_sum",
 ]
@@ -182,6 +183,26 @@ def _floats(values: Sequence[float]) -> list[float]:
     if any(not math.isfinite(v) for v in out):
         raise DPError("values must be finite numbers")
     return out
+
+
+def check_dp_parameters(epsilon_total: Any, epsilon_per_query: Any, bounds: Any) -> None:
+    """Check a dataset's DP parameters when it is registered, not when a query arrives.
+
+    Args:
+        epsilon_total: ε each scope may spend in total (> 0, finite).
+        epsilon_per_query: ε charged per answered query (> 0, finite).
+        bounds: ``(lo, hi)`` clamping interval of the sensitive values,
+            finite with ``lo < hi``.
+
+    Raises:
+        DPError: any parameter is out of range.
+
+    """
+    _eps(epsilon_total)
+    _eps(epsilon_per_query)
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence) or len(bounds) != 2:
+        raise DPError(f"bounds must be [lo, hi], got {bounds!r}")
+    _bounds(bounds)
 
 
 @lru_cache(maxsize=256)

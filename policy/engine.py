@@ -37,6 +37,7 @@ __all__ = [
     "contracts_document",
     "decision_from_result",
     "engine_error_decision",
+    "refusal_decision",
 ]
 
 #: The rule every engine queries.
@@ -122,7 +123,9 @@ def contract_document(c: Contract) -> dict[str, Any]:
     {"max_requests"|null, "max_fields"|null}, "obligations": [...],
     "hook": name|null, "purposes": {name: {"mni": [...], "optional": {field:
     {"sensitivity_micros": int, "min_trust_micros": int}}, "required_scopes": [...],
-    "max_records": int|null}}}``. Keys are always present (null when unset).
+    "resources": [...], "subjects": [...], "max_records": int|null}}}``. Keys are
+    always present (null when unset). Every number is an integer: contract
+    terms have at most 6 decimals, so :func:`~policy.decision.to_micros` is exact.
     """
     return {
         "id": c.id,
@@ -157,6 +160,8 @@ def contract_document(c: Contract) -> dict[str, Any]:
                     for f, o in p.optional.items()
                 },
                 "required_scopes": list(p.required_scopes),
+                "resources": list(p.resources),
+                "subjects": list(p.subjects),
                 "max_records": p.max_records,
             }
             for name, p in c.purposes.items()
@@ -230,6 +235,24 @@ def engine_error_decision(
     )
 
 
+def refusal_decision(inp: DecisionInput, reason: str, *, engine: str, bundle: str = "") -> Decision:
+    """Build a deny decided without any engine (e.g. ``UNKNOWN_CONTRACT``)."""
+    return Decision(
+        allow=False,
+        released_fields=(),
+        obligations=(),
+        reasons=(reason,),
+        decision_id=_new_id(),
+        input_digest=inp.digest(),
+        contract_hash="",
+        bundle_hash=bundle,
+        engine=engine,
+        effective_trust=0.0,
+        budget_spent=0.0,
+        max_records=None,
+    )
+
+
 class MalformedResult(ValueError):
     """A Rego answer is not the documented decision shape (internal)."""
 
@@ -252,8 +275,9 @@ def decision_from_result(
     """Check a raw ``data.accord.decision`` value and build the :class:`Decision`.
 
     Raises:
-        MalformedResult: the value is not the documented shape, or releases a
-            field that was not requested (the caller turns this into ENGINE_ERROR).
+        MalformedResult: the value is not the documented shape, names another
+            contract (``contract_hash``) than the caller looked up, or releases
+            a field that was not requested (the caller turns this into ENGINE_ERROR).
     """
     if not isinstance(raw, dict):
         raise MalformedResult(f"decision is {type(raw).__name__}, not an object")
@@ -274,6 +298,8 @@ def decision_from_result(
         isinstance(max_records, bool) or not isinstance(max_records, int)
     ):
         raise MalformedResult("max_records is not an int or null")
+    if raw.get("contract_hash") != contract_hash:
+        raise MalformedResult("the engine decided under another contract than the one looked up")
     if not set(released) <= set(inp.requested_fields):
         raise MalformedResult("released a field that was not requested")
     if not allow and (released or not reasons):

@@ -43,6 +43,7 @@ from policy.engine import (
     decision_from_result,
     engine_error_decision,
 )
+from policy.engine_regopy import check_hook_rules
 from policy.errors import EngineError, RegoModuleError
 
 __all__ = ["OpaRestEngine", "OpaTls"]
@@ -169,11 +170,15 @@ class OpaRestEngine:
 
         Raises:
             ContractInvalidError: duplicate contract id or hook name.
-            RegoModuleError: OPA rejects a hook module (names the contract).
+            RegoModuleError: a hook defines rules outside its package or calls a
+                non-deterministic built-in (checked on its compiled plan), or
+                OPA rejects it (names the contract).
             EngineError: OPA unreachable or rejects the base policy or data.
         """
         contracts = list(contracts)
         data = contracts_document(contracts)
+        for c in contracts:  # the hook's package and rules, read from its compiled form
+            check_hook_rules(c)
         with self._lock:
             self._loaded = False
             hooks = {}

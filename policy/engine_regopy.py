@@ -9,8 +9,10 @@ evaluation for repeated identical inputs; it is cleared on every load.
 
 from __future__ import annotations
 
+import functools
 import json
-import math
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from typing import Any
 
 import regopy
 
-from policy.contract import Contract, hook_calls, hook_functions
+from policy.contract import NONDETERMINISTIC_BUILTINS, Contract, hook_calls, hook_functions
 from policy.decision import Decision, DecisionInput, jcs_digest
 from policy.engine import (
     DATA_ROOT,
@@ -33,7 +35,7 @@ from policy.engine import (
 )
 from policy.errors import EngineError, RegoModuleError
 
-__all__ = ["RegopyEngine", "compile_check"]
+__all__ = ["RegopyEngine", "compile_check", "hook_plan"]
 
 _BASE_MODULE = "accord.rego"
 
@@ -73,12 +75,108 @@ def _build(rego: regopy.Interpreter) -> regopy.Bundle:
     return bundle
 
 
+#: Compiles a hook alone and prints its plan's rule paths and built-ins (JSON).
+#: Run in a fresh interpreter: rego-cpp 1.x corrupts the heap saving a bundle
+#: in a process that has loaded numpy (``free(): invalid size``).
+_PLAN_SCRIPT = """
+import json, pathlib, sys, tempfile
+import regopy
+src = sys.stdin.read()
+try:
+    rego = regopy.Interpreter()
+    rego.add_module("hook.rego", src)
+    bundle = rego.build("data")
+    if not bundle.ok():
+        raise ValueError("bundle does not build")
+    with tempfile.TemporaryDirectory() as d:
+        rego.save_bundle(d, bundle)
+        plan = json.loads(pathlib.Path(d, "plan.json").read_text(encoding="utf-8"))
+except Exception as exc:
+    msg = str(exc).strip()
+    print(json.dumps({"error": msg.splitlines()[0][:300] if msg else type(exc).__name__}))
+    sys.exit(0)
+paths = [f["path"][1:] for f in plan.get("funcs", {}).get("funcs", [])
+         if len(f.get("path", [])) > 1 and not str(f["path"][1]).startswith("query$")]
+builtins = sorted({b["name"] for b in (plan.get("static", {}).get("builtin_funcs") or [])})
+print(json.dumps({"paths": paths, "builtins": builtins}))
+"""
+
+
+@functools.lru_cache(maxsize=256)
+def hook_plan(source: str) -> tuple[tuple[tuple[str, ...], ...], frozenset[str]]:
+    """Compile a hook module alone and read what it defines from the compiled plan.
+
+    rego-cpp compiles the module; its plan (OPA's intermediate
+    representation, saved with the bundle) lists every rule the module
+    really defines, by data path, and every built-in it calls, so no
+    comment or string can disguise a rule. Cached per source.
+
+    Args:
+        source: Rego v1 module source.
+
+    Returns:
+        ``(rule paths, built-ins)``: each rule as its path below ``data``
+        (e.g. ``("accord", "hooks", "consent", "deny")``) and the names of the
+        built-ins called (``internal.print`` for ``print``).
+
+    Raises:
+        RegoModuleError: the module does not compile (or the compiler fails).
+    """
+    try:
+        out = subprocess.run(
+            [sys.executable, "-I", "-c", _PLAN_SCRIPT],
+            input=source,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        raise RegoModuleError("rego_module could not be compiled to a plan") from None
+    if "error" in result:
+        raise RegoModuleError(f"rego_module does not compile: {result['error']}")
+    paths = tuple(tuple(str(x) for x in p) for p in result["paths"])
+    return paths, frozenset(result["builtins"])
+
+
+def check_hook_rules(contract: Contract) -> None:
+    """Refuse a hook that defines rules outside ``accord.hooks.<name>`` or calls non-deterministic built-ins.
+
+    Raises:
+        RegoModuleError: naming the contract and the offending rule or built-in.
+    """
+    if contract.rego_module is None:
+        return
+    meta = {"contract_id": contract.id, "field": "rego_module"}
+    try:
+        paths, builtins = hook_plan(contract.rego_module)
+    except RegoModuleError as exc:
+        raise RegoModuleError(f"contract {contract.id}: {exc}", metadata=meta) from None
+    prefix = ("accord", "hooks", contract.hook_name or "")
+    for p in paths:
+        if p[:3] != prefix or len(p) < 4:
+            raise RegoModuleError(
+                f"contract {contract.id}: rego_module defines data.{'.'.join(p)}, outside its package "
+                f"accord.hooks.{contract.hook_name} (a hook may not add or shadow base rules)",
+                metadata=meta,
+            )
+    calls = {b.removeprefix("internal.") for b in builtins}
+    bad = sorted(calls & NONDETERMINISTIC_BUILTINS)
+    if bad:
+        raise RegoModuleError(
+            f"contract {contract.id}: rego_module calls {bad[0]}(): hooks must be deterministic",
+            metadata=meta,
+        )
+
+
 def compile_check(contract: Contract) -> None:
     """Check that a contract's hook module compiles together with the base policy.
 
     Raises:
         RegoModuleError: naming the contract and the first compiler message.
     """
+    check_hook_rules(contract)
     if contract.rego_module is not None:
         probe = regopy.Interpreter()
         defined = hook_functions(contract.rego_module)
@@ -112,21 +210,21 @@ def compile_check(contract: Contract) -> None:
 
 def _probe_input(c: Contract) -> dict[str, Any]:
     name, purpose = sorted(c.purposes.items())[0]
-    return {
-        "contract_id": c.id,
-        "purpose": name,
-        "requester_org": c.parties.requester.org,
-        "provider_org": c.parties.provider.org,
-        "requester_agent": "did:key:probe",
-        "agent_claims": {"org": c.parties.requester.org, "scopes": list(purpose.required_scopes)},
-        "requested_fields": list(purpose.mni) + sorted(purpose.optional),
-        "effective_trust": c.trust_ceiling,
-        "budget_used_micros": 0,
-        "session": {"requests": 0, "fields_released": 0, "denials": 0},
-        "recent_requests": 0,
-        "context": {},
-        "now_unix": math.floor(c.valid_from.timestamp()),
-    }
+    return DecisionInput(
+        contract_id=c.id,
+        purpose=name,
+        requester_org=c.parties.requester.org,
+        provider_org=c.parties.provider.org,
+        requester_agent="did:key:probe",
+        agent_claims={"org": c.parties.requester.org, "scopes": sorted(purpose.required_scopes)},
+        requested_fields=tuple(purpose.mni) + tuple(sorted(purpose.optional)) or ("probe",),
+        effective_trust=c.trust_ceiling,
+        budget_used=0.0,
+        session={"requests": 0, "fields_released": 0, "denials": 0},
+        now=c.valid_from,
+        resource=purpose.resources[0],
+        subject=purpose.subjects[0],
+    ).to_rego_input()
 
 
 class RegopyEngine:

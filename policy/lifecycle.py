@@ -14,9 +14,9 @@ from typing import Any
 
 from policy.contract import Contract
 from policy.engine_regopy import compile_check
-from policy.errors import ContractNotInForceError
+from policy.errors import ContractInvalidError, ContractNotInForceError
 
-__all__ = ["propose_contract", "validate_contract"]
+__all__ = ["check_supersedes", "propose_contract", "validate_contract"]
 
 
 def propose_contract(
@@ -43,15 +43,17 @@ def propose_contract(
         title: human-readable title.
         provider: (organization DID, name) of the data provider.
         requester: (organization DID, name) of the requester.
-        purposes: purpose name → ``{"mni": [...], "optional": {field:
-            {"sensitivity": float, "min_trust": float}}, "required_scopes": [...],
-            "max_records": int, "aggregates": {...}}`` (keys optional).
+        purposes: purpose name → ``{"resources": [...], "subjects": [...],
+            "required_scopes": [...], "mni": [...], "optional": {field:
+            {"sensitivity": float, "min_trust": float}}, "max_records": int,
+            "aggregates": {...}}`` (``resources``, ``subjects`` and
+            ``required_scopes`` required; see ``docs/contracts.md``).
         trust_ceiling: τ ceiling in [0, 1].
         valid_from: start (timezone-aware, whole seconds).
         valid_until: end, exclusive.
         version: positive version number.
-        trust_budget: (units, window seconds) or None.
-        rate_limit: (requests, window seconds) or None.
+        trust_budget: (units, window seconds) or None (written as ``null``: no budget).
+        rate_limit: (requests, window seconds) or None (written as ``null``: no limit).
         obligations: obligation codes.
         session_limits: ``{"max_requests": int, "max_fields": int}`` or None.
         rego_module: hook module source (``package accord.hooks.<name>``) or None.
@@ -77,12 +79,13 @@ def propose_contract(
         "valid_until": valid_until,
         "obligations": list(obligations),
     }
-    if trust_budget is not None:
-        doc["trust_budget"] = {"units": trust_budget[0], "window_seconds": trust_budget[1]}
-    if rate_limit is not None:
-        doc["rate_limit"] = {"requests": rate_limit[0], "window_seconds": rate_limit[1]}
-    if session_limits is not None:
-        doc["session_limits"] = dict(session_limits)
+    doc["trust_budget"] = (
+        None if trust_budget is None else {"units": trust_budget[0], "window_seconds": trust_budget[1]}
+    )
+    doc["rate_limit"] = (
+        None if rate_limit is None else {"requests": rate_limit[0], "window_seconds": rate_limit[1]}
+    )
+    doc["session_limits"] = {"max_requests": None, "max_fields": None, **dict(session_limits or {})}
     if rego_module is not None:
         doc["rego_module"] = rego_module
     return Contract.from_dict(doc)
@@ -123,4 +126,44 @@ def validate_contract(
             + (f", retired {contract.retired_at.isoformat()}" if contract.retired_at else "")
             + ")",
             metadata={"contract_id": contract.id},
+        )
+
+
+def check_supersedes(old: Contract | None, new: Contract) -> None:
+    """Check that registering ``new`` moves contract ``old`` (same id) forward.
+
+    A contract version only moves forward: a lower version, or the same
+    version with other terms (another version hash), is refused; so is
+    re-registering the same version of a retired contract (that would undo
+    the retirement: retirement is node-local and outside the hash). The same
+    version with the same hash (e.g. with a new signature) is accepted.
+
+    Args:
+        old: the contract registered under ``new.id``, or None.
+        new: the contract to register.
+
+    Raises:
+        ContractInvalidError: reason ``CONTRACT_VERSION_NOT_NEWER``.
+    """
+    if old is None:
+        return
+    meta = {"contract_id": new.id, "field": "version", "registered": str(old.version)}
+    if new.version < old.version:
+        raise ContractInvalidError(
+            f"contract {new.id}: version {new.version} is older than the registered v{old.version}",
+            reason="CONTRACT_VERSION_NOT_NEWER",
+            metadata=meta,
+        )
+    if new.version == old.version and new.version_hash != old.version_hash:
+        raise ContractInvalidError(
+            f"contract {new.id}: v{new.version} is registered with other terms "
+            f"(hash {old.version_hash[:16]}…); bump the version to change terms",
+            reason="CONTRACT_VERSION_NOT_NEWER",
+            metadata=meta,
+        )
+    if new.version == old.version and old.retired_at is not None:
+        raise ContractInvalidError(
+            f"contract {new.id}: v{new.version} was retired here; register a new version",
+            reason="CONTRACT_VERSION_NOT_NEWER",
+            metadata=meta,
         )

@@ -20,23 +20,38 @@ checked against a :class:`DatasetSchema` ("parse, don't validate"), and
 :meth:`Dataset.select` evaluates it. Predicates on a sensitive column are
 refused: the sensitive value is what the auditor protects, and selecting on
 it would make the selected set itself depend on the protected values.
+
+Bounds (a predicate arrives from a peer): :func:`loads_bounded` refuses more
+than :data:`MAX_QUERY_JSON_BYTES` bytes or JSON nested deeper than
+:data:`MAX_JSON_DEPTH` *before* decoding; the parser refuses nesting deeper
+than :data:`MAX_PREDICATE_DEPTH`, more than :data:`MAX_PREDICATE_NODES`
+nodes plus list elements and more than :data:`MAX_PREDICATE_COMPARISONS`
+comparisons, so evaluation costs at most that many column scans.
+:func:`id_reach` measures how many record ids a predicate names through the
+id column, however it is spelled (``ids``, ``in``, ``==``, an ``or`` of
+equalities, a ``between`` range), so one cap can bound them all.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from policy.errors import PolicyError
 
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_PREDICATE_COMPARISONS",
     "MAX_PREDICATE_DEPTH",
     "MAX_PREDICATE_NODES",
+    "MAX_QUERY_JSON_BYTES",
     "All",
     "And",
     "ColumnType",
@@ -49,6 +64,8 @@ __all__ = [
     "Or",
     "Predicate",
     "PredicateError",
+    "id_reach",
+    "loads_bounded",
     "parse_predicate",
 ]
 
@@ -57,6 +74,19 @@ MAX_PREDICATE_DEPTH = 32
 
 MAX_PREDICATE_NODES = 10_000
 """Most nodes plus list elements accepted in one predicate."""
+
+MAX_PREDICATE_COMPARISONS = 256
+"""Most leaves (comparisons, ``ids`` sets, ``{}``) in one predicate: each costs one column scan."""
+
+MAX_QUERY_JSON_BYTES = 65_536
+"""Largest aggregate-query JSON text accepted (UTF-8 bytes), checked before decoding."""
+
+MAX_JSON_DEPTH = 2 * MAX_PREDICATE_DEPTH + 4
+"""Deepest JSON nesting (objects and arrays) accepted by :func:`loads_bounded`.
+
+Each ``and``/``or`` level is an object and a list (2 levels); the query
+envelope and a ``val`` list add a few more.
+"""
 
 ColumnType = Literal["int", "float", "str", "bool"]
 _COLUMN_TYPES: frozenset[str] = frozenset({"int", "float", "str", "bool"})
@@ -219,6 +249,7 @@ class _Parser:
         self.schema = schema
         self.allow_ids = allow_ids
         self.nodes = 0
+        self.leaves = 0
 
     def fail(self, path: str, msg: str) -> PredicateError:
         return PredicateError(f"predicate at {path or '/'}: {msg}", metadata={"path": path or "/"})
@@ -228,6 +259,11 @@ class _Parser:
         if self.nodes > MAX_PREDICATE_NODES:
             raise self.fail(path, f"more than {MAX_PREDICATE_NODES} nodes")
 
+    def leaf(self, path: str) -> None:
+        self.leaves += 1
+        if self.leaves > MAX_PREDICATE_COMPARISONS:
+            raise self.fail(path, f"more than {MAX_PREDICATE_COMPARISONS} comparisons")
+
     def parse(self, obj: Any, path: str, depth: int) -> Predicate:
         if depth > MAX_PREDICATE_DEPTH:
             raise self.fail(path, f"nested deeper than {MAX_PREDICATE_DEPTH}")
@@ -235,6 +271,7 @@ class _Parser:
         if not isinstance(obj, dict):
             raise self.fail(path, f"expected a JSON object, got {type(obj).__name__}")
         if not obj:
+            self.leaf(path)
             return All()
         keys = set(obj)
         if keys in ({"and"}, {"or"}):
@@ -247,8 +284,10 @@ class _Parser:
         if keys == {"not"}:
             return Not(self.parse(obj["not"], f"{path}/not", depth + 1))
         if keys == {"ids"}:
+            self.leaf(path)
             return self.parse_ids(obj["ids"], f"{path}/ids")
         if keys == {"col", "op", "val"}:
+            self.leaf(path)
             return self.parse_compare(obj, path)
         raise self.fail(path, f"unexpected keys {sorted(map(str, keys))}")
 
@@ -331,11 +370,131 @@ def parse_predicate(obj: Any, schema: DatasetSchema, *, allow_ids: bool = True) 
         PredicateError: (``INVALID_PREDICATE``) malformed shape, unknown or
             sensitive column, type mismatch, unknown operator, id outside the
             dataset, ids when not allowed, nesting deeper than
-            :data:`MAX_PREDICATE_DEPTH` or more than
-            :data:`MAX_PREDICATE_NODES` nodes.
+            :data:`MAX_PREDICATE_DEPTH`, more than
+            :data:`MAX_PREDICATE_NODES` nodes plus list elements, or more
+            than :data:`MAX_PREDICATE_COMPARISONS` comparisons.
 
     """
     return _Parser(schema, allow_ids).parse(obj, "", 1)
+
+
+_OPEN = (ord("["), ord("{"))
+_CLOSE = (ord("]"), ord("}"))
+
+
+def loads_bounded(
+    text: str | bytes, *, max_bytes: int = MAX_QUERY_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> Any:
+    """Decode JSON that arrived from a peer, after bounding its size and nesting.
+
+    The size is checked first (UTF-8 bytes), then the nesting depth with one
+    vectorised pass over the text outside string literals, and only then is
+    the text decoded. So neither a huge document nor a deeply nested one
+    (which makes :func:`json.loads` raise ``RecursionError``) costs more
+    than a linear scan of at most ``max_bytes`` bytes.
+
+    Args:
+        text: the JSON text (``str`` or UTF-8 ``bytes``).
+        max_bytes: largest accepted size in bytes.
+        max_depth: deepest accepted nesting of arrays and objects (a scalar
+            is depth 0, ``[]`` depth 1).
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        PredicateError: (``INVALID_PREDICATE``, ``metadata["path"] == "/"``)
+            larger than ``max_bytes``, nested deeper than ``max_depth``, not
+            UTF-8 or not JSON. ``metadata["limit"]`` names the bound that was
+            exceeded (``bytes`` or ``depth``) when one was.
+
+    """
+
+    def fail(msg: str, **meta: str) -> PredicateError:
+        return PredicateError(f"aggregate query: {msg}", metadata={"path": "/", **meta})
+
+    if isinstance(text, str):
+        if len(text) > max_bytes:  # every character is at least one byte
+            raise fail(f"larger than {max_bytes} bytes", limit="bytes")
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise fail("not valid UTF-8 text") from None
+    elif isinstance(text, (bytes, bytearray)):
+        raw = bytes(text)
+    else:
+        raise fail(f"expected JSON text, got {type(text).__name__}")
+    if len(raw) > max_bytes:
+        raise fail(f"larger than {max_bytes} bytes", limit="bytes")
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    # mask out string literals: a quote toggles "inside" unless escaped by an odd run of backslashes
+    quote = buf == ord('"')
+    if quote.any():
+        back = buf == ord("\\")
+        # length of the run of backslashes ending just before each position
+        idx = np.arange(buf.shape[0])
+        last_non = np.maximum.accumulate(np.where(back, -1, idx))
+        run_before = np.empty_like(idx)
+        run_before[0] = 0
+        run_before[1:] = idx[:-1] - last_non[:-1]
+        quote &= run_before % 2 == 0
+        inside = np.cumsum(quote) % 2 == 1  # True from an opening quote up to (excluding) its closing one
+        outside = ~(inside | quote)
+    else:
+        outside = np.ones(buf.shape[0], dtype=np.bool_)
+    step = np.where(outside & np.isin(buf, _OPEN), 1, 0) - np.where(outside & np.isin(buf, _CLOSE), 1, 0)
+    if step.shape[0] and int(np.cumsum(step).max()) > max_depth:
+        raise fail(f"nested deeper than {max_depth}", limit="depth")
+    try:
+        return json.loads(raw)
+    except RecursionError:  # cannot happen after the depth check; kept as a backstop
+        raise fail(f"nested deeper than {max_depth}", limit="depth") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise fail(f"not JSON ({e})") from None
+
+
+def id_reach(pred: Predicate, id_column: str) -> float:
+    """Count the record ids a predicate names through the id column, however it is spelled.
+
+    A cap on how many subjects one request may single out by id must hold
+    for every spelling: ``{"ids": [...]}``, ``id in [...]``, an ``or`` of
+    ``id == x``, ``id != x``, ``not_in``, a ``between`` range. The measure is
+    structural (it never looks at the data, so a refusal based on it says
+    nothing about the data):
+
+    * ``ids``, ``in``, ``not_in``: the number of distinct ids listed;
+    * ``==``, ``!=``: 1;
+    * ``between [lo, hi]``: the number of integers in the range;
+    * ``<``, ``<=``, ``>``, ``>=``: unbounded (``math.inf``), since the
+      range is open (spell a bounded range with ``between``);
+    * comparisons on other columns and ``{}``: 0;
+    * ``and``, ``or``: the sum over the parts; ``not``: its part's count
+      (the complement of a named set singles out the same subjects).
+
+    Args:
+        pred: a parsed predicate.
+        id_column: the dataset's id column.
+
+    Returns:
+        The count, an ``int``, or ``math.inf`` when unbounded.
+
+    """
+    if isinstance(pred, (And, Or)):
+        return sum((id_reach(p, id_column) for p in pred.parts), 0)
+    if isinstance(pred, Not):
+        return id_reach(pred.part, id_column)
+    if isinstance(pred, Ids):
+        return len(pred.ids)
+    if isinstance(pred, Compare) and pred.column == id_column:
+        if pred.op in ("in", "not_in"):
+            return len(pred.value)
+        if pred.op in ("==", "!="):
+            return 1
+        if pred.op == "between":
+            lo, hi = pred.value
+            return max(0, math.floor(hi) - math.ceil(lo) + 1)
+        return math.inf
+    return 0
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -385,9 +544,66 @@ def _compile(pred: Predicate, id_column: str) -> Callable[[_Rec], bool]:
     return cmp
 
 
-def _eval_np(
-    pred: Predicate, cols: Mapping[str, tuple[np.ndarray, np.ndarray]], id_column: str, n: int
-) -> np.ndarray:
+class _Col(NamedTuple):
+    """One column, ready for vectorised evaluation.
+
+    ``vals`` holds the values (a placeholder where missing); for ``str``
+    columns it holds int32 codes into ``levels`` (the sorted distinct values;
+    -1 where missing), so every comparison is an integer scan and ordering
+    comparisons keep Python's string order.
+    """
+
+    vals: np.ndarray
+    present: np.ndarray
+    levels: list[Any] | None = None
+
+
+def _eval_levels(op: str, v: Any, codes: np.ndarray, levels: list[Any]) -> np.ndarray:
+    def code(x: Any) -> int:
+        i = bisect.bisect_left(levels, x)
+        return i if i < len(levels) and levels[i] == x else -2  # -2 matches no record
+
+    if op == "==":
+        return codes == code(v)
+    if op == "!=":
+        return codes != code(v)
+    if op in ("in", "not_in"):
+        m = np.isin(codes, np.asarray([c for c in map(code, v) if c >= 0], dtype=np.int32))
+        return ~m if op == "not_in" else m
+    if op == "<":
+        return codes < bisect.bisect_left(levels, v)
+    if op == "<=":
+        return codes < bisect.bisect_right(levels, v)
+    if op == ">":
+        return codes >= bisect.bisect_right(levels, v)
+    if op == ">=":
+        return codes >= bisect.bisect_left(levels, v)
+    lo, hi = v  # between
+    return (codes >= bisect.bisect_left(levels, lo)) & (codes < bisect.bisect_right(levels, hi))
+
+
+def _isin(vals: np.ndarray, v: frozenset[Any]) -> np.ndarray:
+    """``vals[i] in v`` for every i, with Python's ``==`` semantics, in O(len(vals) + len(v)) vectorised."""
+    if vals.dtype == np.int64:
+        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        return np.isin(vals, np.asarray([x for x in v if lo <= x <= hi], dtype=np.int64))
+    if vals.dtype == np.float64:
+        wanted = []
+        for x in v:
+            try:
+                f = float(x)
+            except OverflowError:
+                continue  # no float64 equals it
+            if f == x:  # an int no float64 represents equals no value
+                wanted.append(f)
+        return np.isin(vals, np.asarray(wanted, dtype=np.float64))
+    if vals.dtype == np.bool_:
+        return np.isin(vals, np.asarray(sorted(v), dtype=np.bool_))
+    n = vals.shape[0]
+    return np.fromiter((x in v for x in vals.tolist()), dtype=np.bool_, count=n)
+
+
+def _eval_np(pred: Predicate, cols: Mapping[str, _Col], id_column: str, n: int) -> np.ndarray:
     if isinstance(pred, All):
         return np.ones(n, dtype=np.bool_)
     if isinstance(pred, And):
@@ -403,19 +619,13 @@ def _eval_np(
     if isinstance(pred, Not):
         return ~_eval_np(pred.part, cols, id_column, n)
     if isinstance(pred, Ids):
-        ids = cols[id_column][0]
-        if ids.dtype == object:
-            wanted = pred.ids
-            return np.fromiter((i in wanted for i in ids), dtype=np.bool_, count=n)
-        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-        inrange = [i for i in pred.ids if lo <= i <= hi]
-        return np.isin(ids, np.asarray(inrange, dtype=np.int64))
-    vals, present = cols[pred.column]
+        return _isin(cols[id_column].vals, pred.ids)
+    vals, present, levels = cols[pred.column]
     op, v = pred.op, pred.value
-    if op in ("in", "not_in"):
-        m = np.zeros(n, dtype=np.bool_)
-        for x in v:
-            m |= np.asarray(vals == x, dtype=np.bool_)
+    if levels is not None:
+        m = _eval_levels(op, v, vals, levels)
+    elif op in ("in", "not_in"):
+        m = _isin(vals, v)
         if op == "not_in":
             m = ~m
     elif op == "between":
@@ -490,40 +700,77 @@ class Dataset:
         """Parse ``obj`` against this dataset's bound schema (see :func:`parse_predicate`)."""
         return parse_predicate(obj, self.schema, allow_ids=allow_ids)
 
-    def select(self, pred: Predicate) -> list[int]:
-        """Return the ids of the records ``pred`` selects, in record order."""
+    def _present(self, contributing: str | None) -> np.ndarray | None:
+        if contributing is None:
+            return None
+        if contributing not in self.schema.columns:
+            raise DatasetError(f"unknown column {contributing!r}", metadata={"column": str(contributing)})
+        return self._columns()[contributing].present
+
+    def select(self, pred: Predicate, *, contributing: str | None = None) -> list[int]:
+        """Return the ids of the records ``pred`` selects, in record order.
+
+        Args:
+            pred: the parsed predicate.
+            contributing: a column name to keep only the selected records
+                that have a value (not ``None``) in it: the records that
+                actually contribute to an aggregate of that column (SQL's
+                ``COUNT(col)``, ``SUM(col)``, ``AVG(col)`` skip missing
+                values, so these, not the selection, are what the
+                reconstruction auditor must see).
+
+        Raises:
+            DatasetError: ``contributing`` is not a column of the schema.
+
+        """
+        present = self._present(contributing)
         f = _compile(pred, self.schema.id_column)
         idc = self.schema.id_column
-        return [r[idc] for r in self.records if f(r)]
+        if present is None:
+            return [r[idc] for r in self.records if f(r)]
+        return [r[idc] for r, ok in zip(self.records, present.tolist(), strict=True) if ok and f(r)]
 
-    def select_array(self, pred: Predicate) -> np.ndarray:
+    def select_array(self, pred: Predicate, *, contributing: str | None = None) -> np.ndarray:
         """Return the ids ``pred`` selects as a sorted-by-record-order int64 NumPy array.
 
-        Same result as :meth:`select`, evaluated column-wise with NumPy (the
-        columns are built once, on first use); the fast path for large
-        datasets and for :meth:`policy.auditor.Auditor.check`.
-        """
-        cols = self._columns()
-        mask = _eval_np(pred, cols, self.schema.id_column, len(self.records))
-        return cols[self.schema.id_column][0][mask]
+        Same result as :meth:`select` (including ``contributing``), evaluated
+        column-wise with NumPy (the columns are built once, on first use); the
+        fast path for large datasets and for
+        :meth:`policy.auditor.Auditor.check`.
 
-    def select_positions(self, pred: Predicate) -> np.ndarray:
+        Raises:
+            DatasetError: ``contributing`` is not a column of the schema.
+
+        """
+        return self._columns()[self.schema.id_column].vals[self._mask(pred, contributing)]
+
+    def select_positions(self, pred: Predicate, *, contributing: str | None = None) -> np.ndarray:
         """Return the positions (0-based record ordinals, int64, ascending) ``pred`` selects.
 
         Positions are dense, so they are the natural record ids for
         :class:`policy.auditor.Auditor` whatever the dataset's own ids are.
-        """
-        mask = _eval_np(pred, self._columns(), self.schema.id_column, len(self.records))
-        return np.flatnonzero(mask)
+        ``contributing`` as for :meth:`select`.
 
-    def _columns(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        Raises:
+            DatasetError: ``contributing`` is not a column of the schema.
+
+        """
+        return np.flatnonzero(self._mask(pred, contributing))
+
+    def _mask(self, pred: Predicate, contributing: str | None) -> np.ndarray:
+        present = self._present(contributing)
+        mask = _eval_np(pred, self._columns(), self.schema.id_column, len(self.records))
+        return mask if present is None else mask & present
+
+    def _columns(self) -> dict[str, _Col]:
         cached = self.__dict__.get("_np_columns")
         if cached is not None:
             return cached
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        out: dict[str, _Col] = {}
         for name, typ in self.schema.columns.items():
             raw = [r.get(name) for r in self.records]
             present = np.fromiter((v is not None for v in raw), dtype=np.bool_, count=len(raw))
+            levels = None
             if typ == "int":
                 vals = np.fromiter((0 if v is None else v for v in raw), dtype=object)
                 try:
@@ -534,9 +781,12 @@ class Dataset:
                 vals = np.fromiter((0.0 if v is None else v for v in raw), dtype=np.float64)
             elif typ == "bool":
                 vals = np.fromiter((bool(v) for v in raw), dtype=np.bool_, count=len(raw))
-            else:
-                vals = np.array(["" if v is None else v for v in raw], dtype=object)
-            out[name] = (vals, present)
+            else:  # str: int32 codes into the sorted distinct values
+                levels = sorted({v for v in raw if v is not None})
+                index = {u: i for i, u in enumerate(levels)}
+                codes = (-1 if v is None else index[v] for v in raw)
+                vals = np.fromiter(codes, dtype=np.int32, count=len(raw))
+            out[name] = _Col(vals, present, levels)
         object.__setattr__(self, "_np_columns", out)
         return out
 

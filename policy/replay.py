@@ -17,7 +17,9 @@ Formats:
   too).
 * query line: ``{"requester_org": ORG, "agent": AGENT, "kind":
   "count"|"sum"|"avg", "predicate": P}`` (grammar in
-  :mod:`policy.predicates`).
+  :mod:`policy.predicates`). Aggregates run over the *contributing* records:
+  those the predicate selects that have a sensitive value (missing values
+  are skipped by COUNT, SUM and AVG alike, and the auditor sees the same set).
 * coalitions: a JSON list of lists of organization names.
 """
 
@@ -176,8 +178,9 @@ def parse_queries(lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = T
     """Parse a JSON-lines query log (blank lines are skipped).
 
     Raises:
-        ReplayError: a line is not JSON, lacks a field, has a bad kind, or its
-            predicate is invalid (the message names the 1-based line).
+        ReplayError: a line is not JSON (or nested too deeply to decode), lacks
+            a field, has a bad kind, or its predicate is invalid (the message
+            names the 1-based line).
 
     """
     out: list[ReplayQuery] = []
@@ -189,6 +192,8 @@ def parse_queries(lines: Iterable[str], dataset: Dataset, *, allow_ids: bool = T
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ReplayError(f"line {n}: not JSON ({e.msg})", metadata=meta) from None
+        except RecursionError:
+            raise ReplayError(f"line {n}: JSON nested too deeply", metadata=meta) from None
         if not isinstance(obj, dict):
             raise ReplayError(f"line {n}: expected a JSON object", metadata=meta)
         for key in ("requester_org", "agent", "kind"):
@@ -223,11 +228,14 @@ def parse_coalitions(obj: Any) -> list[list[str]]:
 def answer_query(dataset: Dataset, kind: str, ids: Sequence[int]) -> int | float | None:
     """Compute COUNT / SUM / AVG of the dataset's (first) sensitive column over ``ids``.
 
-    Missing sensitive values are skipped by SUM and AVG; AVG of no value is None.
+    Missing sensitive values are skipped by all three (SQL's ``COUNT(col)``,
+    ``SUM(col)``, ``AVG(col)``), so COUNT, SUM and AVG agree on who is in the
+    group; AVG of no value is None. :func:`replay` passes the contributing
+    records only, the same set the auditor sees.
     """
-    if kind == "count":
-        return len(ids)
     vals = dataset.values(ids, dataset.schema.sensitive[0])
+    if kind == "count":
+        return len(vals)
     total = sum(vals)
     if kind == "sum":
         return total
@@ -263,7 +271,9 @@ def replay(
         auditor = Auditor(range(len(all_ids)))
     for i, q in enumerate(queries):
         key = scope_key(scope, requester_org=q.requester_org, agent=q.agent, coalitions=coalitions)
-        pos = dataset.select_positions(q.predicate)
+        # the auditor's row is the set of records that contribute (selected and with a value):
+        # a selected record with a missing value must not make a group look bigger than it is
+        pos = dataset.select_positions(q.predicate, contributing=dataset.schema.sensitive[0])
         ids = [all_ids[j] for j in pos.tolist()]
         d = auditor.audit(key, q.kind, pos)
         if d.allow:

@@ -32,6 +32,8 @@ def _read_json(path: Path, what: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise _fail("INVALID_REPLAY_INPUT", f"{what} {str(path)!r} is not JSON: {e}") from None
+    except RecursionError:
+        raise _fail("INVALID_REPLAY_INPUT", f"{what} {str(path)!r} is JSON nested too deeply") from None
 
 
 @app.command("replay")
@@ -93,9 +95,26 @@ def status(
     if as_json:
         typer.echo(_json.dumps(rows, indent=2))
         return
-    t = Table("dataset", "scope", "records", "answered sums", "counts", "rank", "atoms", "denials",
-              title="reconstruction auditor")
+    t = Table(
+        "dataset",
+        "scope",
+        "records",
+        "answered sums",
+        "counts",
+        "rank",
+        "atoms",
+        "denials",
+        title="reconstruction auditor",
+    )
     for r in rows:
-        t.add_row(r["dataset"], r["scope"], str(r["records"]), str(r["history"]), str(r["counts"]),
-                  str(r["rank"]), str(r["atoms"]), str(r["denials"]))
+        t.add_row(
+            r["dataset"],
+            r["scope"],
+            str(r["records"]),
+            str(r["history"]),
+            str(r["counts"]),
+            str(r["rank"]),
+            str(r["atoms"]),
+            str(r["denials"]),
+        )
     Console().print(t)

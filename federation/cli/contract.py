@@ -43,7 +43,13 @@ def sign(
 
 @app.command("register")
 def register(file: FileArg, directory: DirOption = None) -> None:
-    """Validate a contract signed by both parties and load it into the node."""
+    """Validate a contract signed by both parties and load it into the node.
+
+    Checks: this node is a party; both signatures; the hook (parsed and
+    compiled); at the provider, every resource, field and column the contract
+    names exists here; and the version moves forward (an older version, or
+    the same version with other terms, is refused).
+    """
     from federation.identity import NodeIdentity
     from federation.node_offline import key_resolver
     from policy import Contract, ContractInvalidError
@@ -57,14 +63,41 @@ def register(file: FileArg, directory: DirOption = None) -> None:
         )
     c.verify_signatures(key_resolver(ident))
     from policy.engine_regopy import compile_check
+    from policy.lifecycle import check_supersedes
 
     compile_check(c)
+    if c.parties.provider.org == ident.org_did:
+        # every resource, field and column the contract names must exist here (a typo fails closed)
+        from federation.agents import open_store
+        from federation.datasource import DataSource
+        from policy import check_resources
+
+        src = DataSource.load(ident.paths.data)
+        have: dict[str, list[str]] = {r: sorted(src.fields(r)) for r in src.resources()}
+        for spec, _ in open_store(ident).datasets():
+            have[spec["name"]] = sorted(spec.get("columns", {}))
+        check_resources(c, have)
     target = ident.paths.contracts / f"{c.id}.json"
+    # a contract version only moves forward (older, or same version with other terms: refused)
+    check_supersedes(Contract.load(target) if target.is_file() else None, c)
     c.dump(target)
     console.print(f"registered contract {c.id} v{c.version} hash {c.version_hash}")
     note = nudge_running_node(d)
     if note:
         console.print(note)
+
+
+@app.command("lint")
+def lint(file: FileArg) -> None:
+    """Check a contract file strictly and explain each problem in one line (exit 1 if any)."""
+    from policy import lint_contract
+
+    issues = lint_contract(file)
+    for issue in issues:
+        print(issue)  # one line each, never wrapped
+    if issues:
+        raise typer.Exit(code=1)
+    console.print(f"{file}: ok")
 
 
 @app.command("list")
@@ -125,12 +158,19 @@ def propose(
     requester: Annotated[str, typer.Option("--requester", help="Requesting org (name or DID).")],
     purpose: Annotated[str, typer.Option("--purpose", help="Purpose name.")],
     mni: Annotated[list[str], typer.Option("--mni", help="MNI field path (repeatable).")],
+    resource: Annotated[
+        list[str], typer.Option("--resource", help="Resource (data set) the purpose may read (repeatable).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the draft (JSON).")],
     directory: DirOption = None,
     title: Annotated[str, typer.Option("--title", help="Title.")] = "Data-sharing contract",
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope the agent must hold.")] = None,
     ceiling: Annotated[float, typer.Option("--trust-ceiling", help="Trust ceiling in [0, 1].")] = 0.8,
     days: Annotated[int, typer.Option("--days", help="Validity, days from now.")] = 90,
+    subject: Annotated[
+        list[str] | None,
+        typer.Option("--subject", help="Record key the purpose may ask for (repeatable; default '*')."),
+    ] = None,
 ) -> None:
     """Write an unsigned draft contract with this node as the provider (edit, then `sign`)."""
     import datetime as dt
@@ -147,7 +187,14 @@ def propose(
         title=title,
         provider=(ident.org_did, ident.config.org_name),
         requester=(req_did, req_did.split(":")[-1].split(".")[0]),
-        purposes={purpose: {"mni": list(mni), "required_scopes": list(scope or [])}},
+        purposes={
+            purpose: {
+                "resources": list(resource),
+                "subjects": list(subject or ["*"]),
+                "mni": list(mni),
+                "required_scopes": list(scope or []),
+            }
+        },
         trust_ceiling=ceiling,
         valid_from=now,
         valid_until=now + dt.timedelta(days=days),

@@ -44,13 +44,31 @@ def register(
     max_ids: Annotated[int, typer.Option("--max-ids", help="Cap on explicit id sets (0 = refuse ids).")] = 0,
     replace: Annotated[bool, typer.Option("--replace", help="Replace an existing dataset.")] = False,
 ) -> None:
-    """Register a dataset: schema (id, quasi-identifiers, sensitive columns) and records."""
+    """Register a dataset: schema (id, quasi-identifiers, sensitive columns) and records.
+
+    Records without a value in a sensitive column are accepted: COUNT, SUM
+    and AVG of that column skip them, and the reconstruction auditor audits
+    the records that contribute (docs/auditing.md). ``--dp-epsilon-total``
+    puts the dataset in DP mode: every answer is noisy and charged, and no
+    exact count leaves the node.
+    """
     from federation.agents import open_store
     from federation.datasets import DatasetSpec, infer_columns, read_csv
     from federation.errors import InvalidRequestError
     from federation.identity import NodeIdentity
     from policy.predicates import Dataset
 
+    # flags first: a bad flag is refused before the node's store is opened
+    dp = None
+    if dp_epsilon_total is not None:
+        lo, _, hi = dp_bounds.partition(",")
+        try:
+            bounds = [float(lo), float(hi)]
+        except ValueError:
+            raise InvalidRequestError(
+                f"--dp-bounds must be LO,HI numbers, got {dp_bounds!r}", reason="BAD_DATASET"
+            ) from None
+        dp = {"epsilon_total": dp_epsilon_total, "epsilon_per_query": dp_epsilon_query, "bounds": bounds}
     d = node_dir(directory)
     ident = NodeIdentity.load(d)
     store = open_store(ident)
@@ -77,14 +95,6 @@ def register(
     missing = sorted(keep - set(columns))
     if missing:
         raise InvalidRequestError(f"unknown column(s) {missing}", reason="BAD_DATASET")
-    dp = None
-    if dp_epsilon_total is not None:
-        lo, _, hi = dp_bounds.partition(",")
-        dp = {
-            "epsilon_total": dp_epsilon_total,
-            "epsilon_per_query": dp_epsilon_query,
-            "bounds": [float(lo), float(hi)],
-        }
     spec = DatasetSpec(
         name=name,
         id_column=id_column,
@@ -104,7 +114,13 @@ def register(
     )
     console.print(
         f"registered dataset {name}: {len(rows)} records, sensitive {list(sensitive)}, scope {scope}"
+        + (" (DP mode)" if dp else "")
     )
+    for col in sensitive:
+        missing = sum(1 for r in rows if r.get(col) is None)
+        if missing:
+            # they contribute to no COUNT/SUM/AVG of the column, and the auditor does not count them
+            console.print(f"note: {missing} record(s) have no {col}; aggregates of {col} skip them")
     note = nudge_running_node(d)
     if note:
         console.print(note)

@@ -1,4 +1,4 @@
-"""``accord interop run``: the conformance suite against any node address."""
+"""``accord interop run``: the conformance or the security (red-team) suite against any node address."""
 
 from __future__ import annotations
 
@@ -21,11 +21,26 @@ def run(
     contract: Annotated[
         str | None, typer.Option("--contract", help="Interop contract id (default interop-<target org>).")
     ] = None,
+    suite: Annotated[
+        str, typer.Option("--suite", help="conformance (the protocol) or security (the red-team attacks).")
+    ] = "conformance",
+    http: Annotated[
+        str, typer.Option("--http", help="HOST:PORT of the target's tlog-tiles HTTP endpoint (security).")
+    ] = "",
 ) -> None:
-    """Connect as a peer would and run the conformance cases; exit 1 if any fails."""
-    from interop_tests.runner import run_suite
+    """Connect as a peer would and run a suite of cases; exit 1 if any fails."""
+    from federation.errors import ConfigError
+    from interop_tests.runner import SUITES, run_suite
 
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(sorted(SUITES))}")
     ok = run_suite(
-        target=target, bundle_path=bundle, tester_dir=as_dir, junit_path=junit, contract_id=contract
+        target=target,
+        bundle_path=bundle,
+        tester_dir=as_dir,
+        junit_path=junit,
+        contract_id=contract,
+        suite=suite,
+        http=http,
     )
     raise typer.Exit(0 if ok else 1)

@@ -176,6 +176,9 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "valid_from": start,
             "valid_until": end,
             "obligations": extra.pop("obligations", ["retention:72h", "no-onward-sharing"]),
+            "trust_budget": extra.pop("trust_budget", None),
+            "rate_limit": extra.pop("rate_limit", None),
+            "session_limits": extra.pop("session_limits", {"max_requests": None, "max_fields": None}),
             **extra,
         }
 
@@ -187,6 +190,8 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "relief",
             {
                 "triage-coordination": {
+                    "resources": ["patients"],
+                    "subjects": ["*"],
                     "mni": ["patient_id", "triage_level", "mobility", "shelter"],
                     "optional": {
                         "age": {"sensitivity": 1, "min_trust": 0.5},
@@ -196,6 +201,8 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
                     "max_records": 20,
                 },
                 "surge-planning": {
+                    "resources": ["admissions"],
+                    "subjects": ["*"],
                     "aggregates": {
                         "dataset": "admissions",
                         "kinds": ["count", "sum", "avg"],
@@ -216,6 +223,8 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "hospital",
             {
                 "bed-planning": {
+                    "resources": ["shelters"],
+                    "subjects": ["*"],
                     "mni": ["shelter_id", "capacity", "occupancy", "location"],
                     "optional": {"needs": {"sensitivity": 1, "min_trust": 0.4}},
                     "required_scopes": ["shelters:read"],
@@ -230,6 +239,8 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "relief",
             {
                 "emergency-procurement": {
+                    "resources": ["inventory"],
+                    "subjects": ["*"],
                     "mni": ["sku", "name", "stock", "warehouse"],
                     "optional": {"unit_price": {"sensitivity": 1, "min_trust": 0.6}},
                     "required_scopes": ["supplies:read"],
@@ -242,7 +253,14 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "Pharmacy restock",
             "supplier",
             "hospital",
-            {"pharmacy-restock": {"mni": ["sku", "name", "stock"], "required_scopes": ["supplies:read"]}},
+            {
+                "pharmacy-restock": {
+                    "resources": ["inventory"],
+                    "subjects": ["*"],
+                    "mni": ["sku", "name", "stock"],
+                    "required_scopes": ["supplies:read"],
+                }
+            },
             0.8,
         ),
         contract(
@@ -252,6 +270,8 @@ def contracts(now: dt.datetime) -> list[dict[str, Any]]:
             "supplier",
             {
                 "delivery-routing": {
+                    "resources": ["shelters"],
+                    "subjects": ["*"],
                     "mni": ["shelter_id", "location", "needs"],
                     "required_scopes": ["shelters:read"],
                 }

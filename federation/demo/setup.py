@@ -17,6 +17,7 @@ from typing import Any
 from federation.agents import register_agent
 from federation.demo import scenario
 from federation.identity import NodeIdentity, export_bundle, init_node
+from federation.paths import write_private
 from federation.supervisor import free_port
 from policy import Contract
 
@@ -98,17 +99,28 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
         },
         "purposes": {
             INTEROP_PURPOSE: {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
                 "mni": ["record_id", "public_code"],
                 "optional": {"region": {"sensitivity": 1, "min_trust": 0.99}},
                 "required_scopes": ["interop:read"],
             },
-            "restricted": {"mni": ["record_id"], "required_scopes": ["interop:admin"]},
+            "restricted": {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
+                "mni": ["record_id"],
+                "required_scopes": ["interop:admin"],
+            },
             "conformance-budget": {
+                "resources": [INTEROP_RESOURCE],
+                "subjects": ["*"],
                 "mni": ["record_id"],
                 "optional": {"region": {"sensitivity": 1, "min_trust": 0.0}},
                 "required_scopes": ["interop:read"],
             },
             "conformance-stats": {
+                "resources": [INTEROP_DATASET],
+                "subjects": ["*"],
                 "aggregates": {
                     "dataset": INTEROP_DATASET,
                     "kinds": ["count", "sum", "avg"],
@@ -120,6 +132,8 @@ def interop_contract(provider: str, now: dt.datetime) -> dict[str, Any]:
         },
         "trust_ceiling": 0.9,
         "trust_budget": {"units": 2, "window_seconds": 3600},
+        "rate_limit": None,
+        "session_limits": {"max_requests": None, "max_fields": None},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "obligations": ["no-onward-sharing"],
@@ -188,12 +202,13 @@ def provision(
     data = scenario.datasets()
     for org in orgs:
         for resource, records in data.get(org, {}).items():
-            (layout.orgs[org] / "data" / f"{resource}.json").write_text(
-                json.dumps({"records": records}, indent=1)
+            write_private(  # personal records: owner-only
+                layout.orgs[org] / "data" / f"{resource}.json", json.dumps({"records": records}, indent=1)
             )
         if with_interop:
-            (layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json").write_text(
-                json.dumps(interop_records(), indent=1)
+            write_private(
+                layout.orgs[org] / "data" / f"{INTEROP_RESOURCE}.json",
+                json.dumps(interop_records(), indent=1),
             )
             from federation.agents import open_store as _open_store
 

@@ -159,8 +159,19 @@ def _contract_doc(
             "provider": {"org": _did(provider), "name": provider},
             "requester": {"org": _did(requester), "name": requester},
         },
-        "purposes": {s.id: {"mni": list(s.a_star), "required_scopes": [f"tvp:{s.macro}"]} for s in scenes},
+        "purposes": {
+            s.id: {
+                "resources": [s.id],
+                "subjects": ["*"],
+                "mni": list(s.a_star),
+                "required_scopes": [f"tvp:{s.macro}"],
+            }
+            for s in scenes
+        },
         "trust_ceiling": tau,
+        "trust_budget": None,
+        "rate_limit": None,
+        "session_limits": {"max_requests": None, "max_fields": None},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "obligations": ["no-onward-sharing"],
@@ -177,9 +188,16 @@ def _firewall_doc(provider: str, requester: str, scene: Scene, now: dt.datetime)
             "requester": {"org": _did(requester), "name": requester},
         },
         "purposes": {
-            FIREWALL_PURPOSE: {"mni": list(scene.record), "required_scopes": [f"tvp:{scene.macro}"]}
+            FIREWALL_PURPOSE: {
+                "resources": [scene.id],
+                "subjects": ["*"],
+                "mni": list(scene.record),
+                "required_scopes": [f"tvp:{scene.macro}"],
+            }
         },
         "trust_ceiling": 0.9,
+        "trust_budget": None,
+        "rate_limit": None,
         "session_limits": {"max_requests": 4, "max_fields": 4},
         "valid_from": (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "valid_until": (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),

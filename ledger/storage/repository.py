@@ -38,7 +38,7 @@ from sqlalchemy.pool import StaticPool
 from ledger.errors import StorageError
 from ledger.storage import schema as s
 
-__all__ = ["create_ledger_engine", "LedgerStore", "Tx", "CheckpointRow", "EntryRow"]
+__all__ = ["create_ledger_engine", "LedgerStore", "Tx", "CheckpointRow", "EntryRow", "INDEXED_COLUMNS"]
 
 SQLITE_BUSY_TIMEOUT_S = 60
 """Seconds a SQLite writer waits for the database lock before failing."""
@@ -110,6 +110,20 @@ class EntryRow:
     leaf_hash: bytes
     data: bytes
     sequenced_at_us: int
+
+
+INDEXED_COLUMNS = (
+    "kind",
+    "time_us",
+    "provider_org",
+    "requester_org",
+    "requester_agent",
+    "provider_agent",
+    "contract_id",
+    "purpose",
+    "decision",
+)
+"""Columns of ``ledger_entries`` derived from the entry for filtered queries (``ledger query``)."""
 
 
 def _chunks(items: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
@@ -244,6 +258,38 @@ class Tx:
             for r in rows:
                 yield EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4]))
             pos = int(rows[-1][0]) + 1
+
+    def iter_indexed_columns(self, lo: int, hi: int, *, chunk: int = 5000) -> Iterator[tuple[int, dict]]:
+        """Yield ``(index, columns)`` for ``lo <= index < hi``: every column a query filters on.
+
+        ``columns`` maps the ``ledger_entries`` index columns (``kind``, ``time_us``,
+        organizations, agents, ``contract_id``, ``purpose``, ``decision``,
+        ``disclosure_id``) to their stored values and ``"fields"`` to the set of
+        ``(role, field)`` rows of ``ledger_entry_fields`` for that index.
+        """
+        e = s.entries.c
+        f = s.entry_fields.c
+        cols = [e.idx, e.disclosure_id, *(getattr(e, n) for n in INDEXED_COLUMNS)]
+        pos = lo
+        while pos < hi:
+            rows = self.conn.execute(
+                select(*cols).where(e.idx >= pos, e.idx < hi).order_by(e.idx).limit(chunk)
+            ).all()
+            if not rows:
+                return
+            top = int(rows[-1][0]) + 1
+            fields: dict[int, set[tuple[int, str]]] = {}
+            for r in self.conn.execute(select(f.idx, f.role, f.field).where(f.idx >= pos, f.idx < top)):
+                fields.setdefault(int(r[0]), set()).add((int(r[1]), r[2]))
+            for r in rows:
+                out = dict(zip(("disclosure_id", *INDEXED_COLUMNS), r[1:], strict=True))
+                out["fields"] = fields.get(int(r[0]), set())
+                yield int(r[0]), out
+            pos = top
+
+    def count_entry_fields(self) -> int:
+        """Return the number of ``ledger_entry_fields`` rows."""
+        return int(self.conn.execute(select(func.count()).select_from(s.entry_fields)).scalar_one())
 
     def leaf_hashes(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """Return ``(index, leaf hash)`` for ``lo <= index < hi``, in index order."""
@@ -408,6 +454,18 @@ class Tx:
                 detected_at_us=now_us,
             )
         )
+
+    def count_equivocations(
+        self, origin: str, *, note_a: str | None = None, note_b: str | None = None
+    ) -> int:
+        """Return how many evidence rows name ``origin`` (and, if given, exactly these notes)."""
+        q = s.equivocations.c
+        conds = [q.origin == origin]
+        if note_a is not None:
+            conds.append(q.note_a == note_a)
+        if note_b is not None:
+            conds.append(q.note_b == note_b)
+        return int(self.conn.execute(select(func.count()).where(and_(*conds))).scalar_one())
 
     def equivocations(self) -> list[tuple[str, int, str, str, str, int]]:
         """Return ``(origin, size, note_a, note_b, detail, detected_at_us)`` rows."""

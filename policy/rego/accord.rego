@@ -54,6 +54,22 @@ deny contains "PARTY_MISMATCH" if {
 	input.agent_claims.org != input.requester_org
 }
 
+# The contract names the resources (data sets) and subjects each purpose may
+# read: anything else is refused (a subject pattern is "*" or an exact key).
+deny contains "RESOURCE_NOT_IN_CONTRACT" if {
+	purpose
+	not input.resource in purpose.resources
+}
+
+subject_allowed if "*" in purpose.subjects
+
+subject_allowed if input.subject in purpose.subjects
+
+deny contains "SUBJECT_NOT_IN_CONTRACT" if {
+	purpose
+	not subject_allowed
+}
+
 agent_scopes := {s | some s in input.agent_claims.scopes}
 
 deny contains "MISSING_SCOPE" if {
@@ -189,6 +205,12 @@ max_records := purpose.max_records
 
 spent_micros := sum([purpose.optional[f].sensitivity_micros | some f in optional_release])
 
+# The contract the engine decided under, so the caller can check it is the
+# one it looked up itself ("" when the engine found none).
+default contract_hash := ""
+
+contract_hash := contract.version_hash
+
 # ------------------------------------------------------------------ decision
 
 decision := {
@@ -199,6 +221,7 @@ decision := {
 	"effective_trust_micros": tau,
 	"budget_spent_micros": spent_micros,
 	"max_records": max_records,
+	"contract_hash": contract_hash,
 } if allow
 
 decision := {
@@ -209,4 +232,5 @@ decision := {
 	"effective_trust_micros": tau,
 	"budget_spent_micros": 0,
 	"max_records": null,
+	"contract_hash": contract_hash,
 } if not allow

@@ -132,3 +132,25 @@ test_no_budget_means_unlimited if {
 	d.released_fields == ["o.cheap", "o.mid"]
 	d.reasons == []
 }
+
+test_resource_not_in_contract if {
+	d := decide({"resource": "r2"})
+	not d.allow
+	d.reasons == ["RESOURCE_NOT_IN_CONTRACT"]
+}
+
+test_subject_not_in_contract if {
+	cs := {"c1": object.union(contract, {"purposes": {"p": {"mni": ["a.x", "a.y"], "optional": {"o.cheap": {"sensitivity_micros": 100000, "min_trust_micros": 200000}, "o.mid": {"sensitivity_micros": 200000, "min_trust_micros": 500000}, "o.high": {"sensitivity_micros": 100000, "min_trust_micros": 900000}}, "required_scopes": ["s:read"], "max_records": 7, "resources": ["r1"], "subjects": ["k1"]}}})}
+	d := decide_with({"subject": "k2"}, cs)
+	not d.allow
+	d.reasons == ["SUBJECT_NOT_IN_CONTRACT"]
+	ok := decide_with({"subject": "k1"}, cs)
+	ok.allow
+}
+
+test_decision_names_the_contract if {
+	d := decide({})
+	d.contract_hash == "00"
+	u := decide({"contract_id": "c2"})
+	u.contract_hash == ""
+}

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from ledger_support import ORIGIN  # noqa: E402
 
 from ledger import NoteSigner, TransparencyLog
-
-from ledger_support import ORIGIN  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from ledger_support import ORIGIN
-from ledger_support import make_entry
+from ledger_support import ORIGIN, make_entry
 
 from ledger import NoteSigner, TransparencyLog
 

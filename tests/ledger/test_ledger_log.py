@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import rfc8785
-from ledger_support import ORIGIN
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ledger_support import make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion
+from ledger_support import ORIGIN, make_entry, rfc_mth, rfc_verify_consistency, rfc_verify_inclusion
 
 from ledger import (
     EMPTY_ROOT,
@@ -323,7 +322,13 @@ def test_verify_detects_consistent_rewrite_via_signed_checkpoint(db_url, signer)
     log = _fresh(db_url, signer)
     data = make_entry(3, purpose="rewritten").canonical_bytes()
     lh = leaf_hash(data)
-    _sql(db_url, "UPDATE ledger_entries SET data = ?, leaf_hash = ? WHERE idx = 3", data, lh)
+    _sql(
+        db_url,
+        "UPDATE ledger_entries SET data = ?, leaf_hash = ?, purpose = ? WHERE idx = 3",
+        data,
+        lh,
+        "rewritten",
+    )
     _sql(db_url, "UPDATE ledger_nodes SET hash = ? WHERE level = 0 AND idx = 3", lh)
     report = log.verify()
     # Leaves 2 and 3 share the first mismatching parent; nothing can tell which one moved.

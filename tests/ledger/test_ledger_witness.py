@@ -7,10 +7,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ledger_support import ORIGIN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_support import make_entry, vectors
+from ledger_support import ORIGIN, make_entry, vectors
 
 from ledger import (
     SIG_MLDSA44,

@@ -93,3 +93,38 @@ def test_audit_history_survives_a_restart(fed2):
     assert org_row["records"] == 60, rows
     assert org_row["rank"] >= 2, rows  # SUM(north) and SUM(all) survived the restart
     assert org_row["denials"] >= 1, rows
+
+
+def test_dp_answers_carry_no_exact_count_and_refuse_only_on_budget(fed2):
+    """DP mode (issue #10.4 / #18.8): nothing exact leaves the node, in the answer or in the ledger.
+
+    Runs last in this module: it switches the hospital's dataset to DP and restarts the node.
+    On the old code the answer carried ``records`` (the exact count), the ledger entry the same
+    ``record_count``, the one-record burns ward was refused with RECONSTRUCTION_RISK and an empty
+    selection with EMPTY_SELECTION: refusals decided on the exact selection, outside the noise.
+    """
+    import datetime as dt
+
+    from federation.agents import open_store
+    from federation.identity import NodeIdentity
+
+    hospital = fed2.layout.orgs["hospital"]
+    fed2.procs["hospital"].stop()  # the operator re-registers the dataset while the node is down
+    store = open_store(NodeIdentity.load(hospital))
+    ((spec, records),) = [(s, r) for s, r in store.datasets() if s["name"] == "admissions"]
+    spec = {**spec, "dp": {"epsilon_total": 1.0, "epsilon_per_query": 0.5, "bounds": [0, 30]}}
+    store.put_dataset(
+        "admissions", spec, records, id_column=spec["id"], now=dt.datetime.now(dt.UTC), replace=True
+    )
+    store.engine.dispose()
+    fed2.procs["hospital"] = NodeProcess(hospital).start()
+    burns = run(ask(fed2, "relief/triage-coordinator", "sum", {"col": "ward", "op": "==", "val": "burns"}))
+    nowhere = run(ask(fed2, "relief/logistics", "count", {"col": "district", "op": "==", "val": "nowhere"}))
+    for ans in (burns, nowhere):
+        assert ans["records"] is None and ans["dp_epsilon"] == 0.5
+    disclosures = [e for e in ledger_rows(fed2.layout, "hospital") if e["kind"] == "disclosure"]
+    assert [e["record_count"] for e in disclosures[-2:]] == [0, 0]
+    # the org's budget (1.0) is spent: the refusal depends on the earlier queries alone
+    with pytest.raises(FederationError) as ei:
+        run(ask(fed2, "relief/triage-coordinator", "count", {}))
+    assert ei.value.reason == "PRIVACY_BUDGET_EXHAUSTED" and ei.value.status == "RESOURCE_EXHAUSTED"

@@ -107,6 +107,8 @@ def test_contract_propose_sign_register_retire(tmp_path):
         "x",
         "--mni",
         "y",
+        "--resource",
+        "records",
         "--scope",
         "r:read",
         "--out",
@@ -118,6 +120,13 @@ def test_contract_propose_sign_register_retire(tmp_path):
     p = accord("contract", "register", tmp_path / "one.json", "--dir", a)
     assert p.returncode == 1 and "CONTRACT_UNSIGNED" in p.stderr and p.stderr.count("\n") == 1
     accord("contract", "sign", tmp_path / "one.json", "--dir", b, "-o", tmp_path / "two.json", check=True)
+    # the provider does not have the resource the contract names: refused, naming it
+    p = accord("contract", "register", tmp_path / "two.json", "--dir", a)
+    assert p.returncode == 1 and "CONTRACT_INVALID" in p.stderr and "records" in p.stderr
+    (a / "data").mkdir(exist_ok=True)
+    (a / "data" / "records.json").write_text(json.dumps({"records": {"r1": {"x": 1, "y": 2, "z": 3}}}))
+    lint = accord("contract", "lint", tmp_path / "two.json")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     accord("contract", "register", tmp_path / "two.json", "--dir", a, check=True)
     accord("contract", "register", tmp_path / "two.json", "--dir", b, check=True)
     rows = json.loads(accord("contract", "list", "--dir", a, "--json", check=True).stdout)
@@ -125,6 +134,19 @@ def test_contract_propose_sign_register_retire(tmp_path):
     accord("contract", "retire", "alpha-beta", "--dir", a, check=True)
     shown = json.loads(accord("contract", "show", "alpha-beta", "--dir", a, check=True).stdout)
     assert shown["retired_at"]
+    # re-registering the retired version would undo the retirement: versions only move forward
+    p = accord("contract", "register", tmp_path / "two.json", "--dir", a)
+    assert p.returncode == 1 and "CONTRACT_VERSION_NOT_NEWER" in p.stderr
+    # lint explains every problem in one line each: file, line, key
+    broken = json.loads((tmp_path / "two.json").read_text())
+    broken["trust_ceiling"] = "0.8"
+    broken["purposes"]["research"]["colums"] = ["x"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken, indent=2))
+    lint = accord("contract", "lint", tmp_path / "broken.json")
+    assert lint.returncode == 1
+    lines = [ln for ln in lint.stdout.splitlines() if ln.strip()]
+    assert any("trust_ceiling" in ln for ln in lines) and any("colums" in ln for ln in lines)
+    assert all(ln.startswith(f"{tmp_path / 'broken.json'}:") for ln in lines)
     # a tampered term breaks both signatures
     doc = json.loads((tmp_path / "two.json").read_text())
     doc["trust_ceiling"] = 1.0

@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -68,13 +69,20 @@ def test_http_tiles_reproduce_the_signed_root(fed3):
     assert cp.size >= 5
     n = cp.size
     suffix = f".p/{n}" if n < 256 else ""
-    bundle_bytes = urllib.request.urlopen(f"{base}/tile/entries/000{suffix}", timeout=10).read()
-    entries, pos = [], 0
-    while pos < len(bundle_bytes):  # C2SP entry bundle: 2-byte big-endian length prefixes
-        ln = int.from_bytes(bundle_bytes[pos : pos + 2], "big")
-        entries.append(bundle_bytes[pos + 2 : pos + 2 + ln])
-        pos += 2 + ln
-    assert len(entries) == n
+    # entry contents are not public: the bundle is refused over HTTP (issue #10 class 6) ...
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{base}/tile/entries/000{suffix}", timeout=10)
+    assert refused.value.code == 403
+    assert b"did:web:" not in refused.value.read()
+    # ... the node's operator reads them from its own database
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    own = open_ledger_readonly(NodeIdentity.load(fed3.layout.orgs["hospital"]))
+    try:
+        entries = [own.get(i).entry.canonical_bytes() for i in range(n)]
+    finally:
+        own.close()
     tile = urllib.request.urlopen(f"{base}/tile/0/000{suffix}", timeout=10).read()
     leaves = [tile[i : i + 32] for i in range(0, len(tile), 32)]
     assert leaves == [rfc9162_leaf_hash(e) for e in entries]
@@ -210,3 +218,237 @@ def test_http_add_checkpoint_speaks_c2sp_tlog_witness(fed3):
         assert post(b"not a checkpoint")[0] == 400
     finally:
         relief_log.close()
+
+
+# ------------------------------------------------------------------ receipts bound to the exchange (#10.5)
+
+
+@pytest.fixture(scope="module")
+def provider_only(tmp_path_factory):
+    """Hospital and supplier as processes; relief (the requester) runs in the test, in-process."""
+    f = start(tmp_path_factory.mktemp("rcpt"), orgs=("hospital", "supplier"), with_interop=False)
+    yield f
+    f.stop()
+
+
+class TamperingLink:
+    """The requester's link to the provider, with the provider's answers rewritten by ``tamper``.
+
+    Stands for a dishonest provider (or whoever holds its keys): the real
+    provider answers, then ``tamper(outcome, n)`` rewrites the n-th outcome
+    before the requester node sees it. Everything else goes to the real client.
+    """
+
+    def __init__(self, real, tamper):
+        self.real = real
+        self.tamper = tamper
+        self.outcomes = []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def exchange(self, bundle, session_id, envelope, org_signature):
+        out = await self.real.exchange(bundle, session_id, envelope, org_signature)
+        self.outcomes.append(out.__deepcopy__())
+        return self.tamper(out, len(self.outcomes) - 1)
+
+
+async def _in_process_requester(layout, tamper, body):
+    from federation.node import Node, now_utc
+    from federation.server import start_server
+
+    node = Node.open(layout.orgs["relief"])
+    node.store.put_state("peer_logs", {}, now=now_utc())  # each test starts with a fresh view of its peers
+    server, _ = await start_server(node)
+    real = node.peer_client
+    node.peer_client = TamperingLink(real, tamper)
+    try:
+        async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:
+            s = await c.open_session("hospital")
+
+            async def ask(i=0):
+                return await c.request(
+                    s,
+                    contract_id="relief-hospital-triage",
+                    purpose="triage-coordination",
+                    resource="patients",
+                    subject=f"patient-{i % 12 + 1:03d}",
+                    fields=TRIAGE,
+                )
+
+            return await body(node, ask)
+    finally:
+        await server.stop(0)
+        await real.close()
+        await node.close()
+
+
+def _received(node, reason):
+    from ledger import EntryFilter
+
+    return [
+        e.entry
+        for e in node.ledger.query(EntryFilter(kind="received", limit=10000))
+        if e.entry.reason == reason
+    ]
+
+
+def test_receipt_for_another_entry_of_the_providers_log_is_refused(provider_only):
+    """The provider answers with a valid receipt for an earlier entry: RECEIPT_MISMATCH, recorded."""
+    from federation.errors import FederationError
+
+    def tamper(out, n):
+        if n == 1:  # the second answer carries the first exchange's (valid) receipt
+            out.receipt.CopyFrom(link.outcomes[0].receipt)
+        return out
+
+    link = None
+
+    async def body(node, ask):
+        nonlocal link
+        link = node.peer_client
+        first = await ask(0)
+        assert first.receipt_verified
+        with pytest.raises(FederationError) as refused:
+            await ask(1)
+        assert refused.value.reason == "RECEIPT_MISMATCH"
+        assert "disclosure_id" in refused.value.metadata["mismatch"]
+        assert "request_digest" in refused.value.metadata["mismatch"]
+        rows = _received(node, "RECEIPT_MISMATCH")
+        assert len(rows) == 1 and rows[0].decision == "deny"
+        book = node._receipt_book
+        assert book.evidence[-1]["reason"] == "RECEIPT_MISMATCH"
+
+    run(_in_process_requester(provider_only.layout, tamper, body))
+
+
+def test_payload_other_than_the_logged_one_is_refused(provider_only):
+    """The provider logs one response and sends another: the response digest does not match."""
+    from federation.errors import FederationError
+
+    def tamper(out, n):
+        records = json.loads(out.payload_json)
+        records[0]["diagnosis"] = "beyond the contract"
+        out.payload_json = json.dumps(records, sort_keys=True, separators=(",", ":")).encode()
+        return out
+
+    async def body(node, ask):
+        with pytest.raises(FederationError) as refused:
+            await ask(2)
+        assert refused.value.reason == "RECEIPT_MISMATCH"
+        assert refused.value.metadata["mismatch"] == "response_digest"
+
+    run(_in_process_requester(provider_only.layout, tamper, body))
+
+
+def test_outcome_of_unreasonable_size_is_refused(provider_only):
+    from federation.errors import FederationError
+
+    def tamper(out, n):
+        out.stripped_fields.extend(f"f{i}" for i in range(5000))
+        return out
+
+    async def body(node, ask):
+        with pytest.raises(FederationError) as refused:
+            await ask(3)
+        assert refused.value.reason == "OUTCOME_TOO_LARGE"
+        assert refused.value.metadata["field"] == "stripped_fields"
+
+    run(_in_process_requester(provider_only.layout, tamper, body))
+
+
+def _forged_receipt(layout, entry_bytes, size, index):
+    """A receipt signed with the provider's real log key for a tree of ``size`` leaves of its choosing."""
+    import os
+
+    from federation.identity import NodeIdentity, ledger_origin
+    from ledger import Checkpoint, NoteSigner, Receipt, leaf_hash
+    from ledger.hashing import CompactRange
+    from ledger.proofs import inclusion_proof_from
+
+    ident = NodeIdentity.load(layout.orgs["hospital"])
+    origin = ledger_origin(ident.config.org_name)
+    signer = NoteSigner(origin, ident.ledger_seed)
+    leaves = [leaf_hash(os.urandom(16)) for _ in range(size)]
+    leaves[index] = leaf_hash(entry_bytes)
+    rng = CompactRange()
+    nodes = {(lv, ix): h for lv, ix, h in rng.extend(leaves)}
+    proof = inclusion_proof_from(index, size, lambda ks: {k: nodes[k] for k in ks})
+    note = signer.sign(Checkpoint(origin, size, rng.root()).body())
+    return Receipt(index, tuple(proof), note).to_text()
+
+
+def test_provider_showing_two_roots_at_one_size_is_caught(provider_only):
+    """A receipt whose checkpoint (validly signed) contradicts an earlier one: PEER_LOG_INCONSISTENT."""
+    from federation.errors import FederationError
+    from ledger import Receipt
+
+    layout = provider_only.layout
+
+    def tamper(out, n):
+        if n == 1:
+            first = Receipt.parse(link.outcomes[0].receipt.tlog_proof)
+            size = int(first.checkpoint_note.split("\n")[1])
+            out.receipt.tlog_proof = _forged_receipt(layout, out.receipt.entry, size, size - 1)
+            out.receipt.leaf_index = size - 1
+        return out
+
+    link = None
+
+    async def body(node, ask):
+        nonlocal link
+        link = node.peer_client
+        await ask(4)
+        with pytest.raises(FederationError) as refused:
+            await ask(5)
+        assert refused.value.reason == "PEER_LOG_INCONSISTENT"
+        ev = node.ledger.equivocations()
+        assert ev and ev[-1].origin == "hospital.accord.test/ledger"
+        assert ev[-1].note_a == Receipt.parse(link.outcomes[0].receipt.tlog_proof).checkpoint_note
+        with pytest.raises(FederationError) as again:  # a provider caught forking stays refused
+            await ask(6)
+        assert again.value.reason == "PEER_LOG_INCONSISTENT"
+
+    run(_in_process_requester(layout, tamper, body))
+
+
+def test_honest_receipts_settle_against_a_witnessed_checkpoint(provider_only):
+    """Pending receipts settle once the provider's witnessed checkpoint covers them."""
+    from federation.receipts import receipt_book
+    from federation.witnessing import WitnessCoordinator
+
+    async def body(node, ask):
+        for i in range(4):
+            assert (await ask(i)).receipt_verified
+        book = receipt_book(node)
+        origin = "hospital.accord.test/ledger"
+        assert book.pending(origin)
+        coord = WitnessCoordinator(node)
+        for _ in range(60):  # the provider's witnessing rounds run every 0.5 s here
+            await coord.round()
+            if not book.pending(origin):
+                break
+            await asyncio.sleep(0.25)
+        assert not book.pending(origin), coord.failures
+        assert book.verified(origin)[0] >= 4
+        assert node.store.get_state("peer_logs")["logs"][origin]["settled"] >= 1
+
+    run(_in_process_requester(provider_only.layout, lambda out, n: out, body))
+
+
+def test_unverifiable_outcome_with_malformed_members_is_recorded_not_crashing(provider_only):
+    """A receipt that does not verify and an outcome whose members form no entry: RECEIPT_INVALID."""
+
+    def tamper(out, n):
+        out.receipt.tlog_proof = "not a tlog-proof"
+        out.decision = "maybe"
+        out.effective_trust = 7.0
+        return out
+
+    async def body(node, ask):
+        r = await ask(7)
+        assert r.receipt_verified is False
+        rows = _received(node, "RECEIPT_INVALID")
+        assert rows and rows[-1].decision == "deny" and rows[-1].disclosure_id.startswith("rcv_")
+
+    run(_in_process_requester(provider_only.layout, tamper, body))

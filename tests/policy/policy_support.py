@@ -67,6 +67,8 @@ def make_input(**overrides: Any) -> DecisionInput:
         "budget_used": 0.0,
         "session": {"requests": 0, "fields_released": 0, "denials": 0},
         "now": NOW,
+        "resource": "cohort",
+        "subject": "*",
     }
     base.update(overrides)
     return DecisionInput(**base)

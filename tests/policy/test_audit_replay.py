@@ -123,6 +123,9 @@ def write(tmp_path: Path, name: str, text: str) -> str:
             "duplicate id",
         ),
         ("not json", "", "is not JSON"),
+        # deep nesting made json.loads raise RecursionError: a stack trace instead of one error line
+        (None, "[" * 100_000, "line 1: JSON nested too deeply"),
+        ("[" * 100_000, "", "nested too deeply"),
     ],
 )
 def test_bad_input_one_error_line(tmp_path, dataset, queries, needle):

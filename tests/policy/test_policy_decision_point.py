@@ -36,6 +36,8 @@ def ask(p: PolicyDecisionPoint, fields, now=NOW, **kw):
         requested_fields=fields,
         session={"requests": 0},
         now=now,
+        resource="cohort",
+        subject="*",
     )
     args.update(kw)
     return p.decide(**args)

@@ -17,6 +17,7 @@ from policy import (
     DecisionInputError,
     DecisionLog,
     EngineError,
+    InvalidIdentifierError,
     OpaRestEngine,
     PolicyEngine,
     RegoModuleError,
@@ -133,7 +134,7 @@ def test_duplicate_contract_ids_and_hooks_refused(hospital: Contract) -> None:
 
 
 def test_decision_input_is_parsed() -> None:
-    with pytest.raises(DecisionInputError):
+    with pytest.raises(InvalidIdentifierError):
         make_input(requested_fields=("patient..age",))
     with pytest.raises(DecisionInputError):
         make_input(requested_fields="patient.age")

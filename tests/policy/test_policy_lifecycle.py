@@ -29,6 +29,9 @@ def draft(**kw) -> Contract:
         requester=(REQUESTER, "Lab B"),
         purposes={
             "research": {
+                "resources": ["cohort"],
+                "subjects": ["*"],
+                "required_scopes": [],
                 "mni": ["patient.age"],
                 "optional": {"patient.zip3": {"sensitivity": 0.2, "min_trust": 0.5}},
             }

@@ -93,6 +93,8 @@ INPUTS = st.builds(
         session={"requests": requests, "fields_released": fr, "denials": 0},
         recent_requests=recent,
         now=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=dt),
+        resource="cohort",
+        subject="*",
     ),
     st.lists(FIELDS, max_size=6),
     st.floats(0, 1),

@@ -31,6 +31,8 @@ def _ask_zip3(p: PolicyDecisionPoint, now=NOW):
         requested_fields=["patient.age", "patient.zip3"],  # zip3: min_trust 0.5
         session={"requests": 0},
         now=now,
+        resource="cohort",
+        subject="*",
     )
 
 

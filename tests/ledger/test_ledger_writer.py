@@ -1,0 +1,57 @@
+"""The node's group-commit writer: one refused entry never fails a batch of unrelated entries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from ledger_support import ORIGIN, make_entry
+
+from federation.ledger_writer import LedgerWriter
+from ledger import IdempotencyConflictError, InvalidEntryError, TransparencyLog, verify_receipt
+
+
+def test_one_bad_entry_does_not_fail_the_batch(db_url, signer):
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    log.append([make_entry(0)])  # disc-000000 is on record
+
+    async def main():
+        w = LedgerWriter(log, max_batch=64)
+        w.start()
+        try:
+            return await asyncio.gather(
+                w.write(make_entry(1), receipt=True),
+                w.write(make_entry(2, extra={"blob": "x" * 70_000}), receipt=True),  # over 65,535 bytes
+                w.write(make_entry(0, purpose="other"), receipt=False),  # id reused, other content
+                w.write(make_entry(3), receipt=False),
+                return_exceptions=True,
+            ), w.batches
+        finally:
+            await w.stop()
+
+    (ok1, too_big, conflict, ok3), batches = asyncio.run(main())
+    assert batches == 1  # all four were in one batch
+    assert isinstance(too_big, InvalidEntryError)
+    assert isinstance(conflict, IdempotencyConflictError)
+    assert not isinstance(ok1, BaseException) and not isinstance(ok3, BaseException)
+    assert log.get(ok1.index).entry.disclosure_id == "disc-000001"
+    assert log.get(ok3.index).entry.disclosure_id == "disc-000003"
+    verify_receipt(ok1.receipt, entry=make_entry(1), log_verifier=signer.verifier())
+    assert log.size() == 3
+    log.close()
+
+
+def test_a_single_bad_entry_gets_its_error(db_url, signer):
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+
+    async def main():
+        w = LedgerWriter(log)
+        w.start()
+        try:
+            await w.write(make_entry(2, extra={"blob": "x" * 70_000}), receipt=True)
+        finally:
+            await w.stop()
+
+    with pytest.raises(InvalidEntryError):
+        asyncio.run(main())
+    log.close()

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import multiprocessing
+import sys
 import threading
+import types
 import weakref
-from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, TypeVar
@@ -66,69 +70,104 @@ def _close_all() -> None:
         pool.close()
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["credentials"])
+        ctx.set_forkserver_preload(list(preload))
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Hide the parent's ``__main__`` while worker processes are created.
+
+    ``multiprocessing`` (spawn, forkserver) re-imports the parent's main module
+    in every worker (``spawn.prepare``): for a node started with
+    ``python -m federation.cli.main`` that is the whole node, gRPC included,
+    seconds per worker. Workers need only the modules their jobs name, so they
+    are created with an empty ``__main__`` (no ``__spec__``, no ``__file__``).
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 class VerifierPool:
     """Worker processes that verify presentations within a deadline.
 
+    Workers are started at the pool's first use (:meth:`start`, or the first
+    job); their start-up never counts against a job's deadline.
+
     Args:
         max_workers: worker processes (≥ 1).
         deadline_seconds: longest a job may take, queueing included, seconds (> 0).
+        preload: modules imported once in the ``forkserver`` process, before workers
+            fork from it (the modules of the jobs: e.g. ``federation.delegation``).
+        inline_while_starting: while the workers start (first use, or after a
+            replacement), run jobs in the caller instead of waiting for them — no
+            deadline then, the document bounds (``credentials.limits``) are the only
+            cap on the work. For a server whose first requests must not wait for
+            worker start-up (seconds on a loaded machine); default False (wait).
 
     Raises:
         ValueError: (constructor) ``max_workers`` < 1 or ``deadline_seconds`` ≤ 0.
 
     """
 
-    def __init__(self, max_workers: int = 1, deadline_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        max_workers: int = 1,
+        deadline_seconds: float = 10.0,
+        preload: Sequence[str] = ("credentials",),
+        *,
+        inline_while_starting: bool = False,
+    ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         if not deadline_seconds > 0:
             raise ValueError("deadline_seconds must be > 0")
         self.max_workers = max_workers
         self.deadline_seconds = float(deadline_seconds)
+        self.preload = tuple(preload)
+        self.inline_while_starting = inline_while_starting
         self._executor: ProcessPoolExecutor | None = None
-        self._started = False
+        self._warmup: list[Future[Any]] = []
         self._lock = threading.Lock()
         #: Pools replaced after a deadline or a worker crash (for metrics and tests).
         self.replacements = 0
         _POOLS.add(self)
 
-    def _current(self) -> ProcessPoolExecutor:
+    def start(self) -> None:
+        """Start the workers now (non-blocking; idempotent): later jobs find them warm."""
+        self._current()
+
+    def _current(self) -> tuple[ProcessPoolExecutor, list[Future[Any]]]:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=_context())
-                self._started = False
-            return self._executor
+                with _without_main_module():
+                    executor = ProcessPoolExecutor(
+                        max_workers=self.max_workers, mp_context=_context(self.preload)
+                    )
+                    # one job per worker: every worker process is created here, not later
+                    self._warmup = [executor.submit(_ready) for _ in range(self.max_workers)]
+                self._executor = executor
+            return self._executor, self._warmup
 
     def _replace(self, executor: ProcessPoolExecutor) -> None:
         """Terminate ``executor``'s workers (a stuck job never returns) and drop it."""
         with self._lock:
             if self._executor is executor:
                 self._executor = None
-                self._started = False
+                self._warmup = []
                 self.replacements += 1
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _ensure_started(self, executor: ProcessPoolExecutor) -> None:
-        if self._started:
-            return
-        loop = asyncio.get_running_loop()
-        jobs = [loop.run_in_executor(executor, _ready) for _ in range(self.max_workers)]
-        await asyncio.wait_for(asyncio.gather(*jobs), STARTUP_TIMEOUT_SECONDS)
-        with self._lock:
-            if self._executor is executor:
-                self._started = True
+        _terminate(executor)
+        if self.inline_while_starting:
+            self.start()  # the next pool starts at once, not at the next request
 
     async def run(
         self, fn: Callable[..., T], /, *args: Any, deadline_seconds: float | None = None, **kwargs: Any
@@ -141,23 +180,29 @@ class VerifierPool:
 
         Raises:
             VerificationTimeoutError: the job did not finish within ``deadline_seconds``
-                (its workers are terminated; the pool is replaced), or a worker died
-                (``metadata["cause"]`` is ``worker_exited``).
+                (its workers are terminated; the pool is replaced), a worker died
+                (``metadata["cause"]`` is ``worker_exited``) or the workers did not
+                start within ``STARTUP_TIMEOUT_SECONDS``.
 
         """
         deadline = self.deadline_seconds if deadline_seconds is None else deadline_seconds
         loop = asyncio.get_running_loop()
         for attempt in range(2):
-            executor = self._current()
-            try:
-                await self._ensure_started(executor)
-                future = loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
-                break
-            except (BrokenProcessPool, TimeoutError) as exc:
+            executor, warmup = self._current()
+            if self.inline_while_starting and not all(f.done() for f in warmup):
+                return fn(*args, **kwargs)  # bounded input; the workers keep starting meanwhile
+            if not all(f.done() for f in warmup):
+                # waited in a thread: a cancelled request leaves the start-up running
+                await loop.run_in_executor(None, futures_wait, warmup, STARTUP_TIMEOUT_SECONDS)
+            if not all(f.done() and not f.cancelled() and f.exception() is None for f in warmup):
                 self._replace(executor)
                 raise VerificationTimeoutError(
-                    "the verifier pool did not start", metadata={"cause": type(exc).__name__}
+                    "the verifier pool did not start", metadata={"cause": "startup"}
                 ) from None
+            try:
+                with _without_main_module():
+                    future = loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+                break
             except RuntimeError:  # replaced (shut down) by a concurrent job's timeout: retry once
                 if attempt:
                     raise VerificationTimeoutError(
@@ -225,9 +270,13 @@ class VerifierPool:
     def close(self) -> None:
         """Stop the workers (idempotent); a later job starts a new pool."""
         with self._lock:
-            executor, self._executor, self._started = self._executor, None, False
+            executor, self._executor, self._warmup = self._executor, None, []
         if executor is not None:
-            for process in list((getattr(executor, "_processes", None) or {}).values()):
-                if process.is_alive():
-                    process.terminate()
-            executor.shutdown(wait=False, cancel_futures=True)
+            _terminate(executor)
+
+
+def _terminate(executor: ProcessPoolExecutor) -> None:
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)

@@ -564,7 +564,13 @@ class Node:
         from credentials.pool import VerifierPool
 
         pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
-            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+            "_verifier",
+            VerifierPool(
+                self.config.verify_workers,
+                self.config.verify_deadline_seconds,
+                preload=("credentials", "federation.delegation"),
+                inline_while_starting=True,  # first sessions never wait for worker start-up
+            ),
         )
         current = dt.datetime.now(dt.UTC)
         verified = await pool.verify_presentation(
@@ -626,7 +632,13 @@ class Node:
         from federation.delegation import DriftError, verify_delegated_job
 
         pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
-            "_verifier", VerifierPool(self.config.verify_workers, self.config.verify_deadline_seconds)
+            "_verifier",
+            VerifierPool(
+                self.config.verify_workers,
+                self.config.verify_deadline_seconds,
+                preload=("credentials", "federation.delegation"),
+                inline_while_starting=True,  # first sessions never wait for worker start-up
+            ),
         )
         now = now_utc()
         try:

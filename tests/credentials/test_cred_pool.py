@@ -119,3 +119,15 @@ def test_pool_arguments_are_checked():
         VerifierPool(max_workers=0)
     with pytest.raises(ValueError):
         VerifierPool(deadline_seconds=0)
+
+
+def test_inline_while_starting_serves_first_jobs_in_the_caller_then_the_workers():
+    from concurrent.futures import wait
+
+    pool = VerifierPool(max_workers=1, deadline_seconds=60, inline_while_starting=True)
+    try:
+        assert asyncio.run(pool.run(os.getpid)) == os.getpid()  # workers still starting: no wait
+        wait(pool._warmup, timeout=120)
+        assert asyncio.run(pool.run(os.getpid)) != os.getpid()
+    finally:
+        pool.close()

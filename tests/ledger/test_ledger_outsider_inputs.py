@@ -291,3 +291,11 @@ def test_outcome_size_bounds():
         with pytest.raises(OutcomeTooLargeError) as exc:
             check_outcome_size(bad, OutcomeLimits(max_payload_bytes=1000))
         assert exc.value.metadata["field"] == field
+
+
+def test_payload_nested_beyond_the_parser_is_a_mismatch_not_a_crash():
+    from federation.receipts import ReceiptMismatchError, payload_digest
+
+    with pytest.raises(ReceiptMismatchError):
+        payload_digest(b"[" * 200_000 + b"]" * 200_000)
+    assert payload_digest(b"[1]") == payload_digest(b"[ 1 ]")

@@ -109,13 +109,14 @@ def test_dp_answers_carry_no_exact_count_and_refuse_only_on_budget(fed2):
     from federation.identity import NodeIdentity
 
     hospital = fed2.layout.orgs["hospital"]
+    fed2.procs["hospital"].stop()  # the operator re-registers the dataset while the node is down
     store = open_store(NodeIdentity.load(hospital))
     ((spec, records),) = [(s, r) for s, r in store.datasets() if s["name"] == "admissions"]
     spec = {**spec, "dp": {"epsilon_total": 1.0, "epsilon_per_query": 0.5, "bounds": [0, 30]}}
     store.put_dataset(
         "admissions", spec, records, id_column=spec["id"], now=dt.datetime.now(dt.UTC), replace=True
     )
-    fed2.procs["hospital"].stop()
+    store.engine.dispose()
     fed2.procs["hospital"] = NodeProcess(hospital).start()
     burns = run(ask(fed2, "relief/triage-coordinator", "sum", {"col": "ward", "op": "==", "val": "burns"}))
     nowhere = run(ask(fed2, "relief/logistics", "count", {"col": "district", "op": "==", "val": "nowhere"}))

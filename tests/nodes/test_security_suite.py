@@ -33,20 +33,14 @@ pytestmark = pytest.mark.xdist_group("federation")
 
 #: case -> the slice of the hardening wave whose fix it waits on
 WAITING = {
-    "inline @context refused": "credentials slice (#10: JSON-LD profile, CONTEXT_NOT_ALLOWED)",
     "resource outside the contract": "contracts slice (#18: per-purpose resources, RESOURCE_NOT_IN_CONTRACT)",
-    "anonymous entry tiles refused": "ledger slice (#10: HTTP serves public data only, entry bundles 403)",
-    "deeply nested presentation refused fast": (
-        "unowned: Node.open_session json.loads raises RecursionError -> INTERNAL after seconds of "
-        "traceback rendering"
-    ),
 }
 
 #: behaviour -> cases that must fail against a node with it
 CAUGHT_BY = {
     "skip_gate": ["field above trust withheld"],
     "ignore_policy": ["purpose beyond the agent's scopes refused"],
-    "skip_presentation_check": ["oversized presentation refused fast"],
+    "skip_presentation_check": ["inline @context refused"],
     "bad_receipt": ["field above trust withheld"],
 }
 
@@ -151,7 +145,7 @@ def test_cli_runs_the_security_suite_and_exits_1_on_failure(target, correct, tmp
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
     xml = junit.read_text()
     assert xml.count("<testcase") == len(SECURITY_CASES)
-    assert 'name="oversized presentation refused fast"' in xml
+    assert 'name="inline @context refused"' in xml
     assert "<skipped" in xml  # no --http: the tile case cannot run
 
 

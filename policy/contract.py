@@ -667,8 +667,12 @@ class Contract(_Frozen):
             ContractInvalidError: unreadable file, bad or duplicate-key YAML/JSON,
                 or an invalid contract (with the file and line in the message).
         """
-        data, lines = load_document(path)
-        return cls.from_dict(data, source=str(path), lines=lines)
+        data, text = _read_document(path)
+        try:
+            return cls.from_dict(data, source=str(path))
+        except ContractInvalidError:
+            pass  # again, with the line of every key (computed only for invalid files)
+        return cls.from_dict(data, source=str(path), lines=_line_map(text))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (defaults omitted, times RFC 3339 UTC)."""
@@ -1007,20 +1011,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _MAX_DOCUMENT_BYTES = 1 << 20
 
 
-def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Read a contract file (YAML or JSON) strictly, with the line of every key.
-
-    Args:
-        path: ``.json`` files are JSON, anything else YAML (safe loader).
-
-    Returns:
-        ``(data, lines)``: the parsed document and key path → line number.
-
-    Raises:
-        ContractInvalidError: unreadable, larger than 1 MiB, not UTF-8, not
-            valid YAML/JSON, or a key duplicated within one mapping (naming
-            the file, line and key).
-    """
+def _read_document(path: str | Path) -> tuple[Any, str]:
+    """Read and parse a contract file strictly; returns ``(data, text)`` (see :func:`load_document`)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -1039,7 +1031,6 @@ def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
             f"contract {p} is not UTF-8 text", metadata={"path": str(p), "field": ""}
         ) from None
     is_json = p.suffix == ".json"
-    lines = _line_map(text)
     try:
         if is_json:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
@@ -1056,7 +1047,25 @@ def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
             f"contract {p} is not valid {'JSON' if is_json else 'YAML'}: {str(exc).splitlines()[0]}",
             metadata={"path": str(p), "field": ""},
         ) from None
-    return data, lines
+    return data, text
+
+
+def load_document(path: str | Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Read a contract file (YAML or JSON) strictly, with the line of every key.
+
+    Args:
+        path: ``.json`` files are JSON, anything else YAML (safe loader).
+
+    Returns:
+        ``(data, lines)``: the parsed document and key path → line number.
+
+    Raises:
+        ContractInvalidError: unreadable, larger than 1 MiB, not UTF-8, not
+            valid YAML/JSON, or a key duplicated within one mapping (naming
+            the file, line and key).
+    """
+    data, text = _read_document(path)
+    return data, _line_map(text)
 
 
 def _find_key_line(text: str, key: str) -> int:

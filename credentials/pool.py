@@ -146,6 +146,16 @@ class VerifierPool:
         """Start the workers now (non-blocking; idempotent): later jobs find them warm."""
         self._current()
 
+    async def wait_ready(self, timeout_seconds: float = STARTUP_TIMEOUT_SECONDS) -> bool:
+        """Start the workers (if not yet) and wait until every one of them is up.
+
+        Returns True when all workers answered within ``timeout_seconds``
+        (waited in a thread: the event loop keeps running meanwhile).
+        """
+        _, warmup = self._current()
+        await asyncio.get_running_loop().run_in_executor(None, futures_wait, warmup, timeout_seconds)
+        return all(f.done() and not f.cancelled() and f.exception() is None for f in warmup)
+
     def _current(self) -> tuple[ProcessPoolExecutor, list[Future[Any]]]:
         with self._lock:
             if self._executor is None:

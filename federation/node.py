@@ -32,6 +32,7 @@ from credentials import (
     public_key_from_did_key,
     verify_ed25519,
 )
+from credentials.pool import VerifierPool
 from federation import observability as obs
 from federation.admission import PresessionGuard
 from federation.config import database_url_for
@@ -282,6 +283,13 @@ class Node:
             max_per_peer=self.config.max_sessions_per_peer,
         )
         self.challenges = ChallengeTable(max_per_owner=self.config.max_challenges_per_peer)
+        #: worker processes verifying presentations and delegation chains within a deadline;
+        #: started (and awaited) by the server before it reports READY
+        self.verifier = VerifierPool(
+            self.config.verify_workers,
+            self.config.verify_deadline_seconds,
+            preload=("credentials", "federation.delegation"),
+        )
         self.presession = PresessionGuard(
             rate_limit=self.config.presession_rate_limit,
             concurrency=self.config.presentation_concurrency,
@@ -561,17 +569,7 @@ class Node:
         vcs_list = vcs if isinstance(vcs, list) else [vcs]
         if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
             return await self._open_delegated_session(peer, vp, challenge)
-        from credentials.pool import VerifierPool
-
-        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
-            "_verifier",
-            VerifierPool(
-                self.config.verify_workers,
-                self.config.verify_deadline_seconds,
-                preload=("credentials", "federation.delegation"),
-                inline_while_starting=True,  # first sessions never wait for worker start-up
-            ),
-        )
+        pool = self.verifier
         current = dt.datetime.now(dt.UTC)
         verified = await pool.verify_presentation(
             vp,
@@ -628,18 +626,9 @@ class Node:
         terminated, and the presentation is refused (PERMISSION_DENIED,
         ``AUTHORIZATION_DRIFT``).
         """
-        from credentials.pool import VerifierPool
         from federation.delegation import DriftError, verify_delegated_job
 
-        pool = self.__dict__.get("_verifier") or self.__dict__.setdefault(
-            "_verifier",
-            VerifierPool(
-                self.config.verify_workers,
-                self.config.verify_deadline_seconds,
-                preload=("credentials", "federation.delegation"),
-                inline_while_starting=True,  # first sessions never wait for worker start-up
-            ),
-        )
+        pool = self.verifier
         now = now_utc()
         try:
             # the chain's JSON-LD and signature work runs in the verifier pool, within its deadline
@@ -1558,3 +1547,4 @@ class Node:
         self.persist_state()
         self.ledger.close()
         self.witness.close()
+        self.verifier.close()

@@ -107,6 +107,8 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node) -> None:
     subclass with substituted parts, see ``interop_tests.misbehaving``).
     """
     node = node_cls.open(node_dir)
+    if not await node.verifier.wait_ready():  # presentations are never verified on the event loop
+        log.warning("verifier workers did not start in time; they are started again at first use")
     server, port = await start_server(node)
     host = node.config.listen.rpartition(":")[0]
     pidfile = node.paths.pidfile

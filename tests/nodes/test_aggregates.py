@@ -76,6 +76,8 @@ def test_bad_predicates_are_invalid_argument_and_write_nothing(fed2):
 
 
 def test_audit_history_survives_a_restart(fed2):
+    # self-contained: the two answered SUMs the restart must keep (re-asking one is free)
+    run(ask(fed2, "relief/triage-coordinator", "sum", {"col": "district", "op": "==", "val": "north"}))
     run(ask(fed2, "relief/triage-coordinator", "sum", {}))
     proc = fed2.procs["hospital"]
     proc.stop()

@@ -381,6 +381,7 @@ class Node:
                 if self.did not in (c.parties.provider.org, c.parties.requester.org):
                     continue
                 contracts[c.id] = c
+        contracts = self._forward_only(contracts, rejected)
         self.contracts = contracts
         self.rejected_contracts = rejected
         self.pdp.load(list(contracts.values()))
@@ -390,6 +391,54 @@ class Node:
         counts = {"peers": len(self.peers), "agents": len(self.store.agents()), "contracts": len(contracts)}
         log.info("node state loaded", org=self.config.org_name, **counts)
         return counts
+
+    def _forward_only(self, loaded: dict[str, Contract], rejected: dict[str, str]) -> dict[str, Contract]:
+        """Keep contract versions moving forward across reloads and restarts (issue #10, class 3).
+
+        The node remembers, per contract id, the highest (version, version
+        hash) it has put in force (``contract_versions`` in its state table).
+        A file on disk with a lower version, or the same version with other
+        terms, is refused with ``CONTRACT_VERSION_NOT_NEWER``: the version in
+        force stays in force if this process holds it, otherwise requests
+        under that id are FAILED_PRECONDITION with that reason.
+
+        Args:
+            loaded: the contracts read from disk this time, by id.
+            rejected: file stem → reason of refused files (updated in place).
+
+        Returns:
+            The contracts to put in force, by id.
+
+        """
+        marks: dict[str, dict[str, Any]] = self.store.get_state("contract_versions") or {}
+        in_force = getattr(self, "contracts", {})
+        out: dict[str, Contract] = {}
+        changed = False
+        for cid, c in loaded.items():
+            mark = marks.get(cid)
+            try:
+                if mark is not None and (
+                    c.version < mark["version"]
+                    or (c.version == mark["version"] and c.version_hash != mark["hash"])
+                ):
+                    raise PolicyError(
+                        f"contract {cid}: v{c.version} does not move past v{mark['version']} put in force "
+                        "earlier",
+                        reason="CONTRACT_VERSION_NOT_NEWER",
+                    )
+            except PolicyError as exc:
+                rejected[cid] = "CONTRACT_VERSION_NOT_NEWER"
+                log.error("contract refused", contract=cid, reason=exc.reason, error=str(exc))
+                if cid in in_force:
+                    out[cid] = in_force[cid]
+                continue
+            out[cid] = c
+            if mark is None or c.version > mark["version"]:
+                marks[cid] = {"version": c.version, "hash": c.version_hash}
+                changed = True
+        if changed:
+            self.store.put_state("contract_versions", marks, now=now_utc())
+        return out
 
     def persist_state(self, *, drain_log: bool = True) -> None:
         """Persist the changed trust pairs and budget/rate keys, apply queued ``accord trust set``.

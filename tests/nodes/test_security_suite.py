@@ -5,10 +5,6 @@ tester, C2SP tiles over HTTP) is served first by the ordinary node, which
 the whole suite runs against, then in turn by each node built to misbehave
 (``interop_tests.misbehaving``), against which the cases that catch that
 behaviour must fail.
-
-Cases the ordinary node fails today wait on other slices of the hardening
-wave; they are marked ``xfail`` with the slice named, so that the test
-reports them until those fixes land (then the marker goes).
 """
 
 from __future__ import annotations
@@ -30,11 +26,6 @@ from interop_tests.runner import _with_status_server
 from interop_tests.security import SECURITY_CASES
 
 pytestmark = pytest.mark.xdist_group("federation")
-
-#: case -> the slice of the hardening wave whose fix it waits on
-WAITING = {
-    "resource outside the contract": "contracts slice (#18: per-purpose resources, RESOURCE_NOT_IN_CONTRACT)",
-}
 
 #: behaviour -> cases that must fail against a node with it
 CAUGHT_BY = {
@@ -88,12 +79,7 @@ def correct(target):
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=f"waits on the {WAITING[n]}", strict=False))
-        if n in WAITING
-        else n
-        for n, _ in SECURITY_CASES
-    ],
+    [n for n, _ in SECURITY_CASES],
 )
 def test_case_passes_against_a_correct_node(correct, name):
     r = correct[name]

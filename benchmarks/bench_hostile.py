@@ -39,7 +39,6 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.bench_exchange import _percentile
-from credentials import create_presentation
 from credentials.dids import verification_method_id
 from federation.client import AgentClient
 from federation.demo.setup import provision
@@ -47,6 +46,7 @@ from federation.pb import federation_pb2 as pb
 from federation.supervisor import NodeProcess
 from interop_tests.cases import _reason
 from interop_tests.peer import InteropIdentity, MinimalPeer
+from interop_tests.security import jcs_secure
 
 FIELDS = ["sku", "name", "stock", "warehouse"]
 PRECISE = {
@@ -88,8 +88,16 @@ def _deep_presentation(ident: InteropIdentity) -> bytes:
 
 
 def _renamed_credential(ident: InteropIdentity) -> dict[str, Any]:
-    """The agent's real credential with ``validUntil`` renamed through an appended inline context."""
+    """The agent's credential with an appended inline context renaming ``validUntil``, re-signed.
+
+    Signed by the tester organization with a spec-written eddsa-jcs-2022 signer
+    (``interop_tests.security.jcs_secure``): Accord's own issuing side refuses
+    such documents, an attacker's does not.
+    """
+    from interop_tests.security import jcs_secure
+
     cred = json.loads(json.dumps(ident.agent["credential"]))
+    cred.pop("proof", None)
     ctx = cred["@context"] if isinstance(cred["@context"], list) else [cred["@context"]]
     alias = {
         "@id": "https://www.w3.org/2018/credentials#validUntil",
@@ -98,7 +106,9 @@ def _renamed_credential(ident: InteropIdentity) -> dict[str, Any]:
     cred["@context"] = [*ctx, {"expiry": alias}]
     if "validUntil" in cred:
         cred["expiry"] = cred.pop("validUntil")
-    return cred
+    return jcs_secure(
+        cred, key=ident.org_key, verification_method=f"{ident.org_did}#key-1", proof_purpose="assertionMethod"
+    )
 
 
 async def _hostile_worker(
@@ -125,12 +135,16 @@ async def _hostile_worker(
                 ch = await peer.stub.GetChallenge(
                     pb.GetChallengeRequest(agent_did=ident.agent_did), timeout=30
                 )
-                vp = await asyncio.to_thread(
-                    create_presentation,
-                    [renamed],
-                    holder=ident.agent_did,
+                vp = jcs_secure(
+                    {
+                        "@context": ["https://www.w3.org/ns/credentials/v2"],
+                        "type": ["VerifiablePresentation"],
+                        "holder": ident.agent_did,
+                        "verifiableCredential": [renamed],
+                    },
                     key=ident.agent_key,
                     verification_method=verification_method_id(ident.agent_did),
+                    proof_purpose="authentication",
                     challenge=ch.challenge,
                     domain=ch.domain,
                 )
@@ -226,9 +240,10 @@ def _flood_process(
         ]
         await asyncio.sleep(seconds)
         stop.set()
-        for result in await asyncio.gather(*flood, return_exceptions=True):
+        results = await asyncio.gather(*flood, return_exceptions=True)
+        for kind, result in zip(CLASSES, results, strict=True):
             if isinstance(result, BaseException):
-                tally[f"worker-crash:{type(result).__name__}"] += 1
+                tally[f"worker-crash:{kind}:{type(result).__name__}: {str(result)[:120]}"] += 1
         for p in peers:
             await p.close()
         return dict(tally)
@@ -294,6 +309,7 @@ def run(*, seconds: float = 8.0, concurrency: int = 4, json_output: bool = False
                 p.stop()
     tally = out["tally"]
     accepted = {k: v for k, v in tally.items() if k.endswith(":accepted")}
+    crashed = {k: v for k, v in tally.items() if k.startswith("worker-crash")}
     imprecise = {k: v for k, v in tally.items() if ":imprecise:" in k or k.startswith("worker-crash")}
     ratio = out["flood"]["p99_ms"] / out["quiet"]["p99_ms"]
     out.update(
@@ -328,5 +344,7 @@ def run(*, seconds: float = 8.0, concurrency: int = 4, json_output: bool = False
     reasons = sorted((k[7:], v) for k, v in tally.items() if k.startswith("reason:"))
     console.print("refusal reasons: " + ", ".join(f"{r} {n}" for r, n in reasons))
     verdict = "met" if out["target_met"] else "NOT met"
+    if crashed:
+        console.print(f"hostile workers that crashed (their class was not exercised): {crashed}")
     console.print(f"p99 under flood / p99 quiet = {ratio:.2f} (target ≤ 2.0: {verdict}); {out['machine']}")
     return out

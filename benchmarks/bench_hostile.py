@@ -183,6 +183,18 @@ async def _hostile_worker(
                 tally[f"{kind}:imprecise:{exc.code().name}"] += 1
 
 
+async def _exchange(agent: AgentClient, session: Any) -> Any:
+    """One benign exchange: the procurement request of ``accord bench exchange``."""
+    return await agent.request(
+        session,
+        contract_id="relief-supplier-procurement",
+        purpose="emergency-procurement",
+        resource="inventory",
+        subject="SKU-1001",
+        fields=FIELDS,
+    )
+
+
 async def _benign(agent: AgentClient, session: Any, *, concurrency: int, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     errors: Counter = Counter()
@@ -192,14 +204,7 @@ async def _benign(agent: AgentClient, session: Any, *, concurrency: int, seconds
         while time.perf_counter() < end:
             t0 = time.perf_counter()
             try:
-                await agent.request(
-                    session,
-                    contract_id="relief-supplier-procurement",
-                    purpose="emergency-procurement",
-                    resource="inventory",
-                    subject="SKU-1001",
-                    fields=FIELDS,
-                )
+                await _exchange(agent, session)
             except Exception as exc:  # counted: a benign failure under flood is a finding
                 errors[getattr(exc, "reason", type(exc).__name__)] += 1
                 continue
@@ -257,14 +262,7 @@ async def _run(layout: Any, procs: dict[str, NodeProcess], *, seconds: float, co
     async with AgentClient.from_wallet(layout.wallets["relief/logistics"]) as agent:
         session = await agent.open_session("supplier")
         for _ in range(20):  # warm-up
-            await agent.request(
-                session,
-                contract_id="relief-supplier-procurement",
-                purpose="emergency-procurement",
-                resource="inventory",
-                subject="SKU-1001",
-                fields=FIELDS,
-            )
+            await _exchange(agent, session)
         quiet = await _benign(agent, session, concurrency=concurrency, seconds=seconds)
         ctx = multiprocessing.get_context("spawn")
         queue = ctx.Queue()

@@ -29,8 +29,10 @@ import atexit
 import contextlib
 import functools
 import multiprocessing
+import os
 import sys
 import threading
+import time
 import types
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -51,6 +53,32 @@ T = TypeVar("T")
 
 #: Longest wait for the workers of a new pool to start (not counted in any job's deadline), seconds.
 STARTUP_TIMEOUT_SECONDS = 120.0
+
+
+#: How often a worker checks that the process owning its pool is still alive, seconds.
+OWNER_CHECK_SECONDS = 1.0
+
+
+def _exit_with_owner(owner_pid: int) -> None:
+    """Worker initializer: leave when the owning process is gone.
+
+    A pool's workers hold both ends of their job queue, so a node killed with
+    SIGKILL never closes it and they would wait forever (and keep the
+    forkserver alive). A daemon thread checks the owner every
+    :data:`OWNER_CHECK_SECONDS` and ends the worker once it has disappeared.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(OWNER_CHECK_SECONDS)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, another user's pid (reused): keep serving
+                continue
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
 def _ready() -> bool:
@@ -161,7 +189,10 @@ class VerifierPool:
             if self._executor is None:
                 with _without_main_module():
                     executor = ProcessPoolExecutor(
-                        max_workers=self.max_workers, mp_context=_context(self.preload)
+                        max_workers=self.max_workers,
+                        mp_context=_context(self.preload),
+                        initializer=_exit_with_owner,
+                        initargs=(os.getpid(),),
                     )
                     # one job per worker: every worker process is created here, not later
                     self._warmup = [executor.submit(_ready) for _ in range(self.max_workers)]

@@ -1343,7 +1343,7 @@ class Node:
         from pydantic import ValidationError
 
         from federation import receipts as rc
-        from ledger import LedgerError, leaf_hash
+        from ledger import LedgerError
 
         receipt = outcome.receipt
         book = rc.receipt_book(self)
@@ -1391,89 +1391,88 @@ class Node:
         ) as exc:
             refusal = exc
             log.error("provider receipt refused", peer=bundle.org_name, reason=exc.reason, error=str(exc))
+        received = self._received_base(bundle, request, receipt.entry)
         if refusal is not None:
             # the outcome is not passed on: record the refusal (with evidence) and raise it
-            book.remember_mismatch(
-                bundle.ledger_origin,
-                refusal.reason,
-                str(refusal),
+            await self._record_receipt_refusal(
+                bundle,
+                refusal,
                 tlog_proof=receipt.tlog_proof[: rc.MAX_TLOG_PROOF_BYTES],
                 entry_b64=base64.b64encode(receipt.entry[: rc.MAX_ENTRY_BYTES]).decode(),
             )
-            evidence = getattr(refusal, "evidence", None)
-            if evidence is not None:
-                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
-            rc.persist_book(self)
             entry = DisclosureEntry(
-                kind="received",
-                disclosure_id=("rcv_" + sha256_hex(request.signed_bytes)[:32]),
-                time=rfc3339(now_utc()),
-                provider_org=bundle.org_did,
-                requester_org=self.did,
-                requester_agent=request.agent_did,
-                provider_agent="",
-                contract_id=request.contract_id,
-                contract_hash="",
-                purpose=request.purpose,
-                fields_requested=list(request.fields),
+                disclosure_id=received.pop("disclosure_id"),
                 decision="deny",
                 reason=refusal.reason,
-                request_digest=sha256_hex(request.signed_bytes),
-                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
                 extra={k: str(v)[:200] for k, v in refusal.metadata.items()},
+                **received,
             )
             written = await self.writer.write(entry, receipt=False)
             refusal.metadata["received_leaf_index"] = str(written.index)
             raise refusal
-        received = dict(
-            kind="received",
-            time=rfc3339(now_utc()),
-            provider_org=bundle.org_did,
-            requester_org=self.did,
-            requester_agent=request.agent_did,
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
-            request_digest=sha256_hex(request.signed_bytes),
-            provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
-        )
         try:
+            contract = self.contracts.get(request.contract_id)
             entry = DisclosureEntry(
-                kind="received",
-                disclosure_id=outcome.disclosure_id,
-                time=rfc3339(now_utc()),
-                provider_org=bundle.org_did,
-                requester_org=self.did,
-                requester_agent=request.agent_did,
-                provider_agent="",
-                contract_id=request.contract_id,
-                contract_hash=self.contracts[request.contract_id].version_hash
-                if request.contract_id in self.contracts
-                else "",
-                purpose=request.purpose,
-                fields_requested=list(request.fields),
+                **{
+                    **received,
+                    "disclosure_id": outcome.disclosure_id,
+                    "contract_hash": contract.version_hash if contract is not None else "",
+                },
                 fields_released=list(outcome.released_fields),
                 fields_stripped=list(outcome.stripped_fields),
                 record_count=outcome.record_count,
                 decision=outcome.decision,
                 reason="" if ok else "RECEIPT_INVALID",
                 decision_hash=outcome.decision_hash,
-                request_digest=sha256_hex(request.signed_bytes),
                 response_digest=expected["response_digest"],
                 effective_trust=outcome.effective_trust,
-                provider_leaf_hash=base64.b64encode(leaf_hash(receipt.entry)).decode(),
             )
         except (ValidationError, LedgerError):
             # an unverified outcome whose members do not form an entry: record what this node knows
-            entry = DisclosureEntry(
-                disclosure_id="rcv_" + sha256_hex(request.signed_bytes)[:32],
-                contract_hash="",
-                decision="deny",
-                reason="RECEIPT_INVALID",
-                **received,
-            )
+            entry = DisclosureEntry(decision="deny", reason="RECEIPT_INVALID", **received)
         written = await self.writer.write(entry, receipt=False)
         return outcome, written.index, ok
+
+    def _received_base(self, bundle: Any, request: Request, provider_entry: bytes) -> dict[str, Any]:
+        """The members every "received" entry of ``request`` shares (names and digests only).
+
+        ``disclosure_id`` is this node's own id for the request (``rcv_`` + the
+        request digest): callers replace it with the provider's id once its
+        receipt verified. ``provider_leaf_hash`` is RFC 9162 §2.1.1 over the
+        provider's logged entry bytes.
+        """
+        from ledger import leaf_hash
+
+        digest = sha256_hex(request.signed_bytes)
+        return dict(
+            kind="received",
+            disclosure_id="rcv_" + digest[:32],
+            time=rfc3339(now_utc()),
+            provider_org=bundle.org_did,
+            requester_org=self.did,
+            requester_agent=request.agent_did,
+            provider_agent="",
+            contract_id=request.contract_id,
+            contract_hash="",
+            purpose=request.purpose,
+            fields_requested=list(request.fields),
+            request_digest=digest,
+            provider_leaf_hash=base64.b64encode(leaf_hash(provider_entry)).decode(),
+        )
+
+    async def _record_receipt_refusal(
+        self, bundle: Any, refusal: FederationError, *, tlog_proof: str, entry_b64: str
+    ) -> None:
+        """Keep a refused receipt as evidence (bounded), store equivocation evidence, persist the book."""
+        from federation import receipts as rc
+
+        rc.receipt_book(self).remember_mismatch(
+            bundle.ledger_origin, refusal.reason, str(refusal), tlog_proof=tlog_proof, entry_b64=entry_b64
+        )
+        evidence = getattr(refusal, "evidence", None)
+        if evidence is not None:
+            await self.writer.run_sync(self.ledger.record_equivocation, evidence)
+        rc.persist_book(self)
 
     async def _log_received_denial(self, bundle, request: Request, err, verifier) -> tuple[int, bool]:
         """Check a logged refusal's receipt (bounded, bound to this request) and log "received".
@@ -1487,7 +1486,6 @@ class Node:
         import binascii
 
         from federation import receipts as rc
-        from ledger import leaf_hash
 
         meta = err.metadata
         book = rc.receipt_book(self)
@@ -1540,42 +1538,21 @@ class Node:
         ) as exc:
             refusal = exc
             log.error("provider refusal receipt refused", peer=bundle.org_name, reason=exc.reason)
-            book.remember_mismatch(
-                bundle.ledger_origin,
-                exc.reason,
-                str(exc),
+            await self._record_receipt_refusal(
+                bundle,
+                exc,
                 tlog_proof=meta.get("tlog_proof", "")[: rc.MAX_TLOG_PROOF_BYTES],
                 entry_b64=meta.get("entry_b64", "")[: 4 * rc.MAX_ENTRY_BYTES // 3 + 4],
             )
-            evidence = getattr(exc, "evidence", None)
-            if evidence is not None:
-                await self.writer.run_sync(self.ledger.record_equivocation, evidence)
-            rc.persist_book(self)
         reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
+        received = self._received_base(bundle, request, entry_bytes)
+        if ok:
+            received["disclosure_id"] = meta.get("disclosure_id", "")
         entry = DisclosureEntry(
-            kind="received",
-            disclosure_id=meta.get("disclosure_id", "")
-            if ok
-            else "rcv_" + sha256_hex(request.signed_bytes)[:32],
-            time=rfc3339(now_utc()),
-            provider_org=bundle.org_did,
-            requester_org=self.did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash="",
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
-            fields_released=[],
-            fields_stripped=[],
-            record_count=0,
+            **received,
             decision="deny",
             reason=reason[:256],
             decision_hash=meta.get("decision_hash", "") if ok else "",
-            request_digest=sha256_hex(request.signed_bytes),
-            response_digest="",
-            effective_trust=0.0,
-            provider_leaf_hash=base64.b64encode(leaf_hash(entry_bytes)).decode(),
             extra={
                 "provider_reason": err.reason[:200],
                 **{k: str(v)[:200] for k, v in refusal.metadata.items()},

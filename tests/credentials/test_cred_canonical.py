@@ -239,8 +239,9 @@ def test_rdfc10_is_invariant_under_blank_node_relabelling(quads, rnd):
 
 
 #: Found by the relabelling property above (2026-12-04): two blank nodes pointing at each
-#: other from two blank-node graphs. Accord's RDFC-1.0 and pyld's URDNA2015 both give two
-#: different "canonical" forms depending on the order of the input quads (open).
+#: other from two blank-node graphs. Accord's RDFC-1.0 gives two different "canonical" forms
+#: depending on the order of the input quads; pyld's URDNA2015 also varies here (with the
+#: order, and even with Python's hash seed), so it cannot serve as the reference (open).
 _SYMMETRIC_GRAPHS = [
     ("_:n1", "<http://example.org/p>", "_:n4", "_:n0"),
     ("_:n4", "<http://example.org/p>", "_:n1", "_:n5"),
@@ -249,14 +250,11 @@ _SYMMETRIC_GRAPHS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="RDFC-1.0 output depends on quad order here (pyld agrees): open")
+@pytest.mark.xfail(strict=True, reason="RDFC-1.0 output depends on quad order here: open")
 def test_regression_symmetric_blank_graphs_are_labelled_independently_of_input_labels():
     reordered = [_SYMMETRIC_GRAPHS[1], _SYMMETRIC_GRAPHS[0], *_SYMMETRIC_GRAPHS[2:]]  # same quads
     assert rdfc_canonical_nquads(_SYMMETRIC_GRAPHS) == rdfc_canonical_nquads(reordered)
 
-
-def test_symmetric_blank_graphs_agree_with_pyld():
-    assert rdfc_canonical_nquads(_SYMMETRIC_GRAPHS) == _pyld_canonical(_SYMMETRIC_GRAPHS)
 
 
 def test_to_rdf_quads_shape():

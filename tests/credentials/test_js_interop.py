@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import hashlib
 import json
 import random
 import shutil
@@ -42,16 +43,25 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not on P
 
 @pytest.fixture(scope="module")
 def js_ready() -> Path:
-    marker = JS_DIR / "node_modules" / "@digitalbazaar" / "vc"
-    if not marker.is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not on PATH (needed once to install the JS reference)")
-        # pytest-xdist workers may get here together: one installs, the others wait.
-        with open(JS_DIR / ".npm-ci.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not marker.is_dir():
-                _npm_ci(npm)
+    """The JS reference, installed once by ``npm ci`` from its package-lock.json.
+
+    The stamp names the lock file's digest and is written only after ``npm ci``
+    returns: ``npm ci`` creates package directories before their files are in
+    place, so a directory's presence says nothing (a worker that saw one ran
+    Node against a half-extracted tree). Every worker reads the stamp under
+    the lock the installing worker holds.
+    """
+    lock_digest = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
+    stamp = JS_DIR / "node_modules" / ".accord-npm-ci"
+    # pytest-xdist workers may get here together: one installs, the others wait.
+    with open(JS_DIR / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.is_file() and stamp.read_text() == lock_digest):
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.skip("npm is not on PATH (needed once to install the JS reference)")
+            _npm_ci(npm)
+            stamp.write_text(lock_digest)
     return JS_DIR
 
 

@@ -1,4 +1,4 @@
-"""``accord node``: init, start, status."""
+"""``accord node``: init, start, stop, status, migrate."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ def init(
     """Create keys, DID, CA, TLS certificates and node.toml."""
     from federation.identity import init_node
 
-    d = node_dir(directory)
+    d = node_dir(directory, must_exist=False)
     cfg = init_node(
         d, org_name=org, listen=listen, advertise=advertise, database_url=database_url, force=force
     )
-    console.print(f"initialized [bold]{cfg.org_name}[/] ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+    console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
 
 
 @app.command("start")
@@ -41,12 +41,39 @@ def start(
     directory: DirOption = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
 ) -> None:
-    """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM."""
+    """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM (or `accord node stop`).
+
+    Refused in one line when a node already runs on the directory (its
+    ``node.pid`` is locked) or a configured address is in use.
+    """
     from federation.observability import configure_logging
     from federation.server import run
 
     configure_logging(json_logs=json_logs)
-    asyncio.run(run(node_dir(directory)))
+    asyncio.run(run(node_dir(directory), json_ready=json_logs))
+
+
+@app.command("stop")
+def stop(
+    directory: DirOption = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a graceful stop.")
+    ] = 30.0,
+    kill: Annotated[
+        bool, typer.Option("--kill", help="SIGKILL the node if it is still running after --timeout.")
+    ] = False,
+) -> None:
+    """Stop the node running on this directory: SIGTERM (graceful: drains the ledger), then wait.
+
+    Exit 1 with one line when no node runs there, or when it is still
+    running after ``--timeout`` seconds (unless ``--kill``).
+    """
+    from federation.lifecycle import stop_node
+    from federation.paths import NodePaths
+
+    d = node_dir(directory)
+    pid = stop_node(NodePaths(d).pidfile, timeout=timeout, kill=kill)
+    console.print(f"stopped node in {d} (pid {pid})")
 
 
 @app.command("status")

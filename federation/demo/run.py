@@ -600,9 +600,9 @@ def run_demo(
 ) -> int:
     """Run the whole demo; returns the process exit code (0 = every check passed)."""
     if console is None:
-        console = Console()
+        console = Console(emoji=False)
         if not console.is_terminal or console.width < 140:
-            console = Console(width=160)
+            console = Console(width=160, emoji=False)
     t0 = time.monotonic()
     tmp = None
     if workdir is None:

@@ -182,6 +182,9 @@ def provision(
             update={
                 "status_list_ttl_seconds": status_ttl_seconds,
                 "witness_interval_seconds": witness_interval_seconds,
+                # the scenario's organizations witness each other; the tester org witnesses nobody
+                "witnesses": [o for o in orgs if o != org] if org in orgs else [],
+                "witness_quorum": max(1, min(2, len(orgs) - 1)) if org in orgs else 1,
                 "http_listen": f"127.0.0.1:{free_port()}" if http else "",
                 "metrics_port": free_port(),
             }

@@ -33,21 +33,24 @@ def node_dir(path: Path | None, *, must_exist: bool = True) -> Path:
 
     Args:
         path: the ``--dir`` value (None: ``$ACCORD_NODE_DIR``, else the cwd).
-        must_exist: refuse a directory without ``node.toml`` (every command but ``node init``).
+        must_exist: refuse a directory without a valid ``node.toml`` (every command but ``node init``).
 
     Raises:
-        ConfigError: ``must_exist`` and the directory holds no node.
+        ConfigError: ``must_exist`` and the directory holds no node, or its ``node.toml`` is invalid.
 
     """
-    from federation.config import CONFIG_NAME
+    from federation.config import CONFIG_NAME, load_config
     from federation.errors import ConfigError
 
     d = resolve_node_dir(path)
-    if must_exist and not (d / CONFIG_NAME).is_file():
-        raise ConfigError(
-            f"{d} is not a node directory ({CONFIG_NAME} not found; run `accord node init` or pass --dir)",
-            metadata={"path": str(d)},
-        )
+    if must_exist:
+        if not (d / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"{d} is not a node directory ({CONFIG_NAME} not found; "
+                "run `accord node init` or pass --dir)",
+                metadata={"path": str(d)},
+            )
+        load_config(d)  # the configuration is validated whole before any command acts
     return d
 
 

@@ -82,6 +82,12 @@ def _error_types() -> tuple[type[BaseException], ...]:
     return (FederationError, CredentialError, PolicyError, LedgerError)
 
 
+def _validation_error() -> type[BaseException]:
+    from pydantic import ValidationError
+
+    return ValidationError
+
+
 def _database_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -102,6 +108,12 @@ def main() -> None:
     except _error_types() as exc:
         reason = getattr(exc, "reason", "ERROR")
         typer.echo(f"accord: error: {reason}: {exc}", err=True)
+        sys.exit(1)
+    except _validation_error() as exc:  # a model built from node files or arguments (bundle, config)
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title  # type: ignore[attr-defined]
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        typer.echo(f"accord: error: INVALID: {exc.title}: {where}: {msg}", err=True)  # type: ignore[attr-defined]
         sys.exit(1)
     except _database_errors() as exc:  # unreachable database, wrong credentials, missing schema
         typer.echo(f"accord: error: DATABASE_UNAVAILABLE: {_database_message(exc)}", err=True)

@@ -30,6 +30,7 @@ class NodeProcess:
     Attributes:
         directory: the node directory.
         endpoint: ``HOST:PORT`` once ready.
+        ready_line: the ready line as the node printed it (plain, or JSON with ``--json-logs``).
         log_path: where its stderr goes (``<dir>/node.log``).
         command: the argv that serves the node (``accord node start`` by
             default; test code passes another entry point, e.g.
@@ -51,6 +52,7 @@ class NodeProcess:
             str(self.directory),
         ]
         self.endpoint = ""
+        self.ready_line = ""
         self.log_path = self.directory / "node.log"
         self._env = {**os.environ, **(env or {})}
         self._proc: subprocess.Popen[str] | None = None
@@ -80,6 +82,7 @@ class NodeProcess:
             for line in self._proc.stdout:
                 endpoint = ready_endpoint(line)
                 if endpoint:
+                    self.ready_line = line.rstrip("\n")
                     result.append(endpoint)
                     break
 

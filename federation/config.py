@@ -78,6 +78,10 @@ class NodeConfig(BaseModel):
             checkpoint WITNESSED; at most ``len(witnesses)`` (checked at load,
             never silently capped).
         witness_interval_seconds: how often checkpoints are sent to the witnesses, seconds.
+        auto_migrate: ``node start`` upgrades the database schema to this
+            version's head (Alembic) by itself; with ``false`` it refuses a
+            database that is behind and the operator runs ``accord node migrate``
+            (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
@@ -112,6 +116,7 @@ class NodeConfig(BaseModel):
     witnesses: list[str] = Field(default_factory=list, max_length=64)
     witness_quorum: int = Field(default=1, ge=1, le=64)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
+    auto_migrate: bool = True
     policy: PolicyConfig = PolicyConfig()
     provider_agent: str = "source"
 

@@ -127,6 +127,7 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool =
     pidfile = PidFile.acquire(NodePaths(node_dir).pidfile)
     try:
         config = load_config(node_dir)
+        _require_current_schema(node_dir, config)
         check_bindable(config.listen, setting="listen")
         if config.http_listen:
             check_bindable(config.http_listen, setting="http_listen")
@@ -135,6 +136,19 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool =
         await _serve(node_dir, node_cls=node_cls, pidfile=pidfile, json_ready=json_ready)
     finally:
         pidfile.release()
+
+
+def _require_current_schema(node_dir: Path, config) -> None:
+    """Refuse a database from a newer version; with ``auto_migrate = false`` also one that is behind."""
+    from federation.config import database_url_for
+    from federation.schema_upgrade import require_current
+    from federation.store import make_engine
+
+    engine = make_engine(database_url_for(node_dir, config))
+    try:
+        require_current(engine, allow_behind=config.auto_migrate)
+    finally:
+        engine.dispose()
 
 
 async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool) -> None:

@@ -107,3 +107,65 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     for k, v in info.items():
         t.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
     console.print(t)
+
+
+@app.command("migrate")
+def migrate(
+    directory: DirOption = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 when an upgrade is pending.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Upgrade the node database's schema (node and ledger tables, Alembic) to this version.
+
+    Run with the node stopped (refused while it runs), after a backup. Each
+    set of tables is upgraded in one transaction; a database written by a
+    newer version is refused.
+    """
+    from federation.config import database_url_for, load_config
+    from federation.lifecycle import NodeRunningError, running_pid
+    from federation.paths import NodePaths
+    from federation.schema_upgrade import schema_states, upgrade
+    from federation.store import make_engine
+
+    d = node_dir(directory)
+    cfg = load_config(d)
+    url = database_url_for(d, cfg)
+    engine = make_engine(url)
+    try:
+        states = schema_states(engine)
+        pending = [s for s in states if s.pending]
+        if not check and pending:
+            pid = running_pid(NodePaths(d).pidfile)
+            if pid is not None:
+                raise NodeRunningError(
+                    f"a node runs in {d} (pid {pid}): stop it (`accord node stop`) before migrating"
+                )
+            upgrade(engine, url)
+        rows = [
+            {
+                "tables": s.component,
+                "from": s.current,
+                "to": s.head,
+                "pending": list(s.pending),
+                "status": "up to date" if not s.pending else ("pending" if check else "upgraded"),
+            }
+            for s in states
+        ]
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(rows)
+    else:
+        for r in rows:
+            if not r["pending"]:
+                console.print(f"{r['tables']} tables: at {r['to']} (up to date)")
+            else:
+                verb = "would upgrade" if check else "upgraded"
+                console.print(
+                    f"{r['tables']} tables: {verb} {r['from'] or '(none)'} -> {r['to']} "
+                    f"({', '.join(r['pending'])})"
+                )
+    if check and pending:
+        raise typer.Exit(1)

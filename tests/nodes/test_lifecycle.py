@@ -128,6 +128,9 @@ def test_second_start_stop_and_port_in_use(tmp_path):
         assert p.returncode == 1 and p.stderr.count("\n") == 1
         assert p.stderr.startswith("accord: error: NODE_RUNNING:") and f"pid {proc.pid}" in p.stderr
         assert proc.alive() and json.loads((a / "node.pid").read_text())["pid"] == proc.pid
+        # schema upgrades wait for the node to stop (only when one is pending: here nothing is)
+        p = accord("node", "migrate", "--dir", a, "--check")
+        assert p.returncode == 0 and "up to date" in p.stdout, p.stderr
         # another node configured on the same port: one line naming node.toml's key, no gRPC noise
         b = init(tmp_path / "beta", "beta", listen=proc.endpoint, metrics_port=0)
         p = accord("node", "start", "--dir", b)

@@ -45,7 +45,10 @@ class NodeConfig(BaseModel):
         org_did: organization DID, ``did:web:<org_name>.accord.test``.
         listen: ``HOST:PORT`` the gRPC server binds (port 0 = any free port).
         advertise: ``HOST:PORT`` peers dial (defaults to ``listen``).
-        database_url: SQLAlchemy URL of the node database (ledger included).
+        database_url: SQLAlchemy URL of the node database (ledger included):
+            ``sqlite:///PATH`` (relative to the node directory) or
+            ``postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB``; another
+            backend or driver is refused at load (``check_database_url``).
         metrics_port: Prometheus exporter port on 127.0.0.1 (0 = disabled).
         http_listen: ``HOST:PORT`` for the C2SP tlog-tiles read endpoints and the
             tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).

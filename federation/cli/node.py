@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,10 +31,52 @@ def init(
     from federation.identity import init_node
 
     d = node_dir(directory, must_exist=False)
+    if force:
+        _refuse_orphaning_a_ledger(d)
     cfg = init_node(
         d, org_name=org, listen=listen, advertise=advertise, database_url=database_url, force=force
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+
+
+def _refuse_orphaning_a_ledger(d) -> None:
+    """``init --force`` replaces the keys: refuse while the old database still holds a ledger.
+
+    New keys over an old ledger leave it unverifiable ("log was created with
+    another signing key"): the operator moves the database away first.
+
+    Raises:
+        ConfigError: ``LEDGER_EXISTS`` when the node's database holds ledger entries.
+
+    """
+    from federation.config import CONFIG_NAME, database_url_for, load_config
+    from federation.errors import ConfigError, FederationError
+
+    if not (d / CONFIG_NAME).is_file():
+        return
+    try:
+        cfg = load_config(d)
+    except FederationError:
+        return  # an unreadable config names no database to protect
+    url = database_url_for(d, cfg)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("ledger_entries"):
+                return
+            n = conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar() or 0
+    finally:
+        engine.dispose()
+    if n:
+        raise ConfigError(
+            f"{d} holds a ledger of {n} entries signed with the current keys: --force would leave it "
+            "unverifiable; back up and move the database away first",
+            reason="LEDGER_EXISTS",
+        )
 
 
 @app.command("start")

@@ -271,3 +271,15 @@ def test_ledger_status_says_why_nothing_is_witnessed(node, capsys):
         "witnesses    beta (quorum 1)" in text
         and "beta: never cosigned; last error: not a pinned peer" in text
     )
+
+
+def test_init_force_never_orphans_a_ledger(node, capsys):
+    from nodes.test_lifecycle import append_entries
+
+    ok(capsys, "node", "init", "--org", "alpha", "--dir", node, "--force")  # no ledger yet: allowed
+    append_entries(node, 2)
+    key = (node / "keys" / "org.jwk").read_bytes()
+    code, _, err = accord(capsys, "node", "init", "--org", "alpha", "--dir", node, "--force")
+    one_line_error(code, err, "LEDGER_EXISTS")
+    assert "2 entries" in err and (node / "keys" / "org.jwk").read_bytes() == key
+    assert ok(capsys, "ledger", "verify", "--dir", node).startswith("ledger verify: ok: 2 entries")

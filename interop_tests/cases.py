@@ -305,7 +305,7 @@ async def case_bad_agent_signature(ctx: Context) -> str:
     peer, sid = await _session(ctx)
     try:
         signed = ctx.request(fields=MNI)
-        signed.agent_signature = bytes(64)
+        signed.signature = bytes(64)
         code, reason = await _expect_error(
             peer.exchange(ctx.ident, sid, signed), {grpc.StatusCode.UNAUTHENTICATED}, "bad agent signature"
         )

@@ -42,6 +42,7 @@ from typing import Any
 
 import grpc
 
+from federation.pb import federation_pb2 as pb
 from interop_tests.cases import (
     MNI,
     PURPOSE,
@@ -212,8 +213,6 @@ def _signed_vp(ctx: Context, credential: dict[str, Any], challenge: str, domain:
 
 async def _open_raw(peer: MinimalPeer, ctx: Context, build) -> Any:
     """GetChallenge, then OpenSession with ``build(challenge, domain) -> bytes``."""
-    from federation.pb import federation_pb2 as pb
-
     ch = await peer.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ctx.ident.agent_did), timeout=10)
     body = build(ch.challenge, ch.domain)
     return await peer.stub.OpenSession(pb.OpenSessionRequest(presentation_json=body), timeout=15)
@@ -338,15 +337,13 @@ async def case_control_characters_refused(ctx: Context) -> str:
             ("fields", "record_id\x00"),
             ("subject", "rec-1\x1b[2J"),
         ):
-            signed = ctx.request(fields=MNI)
+            body = pb.RequestBody.FromString(ctx.request(fields=MNI).payload)
             if member == "fields":
-                del signed.body.fields[:]
-                signed.body.fields.extend(["public_code", bad])
+                del body.fields[:]
+                body.fields.extend(["public_code", bad])
             else:
-                setattr(signed.body, member, bad)
-            signed.agent_signature = ctx.ident.agent_key.sign(
-                signed.body.SerializeToString(deterministic=True)
-            )
+                setattr(body, member, bad)
+            signed = MinimalPeer.sign_body(ctx.ident, body)
             seen.append(
                 f"{member}: "
                 + await _expect(
@@ -451,8 +448,6 @@ async def case_anonymous_entry_tiles_refused(ctx: Context) -> str:
 
 async def _served_again(ctx: Context, *, timeout: float = 15.0) -> float:
     """Wait until the target serves the tester a challenge again; return the seconds waited."""
-    from federation.pb import federation_pb2 as pb
-
     t0 = time.perf_counter()
     peer = ctx.peer()
     try:
@@ -495,7 +490,6 @@ async def _flood(ctx: Context, call, *, batch: int, limit: int, reasons: set[str
 
 async def case_challenge_flood_bounded(ctx: Context) -> str:
     """A burst of GetChallenge calls ends in RESOURCE_EXHAUSTED, and the node serves again afterwards."""
-    from federation.pb import federation_pb2 as pb
 
     def call(peer: MinimalPeer):
         return peer.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ctx.ident.agent_did), timeout=10)

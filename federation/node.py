@@ -753,6 +753,15 @@ class Node:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
         return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
+    def _open_payload(self, signed: Any, expected: Any, public_key: bytes, *, signer: str, field: str) -> Any:
+        """Verify and parse one signed payload (the seam every signature check goes through).
+
+        See :func:`federation.signing.open_payload` (arguments, result, errors).
+        """
+        from federation.signing import open_payload
+
+        return open_payload(signed, expected, public_key, signer=signer, field=field)  # type: ignore[arg-type]
+
     def authenticate_request(self, peer: AuthenticatedPeer, envelope: Any) -> tuple[Session, Request]:
         """Open the organization-signed envelope, then the agent-signed request, then check replay.
 
@@ -777,10 +786,9 @@ class Node:
 
         """
         from federation.pb import federation_pb2 as pb
-        from federation.signing import open_payload
         from federation.wire import request_from_pb
 
-        env = open_payload(
+        env = self._open_payload(
             envelope, pb.ExchangeEnvelope, peer.bundle.public_key, signer="org", field="envelope"
         )
         if env.requester_org != peer.org_did:
@@ -788,7 +796,7 @@ class Node:
                 "envelope names another requesting organization", reason="REQUESTER_MISMATCH"
             )
         sess = self.sessions.get(env.session_id, peer_org=peer.org_did)
-        body = open_payload(
+        body = self._open_payload(
             env.request, pb.RequestBody, sess.agent_public_key, signer="agent", field="envelope.request"
         )
         request = request_from_pb(body, env.request)
@@ -1286,11 +1294,10 @@ class Node:
 
         """
         from federation.pb import federation_pb2 as pb
-        from federation.signing import open_payload
 
         self._local_agent(agent_did)
         bundle = self.peers.get(peer_org)
-        proof = open_payload(
+        proof = self._open_payload(
             possession,
             pb.SessionPossession,
             public_key_from_did_key(agent_did),
@@ -1336,7 +1343,7 @@ class Node:
 
         """
         from federation.pb import federation_pb2 as pb
-        from federation.signing import open_payload, sign_payload
+        from federation.signing import sign_payload
         from federation.wire import request_from_pb
 
         local = self.local_sessions.get(session_id)
@@ -1347,7 +1354,9 @@ class Node:
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
         self._local_agent(local.agent_did)
-        body = open_payload(signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request")
+        body = self._open_payload(
+            signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request"
+        )
         request = request_from_pb(body, signed)
         request.validate()
         if request.agent_did != local.agent_did:

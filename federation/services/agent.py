@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from federation.errors import AuthenticationError
+from federation.errors import AuthenticationError, InvalidRequestError
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
@@ -43,6 +43,10 @@ class AgentServicer(pbg.AgentServiceServicer):
     @rpc
     async def OpenSession(self, request, context):  # noqa: N802, D102
         self._agent(context, request.agent_did)
+        if not request.HasField("possession"):
+            raise InvalidRequestError(
+                "AgentOpenSessionRequest.possession is required", metadata={"field": "possession"}
+            )
         r = await self.node.open_agent_session(
             agent_did=request.agent_did,
             peer_org=request.peer_org,
@@ -56,5 +60,7 @@ class AgentServicer(pbg.AgentServiceServicer):
     @rpc
     async def SendRequest(self, request, context):  # noqa: N802, D102
         caller = self._agent(context, None)
+        if not request.HasField("request"):
+            raise InvalidRequestError("SendRequestRequest.request is required", metadata={"field": "request"})
         outcome, index, ok = await self.node.forward(request.session_id, request.request, caller_agent=caller)
         return pb.SendRequestResponse(outcome=outcome, received_leaf_index=index, receipt_verified=ok)

@@ -12,6 +12,8 @@ import json
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from federation.client import AgentClient
 from federation.errors import FederationError
@@ -426,3 +428,65 @@ def test_requester_opens_a_session_with_a_peer_sharing_one_of_each(provider_only
         info.cryptosuites.extend(["ecdsa-rdfc-2019", "eddsa-jcs-2022"])
 
     assert _open_with(provider_only.layout, rewrite) is None
+
+
+# ------------------------------------------------------------------------------ totality
+
+
+def test_missing_signed_payloads_are_malformed_requests(fed):
+    async def go():
+        peer, _, _ = _ctx(fed)
+        try:
+            provider = await _refused(peer.stub.Exchange(pb.ExchangeRequest(), timeout=10))
+        finally:
+            await peer.close()
+        async with AgentClient.from_wallet(fed.layout.wallets["relief/triage-coordinator"]) as c:
+            send = await _refused(c._stub.SendRequest(pb.SendRequestRequest(session_id="x")))
+            open_ = await _refused(
+                c._stub.OpenSession(pb.AgentOpenSessionRequest(agent_did=c.wallet.did, peer_org="hospital"))
+            )
+        return [provider, send, open_]
+
+    assert run(go()) == [(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")] * 3
+
+
+PAYLOAD_TYPES = st.sampled_from(
+    [REQUEST_BODY, EXCHANGE_ENVELOPE, SESSION_POSSESSION, "accord.federation.v2.ExchangeEnvelope", ""]
+) | st.text(max_size=60)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload_type=PAYLOAD_TYPES,
+    payload=st.binary(max_size=400),
+    sign=st.booleans(),
+    inner=st.booleans(),
+)
+def test_any_signed_envelope_gets_a_precise_refusal(fed, payload_type, payload, sign, inner):
+    """Arbitrary (type, bytes), signed by the right org key or not, as the envelope or inside a valid one."""
+
+    async def go():
+        peer, _, ident = _ctx(fed)
+        try:
+            # a session only where the check can get that far (sessions per agent are bounded)
+            sid = (await peer.open_session(ident)).session_id if inner else "ses_none"
+            signed = (
+                sign_as(ident.org_key if not inner else ident.agent_key, payload_type, payload)
+                if sign
+                else pb.SignedPayload(payload_type=payload_type, payload=payload, signature=bytes(64))
+            )
+            if inner:  # arbitrary request inside a well-signed envelope
+                return await _refused(peer.exchange(ident, sid, signed))
+            return await _refused(peer.exchange(ident, sid, pb.SignedPayload(), envelope=signed))
+        finally:
+            await peer.close()
+
+    code, reason = run(go())
+    assert code in {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+    }, (code, reason)
+    assert reason, "every refusal carries an ErrorInfo reason"

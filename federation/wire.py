@@ -69,6 +69,7 @@ STATUS_BY_REASON: dict[str, grpc.StatusCode] = {
     "MALFORMED_PAYLOAD": grpc.StatusCode.INVALID_ARGUMENT,
     "UNKNOWN_FIELD": grpc.StatusCode.INVALID_ARGUMENT,
     "REQUESTER_MISMATCH": grpc.StatusCode.UNAUTHENTICATED,
+    "POSSESSION_MISMATCH": grpc.StatusCode.INVALID_ARGUMENT,
     # negotiation (federation.negotiation; §5). UNSUPPORTED_CRYPTOSUITE above is a
     # credential's proof (INVALID_ARGUMENT); at negotiation the same reason comes
     # with FAILED_PRECONDITION, carried by the FederationError itself.

@@ -163,10 +163,13 @@ class HealthMonitor:
             await asyncio.sleep(every_seconds)
 
 
-def add_routes(app: Any, node: Any) -> None:
+def add_routes(app: Any, node: Any, *, details: bool = True) -> None:
     """Add ``GET /healthz`` (200 while the loop answers) and ``GET /readyz`` (200 ready, 503 not) to ``app``.
 
-    Both answer JSON; ``/readyz`` holds each check's ``ok`` and ``detail``.
+    Both answer JSON. With ``details`` (the loopback metrics port) ``/readyz``
+    holds each check's ``ok`` and ``detail``; without (``http_listen``, which
+    may be public) only ``{"ready": bool}``: database errors and witness
+    names stay private.
     """
     from aiohttp import web
 
@@ -175,7 +178,8 @@ def add_routes(app: Any, node: Any) -> None:
 
     async def readyz(_request: web.Request) -> web.Response:
         body = report(await readiness(node))
-        return web.json_response(body, status=200 if body["ready"] else 503)
+        status = 200 if body["ready"] else 503
+        return web.json_response(body if details else {"ready": body["ready"]}, status=status)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -167,7 +167,7 @@ def test_stale_pid_file_of_a_killed_node_is_taken_over(tmp_path):
 
 
 def test_health_readiness_and_ledger_size_after_restart(tmp_path):
-    a = init(tmp_path / "alpha", "alpha", witnesses=["ghost"])
+    a = init(tmp_path / "alpha", "alpha", witnesses=["ghost"], http_listen=f"127.0.0.1:{free_port()}")
     size = append_entries(a, 3)
     proc = NodeProcess(a).start()
     try:
@@ -183,6 +183,10 @@ def test_health_readiness_and_ledger_size_after_restart(tmp_path):
         assert doc["checks"]["database"]["ok"] and doc["checks"]["ledger_writer"]["ok"]
         assert "ghost: not a pinned peer" in doc["checks"]["witness_quorum"]["detail"]
         assert grpc_health(a, proc.endpoint) == "NOT_SERVING"
+        # the (possibly public) tiles address answers readiness without the details
+        public = f"http://127.0.0.1:{json.loads((a / 'node.pid').read_text())['http_port']}"
+        assert http_get(f"{public}/readyz") == (503, '{"ready": false}')
+        assert http_get(f"{public}/healthz")[0] == 200
         assert grpc_health(a, proc.endpoint, "accord.federation.v1.FederationService") == "NOT_SERVING"
         # the operator drops the witness; the running node reloads and becomes ready
         from federation.config import load_config, save_config

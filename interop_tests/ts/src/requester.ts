@@ -1,0 +1,469 @@
+/**
+ * The requester side of an Accord organization node (docs/protocol.md; WIRE.md):
+ *
+ *   NodeInfo negotiation -> GetChallenge -> OpenSession (the agent's VP) ->
+ *   Exchange (agent-signed RequestBody inside the org-signed ExchangeEnvelope) ->
+ *   verify the Outcome's receipt (tlog-proof, entry bound to this exchange) ->
+ *   wait for the provider's witnessed checkpoint and re-verify inclusion under it ->
+ *   append a "received" entry to the own log.
+ *
+ * mTLS: the client certificate is the node's (SAN URI = org DID); the server must chain
+ * to the CA pinned in the peer's bundle and carry the peer's org DID as SAN URI.
+ */
+import {createHash, randomBytes} from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import canonicalize from 'canonicalize';
+import {Agent} from './agent.js';
+import {NodeIdentity, PeerBundle} from './identity.js';
+import {ReceivedLog} from './log.js';
+import {leafHash, verifyInclusion} from './merkle.js';
+import {checkQuorum, openCheckpoint} from './note.js';
+import {ProtocolError, SignedPayload, signPayload} from './pae.js';
+import {encode, RpcError, services, unary} from './proto.js';
+import {verifyReceipt} from './receipt.js';
+import {addDidDocument} from './vc.js';
+
+export const REQUEST_BODY = 'accord.federation.v1.RequestBody';
+export const EXCHANGE_ENVELOPE = 'accord.federation.v1.ExchangeEnvelope';
+export const SUPPORTED = {
+  protocol_versions: ['accord.federation.v1'],
+  cryptosuites: ['eddsa-rdfc-2022'],
+  signature_algorithms: ['ed25519'],
+  ledger_formats: ['c2sp-tlog-checkpoint', 'c2sp-tlog-proof', 'rfc9162-sha256'],
+};
+
+/** What an agent asks for (RequestBody fields the agent chooses). */
+export interface RequestSpec {
+  contract_id: string;
+  purpose: string;
+  resource: string;
+  subject?: string;
+  fields?: string[];
+  /** aggregate query object (docs/protocol.md "Aggregate queries"); JSON-encoded on the wire */
+  aggregate?: unknown;
+}
+
+/** An open session at a provider. */
+export interface Session {
+  peer: PeerBundle;
+  agent: Agent;
+  session_id: string;
+  expires_at: string;
+  effective_trust: number;
+}
+
+/** Result of one exchange, allowed or refused. */
+export interface ExchangeResult {
+  decision: 'allow' | 'deny';
+  outcome?: any;
+  payload?: unknown;
+  error?: {status: string; reason: string; metadata: Record<string, string>; message: string};
+  receipt_verified: boolean;
+  witnessed?: {size: string; witnesses: string[]};
+  received_leaf_index: number;
+  received_checkpoint: string;
+}
+
+/** Refusal of a provider's outcome (FAILED_PRECONDITION / RECEIPT_MISMATCH and kin). */
+export class ReceiptError extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A JSON number kept as its source token (int vs float matters to Python's spelling). */
+class NumberToken {
+  constructor(readonly token: string) {}
+}
+
+const NUMBER_MARK = '\u0000accord-number:';
+
+/** JSON.parse that keeps every number as a NumberToken (string members are untouched). */
+export function parseKeepingNumbers(text: string): unknown {
+  let out = '';
+  let i = 0;
+  const num = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  while (i < text.length) {
+    const ch = text[i];
+    if (ch === '"') {
+      const start = i++;
+      while (i < text.length && text[i] !== '"') {
+        i += text[i] === '\\' ? 2 : 1;
+      }
+      out += text.slice(start, ++i);
+    } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
+      num.lastIndex = i;
+      const m = num.exec(text);
+      if (m === null) {
+        throw new SyntaxError('bad JSON number');
+      }
+      out += JSON.stringify(NUMBER_MARK + m[0]);
+      i += m[0].length;
+    } else {
+      out += ch;
+      i += 1;
+    }
+  }
+  return JSON.parse(out, (_k, v) => (typeof v === 'string' && v.startsWith(NUMBER_MARK) ? new NumberToken(v.slice(NUMBER_MARK.length)) : v));
+}
+
+/** Python's repr(float(token)) (shortest round trip; fixed for 1e-4 <= |x| < 1e16, else d.ddde+XX). */
+function pythonFloat(token: string): string {
+  const x = Number(token);
+  if (!Number.isFinite(x)) {
+    return x > 0 ? 'Infinity' : x < 0 ? '-Infinity' : 'NaN';
+  }
+  if (x === 0) {
+    return Object.is(x, -0) ? '-0.0' : '0.0';
+  }
+  const [mant, expText] = x.toExponential().split('e');
+  const exp = Number(expText);
+  if (exp >= -5 && exp < 16) {
+    // -5: Python switches to exponent form below 1e-4 (repr(0.0001) == '0.0001', repr(0.00001) == '1e-05')
+    if (exp < -4) {
+      return `${mant}e-${String(-exp).padStart(2, '0')}`;
+    }
+    const digits = mant.replace('-', '').replace('.', '');
+    const sign = x < 0 ? '-' : '';
+    let fixed: string;
+    if (exp < 0) {
+      fixed = '0.' + '0'.repeat(-exp - 1) + digits;
+    } else if (digits.length > exp + 1) {
+      fixed = digits.slice(0, exp + 1) + '.' + digits.slice(exp + 1);
+    } else {
+      fixed = digits + '0'.repeat(exp + 1 - digits.length) + '.0';
+    }
+    return sign + fixed;
+  }
+  return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+}
+
+/**
+ * Python's json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")) with the
+ * default ensure_ascii: what the provider hashes for `response_digest`
+ * (federation/receipts.py payload_digest). `v` comes from parseKeepingNumbers.
+ */
+export function pythonJsonDumps(v: unknown): string {
+  if (v === null) {
+    return 'null';
+  }
+  if (v instanceof NumberToken) {
+    return /[.eE]/.test(v.token) ? pythonFloat(v.token) : BigInt(v.token).toString();
+  }
+  if (typeof v === 'boolean') {
+    return v ? 'true' : 'false';
+  }
+  if (typeof v === 'number') {
+    return Number.isInteger(v) ? String(v) : pythonFloat(String(v));
+  }
+  if (typeof v === 'string') {
+    // ensure_ascii: every UTF-16 code unit above 0x7e and every control character as
+    // \uXXXX (lowercase hex), the short escapes where JSON has them
+    const short: Record<string, string> = {'"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f'};
+    let out = '"';
+    for (let i = 0; i < v.length; i++) {
+      const ch = v[i];
+      const c = v.charCodeAt(i);
+      if (short[ch] !== undefined) {
+        out += short[ch];
+      } else if (c < 0x20 || c > 0x7e) {
+        out += '\\u' + c.toString(16).padStart(4, '0');
+      } else {
+        out += ch;
+      }
+    }
+    return out + '"';
+  }
+  if (Array.isArray(v)) {
+    return '[' + v.map(pythonJsonDumps).join(',') + ']';
+  }
+  const o = v as Record<string, unknown>;
+  return '{' + Object.keys(o).sort().map(k => pythonJsonDumps(k) + ':' + pythonJsonDumps(o[k])).join(',') + '}';
+}
+
+/** response_digest of a payload as the provider logs it (SHA-256("") for none). */
+export function payloadDigest(payloadJson: Uint8Array): string {
+  if (payloadJson.length === 0) {
+    return sha256Hex(new Uint8Array());
+  }
+  return sha256Hex(Buffer.from(pythonJsonDumps(parseKeepingNumbers(Buffer.from(payloadJson).toString('utf8'))), 'utf8'));
+}
+
+/** Compare the provider's logged entry with what this requester knows; throws ReceiptError. */
+export function bindEntry(entryBytes: Uint8Array, expected: Record<string, unknown>): any {
+  let entry: any;
+  try {
+    entry = JSON.parse(Buffer.from(entryBytes).toString('utf8'));
+  } catch {
+    throw new ReceiptError('RECEIPT_MISMATCH', 'the receipt entry is not JSON');
+  }
+  if (canonicalize(entry) !== Buffer.from(entryBytes).toString('utf8')) {
+    throw new ReceiptError('RECEIPT_MISMATCH', 'the receipt entry is not RFC 8785 canonical JSON');
+  }
+  const bad: string[] = [];
+  for (const [k, want] of Object.entries(expected)) {
+    const got = entry[k];
+    const ok = k === 'kind' && Array.isArray(want) ? want.includes(got) : JSON.stringify(got) === JSON.stringify(want);
+    if (!ok) {
+      bad.push(k);
+    }
+  }
+  if (bad.length > 0) {
+    throw new ReceiptError('RECEIPT_MISMATCH', `the provider's logged entry differs from this exchange in ${bad.sort().join(', ')}`);
+  }
+  return entry;
+}
+
+export class RequesterNode {
+  readonly log: ReceivedLog;
+  private readonly clients = new Map<string, grpc.Client>();
+
+  /**
+   * @param identity the node directory
+   * @param witnessQuorum cosignatures required on the provider's checkpoint, from the
+   *   witnesses of pinned peers other than the provider (capped at their number)
+   */
+  constructor(readonly identity: NodeIdentity, readonly witnessQuorum = 1) {
+    this.log = new ReceivedLog(identity.dir, identity.ledgerOrigin, identity.ledgerKey);
+    addDidDocument(identity.peers.find(p => p.org_did === identity.orgDid)?.did_document ?? {id: ''});
+  }
+
+  /** The FederationService client for a peer (mTLS; server identity = the peer's org DID). */
+  client(peer: PeerBundle): grpc.Client {
+    let c = this.clients.get(peer.org_did);
+    if (c === undefined) {
+      const creds = grpc.credentials.createSsl(Buffer.from(peer.ca_certificate_pem), this.identity.keyPem, this.identity.certPem, {
+        checkServerIdentity: (_host, cert) => {
+          const sans = (cert.subjectaltname ?? '').split(', ');
+          return sans.includes(`URI:${peer.org_did}`) ? undefined : new Error(`server certificate does not name ${peer.org_did}`);
+        },
+      });
+      c = new services.FederationService(peer.endpoint, creds, {'grpc.max_receive_message_length': 8 * 1024 * 1024});
+      this.clients.set(peer.org_did, c);
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) {
+      c.close();
+    }
+    this.clients.clear();
+  }
+
+  /**
+   * Read the peer's NodeInfo and refuse a peer with nothing in common (WIRE.md
+   * "Negotiation"): ProtocolError FAILED_PRECONDITION / UNSUPPORTED_VERSION |
+   * UNSUPPORTED_CRYPTOSUITE | UNSUPPORTED_ALGORITHM.
+   */
+  async negotiate(peer: PeerBundle): Promise<any> {
+    const info: any = await unary(this.client(peer), 'GetNodeInfo', {});
+    if (info.org_did !== peer.org_did) {
+      throw new ProtocolError('FAILED_PRECONDITION', 'UNKNOWN_PEER', `node info names ${info.org_did}, not ${peer.org_did}`);
+    }
+    const checks: [keyof typeof SUPPORTED, string][] = [
+      ['protocol_versions', 'UNSUPPORTED_VERSION'], ['cryptosuites', 'UNSUPPORTED_CRYPTOSUITE'],
+      ['signature_algorithms', 'UNSUPPORTED_ALGORITHM'],
+    ];
+    for (const [field, reason] of checks) {
+      const theirs: string[] | undefined = info[field];
+      if (theirs === undefined && field !== 'protocol_versions') {
+        continue; // a wire without the field (before accord.federation.v1 negotiation landed)
+      }
+      if (!(theirs ?? []).some(x => SUPPORTED[field].includes(x))) {
+        throw new ProtocolError('FAILED_PRECONDITION', reason, `${peer.org_name} offers ${field} ${JSON.stringify(theirs)}; this node speaks ${JSON.stringify(SUPPORTED[field])}`);
+      }
+    }
+    return info;
+  }
+
+  /** GetChallenge + OpenSession with the agent's VP bound to the challenge and the peer's DID. */
+  async openSession(agent: Agent, peerName: string): Promise<Session> {
+    const peer = this.identity.peer(peerName);
+    await this.negotiate(peer);
+    const c = this.client(peer);
+    const ch: any = await unary(c, 'GetChallenge', {agent_did: agent.did});
+    if (ch.domain !== peer.org_did) {
+      throw new ProtocolError('FAILED_PRECONDITION', 'WRONG_DOMAIN', `challenge domain ${ch.domain} is not ${peer.org_did}`);
+    }
+    const vp = await agent.presentation(ch.challenge, ch.domain);
+    const r: any = await unary(c, 'OpenSession', {presentation_json: Buffer.from(JSON.stringify(vp), 'utf8')});
+    return {peer, agent, session_id: r.session_id, expires_at: r.expires_at, effective_trust: r.effective_trust};
+  }
+
+  /** The org-signed ExchangeEnvelope around an agent-signed request (WIRE.md). */
+  envelope(session: Session, request: SignedPayload): SignedPayload {
+    const bytes = encode('ExchangeEnvelope', {
+      session_id: session.session_id,
+      request: {payload_type: request.payloadType, payload: request.payload, signature: request.signature},
+      requester_org: this.identity.orgDid,
+    });
+    return signPayload(this.identity.orgKey, EXCHANGE_ENVELOPE, bytes);
+  }
+
+  /** One request in a session: sign, send, verify the receipt, log "received". */
+  async exchange(session: Session, spec: RequestSpec, opts: {waitWitnessedMs?: number} = {}): Promise<ExchangeResult> {
+    const {body, signed} = session.agent.signRequest(spec, session.peer.org_did);
+    const env = this.envelope(session, signed);
+    const requestDigest = sha256Hex(signed.payload);
+    const base = {
+      kind: 'received', time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      provider_org: session.peer.org_did, requester_org: this.identity.orgDid,
+      requester_agent: body.agent_did, provider_agent: '', contract_id: body.contract_id, contract_hash: '',
+      purpose: body.purpose, fields_requested: body.fields, request_digest: requestDigest,
+    };
+    let outcome: any;
+    try {
+      const r: any = await unary(this.client(session.peer), 'Exchange', {
+        envelope: {payload_type: env.payloadType, payload: Buffer.from(env.payload), signature: Buffer.from(env.signature)},
+      });
+      outcome = r.outcome;
+    } catch (err) {
+      if (!(err instanceof RpcError) || !err.metadata.tlog_proof || !err.metadata.disclosure_id) {
+        throw err; // refused before any decision: nothing logged at the provider, nothing here
+      }
+      return this.loggedDenial(session, err, base, opts);
+    }
+    const receipt = outcome.receipt ?? {};
+    const entry: Buffer = receipt.entry ?? Buffer.alloc(0);
+    let verified = false;
+    let witnessed: ExchangeResult['witnessed'];
+    let reason = '';
+    let refusal = '';
+    try {
+      if (Buffer.compare(Buffer.from(leafHash(entry)), receipt.leaf_hash ?? Buffer.alloc(0)) !== 0) {
+        throw new ReceiptError('RECEIPT_MISMATCH', 'receipt leaf_hash is not SHA-256(0x00 || entry)');
+      }
+      const v = verifyReceipt(receipt.tlog_proof, entry, session.peer.ledger_vkey);
+      if (String(v.index) !== String(receipt.leaf_index)) {
+        throw new ReceiptError('RECEIPT_MISMATCH', 'receipt leaf_index differs from the tlog-proof index');
+      }
+      const expected: Record<string, unknown> = {
+        kind: ['disclosure'], disclosure_id: outcome.disclosure_id, provider_org: session.peer.org_did,
+        requester_org: this.identity.orgDid, requester_agent: body.agent_did, contract_id: body.contract_id,
+        purpose: body.purpose, request_digest: requestDigest, response_digest: payloadDigest(outcome.payload_json),
+        fields_released: outcome.released_fields, fields_stripped: outcome.stripped_fields,
+        record_count: outcome.record_count, decision: outcome.decision, reason: outcome.reasons.join(','),
+        decision_hash: outcome.decision_hash, effective_trust: outcome.effective_trust,
+      };
+      if (!body.aggregate_json) {
+        expected.fields_requested = body.fields;
+      }
+      bindEntry(entry, expected);
+      verified = true;
+      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+    } catch (err) {
+      if (!(err instanceof ReceiptError) && !(err instanceof Error && err.constructor.name === 'NoteError')) {
+        throw err;
+      }
+      reason = err instanceof ReceiptError ? err.reason : 'RECEIPT_INVALID';
+      refusal = err.message;
+    }
+    const written = this.log.append({
+      ...base,
+      disclosure_id: verified ? outcome.disclosure_id : 'rcv_' + requestDigest.slice(0, 32),
+      fields_released: verified ? outcome.released_fields : [],
+      fields_stripped: verified ? outcome.stripped_fields : [],
+      record_count: verified ? outcome.record_count : 0,
+      decision: verified ? outcome.decision : 'deny',
+      reason, decision_hash: verified ? outcome.decision_hash : '',
+      response_digest: verified ? payloadDigest(outcome.payload_json) : '',
+      effective_trust: verified ? outcome.effective_trust : 0,
+      provider_leaf_hash: Buffer.from(leafHash(entry)).toString('base64'),
+      extra: witnessed ? {witnessed_size: witnessed.size} : {},
+    });
+    const payload = outcome.payload_json?.length ? JSON.parse(Buffer.from(outcome.payload_json).toString('utf8')) : undefined;
+    return {
+      decision: verified ? outcome.decision : 'deny', outcome, payload, receipt_verified: verified, witnessed,
+      received_leaf_index: written.index, received_checkpoint: written.checkpoint,
+      ...(verified ? {} : {error: {status: 'FAILED_PRECONDITION', reason, metadata: {}, message: `provider receipt refused: ${refusal}`}}),
+    };
+  }
+
+  private async loggedDenial(session: Session, err: RpcError, base: Record<string, unknown>, opts: {waitWitnessedMs?: number}): Promise<ExchangeResult> {
+    const m = err.metadata;
+    const entry = Buffer.from(m.entry_b64 ?? '', 'base64');
+    let verified = false;
+    let witnessed: ExchangeResult['witnessed'];
+    try {
+      const v = verifyReceipt(m.tlog_proof, entry, session.peer.ledger_vkey);
+      if (m.leaf_index !== undefined && m.leaf_index !== String(v.index)) {
+        throw new ReceiptError('RECEIPT_MISMATCH', 'denial leaf_index differs from the tlog-proof index');
+      }
+      bindEntry(entry, {
+        kind: ['denial', 'audit_denial'], disclosure_id: m.disclosure_id, provider_org: session.peer.org_did,
+        requester_org: this.identity.orgDid, requester_agent: base.requester_agent, contract_id: base.contract_id,
+        purpose: base.purpose, request_digest: base.request_digest, decision: 'deny', reason: err.reason,
+        decision_hash: m.decision_hash ?? '', fields_released: [], record_count: 0,
+      });
+      verified = true;
+      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+    } catch (e) {
+      if (!(e instanceof Error) || !['ReceiptError', 'NoteError'].includes(e.constructor.name)) {
+        throw e;
+      }
+    }
+    const written = this.log.append({
+      ...base,
+      disclosure_id: verified ? m.disclosure_id : 'rcv_' + String(base.request_digest).slice(0, 32),
+      fields_released: [], fields_stripped: [], record_count: 0, decision: 'deny',
+      reason: verified ? err.reason : 'RECEIPT_INVALID', decision_hash: verified ? (m.decision_hash ?? '') : '',
+      response_digest: '', effective_trust: 0, provider_leaf_hash: Buffer.from(leafHash(entry)).toString('base64'),
+      extra: {provider_reason: err.reason.slice(0, 200), ...(witnessed ? {witnessed_size: witnessed.size} : {})},
+    });
+    return {
+      decision: 'deny', receipt_verified: verified, witnessed,
+      error: {status: err.status, reason: err.reason, metadata: m, message: err.message},
+      received_leaf_index: written.index, received_checkpoint: written.checkpoint,
+    };
+  }
+
+  /**
+   * Wait (up to `waitMs`) until the provider's latest witnessed checkpoint covers `index`,
+   * then check it: the log's signature, `witnessQuorum` cosignatures from the witnesses of
+   * pinned peers other than the provider, and the entry's inclusion under its root
+   * (GetInclusionProof at its size). Returns undefined when not witnessed in time.
+   * Throws NoteError / ReceiptError when what the provider serves does not verify.
+   */
+  async witnessed(peer: PeerBundle, index: bigint, leaf: Uint8Array, waitMs: number): Promise<ExchangeResult['witnessed']> {
+    if (waitMs <= 0) {
+      return undefined;
+    }
+    const witnesses = this.identity.peers.filter(p => p.org_did !== peer.org_did && p.witness_vkey).map(p => p.witness_vkey);
+    if (witnesses.length === 0) {
+      return undefined;
+    }
+    const k = Math.max(1, Math.min(this.witnessQuorum, witnesses.length));
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const r: any = await unary(this.client(peer), 'QueryEntries', {limit: 1});
+      const {checkpoint, note} = openCheckpoint(r.signed_checkpoint, peer.ledger_vkey);
+      let names: string[] | undefined;
+      try {
+        names = checkQuorum(note, witnesses, k, BigInt(Math.floor(Date.now() / 1000)));
+      } catch {
+        names = undefined; // not (yet) witnessed by enough of the federation's witnesses
+      }
+      if (names !== undefined && checkpoint.size > index) {
+        const proof: any = await unary(this.client(peer), 'GetInclusionProof', {leaf_index: String(index), tree_size: String(checkpoint.size)});
+        if (!verifyInclusion(index, checkpoint.size, leaf, proof.hashes.map((h: Buffer) => new Uint8Array(h)), checkpoint.root)) {
+          throw new ReceiptError('PEER_LOG_INCONSISTENT', `entry ${index} is not included under the witnessed checkpoint of size ${checkpoint.size}`);
+        }
+        return {size: String(checkpoint.size), witnesses: names};
+      }
+      if (Date.now() > deadline) {
+        return undefined;
+      }
+      await new Promise(res => setTimeout(res, 250));
+    }
+  }
+
+  /** A fresh request nonce (16 random bytes, base64url). */
+  static nonce(): string {
+    return randomBytes(16).toString('base64url');
+  }
+}

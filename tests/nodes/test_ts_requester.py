@@ -1,0 +1,237 @@
+"""Cross-implementation exchanges: the TypeScript requester (interop_tests/ts) against Python providers.
+
+The TypeScript organization ``tsorg`` is provisioned with the operator tooling's file
+formats (``accord node init`` layout, a signed peer bundle pinned by every provider, agent
+wallets, contracts signed by both parties); everything it does on the wire is TypeScript:
+NodeInfo negotiation, the agent's presentation (Digital Bazaar eddsa-rdfc-2022), the
+agent-signed RequestBody and the org-signed ExchangeEnvelope (DSSE PAE), gRPC over mTLS
+(@grpc/grpc-js), receipt and witnessed-checkpoint verification, its own "received" log,
+and the status-list server providers query for revocation.
+
+Skipped only when ``node`` or ``npm`` is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from federation.agents import register_agent
+from federation.demo.setup import INTEROP_DATASET, INTEROP_RESOURCE, interop_contract, provision
+from federation.identity import NodeIdentity, export_bundle, init_node
+from federation.supervisor import NodeProcess, free_port
+from ledger import leaf_hash
+from policy import Contract
+
+TS_DIR = Path(__file__).resolve().parents[2] / "interop_tests" / "ts"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+PROVIDERS = ("hospital", "relief", "supplier")
+TS_ORG = "tsorg"
+
+pytestmark = pytest.mark.skipif(NODE is None or NPM is None, reason="node / npm (Node.js) are not on PATH")
+
+
+def _sources_digest() -> str:
+    h = hashlib.sha256((TS_DIR / "package-lock.json").read_bytes())
+    for p in sorted([*TS_DIR.glob("src/*.ts"), *TS_DIR.glob("test/*.ts"), TS_DIR / "tsconfig.json"]):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def ts_ready() -> Path:
+    """``npm ci`` (once per lock digest) and ``tsc`` (once per source digest), under a lock.
+
+    As in tests/credentials/test_js_interop.py: the stamps are written only after the
+    step finished, and read under the lock the installing worker holds.
+    """
+    lock_digest = hashlib.sha256((TS_DIR / "package-lock.json").read_bytes()).hexdigest()
+    ci_stamp = TS_DIR / "node_modules" / ".accord-npm-ci"
+    build_stamp = TS_DIR / "dist" / ".accord-build"
+    with open(TS_DIR / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (ci_stamp.is_file() and ci_stamp.read_text() == lock_digest):
+            subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, capture_output=True, timeout=600)
+            ci_stamp.write_text(lock_digest)
+        digest = _sources_digest()
+        if not (build_stamp.is_file() and build_stamp.read_text() == digest):
+            shutil.rmtree(TS_DIR / "dist", ignore_errors=True)
+            proc = subprocess.run(
+                [NODE, str(TS_DIR / "node_modules" / "typescript" / "bin" / "tsc"), "-p", "."],
+                cwd=TS_DIR,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            build_stamp.write_text(digest)
+    return TS_DIR
+
+
+def ts(command: str, node_dir: Path, *args: str, request: dict | None = None, timeout: float = 120) -> dict:
+    proc = subprocess.run(
+        [NODE, str(TS_DIR / "dist" / "src" / "cli.js"), command, str(node_dir), *args],
+        input=json.dumps(request or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.stdout, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def ts_contract(provider: str, idents: dict[str, NodeIdentity], now: dt.datetime) -> Contract:
+    """The interop contract of ``provider``, with ``tsorg`` as the requester, signed by both."""
+    doc = interop_contract(provider, now)
+    doc["id"] = f"ts-{provider}"
+    doc["parties"]["requester"] = {"org": f"did:web:{TS_ORG}.accord.test", "name": TS_ORG}
+    c = Contract.from_dict(doc)
+    for name in (provider, TS_ORG):
+        ident = idents[name]
+        c = c.sign(org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed)
+    return c
+
+
+class TsFed:
+    def __init__(self, root: Path, layout, procs: dict[str, NodeProcess], ts_dir: Path, server: subprocess.Popen):
+        self.root, self.layout, self.procs, self.ts_dir, self.server = root, layout, procs, ts_dir, server
+
+    def stop(self) -> None:
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+        for p in self.procs.values():
+            p.stop()
+
+
+@pytest.fixture(scope="module")
+def tsfed(ts_ready, tmp_path_factory) -> TsFed:
+    root = tmp_path_factory.mktemp("tsfed")
+    layout = provision(root, orgs=PROVIDERS, with_interop=True)
+    ts_dir = root / TS_ORG
+    listen = f"127.0.0.1:{free_port()}"
+    init_node(ts_dir, org_name=TS_ORG, listen=listen, force=True)
+    ident = NodeIdentity.load(ts_dir)
+    (ts_dir / "accord-ts.json").write_text(json.dumps({"org_name": TS_ORG, "org_did": ident.org_did, "listen": listen}))
+    bundle = export_bundle(ident).model_dump_json(indent=2)
+    idents = {TS_ORG: ident}
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for org in PROVIDERS:
+        idents[org] = NodeIdentity.load(layout.orgs[org])
+        (layout.orgs[org] / "peers" / f"{TS_ORG}.json").write_text(bundle)
+        (ts_dir / "peers" / f"{org}.json").write_text(layout.bundle_path(org).read_text())
+        c = ts_contract(org, idents, now)
+        for party in (org, TS_ORG):
+            c.dump((layout.orgs[org] if party == org else ts_dir) / "contracts" / f"{c.id}.json")
+    for name in ("analyst", "revoked-analyst"):
+        register_agent(ident, name=name, role="analyst", scopes=["interop:read"], trust_tier=1)
+    server = subprocess.Popen(
+        [NODE, str(TS_DIR / "dist" / "src" / "cli.js"), "serve", str(ts_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = server.stdout.readline()
+    assert json.loads(line)["ready"], server.stderr.read()
+    procs: dict[str, NodeProcess] = {}
+    fed = TsFed(root, layout, procs, ts_dir, server)
+    try:
+        for org in PROVIDERS:
+            procs[org] = NodeProcess(layout.orgs[org]).start()
+    except Exception:
+        fed.stop()
+        raise
+    yield fed
+    fed.stop()
+
+
+def exchange(fed: TsFed, requests: list[dict], *, agent: str = "analyst", peer: str = "hospital", wait_ms: int = 0):
+    return ts(
+        "exchange",
+        fed.ts_dir,
+        request={"agent": agent, "peer": peer, "requests": requests, "wait_witnessed_ms": wait_ms, "witness_quorum": 2},
+    )
+
+
+def records(provider: str = "hospital", fields=("record_id", "public_code"), purpose="conformance") -> dict:
+    return {"contract_id": f"ts-{provider}", "purpose": purpose, "resource": INTEROP_RESOURCE, "subject": "*", "fields": list(fields)}
+
+
+def test_records_allowed_with_verified_and_witnessed_receipt(tsfed):
+    out = exchange(tsfed, [records()], wait_ms=20000)
+    assert "error" not in out, out
+    r = out["results"][0]
+    assert r.get("decision") == "allow" and r["receipt_verified"] is True, r.get("error", r)
+    assert r["witnessed"] is not None and set(r["witnessed"]["witnesses"]) <= {"relief.accord.test/witness", "supplier.accord.test/witness", "interop.accord.test/witness"}
+    rows = r["payload"]
+    assert len(rows) == 3 and all(set(row) == {"record_id", "public_code"} for row in rows)
+    # the receipt is the provider's: recompute the leaf hash from the entry bytes it logged
+    entry = base64.b64decode(r["outcome"]["receipt"]["entry"])
+    assert base64.b64decode(r["outcome"]["receipt"]["leaf_hash"]) == leaf_hash(entry)
+    assert json.loads(entry)["requester_org"] == f"did:web:{TS_ORG}.accord.test"
+
+
+def test_mni_stripping_keeps_stripped_fields_out_of_the_payload(tsfed):
+    out = exchange(tsfed, [records(fields=("record_id", "public_code", "region"))])
+    r = out["results"][0]
+    assert r.get("decision") == "allow" and r["receipt_verified"], r.get("error", r)
+    stripped = set(r["outcome"]["stripped_fields"])
+    assert {"secret_note", "internal_score"} <= stripped, r["outcome"]
+    released = set(r["outcome"]["released_fields"])
+    for row in r["payload"]:
+        assert set(row) <= released and not (set(row) & stripped), row
+
+
+def test_denial_has_a_verified_receipt_and_a_received_entry(tsfed):
+    out = exchange(tsfed, [records(fields=("record_id",), purpose="restricted")], wait_ms=20000)
+    r = out["results"][0]
+    assert r.get("decision") == "deny" and r["error"]["status"] == "PERMISSION_DENIED", r
+    assert r["error"]["reason"] == "MISSING_SCOPE", r
+    assert r["receipt_verified"] is True and r["witnessed"] is not None, r
+    log = ts("verify-log", tsfed.ts_dir)
+    assert log["checkpoint_verified"] is True
+    mine = log["entries"][r["received_leaf_index"]]
+    assert mine["kind"] == "received" and mine["decision"] == "deny" and mine["reason"] == "MISSING_SCOPE"
+    assert mine["disclosure_id"] == r["error"]["metadata"]["disclosure_id"]
+
+
+def test_aggregate_count(tsfed):
+    agg = {"kind": "count", "column": "value", "predicate": {"col": "district", "op": "==", "val": "north"}}
+    spec = {"contract_id": "ts-relief", "purpose": "conformance-stats", "resource": INTEROP_DATASET, "subject": "*", "fields": [], "aggregate": agg}
+    out = exchange(tsfed, [spec], peer="relief")
+    r = out["results"][0]
+    assert r.get("decision") == "allow" and r["receipt_verified"], r.get("error", r)
+    (answer,) = r["payload"] if isinstance(r["payload"], list) else [r["payload"]]
+    assert answer["kind"] == "count" and answer["records"] == 10, answer
+
+
+def test_revoked_agent_is_refused_with_revoked(tsfed):
+    ts("status", tsfed.ts_dir, "revoked-analyst", "revoke")
+    out = exchange(tsfed, [records()], agent="revoked-analyst", peer="supplier")
+    assert out.get("error", {}).get("status") == "UNAUTHENTICATED", out
+    assert out["error"]["reason"] == "REVOKED", out
+
+
+def test_received_log_is_an_rfc9162_log_with_a_signed_checkpoint(tsfed):
+    exchange(tsfed, [records(provider="supplier")], peer="supplier")
+    log = ts("verify-log", tsfed.ts_dir)
+    assert log["checkpoint_verified"] is True and log["size"] >= 1
+    from ledger import NoteVerifier
+    from ledger.checkpoint import open_checkpoint
+
+    # the Python ledger verifies the TypeScript log's checkpoint: same formats on both sides
+    note = (tsfed.ts_dir / "ledger" / "checkpoint").read_text()
+    cp = open_checkpoint(note, NoteVerifier.from_vkey(log["vkey"]), origin=f"{TS_ORG}.accord.test/ledger")
+    assert cp.checkpoint.size == log["size"]
+    assert base64.b64encode(cp.checkpoint.root).decode() == log["root"]

@@ -77,6 +77,19 @@ def ts_ready() -> Path:
     return TS_DIR
 
 
+def test_ts_unit_tests_pass(ts_ready):
+    """The TypeScript suite (node:test): wire vectors (docs/spec/vectors), ledger vectors, digests."""
+    proc = subprocess.run(
+        [NODE, "--test", *sorted(str(p) for p in (TS_DIR / "dist" / "test").glob("*.test.js"))],
+        cwd=TS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "# fail 0" in proc.stdout
+
+
 def ts(command: str, node_dir: Path, *args: str, request: dict | None = None, timeout: float = 120) -> dict:
     proc = subprocess.run(
         [NODE, str(TS_DIR / "dist" / "src" / "cli.js"), command, str(node_dir), *args],

@@ -24,11 +24,16 @@ export function messageType(name: string): protobuf.Type {
 export function encode(name: string, value: Record<string, unknown>): Uint8Array {
   const t = messageType(name);
   const unknown = Object.keys(value).filter(k => t.fields[k] === undefined);
-  const err = unknown.length > 0 ? `no field ${unknown.join(', ')}` : t.verify(value);
+  if (unknown.length > 0) {
+    throw new Error(`${name}: no field ${unknown.join(', ')}`);
+  }
+  // fromObject takes the proto3 JSON forms too (int64 as decimal string, bytes as base64)
+  const message = t.fromObject(value);
+  const err = t.verify(message);
   if (err) {
     throw new Error(`${name}: ${err}`);
   }
-  return t.encode(t.fromObject(value)).finish();
+  return t.encode(message).finish();
 }
 
 const definition = protoLoader.loadSync(PROTO_FILE, {keepCase: true, longs: String, enums: String, defaults: true, oneofs: true});

@@ -28,6 +28,7 @@ from federation.agents import register_agent
 from federation.demo.setup import INTEROP_DATASET, INTEROP_RESOURCE, interop_contract, provision
 from federation.identity import NodeIdentity, export_bundle, init_node
 from federation.supervisor import NodeProcess, free_port
+from interop_tests.misbehaving import misbehaving_process
 from ledger import leaf_hash
 from policy import Contract
 
@@ -60,7 +61,13 @@ def ts_ready() -> Path:
     with open(TS_DIR / ".npm-ci.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (ci_stamp.is_file() and ci_stamp.read_text() == lock_digest):
-            subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, capture_output=True, timeout=600)
+            subprocess.run(
+                [NPM, "ci", "--no-audit", "--no-fund"],
+                cwd=TS_DIR,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
             ci_stamp.write_text(lock_digest)
         digest = _sources_digest()
         if not (build_stamp.is_file() and build_stamp.read_text() == digest):
@@ -115,7 +122,9 @@ def ts_contract(provider: str, idents: dict[str, NodeIdentity], now: dt.datetime
 
 
 class TsFed:
-    def __init__(self, root: Path, layout, procs: dict[str, NodeProcess], ts_dir: Path, server: subprocess.Popen):
+    def __init__(
+        self, root: Path, layout, procs: dict[str, NodeProcess], ts_dir: Path, server: subprocess.Popen
+    ):
         self.root, self.layout, self.procs, self.ts_dir, self.server = root, layout, procs, ts_dir, server
 
     def stop(self) -> None:
@@ -136,7 +145,9 @@ def tsfed(ts_ready, tmp_path_factory) -> TsFed:
     listen = f"127.0.0.1:{free_port()}"
     init_node(ts_dir, org_name=TS_ORG, listen=listen, force=True)
     ident = NodeIdentity.load(ts_dir)
-    (ts_dir / "accord-ts.json").write_text(json.dumps({"org_name": TS_ORG, "org_did": ident.org_did, "listen": listen}))
+    (ts_dir / "accord-ts.json").write_text(
+        json.dumps({"org_name": TS_ORG, "org_did": ident.org_did, "listen": listen})
+    )
     bundle = export_bundle(ident).model_dump_json(indent=2)
     idents = {TS_ORG: ident}
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -161,7 +172,13 @@ def tsfed(ts_ready, tmp_path_factory) -> TsFed:
     fed = TsFed(root, layout, procs, ts_dir, server)
     try:
         for org in PROVIDERS:
-            procs[org] = NodeProcess(layout.orgs[org]).start()
+            # the supplier misbehaves: its receipts name the wrong leaf (index + 1)
+            proc = (
+                misbehaving_process(layout.orgs[org], ["bad_receipt"])
+                if org == "supplier"
+                else NodeProcess(layout.orgs[org])
+            )
+            procs[org] = proc.start()
     except Exception:
         fed.stop()
         raise
@@ -169,16 +186,30 @@ def tsfed(ts_ready, tmp_path_factory) -> TsFed:
     fed.stop()
 
 
-def exchange(fed: TsFed, requests: list[dict], *, agent: str = "analyst", peer: str = "hospital", wait_ms: int = 0):
+def exchange(
+    fed: TsFed, requests: list[dict], *, agent: str = "analyst", peer: str = "hospital", wait_ms: int = 0
+):
     return ts(
         "exchange",
         fed.ts_dir,
-        request={"agent": agent, "peer": peer, "requests": requests, "wait_witnessed_ms": wait_ms, "witness_quorum": 2},
+        request={
+            "agent": agent,
+            "peer": peer,
+            "requests": requests,
+            "wait_witnessed_ms": wait_ms,
+            "witness_quorum": 2,
+        },
     )
 
 
 def records(provider: str = "hospital", fields=("record_id", "public_code"), purpose="conformance") -> dict:
-    return {"contract_id": f"ts-{provider}", "purpose": purpose, "resource": INTEROP_RESOURCE, "subject": "*", "fields": list(fields)}
+    return {
+        "contract_id": f"ts-{provider}",
+        "purpose": purpose,
+        "resource": INTEROP_RESOURCE,
+        "subject": "*",
+        "fields": list(fields),
+    }
 
 
 def test_records_allowed_with_verified_and_witnessed_receipt(tsfed):
@@ -186,7 +217,11 @@ def test_records_allowed_with_verified_and_witnessed_receipt(tsfed):
     assert "error" not in out, out
     r = out["results"][0]
     assert r.get("decision") == "allow" and r["receipt_verified"] is True, r.get("error", r)
-    assert r["witnessed"] is not None and set(r["witnessed"]["witnesses"]) <= {"relief.accord.test/witness", "supplier.accord.test/witness", "interop.accord.test/witness"}
+    assert r["witnessed"] is not None and set(r["witnessed"]["witnesses"]) <= {
+        "relief.accord.test/witness",
+        "supplier.accord.test/witness",
+        "interop.accord.test/witness",
+    }
     rows = r["payload"]
     assert len(rows) == 3 and all(set(row) == {"record_id", "public_code"} for row in rows)
     # the receipt is the provider's: recompute the leaf hash from the entry bytes it logged
@@ -221,7 +256,14 @@ def test_denial_has_a_verified_receipt_and_a_received_entry(tsfed):
 
 def test_aggregate_count(tsfed):
     agg = {"kind": "count", "column": "value", "predicate": {"col": "district", "op": "==", "val": "north"}}
-    spec = {"contract_id": "ts-relief", "purpose": "conformance-stats", "resource": INTEROP_DATASET, "subject": "*", "fields": [], "aggregate": agg}
+    spec = {
+        "contract_id": "ts-relief",
+        "purpose": "conformance-stats",
+        "resource": INTEROP_DATASET,
+        "subject": "*",
+        "fields": [],
+        "aggregate": agg,
+    }
     out = exchange(tsfed, [spec], peer="relief")
     r = out["results"][0]
     assert r.get("decision") == "allow" and r["receipt_verified"], r.get("error", r)
@@ -234,6 +276,18 @@ def test_revoked_agent_is_refused_with_revoked(tsfed):
     out = exchange(tsfed, [records()], agent="revoked-analyst", peer="supplier")
     assert out.get("error", {}).get("status") == "UNAUTHENTICATED", out
     assert out["error"]["reason"] == "REVOKED", out
+
+
+def test_wrong_leaf_receipt_is_refused_and_the_data_withheld(tsfed):
+    out = exchange(tsfed, [records(provider="supplier")], peer="supplier")
+    r = out["results"][0]
+    assert r["outcome"]["decision"] == "allow"  # the provider said yes...
+    assert r["receipt_verified"] is False and r["decision"] == "deny", (
+        r
+    )  # ...but its receipt does not prove it
+    assert r["error"]["reason"] == "RECEIPT_INVALID" and r.get("payload") is None, r["error"]
+    mine = ts("verify-log", tsfed.ts_dir)["entries"][r["received_leaf_index"]]
+    assert mine["kind"] == "received" and mine["decision"] == "deny" and mine["reason"] == "RECEIPT_INVALID"
 
 
 def test_received_log_is_an_rfc9162_log_with_a_signed_checkpoint(tsfed):

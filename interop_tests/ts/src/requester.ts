@@ -376,7 +376,8 @@ export class RequesterNode {
       provider_leaf_hash: Buffer.from(leafHash(entry)).toString('base64'),
       extra: witnessed ? {witnessed_size: witnessed.size} : {},
     });
-    const payload = outcome.payload_json?.length ? JSON.parse(Buffer.from(outcome.payload_json).toString('utf8')) : undefined;
+    // an outcome whose receipt did not verify is not handed to the agent (its data is withheld)
+    const payload = verified && outcome.payload_json?.length ? JSON.parse(Buffer.from(outcome.payload_json).toString('utf8')) : undefined;
     return {
       decision: verified ? outcome.decision : 'deny', outcome, payload, receipt_verified: verified, witnessed,
       received_leaf_index: written.index, received_checkpoint: written.checkpoint,

@@ -64,6 +64,28 @@ export interface ExchangeResult {
   received_checkpoint: string;
 }
 
+/**
+ * WIRE.md "Negotiation": the peer's NodeInfo must name the pinned DID and share at least
+ * one protocol version, VC cryptosuite and signature algorithm with this implementation.
+ * Throws ProtocolError FAILED_PRECONDITION / UNKNOWN_PEER | UNSUPPORTED_VERSION |
+ * UNSUPPORTED_CRYPTOSUITE | UNSUPPORTED_ALGORITHM.
+ */
+export function checkNodeInfo(info: any, peer: {org_did: string; org_name: string}): void {
+  if (info.org_did !== peer.org_did) {
+    throw new ProtocolError('FAILED_PRECONDITION', 'UNKNOWN_PEER', `node info names ${info.org_did}, not ${peer.org_did}`);
+  }
+  const checks: [keyof typeof SUPPORTED, string][] = [
+    ['protocol_versions', 'UNSUPPORTED_VERSION'], ['cryptosuites', 'UNSUPPORTED_CRYPTOSUITE'],
+    ['signature_algorithms', 'UNSUPPORTED_ALGORITHM'],
+  ];
+  for (const [field, reason] of checks) {
+    const theirs: string[] = info[field] ?? [];
+    if (!theirs.some(x => SUPPORTED[field].includes(x))) {
+      throw new ProtocolError('FAILED_PRECONDITION', reason, `${peer.org_name} offers ${field} ${JSON.stringify(theirs)}; this node speaks ${JSON.stringify(SUPPORTED[field])}`);
+    }
+  }
+}
+
 /** Refusal of a provider's outcome (FAILED_PRECONDITION / RECEIPT_MISMATCH and kin). */
 export class ReceiptError extends Error {
   constructor(readonly reason: string, message: string) {
@@ -262,22 +284,7 @@ export class RequesterNode {
    */
   async negotiate(peer: PeerBundle): Promise<any> {
     const info: any = await unary(this.client(peer), 'GetNodeInfo', {});
-    if (info.org_did !== peer.org_did) {
-      throw new ProtocolError('FAILED_PRECONDITION', 'UNKNOWN_PEER', `node info names ${info.org_did}, not ${peer.org_did}`);
-    }
-    const checks: [keyof typeof SUPPORTED, string][] = [
-      ['protocol_versions', 'UNSUPPORTED_VERSION'], ['cryptosuites', 'UNSUPPORTED_CRYPTOSUITE'],
-      ['signature_algorithms', 'UNSUPPORTED_ALGORITHM'],
-    ];
-    for (const [field, reason] of checks) {
-      const theirs: string[] | undefined = info[field];
-      if (theirs === undefined && field !== 'protocol_versions') {
-        continue; // a wire without the field (before accord.federation.v1 negotiation landed)
-      }
-      if (!(theirs ?? []).some(x => SUPPORTED[field].includes(x))) {
-        throw new ProtocolError('FAILED_PRECONDITION', reason, `${peer.org_name} offers ${field} ${JSON.stringify(theirs)}; this node speaks ${JSON.stringify(SUPPORTED[field])}`);
-      }
-    }
+    checkNodeInfo(info, peer);
     return info;
   }
 

@@ -302,3 +302,21 @@ def test_received_log_is_an_rfc9162_log_with_a_signed_checkpoint(tsfed):
     cp = open_checkpoint(note, NoteVerifier.from_vkey(log["vkey"]), origin=f"{TS_ORG}.accord.test/ledger")
     assert cp.checkpoint.size == log["size"]
     assert base64.b64encode(cp.checkpoint.root).decode() == log["root"]
+
+
+def test_js_agent_through_its_own_python_node(tsfed):
+    """Agent SDK with a Python home node: a relief agent (TypeScript) asks the hospital via relief's node."""
+    wallet = tsfed.layout.wallets["relief/triage-coordinator"]
+    spec = {
+        "contract_id": "relief-hospital-triage",
+        "purpose": "triage-coordination",
+        "resource": "patients",
+        "subject": "*",
+        "fields": ["patient_id", "triage_level"],
+    }
+    out = ts("agent-exchange", wallet, request={"peer": "hospital", "requests": [spec]})
+    assert "error" not in out, out
+    r = out["results"][0]
+    assert r["outcome"]["decision"] == "allow" and r["receipt_verified"] is True, r.get("error", r)
+    assert r["payload"] and all(set(row) <= {"patient_id", "triage_level"} for row in r["payload"])
+    assert int(r["received_leaf_index"]) >= 0

@@ -8,10 +8,13 @@
  *   exchange <node_dir>                    {agent, peer, requests: [RequestSpec], wait_witnessed_ms?}
  *                                          -> {session, results: [ExchangeResult]}
  *   verify-log <node_dir>                  -> {size, root, checkpoint_verified}
+ *   agent-exchange <wallet.json>           {peer, requests: [RequestSpec]} through the agent's own
+ *                                          node's AgentService -> {session, results}
  */
 import {readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {Agent} from './agent.js';
+import {AgentClient} from './agent_client.js';
 import {NodeIdentity, readJson} from './identity.js';
 import {leafHash, rootFromLeafHashes} from './merkle.js';
 import {openCheckpoint} from './note.js';
@@ -31,6 +34,28 @@ async function main(): Promise<void> {
   const [command, dir, ...rest] = process.argv.slice(2);
   if (!dir) {
     throw new Error('usage: cli.js <serve|status|exchange|verify-log> <node_dir> ...');
+  }
+  if (command === 'agent-exchange') {
+    const req = JSON.parse(readFileSync(0, 'utf8'));
+    const client = new AgentClient(Agent.fromWallet(dir));
+    try {
+      const session = await client.openSession(req.peer);
+      const results = [];
+      for (const spec of req.requests) {
+        try {
+          results.push(await client.send(session, spec));
+        } catch (e) {
+          if (!(e instanceof RpcError)) {
+            throw e;
+          }
+          results.push({error: {status: e.status, reason: e.reason, message: e.message, metadata: e.metadata}});
+        }
+      }
+      out({session, results});
+    } finally {
+      client.close();
+    }
+    return;
   }
   const identity = new NodeIdentity(dir);
   if (command === 'serve') {

@@ -65,24 +65,32 @@ export interface ExchangeResult {
 }
 
 /**
- * WIRE.md "Negotiation": the peer's NodeInfo must name the pinned DID and share at least
- * one protocol version, VC cryptosuite and signature algorithm with this implementation.
- * Throws ProtocolError FAILED_PRECONDITION / UNKNOWN_PEER | UNSUPPORTED_VERSION |
- * UNSUPPORTED_CRYPTOSUITE | UNSUPPORTED_ALGORITHM.
+ * docs/spec/accord-v1.md §5 (R-NEG-3): the peer's NodeInfo must name the pinned DID and,
+ * checked in this order, share a protocol version, a VC cryptosuite and a signature
+ * algorithm with this implementation, and offer every ledger format it needs to verify
+ * receipts. At most 64 entries of each list are read. Throws ProtocolError
+ * FAILED_PRECONDITION / UNKNOWN_PEER | UNSUPPORTED_VERSION | UNSUPPORTED_CRYPTOSUITE |
+ * UNSUPPORTED_ALGORITHM | UNSUPPORTED_LEDGER_FORMAT.
  */
 export function checkNodeInfo(info: any, peer: {org_did: string; org_name: string}): void {
   if (info.org_did !== peer.org_did) {
     throw new ProtocolError('FAILED_PRECONDITION', 'UNKNOWN_PEER', `node info names ${info.org_did}, not ${peer.org_did}`);
   }
+  const list = (field: string): string[] => (Array.isArray(info[field]) ? info[field].slice(0, 64) : []);
   const checks: [keyof typeof SUPPORTED, string][] = [
     ['protocol_versions', 'UNSUPPORTED_VERSION'], ['cryptosuites', 'UNSUPPORTED_CRYPTOSUITE'],
     ['signature_algorithms', 'UNSUPPORTED_ALGORITHM'],
   ];
   for (const [field, reason] of checks) {
-    const theirs: string[] = info[field] ?? [];
+    const theirs = list(field);
     if (!theirs.some(x => SUPPORTED[field].includes(x))) {
       throw new ProtocolError('FAILED_PRECONDITION', reason, `${peer.org_name} offers ${field} ${JSON.stringify(theirs)}; this node speaks ${JSON.stringify(SUPPORTED[field])}`);
     }
+  }
+  const formats = list('ledger_formats');
+  const missing = SUPPORTED.ledger_formats.filter(f => !formats.includes(f));
+  if (missing.length > 0) {
+    throw new ProtocolError('FAILED_PRECONDITION', 'UNSUPPORTED_LEDGER_FORMAT', `${peer.org_name} does not offer the ledger formats ${missing.join(', ')} this node needs to verify receipts`);
   }
 }
 

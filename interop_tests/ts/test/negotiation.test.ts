@@ -30,4 +30,8 @@ test('no common version / suite / algorithm, or another DID: each its reason', (
   assert.equal(reason({...good, signature_algorithms: ['ml-dsa-44']}), 'UNSUPPORTED_ALGORITHM');
   assert.equal(reason({...good, protocol_versions: ['x'], signature_algorithms: []}), 'UNSUPPORTED_VERSION');
   assert.equal(reason({...good, org_did: 'did:web:mallory.accord.test'}), 'UNKNOWN_PEER');
+  assert.equal(reason({...good, ledger_formats: ['c2sp-tlog-checkpoint', 'rfc9162-sha256']}), 'UNSUPPORTED_LEDGER_FORMAT');
+  assert.equal(reason({...good, signature_algorithms: [], ledger_formats: []}), 'UNSUPPORTED_ALGORITHM');
+  // only the first 64 entries are read
+  assert.equal(reason({...good, protocol_versions: [...Array(64).fill('accord.federation.v9'), 'accord.federation.v1']}), 'UNSUPPORTED_VERSION');
 });

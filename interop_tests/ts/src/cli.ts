@@ -20,7 +20,7 @@ import {leafHash, rootFromLeafHashes} from './merkle.js';
 import {openCheckpoint} from './note.js';
 import {ProtocolError} from './pae.js';
 import {RpcError} from './proto.js';
-import {RequesterNode} from './requester.js';
+import {ReceiptError, RequesterNode} from './requester.js';
 import {serve} from './server.js';
 
 function out(value: unknown): void {
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
         try {
           results.push(await node.exchange(session, spec, {waitWitnessedMs: req.wait_witnessed_ms ?? 0}));
         } catch (e) {
-          if (e instanceof RpcError || e instanceof ProtocolError) {
+          if (e instanceof RpcError || e instanceof ProtocolError || e instanceof ReceiptError) {
             results.push({error: {status: e.status, reason: e.reason, message: e.message, metadata: (e as RpcError).metadata ?? {}}});
           } else {
             throw e;
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 }
 
 main().catch(e => {
-  if (e instanceof RpcError || e instanceof ProtocolError) {
+  if (e instanceof RpcError || e instanceof ProtocolError || e instanceof ReceiptError) {
     out({error: {status: e.status, reason: e.reason, message: e.message, metadata: (e as RpcError).metadata ?? {}}});
     process.exitCode = 3;
   } else {

@@ -94,8 +94,59 @@ export function checkNodeInfo(info: any, peer: {org_did: string; org_name: strin
   }
 }
 
+/** Bounds on a provider's Outcome, checked before anything in it is parsed. */
+export const OUTCOME_LIMITS = {
+  payloadBytes: 1 << 20,
+  names: 256,
+  nameChars: 256,
+  tlogProofBytes: 64 * 1024,
+  entryBytes: 65535,
+};
+
+/**
+ * Refuse an outcome of unreasonable size: ReceiptError OUTCOME_TOO_LARGE naming the member
+ * (payload, each list's length and longest string, ids, tlog-proof, entry, leaf hash, a
+ * non-finite τ).
+ */
+export function checkOutcomeSize(outcome: any, limits = OUTCOME_LIMITS): void {
+  const tooLarge = (name: string, size: number, limit: number) =>
+    new ReceiptError('OUTCOME_TOO_LARGE', `outcome.${name} is ${size}, more than ${limit}`);
+  if ((outcome.payload_json?.length ?? 0) > limits.payloadBytes) {
+    throw tooLarge('payload_json', outcome.payload_json.length, limits.payloadBytes);
+  }
+  for (const name of ['released_fields', 'stripped_fields', 'reasons', 'obligations']) {
+    const values: string[] = outcome[name] ?? [];
+    if (values.length > limits.names) {
+      throw tooLarge(name, values.length, limits.names);
+    }
+    const longest = Math.max(0, ...values.map(v => v.length));
+    if (longest > limits.nameChars) {
+      throw tooLarge(name, longest, limits.nameChars);
+    }
+  }
+  for (const name of ['disclosure_id', 'decision_hash', 'decision']) {
+    if (String(outcome[name] ?? '').length > limits.nameChars) {
+      throw tooLarge(name, String(outcome[name]).length, limits.nameChars);
+    }
+  }
+  const r = outcome.receipt ?? {};
+  if (Buffer.byteLength(r.tlog_proof ?? '', 'utf8') > limits.tlogProofBytes) {
+    throw tooLarge('receipt.tlog_proof', Buffer.byteLength(r.tlog_proof, 'utf8'), limits.tlogProofBytes);
+  }
+  if ((r.entry?.length ?? 0) > limits.entryBytes) {
+    throw tooLarge('receipt.entry', r.entry.length, limits.entryBytes);
+  }
+  if ((r.leaf_hash?.length ?? 0) > 32) {
+    throw tooLarge('receipt.leaf_hash', r.leaf_hash.length, 32);
+  }
+  if (!Number.isFinite(outcome.effective_trust)) {
+    throw new ReceiptError('OUTCOME_TOO_LARGE', 'outcome.effective_trust is not finite');
+  }
+}
+
 /** Refusal of a provider's outcome (FAILED_PRECONDITION / RECEIPT_MISMATCH and kin). */
 export class ReceiptError extends Error {
+  readonly status = 'FAILED_PRECONDITION';
   constructor(readonly reason: string, message: string) {
     super(message);
   }
@@ -272,7 +323,8 @@ export class RequesterNode {
           return sans.includes(`URI:${peer.org_did}`) ? undefined : new Error(`server certificate does not name ${peer.org_did}`);
         },
       });
-      c = new services.FederationService(peer.endpoint, creds, {'grpc.max_receive_message_length': 8 * 1024 * 1024});
+      // an Outcome is at most ~1.2 MiB within OUTCOME_LIMITS; refuse anything far larger at the transport
+      c = new services.FederationService(peer.endpoint, creds, {'grpc.max_receive_message_length': 4 * 1024 * 1024});
       this.clients.set(peer.org_did, c);
     }
     return c;
@@ -350,6 +402,7 @@ export class RequesterNode {
     let reason = '';
     let refusal = '';
     try {
+      checkOutcomeSize(outcome);
       if (Buffer.compare(Buffer.from(leafHash(entry)), receipt.leaf_hash ?? Buffer.alloc(0)) !== 0) {
         throw new ReceiptError('RECEIPT_MISMATCH', 'receipt leaf_hash is not SHA-256(0x00 || entry)');
       }
@@ -388,7 +441,7 @@ export class RequesterNode {
       reason, decision_hash: verified ? outcome.decision_hash : '',
       response_digest: verified ? payloadDigest(outcome.payload_json) : '',
       effective_trust: verified ? outcome.effective_trust : 0,
-      provider_leaf_hash: Buffer.from(leafHash(entry)).toString('base64'),
+      provider_leaf_hash: entry.length <= OUTCOME_LIMITS.entryBytes ? Buffer.from(leafHash(entry)).toString('base64') : '',
       extra: witnessed ? {witnessed_size: witnessed.size} : {},
     });
     // an outcome whose receipt did not verify is not handed to the agent (its data is withheld)
@@ -402,6 +455,9 @@ export class RequesterNode {
 
   private async loggedDenial(session: Session, err: RpcError, base: Record<string, unknown>, opts: {waitWitnessedMs?: number}): Promise<ExchangeResult> {
     const m = err.metadata;
+    if ((m.entry_b64 ?? '').length > (4 * OUTCOME_LIMITS.entryBytes) / 3 + 4 || (m.tlog_proof ?? '').length > OUTCOME_LIMITS.tlogProofBytes) {
+      throw new ReceiptError('OUTCOME_TOO_LARGE', 'the refusal carries an entry or receipt larger than the bounds');
+    }
     const entry = Buffer.from(m.entry_b64 ?? '', 'base64');
     let verified = false;
     let witnessed: ExchangeResult['witnessed'];

@@ -330,3 +330,78 @@ def test_js_agent_through_its_own_python_node(tsfed):
     assert r["outcome"]["decision"] == "allow" and r["receipt_verified"] is True, r.get("error", r)
     assert r["payload"] and all(set(row) <= {"patient_id", "triage_level"} for row in r["payload"])
     assert int(r["received_leaf_index"]) >= 0
+
+
+class _Advertising:
+    """A FederationService (real gRPC over mTLS) whose NodeInfo advertises ``info``; counts later calls."""
+
+    def __init__(self, node_dir: Path, info: dict, trusted_ca: bytes):
+        from concurrent import futures
+
+        import grpc
+
+        from federation.pb import federation_pb2 as pb
+        from federation.pb import federation_pb2_grpc as pb_grpc
+
+        ident = NodeIdentity.load(node_dir)
+        self.calls: list[str] = []
+        outer = self
+
+        class Servicer(pb_grpc.FederationServiceServicer):
+            def GetNodeInfo(self, request, context):  # noqa: N802
+                return pb.NodeInfo(org_did=ident.org_did, org_name=ident.config.org_name, **info)
+
+            def GetChallenge(self, request, context):  # noqa: N802
+                outer.calls.append("GetChallenge")
+                context.abort(grpc.StatusCode.UNAVAILABLE, "test peer: negotiation passed")
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        pb_grpc.add_FederationServiceServicer_to_server(Servicer(), self.server)
+        creds = grpc.ssl_server_credentials(
+            [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))],
+            root_certificates=trusted_ca,
+            require_client_auth=True,
+        )
+        self.server.add_secure_port(ident.config.listen, creds)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(0)
+
+
+SPEAKS = {
+    "protocol_versions": ["accord.federation.v1"],
+    "cryptosuites": ["eddsa-rdfc-2022", "eddsa-jcs-2022"],
+    "signature_algorithms": ["ed25519"],
+    "ledger_formats": ["c2sp-tlog-checkpoint", "c2sp-tlog-proof", "rfc9162-sha256"],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "reason"),
+    [
+        ("protocol_versions", ["accord.federation.v2"], "UNSUPPORTED_VERSION"),
+        ("cryptosuites", ["ecdsa-rdfc-2019"], "UNSUPPORTED_CRYPTOSUITE"),
+        ("signature_algorithms", ["ml-dsa-65"], "UNSUPPORTED_ALGORITHM"),
+        ("ledger_formats", ["c2sp-tlog-checkpoint"], "UNSUPPORTED_LEDGER_FORMAT"),
+        ("protocol_versions", ["accord.federation.v7", "accord.federation.v1"], None),
+    ],
+)
+def test_ts_requester_refuses_a_peer_it_cannot_speak_with(tsfed, field, values, reason):
+    """R-NEG-2/R-NEG-3: NodeInfo is read first; nothing in common = refused before any credential is shown."""
+    name = "speaks-" + (reason or "ok").lower().replace("_", "-")
+    peer_dir = tsfed.root / name
+    init_node(peer_dir, org_name=name, listen=f"127.0.0.1:{free_port()}", force=True)
+    pinned = tsfed.ts_dir / "peers" / f"{name}.json"
+    pinned.write_text(export_bundle(NodeIdentity.load(peer_dir)).model_dump_json())
+    peer = _Advertising(peer_dir, {**SPEAKS, field: values}, (tsfed.ts_dir / "tls" / "ca.pem").read_bytes())
+    try:
+        out = exchange(tsfed, [records()], peer=name)
+    finally:
+        peer.stop()
+        pinned.unlink()
+    if reason is None:  # one of each in common: the requester goes on to ask for a challenge
+        assert peer.calls == ["GetChallenge"], out
+    else:
+        assert out["error"]["status"] == "FAILED_PRECONDITION" and out["error"]["reason"] == reason, out
+        assert peer.calls == [], "the requester went past a failed negotiation"

@@ -38,14 +38,6 @@ NPM = shutil.which("npm")
 PROVIDERS = ("hospital", "relief", "supplier")
 TS_ORG = "tsorg"
 
-#: the tree carries wire v1 (signed payloads, #13); until next/wire is merged the live tests cannot run
-WIRE_V1 = (
-    "message SignedPayload"
-    in (
-        Path(__file__).resolve().parents[2] / "proto" / "accord" / "federation" / "v1" / "federation.proto"
-    ).read_text()
-)
-
 pytestmark = pytest.mark.skipif(NODE is None or NPM is None, reason="node / npm (Node.js) are not on PATH")
 
 
@@ -147,8 +139,6 @@ class TsFed:
 
 @pytest.fixture(scope="module")
 def tsfed(ts_ready, tmp_path_factory) -> TsFed:
-    if not WIRE_V1:
-        pytest.skip("wire v1 (SignedPayload, issue #13) is not in this tree yet")
     root = tmp_path_factory.mktemp("tsfed")
     layout = provision(root, orgs=PROVIDERS, with_interop=True)
     ts_dir = root / TS_ORG

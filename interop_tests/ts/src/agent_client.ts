@@ -55,14 +55,21 @@ export class AgentClient {
     return {session_id: r.session_id, peer_org: b.peer_org, expires_at: r.expires_at, effective_trust: r.effective_trust};
   }
 
-  /** Sign and send one request; returns the node's answer (outcome, received_leaf_index, receipt_verified). */
+  /**
+   * Sign and send one request; returns the node's answer (outcome, received_leaf_index,
+   * receipt_verified) plus `payload`, the parsed data, only when the receipt verified.
+   * Throws RpcError for a refusal (a policy denial carries the provider's receipt in
+   * its metadata, verified and logged by the home node: `receipt_verified`).
+   */
   async send(session: AgentSession, spec: RequestSpec): Promise<any> {
     const {signed} = this.agent.signRequest(spec, session.peer_org);
     const r: any = await unary(this.client, 'SendRequest', {
       session_id: session.session_id,
       request: {payload_type: signed.payloadType, payload: Buffer.from(signed.payload), signature: Buffer.from(signed.signature)},
     });
-    const payload = r.outcome?.payload_json?.length ? JSON.parse(Buffer.from(r.outcome.payload_json).toString('utf8')) : undefined;
+    // data whose receipt the home node could not verify is not handed out as `payload`
+    // (it stays in `outcome.payload_json` for a caller that decides otherwise)
+    const payload = r.receipt_verified && r.outcome?.payload_json?.length ? JSON.parse(Buffer.from(r.outcome.payload_json).toString('utf8')) : undefined;
     return {...r, payload};
   }
 }

@@ -395,3 +395,151 @@ def test_ts_requester_refuses_a_peer_it_cannot_speak_with(tsfed, field, values, 
     else:
         assert out["error"]["status"] == "FAILED_PRECONDITION" and out["error"]["reason"] == reason, out
         assert peer.calls == [], "the requester went past a failed negotiation"
+
+
+class _HostileProvider:
+    """A provider (real gRPC over mTLS, its own C2SP-signed log) that answers every Exchange with a
+    receipt it forges by ``forge(entry, outcome, receipt)`` - the TypeScript requester must catch it."""
+
+    def __init__(self, node_dir: Path, trusted_ca: bytes, forge):
+        from concurrent import futures
+
+        import grpc
+
+        from federation.pb import federation_pb2 as pb
+        from federation.pb import federation_pb2_grpc as pb_grpc
+        from ledger import NoteSigner, leaf_hash
+        from ledger.checkpoint import Checkpoint
+        from ledger.entry import DisclosureEntry
+        from ledger.receipt import Receipt
+
+        ident = NodeIdentity.load(node_dir)
+        origin = f"{ident.config.org_name}.accord.test/ledger"
+        signer = NoteSigner(origin, ident.ledger_seed)
+
+        class Servicer(pb_grpc.FederationServiceServicer):
+            def GetNodeInfo(self, request, context):  # noqa: N802
+                return pb.NodeInfo(org_did=ident.org_did, org_name=ident.config.org_name, **SPEAKS)
+
+            def GetChallenge(self, request, context):  # noqa: N802
+                return pb.GetChallengeResponse(challenge="c" * 32, domain=ident.org_did, expires_at=2**40)
+
+            def OpenSession(self, request, context):  # noqa: N802
+                return pb.OpenSessionResponse(session_id="ses_hostile", expires_at=2**40, effective_trust=0.5)
+
+            def Exchange(self, request, context):  # noqa: N802
+                env = pb.ExchangeEnvelope.FromString(request.envelope.payload)
+                body = pb.RequestBody.FromString(env.request.payload)
+                rows = [{"record_id": "r-1"}]
+                payload = json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()
+                entry = dict(
+                    kind="disclosure",
+                    disclosure_id="dsc_hostile",
+                    time="2026-12-04T00:00:00Z",
+                    provider_org=ident.org_did,
+                    requester_org=env.requester_org,
+                    requester_agent=body.agent_did,
+                    contract_id=body.contract_id,
+                    contract_hash="",
+                    purpose=body.purpose,
+                    fields_requested=list(body.fields),
+                    fields_released=["record_id"],
+                    fields_stripped=[],
+                    record_count=1,
+                    decision="allow",
+                    decision_hash="ab" * 32,
+                    request_digest=hashlib.sha256(env.request.payload).hexdigest(),
+                    response_digest=hashlib.sha256(payload).hexdigest(),
+                    effective_trust=0.5,
+                )
+                outcome = dict(payload_json=payload, released_fields=["record_id"], record_count=1)
+                receipt: dict = {"signer": signer}
+                forge(entry, outcome, receipt)
+                data = DisclosureEntry(**entry).canonical_bytes()
+                leaf = leaf_hash(data)
+                note = receipt["signer"].sign(Checkpoint(origin=origin, size=1, root=leaf).body())
+                return pb.ExchangeResponse(
+                    outcome=pb.Outcome(
+                        disclosure_id="dsc_hostile",
+                        decision="allow",
+                        decision_hash="ab" * 32,
+                        effective_trust=0.5,
+                        receipt=pb.Receipt(
+                            tlog_proof=Receipt(index=0, proof=(), checkpoint_note=note).to_text(),
+                            entry=data,
+                            leaf_index=0,
+                            leaf_hash=receipt.get("leaf_hash", leaf),
+                        ),
+                        **outcome,
+                    )
+                )
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        pb_grpc.add_FederationServiceServicer_to_server(Servicer(), self.server)
+        creds = grpc.ssl_server_credentials(
+            [(ident.tls_pem("node.key"), ident.tls_pem("node.pem"))],
+            root_certificates=trusted_ca,
+            require_client_auth=True,
+        )
+        self.server.add_secure_port(ident.config.listen, creds)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(0)
+
+
+def _forge_requester(entry, outcome, receipt):
+    entry["requester_org"] = "did:web:hospital.accord.test"
+
+
+def _forge_log_key(entry, outcome, receipt):
+    from ledger import NoteSigner
+
+    receipt["signer"] = NoteSigner(receipt["signer"].name, bytes(32))
+
+
+def _forge_payload(entry, outcome, receipt):
+    outcome["payload_json"] = b'[{"record_id":"r-1","secret_note":"x"}]'
+
+
+def _forge_leaf_hash(entry, outcome, receipt):
+    receipt["leaf_hash"] = bytes(32)
+
+
+def _forge_huge_entry(entry, outcome, receipt):
+    entry["extra"] = {"pad": "x" * 70000}
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        (lambda *a: None, None),
+        (_forge_requester, "RECEIPT_MISMATCH"),
+        (_forge_payload, "RECEIPT_MISMATCH"),
+        (_forge_leaf_hash, "RECEIPT_MISMATCH"),
+        (_forge_log_key, "RECEIPT_INVALID"),
+        (_forge_huge_entry, "OUTCOME_TOO_LARGE"),
+    ],
+    ids=["honest", "other-requester", "payload-not-logged", "leaf-hash", "log-key", "huge-entry"],
+)
+def test_ts_requester_refuses_a_forged_receipt(tsfed, forge, reason):
+    """Every member of the provider's answer is hostile: the receipt must prove this very exchange."""
+    name = "hostile-" + (reason or "none").lower().replace("_", "-")
+    peer_dir = tsfed.root / name
+    init_node(peer_dir, org_name=name, listen=f"127.0.0.1:{free_port()}", force=True)
+    pinned = tsfed.ts_dir / "peers" / f"{name}.json"
+    pinned.write_text(export_bundle(NodeIdentity.load(peer_dir)).model_dump_json())
+    peer = _HostileProvider(peer_dir, (tsfed.ts_dir / "tls" / "ca.pem").read_bytes(), forge)
+    try:
+        out = exchange(tsfed, [records()], peer=name)
+    finally:
+        peer.stop()
+        pinned.unlink()
+    r = out["results"][0]
+    if reason is None:  # the control: an honest receipt from this fake provider verifies
+        assert r["receipt_verified"] is True and r["payload"] == [{"record_id": "r-1"}], r
+        return
+    assert r["receipt_verified"] is False and r["decision"] == "deny", r
+    assert r["error"]["reason"] == reason and r.get("payload") is None, r["error"]
+    mine = ts("verify-log", tsfed.ts_dir)["entries"][r["received_leaf_index"]]
+    assert mine["kind"] == "received" and mine["reason"] == reason

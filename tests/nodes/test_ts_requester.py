@@ -401,7 +401,7 @@ class _HostileProvider:
     """A provider (real gRPC over mTLS, its own C2SP-signed log) that answers every Exchange with a
     receipt it forges by ``forge(entry, outcome, receipt)`` - the TypeScript requester must catch it."""
 
-    def __init__(self, node_dir: Path, trusted_ca: bytes, forge):
+    def __init__(self, node_dir: Path, trusted_ca: bytes, forge, witnessed=None):
         from concurrent import futures
 
         import grpc
@@ -416,6 +416,7 @@ class _HostileProvider:
         ident = NodeIdentity.load(node_dir)
         origin = f"{ident.config.org_name}.accord.test/ledger"
         signer = NoteSigner(origin, ident.ledger_seed)
+        logged: list[bytes] = []  # leaf hashes this log holds
 
         class Servicer(pb_grpc.FederationServiceServicer):
             def GetNodeInfo(self, request, context):  # noqa: N802
@@ -457,6 +458,7 @@ class _HostileProvider:
                 forge(entry, outcome, receipt)
                 data = DisclosureEntry(**entry).canonical_bytes()
                 leaf = leaf_hash(data)
+                logged.append(leaf)
                 note = receipt["signer"].sign(Checkpoint(origin=origin, size=1, root=leaf).body())
                 return pb.ExchangeResponse(
                     outcome=pb.Outcome(
@@ -473,6 +475,13 @@ class _HostileProvider:
                         **outcome,
                     )
                 )
+
+            def QueryEntries(self, request, context):  # noqa: N802
+                # the "witnessed" checkpoint: whatever ``witnessed(leaves, origin, signer)`` makes
+                return pb.QueryEntriesResponse(signed_checkpoint=witnessed(list(logged), origin, signer))
+
+            def GetInclusionProof(self, request, context):  # noqa: N802
+                return pb.ProofResponse(hashes=[])
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         pb_grpc.add_FederationServiceServicer_to_server(Servicer(), self.server)
@@ -524,17 +533,25 @@ def _forge_huge_entry(entry, outcome, receipt):
 )
 def test_ts_requester_refuses_a_forged_receipt(tsfed, forge, reason):
     """Every member of the provider's answer is hostile: the receipt must prove this very exchange."""
-    name = "hostile-" + (reason or "none").lower().replace("_", "-")
+    out = _with_hostile(tsfed, "hostile-" + (reason or "none").lower().replace("_", "-"), forge)
+    _refused_and_logged(tsfed, out, reason)
+
+
+def _with_hostile(tsfed, name: str, forge, witnessed=None, wait_ms: int = 0) -> dict:
     peer_dir = tsfed.root / name
     init_node(peer_dir, org_name=name, listen=f"127.0.0.1:{free_port()}", force=True)
     pinned = tsfed.ts_dir / "peers" / f"{name}.json"
     pinned.write_text(export_bundle(NodeIdentity.load(peer_dir)).model_dump_json())
-    peer = _HostileProvider(peer_dir, (tsfed.ts_dir / "tls" / "ca.pem").read_bytes(), forge)
+    ca = (tsfed.ts_dir / "tls" / "ca.pem").read_bytes()
+    peer = _HostileProvider(peer_dir, ca, forge, witnessed)
     try:
-        out = exchange(tsfed, [records()], peer=name)
+        return exchange(tsfed, [records()], peer=name, wait_ms=wait_ms)
     finally:
         peer.stop()
         pinned.unlink()
+
+
+def _refused_and_logged(tsfed, out: dict, reason: str | None) -> None:
     r = out["results"][0]
     if reason is None:  # the control: an honest receipt from this fake provider verifies
         assert r["receipt_verified"] is True and r["payload"] == [{"record_id": "r-1"}], r
@@ -543,3 +560,51 @@ def test_ts_requester_refuses_a_forged_receipt(tsfed, forge, reason):
     assert r["error"]["reason"] == reason and r.get("payload") is None, r["error"]
     mine = ts("verify-log", tsfed.ts_dir)["entries"][r["received_leaf_index"]]
     assert mine["kind"] == "received" and mine["reason"] == reason
+
+
+def _cosigned(tsfed, *, size_extra: int = 0, bad_witness: bool = False):
+    """A ``witnessed`` hook: the log's checkpoint over its leaves (plus ``size_extra`` leaves that are
+    not the requester's), cosigned with the real witness keys of relief and supplier (their seeds)."""
+    import time
+
+    from ledger import CosignatureSigner, leaf_hash
+    from ledger.checkpoint import Checkpoint
+    from ledger.hashing import merkle_root
+
+    def make(leaves, origin, signer):
+        if size_extra:  # a forked tree: the same size and more, other leaves
+            leaves = [leaf_hash(b"fork-%d" % i) for i in range(len(leaves) + size_extra)]
+        body = Checkpoint(origin=origin, size=len(leaves), root=merkle_root(leaves)).body()
+        note = signer.sign(body)
+        for org in ("relief", "supplier"):
+            seed = bytes.fromhex((tsfed.layout.orgs[org] / "keys" / "witness.seed").read_text().strip())
+            witness = CosignatureSigner(f"{org}.accord.test/witness", seed)
+            signed = body
+            if bad_witness and org == "relief":  # relief's name and key ID, signing another tree head
+                signed = Checkpoint(origin=origin, size=len(leaves), root=bytes(32)).body()
+            note += witness.cosign(signed, now=int(time.time()))
+        return note
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("hook", "reason"),
+    [
+        (dict(), None),
+        (dict(size_extra=1), "PEER_LOG_INCONSISTENT"),
+        (dict(bad_witness=True), "RECEIPT_INVALID"),
+    ],
+    ids=["witnessed", "forked-tree-cosigned", "bad-cosignature"],
+)
+def test_ts_requester_checks_the_witnessed_checkpoint(tsfed, hook, reason):
+    """The witnessed checkpoint must carry the quorum of the other peers' witnesses and hold the entry."""
+    name = "witnessed-" + (reason or "ok").lower().replace("_", "-")
+    out = _with_hostile(tsfed, name, lambda *a: None, _cosigned(tsfed, **hook), wait_ms=5000)
+    if reason is None:
+        r = out["results"][0]
+        assert r["receipt_verified"] is True, r.get("error", r)
+        witnesses = sorted(r["witnessed"]["witnesses"])
+        assert witnesses == ["relief.accord.test/witness", "supplier.accord.test/witness"]
+        return
+    _refused_and_logged(tsfed, out, reason)

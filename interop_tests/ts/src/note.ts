@@ -23,6 +23,9 @@ const EM_DASH = '\u2014 ';
 
 export class NoteError extends Error {}
 
+/** Fewer valid cosignatures than the quorum (every one present verified). */
+export class QuorumError extends NoteError {}
+
 function b64strict(text: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
     throw new NoteError('not canonical base64');
@@ -247,7 +250,7 @@ export function checkQuorum(note: Note, witnessVkeys: string[], k: number, nowSe
     }
   }
   if (signed.length < k) {
-    throw new NoteError(`witness quorum not met: ${signed.length} of ${k} required cosignatures`);
+    throw new QuorumError(`witness quorum not met: ${signed.length} of ${k} required cosignatures`);
   }
   return signed;
 }

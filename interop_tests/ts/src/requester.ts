@@ -17,7 +17,7 @@ import {Agent} from './agent.js';
 import {NodeIdentity, PeerBundle} from './identity.js';
 import {ReceivedLog} from './log.js';
 import {leafHash, verifyInclusion} from './merkle.js';
-import {checkQuorum, openCheckpoint} from './note.js';
+import {checkQuorum, NoteError, openCheckpoint, QuorumError} from './note.js';
 import {ProtocolError, SignedPayload, signPayload} from './pae.js';
 import {encode, RpcError, services, unary} from './proto.js';
 import {verifyReceipt} from './receipt.js';
@@ -422,10 +422,10 @@ export class RequesterNode {
         expected.fields_requested = body.fields;
       }
       bindEntry(entry, expected);
-      verified = true;
       witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+      verified = true;
     } catch (err) {
-      if (!(err instanceof ReceiptError) && !(err instanceof Error && err.constructor.name === 'NoteError')) {
+      if (!(err instanceof ReceiptError) && !(err instanceof NoteError)) {
         throw err;
       }
       reason = err instanceof ReceiptError ? err.reason : 'RECEIPT_INVALID';
@@ -472,10 +472,10 @@ export class RequesterNode {
         purpose: base.purpose, request_digest: base.request_digest, decision: 'deny', reason: err.reason,
         decision_hash: m.decision_hash ?? '', fields_released: [], record_count: 0,
       });
-      verified = true;
       witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+      verified = true;
     } catch (e) {
-      if (!(e instanceof Error) || !['ReceiptError', 'NoteError'].includes(e.constructor.name)) {
+      if (!(e instanceof ReceiptError) && !(e instanceof NoteError)) {
         throw e;
       }
     }
@@ -499,7 +499,9 @@ export class RequesterNode {
    * then check it: the log's signature, `witnessQuorum` cosignatures from the witnesses of
    * pinned peers other than the provider, and the entry's inclusion under its root
    * (GetInclusionProof at its size). Returns undefined when not witnessed in time.
-   * Throws NoteError / ReceiptError when what the provider serves does not verify.
+   * Throws NoteError when what the provider serves does not verify (log signature, a
+   * known witness's cosignature), ReceiptError PEER_LOG_INCONSISTENT when the witnessed
+   * tree does not hold the entry: the outcome is then refused like a bad receipt.
    */
   async witnessed(peer: PeerBundle, index: bigint, leaf: Uint8Array, waitMs: number): Promise<ExchangeResult['witnessed']> {
     if (waitMs <= 0) {
@@ -512,12 +514,23 @@ export class RequesterNode {
     const k = Math.max(1, Math.min(this.witnessQuorum, witnesses.length));
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const r: any = await unary(this.client(peer), 'QueryEntries', {limit: 1});
+      let r: any;
+      try {
+        r = await unary(this.client(peer), 'QueryEntries', {limit: 1});
+      } catch (e) {
+        if (e instanceof RpcError) {
+          return undefined; // the provider does not answer now: the receipt stays unwitnessed (it verified offline)
+        }
+        throw e;
+      }
       const {checkpoint, note} = openCheckpoint(r.signed_checkpoint, peer.ledger_vkey);
       let names: string[] | undefined;
       try {
         names = checkQuorum(note, witnesses, k, BigInt(Math.floor(Date.now() / 1000)));
-      } catch {
+      } catch (e) {
+        if (!(e instanceof QuorumError)) {
+          throw e; // a cosignature by a known witness that does not verify: evidence, not a delay
+        }
         names = undefined; // not (yet) witnessed by enough of the federation's witnesses
       }
       if (names !== undefined && checkpoint.size > index) {

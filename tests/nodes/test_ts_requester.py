@@ -608,3 +608,46 @@ def test_ts_requester_checks_the_witnessed_checkpoint(tsfed, hook, reason):
         assert witnesses == ["relief.accord.test/witness", "supplier.accord.test/witness"]
         return
     _refused_and_logged(tsfed, out, reason)
+
+
+def _status_list_as(tsfed, org: str, san: str):
+    """Call the TypeScript node's GetStatusList with a certificate from ``org``'s CA naming ``san``."""
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    from federation.pb import federation_pb2 as pb
+    from federation.pb import federation_pb2_grpc as pb_grpc
+    from federation.tls import issue_client_certificate
+
+    ident = NodeIdentity.load(tsfed.layout.orgs[org])
+    cert, key = issue_client_certificate(
+        ca_pem=ident.tls_pem("ca.pem"), ca_key_pem=ident.tls_pem("ca.key"), san=san, common_name="test"
+    )
+    ts_ca = (tsfed.ts_dir / "tls" / "ca.pem").read_bytes()
+    creds = grpc.ssl_channel_credentials(root_certificates=ts_ca, private_key=key, certificate_chain=cert)
+    listen = json.loads((tsfed.ts_dir / "accord-ts.json").read_text())["listen"]
+    with grpc.secure_channel(listen, creds, options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
+        try:
+            request = pb.GetStatusListRequest(purpose="revocation")
+            r = pb_grpc.FederationServiceStub(ch).GetStatusList(request, timeout=30)
+        except grpc.RpcError as exc:
+            status = rpc_status.from_call(exc)
+            info = error_details_pb2.ErrorInfo()
+            status.details[0].Unpack(info)
+            return exc.code().name, info.reason
+        return "OK", json.loads(r.credential_json)["type"]
+
+
+def test_ts_status_list_server_authenticates_its_callers(tsfed):
+    """Only a pinned peer, by a certificate its own pinned CA issued, reads the status lists."""
+    ok = _status_list_as(tsfed, "hospital", "did:web:hospital.accord.test")
+    assert ok == ("OK", ["VerifiableCredential", "BitstringStatusListCredential"])
+    # hospital's CA (trusted for TLS) issuing a certificate that claims relief: not chained to relief's CA
+    assert _status_list_as(tsfed, "hospital", "did:web:relief.accord.test") == (
+        "UNAUTHENTICATED",
+        "CERTIFICATE_NOT_CHAINED",
+    )
+    # a name no bundle pins
+    mallory = _status_list_as(tsfed, "hospital", "did:web:mallory.accord.test")
+    assert mallory == ("UNAUTHENTICATED", "UNKNOWN_PEER")

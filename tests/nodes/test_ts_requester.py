@@ -38,7 +38,10 @@ NPM = shutil.which("npm")
 PROVIDERS = ("hospital", "relief", "supplier")
 TS_ORG = "tsorg"
 
-pytestmark = pytest.mark.skipif(NODE is None or NPM is None, reason="node / npm (Node.js) are not on PATH")
+pytestmark = [
+    pytest.mark.skipif(NODE is None or NPM is None, reason="node / npm (Node.js) are not on PATH"),
+    pytest.mark.xdist_group("ts-requester"),  # one federation per run, on one worker
+]
 
 
 def _sources_digest() -> str:

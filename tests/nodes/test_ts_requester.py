@@ -414,12 +414,14 @@ class _HostileProvider:
         from ledger import NoteSigner, leaf_hash
         from ledger.checkpoint import Checkpoint
         from ledger.entry import DisclosureEntry
+        from ledger.hashing import merkle_root
         from ledger.receipt import Receipt
 
         ident = NodeIdentity.load(node_dir)
         origin = f"{ident.config.org_name}.accord.test/ledger"
         signer = NoteSigner(origin, ident.ledger_seed)
         logged: list[bytes] = []  # leaf hashes this log holds
+        tree: list[bytes] = []  # the leaves of the tree its last "witnessed" checkpoint shows
 
         class Servicer(pb_grpc.FederationServiceServicer):
             def GetNodeInfo(self, request, context):  # noqa: N802
@@ -462,7 +464,11 @@ class _HostileProvider:
                 data = DisclosureEntry(**entry).canonical_bytes()
                 leaf = leaf_hash(data)
                 logged.append(leaf)
-                note = receipt["signer"].sign(Checkpoint(origin=origin, size=1, root=leaf).body())
+                # the receipt: this entry in the (honest, at most 2 leaves) log at its index
+                index = len(logged) - 1
+                checkpoint = Checkpoint(origin=origin, size=len(logged), root=merkle_root(logged))
+                note = receipt["signer"].sign(checkpoint.body())
+                proof = () if len(logged) == 1 else (logged[1 - index],)
                 return pb.ExchangeResponse(
                     outcome=pb.Outcome(
                         disclosure_id="dsc_hostile",
@@ -470,9 +476,9 @@ class _HostileProvider:
                         decision_hash="ab" * 32,
                         effective_trust=0.5,
                         receipt=pb.Receipt(
-                            tlog_proof=Receipt(index=0, proof=(), checkpoint_note=note).to_text(),
+                            tlog_proof=Receipt(index=index, proof=proof, checkpoint_note=note).to_text(),
                             entry=data,
-                            leaf_index=0,
+                            leaf_index=index,
                             leaf_hash=receipt.get("leaf_hash", leaf),
                         ),
                         **outcome,
@@ -480,11 +486,18 @@ class _HostileProvider:
                 )
 
             def QueryEntries(self, request, context):  # noqa: N802
-                # the "witnessed" checkpoint: whatever ``witnessed(leaves, origin, signer)`` makes
-                return pb.QueryEntriesResponse(signed_checkpoint=witnessed(list(logged), origin, signer))
+                # the "witnessed" checkpoint: whatever ``witnessed(leaves, origin, signer)`` makes,
+                # over the tree it shows (proofs below are computed on that tree, up to 2 leaves)
+                note, tree[:] = witnessed(list(logged), origin, signer)
+                return pb.QueryEntriesResponse(signed_checkpoint=note)
 
             def GetInclusionProof(self, request, context):  # noqa: N802
-                return pb.ProofResponse(hashes=[])
+                assert request.tree_size == len(tree) <= 2
+                return pb.ProofResponse(hashes=[] if len(tree) == 1 else [tree[1 - request.leaf_index]])
+
+            def GetConsistencyProof(self, request, context):  # noqa: N802
+                assert (request.size1, request.size2) == (1, 2) and len(tree) == 2
+                return pb.ProofResponse(hashes=[tree[1]])
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         pb_grpc.add_FederationServiceServicer_to_server(Servicer(), self.server)
@@ -540,7 +553,7 @@ def test_ts_requester_refuses_a_forged_receipt(tsfed, forge, reason):
     _refused_and_logged(tsfed, out, reason)
 
 
-def _with_hostile(tsfed, name: str, forge, witnessed=None, wait_ms: int = 0) -> dict:
+def _with_hostile(tsfed, name: str, forge, witnessed=None, wait_ms: int = 0, n: int = 1) -> dict:
     peer_dir = tsfed.root / name
     init_node(peer_dir, org_name=name, listen=f"127.0.0.1:{free_port()}", force=True)
     pinned = tsfed.ts_dir / "peers" / f"{name}.json"
@@ -548,7 +561,7 @@ def _with_hostile(tsfed, name: str, forge, witnessed=None, wait_ms: int = 0) -> 
     ca = (tsfed.ts_dir / "tls" / "ca.pem").read_bytes()
     peer = _HostileProvider(peer_dir, ca, forge, witnessed)
     try:
-        return exchange(tsfed, [records()], peer=name, wait_ms=wait_ms)
+        return exchange(tsfed, [records()] * n, peer=name, wait_ms=wait_ms)
     finally:
         peer.stop()
         pinned.unlink()
@@ -565,9 +578,10 @@ def _refused_and_logged(tsfed, out: dict, reason: str | None) -> None:
     assert mine["kind"] == "received" and mine["reason"] == reason
 
 
-def _cosigned(tsfed, *, size_extra: int = 0, bad_witness: bool = False):
+def _cosigned(tsfed, *, size_extra: int = 0, bad_witness: bool = False, fork_second: bool = False):
     """A ``witnessed`` hook: the log's checkpoint over its leaves (plus ``size_extra`` leaves that are
-    not the requester's), cosigned with the real witness keys of relief and supplier (their seeds)."""
+    not the requester's; with ``fork_second`` a tree of 2 whose first leaf was swapped), cosigned with
+    the real witness keys of relief and supplier (their seeds). Returns (note, tree leaves)."""
     import time
 
     from ledger import CosignatureSigner, leaf_hash
@@ -577,6 +591,8 @@ def _cosigned(tsfed, *, size_extra: int = 0, bad_witness: bool = False):
     def make(leaves, origin, signer):
         if size_extra:  # a forked tree: the same size and more, other leaves
             leaves = [leaf_hash(b"fork-%d" % i) for i in range(len(leaves) + size_extra)]
+        if fork_second and len(leaves) == 2:  # holds the new entry, but rewrote the first one
+            leaves = [leaf_hash(b"rewritten"), leaves[1]]
         body = Checkpoint(origin=origin, size=len(leaves), root=merkle_root(leaves)).body()
         note = signer.sign(body)
         for org in ("relief", "supplier"):
@@ -586,7 +602,7 @@ def _cosigned(tsfed, *, size_extra: int = 0, bad_witness: bool = False):
             if bad_witness and org == "relief":  # relief's name and key ID, signing another tree head
                 signed = Checkpoint(origin=origin, size=len(leaves), root=bytes(32)).body()
             note += witness.cosign(signed, now=int(time.time()))
-        return note
+        return note, leaves
 
     return make
 
@@ -654,3 +670,15 @@ def test_ts_status_list_server_authenticates_its_callers(tsfed):
     # a name no bundle pins
     mallory = _status_list_as(tsfed, "hospital", "did:web:mallory.accord.test")
     assert mallory == ("UNAUTHENTICATED", "UNKNOWN_PEER")
+
+
+def test_ts_requester_refuses_a_log_that_rewrote_history(tsfed):
+    """Two exchanges: the second witnessed checkpoint holds the new entry but is not consistent with
+    the first (the first leaf was rewritten): RFC 9162 consistency catches what inclusion cannot."""
+    hook = _cosigned(tsfed, fork_second=True)
+    out = _with_hostile(tsfed, "rewrites", lambda *a: None, hook, wait_ms=5000, n=2)
+    first, second = out["results"]
+    assert first["receipt_verified"] is True and first["witnessed"]["size"] == "1", first.get("error", first)
+    assert second["receipt_verified"] is False, second
+    assert second["error"]["reason"] == "PEER_LOG_INCONSISTENT", second["error"]
+    assert "not consistent with" in second["error"]["message"]

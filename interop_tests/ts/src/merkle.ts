@@ -70,3 +70,52 @@ export function verifyInclusion(index: bigint, size: bigint, leaf: Uint8Array, p
   }
   return sn === 0n && Buffer.compare(Buffer.from(r), Buffer.from(root)) === 0;
 }
+
+/**
+ * RFC 9162 §2.1.4.2: true when `proof` shows the tree of `size1` leaves (root `root1`) is a
+ * prefix of the tree of `size2` leaves (root `root2`). Equal sizes need an empty proof and
+ * equal roots; from the empty tree to a larger one is an error (undefined in RFC 9162, and
+ * useless: every tree extends it), as in transparency-dev/merkle.
+ */
+export function verifyConsistency(size1: bigint, size2: bigint, root1: Uint8Array, root2: Uint8Array, proof: Uint8Array[]): boolean {
+  const eq = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+  if (size1 < 0n || size1 > size2 || proof.length > 128 || proof.some(p => p.length !== HASH_SIZE)) {
+    return false;
+  }
+  if (size1 === size2) {
+    return proof.length === 0 && eq(root1, root2);
+  }
+  if (size1 === 0n) {
+    return false;
+  }
+  if (proof.length === 0) {
+    return false;
+  }
+  const path = (size1 & (size1 - 1n)) === 0n ? [root1, ...proof] : [...proof];
+  let fn = size1 - 1n;
+  let sn = size2 - 1n;
+  while ((fn & 1n) === 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) {
+      return false;
+    }
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while ((fn & 1n) === 0n && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return sn === 0n && eq(fr, root1) && eq(sr, root2);
+}

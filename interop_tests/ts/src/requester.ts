@@ -11,12 +11,14 @@
  * to the CA pinned in the peer's bundle and carry the peer's org DID as SAN URI.
  */
 import {createHash, randomBytes} from 'node:crypto';
+import {existsSync, readFileSync, renameSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import canonicalize from 'canonicalize';
 import {Agent} from './agent.js';
 import {NodeIdentity, PeerBundle} from './identity.js';
 import {ReceivedLog} from './log.js';
-import {leafHash, verifyInclusion} from './merkle.js';
+import {leafHash, verifyConsistency, verifyInclusion} from './merkle.js';
 import {checkQuorum, NoteError, openCheckpoint, QuorumError} from './note.js';
 import {ProtocolError, SignedPayload, signPayload} from './pae.js';
 import {encode, RpcError, services, unary} from './proto.js';
@@ -422,7 +424,7 @@ export class RequesterNode {
         expected.fields_requested = body.fields;
       }
       bindEntry(entry, expected);
-      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, v.checkpoint, opts.waitWitnessedMs ?? 0);
       verified = true;
     } catch (err) {
       if (!(err instanceof ReceiptError) && !(err instanceof NoteError)) {
@@ -472,7 +474,7 @@ export class RequesterNode {
         purpose: base.purpose, request_digest: base.request_digest, decision: 'deny', reason: err.reason,
         decision_hash: m.decision_hash ?? '', fields_released: [], record_count: 0,
       });
-      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, opts.waitWitnessedMs ?? 0);
+      witnessed = await this.witnessed(session.peer, v.index, v.leafHash, v.checkpoint, opts.waitWitnessedMs ?? 0);
       verified = true;
     } catch (e) {
       if (!(e instanceof ReceiptError) && !(e instanceof NoteError)) {
@@ -497,13 +499,14 @@ export class RequesterNode {
   /**
    * Wait (up to `waitMs`) until the provider's latest witnessed checkpoint covers `index`,
    * then check it: the log's signature, `witnessQuorum` cosignatures from the witnesses of
-   * pinned peers other than the provider, and the entry's inclusion under its root
-   * (GetInclusionProof at its size). Returns undefined when not witnessed in time.
+   * pinned peers other than the provider, the entry's inclusion under its root
+   * (GetInclusionProof at its size), and its consistency with the receipt's checkpoint and
+   * with the provider's witnessed checkpoints seen before (checkConsistent). Returns undefined when not witnessed in time.
    * Throws NoteError when what the provider serves does not verify (log signature, a
    * known witness's cosignature), ReceiptError PEER_LOG_INCONSISTENT when the witnessed
    * tree does not hold the entry: the outcome is then refused like a bad receipt.
    */
-  async witnessed(peer: PeerBundle, index: bigint, leaf: Uint8Array, waitMs: number): Promise<ExchangeResult['witnessed']> {
+  async witnessed(peer: PeerBundle, index: bigint, leaf: Uint8Array, receipt: {size: bigint; root: Uint8Array}, waitMs: number): Promise<ExchangeResult['witnessed']> {
     if (waitMs <= 0) {
       return undefined;
     }
@@ -538,6 +541,9 @@ export class RequesterNode {
         if (!verifyInclusion(index, checkpoint.size, leaf, proof.hashes.map((h: Buffer) => new Uint8Array(h)), checkpoint.root)) {
           throw new ReceiptError('PEER_LOG_INCONSISTENT', `entry ${index} is not included under the witnessed checkpoint of size ${checkpoint.size}`);
         }
+        if (!(await this.checkConsistent(peer, receipt, checkpoint.size, checkpoint.root))) {
+          return undefined; // no consistency proof now: not counted as witnessed
+        }
         return {size: String(checkpoint.size), witnesses: names};
       }
       if (Date.now() > deadline) {
@@ -545,6 +551,59 @@ export class RequesterNode {
       }
       await new Promise(res => setTimeout(res, 250));
     }
+  }
+
+  /**
+   * Are the provider's trees (size1, root1) and (size2, root2) one log (RFC 9162 §2.1.4.2,
+   * either order; equal sizes need equal roots)? null when the provider gives no proof now.
+   */
+  private async consistent(peer: PeerBundle, size1: bigint, root1: Uint8Array, size2: bigint, root2: Uint8Array): Promise<boolean | null> {
+    if (size1 === size2) {
+      return Buffer.compare(Buffer.from(root1), Buffer.from(root2)) === 0;
+    }
+    const [s1, s2, r1, r2] = size1 < size2 ? [size1, size2, root1, root2] : [size2, size1, root2, root1];
+    let proof: any;
+    try {
+      proof = await unary(this.client(peer), 'GetConsistencyProof', {size1: String(s1), size2: String(s2)});
+    } catch (e) {
+      if (e instanceof RpcError) {
+        return null;
+      }
+      throw e;
+    }
+    return verifyConsistency(s1, s2, r1, r2, proof.hashes.map((h: Buffer) => new Uint8Array(h)));
+  }
+
+  /**
+   * The provider's log must only grow: the witnessed checkpoint must be consistent with the
+   * receipt's checkpoint and with the largest witnessed checkpoint of this provider verified
+   * before (kept in `ledger/peer-logs.json` as {origin: {size, root}}). Returns false when the
+   * provider gives no proof now; throws ReceiptError PEER_LOG_INCONSISTENT on a fork or
+   * rollback (two signed trees that are not one log: equivocation).
+   */
+  private async checkConsistent(peer: PeerBundle, receipt: {size: bigint; root: Uint8Array}, size: bigint, root: Uint8Array): Promise<boolean> {
+    const path = join(this.identity.dir, 'ledger', 'peer-logs.json');
+    const book: Record<string, {size: string; root: string}> = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {};
+    const seen = book[peer.ledger_origin];
+    const against: [string, bigint, Uint8Array][] = [['the receipt\'s', receipt.size, receipt.root]];
+    if (seen !== undefined) {
+      against.push(['the witnessed', BigInt(seen.size), new Uint8Array(Buffer.from(seen.root, 'base64'))]);
+    }
+    for (const [what, s1, r1] of against) {
+      const ok = await this.consistent(peer, s1, r1, size, root);
+      if (ok === null) {
+        return false;
+      }
+      if (!ok) {
+        throw new ReceiptError('PEER_LOG_INCONSISTENT', `${peer.ledger_origin}: the witnessed checkpoint of size ${size} is not consistent with ${what} checkpoint of size ${s1}`);
+      }
+    }
+    if (seen === undefined || BigInt(seen.size) < size) {
+      book[peer.ledger_origin] = {size: String(size), root: Buffer.from(root).toString('base64')};
+      writeFileSync(path + '.tmp', JSON.stringify(book), {mode: 0o600});
+      renameSync(path + '.tmp', path);
+    }
+    return true;
   }
 
   /** A fresh request nonce (16 random bytes, base64url). */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {REPO} from '../src/paths.js';
-import {leafHash, nodeHash, rootFromLeafHashes, verifyInclusion} from '../src/merkle.js';
+import {leafHash, nodeHash, rootFromLeafHashes, verifyConsistency, verifyInclusion} from '../src/merkle.js';
 import {checkQuorum, cosignatureVerifier, cosignedMessage, openCheckpoint, parseCheckpoint, parseNote, parseVkey, verifyCosignature, verifyNoteSignature} from '../src/note.js';
 import {parseTlogProof, verifyReceipt} from '../src/receipt.js';
 import {Ed25519Key} from '../src/ed25519.js';
@@ -61,6 +61,42 @@ test('transparency-dev/merkle testdata: every inclusion case (happy path and eac
     n += 1;
   }
   assert.ok(n >= 5, `only ${n} inclusion cases`);
+});
+
+test('RFC 6962 consistency proofs verify, and fail tampered or with swapped roots', () => {
+  const c = values('merkle-testonly-constants');
+  const leaves = (c.RFC6962_LEAVES as string[]).map(l => leafHash(hex(l)));
+  const cases = values('merkle-proofgen').RFC6962_CONSISTENCY as {size1: number; size2: number; proof: string[]}[];
+  assert.ok(cases.length > 3);
+  for (const k of cases) {
+    const r1 = rootFromLeafHashes(leaves.slice(0, k.size1));
+    const r2 = rootFromLeafHashes(leaves.slice(0, k.size2));
+    const proof = k.proof.map(hex);
+    assert.ok(verifyConsistency(BigInt(k.size1), BigInt(k.size2), r1, r2, proof), JSON.stringify(k));
+    if (proof.length > 0) {
+      const bad = proof.map(p => Uint8Array.from(p));
+      bad[bad.length - 1][0] ^= 1;
+      assert.ok(!verifyConsistency(BigInt(k.size1), BigInt(k.size2), r1, r2, bad));
+    }
+    if (k.size1 !== k.size2) {
+      assert.ok(!verifyConsistency(BigInt(k.size1), BigInt(k.size2), r2, r1, proof));
+    }
+  }
+});
+
+test('transparency-dev/merkle testdata: every consistency case', () => {
+  const cases = JSON.parse(readFileSync(join(VEC, 'merkle-testdata', 'cases.json'), 'utf8')) as {kind: string; path: string; case: any}[];
+  let n = 0;
+  for (const {kind, path, case: d} of cases) {
+    if (kind !== 'consistency') {
+      continue;
+    }
+    const b = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+    const ok = verifyConsistency(BigInt(d.size1 ?? 0), BigInt(d.size2 ?? 0), b(d.root1 ?? ''), b(d.root2 ?? ''), (d.proof ?? []).map(b));
+    assert.equal(ok, d.wantErr !== true, path);
+    n += 1;
+  }
+  assert.ok(n >= 5, `only ${n} consistency cases`);
 });
 
 test('C2SP signed-note example and Go sumdb note vectors', () => {

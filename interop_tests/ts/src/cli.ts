@@ -15,7 +15,7 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {Agent} from './agent.js';
 import {AgentClient} from './agent_client.js';
-import {NodeIdentity, readJson} from './identity.js';
+import {NodeIdentity} from './identity.js';
 import {leafHash, rootFromLeafHashes} from './merkle.js';
 import {openCheckpoint} from './note.js';
 import {ProtocolError} from './pae.js';
@@ -131,4 +131,3 @@ main().catch(e => {
     process.exitCode = 2;
   }
 });
-void readJson;

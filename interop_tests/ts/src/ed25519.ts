@@ -22,8 +22,8 @@ export class Ed25519Key {
     if (seed.length !== 32) {
       throw new Error('an Ed25519 seed is 32 bytes');
     }
-    // node:crypto derives the public key from `d` alone when `x` is a placeholder is not
-    // allowed, so derive it through a PKCS#8 import instead.
+    // import the seed as PKCS#8 (RFC 8410: fixed prefix || 32-byte seed); node:crypto then
+    // derives the public key, which is checked against a given one
     const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]);
     this.key = createPrivateKey({key: pkcs8, format: 'der', type: 'pkcs8'});
     const jwk = createPublicKey(this.key).export({format: 'jwk'}) as {x: string};

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {REPO} from '../src/paths.js';
-import {leafHash, nodeHash, rootFromLeafHashes, verifyConsistency, verifyInclusion} from '../src/merkle.js';
-import {checkQuorum, cosignatureVerifier, cosignedMessage, openCheckpoint, parseCheckpoint, parseNote, parseVkey, verifyCosignature, verifyNoteSignature} from '../src/note.js';
+import {leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion} from '../src/merkle.js';
+import {checkQuorum, cosignatureVerifier, cosignedMessage, keyId as kid, openCheckpoint, parseCheckpoint, parseNote, parseVkey, verifyCosignature, verifyNoteSignature} from '../src/note.js';
 import {parseTlogProof, verifyReceipt} from '../src/receipt.js';
 import {Ed25519Key} from '../src/ed25519.js';
 
@@ -189,13 +189,8 @@ test('cosignature/v1 round trip, quorum and tampering', () => {
 });
 
 function noteKey(name: string, type: number, key: Ed25519Key) {
-  const {keyId} = parseVkeyFor(name, type, key);
+  const keyId = kid(name, type, key.publicKey);
   const vkey = `${name}+${Buffer.from(keyId).toString('hex')}+${Buffer.concat([Uint8Array.of(type), key.publicKey]).toString('base64')}`;
   const signLine = (text: string) => `\u2014 ${name} ${Buffer.concat([keyId, key.sign(Buffer.from(text))]).toString('base64')}\n`;
   return {vkey, signLine};
 }
-import {keyId as kid} from '../src/note.js';
-function parseVkeyFor(name: string, type: number, key: Ed25519Key) {
-  return {keyId: kid(name, type, key.publicKey)};
-}
-void nodeHash;

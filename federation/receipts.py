@@ -263,10 +263,11 @@ def bind_entry(entry_bytes: bytes, expected: dict[str, Any]) -> DisclosureEntry:
 def peer_log_policy(node: Any, bundle: Any) -> Any | None:
     """The witness policy a peer's checkpoints must meet, as this node sees the federation.
 
-    The witnesses are this node's own witness and every other pinned peer's
-    (never the log's own organization); the quorum is ``witness_quorum``, capped
-    at their number: the same rule as :func:`federation.witnessing.witness_policy_for`
-    applies to this node's own log.
+    The witnesses are this node's own witness and those of the peers named in
+    ``witnesses`` (``node.toml``), never the log's own organization; the quorum
+    is ``witness_quorum``, capped at their number (the peer's own policy may
+    name this node in place of itself). Pinning an organization that is not a
+    configured witness never changes it.
 
     Returns:
         A :class:`ledger.WitnessPolicy`, or ``None`` when no witness is known.
@@ -274,8 +275,11 @@ def peer_log_policy(node: Any, bundle: Any) -> Any | None:
     """
     from ledger import WitnessPolicy
 
+    named = set(node.config.witnesses)
     witnesses = {
-        b.org_name: b.witness_vkey for b in node.peers if b.witness_vkey and b.org_did != bundle.org_did
+        b.org_name: b.witness_vkey
+        for b in node.peers
+        if b.witness_vkey and b.org_did != bundle.org_did and b.org_name in named
     }
     witnesses[node.config.org_name] = node.witness.vkey
     k = max(1, min(node.config.witness_quorum, len(witnesses)))

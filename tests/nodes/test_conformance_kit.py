@@ -151,3 +151,35 @@ def test_kit_on_a_freshly_initialized_node(pair, tmp_path):
     finally:
         for p in procs:
             p.stop()
+
+
+def test_every_case_names_an_existing_section_and_a_level():
+    import re
+
+    from interop_tests.requirements import REQUIREMENTS, anchor
+    from interop_tests.runner import SUITES
+
+    root = Path(__file__).resolve().parents[2]
+    names = [name for cases in SUITES.values() for name, _ in cases]
+    assert sorted(names) == sorted(REQUIREMENTS)
+    for name in names:
+        req = REQUIREMENTS[name]
+        page, _, frag = req.section.partition("#")
+        headings = re.findall(r"^#+ (.+)$", (root / page).read_text(), flags=re.M)
+        assert frag in {anchor(h) for h in headings}, (name, req.section)
+        assert req.level in ("MUST", "SHOULD")
+
+
+def test_enroll_refuses_a_taken_name_and_writes_nothing(tmp_path):
+    from federation.errors import ConfigError
+    from federation.identity import init_node
+    from federation.paths import write_private
+    from interop_tests.enrollment import enroll
+
+    node = tmp_path / "acme"
+    init_node(node, org_name="acme", listen=f"127.0.0.1:{free_port()}")
+    write_private(node / "data" / "interop-records.json", json.dumps({"records": {}}))
+    before = snapshot(node)
+    with pytest.raises(ConfigError, match="data/interop-records.json"):
+        enroll(node, tester_dir=tmp_path / "tester", reload=False)
+    assert snapshot(node) == before and not before["manifest"]

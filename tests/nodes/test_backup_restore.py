@@ -88,6 +88,16 @@ def cosigned_by(node: Path, peer: str) -> int:
     return st["checkpointed"] if f"\u2014 {peer}.accord.test/witness " in st["checkpoint"] else 0
 
 
+def reset_witness_row(witness_node: Path, origin: str) -> None:
+    """What docs/operator-guide.md tells a partner's operator to do (SQL on their node database)."""
+    import sqlite3
+
+    con = sqlite3.connect(witness_node / "node.db", timeout=30)
+    with con:
+        assert con.execute("DELETE FROM ledger_witness_logs WHERE origin = ?", (origin,)).rowcount == 1
+    con.close()
+
+
 def witness_size(witness_node: Path, origin: str) -> int:
     """The size the node in ``witness_node`` last cosigned for ``origin``."""
     from federation.config import database_url_for
@@ -159,6 +169,13 @@ def test_backup_under_exchanges_restores_verifies_and_stays_witnessed(tmp_path):
         fed.procs["hospital"] = NodeProcess(older).start()
         assert not wait_until(lambda: witness_size(relief, origin) != held, timeout=5)  # ten witness rounds
         assert held > manifest["ledger_size"] == status(older)["checkpointed"]
+
+        # 4. the documented recovery: the partner's operator resets its witness row for the origin
+        reset_witness_row(relief, origin)
+        from federation.cli.common import nudge_running_node
+
+        assert "reloaded" in (nudge_running_node(relief) or "")
+        assert wait_until(lambda: witness_size(relief, origin) == manifest["ledger_size"], timeout=60)
     finally:
         fed.stop()
 

@@ -124,6 +124,12 @@ def test_kit_on_a_freshly_initialized_node(pair, tmp_path):
         assert again.returncode == 1 and "already enrolled" in again.stderr
         assert snapshot(acme) == after
 
+        # the red-team suite runs the same way (first: its trust case wants a fresh pair)
+        red = accord(
+            "interop", "run", "--suite", "security", "--target", procs[0].endpoint, "--bundle", bundle,
+            "--tester", tester, check=False,
+        )  # fmt: skip
+        assert red.returncode == 0 and "0 failed (MUST), 0 failed (SHOULD)" in red.stdout, red.stdout
         junit, report = tmp_path / "interop.xml", tmp_path / "interop.md"
         run = accord(
             "interop", "run", "--target", procs[0].endpoint, "--bundle", bundle, "--tester", tester,

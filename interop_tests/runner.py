@@ -41,7 +41,7 @@ class CaseResult:
         skipped: the case could not run against this target (``passed`` is True).
         section: the specification section it checks (``docs/<page>.md#<anchor>``).
         level: ``"MUST"`` or ``"SHOULD"`` (RFC 2119).
-        requirement: the specification's requirement id, or None (not numbered yet).
+        requirement: the specification's numbered requirements (``"R-SIG-2, R-SIG-4"``), or None.
 
     """
 
@@ -78,7 +78,11 @@ async def run_cases(
         if only and name not in only:
             continue
         req = requirement_for(name)
-        meta = {"section": req.section, "level": req.level, "requirement": req.requirement}
+        meta = {
+            "section": req.section,
+            "level": req.level,
+            "requirement": ", ".join(req.requirements) or None,
+        }
         t0 = time.perf_counter()
         try:
             detail = await asyncio.wait_for(case(ctx), timeout=30)

@@ -174,6 +174,15 @@ def test_every_case_names_an_existing_section_and_a_level():
         headings = re.findall(r"^#+ (.+)$", (root / page).read_text(), flags=re.M)
         assert frag in {anchor(h) for h in headings}, (name, req.section)
         assert req.level in ("MUST", "SHOULD")
+        spec = (root / "docs/spec/accord-v1.md").read_text()
+        for rid in req.requirements:
+            assert f"**{rid}**" in spec, (name, rid)
+    # the specification's conformance table and ours agree on which case checks what
+    table = (root / "docs/spec/accord-v1.md").read_text().partition("## 9. Conformance")[2]
+    for name, req in REQUIREMENTS.items():
+        for rid in req.requirements:
+            row = next(line for line in table.splitlines() if line.startswith(f"| {rid} "))
+            assert f"`{name}`" in row or "every" in row, (name, rid, row)
 
 
 def test_enroll_refuses_a_taken_name_and_writes_nothing(tmp_path):

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.errors import FederationError
+from federation.paths import open_private_new
 
 BACKUP_FORMAT = "accord-node-backup/v1"
 MANIFEST_NAME = "accord-backup.json"
@@ -120,8 +121,7 @@ def _snapshot_sqlite(db: Path, dest: Path) -> None:
         BackupError: the snapshot fails SQLite's integrity check.
 
     """
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
+    open_private_new(dest).close()  # 0600 before SQLite writes a page into it
     src = sqlite3.connect(db, timeout=30)
     try:
         dst = sqlite3.connect(dest)
@@ -215,11 +215,10 @@ def backup_node(node_dir: Path, out: Path, *, now: dt.datetime | None = None) ->
         _snapshot_sqlite(db, snap)
         ledger_size, checkpoint = _ledger_head(ident, f"sqlite:///{snap}")
         part = Path(tmp) / "archive"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         digests: dict[str, str] = {}
         total = 0
         with (
-            os.fdopen(fd, "wb") as raw,
+            open_private_new(part) as raw,
             tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar,
         ):
 

@@ -239,6 +239,7 @@ def run_suite(
     t.add_column("case")
     t.add_column("level")
     t.add_column("section")
+    t.add_column("requirement")
     t.add_column("result")
     t.add_column("detail")
     style = {
@@ -252,6 +253,7 @@ def run_suite(
             r.name,
             r.level,
             r.section.removeprefix("docs/"),
+            r.requirement or "",
             style[r.verdict],
             r.detail,
         )

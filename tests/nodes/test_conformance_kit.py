@@ -198,3 +198,23 @@ def test_enroll_refuses_a_taken_name_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="data/interop-records.json"):
         enroll(node, tester_dir=tmp_path / "tester", reload=False)
     assert snapshot(node) == before and not before["manifest"]
+
+
+def test_a_failed_should_is_a_warning_and_a_failed_must_fails_the_run(tmp_path):
+    from interop_tests.runner import CaseResult, suite_ok, write_junit, write_markdown
+
+    must = CaseResult("a", True, "ok", 0.1, section="docs/protocol.md#errors", requirement="R-MSG-2")
+    should = CaseResult("b", False, "slow | late", 0.2, section="docs/protocol.md#errors", level="SHOULD")
+    assert should.verdict == "warn" and suite_ok([must, should]) and not suite_ok([must, should], strict=True)
+    failed = CaseResult("c", False, "leaked", 0.1, section="docs/protocol.md#errors")
+    assert failed.verdict == "FAIL" and not suite_ok([must, should, failed])
+    md, xml = tmp_path / "r.md", tmp_path / "r.xml"
+    write_markdown([must, should, failed], md, target="h:1", org="acme", suite="conformance")
+    text = md.read_text()
+    assert "1 passed, 1 failed (MUST), 1 failed (SHOULD), 0 skipped." in text
+    link = "[docs/protocol.md#errors](docs/protocol.md#errors)"
+    assert f"| b | SHOULD | {link} | — | warn | slow \\| late |" in text
+    write_junit([must, should, failed], xml, target="h:1")
+    root = ET.parse(xml).getroot()
+    kinds = {t.get("name"): [c.get("type") for c in t if c.tag == "failure"] for t in root.iter("testcase")}
+    assert kinds == {"a": [], "b": ["SHOULD"], "c": ["MUST"]} and root.get("failures") == "2"

@@ -46,6 +46,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,12 +294,57 @@ def _read_manifest(tar: tarfile.TarFile, archive: Path) -> dict[str, Any]:
         files = manifest["files"]
         if not isinstance(files, dict) or DB_MEMBER not in files:
             raise BackupError(f"{archive}: the manifest lists no {DB_MEMBER}")
+        if not all(isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in files.items()):
+            raise BackupError(f"{archive}: the manifest's files are not names with SHA-256 digests")
         for key in ("org_name", "org_did", "created_at", "ledger_size", "checkpoint"):
             manifest[key]  # noqa: B018 - presence check
     except (ValueError, KeyError, TypeError) as exc:
         raise BackupError(
             f"{archive}: {MANIFEST_NAME} is malformed ({exc.__class__.__name__}: {exc})"
         ) from None
+    return manifest
+
+
+def _extract(archive: Path, staging: Path) -> dict[str, Any]:
+    """Extract ``archive`` into ``staging`` after bounding it; return its manifest (digests unchecked).
+
+    Raises:
+        BackupError: too many members, more bytes than the target's free space, a
+            member that is not a listed regular file or a directory under the root,
+            a listed member missing, or no valid manifest.
+        tarfile.TarError, EOFError, zlib.error, OSError: the archive is unreadable.
+
+    """
+    with tarfile.open(archive, mode="r:gz") as tar:
+        members = []
+        for member in tar:  # reads the whole stream once: a truncated archive fails here
+            members.append(member)
+            if len(members) > MAX_MEMBERS:
+                raise BackupError(f"{archive}: more than {MAX_MEMBERS} members")
+        while tar.fileobj.read(_CHUNK):  # to the end of the gzip stream: its CRC-32 and length are checked
+            pass
+        claimed = sum(m.size for m in members if m.isfile())
+        free = shutil.disk_usage(staging).free
+        if claimed > free:
+            raise BackupError(f"{archive}: members total {claimed} bytes, the target has {free} free")
+        manifest = _read_manifest(tar, archive)
+        listed = set(manifest["files"])
+        seen = set()
+        for member in members:
+            if member.name == MANIFEST_NAME:
+                continue
+            if member.isfile():
+                if member.name not in listed:
+                    raise BackupError(f"{archive}: member {member.name[:200]!r} is not in the manifest")
+                seen.add(member.name)
+            elif not member.isdir():
+                raise BackupError(f"{archive}: member {member.name[:200]!r} is not a file or directory")
+            try:
+                tar.extract(member, staging, filter="data")
+            except tarfile.FilterError as exc:
+                raise BackupError(f"{archive}: member {member.name[:200]!r} refused ({exc})") from None
+        if listed - seen:
+            raise BackupError(f"{archive}: members missing: {sorted(listed - seen)[:5]}")
     return manifest
 
 
@@ -332,35 +378,12 @@ def restore_node(archive: Path, new_dir: Path) -> BackupInfo:
     staging = Path(tempfile.mkdtemp(dir=new_dir.parent, prefix=f".{new_dir.name}.restore-"))  # 0700
     try:
         try:
-            tar = tarfile.open(archive, mode="r:gz")
-        except (tarfile.TarError, OSError, EOFError) as exc:
+            manifest = _extract(archive, staging)
+        except (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeError) as exc:
             raise BackupError(
-                f"{archive}: not a gzip'd tar archive ({exc})", metadata={"path": str(archive)}
+                f"{archive}: not a readable gzip'd tar archive ({exc.__class__.__name__}: {exc})",
+                metadata={"path": str(archive)},
             ) from None
-        with tar:
-            members = []
-            for member in tar:
-                members.append(member)
-                if len(members) > MAX_MEMBERS:
-                    raise BackupError(f"{archive}: more than {MAX_MEMBERS} members")
-            manifest = _read_manifest(tar, archive)
-            listed = set(manifest["files"])
-            seen = set()
-            for member in members:
-                if member.name == MANIFEST_NAME:
-                    continue
-                if member.isfile():
-                    if member.name not in listed:
-                        raise BackupError(f"{archive}: member {member.name[:200]!r} is not in the manifest")
-                    seen.add(member.name)
-                elif not member.isdir():
-                    raise BackupError(f"{archive}: member {member.name[:200]!r} is not a file or directory")
-                try:
-                    tar.extract(member, staging, filter="data")
-                except tarfile.FilterError as exc:
-                    raise BackupError(f"{archive}: member {member.name[:200]!r} refused ({exc})") from None
-            if listed - seen:
-                raise BackupError(f"{archive}: members missing: {sorted(listed - seen)[:5]}")
         for name, digest in manifest["files"].items():
             got = _sha256_file(staging / name)
             if got != digest:
@@ -375,6 +398,8 @@ def restore_node(archive: Path, new_dir: Path) -> BackupInfo:
         con = sqlite3.connect(db)
         try:
             result = con.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            result = str(exc)
         finally:
             con.close()
         if result != "ok":

@@ -228,7 +228,21 @@ def test_restore_refuses_bad_archives_and_writes_nothing(tmp_path):
         "link.tar.gz": (rewrite("link.tar.gz", link_member), "not a file or directory"),
     }
     (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
-    cases["junk"] = (tmp_path / "junk.tar.gz", "not a gzip'd tar archive")
+    cases["junk"] = (tmp_path / "junk.tar.gz", "not a readable gzip'd tar archive")
+    raw = good.read_bytes()
+    for cut in (10, len(raw) // 3, len(raw) // 2, len(raw) - 9):  # truncated: any place, one line
+        (tmp_path / f"cut-{cut}.tar.gz").write_bytes(raw[:cut])
+        cases[f"cut-{cut}"] = (tmp_path / f"cut-{cut}.tar.gz", "not a readable gzip'd tar archive")
+
+    def bad_digest(m, data):
+        if m.name == "accord-backup.json":
+            doc = json.loads(data)
+            doc["files"]["node.toml"] = 7
+            data = json.dumps(doc).encode()
+            m.size = len(data)
+        yield m, data
+
+    cases["digest-type"] = (rewrite("digest-type.tar.gz", bad_digest), "not names with SHA-256 digests")
     for name, (archive, message) in cases.items():
         target = tmp_path / f"restored-{name}"
         p = accord("node", "restore", "--from", archive, "--dir", target, check=False)

@@ -549,8 +549,12 @@ def _forge_huge_entry(entry, outcome, receipt):
 )
 def test_ts_requester_refuses_a_forged_receipt(tsfed, forge, reason):
     """Every member of the provider's answer is hostile: the receipt must prove this very exchange."""
-    out = _with_hostile(tsfed, "hostile-" + (reason or "none").lower().replace("_", "-"), forge)
+    name = "hostile-" + forge.__name__.strip("_<>").replace("_", "-")
+    out = _with_hostile(tsfed, name, forge)
     _refused_and_logged(tsfed, out, reason)
+    mismatch = {_forge_requester: "requester_org", _forge_payload: "response_digest"}.get(forge)
+    if mismatch is not None:  # R-RCP-3: metadata.mismatch lists the members
+        assert out["results"][0]["error"]["metadata"]["mismatch"] == mismatch
 
 
 def _with_hostile(tsfed, name: str, forge, witnessed=None, wait_ms: int = 0, n: int = 1) -> dict:

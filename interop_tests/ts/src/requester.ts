@@ -149,7 +149,7 @@ export function checkOutcomeSize(outcome: any, limits = OUTCOME_LIMITS): void {
 /** Refusal of a provider's outcome (FAILED_PRECONDITION / RECEIPT_MISMATCH and kin). */
 export class ReceiptError extends Error {
   readonly status = 'FAILED_PRECONDITION';
-  constructor(readonly reason: string, message: string) {
+  constructor(readonly reason: string, message: string, readonly metadata: Record<string, string> = {}) {
     super(message);
   }
 }
@@ -158,122 +158,13 @@ function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A JSON number kept as its source token (int vs float matters to Python's spelling). */
-class NumberToken {
-  constructor(readonly token: string) {}
-}
-
-const NUMBER_MARK = '\u0000accord-number:';
-
-/** JSON.parse that keeps every number as a NumberToken (string members are untouched). */
-export function parseKeepingNumbers(text: string): unknown {
-  let out = '';
-  let i = 0;
-  const num = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  while (i < text.length) {
-    const ch = text[i];
-    if (ch === '"') {
-      const start = i++;
-      while (i < text.length && text[i] !== '"') {
-        i += text[i] === '\\' ? 2 : 1;
-      }
-      out += text.slice(start, ++i);
-    } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
-      num.lastIndex = i;
-      const m = num.exec(text);
-      if (m === null) {
-        throw new SyntaxError('bad JSON number');
-      }
-      out += JSON.stringify(NUMBER_MARK + m[0]);
-      i += m[0].length;
-    } else {
-      out += ch;
-      i += 1;
-    }
-  }
-  return JSON.parse(out, (_k, v) => (typeof v === 'string' && v.startsWith(NUMBER_MARK) ? new NumberToken(v.slice(NUMBER_MARK.length)) : v));
-}
-
-/** Python's repr(float(token)) (shortest round trip; fixed for 1e-4 <= |x| < 1e16, else d.ddde+XX). */
-function pythonFloat(token: string): string {
-  const x = Number(token);
-  if (!Number.isFinite(x)) {
-    return x > 0 ? 'Infinity' : x < 0 ? '-Infinity' : 'NaN';
-  }
-  if (x === 0) {
-    return Object.is(x, -0) ? '-0.0' : '0.0';
-  }
-  const [mant, expText] = x.toExponential().split('e');
-  const exp = Number(expText);
-  if (exp >= -5 && exp < 16) {
-    // -5: Python switches to exponent form below 1e-4 (repr(0.0001) == '0.0001', repr(0.00001) == '1e-05')
-    if (exp < -4) {
-      return `${mant}e-${String(-exp).padStart(2, '0')}`;
-    }
-    const digits = mant.replace('-', '').replace('.', '');
-    const sign = x < 0 ? '-' : '';
-    let fixed: string;
-    if (exp < 0) {
-      fixed = '0.' + '0'.repeat(-exp - 1) + digits;
-    } else if (digits.length > exp + 1) {
-      fixed = digits.slice(0, exp + 1) + '.' + digits.slice(exp + 1);
-    } else {
-      fixed = digits + '0'.repeat(exp + 1 - digits.length) + '.0';
-    }
-    return sign + fixed;
-  }
-  return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-}
-
 /**
- * Python's json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")) with the
- * default ensure_ascii: what the provider hashes for `response_digest`
- * (federation/receipts.py payload_digest). `v` comes from parseKeepingNumbers.
+ * response_digest (spec §7.3, R-RCP-3): lowercase hex SHA-256 of `Outcome.payload_json`
+ * exactly as the provider sent it (SHA-256 of the empty string when empty). Never a
+ * re-serialization.
  */
-export function pythonJsonDumps(v: unknown): string {
-  if (v === null) {
-    return 'null';
-  }
-  if (v instanceof NumberToken) {
-    return /[.eE]/.test(v.token) ? pythonFloat(v.token) : BigInt(v.token).toString();
-  }
-  if (typeof v === 'boolean') {
-    return v ? 'true' : 'false';
-  }
-  if (typeof v === 'number') {
-    return Number.isInteger(v) ? String(v) : pythonFloat(String(v));
-  }
-  if (typeof v === 'string') {
-    // ensure_ascii: every UTF-16 code unit above 0x7e and every control character as
-    // \uXXXX (lowercase hex), the short escapes where JSON has them
-    const short: Record<string, string> = {'"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f'};
-    let out = '"';
-    for (let i = 0; i < v.length; i++) {
-      const ch = v[i];
-      const c = v.charCodeAt(i);
-      if (short[ch] !== undefined) {
-        out += short[ch];
-      } else if (c < 0x20 || c > 0x7e) {
-        out += '\\u' + c.toString(16).padStart(4, '0');
-      } else {
-        out += ch;
-      }
-    }
-    return out + '"';
-  }
-  if (Array.isArray(v)) {
-    return '[' + v.map(pythonJsonDumps).join(',') + ']';
-  }
-  const o = v as Record<string, unknown>;
-  return '{' + Object.keys(o).sort().map(k => pythonJsonDumps(k) + ':' + pythonJsonDumps(o[k])).join(',') + '}';
-}
-
-/** response_digest of a payload as the provider logs it (SHA-256("") for none). */
 export function payloadDigest(payloadJson: Uint8Array): string {
-  if (payloadJson.length === 0) {
-    return sha256Hex(new Uint8Array());
-  }
-  return sha256Hex(Buffer.from(pythonJsonDumps(parseKeepingNumbers(Buffer.from(payloadJson).toString('utf8'))), 'utf8'));
+  return sha256Hex(payloadJson ?? new Uint8Array());
 }
 
 /** Compare the provider's logged entry with what this requester knows; throws ReceiptError. */
@@ -296,7 +187,7 @@ export function bindEntry(entryBytes: Uint8Array, expected: Record<string, unkno
     }
   }
   if (bad.length > 0) {
-    throw new ReceiptError('RECEIPT_MISMATCH', `the provider's logged entry differs from this exchange in ${bad.sort().join(', ')}`);
+    throw new ReceiptError('RECEIPT_MISMATCH', `the provider's logged entry differs from this exchange in ${bad.sort().join(', ')}`, {mismatch: bad.join(',')});
   }
   return entry;
 }
@@ -403,6 +294,7 @@ export class RequesterNode {
     let witnessed: ExchangeResult['witnessed'];
     let reason = '';
     let refusal = '';
+    let refusalMeta: Record<string, string> = {};
     try {
       checkOutcomeSize(outcome);
       if (Buffer.compare(Buffer.from(leafHash(entry)), receipt.leaf_hash ?? Buffer.alloc(0)) !== 0) {
@@ -432,6 +324,7 @@ export class RequesterNode {
       }
       reason = err instanceof ReceiptError ? err.reason : 'RECEIPT_INVALID';
       refusal = err.message;
+      refusalMeta = err instanceof ReceiptError ? err.metadata : {};
     }
     const written = this.log.append({
       ...base,
@@ -451,7 +344,7 @@ export class RequesterNode {
     return {
       decision: verified ? outcome.decision : 'deny', outcome, payload, receipt_verified: verified, witnessed,
       received_leaf_index: written.index, received_checkpoint: written.checkpoint,
-      ...(verified ? {} : {error: {status: 'FAILED_PRECONDITION', reason, metadata: {}, message: `provider receipt refused: ${refusal}`}}),
+      ...(verified ? {} : {error: {status: 'FAILED_PRECONDITION', reason, metadata: refusalMeta, message: `provider receipt refused: ${refusal}`}}),
     };
   }
 

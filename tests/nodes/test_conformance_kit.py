@@ -72,7 +72,8 @@ def pair(tmp_path):
     accord("node", "init", "--org", "beta", "--dir", beta, "--listen", f"127.0.0.1:{free_port()}")
     for a, b in ((acme, beta), (beta, acme)):
         accord("peer", "export-bundle", "--dir", b, "--out", tmp_path / f"{b.name}.json")
-        accord("peer", "add", tmp_path / f"{b.name}.json", "--dir", a)
+        # each is the other's witness (the witness policy is explicit: `peer add --witness`)
+        accord("peer", "add", tmp_path / f"{b.name}.json", "--dir", a, "--witness")
     from federation.paths import write_private
 
     write_private(acme / "data" / "reports.json", json.dumps({"records": {"r1": {"record_id": "r1"}}}))

@@ -198,6 +198,7 @@ def test_enroll_refuses_a_taken_name_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="data/interop-records.json"):
         enroll(node, tester_dir=tmp_path / "tester", reload=False)
     assert snapshot(node) == before and not before["manifest"]
+    assert not (tmp_path / "tester").exists()  # refused before anything was created, on either side
 
 
 def test_a_failed_should_is_a_warning_and_a_failed_must_fails_the_run(tmp_path):

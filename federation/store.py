@@ -170,6 +170,18 @@ class NodeStore:
         self.engine = engine
         migrate(engine)
 
+    def ping(self) -> None:
+        """Run ``SELECT 1`` (readiness: the database answers).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database is unreachable.
+
+        """
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def next_status_index(self) -> int:
         """The next free status-list index (0-based)."""
         with self.engine.connect() as conn:

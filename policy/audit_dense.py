@@ -1,0 +1,313 @@
+"""Dense engine of the reconstruction auditor: many cells, dense histories (explicit id sets).
+
+The sparse engine of :mod:`policy.auditor` keeps the answered rows in reduced
+form over cells (atoms), with Python integers modulo a 127-bit prime. That is
+cheap while the rows are sparse over few cells (analytics), and costs
+``O(rank x records)`` dictionary operations per query once random id sets have
+split every record into a cell of its own. A scope whose basis grows past
+``dense_switch_entries`` moves to this engine (docs/auditing.md, *Dense
+engine*).
+
+The idea: keep a *pool* of random vectors of the null space ``N`` of the
+answered rows ``B`` (``B z = 0``), modulo a word-size prime ``p``, in record
+coordinates. For a new SUM over the set ``q``:
+
+* ``q . z`` for every pool vector is the sum of the pool's rows over ``q``
+  (``O(|q| x K)``). If one is not zero, ``q`` is not in the row space mod
+  ``p``, hence not over Q either.
+* Take that pool vector ``y`` as pivot and project the others onto
+  ``N' = N ∩ q^⊥`` (``z - y (q.z)/(q.y)``). Record ``i`` is determined by
+  ``B ∪ {q}`` mod ``p`` iff coordinate ``i`` vanishes on ``N'``: iff row
+  ``i`` of every projected pool vector is zero.
+* If every ``q . z`` is zero, ``q`` is implied mod ``p``. It is answered
+  only when it repeats an answered set exactly (then it is implied over Q
+  too); otherwise it is refused, since that could be a rank drop mod ``p``.
+
+Exactness (the argument is in docs/auditing.md): the answered rows kept in
+``B`` are linearly independent mod ``p``, hence over Q. Then ``e_i`` in the
+rational row space of ``B ∪ {q}`` implies ``e_i`` in its row space mod ``p``,
+and a coordinate that vanishes on ``N'`` vanishes on every pool vector. So no
+disclosure over Q is ever missed, whatever ``p`` and the pool are. Chance
+only adds refusals: a coordinate that does not vanish on ``N'`` vanishes on
+``K - 1`` independent uniform vectors with probability ``p^-(K-1)``.
+
+Each pivot consumes one pool vector. Fresh ones come from a reserve, kept in
+step lazily: the pivots since the last refresh are logged, and every
+``BLOCK - K_MIN + 1`` pivots the whole reserve is projected at once with
+matrix products (a compact "WY" form of the logged projections), in float64
+with every product and sum below ``2^53``, so exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import flint
+import numpy as np
+
+__all__ = ["BLOCK", "DENSE_PRIME_BITS", "K_MIN", "DensePlan", "DenseScope", "dense_prime"]
+
+DENSE_PRIME_BITS = 23
+"""Size of the dense engine's prime: ``BLOCK * p^2 < 2^53`` keeps float64 products exact."""
+K_MIN = 8
+"""Active pool vectors kept before a decision: a spurious refusal needs a
+coordinate to vanish on ``K_MIN - 1`` uniform vectors (probability ``p^-7``)."""
+BLOCK = 64
+"""Active pool vectors after a refresh; also bounds the logged pivots (<= 64)."""
+
+
+def dense_prime(bits: int = DENSE_PRIME_BITS) -> int:
+    """Return a fresh random prime of exactly ``bits`` bits (from :mod:`secrets`)."""
+    while True:
+        n = secrets.randbits(bits) | (1 << (bits - 1)) | 1
+        if flint.fmpz(n).is_prime():
+            return n
+
+
+def _digest(sel: np.ndarray) -> bytes:
+    return hashlib.blake2b(sel.astype("<i8", copy=False).tobytes(), digest_size=16).digest()
+
+
+@dataclass
+class DensePlan:
+    """A computed, not yet applied, SUM decision of a :class:`DenseScope`."""
+
+    version: int
+    allow: bool
+    reason: str
+    sel: np.ndarray | None = None
+    digest: bytes = b""
+    grows: bool = False  # True: a new independent row (pivot consumed)
+    active: np.ndarray | None = None  # projected active pool, pivot column removed
+    pivot: np.ndarray | None = None  # the consumed pool vector (logged)
+
+
+class DenseScope:
+    """Row-space state of one scope's answered SUM queries, dense engine.
+
+    Args:
+        n: dimension (record ids below ``n``; grows on demand).
+        columns: pool vectors allocated in all (active + reserve); the rank
+            this scope can reach is about ``columns - K_MIN``.
+        p: the prime (``DENSE_PRIME_BITS`` bits).
+        seed: seed of the pool's random generator (secret, like ``p``).
+
+    """
+
+    def __init__(self, n: int, columns: int, p: int, seed: int) -> None:
+        self.p = p
+        self.seed = seed
+        self.columns = columns
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.n = max(int(n), 1)
+        take = min(BLOCK, columns)
+        self.active = self.rng.integers(0, p, (self.n, take), dtype=np.int64)
+        self.reserve = self.rng.integers(0, p, (columns - take, self.n)).astype(np.float64)
+        self.log_y: list[np.ndarray] = []
+        self.log_q: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.digests: set[bytes] = set()
+        self.known_disclosed = np.zeros(self.n, dtype=np.bool_)
+        self.history = 0
+        self.counts = 0
+        self.denials = 0
+        self.version = 0
+        self.frozen = False
+        self.n0 = self.n
+
+    # -- dimension
+    def ensure_dim(self, upto: int) -> None:
+        """Grow the record dimension to ``upto``: new coordinates are free (random)."""
+        extra = upto - self.n
+        if extra <= 0:
+            return
+        p = self.p
+        self.active = np.vstack([self.active, self.rng.integers(0, p, (extra, self.active.shape[1]))])
+        if self.reserve.shape[0]:
+            fresh = self.rng.integers(0, p, (self.reserve.shape[0], extra)).astype(np.float64)
+            self.reserve = np.hstack([self.reserve, fresh])
+        else:
+            self.reserve = np.zeros((0, upto))
+        self.log_y = [np.concatenate([y, np.zeros(extra, dtype=np.int64)]) for y in self.log_y]
+        self.known_disclosed = np.concatenate([self.known_disclosed, np.zeros(extra, dtype=np.bool_)])
+        self.n = upto
+
+    # -- deciding
+    def plan(self, sel: np.ndarray) -> DensePlan:
+        """Decide a SUM over the sorted, duplicate-free record ids ``sel`` (not recorded)."""
+        if sel.shape[0] == 0:
+            return DensePlan(self.version, False, "EMPTY_SELECTION")
+        sel = np.sort(sel)
+        if self.frozen:
+            return DensePlan(self.version, False, "AUDIT_CAPACITY")
+        self.ensure_dim(int(sel[-1]) + 1)
+        p = self.p
+        a = self.active
+        c = a[sel].sum(axis=0) % p
+        nz = np.flatnonzero(c)
+        digest = _digest(sel)
+        if nz.shape[0] == 0:
+            # implied mod p: certified over Q only as a repeat of an answered set
+            if digest in self.digests:
+                return DensePlan(self.version, True, "OK", sel, digest)
+            return DensePlan(self.version, False, "RECONSTRUCTION_RISK", sel, digest)
+        if a.shape[1] < K_MIN:
+            return DensePlan(self.version, False, "AUDIT_CAPACITY", sel, digest)
+        j = int(nz[0])
+        y = a[:, j].copy()
+        f = c * pow(int(c[j]), -1, p) % p
+        b = a - np.multiply.outer(y, f)
+        b %= p
+        last = b.shape[1] - 1
+        if j != last:
+            b[:, j] = b[:, last]
+        b = b[:, :last]
+        zero = ~b.any(axis=1)
+        if bool((zero & ~self.known_disclosed).any()):
+            return DensePlan(self.version, False, "RECONSTRUCTION_RISK", sel, digest)
+        return DensePlan(self.version, True, "OK", sel, digest, True, b, y)
+
+    # -- applying
+    def apply(self, plan: DensePlan) -> None:
+        """Record an allowed plan computed at the current version."""
+        assert plan.allow and plan.version == self.version and plan.sel is not None
+        self.history += 1
+        if plan.grows:
+            assert plan.active is not None and plan.pivot is not None
+            self.active = plan.active
+            self.log_y.append(plan.pivot)
+            self.log_q.append(plan.sel)
+            self.rows.append(plan.sel.astype(np.int32))
+            self.digests.add(plan.digest)
+            if self.active.shape[1] < K_MIN:
+                self._refresh()
+        self.version += 1
+
+    def insert(self, sel: np.ndarray) -> bool:
+        """Add an answered row without the disclosure check (pooling histories).
+
+        Returns False, and freezes the scope (every later SUM is refused with
+        ``AUDIT_CAPACITY``: fail closed), if the row is implied mod ``p``
+        without repeating an answered set: it cannot be certified over Q.
+        """
+        sel = np.unique(np.asarray(sel, dtype=np.int64))
+        if sel.shape[0] == 0:
+            return True
+        self.ensure_dim(int(sel[-1]) + 1)
+        p, a = self.p, self.active
+        c = a[sel].sum(axis=0) % p
+        nz = np.flatnonzero(c)
+        digest = _digest(sel)
+        if nz.shape[0] == 0:
+            if digest in self.digests:
+                return True
+            self.frozen = True
+            return False
+        if a.shape[1] < K_MIN:
+            self.frozen = True
+            return False
+        j = int(nz[0])
+        y = a[:, j].copy()
+        b = (a - np.multiply.outer(y, c * pow(int(c[j]), -1, p) % p)) % p
+        b[:, j] = b[:, -1]
+        self.apply(DensePlan(self.version, True, "OK", sel, digest, True, b[:, :-1], y))
+        return True
+
+    def _refresh(self) -> None:
+        """Bring the reserve up to date with the logged pivots; refill the active pool."""
+        p = self.p
+        res = self.reserve
+        m = len(self.log_y)
+        if m and res.shape[0]:
+            yt = np.stack(self.log_y).astype(np.float64)  # m x n, entries < p
+            qt = np.zeros((m, self.n))
+            for i, s in enumerate(self.log_q):
+                qt[i, s] = 1.0
+            lmat = (qt @ yt.T) % p  # L[i, j] = q_i . y_j, lower triangular; sums < n p
+            s_mat = (res @ qt.T) % p  # Kr x m
+            w = np.zeros_like(s_mat)
+            for i in range(m):
+                acc = s_mat[:, i] - (w[:, :i] @ lmat[i, :i] if i else 0.0)  # < i p^2 < 2^52
+                inv = pow(int(lmat[i, i]), -1, p)
+                w[:, i] = ((acc % p) * inv) % p
+            res -= w @ yt  # m p^2 < 2^52: exact
+            res %= p
+        self.log_y.clear()
+        self.log_q.clear()
+        take = min(BLOCK - self.active.shape[1], res.shape[0])
+        if take > 0:
+            fresh = res[:take].T.astype(np.int64)
+            self.active = np.hstack([self.active, fresh])
+            self.reserve = res[take:].copy()
+        else:
+            self.reserve = res
+
+    # -- introspection
+    def disclosed_ids(self) -> np.ndarray:
+        """Record ids whose value the rows determine (zero on every active vector)."""
+        if self.active.shape[1] == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(~self.active.any(axis=1))
+
+    @property
+    def rank(self) -> int:
+        """Number of independent answered rows."""
+        return len(self.rows)
+
+    def counters(self) -> tuple[int, int, int, int, int, int]:
+        """(history, counts, rank, dimension, denials, stored numbers) for ``ScopeStatus``."""
+        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + len(self.log_y))
+        return self.history, self.counts, self.rank, self.n, self.denials, stored
+
+    # -- persistence
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state: the answered rows and the secrets; the pool is rebuilt on load."""
+        return {
+            "engine": "dense",
+            "p": format(self.p, "x"),
+            "seed": format(self.seed, "x"),
+            "n0": self.n0,
+            "columns": self.columns,
+            "rows": [base64.b64encode(r.astype("<i4").tobytes()).decode("ascii") for r in self.rows],
+            "history": self.history,
+            "counts": self.counts,
+            "denials": self.denials,
+            "frozen": self.frozen,
+        }
+
+    @classmethod
+    def build(cls, n: int, columns: int, p: int, seed: int, rows: Iterable[np.ndarray]) -> DenseScope:
+        """A scope holding ``rows`` (answered, in order); frozen if one cannot be certified."""
+        s = cls(n, columns, p, seed)
+        for r in rows:
+            if not s.insert(np.asarray(r, dtype=np.int64)):
+                break
+        s.history = 0
+        s.known_disclosed = np.zeros(s.n, dtype=np.bool_)
+        s.known_disclosed[s.disclosed_ids()] = True
+        return s
+
+    @classmethod
+    def from_state(cls, d: Mapping[str, Any]) -> DenseScope:
+        """Rebuild from :meth:`to_state` by replaying the rows (raises ValueError if malformed)."""
+        p = int(d["p"], 16)
+        if p.bit_length() != DENSE_PRIME_BITS or not flint.fmpz(p).is_prime():
+            raise ValueError("dense prime is not a prime of the expected size")
+        rows = [np.frombuffer(base64.b64decode(r), dtype="<i4").astype(np.int64) for r in d["rows"]]
+        for r in rows:
+            if r.shape[0] == 0 or int(r[0]) < 0 or bool((np.diff(r) <= 0).any()):
+                raise ValueError("dense row is not a sorted set of record ids")
+        columns = int(d["columns"])
+        if columns < K_MIN:
+            raise ValueError("dense pool too small")
+        s = cls.build(int(d["n0"]), columns, p, int(d["seed"], 16), rows)
+        if s.frozen or len(s.rows) != len(rows):
+            raise ValueError("dense rows do not replay to the recorded state")
+        s.frozen = bool(d["frozen"])
+        s.history, s.counts, s.denials = int(d["history"]), int(d["counts"]), int(d["denials"])
+        return s

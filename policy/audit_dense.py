@@ -69,6 +69,53 @@ def dense_prime(bits: int = DENSE_PRIME_BITS) -> int:
             return n
 
 
+_CHUNK = 512
+_MAX_ID = 2**27 - 1  # policy.auditor.MAX_RECORD_ID
+
+
+def _reduce(x: np.ndarray, p: int) -> None:
+    """In place, integers ``|x| < 2^52`` in float64 to ``[-p, 2p)`` congruent mod ``p``.
+
+    ``floor(x / p)`` computed as ``floor(x * (1/p))`` is off by at most one
+    (relative error below ``2^-51`` on a quotient below ``2^30``), and
+    ``x - k p`` is exact since both are integers below ``2^53``.
+    """
+    q = x * (1.0 / p)
+    np.floor(q, out=q)
+    q *= p
+    x -= q
+
+
+def _canon(x: np.ndarray, p: int) -> np.ndarray:
+    """Integers ``|x| < 2^52`` in float64 to the canonical ``[0, p)`` (in place; returned)."""
+    _reduce(x, p)
+    x[x < 0] += p
+    x[x >= p] -= p
+    return x
+
+
+def _encode_row(r: np.ndarray) -> str:
+    """A sorted id set as ``"i:"`` + base64 int32 ids or ``"b:"`` + base64 bitmap, the shorter."""
+    top = int(r[-1]) + 1
+    if 4 * r.shape[0] <= (top + 7) // 8:
+        return "i:" + base64.b64encode(r.astype("<i4").tobytes()).decode("ascii")
+    mask = np.zeros(top, dtype=np.bool_)
+    mask[r] = True
+    return "b:" + base64.b64encode(np.packbits(mask, bitorder="little").tobytes()).decode("ascii")
+
+
+def _decode_row(s: str) -> np.ndarray:
+    raw = base64.b64decode(s[2:], validate=True)
+    if len(raw) > _MAX_ID // 8 + 1:
+        raise ValueError("dense row longer than the record id range")
+    if s.startswith("i:"):
+        return np.frombuffer(raw, dtype="<i4").astype(np.int64)
+    if s.startswith("b:"):
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        return np.flatnonzero(bits).astype(np.int64)
+    raise ValueError("dense row encoding must start with 'i:' or 'b:'")
+
+
 def _digest(sel: np.ndarray) -> bytes:
     return hashlib.blake2b(sel.astype("<i8", copy=False).tobytes(), digest_size=16).digest()
 
@@ -219,31 +266,41 @@ class DenseScope:
         return True
 
     def _refresh(self) -> None:
-        """Bring the reserve up to date with the logged pivots; refill the active pool."""
+        """Bring the reserve up to date with the logged pivots; refill the active pool.
+
+        The reserve ``R`` (vectors of the null space as of the first logged
+        pivot) becomes ``R - W Y`` with ``L W^T = Q R^T``: ``Q`` the logged
+        rows, ``Y`` the logged pivots, ``L = Q Y^T`` lower triangular (a
+        pivot is orthogonal to every earlier row) with the non-zero
+        ``q_j . y_j`` on its diagonal. Reserve entries are kept in
+        ``[-p, 2p)``; every float64 product and sum stays below ``2^53``.
+        """
         p = self.p
         res = self.reserve
         m = len(self.log_y)
         if m and res.shape[0]:
-            yt = np.stack(self.log_y).astype(np.float64)  # m x n, entries < p
+            yt = np.stack(self.log_y).astype(np.float64)  # m x n, canonical (< p)
             qt = np.zeros((m, self.n))
             for i, s in enumerate(self.log_q):
                 qt[i, s] = 1.0
-            lmat = (qt @ yt.T) % p  # L[i, j] = q_i . y_j, lower triangular; sums < n p
-            s_mat = (res @ qt.T) % p  # Kr x m
-            w = np.zeros_like(s_mat)
-            for i in range(m):
-                acc = s_mat[:, i] - (w[:, :i] @ lmat[i, :i] if i else 0.0)  # < i p^2 < 2^52
-                inv = pow(int(lmat[i, i]), -1, p)
-                w[:, i] = ((acc % p) * inv) % p
-            res -= w @ yt  # m p^2 < 2^52: exact
-            res %= p
+            lmat = _canon(qt @ yt.T, p)  # sums < n p
+            invs = [pow(int(lmat[i, i]), -1, p) for i in range(m)]
+            for lo in range(0, res.shape[0], _CHUNK):
+                blk = res[lo : lo + _CHUNK]
+                s_mat = _canon(blk @ qt.T, p)  # |sums| < 2 n p
+                w = np.zeros_like(s_mat)
+                for i in range(m):
+                    acc = s_mat[:, i] - w[:, :i] @ lmat[i, :i]  # < 64 p^2 < 2^52
+                    w[:, i] = _canon(_canon(acc, p) * invs[i], p)
+                blk -= w @ yt  # |W Y| < m p^2 < 2^52: exact
+                _reduce(blk, p)
         self.log_y.clear()
         self.log_q.clear()
         take = min(BLOCK - self.active.shape[1], res.shape[0])
         if take > 0:
-            fresh = res[:take].T.astype(np.int64)
+            fresh = _canon(res[:take].T.copy(), p).astype(np.int64)
             self.active = np.hstack([self.active, fresh])
-            self.reserve = res[take:].copy()
+            self.reserve = res[take:]  # a view: rows of a C-ordered array stay contiguous
         else:
             self.reserve = res
 
@@ -273,7 +330,7 @@ class DenseScope:
             "seed": format(self.seed, "x"),
             "n0": self.n0,
             "columns": self.columns,
-            "rows": [base64.b64encode(r.astype("<i4").tobytes()).decode("ascii") for r in self.rows],
+            "rows": [_encode_row(r) for r in self.rows],
             "history": self.history,
             "counts": self.counts,
             "denials": self.denials,
@@ -298,9 +355,9 @@ class DenseScope:
         p = int(d["p"], 16)
         if p.bit_length() != DENSE_PRIME_BITS or not flint.fmpz(p).is_prime():
             raise ValueError("dense prime is not a prime of the expected size")
-        rows = [np.frombuffer(base64.b64decode(r), dtype="<i4").astype(np.int64) for r in d["rows"]]
+        rows = [_decode_row(r) for r in d["rows"]]
         for r in rows:
-            if r.shape[0] == 0 or int(r[0]) < 0 or bool((np.diff(r) <= 0).any()):
+            if r.shape[0] == 0 or int(r[0]) < 0 or int(r[-1]) > _MAX_ID or bool((np.diff(r) <= 0).any()):
                 raise ValueError("dense row is not a sorted set of record ids")
         columns = int(d["columns"])
         if columns < K_MIN:

@@ -827,6 +827,13 @@ class Auditor:
         cols = self._max_entries // max(n, 1)
         return cols if cols >= 2 * K_MIN else 0
 
+    def _dimension(self, s: _Scope) -> int:
+        """Record coordinates a dense scope needs: the known records, or the ids seen."""
+        if self._known is not None:
+            return max(1, int(np.flatnonzero(self._known)[-1]) + 1 if self._known.any() else 1)
+        seen = np.flatnonzero(s.atom_of >= 0)
+        return int(seen[-1]) + 1 if seen.shape[0] else 1
+
     def _maybe_densify(self, key: str, s: _Scope) -> None:
         """Move a sparse scope of mostly one-record cells to the dense engine."""
         if (
@@ -836,9 +843,7 @@ class Auditor:
             or not s.mostly_singletons()
         ):
             return
-        n = int(s.atom_of.shape[0])
-        if self._known is not None:
-            n = max(n, int(self._known.shape[0]))
+        n = self._dimension(s)
         cols = self._dense_columns(n)
         if not cols:
             return
@@ -1035,13 +1040,11 @@ class Auditor:
                 frozen |= x.frozen
                 n = max(n, x.n)
             else:
-                n = max(n, int(x.atom_of.shape[0]))
+                n = max(n, self._dimension(x))
                 if x.orig is not None:
                     rows += x.orig
                 elif x.rows:
                     frozen = True
-        if self._known is not None:
-            n = max(n, int(self._known.shape[0]))
         cols = self._dense_columns(n)
         if not cols:
             cols, frozen = 2 * K_MIN, True

@@ -166,6 +166,7 @@ class DenseScope:
         self.version = 0
         self.frozen = False
         self.n0 = self.n
+        self._encoded: list[str] = []
 
     # -- dimension
     def ensure_dim(self, upto: int) -> None:
@@ -322,6 +323,13 @@ class DenseScope:
         return self.history, self.counts, self.rank, self.n, self.denials, stored
 
     # -- persistence
+    def _encoded_rows(self) -> list[str]:
+        """The rows' encodings, computed once per row (rows never change)."""
+        done = self._encoded
+        for r in self.rows[len(done) :]:
+            done.append(_encode_row(r))
+        return list(done)
+
     def to_state(self) -> dict[str, Any]:
         """JSON-able state: the answered rows and the secrets; the pool is rebuilt on load."""
         return {
@@ -330,7 +338,7 @@ class DenseScope:
             "seed": format(self.seed, "x"),
             "n0": self.n0,
             "columns": self.columns,
-            "rows": [_encode_row(r) for r in self.rows],
+            "rows": self._encoded_rows(),
             "history": self.history,
             "counts": self.counts,
             "denials": self.denials,

@@ -349,7 +349,7 @@ class _Scope:
         if self.orig_ids > ORIGINAL_ROWS_BUDGET:
             self.orig = None
             return
-        self.orig.append(np.asarray(sel, dtype=np.int32))
+        self.orig.append(np.sort(sel).astype(np.int32))
 
     def mostly_singletons(self) -> bool:
         """True when at least half the cells are single records (explicit id sets)."""
@@ -633,6 +633,9 @@ class _Scope:
             else [np.frombuffer(base64.b64decode(r), dtype="<i4").astype(np.int32) for r in orig]
         )
         s.orig_ids = 0 if s.orig is None else sum(int(r.shape[0]) for r in s.orig)
+        for r in s.orig or ():
+            if not r.shape[0] or int(r[0]) < 0 or int(r[-1]) > MAX_RECORD_ID or (np.diff(r) <= 0).any():
+                raise ValueError("an original row is not a sorted set of record ids")
         if s.orig_ids > ORIGINAL_ROWS_BUDGET:
             raise ValueError("original rows over their budget")
         if len(s.w) != s.n_atoms or len(s.proj) != s.n_atoms:

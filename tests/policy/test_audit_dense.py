@@ -257,3 +257,40 @@ def test_malformed_dense_state_is_refused(bad):
     state["scopes"]["s"]["rows"][0] = bad
     with pytest.raises(AuditStateError):
         Auditor.from_state(state)
+
+
+def test_sparse_scope_restarted_before_the_switch_still_moves_and_stays_exact():
+    n = 90
+    rng = random.Random(11)
+    a = Auditor(range(n), dense_switch_entries=300)
+    sets = [frozenset(i for i in range(n) if rng.random() < 0.5) for _ in range(30)]
+    answered = []
+    for q in sets[:4]:
+        assert a.audit("s", "sum", q).allow
+        answered.append(q)
+    assert not isinstance(a._scopes["s"], DenseScope)
+    b = Auditor.from_state(json.loads(json.dumps(a.to_state())))  # the kept rows survive
+    for q in sets[4:]:
+        if b.audit("s", "sum", q).allow:
+            answered.append(q)
+    assert isinstance(b._scopes["s"], DenseScope)
+    assert b.status()["s"].rank == _rank_q(answered, n) == len(answered)
+    assert not _determined(answered, n)
+    victim = sorted(answered[0])
+    assert not b.check("s", "sum", frozenset(victim[1:])).allow
+
+
+def test_version_1_state_loads_and_stays_sparse():
+    a = Auditor(range(50))
+    rng = random.Random(2)
+    for _ in range(5):
+        a.audit("s", "sum", frozenset(i for i in range(50) if rng.random() < 0.5))
+    state = json.loads(json.dumps(a.to_state()))
+    state["version"] = 1
+    for key in ("dense_prime", "dense_switch_entries"):
+        del state[key]
+    for scope in state["scopes"].values():
+        del scope["orig"]
+    b = Auditor.from_state(state)
+    assert b.status() == a.status()
+    assert b._scopes["s"].orig is None  # without its rows, the scope cannot be rebuilt densely

@@ -32,10 +32,12 @@ only adds refusals: a coordinate that does not vanish on ``N'`` vanishes on
 ``K - 1`` independent uniform vectors with probability ``p^-(K-1)``.
 
 Each pivot consumes one pool vector. Fresh ones come from a reserve, kept in
-step lazily: the pivots since the last refresh are logged, and every
-``BLOCK - K_MIN + 1`` pivots the whole reserve is projected at once with
-matrix products (a compact "WY" form of the logged projections), in float64
-with every product and sum below ``2^53``, so exact.
+step lazily: the pivots since the last refresh are logged. When fewer than
+``K_MIN`` active vectors remain, the next few reserve vectors are projected
+through the log and join the active pool (at most ``ACTIVE``); every
+``LOG_MAX`` pivots the whole reserve is projected at once and the log
+cleared. Both use matrix products (a compact "WY" form of the logged
+projections) in float64 with every product and sum below ``2^53``, so exact.
 """
 
 from __future__ import annotations
@@ -49,16 +51,19 @@ from typing import Any
 
 import flint
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["BLOCK", "DENSE_PRIME_BITS", "K_MIN", "DensePlan", "DenseScope", "dense_prime"]
+__all__ = ["ACTIVE", "DENSE_PRIME_BITS", "K_MIN", "LOG_MAX", "DensePlan", "DenseScope", "dense_prime"]
 
 DENSE_PRIME_BITS = 23
-"""Size of the dense engine's prime: ``BLOCK * p^2 < 2^53`` keeps float64 products exact."""
+"""Size of the dense engine's prime: ``64 p^2 < 2^53`` keeps float64 products exact."""
 K_MIN = 8
 """Active pool vectors kept before a decision: a spurious refusal needs a
 coordinate to vanish on ``K_MIN - 1`` uniform vectors (probability ``p^-7``)."""
-BLOCK = 64
-"""Active pool vectors after a refresh; also bounds the logged pivots (<= 64)."""
+ACTIVE = 16
+"""Active pool vectors after a refill (each decision costs ``O(records x active)``)."""
+LOG_MAX = 56
+"""Logged pivots before the whole reserve is refreshed (at most 64 for exactness)."""
 
 
 def dense_prime(bits: int = DENSE_PRIME_BITS) -> int:
@@ -70,6 +75,11 @@ def dense_prime(bits: int = DENSE_PRIME_BITS) -> int:
 
 
 _CHUNK = 512
+_BLAS = ThreadpoolController()
+"""The log and refresh products run on one BLAS thread: their shapes (56 rows
+against 10,000 columns) gain nothing from OpenBLAS's threads, which on a busy
+2-core machine made one such product 100x slower (910 ms instead of 8 ms,
+measured)."""
 _MAX_ID = 2**27 - 1  # policy.auditor.MAX_RECORD_ID
 
 
@@ -152,11 +162,16 @@ class DenseScope:
         self.columns = columns
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.n = max(int(n), 1)
-        take = min(BLOCK, columns)
+        take = min(ACTIVE, columns)
         self.active = self.rng.integers(0, p, (self.n, take), dtype=np.int64)
         self.reserve = self.rng.integers(0, p, (columns - take, self.n)).astype(np.float64)
-        self.log_y: list[np.ndarray] = []
-        self.log_q: list[np.ndarray] = []
+        # the log of pivots since the last full refresh: rows q_j, pivots y_j,
+        # L[j, i] = q_j . y_i (lower triangular) and the inverses of its diagonal
+        self.m = 0
+        self.log_q = np.zeros((LOG_MAX, self.n))
+        self.log_y = np.zeros((LOG_MAX, self.n))
+        self.lmat = np.zeros((LOG_MAX, LOG_MAX))
+        self.invs: list[int] = []
         self.rows: list[np.ndarray] = []
         self.digests: set[bytes] = set()
         self.known_disclosed = np.zeros(self.n, dtype=np.bool_)
@@ -181,7 +196,9 @@ class DenseScope:
             self.reserve = np.hstack([self.reserve, fresh])
         else:
             self.reserve = np.zeros((0, upto))
-        self.log_y = [np.concatenate([y, np.zeros(extra, dtype=np.int64)]) for y in self.log_y]
+        pad = np.zeros((LOG_MAX, extra))
+        self.log_q = np.hstack([self.log_q, pad])
+        self.log_y = np.hstack([self.log_y, pad])
         self.known_disclosed = np.concatenate([self.known_disclosed, np.zeros(extra, dtype=np.bool_)])
         self.n = upto
 
@@ -209,8 +226,9 @@ class DenseScope:
         j = int(nz[0])
         y = a[:, j].copy()
         f = c * pow(int(c[j]), -1, p) % p
-        b = a - np.multiply.outer(y, f)
-        b %= p
+        b = np.multiply.outer(y, f)  # < p^2 < 2^46
+        np.subtract(a, b, out=b)
+        np.remainder(b, p, out=b)
         last = b.shape[1] - 1
         if j != last:
             b[:, j] = b[:, last]
@@ -228,12 +246,14 @@ class DenseScope:
         if plan.grows:
             assert plan.active is not None and plan.pivot is not None
             self.active = plan.active
-            self.log_y.append(plan.pivot)
-            self.log_q.append(plan.sel)
             self.rows.append(plan.sel.astype(np.int32))
             self.digests.add(plan.digest)
-            if self.active.shape[1] < K_MIN:
-                self._refresh()
+            with _BLAS.limit(limits=1, user_api="blas"):
+                self._log(plan.sel, plan.pivot)
+                if self.m == LOG_MAX:
+                    self._refresh_reserve()
+                if self.active.shape[1] < K_MIN:
+                    self._refill()
         self.version += 1
 
     def insert(self, sel: np.ndarray) -> bool:
@@ -266,44 +286,57 @@ class DenseScope:
         self.apply(DensePlan(self.version, True, "OK", sel, digest, True, b[:, :-1], y))
         return True
 
-    def _refresh(self) -> None:
-        """Bring the reserve up to date with the logged pivots; refill the active pool.
+    def _log(self, sel: np.ndarray, y: np.ndarray) -> None:
+        """Log a pivot ``y`` used for the row ``sel``."""
+        j, p = self.m, self.p
+        self.log_y[j] = y
+        self.log_q[j, sel] = 1.0
+        # q_j . y_i for i <= j (zero for i > j: a pivot is orthogonal to earlier rows)
+        self.lmat[j, : j + 1] = _canon(self.log_y[: j + 1] @ self.log_q[j], p)  # sums < n p
+        self.invs.append(pow(int(self.lmat[j, j]), -1, p))
+        self.m = j + 1
 
-        The reserve ``R`` (vectors of the null space as of the first logged
-        pivot) becomes ``R - W Y`` with ``L W^T = Q R^T``: ``Q`` the logged
-        rows, ``Y`` the logged pivots, ``L = Q Y^T`` lower triangular (a
-        pivot is orthogonal to every earlier row) with the non-zero
-        ``q_j . y_j`` on its diagonal. Reserve entries are kept in
+    def _project(self, blk: np.ndarray) -> None:
+        """In place: vectors (rows of ``blk``, null space as of the log's start) to the current one.
+
+        ``R`` becomes ``R - W Y`` with ``L W^T = Q R^T``: ``Q`` the logged
+        rows, ``Y`` the logged pivots, ``L = Q Y^T`` lower triangular with the
+        non-zero ``q_j . y_j`` on its diagonal. Entries in and out are in
         ``[-p, 2p)``; every float64 product and sum stays below ``2^53``.
         """
-        p = self.p
+        m, p = self.m, self.p
+        if not m or not blk.shape[0]:
+            return
+        qt, yt, lmat = self.log_q[:m], self.log_y[:m], self.lmat
+        s_mat = _canon(blk @ qt.T, p)  # |sums| < 2 n p
+        w = np.zeros_like(s_mat)
+        for i in range(m):
+            acc = s_mat[:, i] - w[:, :i] @ lmat[i, :i]  # < 64 p^2 < 2^52
+            w[:, i] = _canon(_canon(acc, p) * self.invs[i], p)
+        blk -= w @ yt  # |W Y| < m p^2 < 2^52: exact
+        _reduce(blk, p)
+
+    def _refresh_reserve(self) -> None:
+        """Bring the whole reserve up to date and clear the log."""
         res = self.reserve
-        m = len(self.log_y)
-        if m and res.shape[0]:
-            yt = np.stack(self.log_y).astype(np.float64)  # m x n, canonical (< p)
-            qt = np.zeros((m, self.n))
-            for i, s in enumerate(self.log_q):
-                qt[i, s] = 1.0
-            lmat = _canon(qt @ yt.T, p)  # sums < n p
-            invs = [pow(int(lmat[i, i]), -1, p) for i in range(m)]
-            for lo in range(0, res.shape[0], _CHUNK):
-                blk = res[lo : lo + _CHUNK]
-                s_mat = _canon(blk @ qt.T, p)  # |sums| < 2 n p
-                w = np.zeros_like(s_mat)
-                for i in range(m):
-                    acc = s_mat[:, i] - w[:, :i] @ lmat[i, :i]  # < 64 p^2 < 2^52
-                    w[:, i] = _canon(_canon(acc, p) * invs[i], p)
-                blk -= w @ yt  # |W Y| < m p^2 < 2^52: exact
-                _reduce(blk, p)
-        self.log_y.clear()
-        self.log_q.clear()
-        take = min(BLOCK - self.active.shape[1], res.shape[0])
-        if take > 0:
-            fresh = _canon(res[:take].T.copy(), p).astype(np.int64)
-            self.active = np.hstack([self.active, fresh])
-            self.reserve = res[take:]  # a view: rows of a C-ordered array stay contiguous
-        else:
-            self.reserve = res
+        for lo in range(0, res.shape[0], _CHUNK):
+            self._project(res[lo : lo + _CHUNK])
+        self.log_q[: self.m] = 0.0
+        self.log_y[: self.m] = 0.0
+        self.lmat[:] = 0.0
+        self.invs.clear()
+        self.m = 0
+
+    def _refill(self) -> None:
+        """Move the next reserve vectors, brought up to date, into the active pool."""
+        take = min(ACTIVE - self.active.shape[1], self.reserve.shape[0])
+        if take <= 0:
+            return
+        blk = self.reserve[:take].copy()
+        self._project(blk)
+        fresh = _canon(blk, self.p).T.astype(np.int64)
+        self.active = np.hstack([self.active, fresh])
+        self.reserve = self.reserve[take:]  # a view: rows of a C-ordered array stay contiguous
 
     # -- introspection
     def disclosed_ids(self) -> np.ndarray:
@@ -319,7 +352,7 @@ class DenseScope:
 
     def counters(self) -> tuple[int, int, int, int, int, int]:
         """(history, counts, rank, dimension, denials, stored numbers) for ``ScopeStatus``."""
-        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + len(self.log_y))
+        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + 2 * LOG_MAX)
         return self.history, self.counts, self.rank, self.n, self.denials, stored
 
     # -- persistence

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy.audit_dense import BLOCK, K_MIN, DenseScope, dense_prime
+from policy.audit_dense import ACTIVE, K_MIN, LOG_MAX, DenseScope, dense_prime
 from policy.auditor import Auditor
 
 try:  # tests/ is a package (python -m pytest from the repo root)
@@ -150,16 +150,18 @@ def test_differencing_and_tracker_are_refused():
     assert s.plan(_arr(frozenset(range(30)))).allow
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(30, 60))
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(LOG_MAX + 4, LOG_MAX + 40))
 def test_pool_stays_in_the_null_space_across_refreshes(seed, n):
-    # more rank increases than one active block holds: the reserve is refreshed
-    # (the blocked projection) several times; every active vector must stay
-    # orthogonal to every answered row, exactly mod p
+    # many refills (each projects reserve vectors through the log) and at least
+    # one full refresh of the reserve (LOG_MAX pivots): every active vector must
+    # stay orthogonal to every answered row, exactly mod p, and so must the
+    # reserve right after a full refresh
     rng = np.random.default_rng(seed)
-    s = DenseScope(n, 3 * BLOCK, dense_prime(), int(rng.integers(2**62)))
+    s = DenseScope(n, 2 * LOG_MAX + ACTIVE, dense_prime(), int(rng.integers(2**62)))
     answered: list[frozenset[int]] = []
-    for _ in range(3 * n):
+    full_refreshes = 0
+    for _ in range(2 * n):
         q = frozenset(np.flatnonzero(rng.random(n) < 0.5).tolist())
         plan = s.plan(_arr(q))
         if plan.allow:
@@ -170,6 +172,11 @@ def test_pool_stays_in_the_null_space_across_refreshes(seed, n):
             b[i, r] = 1
         assert not ((b @ s.active) % s.p).any()
         assert s.active.shape[1] >= K_MIN or not s.reserve.shape[0]
+        if plan.allow and plan.grows and s.m == 0:
+            full_refreshes += 1
+            res = np.mod(s.reserve, s.p).astype(np.int64)
+            assert not ((b @ res.T) % s.p).any()
+    assert full_refreshes >= 1
     assert s.rank == _rank_q(answered, n) <= n
     assert not (_determined(answered, n))
 

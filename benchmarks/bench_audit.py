@@ -327,7 +327,9 @@ def run_random_subsets(
     ms = np.asarray(times) * 1e3
     width = max(1, answered_target // 10)
     last = _window(ms, len(ms), width)
-    old_auditor, old_times, _, old_capped = _id_set_run(n, answered_target, seed, old_budget_s, dense=False)
+    old_auditor, old_times, old_hist, old_capped = _id_set_run(
+        n, answered_target, seed, old_budget_s, dense=False
+    )
     old_ms = np.asarray(old_times) * 1e3
     k = len(old_ms)
     old_width = max(1, min(20, k // 5))
@@ -352,6 +354,7 @@ def run_random_subsets(
         "capped_denial_median_ms": float(np.median(capped) * 1e3) if capped else None,
         "state_json_bytes": len(json.dumps(auditor.to_state())),
         "curve": (hist, ms.tolist()),
+        "old_curve": (old_hist, old_ms.tolist()),
         "old": {
             "engine": "sparse (dense_switch_entries=None)",
             "time_budget_s": old_budget_s,
@@ -377,11 +380,11 @@ def _plot(path: str, benign: dict[str, Any], rand: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for res, label in (
-        (benign, f"analytics, N={benign['records']:,}"),
-        (rand, f"random id sets, N={rand['records']:,}"),
+    for (h, ms), label in (
+        (benign["curve"], f"analytics, N={benign['records']:,}"),
+        (rand["curve"], f"random id sets, N={rand['records']:,} (dense engine)"),
+        (rand["old_curve"], f"random id sets, N={rand['records']:,} (sparse engine, same queries)"),
     ):
-        h, ms = res["curve"]
         ax.scatter(h, ms, s=3, alpha=0.4, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("answered SUM queries in the scope")
@@ -518,6 +521,7 @@ def run(
         slim = json.loads(json.dumps(result, default=str))
         slim["benign"].pop("curve", None)
         slim["random_subsets"].pop("curve", None)
+        slim["random_subsets"].pop("old_curve", None)
         print(json.dumps(slim, indent=2, sort_keys=True))
     else:
         _table(result)

@@ -42,6 +42,14 @@ r·log2(r)·127·ln2 / (2·126·2^126) < 2^-100, and the randomised fast path fo
 the row space) errs with probability at most 1/p per query. See
 ``docs/auditing.md``.
 
+Dense engine. When a scope's basis outgrows ``dense_switch_entries`` and at
+least half its cells are single records (explicit id sets), the scope moves
+to :mod:`policy.audit_dense`: a pool of random null-space vectors modulo a
+23-bit prime, with a few milliseconds per decision at 10,000 records and
+2,000 answered. It never misses a disclosure, whatever the prime: chance
+there only adds refusals. It answers an implied query only when it repeats
+an answered set.
+
 History is pooled per scope key (:func:`scope_key`): one agent, one
 organization, a coalition of organizations, or global;
 :meth:`Auditor.merge_scopes` pools existing histories when a coalition is
@@ -911,7 +919,10 @@ class Auditor:
                 kind in ("sum", "avg")
                 and cached is not None
                 and cached[0] == scope_key
-                and cached[1] is selected_ids
+                and (
+                    cached[1] is selected_ids
+                    or (isinstance(selected_ids, frozenset) and cached[1] == selected_ids)
+                )
                 and cached[2].version == s.version
                 and cached[2].sel is not None
                 and (isinstance(cached[2], DensePlan) == isinstance(s, DenseScope))

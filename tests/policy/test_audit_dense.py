@@ -301,3 +301,38 @@ def test_version_1_state_loads_and_stays_sparse():
     b = Auditor.from_state(state)
     assert b.status() == a.status()
     assert b._scopes["s"].orig is None  # without its rows, the scope cannot be rebuilt densely
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), n=st.integers(2, 9))
+def test_auditor_switching_engines_matches_exact_elimination(data, n):
+    # dense_switch_entries=0: the scope moves to the dense engine as soon as
+    # most of its cells are single records; before, the sparse rule (implied
+    # queries answered), after, the dense rule (implied only as a repeat of a
+    # set that raised the rank)
+    qs = data.draw(attack_sequences(n))
+    a = Auditor(range(n), dense_switch_entries=0)
+    history: list[frozenset[int]] = []
+    raised: list[frozenset[int]] = []
+    for q in qs:
+        dense = isinstance(a._scopes.get("s"), DenseScope)
+        d = a.check("s", data.draw(st.sampled_from(["sum", "avg"])), q)
+        if not q:
+            expected = (False, "EMPTY_SELECTION")
+        elif dense:
+            expected = (
+                _expected(raised, q, n)
+                if not _implied(history, q, n)
+                else ((True, "OK") if q in raised else (False, "RECONSTRUCTION_RISK"))
+            )
+        else:
+            leaks = discloses([*history, q], n)
+            expected = (False, "RECONSTRUCTION_RISK") if leaks else (True, "OK")
+        assert (d.allow, d.reason) == expected, (dense, history, q)
+        if d.allow:
+            if not _implied(history, q, n):
+                raised.append(q)
+            a.commit("s", "sum", q)
+            history.append(q)
+        assert a.disclosed("s") == frozenset()
+    assert a.status().get("s") is None or a.status()["s"].rank == _rank_q(history, n)

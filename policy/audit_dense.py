@@ -164,7 +164,11 @@ class DenseScope:
         self.n = max(int(n), 1)
         take = min(ACTIVE, columns)
         self.active = self.rng.integers(0, p, (self.n, take), dtype=np.int64)
-        self.reserve = self.rng.integers(0, p, (columns - take, self.n)).astype(np.float64)
+        # float32 holds the reserve's integers in [-p, 2p) exactly (below 2^24): half the memory
+        self.reserve = np.empty((columns - take, self.n), dtype=np.float32)
+        for lo in range(0, self.reserve.shape[0], _CHUNK):
+            blk = self.reserve[lo : lo + _CHUNK]
+            blk[:] = self.rng.integers(0, p, blk.shape)
         # the log of pivots since the last full refresh: rows q_j, pivots y_j,
         # L[j, i] = q_j . y_i (lower triangular) and the inverses of its diagonal
         self.m = 0
@@ -192,10 +196,10 @@ class DenseScope:
         p = self.p
         self.active = np.vstack([self.active, self.rng.integers(0, p, (extra, self.active.shape[1]))])
         if self.reserve.shape[0]:
-            fresh = self.rng.integers(0, p, (self.reserve.shape[0], extra)).astype(np.float64)
+            fresh = self.rng.integers(0, p, (self.reserve.shape[0], extra)).astype(np.float32)
             self.reserve = np.hstack([self.reserve, fresh])
         else:
-            self.reserve = np.zeros((0, upto))
+            self.reserve = np.zeros((0, upto), dtype=np.float32)
         pad = np.zeros((LOG_MAX, extra))
         self.log_q = np.hstack([self.log_q, pad])
         self.log_y = np.hstack([self.log_y, pad])
@@ -320,7 +324,9 @@ class DenseScope:
         """Bring the whole reserve up to date and clear the log."""
         res = self.reserve
         for lo in range(0, res.shape[0], _CHUNK):
-            self._project(res[lo : lo + _CHUNK])
+            blk = res[lo : lo + _CHUNK].astype(np.float64)
+            self._project(blk)
+            res[lo : lo + _CHUNK] = blk  # exact: integers in [-p, 2p), below 2^24
         self.log_q[: self.m] = 0.0
         self.log_y[: self.m] = 0.0
         self.lmat[:] = 0.0
@@ -332,7 +338,7 @@ class DenseScope:
         take = min(ACTIVE - self.active.shape[1], self.reserve.shape[0])
         if take <= 0:
             return
-        blk = self.reserve[:take].copy()
+        blk = self.reserve[:take].astype(np.float64)
         self._project(blk)
         fresh = _canon(blk, self.p).T.astype(np.int64)
         self.active = np.hstack([self.active, fresh])
@@ -352,7 +358,7 @@ class DenseScope:
 
     def counters(self) -> tuple[int, int, int, int, int, int]:
         """(history, counts, rank, dimension, denials, stored numbers) for ``ScopeStatus``."""
-        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + 2 * LOG_MAX)
+        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + 2 * LOG_MAX)  # 4-8 bytes each
         return self.history, self.counts, self.rank, self.n, self.denials, stored
 
     # -- persistence

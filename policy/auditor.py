@@ -682,8 +682,8 @@ class Auditor:
             reason ``AUDIT_CAPACITY`` once its reduced basis holds more than
             ``min(max_entries, SPARSE_MAX_ENTRIES)`` non-zero entries (about
             200 MB of Python objects). A scope on the dense engine holds a
-            pool of ``max_entries // records`` vectors (8 bytes a number:
-            200 MB at the default 25,000,000), which bounds its rank at about
+            pool of ``max_entries // records`` vectors (4 bytes a number:
+            100 MB at the default 25,000,000), which bounds its rank at about
             that many answered queries; past it, ``AUDIT_CAPACITY``. None
             disables the cap, and with it the dense engine (explicit id sets
             must not exhaust the node's memory or CPU).

@@ -205,6 +205,7 @@ class DenseScope:
         self.log_y = np.hstack([self.log_y, pad])
         self.known_disclosed = np.concatenate([self.known_disclosed, np.zeros(extra, dtype=np.bool_)])
         self.n = upto
+        self.version += 1  # plans computed before hold the old dimension
 
     # -- deciding
     def plan(self, sel: np.ndarray) -> DensePlan:

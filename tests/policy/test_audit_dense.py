@@ -336,3 +336,20 @@ def test_auditor_switching_engines_matches_exact_elimination(data, n):
             history.append(q)
         assert a.disclosed("s") == frozenset()
     assert a.status().get("s") is None or a.status()["s"].rank == _rank_q(history, n)
+
+
+def test_a_plan_checked_before_the_dimension_grew_is_not_applied():
+    # open universe: a later check with a larger id grows the dense scope's
+    # dimension; committing the earlier check must recompute its plan
+    rng = random.Random(6)
+    a = Auditor(dense_switch_entries=0)
+    for _ in range(6):
+        a.audit("s", "sum", frozenset(i for i in range(20) if rng.random() < 0.5))
+    s = a._scopes["s"]
+    assert isinstance(s, DenseScope)
+    q = frozenset(i for i in range(20) if rng.random() < 0.5)
+    assert a.check("s", "sum", q).allow
+    assert not a.check("s", "sum", frozenset({500})).allow  # denied (keeps the cache), grows to 501
+    a.commit("s", "sum", q)
+    assert s.active.shape[0] == s.n == 501
+    assert a.audit("s", "sum", frozenset({5, 499, 500})).allow

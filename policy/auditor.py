@@ -76,6 +76,7 @@ from policy.errors import PolicyError
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_DENSE_SCOPES",
     "DENSE_SWITCH_ENTRIES",
     "SPARSE_MAX_ENTRIES",
     "MAX_RECORD_ID",
@@ -105,6 +106,8 @@ _READABLE_VERSIONS = (1, 2)
 DEFAULT_MAX_ENTRIES = 25_000_000
 SPARSE_MAX_ENTRIES = 2_000_000
 """The sparse engine's own cap (about 200 MB of Python objects), below ``max_entries``."""
+DEFAULT_MAX_DENSE_SCOPES = 8
+"""Scopes that may hold a dense pool at once (each up to ``4 x max_entries`` bytes)."""
 DENSE_SWITCH_ENTRIES = 20_000
 """Default basis size past which a scope of mostly one-record cells moves to the dense engine."""
 ORIGINAL_ROWS_BUDGET = 500_000
@@ -692,6 +695,10 @@ class Auditor:
             this many entries and at least half its cells are single records
             (explicit id sets). None keeps every scope sparse. Default
             :data:`DENSE_SWITCH_ENTRIES`.
+        max_dense_scopes: how many scopes may be on the dense engine at
+            once (each pool takes up to ``4 x max_entries`` bytes, allocated
+            when the scope moves). Past it, scopes stay on the sparse engine
+            and its cap. Default :data:`DEFAULT_MAX_DENSE_SCOPES`.
 
     Selections (``selected_ids``) may be a ``frozenset``/``set`` of ints, any
     iterable of ints, or a 1-D integer NumPy array (the fast path for large
@@ -712,6 +719,7 @@ class Auditor:
         prime: int | None = None,
         max_entries: int | None = DEFAULT_MAX_ENTRIES,
         dense_switch_entries: int | None = DENSE_SWITCH_ENTRIES,
+        max_dense_scopes: int = DEFAULT_MAX_DENSE_SCOPES,
     ) -> None:
         if prime is None:
             prime = random_prime()
@@ -721,6 +729,7 @@ class Auditor:
         self._dense_p = dense_prime()
         self._max_entries = max_entries
         self._dense_switch = dense_switch_entries
+        self._max_dense = max_dense_scopes
         self._scopes: dict[str, _Scope | DenseScope] = {}
         self._known: np.ndarray | None = None
         self._lock = threading.RLock()
@@ -852,6 +861,7 @@ class Auditor:
             or s.orig is None
             or s.nnz <= self._dense_switch
             or not s.mostly_singletons()
+            or sum(isinstance(x, DenseScope) for x in self._scopes.values()) >= self._max_dense
         ):
             return
         n = self._dimension(s)
@@ -1094,6 +1104,7 @@ class Auditor:
                 "max_entries": self._max_entries,
                 "dense_prime": format(self._dense_p, "x"),
                 "dense_switch_entries": self._dense_switch,
+                "max_dense_scopes": self._max_dense,
                 "known": known,
                 "known_len": 0 if self._known is None else int(self._known.shape[0]),
                 "scopes": {k: s.to_state() for k, s in self._scopes.items()},
@@ -1123,6 +1134,7 @@ class Auditor:
                 raise ValueError("dense prime is not a prime of the expected size")
             switch = state.get("dense_switch_entries", DENSE_SWITCH_ENTRIES)
             a._dense_switch = None if switch is None else int(switch)
+            a._max_dense = int(state.get("max_dense_scopes", DEFAULT_MAX_DENSE_SCOPES))
             a._lock = threading.RLock()
             a._cached = None
             a._known = None

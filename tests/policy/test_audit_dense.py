@@ -353,3 +353,22 @@ def test_a_plan_checked_before_the_dimension_grew_is_not_applied():
     a.commit("s", "sum", q)
     assert s.active.shape[0] == s.n == 501
     assert a.audit("s", "sum", frozenset({5, 499, 500})).allow
+
+
+def test_dense_pools_are_bounded_in_number_and_other_scopes_stay_sparse_and_exact():
+    # each dense pool is allocated up front: a requester with many agents must
+    # not turn a few queries per agent into many pools
+    n = 80
+    rng = random.Random(12)
+    a = Auditor(range(n), dense_switch_entries=100, max_dense_scopes=1)
+    answered: dict[str, list[frozenset[int]]] = {"agent:a": [], "agent:b": []}
+    for _ in range(25):
+        for key, hist in answered.items():
+            q = frozenset(i for i in range(n) if rng.random() < 0.5)
+            if a.audit(key, "sum", q).allow:
+                hist.append(q)
+    kinds = {k: isinstance(a._scopes[k], DenseScope) for k in answered}
+    assert sorted(kinds.values()) == [False, True]
+    for key, hist in answered.items():
+        assert a.status()[key].rank == _rank_q(hist, n) and not _determined(hist, n)
+    assert Auditor.from_state(json.loads(json.dumps(a.to_state()))).status() == a.status()

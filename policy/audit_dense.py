@@ -32,12 +32,14 @@ only adds refusals: a coordinate that does not vanish on ``N'`` vanishes on
 ``K - 1`` independent uniform vectors with probability ``p^-(K-1)``.
 
 Each pivot consumes one pool vector. Fresh ones come from a reserve, kept in
-step lazily: the pivots since the last refresh are logged. When fewer than
-``K_MIN`` active vectors remain, the next few reserve vectors are projected
-through the log and join the active pool (at most ``ACTIVE``); every
-``LOG_MAX`` pivots the whole reserve is projected at once and the log
-cleared. Both use matrix products (a compact "WY" form of the logged
-projections) in float64 with every product and sum below ``2^53``, so exact.
+step lazily: the pivots are logged, ``LOG_MAX`` to a log. A full log
+becomes the *old* log, which is applied to the reserve a slice per
+rank-raising query, so that it is done when the next log fills. When fewer
+than ``K_MIN`` active vectors remain, the next reserve vectors are brought
+up to date (through the old log if their slice is not done, then the
+current one) and join the active pool (at most ``ACTIVE``). Both use matrix
+products (a compact "WY" form of the logged projections) in float64 with
+every product and sum below ``2^53``, so exact.
 """
 
 from __future__ import annotations
@@ -130,6 +132,64 @@ def _digest(sel: np.ndarray) -> bytes:
     return hashlib.blake2b(sel.astype("<i8", copy=False).tobytes(), digest_size=16).digest()
 
 
+class _Log:
+    """Logged pivots: rows ``q_j`` (0/1), pivots ``y_j`` and ``L[j, i] = q_j . y_i``.
+
+    ``L`` is lower triangular (a pivot is orthogonal to every earlier row)
+    with the non-zero ``q_j . y_j`` on its diagonal.
+    """
+
+    def __init__(self, n: int, p: int) -> None:
+        self.p = p
+        self.m = 0
+        self.q = np.zeros((LOG_MAX, n))
+        self.y = np.zeros((LOG_MAX, n))
+        self.lmat = np.zeros((LOG_MAX, LOG_MAX))
+        self.invs: list[int] = []
+
+    def grow(self, extra: int) -> None:
+        """New record coordinates: zero in every row and pivot."""
+        pad = np.zeros((LOG_MAX, extra))
+        self.q = np.hstack([self.q, pad])
+        self.y = np.hstack([self.y, pad])
+
+    def append(self, sel: np.ndarray, y: np.ndarray) -> None:
+        """Log the pivot ``y`` used for the row ``sel``."""
+        j, p = self.m, self.p
+        self.y[j] = y
+        self.q[j, sel] = 1.0
+        self.lmat[j, : j + 1] = _canon(self.y[: j + 1] @ self.q[j], p)  # sums < n p
+        self.invs.append(pow(int(self.lmat[j, j]), -1, p))
+        self.m = j + 1
+
+    def clear(self) -> None:
+        """Empty the log."""
+        self.q[: self.m] = 0.0
+        self.y[: self.m] = 0.0
+        self.lmat[:] = 0.0
+        self.invs.clear()
+        self.m = 0
+
+    def project(self, blk: np.ndarray) -> None:
+        """In place: vectors (rows of ``blk``, null space as of the log's start) to its end.
+
+        ``R`` becomes ``R - W Y`` with ``L W^T = Q R^T``. Entries in and out
+        are in ``[-p, 2p)``; every float64 product and sum stays below
+        ``2^53`` (``m <= 64``, ``p < 2^23``).
+        """
+        m, p = self.m, self.p
+        if not m or not blk.shape[0]:
+            return
+        qt, yt, lmat = self.q[:m], self.y[:m], self.lmat
+        s_mat = _canon(blk @ qt.T, p)  # |sums| < 2 n p
+        w = np.zeros_like(s_mat)
+        for i in range(m):
+            acc = s_mat[:, i] - w[:, :i] @ lmat[i, :i]  # < 64 p^2 < 2^52
+            w[:, i] = _canon(_canon(acc, p) * self.invs[i], p)
+        blk -= w @ yt  # |W Y| < m p^2 < 2^52: exact
+        _reduce(blk, p)
+
+
 @dataclass
 class DensePlan:
     """A computed, not yet applied, SUM decision of a :class:`DenseScope`."""
@@ -169,13 +229,12 @@ class DenseScope:
         for lo in range(0, self.reserve.shape[0], _CHUNK):
             blk = self.reserve[lo : lo + _CHUNK]
             blk[:] = self.rng.integers(0, p, blk.shape)
-        # the log of pivots since the last full refresh: rows q_j, pivots y_j,
-        # L[j, i] = q_j . y_i (lower triangular) and the inverses of its diagonal
-        self.m = 0
-        self.log_q = np.zeros((LOG_MAX, self.n))
-        self.log_y = np.zeros((LOG_MAX, self.n))
-        self.lmat = np.zeros((LOG_MAX, LOG_MAX))
-        self.invs: list[int] = []
+        # pivots logged since the reserve's last full refresh (``log``), and the
+        # previous full log (``old``) still being applied to the reserve, a
+        # slice per rank-raising query: rows [0, done) are through ``old``
+        self.log = _Log(self.n, p)
+        self.old = _Log(self.n, p)
+        self.done = 0
         self.rows: list[np.ndarray] = []
         self.digests: set[bytes] = set()
         self.known_disclosed = np.zeros(self.n, dtype=np.bool_)
@@ -200,9 +259,8 @@ class DenseScope:
             self.reserve = np.hstack([self.reserve, fresh])
         else:
             self.reserve = np.zeros((0, upto), dtype=np.float32)
-        pad = np.zeros((LOG_MAX, extra))
-        self.log_q = np.hstack([self.log_q, pad])
-        self.log_y = np.hstack([self.log_y, pad])
+        self.log.grow(extra)
+        self.old.grow(extra)
         self.known_disclosed = np.concatenate([self.known_disclosed, np.zeros(extra, dtype=np.bool_)])
         self.n = upto
         self.version += 1  # plans computed before hold the old dimension
@@ -254,9 +312,10 @@ class DenseScope:
             self.rows.append(plan.sel.astype(np.int32))
             self.digests.add(plan.digest)
             with _BLAS.limit(limits=1, user_api="blas"):
-                self._log(plan.sel, plan.pivot)
-                if self.m == LOG_MAX:
-                    self._refresh_reserve()
+                self.log.append(plan.sel, plan.pivot)
+                if self.log.m == LOG_MAX:
+                    self._rotate()
+                self._advance()
                 if self.active.shape[1] < K_MIN:
                     self._refill()
         self.version += 1
@@ -291,48 +350,29 @@ class DenseScope:
         self.apply(DensePlan(self.version, True, "OK", sel, digest, True, b[:, :-1], y))
         return True
 
-    def _log(self, sel: np.ndarray, y: np.ndarray) -> None:
-        """Log a pivot ``y`` used for the row ``sel``."""
-        j, p = self.m, self.p
-        self.log_y[j] = y
-        self.log_q[j, sel] = 1.0
-        # q_j . y_i for i <= j (zero for i > j: a pivot is orthogonal to earlier rows)
-        self.lmat[j, : j + 1] = _canon(self.log_y[: j + 1] @ self.log_q[j], p)  # sums < n p
-        self.invs.append(pow(int(self.lmat[j, j]), -1, p))
-        self.m = j + 1
+    def _through(self, log: _Log, lo: int, hi: int) -> None:
+        """Project reserve rows ``[lo, hi)`` through ``log`` (float64 in chunks, stored back)."""
+        for a in range(lo, hi, _CHUNK):
+            b = min(hi, a + _CHUNK)
+            blk = self.reserve[a:b].astype(np.float64)
+            log.project(blk)
+            self.reserve[a:b] = blk  # exact: integers in [-p, 2p), below 2^24
 
-    def _project(self, blk: np.ndarray) -> None:
-        """In place: vectors (rows of ``blk``, null space as of the log's start) to the current one.
-
-        ``R`` becomes ``R - W Y`` with ``L W^T = Q R^T``: ``Q`` the logged
-        rows, ``Y`` the logged pivots, ``L = Q Y^T`` lower triangular with the
-        non-zero ``q_j . y_j`` on its diagonal. Entries in and out are in
-        ``[-p, 2p)``; every float64 product and sum stays below ``2^53``.
-        """
-        m, p = self.m, self.p
-        if not m or not blk.shape[0]:
+    def _advance(self) -> None:
+        """Apply the old log to the next slice of the reserve, sized to finish in time."""
+        left = self.reserve.shape[0] - self.done
+        if not self.old.m or left <= 0:
             return
-        qt, yt, lmat = self.log_q[:m], self.log_y[:m], self.lmat
-        s_mat = _canon(blk @ qt.T, p)  # |sums| < 2 n p
-        w = np.zeros_like(s_mat)
-        for i in range(m):
-            acc = s_mat[:, i] - w[:, :i] @ lmat[i, :i]  # < 64 p^2 < 2^52
-            w[:, i] = _canon(_canon(acc, p) * self.invs[i], p)
-        blk -= w @ yt  # |W Y| < m p^2 < 2^52: exact
-        _reduce(blk, p)
+        step = -(-left // max(1, LOG_MAX - self.log.m))
+        self._through(self.old, self.done, self.done + step)
+        self.done = min(self.reserve.shape[0], self.done + step)
 
-    def _refresh_reserve(self) -> None:
-        """Bring the whole reserve up to date and clear the log."""
-        res = self.reserve
-        for lo in range(0, res.shape[0], _CHUNK):
-            blk = res[lo : lo + _CHUNK].astype(np.float64)
-            self._project(blk)
-            res[lo : lo + _CHUNK] = blk  # exact: integers in [-p, 2p), below 2^24
-        self.log_q[: self.m] = 0.0
-        self.log_y[: self.m] = 0.0
-        self.lmat[:] = 0.0
-        self.invs.clear()
-        self.m = 0
+    def _rotate(self) -> None:
+        """The log is full: finish the old log on the reserve, then the log becomes the old one."""
+        self._through(self.old, self.done, self.reserve.shape[0])
+        self.old, self.log = self.log, self.old
+        self.log.clear()
+        self.done = 0
 
     def _refill(self) -> None:
         """Move the next reserve vectors, brought up to date, into the active pool."""
@@ -340,10 +380,13 @@ class DenseScope:
         if take <= 0:
             return
         blk = self.reserve[:take].astype(np.float64)
-        self._project(blk)
+        if take > self.done:
+            self.old.project(blk[self.done :])
+        self.log.project(blk)
         fresh = _canon(blk, self.p).T.astype(np.int64)
         self.active = np.hstack([self.active, fresh])
         self.reserve = self.reserve[take:]  # a view: rows of a C-ordered array stay contiguous
+        self.done = max(0, self.done - take)
 
     # -- introspection
     def disclosed_ids(self) -> np.ndarray:
@@ -359,7 +402,7 @@ class DenseScope:
 
     def counters(self) -> tuple[int, int, int, int, int, int]:
         """(history, counts, rank, dimension, denials, stored numbers) for ``ScopeStatus``."""
-        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + 2 * LOG_MAX)  # 4-8 bytes each
+        stored = self.n * (self.active.shape[1] + self.reserve.shape[0] + 4 * LOG_MAX)  # 4-8 bytes each
         return self.history, self.counts, self.rank, self.n, self.denials, stored
 
     # -- persistence

@@ -10,8 +10,11 @@ Workloads
   coalition (orgs); the baselines are given the same pooled history.
 * benign analytics (N records): overlapping age-range, region/sex group-by
   and mixed range-within-region SUMs.
-* random id-set subsets (the auditor's worst case: every record becomes its
-  own cell).
+* random half-size id sets (the auditor's worst case: every record becomes
+  its own cell): 2,000 answered at N = 10,000 on the default auditor (the
+  scope moves to the dense engine), and the same query sequence on the
+  sparse engine alone (``dense_switch_entries=None``) in the same run, until
+  its time budget.
 
 Defences: the auditor; query-set-size restriction (answer only when
 k <= |S| <= N - k, k = 5); overlap restriction (Dobkin-Jones-Lipton: size

@@ -188,21 +188,25 @@ def check_outcome_size(outcome: Any, limits: OutcomeLimits = OutcomeLimits()) ->
 
 
 def payload_digest(payload_json: bytes) -> str:
-    """Hex SHA-256 of a payload as the provider logs it (sorted keys, no spaces; SHA-256("") for none).
+    """Hex SHA-256 of ``Outcome.payload_json`` exactly as received (SHA-256("") for none).
+
+    The provider logs the digest of the bytes it sends (spec ``docs/spec/accord-v1.md``,
+    receipt binding: ``response_digest``), so the requester hashes what it got, never a
+    re-spelling of it: the same JSON value sent with other spacing or key order is a
+    payload other than the logged one.
 
     Raises:
         ReceiptMismatchError: If the payload is not JSON (the provider logged a JSON payload).
 
     """
-    if not payload_json:
-        return hashlib.sha256(b"").hexdigest()
-    try:
-        value = json.loads(payload_json)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond the parser's depth
-        raise ReceiptMismatchError(
-            "outcome payload is not JSON", metadata={"mismatch": "response_digest"}
-        ) from exc
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if payload_json:
+        try:
+            json.loads(payload_json)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond the parser's depth
+            raise ReceiptMismatchError(
+                "outcome payload is not JSON", metadata={"mismatch": "response_digest"}
+            ) from exc
+    return hashlib.sha256(payload_json).hexdigest()
 
 
 # ---------------------------------------------------------------- binding

@@ -284,6 +284,13 @@ class NodeStore:
                     ],
                 )
 
+    def delete_dataset(self, name: str) -> bool:
+        """Remove a dataset's spec and records (one transaction); False if there was none."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(datasets.delete().where(datasets.c.name == name)).rowcount
+            conn.execute(dataset_records.delete().where(dataset_records.c.dataset == name))
+        return bool(gone)
+
     def add_dataset_records(self, name: str, records: list[dict[str, Any]], *, id_column: str) -> None:
         """Append records to a registered dataset."""
         with self.engine.begin() as conn:

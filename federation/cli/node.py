@@ -212,3 +212,42 @@ def migrate(
                 )
     if check and pending:
         raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup(
+    out: Annotated[
+        Path, typer.Option("--out", help="The archive to write (mode 0600: it holds the private keys).")
+    ],
+    directory: DirOption = None,
+) -> None:
+    """Consistent online backup of a SQLite node: directory and database snapshot, one 0600 archive."""
+    from federation.backup import backup_node
+
+    info = backup_node(node_dir(directory), out)
+    console.print(
+        f"backed up {info.org_name} ({info.org_did}) to {info.path}: {info.files} files, {info.bytes} bytes, "
+        f"ledger size {info.ledger_size}; mode 0600, it holds the node's private keys",
+        soft_wrap=True,
+    )
+
+
+@app.command("restore")
+def restore(
+    archive: Annotated[
+        Path, typer.Option("--from", help="An archive written by `node backup`.", exists=True, dir_okay=False)
+    ],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="The new node directory (must not exist, or be empty).")
+    ],
+) -> None:
+    """Restore a backup into a new directory (checked against its manifest); never writes over a node."""
+    from federation.backup import restore_node
+
+    info = restore_node(archive, directory)
+    console.print(
+        f"restored {info.org_name} ({info.org_did}) from {info.created_at} into {directory}: ledger size "
+        f"{info.ledger_size}. It is the same organization and log: start it in place of the source, never "
+        "beside it; if its ledger is older than what the witnesses cosigned, see docs/operator-guide.md",
+        soft_wrap=True,
+    )

@@ -8,6 +8,7 @@ input, the contract version and the loaded policy bundle).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -172,18 +173,7 @@ class DecisionInput:
             except GateError as exc:
                 raise DecisionInputError(str(exc), metadata={"field": "requested_fields"}) from None
         object.__setattr__(self, "requested_fields", tuple(seen))
-        t = self.effective_trust
-        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
-            raise DecisionInputError(
-                f"effective_trust must be in [0, 1], got {t!r}",
-                metadata={"field": "effective_trust"},
-            )
-        b = self.budget_used
-        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1e9:
-            raise DecisionInputError(
-                f"budget_used must be a number in [0, 1e9], got {b!r}",
-                metadata={"field": "budget_used"},
-            )
+        self._check_state()
         if not isinstance(self.now, datetime) or self.now.tzinfo is None:
             raise DecisionInputError(
                 "now must be a timezone-aware datetime", metadata={"field": "now"}
@@ -202,14 +192,6 @@ class DecisionInput:
                     f"session.{k} must be an int in [0, 2**53)", metadata={"field": f"session.{k}"}
                 )
             sess[str(k)] = v
-        if (
-            not isinstance(self.recent_requests, int)
-            or isinstance(self.recent_requests, bool)
-            or not 0 <= self.recent_requests <= _MAX_INT
-        ):
-            raise DecisionInputError(
-                "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
-            )
         object.__setattr__(self, "session", _freeze(sess))
         claims = _json_safe(dict(self.agent_claims or {}), "agent_claims")
         try:
@@ -227,6 +209,52 @@ class DecisionInput:
             self, "context", _freeze(_json_safe(dict(self.context or {}), "context"))
         )
         validate_policy_input(self.to_rego_input())
+
+    def _check_state(self) -> None:
+        """Check the members the decision point fills in (τ, budget used, recent requests).
+
+        Within these bounds the Rego document's ``trust_micros``,
+        ``budget_used_micros`` and ``recent_requests`` meet :class:`policy.input.PolicyInput`.
+        """
+        t = self.effective_trust
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
+            raise DecisionInputError(
+                f"effective_trust must be in [0, 1], got {t!r}",
+                metadata={"field": "effective_trust"},
+            )
+        b = self.budget_used
+        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1e9:
+            raise DecisionInputError(
+                f"budget_used must be a number in [0, 1e9], got {b!r}",
+                metadata={"field": "budget_used"},
+            )
+        if (
+            not isinstance(self.recent_requests, int)
+            or isinstance(self.recent_requests, bool)
+            or not 0 <= self.recent_requests <= _MAX_INT
+        ):
+            raise DecisionInputError(
+                "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
+            )
+
+    def with_state(
+        self, *, effective_trust: float, budget_used: float, recent_requests: int
+    ) -> DecisionInput:
+        """Return a copy with the decision point's state filled in.
+
+        Only the three new values are checked (the rest passed when this input
+        was built), so the decision point does not validate a request twice.
+
+        Raises:
+            DecisionInputError: a value out of the bounds :class:`DecisionInput` checks.
+        """
+        new = copy.copy(self)
+        new.__dict__.pop("_digest", None)  # the digest covers the old values
+        object.__setattr__(new, "effective_trust", effective_trust)
+        object.__setattr__(new, "budget_used", budget_used)
+        object.__setattr__(new, "recent_requests", recent_requests)
+        new._check_state()
+        return new
 
     @property
     def now_unix(self) -> int:
@@ -277,8 +305,15 @@ class DecisionInput:
         }
 
     def digest(self) -> str:
-        """Hex SHA-256 of the JCS of :meth:`to_rego_input` (the canonical input digest)."""
-        return jcs_digest(self.to_rego_input())
+        """Hex SHA-256 of the JCS of :meth:`to_rego_input` (the canonical input digest).
+
+        Computed once per input (the input is immutable).
+        """
+        d = self.__dict__.get("_digest")
+        if d is None:
+            d = jcs_digest(self.to_rego_input())
+            object.__setattr__(self, "_digest", d)
+        return d
 
 
 @dataclass(frozen=True)
@@ -331,8 +366,15 @@ class Decision:
         return d
 
     def digest(self) -> str:
-        """Hex SHA-256 of the JCS of :meth:`to_dict` (what the ledger records)."""
-        return jcs_digest(self.to_dict())
+        """Hex SHA-256 of the JCS of :meth:`to_dict` (what the ledger records).
+
+        Computed once per decision (the decision is immutable).
+        """
+        d = self.__dict__.get("_digest")
+        if d is None:
+            d = jcs_digest(self.to_dict())
+            object.__setattr__(self, "_digest", d)
+        return d
 
     def outcome(self) -> dict[str, Any]:
         """Return the engine-independent part (for comparing engines): no ids, no engine name."""

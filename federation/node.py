@@ -30,7 +30,6 @@ from credentials import (
     StatusListCache,
     did_key_resolver,
     public_key_from_did_key,
-    verify_ed25519,
 )
 from credentials.pool import VerifierPool
 from federation import observability as obs
@@ -77,7 +76,6 @@ log = structlog.get_logger("accord.node")
 MAX_FIELDS = 64
 #: largest aggregate query (JSON text) a request may carry, characters
 MAX_AGGREGATE_CHARS = 16 * 1024
-SESSION_DOMAIN = "accord-session/v1"
 
 
 def now_utc() -> dt.datetime:
@@ -93,11 +91,6 @@ def rfc3339(t: dt.datetime) -> str:
 def sha256_hex(data: bytes) -> str:
     """Hex SHA-256."""
     return hashlib.sha256(data).hexdigest()
-
-
-def session_message(challenge: str, peer_org: str) -> bytes:
-    """Bytes an agent signs to prove key possession to its own node."""
-    return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
 
 
 def aggregate_columns(query: Any) -> tuple[str, ...]:
@@ -138,8 +131,9 @@ class Request:
         agent_did: requesting agent DID.
         nonce: unique request nonce.
         timestamp_ms: creation time, unix milliseconds.
-        signed_bytes: the exact deterministic bytes the agent signed.
-        agent_signature: 64-byte Ed25519 signature over ``signed_bytes``.
+        signed_bytes: the agent's ``SignedPayload.payload``, exactly as received.
+        agent_signature: 64-byte Ed25519 signature over
+            ``PAE("accord.federation.v1.RequestBody", signed_bytes)``.
         aggregate_json: optional aggregate query (JSON text).
 
     """
@@ -585,7 +579,7 @@ class Node:
                 ``VERIFICATION_TIMEOUT``).
 
         """
-        from credentials import CredentialError, load_json
+        from credentials import load_json
 
         if len(presentation_json) > self.config.max_request_bytes:
             raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
@@ -761,52 +755,69 @@ class Node:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
         return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
-    def authenticate_request(
-        self,
-        peer: AuthenticatedPeer,
-        session_id: str,
-        request: Request,
-        envelope_bytes: bytes,
-        org_signature: bytes,
-    ) -> Session:
-        """Check the envelope: session, organization signature, agent signature, replay.
+    def _open_payload(self, signed: Any, expected: Any, public_key: bytes, *, signer: str, field: str) -> Any:
+        """Verify and parse one signed payload (the seam every signature check goes through).
+
+        See :func:`federation.signing.open_payload` (arguments, result, errors).
+        """
+        from federation.signing import open_payload
+
+        return open_payload(signed, expected, public_key, signer=signer, field=field)  # type: ignore[arg-type]
+
+    def authenticate_request(self, peer: AuthenticatedPeer, envelope: Any) -> tuple[Session, Request]:
+        """Open the organization-signed envelope, then the agent-signed request, then check replay.
+
+        Receiver order of docs/spec/accord-v1.md §4.4 for each signed payload
+        (bound, type/version, signature, parse, unknown fields): the envelope
+        with the caller's pinned organization key, then, inside it, the
+        request with the key of the session's agent. Identifiers are checked
+        before any use.
+
+        Args:
+            peer: the mTLS-authenticated caller.
+            envelope: the ``SignedPayload`` of ``ExchangeRequest.envelope``.
+
+        Returns:
+            (the session, the domain request whose ``signed_bytes`` are the
+            agent's payload bytes as received).
 
         Raises:
-            AuthenticationError / InvalidRequestError with a precise reason.
+            AuthenticationError / InvalidRequestError with a precise reason
+            (see :func:`federation.signing.open_payload`), ``REQUESTER_MISMATCH``,
+            ``UNKNOWN_SESSION``, ``AGENT_MISMATCH``, ``WRONG_PROVIDER``, replay.
 
         """
-        request.validate()  # bounded, grammar-checked identifiers before any lookup
-        sess = self.sessions.get(session_id, peer_org=peer.org_did)
-        try:
-            verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
-        except CredentialError as exc:
+        from federation.pb import federation_pb2 as pb
+        from federation.wire import request_from_pb
+
+        env = self._open_payload(
+            envelope, pb.ExchangeEnvelope, peer.bundle.public_key, signer="org", field="envelope"
+        )
+        if env.requester_org != peer.org_did:
             raise AuthenticationError(
-                "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
-            ) from exc
+                "envelope names another requesting organization", reason="REQUESTER_MISMATCH"
+            )
+        sess = self.sessions.get(env.session_id, peer_org=peer.org_did)
+        body = self._open_payload(
+            env.request, pb.RequestBody, sess.agent_public_key, signer="agent", field="envelope.request"
+        )
+        request = request_from_pb(body, env.request)
+        request.validate()  # bounded, grammar-checked identifiers before any use
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
-        try:
-            verify_ed25519(sess.agent_public_key, request.agent_signature, request.signed_bytes)
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
         if request.provider_org != self.did:
             raise InvalidRequestError("request is addressed to another provider", reason="WRONG_PROVIDER")
         self.nonces.check(request.nonce, request.timestamp_ms)
-        return sess
+        return sess, request
 
-    async def serve(
-        self,
-        peer: AuthenticatedPeer,
-        session_id: str,
-        request: Request,
-        envelope_bytes: bytes,
-        org_signature: bytes,
-    ) -> Outcome:
+    async def serve(self, peer: AuthenticatedPeer, envelope: Any) -> Outcome:
         """Provider side of one exchange (DESIGN.md steps 3–7).
+
+        Args:
+            peer: the mTLS-authenticated caller.
+            envelope: the organization-signed ``SignedPayload`` (``ExchangeEnvelope``).
 
         Raises:
             AuthenticationError / InvalidRequestError: before any decision;
@@ -816,7 +827,7 @@ class Node:
 
         """
         t0 = time.perf_counter()
-        sess = self.authenticate_request(peer, session_id, request, envelope_bytes, org_signature)
+        sess, request = self.authenticate_request(peer, envelope)
         now = now_utc()
         authority = getattr(sess, "delegation", None)
         if authority is not None:
@@ -1265,30 +1276,41 @@ class Node:
         *,
         agent_did: str,
         peer_org: str,
-        local_challenge: str,
-        local_signature: bytes,
+        possession: Any,
         presentation_json: bytes,
     ) -> dict[str, Any]:
         """Requester side: check the agent's proof of possession, forward its VP.
 
+        Args:
+            agent_did: the agent (its client certificate was checked by the service).
+            peer_org: the peer organization (DID or registered name).
+            possession: the agent-signed ``SignedPayload`` (``SessionPossession``).
+            presentation_json: the VP for the peer, forwarded as is.
+
         Raises:
             AuthenticationError: wrong challenge or signature, revoked agent.
+            InvalidRequestError: a malformed possession payload (reason from
+                :func:`federation.signing.open_payload`), or one naming
+                another agent or peer (``POSSESSION_MISMATCH``).
             PeerUnavailableError / the peer's error: the peer refused.
 
         """
+        from federation.pb import federation_pb2 as pb
+
         self._local_agent(agent_did)
         bundle = self.peers.get(peer_org)
-        self.challenges.consume(local_challenge, f"local {agent_did} {bundle.org_did}")
-        try:
-            verify_ed25519(
-                public_key_from_did_key(agent_did),
-                local_signature,
-                session_message(local_challenge, bundle.org_did),
+        proof = self._open_payload(
+            possession,
+            pb.SessionPossession,
+            public_key_from_did_key(agent_did),
+            signer="agent",
+            field="possession",
+        )
+        if proof.agent_did != agent_did or proof.peer_org != bundle.org_did:
+            raise InvalidRequestError(
+                "the proof of possession names another agent or peer", reason="POSSESSION_MISMATCH"
             )
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent proof of possession does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
+        self.challenges.consume(proof.challenge, f"local {agent_did} {bundle.org_did}")
         resp = await self.peer_client.open_session(bundle, presentation_json)
         self.local_sessions[resp["session_id"]] = LocalSession(
             session_id=resp["session_id"],
@@ -1299,10 +1321,17 @@ class Node:
         )
         return resp
 
-    async def forward(
-        self, session_id: str, request: Request, envelope_bytes: bytes
-    ) -> tuple[Any, int, bool]:
-        """Requester side of one exchange: sign, forward, verify the receipt, log "received".
+    async def forward(self, session_id: str, signed: Any, *, caller_agent: str) -> tuple[Any, int, bool]:
+        """Requester side of one exchange: verify, wrap, sign, forward, verify the receipt, log "received".
+
+        The agent's ``SignedPayload`` is verified with the session agent's key
+        and forwarded untouched inside this organization's signed
+        ``ExchangeEnvelope`` (docs/spec/accord-v1.md §4).
+
+        Args:
+            session_id: the peer's session id (from ``open_agent_session``).
+            signed: the agent-signed ``SignedPayload`` (``RequestBody``).
+            caller_agent: the agent DID of the mTLS client certificate.
 
         Returns:
             (the peer's protobuf ``Outcome``, index of the "received" entry,
@@ -1310,29 +1339,47 @@ class Node:
 
         Raises:
             AuthenticationError: unknown session, wrong agent, bad signature, revoked.
+            InvalidRequestError: a malformed request (reason from
+                :func:`federation.signing.open_payload` or validation).
             the peer's error (re-raised as FederationError) after the denial is logged.
 
         """
+        from federation.pb import federation_pb2 as pb
+        from federation.signing import sign_payload
+        from federation.wire import request_from_pb
+
         local = self.local_sessions.get(session_id)
         if local is None:
             raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
+        if caller_agent != local.agent_did:
+            raise AuthenticationError(
+                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
+            )
+        self._local_agent(local.agent_did)
+        body = self._open_payload(
+            signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request"
+        )
+        request = request_from_pb(body, signed)
+        request.validate()
         if request.agent_did != local.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
-        self._local_agent(request.agent_did)
-        request.validate()
-        try:
-            verify_ed25519(local.agent_public_key, request.agent_signature, request.signed_bytes)
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
         bundle = self.peers.get(local.peer_org)
-        org_signature = self.identity.org_key.sign(envelope_bytes)
+        envelope = sign_payload(
+            self.identity.org_key,
+            pb.ExchangeEnvelope(
+                session_id=session_id,
+                # the agent's three fields, untouched (nothing unsigned rides along)
+                request=pb.SignedPayload(
+                    payload_type=signed.payload_type, payload=signed.payload, signature=signed.signature
+                ),
+                requester_org=self.did,
+            ),
+        )
         verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
         try:
-            outcome = await self.peer_client.exchange(bundle, session_id, envelope_bytes, org_signature)
+            outcome = await self.peer_client.exchange(bundle, envelope)
         except (DeniedError, NotFoundError) as err:
             # a decided refusal carries the provider's receipt: verify it and log it here too;
             # a refusal before any decision (e.g. Authorization Drift, a contract not in force)

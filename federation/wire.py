@@ -60,6 +60,21 @@ STATUS_BY_REASON: dict[str, grpc.StatusCode] = {
     "INVALID_DATASET": grpc.StatusCode.INVALID_ARGUMENT,
     "UNKNOWN_RECORD": grpc.StatusCode.INVALID_ARGUMENT,
     "ENGINE_ERROR": grpc.StatusCode.PERMISSION_DENIED,
+    # signed payloads (federation.signing; docs/spec/accord-v1.md §4.4, in receiver order)
+    "PAYLOAD_TOO_LARGE": grpc.StatusCode.INVALID_ARGUMENT,
+    "UNSUPPORTED_VERSION": grpc.StatusCode.FAILED_PRECONDITION,
+    "WRONG_PAYLOAD_TYPE": grpc.StatusCode.INVALID_ARGUMENT,
+    "BAD_ORG_SIGNATURE": grpc.StatusCode.UNAUTHENTICATED,
+    "BAD_AGENT_SIGNATURE": grpc.StatusCode.UNAUTHENTICATED,
+    "MALFORMED_PAYLOAD": grpc.StatusCode.INVALID_ARGUMENT,
+    "UNKNOWN_FIELD": grpc.StatusCode.INVALID_ARGUMENT,
+    "REQUESTER_MISMATCH": grpc.StatusCode.UNAUTHENTICATED,
+    "POSSESSION_MISMATCH": grpc.StatusCode.INVALID_ARGUMENT,
+    # negotiation (federation.negotiation; §5). UNSUPPORTED_CRYPTOSUITE above is a
+    # credential's proof (INVALID_ARGUMENT); at negotiation the same reason comes
+    # with FAILED_PRECONDITION, carried by the FederationError itself.
+    "UNSUPPORTED_ALGORITHM": grpc.StatusCode.FAILED_PRECONDITION,
+    "UNSUPPORTED_LEDGER_FORMAT": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 _CODES = {c.name: c for c in grpc.StatusCode}
@@ -140,11 +155,17 @@ def from_rpc_error(exc: grpc.RpcError) -> FederationError:
 # ---------------------------------------------------------------- conversions
 
 
-def request_from_pb(signed: pb.SignedRequest) -> Any:
-    """Domain :class:`federation.node.Request` from a ``SignedRequest``."""
+def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Any:
+    """Domain :class:`federation.node.Request` from an opened ``RequestBody``.
+
+    Args:
+        b: the body :func:`federation.signing.open_payload` parsed from ``signed``.
+        signed: the agent's ``SignedPayload`` as received; its ``payload`` bytes
+            become ``Request.signed_bytes`` unchanged (never re-serialized).
+
+    """
     from federation.node import Request
 
-    b = signed.body
     return Request(
         contract_id=b.contract_id,
         purpose=b.purpose,
@@ -155,8 +176,8 @@ def request_from_pb(signed: pb.SignedRequest) -> Any:
         agent_did=b.agent_did,
         nonce=b.nonce,
         timestamp_ms=b.timestamp_ms,
-        signed_bytes=b.SerializeToString(deterministic=True),
-        agent_signature=signed.agent_signature,
+        signed_bytes=signed.payload,
+        agent_signature=signed.signature,
         aggregate_json=b.aggregate_json,
     )
 

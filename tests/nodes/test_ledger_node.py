@@ -247,8 +247,8 @@ class TamperingLink:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    async def exchange(self, bundle, session_id, envelope, org_signature):
-        out = await self.real.exchange(bundle, session_id, envelope, org_signature)
+    async def exchange(self, bundle, envelope):
+        out = await self.real.exchange(bundle, envelope)
         self.outcomes.append(out.__deepcopy__())
         return self.tamper(out, len(self.outcomes) - 1)
 

@@ -124,7 +124,7 @@ class LedgerWriter:
         out: list[Any] = []
         for e in entries:
             try:
-                out.extend(self._log.append_integrated([e])[0] if integrated else self._log.append([e]))
+                out.extend(self._log.append_integrated([e]).results if integrated else self._log.append([e]))
             except LedgerError as exc:
                 if not exc.caller_fault:  # the database itself failed: the whole batch fails
                     raise
@@ -145,10 +145,14 @@ class LedgerWriter:
 
         entries = [e for e, _, _ in batch]
         integrated = any(want for _, want, _ in batch)
+        receipts: dict[int, Any] = {}
         try:
-            appended: list[Any] = (
-                self._log.append_integrated(entries)[0] if integrated else self._log.append(entries)
-            )
+            if integrated:
+                done = self._log.append_integrated(entries)
+                appended: list[Any] = done.results
+                receipts = {r.index: rc for r, rc in zip(done.results, done.receipts, strict=True)}
+            else:
+                appended = self._log.append(entries)
         except LedgerError as exc:
             if not exc.caller_fault or len(entries) == 1:
                 raise
@@ -160,14 +164,13 @@ class LedgerWriter:
         indices = [r.index for r in appended if not isinstance(r, BaseException)]
         if indices:
             LEDGER_SIZE.set(max(indices) + 1)
-        receipts: dict[int, Any] = {}
         wanted = [
             res.index
             for res, (_, want, _) in zip(appended, batch, strict=True)
-            if want and not isinstance(res, BaseException)
+            if want and not isinstance(res, BaseException) and res.index not in receipts
         ]
-        if wanted:
-            receipts = dict(zip(wanted, self._log.receipts(wanted), strict=True))
+        if wanted:  # entries appended one by one after a refused batch
+            receipts.update(zip(wanted, self._log.receipts(wanted), strict=True))
         return [
             r
             if isinstance(r, BaseException)

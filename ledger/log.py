@@ -45,12 +45,29 @@ from ledger.tiles import (
 )
 from ledger.witness import Equivocation, format_add_checkpoint
 
-__all__ = ["TransparencyLog", "FsckReport", "Watermarks", "DEFAULT_INTEGRATION_BATCH"]
+__all__ = ["TransparencyLog", "FsckReport", "IntegratedBatch", "Watermarks", "DEFAULT_INTEGRATION_BATCH"]
 
 DEFAULT_INTEGRATION_BATCH = 65_536
 """Leaves integrated per database transaction by :meth:`TransparencyLog.integrate`."""
 
 _ROLES = ("fields_requested", "fields_released", "fields_stripped")
+
+
+@dataclass(frozen=True)
+class IntegratedBatch:
+    """What :meth:`TransparencyLog.append_integrated` committed.
+
+    Attributes:
+        results: one :class:`AppendResult` per input entry, in input order.
+        checkpoint: the signed checkpoint covering every entry of the batch.
+        receipts: one c2sp.org/tlog-proof :class:`Receipt` per entry, against
+            ``checkpoint`` (in input order; a duplicate's receipt proves its
+            earlier index).
+    """
+
+    results: list[AppendResult]
+    checkpoint: SignedCheckpoint
+    receipts: list[Receipt]
 
 
 def _indexed(e: DisclosureEntry) -> tuple[dict[str, object], list[tuple[int, str]]]:
@@ -295,7 +312,7 @@ class TransparencyLog:
 
     def append_integrated(
         self, entries: Sequence[DisclosureEntry], *, now: datetime | None = None
-    ) -> tuple[list[AppendResult], SignedCheckpoint]:
+    ) -> IntegratedBatch:
         """Sequence, integrate and sign in one transaction: one durable commit for a batch.
 
         The same three steps as :meth:`append` then :meth:`integrate` (same
@@ -314,8 +331,10 @@ class TransparencyLog:
             now: Sequencing and signing time (defaults to the current time).
 
         Returns:
-            (one :class:`AppendResult` per input entry, in input order; the
-            signed checkpoint covering all of them).
+            An :class:`IntegratedBatch`: one :class:`AppendResult` per input
+            entry (input order), the signed checkpoint covering all of them,
+            and one receipt per entry against that checkpoint (built in the
+            same transaction, from the nodes it wrote).
 
         Raises:
             InvalidEntryError, IdempotencyConflictError: as :meth:`append`
@@ -328,10 +347,15 @@ class TransparencyLog:
         prepared = self._prepare(entries)
         with self._store.write() as tx:
             results = self._sequence(tx, prepared, now_us) if prepared else []
+            # lock order sequence → signer → tree, as integrate()'s signing takes signer → tree
+            # (PostgreSQL: no deadlock with a concurrent integrator)
+            tx.lock_signer()
             while self._extend(tx, DEFAULT_INTEGRATION_BATCH):
                 pass
             signed = self._sign_in(tx, now_us)
-        return results, signed
+            proofs = self._proofs(tx, [r.index for r in results], signed.checkpoint.size)
+        receipts = [Receipt(r.index, p, signed.note) for r, p in zip(results, proofs, strict=True)]
+        return IntegratedBatch(results, signed, receipts)
 
     def _prepare(self, entries: Sequence[DisclosureEntry]) -> list[tuple[DisclosureEntry, bytes, bytes]]:
         """Check entries and compute (entry, canonical bytes, leaf hash); no I/O."""
@@ -638,19 +662,22 @@ class TransparencyLog:
             row = tx.latest_checkpoint(min_size=top + 1, witnessed=False)
             if row is None:
                 raise NotCheckpointedError("no checkpoint covers every index yet", metadata={"index": top})
-            fetch = self._nodes(tx)
-            cache: dict[tuple[int, int], bytes] = {}
-
-            def cached(keys):
-                missing = [k for k in keys if k not in cache]
-                if missing:
-                    cache.update(fetch(missing))
-                return {k: cache[k] for k in keys}
-
             signed = self._signed(tx, row)
-            return [
-                Receipt(i, tuple(inclusion_proof_from(i, row.size, cached)), signed.note) for i in indices
-            ]
+            proofs = self._proofs(tx, indices, row.size)
+            return [Receipt(i, p, signed.note) for i, p in zip(indices, proofs, strict=True)]
+
+    def _proofs(self, tx: Tx, indices: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
+        """Inclusion proofs of ``indices`` in the tree of ``tree_size``, each node row read once."""
+        fetch = self._nodes(tx)
+        cache: dict[tuple[int, int], bytes] = {}
+
+        def cached(keys):
+            missing = [k for k in keys if k not in cache]
+            if missing:
+                cache.update(fetch(missing))
+            return {k: cache[k] for k in keys}
+
+        return [tuple(inclusion_proof_from(i, tree_size, cached)) for i in indices]
 
     def _stored(self, tx: Tx, row: EntryRow, marks: tuple[int, int, int, int]) -> StoredEntry:
         entry = DisclosureEntry.from_canonical_bytes(row.data)

@@ -34,7 +34,7 @@ def main() -> None:
             if rng.random() < 0.5:
                 results = log.append(batch)
             else:
-                results, _ = log.append_integrated(batch)
+                results = log.append_integrated(batch).results
             for e, r in zip(batch, results, strict=True):
                 ack.write(f"{r.index} {e.disclosure_id}\n")
             ack.flush()

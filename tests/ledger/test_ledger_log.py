@@ -446,12 +446,15 @@ def _count_commits(log) -> list[int]:
 def test_append_integrated_is_one_commit_and_its_receipts_verify(log, signer):
     log.append([make_entry(i) for i in range(3)])  # sequenced without a receipt, not integrated
     commits = _count_commits(log)
-    res, signed = log.append_integrated([make_entry(i) for i in range(3, 8)], now=NOW)
+    done = log.append_integrated([make_entry(i) for i in range(3, 8)], now=NOW)
+    res, signed = done.results, done.checkpoint
     assert commits[0] == 1
     assert [r.index for r in res] == [3, 4, 5, 6, 7]
     assert signed.checkpoint.size == 8  # the earlier entries were integrated with the batch
     assert log.latest_checkpoint() == signed
-    for r, i in zip(res, range(3, 8), strict=True):
+    for r, rc, i in zip(res, done.receipts, range(3, 8), strict=True):
+        assert rc.index == r.index and rc.checkpoint_note == signed.note
+        verify_receipt(rc, entry=make_entry(i), log_verifier=signer.verifier())
         verify_receipt(log.receipt(r.index), entry=make_entry(i), log_verifier=signer.verifier())
     assert log.verify().ok
 
@@ -468,8 +471,9 @@ def test_append_integrated_refused_signature_writes_nothing(log):
 
 
 def test_append_integrated_keeps_idempotency(log):
-    first, _ = log.append_integrated([make_entry(1), make_entry(2)])
-    again, signed = log.append_integrated([make_entry(2), make_entry(3)])
+    first = log.append_integrated([make_entry(1), make_entry(2)]).results
+    done = log.append_integrated([make_entry(2), make_entry(3)])
+    again, signed = done.results, done.checkpoint
     assert again[0].duplicate and again[0].index == first[1].index
     assert not again[1].duplicate and again[1].index == 2
     assert signed.checkpoint.size == 3

@@ -346,6 +346,13 @@ class Node:
             PeerError / PolicyError: a pinned bundle or contract is invalid.
 
         """
+        from federation.config import load_config
+
+        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both)
+        fresh = load_config(self.paths.root)
+        self.config = self.config.model_copy(
+            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum}
+        )
         self.peers = PeerRegistry.load(self.paths.peers)
         mapping = {self.identity.verification_method: self.identity.org_key.public_key}
         for bundle in self.peers:

@@ -56,7 +56,12 @@ from policy.decision import Decision, DecisionInput
 from policy.engine import EngineStats, PolicyEngine, contract_document, new_decision_id
 from policy.micros import MICROS
 
-__all__ = ["POLICY_READS", "DecisionCache", "decision_key"]
+__all__ = ["MAX_KEY_CHARS", "POLICY_READS", "DecisionCache", "decision_key"]
+
+#: Inputs whose key would hold more characters of request strings than this are
+#: not cached, so that 4,096 entries stay within a few tens of MiB whatever the
+#: requests hold (field lists may be long).
+MAX_KEY_CHARS = 8192
 
 #: Input members (dotted paths) the base policy reads; each is covered by :func:`decision_key`.
 POLICY_READS: frozenset[str] = frozenset(
@@ -110,9 +115,16 @@ def decision_key(doc: Mapping[str, Any] | None, inp: DecisionInput) -> Hashable 
     if doc is None or doc["id"] != inp.contract_id:
         return None
     if doc["hook"] is not None:  # a hook may read any member: the whole input decides
-        return ("input", json.dumps(inp.to_rego_input(), sort_keys=True, separators=(",", ":")))
+        whole = json.dumps(inp.to_rego_input(), sort_keys=True, separators=(",", ":"))
+        return None if len(whole) > MAX_KEY_CHARS else ("input", whole)
     purpose = doc["purposes"].get(inp.purpose)
     if purpose is None:
+        return None
+    released_names = tuple(sorted(inp.session.get("released_names", ())))
+    size = sum(map(len, inp.requested_fields))
+    if doc["session_limits"]["max_fields"] is not None:
+        size += sum(map(len, released_names))
+    if size > MAX_KEY_CHARS:
         return None
     now = inp.now_unix
     tau = _tau(doc, inp.trust_micros)
@@ -149,7 +161,7 @@ def decision_key(doc: Mapping[str, Any] | None, inp: DecisionInput) -> Hashable 
         None if limits["max_requests"] is None else session["requests"] >= limits["max_requests"],
         None
         if limits["max_fields"] is None
-        else (session["fields_released"], tuple(sorted(session.get("released_names", ())))),
+        else (session["fields_released"], released_names),
     )
 
 
@@ -210,20 +222,24 @@ class DecisionCache:
 
     def key(self, inp: DecisionInput) -> Hashable | None:
         """The cache key of ``inp`` (see :func:`decision_key`), with the bundle hash."""
-        k = decision_key(self._docs.get(inp.contract_id), inp)
+        return self._key(self._docs.get(inp.contract_id), inp)
+
+    def _key(self, doc: Mapping[str, Any] | None, inp: DecisionInput) -> Hashable | None:
+        k = decision_key(doc, inp)
         return None if k is None else (self.bundle_hash, k)
 
     def decide(self, inp: DecisionInput) -> Decision:
         """Decide ``inp``: from the cache when an equivalent input was decided, else by the engine."""
-        key = self.key(inp)
-        if key is not None:
+        doc = self._docs.get(inp.contract_id)  # one snapshot for the key and the rebuild
+        key = self._key(doc, inp)
+        if key is not None and doc is not None:
             with self._lock:
                 hit = self._cache.get(key)
                 if hit is not None:
                     self._cache.move_to_end(key)
             if hit is not None:
                 self.stats.count(cache_hit=True)
-                return self._rebuild(hit, inp)
+                return self._rebuild(hit, inp, doc)
         decision = self.engine.decide(inp)
         if key is not None and "ENGINE_ERROR" not in decision.reasons:
             with self._lock:
@@ -232,8 +248,8 @@ class DecisionCache:
                     self._cache.popitem(last=False)
         return decision
 
-    def _rebuild(self, cached: Decision, inp: DecisionInput) -> Decision:
-        tau = _tau(self._docs[inp.contract_id], inp.trust_micros)
+    def _rebuild(self, cached: Decision, inp: DecisionInput, doc: Mapping[str, Any]) -> Decision:
+        tau = _tau(doc, inp.trust_micros)
         return dataclasses.replace(
             cached,
             decision_id=new_decision_id(),

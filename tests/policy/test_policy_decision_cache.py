@@ -95,6 +95,20 @@ def test_load_clears_the_cache(table_contracts: list[Contract]) -> None:
     assert len(c) == 0
 
 
+def test_long_requests_are_not_cached(cache: DecisionCache) -> None:
+    """Keys hold request strings: past MAX_KEY_CHARS an input is decided but not remembered."""
+    from policy.decision_cache import MAX_KEY_CHARS
+
+    many = tuple(f"patient.f{i:04d}_{'x' * 40}" for i in range(MAX_KEY_CHARS // 40))
+    inp = make_input(requested_fields=many)
+    assert cache.key(inp) is None
+    before = len(cache)
+    decided = cache.decide(inp)
+    assert decided.input_digest == inp.digest() and "FIELD_NOT_IN_CONTRACT" in decided.reason_codes
+    assert len(cache) == before
+    assert cache.key(make_input(requested_fields=many[:10])) is not None
+
+
 def test_bounded(table_contracts: list[Contract]) -> None:
     c = DecisionCache(RegopyEngine(), max_entries=3)
     c.load(table_contracts)

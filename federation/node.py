@@ -60,6 +60,7 @@ from ledger import (
 )
 from policy import (
     Contract,
+    DecisionCache,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
@@ -328,10 +329,11 @@ class Node:
         return cls(NodeIdentity.load(node_dir))
 
     def _make_engine(self):
+        """The policy engine behind a :class:`policy.DecisionCache` (hits across sessions and seconds)."""
         pc = self.config.policy
         if pc.engine == "opa":
-            return OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds)
-        return RegopyEngine(cache_size=4096)
+            return DecisionCache(OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds))
+        return DecisionCache(RegopyEngine())
 
     # ------------------------------------------------------------------ state
 

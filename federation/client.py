@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 
 from credentials import Ed25519KeyPair, create_presentation, verification_method_id
-from federation.node import session_message
+from federation.domain import session_message
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.wire import from_rpc_error

@@ -11,13 +11,13 @@ gRPC status code through ``STATUS_BY_REASON`` (or the error's own
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from federation.domain import Outcome, Request
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -140,10 +140,8 @@ def from_rpc_error(exc: grpc.RpcError) -> FederationError:
 # ---------------------------------------------------------------- conversions
 
 
-def request_from_pb(signed: pb.SignedRequest) -> Any:
-    """Domain :class:`federation.node.Request` from a ``SignedRequest``."""
-    from federation.node import Request
-
+def request_from_pb(signed: pb.SignedRequest) -> Request:
+    """Domain :class:`federation.domain.Request` from a ``SignedRequest``."""
     b = signed.body
     return Request(
         contract_id=b.contract_id,
@@ -161,8 +159,8 @@ def request_from_pb(signed: pb.SignedRequest) -> Any:
     )
 
 
-def outcome_to_pb(outcome: Any) -> pb.Outcome:
-    """Protobuf ``Outcome`` from a domain :class:`federation.node.Outcome`."""
+def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
+    """Protobuf ``Outcome`` from a domain :class:`federation.domain.Outcome`."""
     return pb.Outcome(
         disclosure_id=outcome.disclosure_id,
         decision=outcome.decision,

@@ -14,11 +14,11 @@ entries it covers WITNESSED.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import structlog
 
+from federation.clock import now_utc
 from federation.errors import FederationError
 
 log = structlog.get_logger("accord.witnessing")
@@ -144,7 +144,7 @@ class WitnessCoordinator:
         import hashlib
         import secrets
 
-        from federation.node import now_utc, rfc3339
+        from federation.clock import rfc3339
         from ledger import DisclosureEntry
 
         n = self.node
@@ -210,8 +210,3 @@ class WitnessCoordinator:
                 await self.round()
             except Exception as exc:  # keep witnessing
                 log.warning("witness round error", error=str(exc))
-
-
-def now_utc() -> dt.datetime:
-    """Current UTC time."""
-    return dt.datetime.now(dt.UTC)

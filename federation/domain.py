@@ -1,0 +1,155 @@
+"""Domain types of one exchange: what crosses between the transport and the node.
+
+Protobuf stops at the transport: :mod:`federation.wire` turns ``SignedRequest``
+into :class:`Request` and :class:`Outcome` into the ``Outcome`` message, and
+the peer client returns :class:`ReceivedOutcome`; the node and the agent SDK
+see only these frozen values. Nothing here imports gRPC, protobuf or the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from federation.errors import InvalidRequestError
+from policy import check_identifier
+
+__all__ = [
+    "MAX_AGGREGATE_CHARS",
+    "MAX_FIELDS",
+    "SESSION_DOMAIN",
+    "LocalSession",
+    "Outcome",
+    "Request",
+    "session_message",
+]
+
+MAX_FIELDS = 64
+#: largest aggregate query (JSON text) a request may carry, characters
+MAX_AGGREGATE_CHARS = 16 * 1024
+SESSION_DOMAIN = "accord-session/v1"
+
+
+def session_message(challenge: str, peer_org: str) -> bytes:
+    """Bytes an agent signs to prove key possession to its own node."""
+    return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One data request, as signed by the agent (domain form of ``RequestBody``).
+
+    Attributes:
+        contract_id: contract id.
+        purpose: purpose in the contract.
+        resource: resource name at the provider.
+        subject: record key or ``"*"``.
+        fields: requested field paths.
+        provider_org: provider org DID.
+        agent_did: requesting agent DID.
+        nonce: unique request nonce.
+        timestamp_ms: creation time, unix milliseconds.
+        signed_bytes: the exact deterministic bytes the agent signed.
+        agent_signature: 64-byte Ed25519 signature over ``signed_bytes``.
+        aggregate_json: optional aggregate query (JSON text).
+
+    """
+
+    contract_id: str
+    purpose: str
+    resource: str
+    subject: str
+    fields: tuple[str, ...]
+    provider_org: str
+    agent_did: str
+    nonce: str
+    timestamp_ms: int
+    signed_bytes: bytes
+    agent_signature: bytes
+    aggregate_json: str = ""
+
+    def validate(self) -> None:
+        """Schema, size and identifier checks, before any lookup (issue #18, class 1).
+
+        Every identifier is checked against :mod:`policy.identifiers` (one
+        grammar: ASCII, no control characters, bounded length), so the exact
+        string that passed here is the one the node's bookkeeping, the Rego
+        engine, the auditor and the ledger see.
+
+        Raises:
+            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member
+                (sizes, counts, signature length, nonce).
+            policy.InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` (mapped to
+                INVALID_ARGUMENT) naming the bad member.
+
+        """
+        check_identifier(self.contract_id, "contract", field="contract_id")
+        check_identifier(self.purpose, "purpose", field="purpose")
+        check_identifier(self.resource, "resource", field="resource")
+        check_identifier(self.subject, "subject", field="subject")
+        check_identifier(self.provider_org, "did", field="provider_org")
+        check_identifier(self.agent_did, "did", field="agent_did")
+        if not self.agent_did.startswith("did:key:"):
+            raise InvalidRequestError("request.agent_did must be a did:key", metadata={"field": "agent_did"})
+        if not self.fields and not self.aggregate_json:
+            raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
+        if self.fields and self.aggregate_json:
+            raise InvalidRequestError(
+                "a request names fields or an aggregate query, not both", metadata={"field": "fields"}
+            )
+        if len(self.fields) > MAX_FIELDS:
+            raise InvalidRequestError(
+                f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
+            )
+        for f in self.fields:
+            check_identifier(f, "field", field="fields")
+        if len(set(self.fields)) != len(self.fields):
+            raise InvalidRequestError("request.fields repeats a path", metadata={"field": "fields"})
+        if len(self.aggregate_json) > MAX_AGGREGATE_CHARS:
+            raise InvalidRequestError(
+                f"request.aggregate_json is over {MAX_AGGREGATE_CHARS} characters",
+                metadata={"field": "aggregate_json"},
+            )
+        if not 16 <= len(self.nonce) <= 128 or not self.nonce.isascii() or not self.nonce.isprintable():
+            raise InvalidRequestError(
+                "request.nonce must be 16..128 printable ASCII", metadata={"field": "nonce"}
+            )
+        if len(self.agent_signature) != 64:
+            raise InvalidRequestError(
+                "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
+            )
+
+
+@dataclass
+class Outcome:
+    """The provider's answer to one request (domain form of ``Outcome``).
+
+    Attributes mirror the protobuf message; ``receipt`` is a
+    :class:`ledger.Receipt` and ``entry`` the logged entry's bytes.
+    """
+
+    disclosure_id: str
+    decision: str
+    released_fields: tuple[str, ...]
+    stripped_fields: tuple[str, ...]
+    payload: Any
+    record_count: int
+    reasons: tuple[str, ...]
+    obligations: tuple[str, ...]
+    effective_trust: float
+    decision_hash: str
+    receipt: Any
+    entry: bytes
+    leaf_index: int
+    leaf_hash: bytes
+
+
+@dataclass
+class LocalSession:
+    """Requester-side record of a session an agent opened through this node."""
+
+    session_id: str
+    peer_org: str
+    agent_did: str
+    agent_public_key: bytes
+    expires_at: float

@@ -20,6 +20,8 @@ __all__ = [
     "SESSION_DOMAIN",
     "LocalSession",
     "Outcome",
+    "ReceivedOutcome",
+    "ReceivedReceipt",
     "Request",
     "session_message",
 ]
@@ -153,3 +155,53 @@ class LocalSession:
     agent_did: str
     agent_public_key: bytes
     expires_at: float
+
+
+@dataclass(frozen=True)
+class ReceivedReceipt:
+    """A provider's receipt as it arrived at the requester (not yet verified).
+
+    Attributes:
+        tlog_proof: C2SP ``tlog-proof`` text (index, inclusion path, signed checkpoint).
+        entry: the provider's logged entry, canonical bytes.
+        leaf_index: the entry's index in the provider's log.
+        leaf_hash: 32-byte RFC 9162 §2.1.1 leaf hash the provider claims.
+
+    """
+
+    tlog_proof: str
+    entry: bytes
+    leaf_index: int
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class ReceivedOutcome:
+    """A provider's answer as the requester received it (domain form of the peer's ``Outcome``).
+
+    Untrusted until :func:`federation.receipts.check_outcome_size` bounded it and
+    :func:`federation.receipts.check_receipt` bound it to the request.
+
+    Attributes:
+        disclosure_id: the provider's id for the crossing.
+        decision: ``"allow"`` (refusals arrive as errors).
+        released_fields / stripped_fields / reasons / obligations: names only.
+        payload_json: the released records, JSON bytes as the provider sent them.
+        record_count: records released.
+        effective_trust: τ the provider used, in [0, 1].
+        decision_hash: hex digest of the provider's decision.
+        receipt: the receipt for the logged disclosure.
+
+    """
+
+    disclosure_id: str
+    decision: str
+    released_fields: tuple[str, ...]
+    stripped_fields: tuple[str, ...]
+    payload_json: bytes
+    record_count: int
+    reasons: tuple[str, ...]
+    obligations: tuple[str, ...]
+    effective_trust: float
+    decision_hash: str
+    receipt: ReceivedReceipt

@@ -38,7 +38,7 @@ from federation.admission import PresessionGuard
 from federation.clock import now_utc, rfc3339
 from federation.config import database_url_for
 from federation.datasource import DataSource
-from federation.domain import LocalSession, Outcome, Request, session_message
+from federation.domain import LocalSession, Outcome, ReceivedOutcome, Request, session_message
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -701,7 +701,6 @@ class Node:
             raise DeniedError(
                 f"contract {request.contract_id} is not in force here ({reason})",
                 reason=reason,
-                status="FAILED_PRECONDITION",
                 metadata={"contract_id": request.contract_id},
             )
         if request.aggregate_json:
@@ -854,18 +853,6 @@ class Node:
             effective_trust=decision.effective_trust,
         )
 
-    #: gRPC status (name) of a logged refusal, by reason; anything else is PERMISSION_DENIED
-    DENIAL_STATUS: dict[str, str] = {
-        "UNKNOWN_CONTRACT": "NOT_FOUND",
-        "UNKNOWN_RESOURCE": "NOT_FOUND",
-        "UNKNOWN_SUBJECT": "NOT_FOUND",
-        "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
-        "RATE_LIMITED": "RESOURCE_EXHAUSTED",
-        "SESSION_LIMIT": "RESOURCE_EXHAUSTED",
-        "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
-        "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
-    }
-
     async def _deny(
         self,
         peer: AuthenticatedPeer,
@@ -878,22 +865,19 @@ class Node:
         """Log a refusal (durably, with a receipt), then raise it for the wire.
 
         Raises:
-            NotFoundError: for unknown resources/subjects/contracts.
-            DeniedError: otherwise; status from ``DENIAL_STATUS``. The metadata
+            NotFoundError: for unknown resources/subjects.
+            DeniedError: otherwise; the status is the reason's in
+                :data:`federation.reasons.STATUS_BY_REASON`. The metadata
                 carries the disclosure id, leaf index, decision hash, reasons,
                 the receipt (tlog-proof) and the logged entry, so the requester
                 can verify that the refusal is on record.
         """
         written = await self.writer.write(entry, receipt=True)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
-        status = self.DENIAL_STATUS.get(entry.reason, "PERMISSION_DENIED")
-        err_cls = (
-            NotFoundError if status == "NOT_FOUND" and entry.reason != "UNKNOWN_CONTRACT" else DeniedError
-        )
+        err_cls = NotFoundError if entry.reason in ("UNKNOWN_RESOURCE", "UNKNOWN_SUBJECT") else DeniedError
         raise err_cls(
             f"denied by {self.config.org_name}: {', '.join(reasons) or entry.reason}",
             reason=entry.reason,
-            status=status,
             metadata={
                 "disclosure_id": entry.disclosure_id,
                 "leaf_index": str(written.index),
@@ -1161,12 +1145,12 @@ class Node:
 
     async def forward(
         self, session_id: str, request: Request, envelope_bytes: bytes
-    ) -> tuple[Any, int, bool]:
+    ) -> tuple[ReceivedOutcome, int, bool]:
         """Requester side of one exchange: sign, forward, verify the receipt, log "received".
 
         Returns:
-            (the peer's protobuf ``Outcome``, index of the "received" entry,
-            whether the receipt verified).
+            (the peer's :class:`federation.domain.ReceivedOutcome`, index of the
+            "received" entry, whether the receipt verified).
 
         Raises:
             AuthenticationError: unknown session, wrong agent, bad signature, revoked.

@@ -12,9 +12,10 @@ from typing import Any
 
 import grpc
 
+from federation.domain import ReceivedOutcome
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
-from federation.wire import from_rpc_error
+from federation.wire import from_rpc_error, received_outcome_from_pb
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 4 << 20),
@@ -77,15 +78,15 @@ class PeerClient:
 
     async def exchange(
         self, bundle: Any, session_id: str, envelope_bytes: bytes, org_signature: bytes
-    ) -> pb.Outcome:
-        """Send the org-signed envelope; returns the peer's ``Outcome``."""
+    ) -> ReceivedOutcome:
+        """Send the org-signed envelope; returns the peer's ``Outcome`` as a domain value (unchecked)."""
         signed = pb.SignedRequest()
         signed.ParseFromString(envelope_bytes)
         r = await self._call(
             self.stub(bundle).Exchange,
             pb.ExchangeRequest(session_id=session_id, request=signed, org_signature=org_signature),
         )
-        return r.outcome
+        return received_outcome_from_pb(r.outcome)
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:
         """The peer's signed status list credential (JSON object)."""

@@ -2,8 +2,8 @@
 
 This is the single translator (STYLE principle 5). Domain errors of every
 package carry a stable ``reason``; :func:`to_rpc_status` maps them to a
-gRPC status code through ``STATUS_BY_REASON`` (or the error's own
-``status`` for :class:`federation.errors.FederationError`), and
+gRPC status code through :data:`federation.reasons.STATUS_BY_REASON` (the
+one table of reason → status), and
 :func:`from_rpc_error` turns a peer's failure back into a
 :class:`FederationError` with the same reason and metadata.
 """
@@ -17,7 +17,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from federation.domain import Outcome, Request
+from federation.domain import Outcome, ReceivedOutcome, ReceivedReceipt, Request
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -27,57 +27,25 @@ from federation.errors import (
     PeerUnavailableError,
 )
 from federation.pb import federation_pb2 as pb
+from federation.reasons import status_for
 
 DOMAIN = "accord.federation.v1"
-
-#: Status code for reasons raised by credentials / policy / ledger errors.
-STATUS_BY_REASON: dict[str, grpc.StatusCode] = {
-    "MALFORMED_CREDENTIAL": grpc.StatusCode.INVALID_ARGUMENT,
-    "DOCUMENT_TOO_LARGE": grpc.StatusCode.INVALID_ARGUMENT,
-    "DOCUMENT_TOO_COMPLEX": grpc.StatusCode.INVALID_ARGUMENT,
-    "CONTEXT_NOT_ALLOWED": grpc.StatusCode.INVALID_ARGUMENT,
-    "TERM_NOT_ALLOWED": grpc.StatusCode.INVALID_ARGUMENT,
-    "VERIFICATION_TIMEOUT": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "UNKNOWN_CONTEXT": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNDEFINED_TERM": grpc.StatusCode.INVALID_ARGUMENT,
-    "RELATIVE_IRI": grpc.StatusCode.INVALID_ARGUMENT,
-    "MALFORMED_KEY": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNSUPPORTED_CRYPTOSUITE": grpc.StatusCode.INVALID_ARGUMENT,
-    "CONTRACT_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
-    "MALFORMED_IDENTIFIER": grpc.StatusCode.INVALID_ARGUMENT,
-    "INVALID_PREDICATE": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_CONTRACT": grpc.StatusCode.NOT_FOUND,
-    "CONTRACT_NOT_IN_FORCE": grpc.StatusCode.FAILED_PRECONDITION,
-    "CONTRACT_UNSIGNED": grpc.StatusCode.FAILED_PRECONDITION,
-    "CONTRACT_SIGNATURE_INVALID": grpc.StatusCode.FAILED_PRECONDITION,
-    "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "PRIVACY_BUDGET_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "BUDGET_KEYS_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "RECONSTRUCTION_RISK": grpc.StatusCode.PERMISSION_DENIED,
-    "EMPTY_SELECTION": grpc.StatusCode.PERMISSION_DENIED,
-    "AUDIT_CAPACITY": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "INVALID_QUERY_KIND": grpc.StatusCode.INVALID_ARGUMENT,
-    "INVALID_DATASET": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_RECORD": grpc.StatusCode.INVALID_ARGUMENT,
-    "ENGINE_ERROR": grpc.StatusCode.PERMISSION_DENIED,
-}
 
 _CODES = {c.name: c for c in grpc.StatusCode}
 
 
 def status_code_for(err: BaseException) -> grpc.StatusCode:
-    """The gRPC status code for a domain error (see the module docstring)."""
+    """The gRPC status code for a domain error of any package.
+
+    The reason's entry in :data:`federation.reasons.STATUS_BY_REASON` (the
+    one table); for a reason that is data (a contract hook's own deny code,
+    a peer's unknown reason) the :class:`FederationError`'s own ``status``;
+    ``INTERNAL`` for anything else.
+    """
     reason = getattr(err, "reason", "")
-    if isinstance(err, FederationError):
-        return _CODES.get(err.status, grpc.StatusCode.INTERNAL)
-    if reason in STATUS_BY_REASON:
-        return STATUS_BY_REASON[reason]
-    mod = type(err).__module__.split(".")[0]
-    if mod == "credentials":
-        return grpc.StatusCode.UNAUTHENTICATED
-    if getattr(err, "caller_fault", False):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
+    default = err.status if isinstance(err, FederationError) else "INTERNAL"
+    name = status_for(reason, default) if isinstance(reason, str) else default
+    return _CODES.get(name, grpc.StatusCode.INTERNAL)
 
 
 def to_rpc_status(err: BaseException) -> grpc.Status:
@@ -177,6 +145,46 @@ def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
             entry=outcome.entry,
             leaf_index=outcome.leaf_index,
             leaf_hash=outcome.leaf_hash,
+        ),
+    )
+
+
+def received_outcome_from_pb(outcome: pb.Outcome) -> ReceivedOutcome:
+    """Domain :class:`federation.domain.ReceivedOutcome` from a peer's ``Outcome`` (no checks: untrusted)."""
+    r = outcome.receipt
+    return ReceivedOutcome(
+        disclosure_id=outcome.disclosure_id,
+        decision=outcome.decision,
+        released_fields=tuple(outcome.released_fields),
+        stripped_fields=tuple(outcome.stripped_fields),
+        payload_json=outcome.payload_json,
+        record_count=outcome.record_count,
+        reasons=tuple(outcome.reasons),
+        obligations=tuple(outcome.obligations),
+        effective_trust=outcome.effective_trust,
+        decision_hash=outcome.decision_hash,
+        receipt=ReceivedReceipt(
+            tlog_proof=r.tlog_proof, entry=r.entry, leaf_index=r.leaf_index, leaf_hash=r.leaf_hash
+        ),
+    )
+
+
+def received_outcome_to_pb(outcome: ReceivedOutcome) -> pb.Outcome:
+    """The peer's ``Outcome`` again, member for member, for the agent (``SendRequestResponse``)."""
+    r = outcome.receipt
+    return pb.Outcome(
+        disclosure_id=outcome.disclosure_id,
+        decision=outcome.decision,
+        released_fields=list(outcome.released_fields),
+        stripped_fields=list(outcome.stripped_fields),
+        payload_json=outcome.payload_json,
+        record_count=outcome.record_count,
+        reasons=list(outcome.reasons),
+        obligations=list(outcome.obligations),
+        effective_trust=outcome.effective_trust,
+        decision_hash=outcome.decision_hash,
+        receipt=pb.Receipt(
+            tlog_proof=r.tlog_proof, entry=r.entry, leaf_index=r.leaf_index, leaf_hash=r.leaf_hash
         ),
     )
 

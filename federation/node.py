@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import random
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +31,14 @@ from credentials import (
     verify_ed25519,
 )
 from credentials.pool import VerifierPool
+from federation import entries
 from federation import observability as obs
 from federation.admission import PresessionGuard
-from federation.clock import now_utc, rfc3339
+from federation.clock import now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.domain import LocalSession, Outcome, ReceivedOutcome, Request, session_message
+from federation.entries import sha256_hex
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -74,11 +74,6 @@ from policy import (
 )
 
 log = structlog.get_logger("accord.node")
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def aggregate_columns(query: Any) -> tuple[str, ...]:
@@ -591,28 +586,14 @@ class Node:
         for agent in chain:
             self.sessions.terminate_agent(agent)
         self.trust.record_drift((peer.org_did, self.did), now=now)
-        entry = DisclosureEntry(
-            kind="drift",
-            disclosure_id="drf_" + secrets.token_hex(16),
-            time=rfc3339(now),
+        entry = entries.drift(
             provider_org=self.did,
             requester_org=peer.org_did,
-            requester_agent=chain[-1] if chain else (request.agent_did if request else ""),
-            provider_agent="",
-            contract_id=request.contract_id if request else "",
-            contract_hash="",
-            purpose=request.purpose if request else "",
-            fields_requested=list(request.fields) if request else [],
-            fields_released=[],
-            fields_stripped=[],
-            record_count=0,
-            decision="deny",
+            chain=chain,
             reason=err.reason,
-            decision_hash="",
-            request_digest=sha256_hex(request.signed_bytes) if request else "",
-            response_digest="",
-            effective_trust=0.0,
-            extra={k: str(v)[:200] for k, v in err.metadata.items()},
+            metadata=err.metadata,
+            now=now,
+            request=request,
         )
         await self.writer.write(entry, receipt=False)
         obs.REFUSED.labels(reason="AUTHORIZATION_DRIFT").inc()
@@ -731,31 +712,20 @@ class Node:
         base = self._entry_base(peer, request, contract, decision, now, fields_requested=list(request.fields))
         if deny_reason:
             sess.denials += 1
-            entry = DisclosureEntry(
-                kind="denial",
-                fields_released=[],
-                fields_stripped=[],
-                record_count=0,
-                decision="deny",
-                reason=deny_reason,
-                response_digest="",
-                **base,
-            )
+            entry = entries.denial(base, reason=deny_reason)
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             self.counters_for(peer.bundle.org_name)["denied"] += 1
             await self._deny(peer, entry, decision.digest(), decision.reason_codes)
         gate, payload, stripped, released = self._gate(records, decision)
         response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         sess.fields_released.update(released)
-        entry = DisclosureEntry(
-            kind="disclosure",
-            fields_released=list(released),
-            fields_stripped=sorted(set(stripped)),
+        entry = entries.disclosure(
+            base,
+            released=released,
+            stripped=sorted(set(stripped)),
             record_count=len(records),
-            decision="allow",
             reason=",".join(decision.reason_codes),
             response_digest=sha256_hex(response_bytes),
-            **base,
         )
         written = await self._log_disclosure(entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
@@ -836,21 +806,16 @@ class Node:
         *,
         fields_requested: list[str],
     ) -> dict[str, Any]:
-        """The ledger-entry fields a provider's disclosure and denial share (names and digests only)."""
-        return dict(
-            disclosure_id="dsc_" + sha256_hex(request.signed_bytes)[:32],
-            time=rfc3339(now),
+        """The members a provider's disclosure and denial share (:func:`entries.provider_base`)."""
+        return entries.provider_base(
             provider_org=self.did,
             requester_org=peer.org_did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
+            request=request,
             contract_hash=contract.version_hash if contract is not None else "",
-            purpose=request.purpose,
-            fields_requested=fields_requested,
             decision_hash=decision.digest(),
-            request_digest=sha256_hex(request.signed_bytes),
             effective_trust=decision.effective_trust,
+            now=now,
+            fields_requested=fields_requested,
         )
 
     async def _deny(
@@ -974,8 +939,7 @@ class Node:
                 raise
         if reason:
             sess.denials += 1
-            kind = "audit_denial" if reason == "RECONSTRUCTION_RISK" else "denial"
-            if kind == "audit_denial":
+            if reason == "RECONSTRUCTION_RISK":
                 self.trust.record_audit_hit((peer.org_did, self.did), now=now)
             if reason in (
                 "RECONSTRUCTION_RISK",
@@ -984,17 +948,7 @@ class Node:
                 "PRIVACY_BUDGET_EXHAUSTED",
             ):
                 obs.AUDIT_DENIALS.labels(dataset=request.resource, reason=reason).inc()
-            entry = DisclosureEntry(
-                kind=kind,
-                fields_released=[],
-                fields_stripped=[],
-                record_count=0,
-                decision="deny",
-                reason=reason,
-                response_digest="",
-                extra=extra,
-                **base,
-            )
+            entry = entries.denial(base, reason=reason, extra=extra)
             await self._deny(peer, entry, decision.digest(), (reason,), extra=extra)
         assert answer is not None
         payload = [
@@ -1010,16 +964,14 @@ class Node:
         extra["scope"] = answer.scope_key
         # under DP no exact count leaves the node: not in the answer (None), not in the ledger (0)
         logged_count = answer.record_count if answer.record_count is not None else 0
-        entry = DisclosureEntry(
-            kind="disclosure",
-            fields_released=[f"{query.kind}({query.column})"],
-            fields_stripped=[],
+        entry = entries.disclosure(
+            base,
+            released=[f"{query.kind}({query.column})"],
+            stripped=[],
             record_count=logged_count,
-            decision="allow",
             reason="",
             response_digest=sha256_hex(response_bytes),
             extra=extra,
-            **base,
         )
         written = await self.writer.write(entry, receipt=True)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
@@ -1246,64 +1198,33 @@ class Node:
                 tlog_proof=receipt.tlog_proof[: rc.MAX_TLOG_PROOF_BYTES],
                 entry_b64=base64.b64encode(receipt.entry[: rc.MAX_ENTRY_BYTES]).decode(),
             )
-            entry = DisclosureEntry(
-                disclosure_id=received.pop("disclosure_id"),
-                decision="deny",
-                reason=refusal.reason,
-                extra={k: str(v)[:200] for k, v in refusal.metadata.items()},
-                **received,
-            )
+            entry = entries.received_refusal(received, reason=refusal.reason, metadata=refusal.metadata)
             written = await self.writer.write(entry, receipt=False)
             refusal.metadata["received_leaf_index"] = str(written.index)
             raise refusal
         try:
             contract = self.contracts.get(request.contract_id)
-            entry = DisclosureEntry(
-                **{
-                    **received,
-                    "disclosure_id": outcome.disclosure_id,
-                    "contract_hash": contract.version_hash if contract is not None else "",
-                },
-                fields_released=list(outcome.released_fields),
-                fields_stripped=list(outcome.stripped_fields),
-                record_count=outcome.record_count,
-                decision=outcome.decision,
-                reason="" if ok else "RECEIPT_INVALID",
-                decision_hash=outcome.decision_hash,
+            entry = entries.received_outcome(
+                received,
+                outcome,
+                contract_hash=contract.version_hash if contract is not None else "",
+                verified=ok,
                 response_digest=expected["response_digest"],
-                effective_trust=outcome.effective_trust,
             )
         except (ValidationError, LedgerError):
             # an unverified outcome whose members do not form an entry: record what this node knows
-            entry = DisclosureEntry(decision="deny", reason="RECEIPT_INVALID", **received)
+            entry = entries.received_unformable(received)
         written = await self.writer.write(entry, receipt=False)
         return outcome, written.index, ok
 
     def _received_base(self, bundle: Any, request: Request, provider_entry: bytes) -> dict[str, Any]:
-        """The members every "received" entry of ``request`` shares (names and digests only).
-
-        ``disclosure_id`` is this node's own id for the request (``rcv_`` + the
-        request digest): callers replace it with the provider's id once its
-        receipt verified. ``provider_leaf_hash`` is RFC 9162 §2.1.1 over the
-        provider's logged entry bytes.
-        """
-        from ledger import leaf_hash
-
-        digest = sha256_hex(request.signed_bytes)
-        return dict(
-            kind="received",
-            disclosure_id="rcv_" + digest[:32],
-            time=rfc3339(now_utc()),
+        """The members every "received" entry of ``request`` shares (:func:`entries.received_base`)."""
+        return entries.received_base(
             provider_org=bundle.org_did,
             requester_org=self.did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash="",
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
-            request_digest=digest,
-            provider_leaf_hash=base64.b64encode(leaf_hash(provider_entry)).decode(),
+            request=request,
+            provider_entry=provider_entry,
+            now=now_utc(),
         )
 
     async def _record_receipt_refusal(
@@ -1394,15 +1315,11 @@ class Node:
         received = self._received_base(bundle, request, entry_bytes)
         if ok:
             received["disclosure_id"] = meta.get("disclosure_id", "")
-        entry = DisclosureEntry(
-            **received,
-            decision="deny",
-            reason=reason[:256],
+        entry = entries.received_denial(
+            received,
+            reason=reason,
             decision_hash=meta.get("decision_hash", "") if ok else "",
-            extra={
-                "provider_reason": err.reason[:200],
-                **{k: str(v)[:200] for k, v in refusal.metadata.items()},
-            }
+            extra={"provider_reason": err.reason[:200], **entries.bounded_extra(refusal.metadata)}
             if refusal is not None
             else {},
         )

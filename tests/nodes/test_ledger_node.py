@@ -248,9 +248,12 @@ class TamperingLink:
         return getattr(self.real, name)
 
     async def exchange(self, bundle, session_id, envelope, org_signature):
-        out = await self.real.exchange(bundle, session_id, envelope, org_signature)
+        from federation.wire import received_outcome_from_pb, received_outcome_to_pb
+
+        # the tampering works on the protobuf message, as a dishonest provider would send it
+        out = received_outcome_to_pb(await self.real.exchange(bundle, session_id, envelope, org_signature))
         self.outcomes.append(out.__deepcopy__())
-        return self.tamper(out, len(self.outcomes) - 1)
+        return received_outcome_from_pb(self.tamper(out, len(self.outcomes) - 1))
 
 
 async def _in_process_requester(layout, tamper, body):

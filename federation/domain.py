@@ -9,7 +9,7 @@ see only these frozen values. Nothing here imports gRPC, protobuf or the node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from federation.errors import InvalidRequestError
 from policy import check_identifier
@@ -19,6 +19,7 @@ __all__ = [
     "MAX_FIELDS",
     "SESSION_DOMAIN",
     "LocalSession",
+    "PeerLink",
     "Outcome",
     "ReceivedOutcome",
     "ReceivedReceipt",
@@ -205,3 +206,29 @@ class ReceivedOutcome:
     effective_trust: float
     decision_hash: str
     receipt: ReceivedReceipt
+
+
+class PeerLink(Protocol):
+    """What the node needs from its client to peer nodes (:class:`federation.peer_client.PeerClient`).
+
+    ``bundle`` is the peer's pinned :class:`federation.peers.PeerBundle`; failures
+    raise :class:`federation.errors.FederationError` with the peer's reason.
+    """
+
+    async def get_challenge(self, bundle: Any, agent_did: str) -> tuple[str, str, int]:
+        """(challenge, domain, expires_at) for a presentation of ``agent_did``."""
+        ...
+
+    async def open_session(self, bundle: Any, presentation_json: bytes) -> dict[str, Any]:
+        """Forward a presentation: ``{"session_id", "expires_at", "effective_trust"}``."""
+        ...
+
+    async def exchange(
+        self, bundle: Any, session_id: str, envelope_bytes: bytes, org_signature: bytes
+    ) -> ReceivedOutcome:
+        """Send an organization-signed envelope; the provider's answer, unchecked."""
+        ...
+
+    async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:
+        """The peer's signed status list credential."""
+        ...

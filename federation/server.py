@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 import structlog
 
+from federation.identity import NodeIdentity
 from federation.node import Node
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peer_client import PeerClient
@@ -65,10 +66,29 @@ class DynamicTrust:
         return self._config()
 
 
+def open_node(node_dir: Path, *, node_cls: type[Node] = Node) -> Node:
+    """Open the node in ``node_dir`` with a :class:`PeerClient` presenting its node certificate.
+
+    Raises:
+        ConfigError: the directory is not a valid node directory.
+
+    """
+    identity = NodeIdentity.load(node_dir)
+    peer_client = PeerClient(cert_pem=identity.tls_pem("node.pem"), key_pem=identity.tls_pem("node.key"))
+    return node_cls(identity, peer_client=peer_client)
+
+
 async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
-    """Start serving ``node``; returns (server, bound port)."""
+    """Start serving ``node`` (opened with a peer client, see :func:`open_node`); returns (server, port).
+
+    Raises:
+        ValueError: ``node`` has no peer client.
+        OSError: the listen address cannot be bound.
+
+    """
+    if node.peer_client is None:
+        raise ValueError("a serving node needs a peer client: open it with federation.server.open_node")
     trust = DynamicTrust(node)
-    node.server_trust_changed = trust.mark_dirty  # type: ignore[attr-defined]
     creds = grpc.dynamic_ssl_server_credentials(
         trust.initial, trust.fetch, require_client_authentication=True
     )
@@ -76,13 +96,12 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
     fed = FederationServicer(node)
     pbg.add_FederationServiceServicer_to_server(fed, server)
     pbg.add_AgentServiceServicer_to_server(AgentServicer(node), server)
-    pbg.add_AdminServiceServicer_to_server(AdminServicer(node, fed.node_info), server)
+    pbg.add_AdminServiceServicer_to_server(
+        AdminServicer(node, fed.node_info, on_reload=trust.mark_dirty), server
+    )
     port = server.add_secure_port(node.config.listen, creds)
     if port == 0:
         raise OSError(f"cannot bind {node.config.listen}")
-    node.peer_client = PeerClient(
-        cert_pem=node.identity.tls_pem("node.pem"), key_pem=node.identity.tls_pem("node.key")
-    )
     node.writer.start()
     await server.start()
     return server, port
@@ -106,7 +125,7 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node) -> None:
     ``node_cls`` is the :class:`Node` class to open (test code passes a
     subclass with substituted parts, see ``interop_tests.misbehaving``).
     """
-    node = node_cls.open(node_dir)
+    node = open_node(node_dir, node_cls=node_cls)
     if not await node.verifier.wait_ready():  # presentations are never verified on the event loop
         log.warning("verifier workers did not start in time; they are started again at first use")
     server, port = await start_server(node)
@@ -135,8 +154,8 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node) -> None:
     persister = asyncio.create_task(_persist_loop(node))
     from federation.witnessing import WitnessCoordinator
 
-    node.coordinator = WitnessCoordinator(node)  # type: ignore[attr-defined]
-    witnessing = asyncio.create_task(node.coordinator.run_forever(node.config.witness_interval_seconds))
+    coordinator = WitnessCoordinator(node)
+    witnessing = asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds))
     await stop.wait()
     persister.cancel()
     witnessing.cancel()

@@ -42,6 +42,9 @@ class Session:
         requests: requests served in the session.
         denials: requests denied in the session.
         fields_released: field paths released so far in the session.
+        delegation: the verified delegation authority
+            (:class:`federation.delegation.DelegatedAuthority`) when the agent acts
+            under a chain; ``None`` for a direct session.
 
     """
 
@@ -57,6 +60,7 @@ class Session:
     requests: int = 0
     denials: int = 0
     fields_released: set[str] = field(default_factory=set)
+    delegation: Any = None
 
     def move(self, new_state: str) -> None:
         """Transition the session, per ``TRANSITIONS``.

@@ -257,10 +257,10 @@ class TamperingLink:
 
 
 async def _in_process_requester(layout, tamper, body):
-    from federation.node import Node, now_utc
-    from federation.server import start_server
+    from federation.node import now_utc
+    from federation.server import open_node, start_server
 
-    node = Node.open(layout.orgs["relief"])
+    node = open_node(layout.orgs["relief"])
     node.store.put_state("peer_logs", {}, now=now_utc())  # each test starts with a fresh view of its peers
     server, _ = await start_server(node)
     real = node.peer_client

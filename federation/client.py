@@ -10,8 +10,9 @@ AgentCredential and a TLS client certificate from its organization's CA.
                                      subject=..., fields=[...])
 
 The session handshake presents the credential once (a VP bound to the
-provider's DID and challenge); each request is then signed with the agent
-key over the deterministic protobuf bytes of the request body.
+provider's DID and challenge); each request is then a ``SignedPayload``: the
+serialized ``RequestBody`` and the agent's Ed25519 signature over its DSSE
+PAE (docs/spec/accord-v1.md §4), forwarded untouched by the own node.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 import grpc
 
 from credentials import Ed25519KeyPair, create_presentation, verification_method_id
-from federation.domain import session_message
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
+from federation.signing import sign_payload
 from federation.wire import from_rpc_error
 
 
@@ -219,8 +220,12 @@ class AgentClient:
             pb.AgentOpenSessionRequest(
                 agent_did=w.did,
                 peer_org=begin.peer_org,
-                local_challenge=begin.local_challenge,
-                local_signature=w.key.sign(session_message(begin.local_challenge, begin.peer_org)),
+                possession=sign_payload(
+                    w.key,
+                    pb.SessionPossession(
+                        agent_did=w.did, challenge=begin.local_challenge, peer_org=begin.peer_org
+                    ),
+                ),
                 presentation_json=json.dumps(vp).encode(),
             ),
         )
@@ -241,8 +246,8 @@ class AgentClient:
         subject: str,
         fields: list[str],
         aggregate: dict | None = None,
-    ) -> pb.SignedRequest:
-        """Build and sign a request body (Ed25519 over deterministic protobuf bytes)."""
+    ) -> pb.SignedPayload:
+        """Build a ``RequestBody`` and sign its bytes (``accord.federation.v1.RequestBody`` payload)."""
         body = pb.RequestBody(
             contract_id=contract_id,
             purpose=purpose,
@@ -255,8 +260,7 @@ class AgentClient:
             timestamp_ms=int(time.time() * 1000),
             aggregate_json=json.dumps(aggregate) if aggregate is not None else "",
         )
-        sig = self.wallet.key.sign(body.SerializeToString(deterministic=True))
-        return pb.SignedRequest(body=body, agent_signature=sig)
+        return sign_payload(self.wallet.key, body)
 
     async def request(
         self,

@@ -17,25 +17,17 @@ from policy import check_identifier
 __all__ = [
     "MAX_AGGREGATE_CHARS",
     "MAX_FIELDS",
-    "SESSION_DOMAIN",
     "LocalSession",
     "PeerLink",
     "Outcome",
     "ReceivedOutcome",
     "ReceivedReceipt",
     "Request",
-    "session_message",
 ]
 
 MAX_FIELDS = 64
 #: largest aggregate query (JSON text) a request may carry, characters
 MAX_AGGREGATE_CHARS = 16 * 1024
-SESSION_DOMAIN = "accord-session/v1"
-
-
-def session_message(challenge: str, peer_org: str) -> bytes:
-    """Bytes an agent signs to prove key possession to its own node."""
-    return f"{SESSION_DOMAIN}\n{challenge}\n{peer_org}".encode()
 
 
 @dataclass(frozen=True)
@@ -52,8 +44,9 @@ class Request:
         agent_did: requesting agent DID.
         nonce: unique request nonce.
         timestamp_ms: creation time, unix milliseconds.
-        signed_bytes: the exact deterministic bytes the agent signed.
-        agent_signature: 64-byte Ed25519 signature over ``signed_bytes``.
+        signed_bytes: the agent's ``SignedPayload.payload``, exactly as received.
+        agent_signature: 64-byte Ed25519 signature over
+            ``PAE("accord.federation.v1.RequestBody", signed_bytes)``.
         aggregate_json: optional aggregate query (JSON text).
 
     """
@@ -223,10 +216,8 @@ class PeerLink(Protocol):
         """Forward a presentation: ``{"session_id", "expires_at", "effective_trust"}``."""
         ...
 
-    async def exchange(
-        self, bundle: Any, session_id: str, envelope_bytes: bytes, org_signature: bytes
-    ) -> ReceivedOutcome:
-        """Send an organization-signed envelope; the provider's answer, unchecked."""
+    async def exchange(self, bundle: Any, envelope: Any) -> ReceivedOutcome:
+        """Send an organization-signed envelope (``SignedPayload``); the provider's answer, unchecked."""
         ...
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from federation.domain import ReceivedOutcome
+from federation.negotiation import check_peer_info
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.wire import from_rpc_error, received_outcome_from_pb
@@ -42,10 +43,16 @@ class PeerClient:
         self._key = key_pem
         self._timeout = timeout_seconds
         self._channels: dict[tuple[str, str, str], tuple[grpc.aio.Channel, pbg.FederationServiceStub]] = {}
+        #: channel keys whose peer passed :meth:`negotiate` (bounded by the pinned peers)
+        self._negotiated: set[tuple[str, str, str]] = set()
+
+    @staticmethod
+    def _channel_key(bundle: Any) -> tuple[str, str, str]:
+        return (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
 
     def stub(self, bundle: Any) -> pbg.FederationServiceStub:
         """The stub for a peer (channel created on first use)."""
-        key = (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
+        key = self._channel_key(bundle)
         hit = self._channels.get(key)
         if hit is None:
             creds = client_credentials(
@@ -64,8 +71,34 @@ class PeerClient:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
+    async def node_info(self, bundle: Any) -> pb.NodeInfo:
+        """The peer's ``NodeInfo`` (not cached)."""
+        return await self._call(self.stub(bundle).GetNodeInfo, pb.GetNodeInfoRequest())
+
+    async def negotiate(self, bundle: Any) -> None:
+        """Check once per channel that the peer speaks a version, suite, algorithm and ledger format of ours.
+
+        Read from the peer's ``NodeInfo`` before its first session
+        (docs/spec/accord-v1.md §5, R-NEG-3); a successful check is
+        remembered for the channel's lifetime, a refusal is not (the peer
+        may be upgraded).
+
+        Raises:
+            federation.errors.FederationError: FAILED_PRECONDITION with
+                ``UNSUPPORTED_VERSION`` / ``UNSUPPORTED_CRYPTOSUITE`` /
+                ``UNSUPPORTED_ALGORITHM`` / ``UNSUPPORTED_LEDGER_FORMAT``, or
+                the peer's error.
+
+        """
+        key = self._channel_key(bundle)
+        if key in self._negotiated:
+            return
+        check_peer_info(await self.node_info(bundle))
+        self._negotiated.add(key)
+
     async def get_challenge(self, bundle: Any, agent_did: str) -> tuple[str, str, int]:
-        """(challenge, domain, expires_at) from the peer."""
+        """(challenge, domain, expires_at) from the peer, after :meth:`negotiate`."""
+        await self.negotiate(bundle)
         r = await self._call(self.stub(bundle).GetChallenge, pb.GetChallengeRequest(agent_did=agent_did))
         return r.challenge, r.domain, r.expires_at
 
@@ -76,16 +109,16 @@ class PeerClient:
         )
         return {"session_id": r.session_id, "expires_at": r.expires_at, "effective_trust": r.effective_trust}
 
-    async def exchange(
-        self, bundle: Any, session_id: str, envelope_bytes: bytes, org_signature: bytes
-    ) -> ReceivedOutcome:
-        """Send the org-signed envelope; returns the peer's ``Outcome`` as a domain value (unchecked)."""
-        signed = pb.SignedRequest()
-        signed.ParseFromString(envelope_bytes)
-        r = await self._call(
-            self.stub(bundle).Exchange,
-            pb.ExchangeRequest(session_id=session_id, request=signed, org_signature=org_signature),
-        )
+    async def exchange(self, bundle: Any, envelope: pb.SignedPayload) -> ReceivedOutcome:
+        """Send the org-signed ``ExchangeEnvelope``; the peer's ``Outcome`` as a domain value (unchecked).
+
+        Raises:
+            federation.errors.FederationError: the peer cannot be spoken with
+                (see :meth:`negotiate`) or refused (its reason).
+
+        """
+        await self.negotiate(bundle)
+        r = await self._call(self.stub(bundle).Exchange, pb.ExchangeRequest(envelope=envelope))
         return received_outcome_from_pb(r.outcome)
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:
@@ -119,3 +152,4 @@ class PeerClient:
         for channel, _ in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._negotiated.clear()

@@ -27,7 +27,6 @@ import structlog
 from credentials import (
     CredentialError,
     public_key_from_did_key,
-    verify_ed25519,
 )
 from federation import entries, exchange
 from federation import observability as obs
@@ -166,7 +165,7 @@ class ProviderSide:
                 ``VERIFICATION_TIMEOUT``).
 
         """
-        from credentials import CredentialError, load_json
+        from credentials import load_json
 
         if len(presentation_json) > self.config.max_request_bytes:
             raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
@@ -328,52 +327,69 @@ class ProviderSide:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
         return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
-    def authenticate_request(
-        self,
-        peer: AuthenticatedPeer,
-        session_id: str,
-        request: Request,
-        envelope_bytes: bytes,
-        org_signature: bytes,
-    ) -> Session:
-        """Check the envelope: session, organization signature, agent signature, replay.
+    def _open_payload(self, signed: Any, expected: Any, public_key: bytes, *, signer: str, field: str) -> Any:
+        """Verify and parse one signed payload (the seam every signature check goes through).
+
+        See :func:`federation.signing.open_payload` (arguments, result, errors).
+        """
+        from federation.signing import open_payload
+
+        return open_payload(signed, expected, public_key, signer=signer, field=field)  # type: ignore[arg-type]
+
+    def authenticate_request(self, peer: AuthenticatedPeer, envelope: Any) -> tuple[Session, Request]:
+        """Open the organization-signed envelope, then the agent-signed request, then check replay.
+
+        Receiver order of docs/spec/accord-v1.md §4.4 for each signed payload
+        (bound, type/version, signature, parse, unknown fields): the envelope
+        with the caller's pinned organization key, then, inside it, the
+        request with the key of the session's agent. Identifiers are checked
+        before any use.
+
+        Args:
+            peer: the mTLS-authenticated caller.
+            envelope: the ``SignedPayload`` of ``ExchangeRequest.envelope``.
+
+        Returns:
+            (the session, the domain request whose ``signed_bytes`` are the
+            agent's payload bytes as received).
 
         Raises:
-            AuthenticationError / InvalidRequestError with a precise reason.
+            AuthenticationError / InvalidRequestError with a precise reason
+            (see :func:`federation.signing.open_payload`), ``REQUESTER_MISMATCH``,
+            ``UNKNOWN_SESSION``, ``AGENT_MISMATCH``, ``WRONG_PROVIDER``, replay.
 
         """
-        request.validate()  # bounded, grammar-checked identifiers before any lookup
-        sess = self.sessions.get(session_id, peer_org=peer.org_did)
-        try:
-            verify_ed25519(peer.bundle.public_key, org_signature, envelope_bytes)
-        except CredentialError as exc:
+        from federation.pb import federation_pb2 as pb
+        from federation.wire import request_from_pb
+
+        env = self._open_payload(
+            envelope, pb.ExchangeEnvelope, peer.bundle.public_key, signer="org", field="envelope"
+        )
+        if env.requester_org != peer.org_did:
             raise AuthenticationError(
-                "organization signature does not verify", reason="BAD_ORG_SIGNATURE"
-            ) from exc
+                "envelope names another requesting organization", reason="REQUESTER_MISMATCH"
+            )
+        sess = self.sessions.get(env.session_id, peer_org=peer.org_did)
+        body = self._open_payload(
+            env.request, pb.RequestBody, sess.agent_public_key, signer="agent", field="envelope.request"
+        )
+        request = request_from_pb(body, env.request)
+        request.validate()  # bounded, grammar-checked identifiers before any use
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
-        try:
-            verify_ed25519(sess.agent_public_key, request.agent_signature, request.signed_bytes)
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
         if request.provider_org != self.did:
             raise InvalidRequestError("request is addressed to another provider", reason="WRONG_PROVIDER")
         self.nonces.check(request.nonce, request.timestamp_ms)
-        return sess
+        return sess, request
 
-    async def serve(
-        self,
-        peer: AuthenticatedPeer,
-        session_id: str,
-        request: Request,
-        envelope_bytes: bytes,
-        org_signature: bytes,
-    ) -> Outcome:
+    async def serve(self, peer: AuthenticatedPeer, envelope: Any) -> Outcome:
         """Provider side of one exchange (DESIGN.md steps 3–7).
+
+        Args:
+            peer: the mTLS-authenticated caller.
+            envelope: the organization-signed ``SignedPayload`` (``ExchangeEnvelope``).
 
         Raises:
             AuthenticationError / InvalidRequestError: before any decision;
@@ -384,7 +400,7 @@ class ProviderSide:
         """
         t0 = time.perf_counter()
         now = self.clock.now()  # the one reading of the clock for this request
-        sess = self.authenticate_request(peer, session_id, request, envelope_bytes, org_signature)
+        sess, request = self.authenticate_request(peer, envelope)
         authority = sess.delegation
         if authority is not None:
             from federation.delegation import DriftError, check_request_within

@@ -14,6 +14,13 @@ a contract's own Rego hook may deny with a code of its own, a peer running
 other software may answer with one — is not in the table: it travels
 under the status of its error class (:class:`federation.errors.DeniedError`:
 ``PERMISSION_DENIED``), or the status the peer sent.
+
+One reason has two statuses by the spec's own table (docs/spec/accord-v1.md
+§5, §8): ``UNSUPPORTED_CRYPTOSUITE`` is ``INVALID_ARGUMENT`` for a
+credential proof (this table) and ``FAILED_PRECONDITION`` at negotiation,
+where :mod:`federation.negotiation` passes the status explicitly. An
+explicit ``status=`` is allowed only in the modules listed in
+``EXPLICIT_STATUS_MODULES`` (checked by the same test).
 """
 
 from __future__ import annotations
@@ -21,10 +28,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["STATUS_BY_REASON", "STATUSES", "status_for"]
+__all__ = ["EXPLICIT_STATUS_MODULES", "STATUS_BY_REASON", "STATUSES", "status_for"]
 
 _BY_STATUS: dict[str, tuple[str, ...]] = {
     "INVALID_ARGUMENT": (
+        # signed payloads (federation.signing; docs/spec/accord-v1.md §4.4)
+        "PAYLOAD_TOO_LARGE",
+        "WRONG_PAYLOAD_TYPE",
+        "MALFORMED_PAYLOAD",
+        "UNKNOWN_FIELD",
+        "POSSESSION_MISMATCH",
         # malformed input from the caller (request, presentation, dataset spec, CLI argument)
         "MALFORMED_REQUEST",
         "MALFORMED_IDENTIFIER",
@@ -55,7 +68,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_CONTEXT",
         "UNDEFINED_TERM",
         "RELATIVE_IRI",
-        "UNSUPPORTED_CRYPTOSUITE",
+        "UNSUPPORTED_CRYPTOSUITE",  # a credential's proof; at negotiation FAILED_PRECONDITION (below)
         # policy and ledger inputs
         "GATE_PATH_INVALID",
         "MEASURE_INVALID",
@@ -102,6 +115,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "WRONG_CREDENTIAL_TYPE",
         "BAD_ORG_SIGNATURE",
         "BAD_AGENT_SIGNATURE",
+        "REQUESTER_MISMATCH",
         "AGENT_MISMATCH",
         "BAD_NONCE",
         "REPLAYED_REQUEST",
@@ -158,6 +172,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "NO_CHECKPOINT",
     ),
     "FAILED_PRECONDITION": (
+        # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
+        "UNSUPPORTED_VERSION",
+        "UNSUPPORTED_ALGORITHM",
+        "UNSUPPORTED_LEDGER_FORMAT",
         # a contract the node holds is not usable (a refused file, or not in force)
         "CONTRACT_NOT_IN_FORCE",
         "CONTRACT_INVALID",
@@ -202,6 +220,11 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "INVALID_AUDIT_STATE",
     ),
 }
+
+#: modules that may give an error an explicit status (a peer's answer; negotiation; signed payloads)
+EXPLICIT_STATUS_MODULES = frozenset(
+    {"federation/wire.py", "federation/negotiation.py", "federation/signing.py"}
+)
 
 #: the gRPC status names the table uses
 STATUSES = frozenset(_BY_STATUS)

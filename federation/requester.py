@@ -16,23 +16,18 @@ from typing import Any
 
 import structlog
 
-from credentials import (
-    CredentialError,
-    public_key_from_did_key,
-    verify_ed25519,
-)
+from credentials import public_key_from_did_key
 from federation import entries
-from federation.domain import LocalSession, ReceivedOutcome, Request, session_message
+from federation.domain import LocalSession, ReceivedOutcome, Request
 from federation.entries import sha256_hex
 from federation.errors import (
     AuthenticationError,
     DeniedError,
     FederationError,
+    InvalidRequestError,
     NotFoundError,
 )
-from ledger import (
-    NoteVerifier,
-)
+from ledger import NoteVerifier
 
 log = structlog.get_logger("accord.node")
 
@@ -108,30 +103,41 @@ class RequesterSide:
         *,
         agent_did: str,
         peer_org: str,
-        local_challenge: str,
-        local_signature: bytes,
+        possession: Any,
         presentation_json: bytes,
     ) -> dict[str, Any]:
         """Requester side: check the agent's proof of possession, forward its VP.
 
+        Args:
+            agent_did: the agent (its client certificate was checked by the service).
+            peer_org: the peer organization (DID or registered name).
+            possession: the agent-signed ``SignedPayload`` (``SessionPossession``).
+            presentation_json: the VP for the peer, forwarded as is.
+
         Raises:
             AuthenticationError: wrong challenge or signature, revoked agent.
+            InvalidRequestError: a malformed possession payload (reason from
+                :func:`federation.signing.open_payload`), or one naming
+                another agent or peer (``POSSESSION_MISMATCH``).
             PeerUnavailableError / the peer's error: the peer refused.
 
         """
+        from federation.pb import federation_pb2 as pb
+
         self._local_agent(agent_did)
         bundle = self.peers.get(peer_org)
-        self.challenges.consume(local_challenge, f"local {agent_did} {bundle.org_did}")
-        try:
-            verify_ed25519(
-                public_key_from_did_key(agent_did),
-                local_signature,
-                session_message(local_challenge, bundle.org_did),
+        proof = self._open_payload(
+            possession,
+            pb.SessionPossession,
+            public_key_from_did_key(agent_did),
+            signer="agent",
+            field="possession",
+        )
+        if proof.agent_did != agent_did or proof.peer_org != bundle.org_did:
+            raise InvalidRequestError(
+                "the proof of possession names another agent or peer", reason="POSSESSION_MISMATCH"
             )
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent proof of possession does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
+        self.challenges.consume(proof.challenge, f"local {agent_did} {bundle.org_did}")
         resp = await self.peer_client.open_session(bundle, presentation_json)
         self.local_sessions[resp["session_id"]] = LocalSession(
             session_id=resp["session_id"],
@@ -143,9 +149,18 @@ class RequesterSide:
         return resp
 
     async def forward(
-        self, session_id: str, request: Request, envelope_bytes: bytes
+        self, session_id: str, signed: Any, *, caller_agent: str
     ) -> tuple[ReceivedOutcome, int, bool]:
-        """Requester side of one exchange: sign, forward, verify the receipt, log "received".
+        """Requester side of one exchange: verify, wrap, sign, forward, verify the receipt, log "received".
+
+        The agent's ``SignedPayload`` is verified with the session agent's key
+        and forwarded untouched inside this organization's signed
+        ``ExchangeEnvelope`` (docs/spec/accord-v1.md §4).
+
+        Args:
+            session_id: the peer's session id (from ``open_agent_session``).
+            signed: the agent-signed ``SignedPayload`` (``RequestBody``).
+            caller_agent: the agent DID of the mTLS client certificate.
 
         Returns:
             (the peer's :class:`federation.domain.ReceivedOutcome`, index of the
@@ -153,30 +168,48 @@ class RequesterSide:
 
         Raises:
             AuthenticationError: unknown session, wrong agent, bad signature, revoked.
+            InvalidRequestError: a malformed request (reason from
+                :func:`federation.signing.open_payload` or validation).
             the peer's error (re-raised as FederationError) after the denial is logged.
 
         """
+        from federation.pb import federation_pb2 as pb
+        from federation.signing import sign_payload
+        from federation.wire import request_from_pb
+
         now = self.clock.now()  # the one reading of the clock for this request
         local = self.local_sessions.get(session_id)
         if local is None:
             raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
+        if caller_agent != local.agent_did:
+            raise AuthenticationError(
+                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
+            )
+        self._local_agent(local.agent_did, now=now)
+        body = self._open_payload(
+            signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request"
+        )
+        request = request_from_pb(body, signed)
+        request.validate()
         if request.agent_did != local.agent_did:
             raise AuthenticationError(
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
-        self._local_agent(request.agent_did, now=now)
-        request.validate()
-        try:
-            verify_ed25519(local.agent_public_key, request.agent_signature, request.signed_bytes)
-        except CredentialError as exc:
-            raise AuthenticationError(
-                "agent signature does not verify", reason="BAD_AGENT_SIGNATURE"
-            ) from exc
         bundle = self.peers.get(local.peer_org)
-        org_signature = self.identity.org_key.sign(envelope_bytes)
+        envelope = sign_payload(
+            self.identity.org_key,
+            pb.ExchangeEnvelope(
+                session_id=session_id,
+                # the agent's three fields, untouched (nothing unsigned rides along)
+                request=pb.SignedPayload(
+                    payload_type=signed.payload_type, payload=signed.payload, signature=signed.signature
+                ),
+                requester_org=self.did,
+            ),
+        )
         verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
         try:
-            outcome = await self.peer_client.exchange(bundle, session_id, envelope_bytes, org_signature)
+            outcome = await self.peer_client.exchange(bundle, envelope)
         except (DeniedError, NotFoundError) as err:
             # a decided refusal carries the provider's receipt: verify it and log it here too;
             # a refusal before any decision (e.g. Authorization Drift, a contract not in force)

@@ -2,7 +2,7 @@
 
 A session is opened once per (agent, peer organization) with a verified
 presentation; later requests in it are authenticated with the agent key
-over deterministic protobuf bytes. Session state is a small transition
+(signed payloads, :mod:`federation.signing`). Session state is a small transition
 table (``TRANSITIONS``): ``open`` → ``terminated`` (drift, revocation,
 operator) or ``expired`` (time). Sessions do not survive a restart: the
 agent opens a new one (one VP verification).

@@ -38,13 +38,15 @@ def status_code_for(err: BaseException) -> grpc.StatusCode:
     """The gRPC status code for a domain error of any package.
 
     The reason's entry in :data:`federation.reasons.STATUS_BY_REASON` (the
-    one table); for a reason that is data (a contract hook's own deny code,
-    a peer's unknown reason) the :class:`FederationError`'s own ``status``;
-    ``INTERNAL`` for anything else.
+    one table; a :class:`FederationError` looked it up when it was made, and
+    keeps an explicit status only where ``federation.reasons`` allows one);
+    for a reason that is data (a contract hook's own deny code) the
+    :class:`FederationError` class's status; ``INTERNAL`` for anything else.
     """
+    if isinstance(err, FederationError):  # its status was looked up in the table when it was made
+        return _CODES.get(err.status, grpc.StatusCode.INTERNAL)
     reason = getattr(err, "reason", "")
-    default = err.status if isinstance(err, FederationError) else "INTERNAL"
-    name = status_for(reason, default) if isinstance(reason, str) else default
+    name = status_for(reason, "INTERNAL") if isinstance(reason, str) else "INTERNAL"
     return _CODES.get(name, grpc.StatusCode.INTERNAL)
 
 
@@ -108,9 +110,15 @@ def from_rpc_error(exc: grpc.RpcError) -> FederationError:
 # ---------------------------------------------------------------- conversions
 
 
-def request_from_pb(signed: pb.SignedRequest) -> Request:
-    """Domain :class:`federation.domain.Request` from a ``SignedRequest``."""
-    b = signed.body
+def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Request:
+    """Domain :class:`federation.domain.Request` from an opened ``RequestBody``.
+
+    Args:
+        b: the body :func:`federation.signing.open_payload` parsed from ``signed``.
+        signed: the agent's ``SignedPayload`` as received; its ``payload`` bytes
+            become ``Request.signed_bytes`` unchanged (never re-serialized).
+
+    """
     return Request(
         contract_id=b.contract_id,
         purpose=b.purpose,
@@ -121,8 +129,8 @@ def request_from_pb(signed: pb.SignedRequest) -> Request:
         agent_did=b.agent_did,
         nonce=b.nonce,
         timestamp_ms=b.timestamp_ms,
-        signed_bytes=b.SerializeToString(deterministic=True),
-        agent_signature=signed.agent_signature,
+        signed_bytes=signed.payload,
+        agent_signature=signed.signature,
         aggregate_json=b.aggregate_json,
     )
 

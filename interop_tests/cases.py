@@ -105,12 +105,30 @@ async def _expect_error(
 
 
 async def case_handshake(ctx: Context) -> str:
-    """GetNodeInfo matches the bundle; a VP bound to the target opens a session."""
+    """GetNodeInfo matches the bundle and advertises what v1 needs (R-NEG-1); a bound VP opens a session."""
     peer = ctx.peer()
     try:
         info = await peer.node_info()
         if info.org_did != ctx.target_did or info.ledger_vkey != ctx.bundle["ledger_vkey"]:
             raise CheckFailed(f"node info {info.org_did}/{info.ledger_vkey} differs from the bundle")
+        missing = [
+            what
+            for what, ok in (
+                ("protocol version accord.federation.v1", "accord.federation.v1" in info.protocol_versions),
+                ("signature algorithm ed25519", "ed25519" in info.signature_algorithms),
+                (
+                    "an EdDSA cryptosuite",
+                    bool({"eddsa-rdfc-2022", "eddsa-jcs-2022"} & set(info.cryptosuites)),
+                ),
+                (
+                    "every ledger format",
+                    {"c2sp-tlog-checkpoint", "c2sp-tlog-proof", "rfc9162-sha256"} <= set(info.ledger_formats),
+                ),
+            )
+            if not ok
+        ]
+        if missing:
+            raise CheckFailed(f"node info does not advertise {', '.join(missing)} (spec §5)")
         sess = await peer.open_session(ctx.ident)
         if not sess.session_id:
             raise CheckFailed("empty session id")
@@ -305,7 +323,7 @@ async def case_bad_agent_signature(ctx: Context) -> str:
     peer, sid = await _session(ctx)
     try:
         signed = ctx.request(fields=MNI)
-        signed.agent_signature = bytes(64)
+        signed.signature = bytes(64)
         code, reason = await _expect_error(
             peer.exchange(ctx.ident, sid, signed), {grpc.StatusCode.UNAUTHENTICATED}, "bad agent signature"
         )

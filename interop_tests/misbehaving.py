@@ -3,7 +3,8 @@
 The conformance and security suites must be shown to *fail* against a node
 that misbehaves. Such nodes are never a production switch: each behaviour
 here is a :class:`federation.node.Node` subclass that overrides one seam
-(``_verify_session``, ``_decide``, ``_gate``, ``_log_disclosure``), and a
+(``_verify_session``, ``_decide``, ``_gate``, ``_log_disclosure``,
+``_open_payload``), and a
 node process is started from this module instead of ``accord node start``::
 
     python -m interop_tests.misbehaving --behaviour skip_gate --behaviour bad_receipt --dir D
@@ -15,6 +16,9 @@ Behaviours:
     ``bad_receipt``: hand out receipts whose leaf index is off by one.
     ``skip_presentation_check``: accept any presentation whose challenge is
         fresh (no signature, issuer, status or validity check).
+    ``type_blind_signatures``: accept a signed payload whose signature was
+        made for any v1 payload type (no domain separation), and parse it as
+        whatever the field expects.
 """
 
 from __future__ import annotations
@@ -78,12 +82,37 @@ class SkipPresentationCheck(Node):
         return sess, self._effective_trust(peer.org_did, None, now_utc())
 
 
+class TypeBlindSignatures(Node):
+    """Checks signatures without binding the payload type: a signature for any v1 message is taken."""
+
+    def _open_payload(self, signed, expected, public_key, *, signer, field):  # noqa: D102
+        from credentials import CredentialError, verify_ed25519
+        from federation.errors import AuthenticationError
+        from federation.signing import pae
+
+        for name in ("RequestBody", "ExchangeEnvelope", "SessionPossession"):
+            try:
+                verify_ed25519(
+                    public_key, signed.signature, pae(f"accord.federation.v1.{name}", signed.payload)
+                )
+                break
+            except CredentialError:
+                continue
+        else:
+            raise AuthenticationError(
+                "signature does not verify",
+                reason="BAD_ORG_SIGNATURE" if signer == "org" else "BAD_AGENT_SIGNATURE",
+            )
+        return expected.FromString(signed.payload)
+
+
 #: behaviour name -> the Node subclass that implements it
 BEHAVIOURS: dict[str, type[Node]] = {
     "skip_gate": SkipGate,
     "ignore_policy": IgnorePolicy,
     "bad_receipt": BadReceipt,
     "skip_presentation_check": SkipPresentationCheck,
+    "type_blind_signatures": TypeBlindSignatures,
 }
 
 

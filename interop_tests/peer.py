@@ -4,8 +4,9 @@ It plays organization A in DESIGN.md's exchange against a node under test
 (organization B): it dials B over mutual TLS with its own certificate,
 asks for a challenge, presents its agent's credential in a VP bound to B's
 DID, then sends agent-signed, organization-signed requests. It does not use
-``federation``'s node code, so it checks the protocol, not the
-implementation against itself.
+``federation``'s node code (not even :mod:`federation.signing`: the DSSE PAE
+below is written from docs/spec/accord-v1.md §4), so it checks the protocol,
+not the implementation against itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,26 @@ import grpc
 from credentials import Ed25519KeyPair, create_presentation, verification_method_id
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
+
+#: payload types of wire v1 (docs/spec/accord-v1.md §4.2)
+REQUEST_BODY = "accord.federation.v1.RequestBody"
+EXCHANGE_ENVELOPE = "accord.federation.v1.ExchangeEnvelope"
+SESSION_POSSESSION = "accord.federation.v1.SessionPossession"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 PAE: ``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`` (spec §4.1)."""
+    t = payload_type.encode()
+    return b"".join(
+        [b"DSSEv1 ", str(len(t)).encode(), b" ", t, b" ", str(len(payload)).encode(), b" ", payload]
+    )
+
+
+def sign_as(key: Ed25519KeyPair, payload_type: str, payload: bytes) -> pb.SignedPayload:
+    """A ``SignedPayload`` of ``payload`` (bytes as given) under ``payload_type``, signed by ``key``."""
+    return pb.SignedPayload(
+        payload_type=payload_type, payload=payload, signature=key.sign(pae(payload_type, payload))
+    )
 
 
 @dataclass(frozen=True)
@@ -124,7 +145,7 @@ class MinimalPeer:
         )
 
     @staticmethod
-    def signed_request(
+    def request_body(
         ident: InteropIdentity,
         *,
         provider_org: str,
@@ -134,9 +155,9 @@ class MinimalPeer:
         subject: str,
         fields: list[str],
         aggregate: dict[str, Any] | None = None,
-    ) -> pb.SignedRequest:
-        """Build an agent-signed request (an aggregate query when ``aggregate`` is given)."""
-        body = pb.RequestBody(
+    ) -> pb.RequestBody:
+        """A fresh ``RequestBody`` of ``ident``'s agent (an aggregate query when ``aggregate`` is given)."""
+        return pb.RequestBody(
             contract_id=contract_id,
             purpose=purpose,
             resource=resource,
@@ -148,24 +169,42 @@ class MinimalPeer:
             timestamp_ms=int(time.time() * 1000),
             aggregate_json=json.dumps(aggregate) if aggregate is not None else "",
         )
-        return pb.SignedRequest(
-            body=body, agent_signature=ident.agent_key.sign(body.SerializeToString(deterministic=True))
-        )
+
+    @staticmethod
+    def sign_body(ident: InteropIdentity, body: pb.RequestBody) -> pb.SignedPayload:
+        """``body`` signed by ``ident``'s agent (payload type ``accord.federation.v1.RequestBody``)."""
+        return sign_as(ident.agent_key, REQUEST_BODY, body.SerializeToString())
+
+    @staticmethod
+    def signed_request(ident: InteropIdentity, **body: Any) -> pb.SignedPayload:
+        """An agent-signed request; keyword arguments as :meth:`request_body`."""
+        return MinimalPeer.sign_body(ident, MinimalPeer.request_body(ident, **body))
+
+    @staticmethod
+    def envelope(ident: InteropIdentity, session_id: str, signed: pb.SignedPayload) -> pb.ExchangeEnvelope:
+        """The ``ExchangeEnvelope`` ``ident``'s organization signs for one exchange."""
+        return pb.ExchangeEnvelope(session_id=session_id, request=signed, requester_org=ident.org_did)
 
     async def exchange(
         self,
         ident: InteropIdentity,
         session_id: str,
-        signed: pb.SignedRequest,
+        signed: pb.SignedPayload,
         *,
         org_signature: bytes | None = None,
+        envelope: pb.SignedPayload | None = None,
     ) -> pb.ExchangeResponse:
-        """Exchange with the org signature over the deterministic envelope bytes."""
-        sig = (
-            org_signature
-            if org_signature is not None
-            else ident.org_key.sign(signed.SerializeToString(deterministic=True))
-        )
-        return await self.stub.Exchange(
-            pb.ExchangeRequest(session_id=session_id, request=signed, org_signature=sig), timeout=self.timeout
-        )
+        """Exchange: ``signed`` inside an org-signed ``ExchangeEnvelope``.
+
+        ``org_signature`` replaces the envelope's signature and ``envelope``
+        the whole signed envelope (negative cases).
+        """
+        if envelope is None:
+            envelope = sign_as(
+                ident.org_key, EXCHANGE_ENVELOPE, self.envelope(ident, session_id, signed).SerializeToString()
+            )
+        if org_signature is not None:
+            envelope = pb.SignedPayload(
+                payload_type=envelope.payload_type, payload=envelope.payload, signature=org_signature
+            )
+        return await self.stub.Exchange(pb.ExchangeRequest(envelope=envelope), timeout=self.timeout)

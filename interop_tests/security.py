@@ -25,6 +25,15 @@ moment, and wait until it is served again):
   resource outside the contract (``PERMISSION_DENIED`` /
   ``RESOURCE_NOT_IN_CONTRACT``); an id set beyond the dataset's ``max_ids``
   in every spelling (``in``, ``not_in``, ``between``);
+* signed payloads (docs/spec/accord-v1.md §4): a signature made for one
+  message type never verifies as another (a SessionPossession signature as
+  a RequestBody, ``BAD_AGENT_SIGNATURE``; a RequestBody as the envelope,
+  ``WRONG_PAYLOAD_TYPE``; an organization's RequestBody signature relabeled
+  as an envelope, ``BAD_ORG_SIGNATURE``); another protocol version
+  (``FAILED_PRECONDITION`` / ``UNSUPPORTED_VERSION``), unparseable signed
+  bytes (``MALFORMED_PAYLOAD``) and an unknown field (``UNKNOWN_FIELD``)
+  are refused; a valid but non-canonical encoding is verified as sent and
+  answered;
 * ledger: anonymous HTTP reads of entry tiles are refused (the node's
   C2SP tlog-tiles endpoint, when ``--http`` is given);
 * floods: challenge and session floods end in ``RESOURCE_EXHAUSTED``
@@ -42,6 +51,7 @@ from typing import Any
 
 import grpc
 
+from federation.pb import federation_pb2 as pb
 from interop_tests.cases import (
     MNI,
     PURPOSE,
@@ -54,7 +64,13 @@ from interop_tests.cases import (
     _session,
 )
 from interop_tests.checkers import CheckFailed, verify_tlog_proof
-from interop_tests.peer import MinimalPeer
+from interop_tests.peer import (
+    EXCHANGE_ENVELOPE,
+    REQUEST_BODY,
+    SESSION_POSSESSION,
+    MinimalPeer,
+    sign_as,
+)
 
 
 class Skipped(Exception):  # noqa: N818 - a case outcome, not an error
@@ -212,8 +228,6 @@ def _signed_vp(ctx: Context, credential: dict[str, Any], challenge: str, domain:
 
 async def _open_raw(peer: MinimalPeer, ctx: Context, build) -> Any:
     """GetChallenge, then OpenSession with ``build(challenge, domain) -> bytes``."""
-    from federation.pb import federation_pb2 as pb
-
     ch = await peer.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ctx.ident.agent_did), timeout=10)
     body = build(ch.challenge, ch.domain)
     return await peer.stub.OpenSession(pb.OpenSessionRequest(presentation_json=body), timeout=15)
@@ -338,15 +352,13 @@ async def case_control_characters_refused(ctx: Context) -> str:
             ("fields", "record_id\x00"),
             ("subject", "rec-1\x1b[2J"),
         ):
-            signed = ctx.request(fields=MNI)
+            body = pb.RequestBody.FromString(ctx.request(fields=MNI).payload)
             if member == "fields":
-                del signed.body.fields[:]
-                signed.body.fields.extend(["public_code", bad])
+                del body.fields[:]
+                body.fields.extend(["public_code", bad])
             else:
-                setattr(signed.body, member, bad)
-            signed.agent_signature = ctx.ident.agent_key.sign(
-                signed.body.SerializeToString(deterministic=True)
-            )
+                setattr(body, member, bad)
+            signed = MinimalPeer.sign_body(ctx.ident, body)
             seen.append(
                 f"{member}: "
                 + await _expect(
@@ -451,8 +463,6 @@ async def case_anonymous_entry_tiles_refused(ctx: Context) -> str:
 
 async def _served_again(ctx: Context, *, timeout: float = 15.0) -> float:
     """Wait until the target serves the tester a challenge again; return the seconds waited."""
-    from federation.pb import federation_pb2 as pb
-
     t0 = time.perf_counter()
     peer = ctx.peer()
     try:
@@ -495,7 +505,6 @@ async def _flood(ctx: Context, call, *, batch: int, limit: int, reasons: set[str
 
 async def case_challenge_flood_bounded(ctx: Context) -> str:
     """A burst of GetChallenge calls ends in RESOURCE_EXHAUSTED, and the node serves again afterwards."""
-    from federation.pb import federation_pb2 as pb
 
     def call(peer: MinimalPeer):
         return peer.stub.GetChallenge(pb.GetChallengeRequest(agent_did=ctx.ident.agent_did), timeout=10)
@@ -524,6 +533,116 @@ async def case_session_flood_bounded(ctx: Context) -> str:
     return f"RESOURCE_EXHAUSTED {reason} within {made} sessions; served again after {waited:.1f} s"
 
 
+# ------------------------------------------------------------------------------- signed payloads
+
+
+def _relabel(signed: Any, payload_type: str) -> Any:
+    return pb.SignedPayload(payload_type=payload_type, payload=signed.payload, signature=signed.signature)
+
+
+async def case_cross_type_signatures_refused(ctx: Context) -> str:
+    """A signature made for one message type never verifies as another (R-SIG-3, R-SIG-6)."""
+    peer, sid = await _session(ctx)
+    out = []
+    try:
+        body = pb.RequestBody.FromString(ctx.request(fields=MNI).payload)
+        # the agent's signature over these bytes as a SessionPossession, presented as a RequestBody
+        as_possession = sign_as(ctx.ident.agent_key, SESSION_POSSESSION, body.SerializeToString())
+        got = await _expect(
+            peer.exchange(ctx.ident, sid, _relabel(as_possession, REQUEST_BODY)),
+            {grpc.StatusCode.UNAUTHENTICATED},
+            {"BAD_AGENT_SIGNATURE"},
+            "SessionPossession signature presented as a RequestBody",
+        )
+        out.append("possession as request: " + got.split(" in ")[0])
+        signed = MinimalPeer.sign_body(ctx.ident, MinimalPeer.request_body(ctx.ident, **_fields_of(body)))
+        got = await _expect(
+            peer.exchange(ctx.ident, sid, signed, envelope=signed),
+            {grpc.StatusCode.INVALID_ARGUMENT},
+            {"WRONG_PAYLOAD_TYPE"},
+            "agent's RequestBody presented as the envelope",
+        )
+        out.append("request as envelope: " + got.split(" in ")[0])
+        env = MinimalPeer.envelope(ctx.ident, sid, signed).SerializeToString()
+        org_as_request = sign_as(ctx.ident.org_key, REQUEST_BODY, env)
+        got = await _expect(
+            peer.exchange(ctx.ident, sid, signed, envelope=_relabel(org_as_request, EXCHANGE_ENVELOPE)),
+            {grpc.StatusCode.UNAUTHENTICATED},
+            {"BAD_ORG_SIGNATURE"},
+            "organization's RequestBody signature relabeled as an envelope",
+        )
+        out.append("org request-signature as envelope: " + got.split(" in ")[0])
+        return "; ".join(out)
+    finally:
+        await peer.close()
+
+
+def _fields_of(body: Any) -> dict[str, Any]:
+    return {
+        "provider_org": body.provider_org,
+        "contract_id": body.contract_id,
+        "purpose": body.purpose,
+        "resource": body.resource,
+        "subject": body.subject,
+        "fields": list(body.fields),
+    }
+
+
+async def case_signed_payload_hygiene(ctx: Context) -> str:
+    """Other version, unparseable bytes, unknown field: each refused precisely (R-SIG-2, R-SIG-4, R-SIG-5)."""
+    peer, sid = await _session(ctx)
+    out = []
+    try:
+        body = pb.RequestBody.FromString(ctx.request(fields=MNI).payload).SerializeToString()
+        for what, signed, code, reason in (
+            (
+                "v2 RequestBody",
+                sign_as(ctx.ident.agent_key, REQUEST_BODY.replace(".v1.", ".v2."), body),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "UNSUPPORTED_VERSION",
+            ),
+            (
+                "unparseable signed bytes",
+                sign_as(ctx.ident.agent_key, REQUEST_BODY, b"\x0a\xff\xff\xff"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "MALFORMED_PAYLOAD",
+            ),
+            (
+                "unknown field 111",
+                sign_as(ctx.ident.agent_key, REQUEST_BODY, body + b"\xf8\x06\x01"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNKNOWN_FIELD",
+            ),
+        ):
+            got = await _expect(peer.exchange(ctx.ident, sid, signed), {code}, {reason}, what)
+            out.append(f"{what}: " + got.split(" in ")[0])
+        return "; ".join(out)
+    finally:
+        await peer.close()
+
+
+async def case_bytes_verified_as_sent(ctx: Context) -> str:
+    """A valid non-canonical encoding (fields in reverse order) is verified as sent, answered (R-SIG-7)."""
+    peer, sid = await _session(ctx)
+    try:
+        body = pb.RequestBody.FromString(ctx.request(fields=MNI).payload)
+        parts = []
+        for fd, value in body.ListFields():
+            one = pb.RequestBody()
+            if fd.is_repeated:
+                getattr(one, fd.name).extend(value)
+            else:
+                setattr(one, fd.name, value)
+            parts.append(one.SerializeToString())
+        payload = b"".join(reversed(parts))
+        r = await peer.exchange(ctx.ident, sid, sign_as(ctx.ident.agent_key, REQUEST_BODY, payload))
+        if r.outcome.decision != "allow":
+            raise CheckFailed(f"non-canonical encoding: decision {r.outcome.decision!r}, expected allow")
+        return f"allow, {len(payload)} bytes in reverse field order"
+    finally:
+        await peer.close()
+
+
 SECURITY_CASES: list[tuple[str, Case]] = [
     ("sessions do not raise trust", case_sessions_do_not_raise_trust),
     ("field above trust withheld", case_high_trust_field_withheld),
@@ -534,6 +653,9 @@ SECURITY_CASES: list[tuple[str, Case]] = [
     ("control characters in identifiers", case_control_characters_refused),
     ("resource outside the contract", case_resource_outside_contract_refused),
     ("id sets capped in every spelling", case_id_sets_capped_in_every_spelling),
+    ("cross-type signatures refused", case_cross_type_signatures_refused),
+    ("signed payload hygiene", case_signed_payload_hygiene),
+    ("signed bytes verified as sent", case_bytes_verified_as_sent),
     ("anonymous entry tiles refused", case_anonymous_entry_tiles_refused),
     ("session flood bounded", case_session_flood_bounded),
     ("challenge flood bounded", case_challenge_flood_bounded),

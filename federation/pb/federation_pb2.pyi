@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeInfo(_message.Message):
-    __slots__ = ("org_did", "org_name", "endpoint", "ledger_vkey", "ledger_origin", "protocol_versions", "software")
+    __slots__ = ("org_did", "org_name", "endpoint", "ledger_vkey", "ledger_origin", "protocol_versions", "software", "cryptosuites", "signature_algorithms", "ledger_formats", "features")
     ORG_DID_FIELD_NUMBER: _ClassVar[int]
     ORG_NAME_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,10 @@ class NodeInfo(_message.Message):
     LEDGER_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_FIELD_NUMBER: _ClassVar[int]
+    CRYPTOSUITES_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_ALGORITHMS_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     org_did: str
     org_name: str
     endpoint: str
@@ -22,7 +26,41 @@ class NodeInfo(_message.Message):
     ledger_origin: str
     protocol_versions: _containers.RepeatedScalarFieldContainer[str]
     software: str
-    def __init__(self, org_did: _Optional[str] = ..., org_name: _Optional[str] = ..., endpoint: _Optional[str] = ..., ledger_vkey: _Optional[str] = ..., ledger_origin: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[str]] = ..., software: _Optional[str] = ...) -> None: ...
+    cryptosuites: _containers.RepeatedScalarFieldContainer[str]
+    signature_algorithms: _containers.RepeatedScalarFieldContainer[str]
+    ledger_formats: _containers.RepeatedScalarFieldContainer[str]
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, org_did: _Optional[str] = ..., org_name: _Optional[str] = ..., endpoint: _Optional[str] = ..., ledger_vkey: _Optional[str] = ..., ledger_origin: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[str]] = ..., software: _Optional[str] = ..., cryptosuites: _Optional[_Iterable[str]] = ..., signature_algorithms: _Optional[_Iterable[str]] = ..., ledger_formats: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SignedPayload(_message.Message):
+    __slots__ = ("payload_type", "payload", "signature")
+    PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    payload_type: str
+    payload: bytes
+    signature: bytes
+    def __init__(self, payload_type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ExchangeEnvelope(_message.Message):
+    __slots__ = ("session_id", "request", "requester_org")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_ORG_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    request: SignedPayload
+    requester_org: str
+    def __init__(self, session_id: _Optional[str] = ..., request: _Optional[_Union[SignedPayload, _Mapping]] = ..., requester_org: _Optional[str] = ...) -> None: ...
+
+class SessionPossession(_message.Message):
+    __slots__ = ("agent_did", "challenge", "peer_org")
+    AGENT_DID_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    PEER_ORG_FIELD_NUMBER: _ClassVar[int]
+    agent_did: str
+    challenge: str
+    peer_org: str
+    def __init__(self, agent_did: _Optional[str] = ..., challenge: _Optional[str] = ..., peer_org: _Optional[str] = ...) -> None: ...
 
 class RequestBody(_message.Message):
     __slots__ = ("contract_id", "purpose", "resource", "subject", "fields", "provider_org", "agent_did", "nonce", "timestamp_ms", "aggregate_json")
@@ -47,14 +85,6 @@ class RequestBody(_message.Message):
     timestamp_ms: int
     aggregate_json: str
     def __init__(self, contract_id: _Optional[str] = ..., purpose: _Optional[str] = ..., resource: _Optional[str] = ..., subject: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., provider_org: _Optional[str] = ..., agent_did: _Optional[str] = ..., nonce: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., aggregate_json: _Optional[str] = ...) -> None: ...
-
-class SignedRequest(_message.Message):
-    __slots__ = ("body", "agent_signature")
-    BODY_FIELD_NUMBER: _ClassVar[int]
-    AGENT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
-    body: RequestBody
-    agent_signature: bytes
-    def __init__(self, body: _Optional[_Union[RequestBody, _Mapping]] = ..., agent_signature: _Optional[bytes] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("tlog_proof", "entry", "leaf_index", "leaf_hash")
@@ -165,14 +195,10 @@ class OpenSessionResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., expires_at: _Optional[int] = ..., effective_trust: _Optional[float] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("session_id", "request", "org_signature")
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_FIELD_NUMBER: _ClassVar[int]
-    ORG_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
-    session_id: str
-    request: SignedRequest
-    org_signature: bytes
-    def __init__(self, session_id: _Optional[str] = ..., request: _Optional[_Union[SignedRequest, _Mapping]] = ..., org_signature: _Optional[bytes] = ...) -> None: ...
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: SignedPayload
+    def __init__(self, envelope: _Optional[_Union[SignedPayload, _Mapping]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
     __slots__ = ("outcome",)
@@ -263,18 +289,16 @@ class BeginSessionResponse(_message.Message):
     def __init__(self, local_challenge: _Optional[str] = ..., peer_challenge: _Optional[str] = ..., peer_domain: _Optional[str] = ..., peer_org: _Optional[str] = ...) -> None: ...
 
 class AgentOpenSessionRequest(_message.Message):
-    __slots__ = ("agent_did", "peer_org", "local_challenge", "local_signature", "presentation_json")
+    __slots__ = ("agent_did", "peer_org", "possession", "presentation_json")
     AGENT_DID_FIELD_NUMBER: _ClassVar[int]
     PEER_ORG_FIELD_NUMBER: _ClassVar[int]
-    LOCAL_CHALLENGE_FIELD_NUMBER: _ClassVar[int]
-    LOCAL_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    POSSESSION_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_JSON_FIELD_NUMBER: _ClassVar[int]
     agent_did: str
     peer_org: str
-    local_challenge: str
-    local_signature: bytes
+    possession: SignedPayload
     presentation_json: bytes
-    def __init__(self, agent_did: _Optional[str] = ..., peer_org: _Optional[str] = ..., local_challenge: _Optional[str] = ..., local_signature: _Optional[bytes] = ..., presentation_json: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, agent_did: _Optional[str] = ..., peer_org: _Optional[str] = ..., possession: _Optional[_Union[SignedPayload, _Mapping]] = ..., presentation_json: _Optional[bytes] = ...) -> None: ...
 
 class AgentOpenSessionResponse(_message.Message):
     __slots__ = ("session_id", "expires_at", "effective_trust")
@@ -291,8 +315,8 @@ class SendRequestRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    request: SignedRequest
-    def __init__(self, session_id: _Optional[str] = ..., request: _Optional[_Union[SignedRequest, _Mapping]] = ...) -> None: ...
+    request: SignedPayload
+    def __init__(self, session_id: _Optional[str] = ..., request: _Optional[_Union[SignedPayload, _Mapping]] = ...) -> None: ...
 
 class SendRequestResponse(_message.Message):
     __slots__ = ("outcome", "received_leaf_index", "receipt_verified")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from federation.errors import AuthenticationError
+from federation.errors import AuthenticationError, InvalidRequestError
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
 from federation.tls import check_chain, san_uri_of_pem
-from federation.wire import peer_cert, received_outcome_to_pb, request_from_pb
+from federation.wire import peer_cert, received_outcome_to_pb
 
 
 class AgentServicer(pbg.AgentServiceServicer):
@@ -18,7 +18,8 @@ class AgentServicer(pbg.AgentServiceServicer):
         self.node = node
         self._ca = node.identity.tls_pem("ca.pem")
 
-    def _agent(self, context, claimed: str) -> str:
+    def _agent(self, context, claimed: str | None) -> str:
+        """The calling agent's DID from its client certificate (must equal ``claimed`` when given)."""
         cert = peer_cert(context)
         if cert is None:
             raise AuthenticationError("no client certificate", reason="NO_CLIENT_CERTIFICATE")
@@ -29,7 +30,7 @@ class AgentServicer(pbg.AgentServiceServicer):
                 "client certificate is not from this organization's CA", reason="NOT_AN_AGENT"
             ) from exc
         did = san_uri_of_pem(cert)
-        if did != claimed:
+        if claimed is not None and did != claimed:
             raise AuthenticationError("client certificate is for another agent", reason="AGENT_MISMATCH")
         return did
 
@@ -42,11 +43,14 @@ class AgentServicer(pbg.AgentServiceServicer):
     @rpc
     async def OpenSession(self, request, context):  # noqa: N802, D102
         self._agent(context, request.agent_did)
+        if not request.HasField("possession"):
+            raise InvalidRequestError(
+                "AgentOpenSessionRequest.possession is required", metadata={"field": "possession"}
+            )
         r = await self.node.open_agent_session(
             agent_did=request.agent_did,
             peer_org=request.peer_org,
-            local_challenge=request.local_challenge,
-            local_signature=request.local_signature,
+            possession=request.possession,
             presentation_json=request.presentation_json,
         )
         return pb.AgentOpenSessionResponse(
@@ -55,11 +59,10 @@ class AgentServicer(pbg.AgentServiceServicer):
 
     @rpc
     async def SendRequest(self, request, context):  # noqa: N802, D102
-        self._agent(context, request.request.body.agent_did)
-        envelope = request.request.SerializeToString(deterministic=True)
-        outcome, index, ok = await self.node.forward(
-            request.session_id, request_from_pb(request.request), envelope
-        )
+        caller = self._agent(context, None)
+        if not request.HasField("request"):
+            raise InvalidRequestError("SendRequestRequest.request is required", metadata={"field": "request"})
+        outcome, index, ok = await self.node.forward(request.session_id, request.request, caller_agent=caller)
         return pb.SendRequestResponse(
             outcome=received_outcome_to_pb(outcome), received_leaf_index=index, receipt_verified=ok
         )

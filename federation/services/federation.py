@@ -7,12 +7,13 @@ import json
 import grpc
 
 from federation.errors import InvalidRequestError, PeerError
+from federation.negotiation import fill_node_info
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peers import AuthenticatedPeer
 from federation.services.base import rpc
-from federation.wire import outcome_to_pb, peer_cert, request_from_pb
+from federation.wire import outcome_to_pb, peer_cert
 
 SOFTWARE = "accord-federation 0.1.0"
 
@@ -37,14 +38,15 @@ class FederationServicer(pbg.FederationServiceServicer):
     def node_info(self) -> pb.NodeInfo:
         """This node's public description."""
         n = self.node
-        return pb.NodeInfo(
-            org_did=n.did,
-            org_name=n.config.org_name,
-            endpoint=n.config.advertise or n.config.listen,
-            ledger_vkey=n.ledger_signer.vkey,
-            ledger_origin=n.ledger_signer.name,
-            protocol_versions=["accord.federation.v1"],
-            software=SOFTWARE,
+        return fill_node_info(
+            pb.NodeInfo(
+                org_did=n.did,
+                org_name=n.config.org_name,
+                endpoint=n.config.advertise or n.config.listen,
+                ledger_vkey=n.ledger_signer.vkey,
+                ledger_origin=n.ledger_signer.name,
+                software=SOFTWARE,
+            )
         )
 
     @rpc
@@ -67,12 +69,9 @@ class FederationServicer(pbg.FederationServiceServicer):
     @rpc
     async def Exchange(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)
-        if not request.HasField("request") or not request.request.HasField("body"):
-            raise InvalidRequestError("ExchangeRequest.request.body is required")
-        envelope = request.request.SerializeToString(deterministic=True)
-        outcome = await self.node.serve(
-            peer, request.session_id, request_from_pb(request.request), envelope, request.org_signature
-        )
+        if not request.HasField("envelope"):
+            raise InvalidRequestError("ExchangeRequest.envelope is required", metadata={"field": "envelope"})
+        outcome = await self.node.serve(peer, request.envelope)
         return pb.ExchangeResponse(outcome=outcome_to_pb(outcome))
 
     @rpc

@@ -247,11 +247,11 @@ class TamperingLink:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    async def exchange(self, bundle, session_id, envelope, org_signature):
+    async def exchange(self, bundle, envelope):
         from federation.wire import received_outcome_from_pb, received_outcome_to_pb
 
         # the tampering works on the protobuf message, as a dishonest provider would send it
-        out = received_outcome_to_pb(await self.real.exchange(bundle, session_id, envelope, org_signature))
+        out = received_outcome_to_pb(await self.real.exchange(bundle, envelope))
         self.outcomes.append(out.__deepcopy__())
         return received_outcome_from_pb(self.tamper(out, len(self.outcomes) - 1))
 

@@ -46,6 +46,10 @@ def _raised_reasons(source: str) -> set[str]:
                     out.add(stmt.value.value)
         elif isinstance(node, ast.Call):
             callee = ast.unparse(node.func).rsplit(".", 1)[-1]
+            if callee == "_refuse" and node.args:  # federation.negotiation._refuse(reason, ...)
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    out.add(first.value)
             if not (callee.endswith("Error") or callee in ("err_cls", "cls")):
                 continue
             for kw in node.keywords:
@@ -98,7 +102,13 @@ def test_every_reason_raised_anywhere_is_in_the_table():
 def test_the_walk_sees_each_kind_of_source():
     found = all_reasons()
     # an error class attribute, a reason= argument, a Rego reason with a detail, an auditor and a DP reason
-    for reason in ("AUTHORIZATION_DRIFT", "UNKNOWN_SESSION", "TRUST_TOO_LOW", "AUDIT_CAPACITY"):
+    for reason in (
+        "AUTHORIZATION_DRIFT",
+        "UNKNOWN_SESSION",
+        "TRUST_TOO_LOW",
+        "AUDIT_CAPACITY",
+        "UNSUPPORTED_LEDGER_FORMAT",
+    ):
         assert reason in found
     assert "PRIVACY_BUDGET_EXHAUSTED" in _returned_codes((ROOT / "policy" / "dp.py").read_text())
 
@@ -109,6 +119,17 @@ def test_the_walk_catches_a_new_reason():
         'def f():\n    raise DeniedError("x", reason="NEW_TWO")\n'
     )
     assert _raised_reasons(src) == {"NEW_ONE", "NEW_TWO"}
+
+
+def test_an_explicit_status_is_given_only_where_allowed():
+    sites = set()
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and any(k.arg == "status" for k in node.keywords):
+                callee = ast.unparse(node.func).rsplit(".", 1)[-1]
+                if callee.endswith("Error") or callee in ("err_cls", "cls"):
+                    sites.add(str(path.relative_to(ROOT)))
+    assert sites <= reasons.EXPLICIT_STATUS_MODULES, sorted(sites - reasons.EXPLICIT_STATUS_MODULES)
 
 
 def test_every_status_is_a_grpc_status():

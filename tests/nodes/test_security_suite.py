@@ -33,6 +33,7 @@ CAUGHT_BY = {
     "ignore_policy": ["purpose beyond the agent's scopes refused"],
     "skip_presentation_check": ["inline @context refused"],
     "bad_receipt": ["field above trust withheld"],
+    "type_blind_signatures": ["cross-type signatures refused"],
 }
 
 

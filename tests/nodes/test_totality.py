@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from federation.pb import federation_pb2 as pb
 from interop_tests.cases import _reason
-from interop_tests.peer import InteropIdentity, MinimalPeer
+from interop_tests.peer import REQUEST_BODY, InteropIdentity, MinimalPeer, pae
 
 pytestmark = pytest.mark.xdist_group("federation")
 
@@ -58,14 +58,16 @@ def test_any_exchange_request_gets_a_precise_refusal_or_an_answer(fed, body, sig
         body.provider_org = bundle["org_did"]
         body.nonce = secrets.token_urlsafe(18)
         body.timestamp_ms = int(time.time() * 1000)
-        sig = ident.agent_key.sign(body.SerializeToString(deterministic=True))
+        sig = ident.agent_key.sign(pae(REQUEST_BODY, body.SerializeToString()))
 
     async def go():
         peer = MinimalPeer(target=target, target_ca_pem=bundle["ca_certificate_pem"].encode(),
                            cert_pem=ident.cert_pem, key_pem=ident.key_pem)
         try:
             sid = (await peer.open_session(ident)).session_id if use_session else "no-such-session"
-            signed = pb.SignedRequest(body=body, agent_signature=sig)
+            signed = pb.SignedPayload(
+                payload_type=REQUEST_BODY, payload=body.SerializeToString(), signature=sig
+            )
             org_sig = None if sign_org else bytes(64)
             try:
                 await peer.exchange(ident, sid, signed, org_signature=org_sig)

@@ -36,7 +36,7 @@ from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
-from federation.provider import Counters, ProviderSide
+from federation.provider import ProviderSide
 from federation.provider_agents import ProviderAgent, load_provider_agent
 from federation.requester import RequesterSide
 from federation.sessions import ChallengeTable, NonceCache, SessionTable
@@ -159,7 +159,6 @@ class Node(ProviderSide, RequesterSide):
         self.status_cache: StatusListCache | None = None
         self._agent_cache: dict[str, tuple[Any, float]] = {}
         self.rejected_contracts: dict[str, str] = {}
-        self._counters = Counters()
         self.reload()
 
     @classmethod

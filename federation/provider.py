@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import structlog
@@ -77,18 +76,6 @@ def aggregate_columns(query: Any) -> tuple[str, ...]:
         elif isinstance(node, list):
             stack.extend(node)
     return tuple(seen)
-
-
-@dataclass
-class Counters:
-    """Per-pair exchange counters for the demo summary and metrics."""
-
-    released: int = 0
-    trimmed: int = 0
-    denied: int = 0
-    offered_beyond_mni: int = 0
-    released_beyond_mni: int = 0
-    per_pair: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class ProviderSide:
@@ -451,7 +438,6 @@ class ProviderSide:
         if refused:
             sess.denials += 1
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
-            self.counters_for(peer.bundle.org_name)["denied"] += 1
             await self._deny(
                 peer, exchange.plan_refusal(base, reason=refused, reasons=decision.reason_codes), decision
             )
@@ -677,26 +663,11 @@ class ProviderSide:
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return exchange.outcome(plan, decision, written)
 
-    def counters_for(self, peer_name: str) -> dict[str, int]:
-        """Mutable counters of one requester org at this provider."""
-        return self.counters.per_pair.setdefault(
-            peer_name,
-            {"released": 0, "trimmed": 0, "denied": 0, "offered_beyond_mni": 0, "released_beyond_mni": 0},
-        )
-
-    @property
-    def counters(self) -> Counters:
-        """Exchange counters of this provider (demo summary, metrics)."""
-        return self._counters
-
     def _count_release(
         self, peer_name: str, contract: Contract | None, purpose: str, gate: Any, released: tuple[str, ...]
     ) -> None:
-        """Count one released disclosure for the demo summary and the Prometheus OER series."""
-        c = self.counters_for(peer_name)
-        c["released"] += 1
+        """Count one released disclosure in the Prometheus series (stripped fields, OER)."""
         if gate.stripped:
-            c["trimmed"] += 1
             for f in set(gate.stripped):
                 obs.FIELDS_STRIPPED.labels(peer=peer_name, field=f).inc()
         mni: set[str] = set()
@@ -704,8 +675,6 @@ class ProviderSide:
             mni = set(contract.purposes[purpose].mni)
         offered_beyond = bool(set(gate.offered) - mni)
         released_beyond = bool(set(released) - mni)
-        c["offered_beyond_mni"] += int(offered_beyond)
-        c["released_beyond_mni"] += int(released_beyond)
         labels = {"peer": peer_name, "contract": contract.id if contract else "", "purpose": purpose}
         obs.DISCLOSURES.labels(**labels).inc()
         obs.OFFERED_BEYOND_MNI.labels(**labels).inc(int(offered_beyond))

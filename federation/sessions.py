@@ -73,14 +73,6 @@ class Session:
             raise ValueError(f"session {self.id}: {self.state} -> {new_state} not allowed")
         self.state = new_state
 
-    def summary(self) -> dict[str, Any]:
-        """The cumulative state given to the policy as ``input.session``."""
-        return {
-            "requests": self.requests,
-            "denials": self.denials,
-            "fields_released": sorted(self.fields_released),
-        }
-
 
 class SessionTable:
     """Open sessions of one provider node, bounded per agent and per peer (issue #18, class 10).

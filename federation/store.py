@@ -272,14 +272,6 @@ class NodeStore:
                     ],
                 )
 
-    def add_dataset_records(self, name: str, records: list[dict[str, Any]], *, id_column: str) -> None:
-        """Append records to a registered dataset."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                dataset_records.insert(),
-                [{"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)} for r in records],
-            )
-
     def datasets(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Every dataset: (spec, records ordered by id)."""
         out = []

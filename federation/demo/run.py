@@ -12,7 +12,6 @@ and after the gate, and each node's ledger; stop the processes.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -673,8 +672,3 @@ def run_demo(
             p.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def summary_json(layout: Layout) -> str:
-    """The per-pair summary as JSON (for scripts)."""
-    return json.dumps(pair_summary(layout, scenario.ORGS), indent=2)

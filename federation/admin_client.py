@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,13 @@ from federation.pb import federation_pb2_grpc as pbg
 
 
 def _running_endpoint(directory: Path) -> str | None:
+    from federation.lifecycle import read_pidfile, running_pid
+
     paths = NodePaths(directory)
-    try:
-        info = json.loads(paths.pidfile.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+    if running_pid(paths.pidfile) is None:  # no node holds the pid file's lock
+        return None
+    info = read_pidfile(paths.pidfile)
+    if "port" not in info:  # still starting
         return None
     host = info.get("host") or "127.0.0.1"
     if host in ("0.0.0.0", "[::]", ""):

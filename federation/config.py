@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from federation.errors import ConfigError
 
@@ -44,7 +45,10 @@ class NodeConfig(BaseModel):
         org_did: organization DID, ``did:web:<org_name>.accord.test``.
         listen: ``HOST:PORT`` the gRPC server binds (port 0 = any free port).
         advertise: ``HOST:PORT`` peers dial (defaults to ``listen``).
-        database_url: SQLAlchemy URL of the node database (ledger included).
+        database_url: SQLAlchemy URL of the node database (ledger included):
+            ``sqlite:///PATH`` (relative to the node directory) or
+            ``postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB``; another
+            backend or driver is refused at load (``check_database_url``).
         metrics_port: Prometheus exporter port on 127.0.0.1 (0 = disabled).
         http_listen: ``HOST:PORT`` for the C2SP tlog-tiles read endpoints and the
             tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).
@@ -67,9 +71,20 @@ class NodeConfig(BaseModel):
         max_request_bytes: largest accepted message, bytes.
         clock_skew_seconds: accepted |now - request timestamp|, seconds.
         ledger_batch_max: most entries integrated per ledger batch.
-        witness_quorum: cosignatures from this many peers' witnesses make a
-            checkpoint WITNESSED (capped at the number of peers).
-        witness_interval_seconds: how often checkpoints are sent to peers' witnesses.
+        witnesses: the witness policy's witnesses (C2SP tlog-policy): names of
+            pinned peers whose witnesses cosign this node's checkpoints. Only
+            these count; pinning another organization (a partner, the
+            conformance suite's tester) never changes the policy. ``[]`` = no
+            witness: checkpoints are signed but never WITNESSED.
+            ``accord peer add --witness`` and ``accord peer remove`` edit it.
+        witness_quorum: cosignatures from this many of ``witnesses`` make a
+            checkpoint WITNESSED; at most ``len(witnesses)`` (checked at load,
+            never silently capped).
+        witness_interval_seconds: how often checkpoints are sent to the witnesses, seconds.
+        auto_migrate: ``node start`` upgrades the database schema to this
+            version's head (Alembic) by itself; with ``false`` it refuses a
+            database that is behind and the operator runs ``accord node migrate``
+            (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
@@ -101,8 +116,10 @@ class NodeConfig(BaseModel):
     max_request_bytes: int = Field(default=1 << 20, gt=0)
     clock_skew_seconds: int = Field(default=120, gt=0)
     ledger_batch_max: int = Field(default=512, gt=0)
-    witness_quorum: int = Field(default=2, ge=1)
+    witnesses: list[str] = Field(default_factory=list, max_length=64)
+    witness_quorum: int = Field(default=1, ge=1, le=64)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
+    auto_migrate: bool = True
     policy: PolicyConfig = PolicyConfig()
     provider_agent: str = "source"
 
@@ -117,6 +134,34 @@ class NodeConfig(BaseModel):
             raise ValueError(f"expected a rate like '200 per 4 seconds', got {value!r}") from exc
         return value
 
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_names(cls, value: list[str]) -> list[str]:
+        import re
+
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+                raise ValueError(f"not an organization name: {name!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("a witness is named twice")
+        return value
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> NodeConfig:
+        if self.witnesses and self.witness_quorum > len(self.witnesses):
+            raise ValueError(
+                f"witness_quorum {self.witness_quorum} is more than the {len(self.witnesses)} witness(es) "
+                f"named in witnesses: checkpoints could never be witnessed"
+            )
+        if self.org_name in self.witnesses:
+            raise ValueError("a node cannot witness its own log: remove its name from witnesses")
+        return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
     @field_validator("listen", "advertise", "http_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -126,6 +171,41 @@ class NodeConfig(BaseModel):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT, got {value!r}")
         return value
+
+
+SUPPORTED_DATABASES = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+"""Database backends the node runs on (SQLAlchemy backend name -> accepted drivers)."""
+
+
+def check_database_url(value: str) -> str:
+    """Check a SQLAlchemy database URL names a backend and driver the node runs on.
+
+    Accepted: ``sqlite:///PATH`` (relative to the node directory) and
+    ``postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB``. Nothing is
+    connected to; the message never repeats a password.
+
+    Raises:
+        ValueError: not a URL, or another backend or driver.
+
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    expected = "expected sqlite:///node.db or postgresql+psycopg://USER@HOST:PORT/DB"
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL ({expected})") from None
+    backend = url.get_backend_name()
+    try:
+        driver = url.get_driver_name()
+    except NoSuchModuleError:
+        driver = ""
+    if driver not in SUPPORTED_DATABASES.get(backend, ()):
+        raise ValueError(f"unsupported database {url.drivername!r} ({expected})")
+    if backend == "sqlite" and not url.database:
+        raise ValueError(f"an SQLite URL needs a file path ({expected})")
+    return value
 
 
 def org_did_for(org_name: str) -> str:
@@ -155,20 +235,64 @@ def load_config(node_dir: Path) -> NodeConfig:
             metadata={"path": str(path)},
         )
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
         return NodeConfig.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {loc}: {first['msg']}") from exc
+        line = _line_of(text, [str(p) for p in first["loc"]])
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(
+            f"{where}: {loc}: {validation_message(first)}",
+            metadata={"path": str(path), "field": loc, "line": str(line or "")},
+        ) from exc
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """The message of one pydantic error, without pydantic's ``"Value error, "`` prefix."""
+    msg = str(error.get("msg", ""))
+    return msg.removeprefix("Value error, ")
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """1-based line of ``key = ...`` for a config field (``[table]`` then ``key`` when nested)."""
+    if not loc:
+        return None
+    table, key = (loc[0], loc[1]) if len(loc) > 1 else ("", loc[0])
+    current = ""
+    for n, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped.strip("[]").strip()
+            if table and current == table and len(loc) == 1:
+                return n
+            continue
+        name = stripped.split("=", 1)[0].strip().strip('"')
+        if "=" in stripped and name == key and current == table:
+            return n
+    return None
 
 
 def save_config(node_dir: Path, config: NodeConfig) -> None:
-    """Write ``node.toml`` owner-only (0600; it may hold a database password), atomically."""
+    """Validate ``config`` whole, then write ``node.toml`` owner-only (0600), atomically.
+
+    The file may hold a database password.
+
+    Raises:
+        ConfigError: the configuration is invalid (nothing is written).
+
+    """
     from federation.paths import write_private
 
+    try:  # model_copy(update=...) does not validate: check the whole before writing
+        config = NodeConfig.model_validate(config.model_dump())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "node.toml"
+        raise ConfigError(f"{node_dir / CONFIG_NAME}: {loc}: {validation_message(first)}") from exc
     write_private(node_dir / CONFIG_NAME, tomli_w.dumps(config.model_dump(mode="json")))
 
 

@@ -158,7 +158,8 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     """Records from a CSV file with a header row; numbers become int/float.
 
     Raises:
-        InvalidRequestError: ``BAD_DATASET`` for an unreadable file.
+        InvalidRequestError: ``BAD_DATASET`` for an unreadable file, or a row
+            with more or fewer fields than the header (``FILE:LINE: ...``).
     """
 
     def conv(v: str) -> Any:
@@ -171,7 +172,23 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
     try:
         with Path(path).open(newline="") as fh:
-            return [{k: conv(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise InvalidRequestError(f"{path}:1: no header row", reason="BAD_DATASET")
+            out = []
+            for row in reader:
+                if not row:  # a blank line (csv.DictReader skips them too)
+                    continue
+                if len(row) != len(header):
+                    raise InvalidRequestError(
+                        f"{path}:{reader.line_num}: expected {len(header)} fields (as in the header), "
+                        f"got {len(row)}",
+                        reason="BAD_DATASET",
+                        metadata={"path": str(path), "line": str(reader.line_num)},
+                    )
+                out.append({k: conv(v) for k, v in zip(header, row, strict=True)})
+            return out
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"cannot read {path}: {exc}", reason="BAD_DATASET") from exc
 

@@ -6,6 +6,9 @@
   ``no-cache``).
 * ``POST /add-checkpoint`` — c2sp.org/tlog-witness: the node's witness
   cosigns a peer's checkpoint (status codes as in the spec).
+* ``GET /healthz``, ``GET /readyz`` — liveness and readiness
+  (:mod:`federation.health`); ``/readyz`` answers only ``{"ready": bool}``
+  here (the loopback metrics port adds each check's details).
 
 Entry bundles (``GET /tile/entries/<N>[.p/<W>]``) are **not** served over
 HTTP: they hold the entries' contents (counterparts, agents, purposes, field
@@ -107,6 +110,9 @@ def make_app(node: Any) -> web.Application:
         pool.shutdown(wait=False, cancel_futures=True)
 
     app = web.Application(client_max_size=MAX_BODY)
+    from federation.health import add_routes
+
+    add_routes(app, node, details=False)  # /healthz and /readyz; the checks' details only on the metrics port
     app.router.add_post("/add-checkpoint", add_checkpoint)
     app.router.add_get("/{path:(checkpoint|tile/.+)}", read)
     app.on_cleanup.append(cleanup)

@@ -112,8 +112,12 @@ def init_node(
             database_url=database_url,
         )
     except ValidationError as exc:
+        from federation.config import validation_message
+
         first = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        field = ".".join(map(str, first["loc"]))
+        option = {"org_name": "--org", "org_did": "--org"}.get(field, "--" + field.replace("_", "-"))
+        raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)

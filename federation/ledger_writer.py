@@ -98,7 +98,11 @@ class LedgerWriter:
                     if not fut.done():
                         fut.set_exception(exc)
             else:
-                for (_, _, fut), res in zip(batch, results, strict=True):
+                from federation.observability import log_entry
+
+                for (entry, _, fut), res in zip(batch, results, strict=True):
+                    if not isinstance(res, BaseException) and not res.duplicate:
+                        log_entry(entry, index=res.index)
                     if fut.done():
                         continue
                     if isinstance(res, BaseException):

@@ -42,6 +42,7 @@ from federation.requester import RequesterSide
 from federation.sessions import ChallengeTable, NonceCache, SessionTable
 from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, PolicyStateStore, make_engine
+from federation.witnessing import WitnessCoordinator
 from ledger import (
     NoteSigner,
     TransparencyLog,
@@ -159,6 +160,8 @@ class Node(ProviderSide, RequesterSide):
         self.status_cache: StatusListCache | None = None
         self._agent_cache: dict[str, tuple[Any, float]] = {}
         self.rejected_contracts: dict[str, str] = {}
+        #: sends this node's checkpoints to its witnesses (run by the server; read by the health checks)
+        self.coordinator = WitnessCoordinator(self)
         self.reload()
 
     @classmethod
@@ -186,6 +189,13 @@ class Node(ProviderSide, RequesterSide):
             PeerError / PolicyError: a pinned bundle or contract is invalid.
 
         """
+        from federation.config import load_config
+
+        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both)
+        fresh = load_config(self.paths.root)
+        self.config = self.config.model_copy(
+            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum}
+        )
         self.peers = PeerRegistry.load(self.paths.peers)
         mapping = {self.identity.verification_method: self.identity.org_key.public_key}
         for bundle in self.peers:

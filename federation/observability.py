@@ -1,8 +1,14 @@
 """Prometheus metrics and structured logging of the node.
 
 Metrics are exported with ``prometheus_client`` on ``metrics_port``
-(127.0.0.1) when it is non-zero. Names follow Prometheus conventions
+(127.0.0.1) when it is non-zero, at ``/metrics``, beside ``/healthz`` and
+``/readyz`` (:mod:`federation.health`). Names follow Prometheus conventions
 (``accord_`` prefix, ``_total`` counters, ``_seconds`` histograms).
+
+Logs are structlog lines on stderr (key=value, or JSON with ``--json-logs``):
+one ``exchange`` line per decided request (:func:`log_exchange`), one
+``witnessing failed`` line per witnessing failure
+(:mod:`federation.witnessing`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,39 @@ AUDIT_DENIALS = Counter(
 )
 EQUIVOCATIONS = Gauge("accord_equivocations", "Equivocation evidence held (own log and witnessed logs)")
 LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this node's ledger")
+
+
+EXCHANGE_KINDS = frozenset({"disclosure", "denial", "received"})
+"""Ledger entry kinds that record one exchange (provider decision, or the requester's record of it)."""
+
+_entry_log = structlog.get_logger("accord.exchange")
+
+
+def log_entry(entry: object, *, index: int) -> None:
+    """Log one line for a ledger entry just made durable: ``exchange`` for an exchange, else ``ledger entry``.
+
+    Fields: ``kind``, ``decision``, ``reason``, ``counterpart`` (the other
+    organization's DID: the requester for ``disclosure``/``denial``, the
+    provider for ``received``), ``contract``, ``purpose``, ``agent`` (the
+    requesting agent's DID), ``fields_released`` (names only, never values),
+    ``leaf_index`` and ``disclosure_id``. Called once per appended entry by
+    :class:`federation.ledger_writer.LedgerWriter` (duplicates are not logged again).
+    """
+    kind = getattr(entry, "kind", "")
+    counterpart = entry.provider_org if kind == "received" else entry.requester_org  # type: ignore[attr-defined]
+    _entry_log.info(
+        "exchange" if kind in EXCHANGE_KINDS else "ledger entry",
+        kind=kind,
+        decision=getattr(entry, "decision", ""),
+        reason=str(getattr(entry, "reason", ""))[:200],
+        counterpart=counterpart,
+        contract=getattr(entry, "contract_id", ""),
+        purpose=getattr(entry, "purpose", ""),
+        agent=getattr(entry, "requester_agent", ""),
+        fields_released=list(getattr(entry, "fields_released", []) or [])[:64],
+        leaf_index=index,
+        disclosure_id=getattr(entry, "disclosure_id", ""),
+    )
 
 
 def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> None:

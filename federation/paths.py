@@ -115,6 +115,23 @@ def write_private(path: Path, data: bytes | str) -> None:
         raise
 
 
+def open_private_new(path: Path):
+    """Create ``path`` owner-only (0600) and open it for writing bytes; it must not exist.
+
+    Created ``O_CREAT | O_EXCL | O_NOFOLLOW`` with mode 0600, so it is never
+    readable by others, not even for a moment (used for archives that hold
+    private keys, :mod:`federation.backup`).
+
+    Raises:
+        FileExistsError: ``path`` exists (also as a symlink).
+
+    """
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
 def open_private_append(path: Path):
     """Open ``path`` for appending text, creating it owner-only (0600).
 

@@ -188,21 +188,25 @@ def check_outcome_size(outcome: Any, limits: OutcomeLimits = OutcomeLimits()) ->
 
 
 def payload_digest(payload_json: bytes) -> str:
-    """Hex SHA-256 of a payload as the provider logs it (sorted keys, no spaces; SHA-256("") for none).
+    """Hex SHA-256 of ``Outcome.payload_json`` exactly as received (SHA-256("") for none).
+
+    The provider logs the digest of the bytes it sends (spec ``docs/spec/accord-v1.md``,
+    receipt binding: ``response_digest``), so the requester hashes what it got, never a
+    re-spelling of it: the same JSON value sent with other spacing or key order is a
+    payload other than the logged one.
 
     Raises:
         ReceiptMismatchError: If the payload is not JSON (the provider logged a JSON payload).
 
     """
-    if not payload_json:
-        return hashlib.sha256(b"").hexdigest()
-    try:
-        value = json.loads(payload_json)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond the parser's depth
-        raise ReceiptMismatchError(
-            "outcome payload is not JSON", metadata={"mismatch": "response_digest"}
-        ) from exc
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if payload_json:
+        try:
+            json.loads(payload_json)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond the parser's depth
+            raise ReceiptMismatchError(
+                "outcome payload is not JSON", metadata={"mismatch": "response_digest"}
+            ) from exc
+    return hashlib.sha256(payload_json).hexdigest()
 
 
 # ---------------------------------------------------------------- binding
@@ -259,10 +263,11 @@ def bind_entry(entry_bytes: bytes, expected: dict[str, Any]) -> DisclosureEntry:
 def peer_log_policy(node: Any, bundle: Any) -> Any | None:
     """The witness policy a peer's checkpoints must meet, as this node sees the federation.
 
-    The witnesses are this node's own witness and every other pinned peer's
-    (never the log's own organization); the quorum is ``witness_quorum``, capped
-    at their number: the same rule as :func:`federation.witnessing.witness_policy_for`
-    applies to this node's own log.
+    The witnesses are this node's own witness and those of the peers named in
+    ``witnesses`` (``node.toml``), never the log's own organization; the quorum
+    is ``witness_quorum``, capped at their number (the peer's own policy may
+    name this node in place of itself). Pinning an organization that is not a
+    configured witness never changes it.
 
     Returns:
         A :class:`ledger.WitnessPolicy`, or ``None`` when no witness is known.
@@ -270,8 +275,11 @@ def peer_log_policy(node: Any, bundle: Any) -> Any | None:
     """
     from ledger import WitnessPolicy
 
+    named = set(node.config.witnesses)
     witnesses = {
-        b.org_name: b.witness_vkey for b in node.peers if b.witness_vkey and b.org_did != bundle.org_did
+        b.org_name: b.witness_vkey
+        for b in node.peers
+        if b.witness_vkey and b.org_did != bundle.org_did and b.org_name in named
     }
     witnesses[node.config.org_name] = node.witness.vkey
     k = max(1, min(node.config.witness_quorum, len(witnesses)))

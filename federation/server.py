@@ -10,12 +10,12 @@ gRPC's BoringSSL negotiates between Accord nodes (docs/threat-model.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
@@ -78,12 +78,14 @@ def open_node(node_dir: Path, *, node_cls: type[Node] = Node) -> Node:
     return node_cls(identity, peer_client=peer_client)
 
 
-async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
+async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc.aio.Server, int]:
     """Start serving ``node`` (opened with a peer client, see :func:`open_node`); returns (server, port).
+
+    ``health_servicer``: the ``grpc.health.v1`` servicer to serve (a fresh one if not given).
 
     Raises:
         ValueError: ``node`` has no peer client.
-        OSError: the listen address cannot be bound.
+        AddressInUseError: the listen address cannot be bound.
 
     """
     if node.peer_client is None:
@@ -99,9 +101,20 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
     pbg.add_AdminServiceServicer_to_server(
         AdminServicer(node, fed.node_info, on_reload=trust.mark_dirty), server
     )
-    port = server.add_secure_port(node.config.listen, creds)
+    # the standard health service (grpc.health.v1), statuses set by federation.health.HealthMonitor
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    if health_servicer is None:
+        health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        port = server.add_secure_port(node.config.listen, creds)
+    except RuntimeError:  # gRPC raises a bare RuntimeError when it cannot bind
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind {node.config.listen}")
+        from federation.lifecycle import AddressInUseError
+
+        raise AddressInUseError(f"listen = {node.config.listen!r} in node.toml: cannot bind (in use?)")
     node.writer.start()
     await server.start()
     return server, port
@@ -117,53 +130,110 @@ async def _persist_loop(node: Node, every: float = 5.0) -> None:
             log.warning("persisting state failed", error=str(exc))
 
 
-async def run(node_dir: Path, *, node_cls: type[Node] = Node) -> None:
+async def run(node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool = False) -> None:
     """Open the node in ``node_dir``, serve until SIGINT/SIGTERM, then stop cleanly.
 
-    Writes ``node.pid`` (``{"pid", "port"}``) once serving and prints one
-    ``READY <org> <host:port>`` line on stdout (for supervisors and tests).
+    Takes the instance lock ``node.pid`` first (:class:`federation.lifecycle.PidFile`:
+    a second node on the directory is refused in one line), checks that the
+    configured addresses are free (one line naming the ``node.toml`` key
+    otherwise), writes ``{"pid", "host", "port"[, "http_port", "metrics_port"]}``
+    into it once serving and prints one ``READY <org> <host:port>`` line on
+    stdout (a JSON object ``{"event": "READY", "org", "endpoint"}`` with
+    ``json_ready``, so that ``--json-logs`` output is JSON throughout).
     ``node_cls`` is the :class:`Node` class to open (test code passes a
     subclass with substituted parts, see ``interop_tests.misbehaving``).
     """
+    from federation.config import load_config
+    from federation.lifecycle import PidFile, check_bindable
+    from federation.paths import NodePaths
+
+    pidfile = PidFile.acquire(NodePaths(node_dir).pidfile)
+    try:
+        config = load_config(node_dir)
+        _require_current_schema(node_dir, config)
+        check_bindable(config.listen, setting="listen")
+        if config.http_listen:
+            check_bindable(config.http_listen, setting="http_listen")
+        if config.metrics_port:
+            check_bindable(f"127.0.0.1:{config.metrics_port}", setting="metrics_port")
+        await _serve(node_dir, node_cls=node_cls, pidfile=pidfile, json_ready=json_ready)
+    finally:
+        pidfile.release()
+
+
+def _require_current_schema(node_dir: Path, config) -> None:
+    """Refuse a database from a newer version; with ``auto_migrate = false`` also one that is behind."""
+    from federation.config import database_url_for
+    from federation.schema_upgrade import require_current
+    from federation.store import make_engine
+
+    engine = make_engine(database_url_for(node_dir, config))
+    try:
+        require_current(engine, allow_behind=config.auto_migrate)
+    finally:
+        engine.dispose()
+
+
+async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool) -> None:
+    from grpc_health.v1 import health
+
+    from federation.health import HealthMonitor
+    from federation.observability import LEDGER_SIZE
+
     node = open_node(node_dir, node_cls=node_cls)
+    health_servicer = health.aio.HealthServicer()
+    LEDGER_SIZE.set(await asyncio.to_thread(node.ledger.size))  # not 0 until the next exchange
     if not await node.verifier.wait_ready():  # presentations are never verified on the event loop
         log.warning("verifier workers did not start in time; they are started again at first use")
-    server, port = await start_server(node)
+    try:
+        server, port = await start_server(node, health_servicer=health_servicer)
+    except BaseException:
+        await node.close()
+        raise
     host = node.config.listen.rpartition(":")[0]
-    pidfile = node.paths.pidfile
-    pidfile.write_text(json.dumps({"pid": os.getpid(), "port": port, "host": host}))
+    pidfile.update(port=port, host=host)
+    coordinator = node.coordinator
+    runners = []
     if node.config.metrics_port:
-        from prometheus_client import start_http_server
+        from federation.health import start_ops_http
 
-        start_http_server(node.config.metrics_port, addr="127.0.0.1")
-    http_runner = None
+        runner, mport = await start_ops_http(node, node.config.metrics_port)
+        runners.append(runner)
+        pidfile.update(metrics_port=mport)
     if node.config.http_listen:
         from federation.http_tiles import start_http
 
         http_runner, http_port = await start_http(node, node.config.http_listen)
-        info = json.loads(pidfile.read_text())
-        info["http_port"] = http_port
-        pidfile.write_text(json.dumps(info))
+        runners.append(http_runner)
+        pidfile.update(http_port=http_port)
         log.info("tlog-tiles over HTTP", port=http_port)
-    print(f"READY {node.config.org_name} {host}:{port}", flush=True)
-    log.info("node serving", org=node.config.org_name, port=port)
+    monitor = HealthMonitor(node, health_servicer)
+    await monitor.update()
+    if json_ready:
+        print(
+            json.dumps({"event": "READY", "org": node.config.org_name, "endpoint": f"{host}:{port}"}),
+            flush=True,
+        )
+    else:
+        print(f"READY {node.config.org_name} {host}:{port}", flush=True)
+    log.info("node serving", org=node.config.org_name, port=port, pid=os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    persister = asyncio.create_task(_persist_loop(node))
-    from federation.witnessing import WitnessCoordinator
-
-    coordinator = WitnessCoordinator(node)
-    witnessing = asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds))
+    tasks = [
+        asyncio.create_task(_persist_loop(node)),
+        asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
+        asyncio.create_task(monitor.run_forever()),
+    ]
     await stop.wait()
-    persister.cancel()
-    witnessing.cancel()
-    if http_runner is not None:
-        await http_runner.cleanup()
+    log.info("node stopping", org=node.config.org_name)
+    await health_servicer.enter_graceful_shutdown()
+    for t in tasks:
+        t.cancel()
+    for r in runners:
+        await r.cleanup()
     await server.stop(grace=2.0)
     await node.peer_client.close()
     await node.close()
-    with contextlib.suppress(FileNotFoundError):
-        pidfile.unlink()
     log.info("node stopped", org=node.config.org_name)

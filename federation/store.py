@@ -170,6 +170,18 @@ class NodeStore:
         self.engine = engine
         migrate(engine)
 
+    def ping(self) -> None:
+        """Run ``SELECT 1`` (readiness: the database answers).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database is unreachable.
+
+        """
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def next_status_index(self) -> int:
         """The next free status-list index (0-based)."""
         with self.engine.connect() as conn:
@@ -271,6 +283,21 @@ class NodeStore:
                         for r in records
                     ],
                 )
+
+    def delete_dataset(self, name: str) -> bool:
+        """Remove a dataset's spec and records (one transaction); False if there was none."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(datasets.delete().where(datasets.c.name == name)).rowcount
+            conn.execute(dataset_records.delete().where(dataset_records.c.dataset == name))
+        return bool(gone)
+
+    def add_dataset_records(self, name: str, records: list[dict[str, Any]], *, id_column: str) -> None:
+        """Append records to a registered dataset."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                dataset_records.insert(),
+                [{"dataset": name, "record_id": int(r[id_column]), "data": json.dumps(r)} for r in records],
+            )
 
     def datasets(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Every dataset: (spec, records ordered by id)."""

@@ -30,6 +30,7 @@ class NodeProcess:
     Attributes:
         directory: the node directory.
         endpoint: ``HOST:PORT`` once ready.
+        ready_line: the ready line as the node printed it (plain, or JSON with ``--json-logs``).
         log_path: where its stderr goes (``<dir>/node.log``).
         command: the argv that serves the node (``accord node start`` by
             default; test code passes another entry point, e.g.
@@ -51,6 +52,7 @@ class NodeProcess:
             str(self.directory),
         ]
         self.endpoint = ""
+        self.ready_line = ""
         self.log_path = self.directory / "node.log"
         self._env = {**os.environ, **(env or {})}
         self._proc: subprocess.Popen[str] | None = None
@@ -78,8 +80,10 @@ class NodeProcess:
         def read() -> None:
             assert self._proc is not None and self._proc.stdout is not None
             for line in self._proc.stdout:
-                if line.startswith("READY "):
-                    result.append(line.split()[2])
+                endpoint = ready_endpoint(line)
+                if endpoint:
+                    self.ready_line = line.rstrip("\n")
+                    result.append(endpoint)
                     break
 
         reader = threading.Thread(target=read, daemon=True)
@@ -118,6 +122,27 @@ class NodeProcess:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(5)
+
+
+def ready_endpoint(line: str) -> str | None:
+    """The ``HOST:PORT`` of a node's ready line, or None for any other line.
+
+    Two forms (``federation.server.run``): ``READY <org> <host:port>``, and with
+    ``--json-logs`` the JSON object ``{"event": "READY", "org", "endpoint"}``.
+    """
+    import json
+
+    if line.startswith("READY "):
+        parts = line.split()
+        return parts[2] if len(parts) >= 3 else None
+    if line.startswith("{"):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and doc.get("event") == "READY" and isinstance(doc.get("endpoint"), str):
+            return doc["endpoint"]
+    return None
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> bool:

@@ -464,11 +464,14 @@ class _TesterLog:
     """The tester's own deterministic little log, for witnessing cases."""
 
     def __init__(self, ctx: Context) -> None:
+        import tomllib
+
         from federation.identity import ledger_origin
         from ledger import NoteSigner
 
         seed = bytes.fromhex((ctx.ident.directory / "keys" / "ledger.seed").read_text().strip())
-        self.origin = ledger_origin("interop")
+        org = tomllib.loads((ctx.ident.directory / "node.toml").read_text())["org_name"]
+        self.origin = ledger_origin(org)  # the tester's own log, as its pinned bundle names it
         self.signer = NoteSigner(self.origin, seed)
 
     @staticmethod

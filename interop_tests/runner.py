@@ -1,8 +1,11 @@
-"""Runs a suite of cases against a node and reports (Rich table, JUnit XML).
+"""Runs a suite of cases against a node and reports (Rich table, JUnit XML, Markdown).
 
 Suites (:data:`SUITES`): ``conformance`` (:mod:`interop_tests.cases`, the
 protocol) and ``security`` (:mod:`interop_tests.security`, the red-team
-attacks of issues #10 and #18).
+attacks of issues #10 and #18). Each result carries the specification
+section it checks and its RFC 2119 level (:mod:`interop_tests.requirements`):
+a failed MUST fails the run; a failed SHOULD is reported (and fails the run
+only with ``strict``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rich.table import Table
 
 from interop_tests.cases import CASES, Case, Context
 from interop_tests.peer import InteropIdentity
+from interop_tests.requirements import requirement_for
 from interop_tests.security import SECURITY_CASES, Skipped
 
 #: suite name -> its cases in run order
@@ -35,6 +39,9 @@ class CaseResult:
         detail: what was observed (or why it failed).
         seconds: duration, seconds.
         skipped: the case could not run against this target (``passed`` is True).
+        section: the specification section it checks (``docs/<page>.md#<anchor>``).
+        level: ``"MUST"`` or ``"SHOULD"`` (RFC 2119).
+        requirement: the specification's numbered requirements (``"R-SIG-2, R-SIG-4"``), or None.
 
     """
 
@@ -43,6 +50,18 @@ class CaseResult:
     detail: str
     seconds: float
     skipped: bool = False
+    section: str = ""
+    level: str = "MUST"
+    requirement: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``skip``, ``FAIL`` (a MUST) or ``warn`` (a failed SHOULD)."""
+        if self.skipped:
+            return "skip"
+        if self.passed:
+            return "pass"
+        return "FAIL" if self.level == "MUST" else "warn"
 
 
 async def run_cases(
@@ -58,17 +77,25 @@ async def run_cases(
     for name, case in SUITES[suite]:
         if only and name not in only:
             continue
+        req = requirement_for(name)
+        meta = {
+            "section": req.section,
+            "level": req.level,
+            "requirement": ", ".join(req.requirements) or None,
+        }
         t0 = time.perf_counter()
         try:
             detail = await asyncio.wait_for(case(ctx), timeout=30)
-            results.append(CaseResult(name, True, detail, time.perf_counter() - t0))
+            results.append(CaseResult(name, True, detail, time.perf_counter() - t0, **meta))
         except Skipped as exc:
-            results.append(CaseResult(name, True, f"skipped: {exc}", time.perf_counter() - t0, skipped=True))
+            results.append(
+                CaseResult(name, True, f"skipped: {exc}", time.perf_counter() - t0, skipped=True, **meta)
+            )
         except Exception as exc:  # a failed case is a result, not a crash
             msg = str(exc) or exc.__class__.__name__
             if hasattr(exc, "code") and callable(exc.code):
                 msg = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
-            results.append(CaseResult(name, False, msg[:500], time.perf_counter() - t0))
+            results.append(CaseResult(name, False, msg[:500], time.perf_counter() - t0, **meta))
     return results
 
 
@@ -78,6 +105,13 @@ async def _with_status_server(
     from interop_tests.status_server import start_status_server
 
     server = await start_status_server(tester_dir, ctx.bundle["ca_certificate_pem"].encode())
+    if server is None:
+        import structlog
+
+        structlog.get_logger("accord.interop").warning(
+            "tester status lists not served: its port is taken; the revocation cases will fail",
+            tester=str(tester_dir),
+        )
     try:
         return await run_cases(ctx, suite=suite, only=only)
     finally:
@@ -86,7 +120,10 @@ async def _with_status_server(
 
 
 def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
-    """JUnit XML, one ``testcase`` per case."""
+    """JUnit XML, one ``testcase`` per case; section, level and requirement as ``properties``.
+
+    A failed SHOULD is a ``failure`` with ``type="SHOULD"`` (JUnit has no warning).
+    """
     failures = sum(not r.passed for r in results)
     suite = ET.Element(
         "testsuite",
@@ -101,66 +138,133 @@ def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
         tc = ET.SubElement(
             suite, "testcase", classname="accord.interop", name=r.name, time=f"{r.seconds:.3f}"
         )
+        props = ET.SubElement(tc, "properties")
+        for key, value in (("section", r.section), ("level", r.level), ("requirement", r.requirement or "")):
+            ET.SubElement(props, "property", name=key, value=value)
         if r.skipped:
             ET.SubElement(tc, "skipped", message=r.detail[:200])
         elif r.passed:
             ET.SubElement(tc, "system-out").text = r.detail
         else:
-            ET.SubElement(tc, "failure", message=r.detail[:200]).text = r.detail
+            ET.SubElement(tc, "failure", message=r.detail[:200], type=r.level).text = r.detail
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_markdown(results: list[CaseResult], path: Path, *, target: str, org: str, suite: str) -> None:
+    """A Markdown report: a summary line and one table row per case (level, section, verdict, detail)."""
+    counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "FAIL", "warn", "skip")}
+    lines = [
+        f"# Accord {suite} suite: {org} at {target}",
+        "",
+        f"{counts['pass']} passed, {counts['FAIL']} failed (MUST), {counts['warn']} failed (SHOULD), "
+        f"{counts['skip']} skipped.",
+        "",
+        "| case | level | section | requirement | result | detail |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {_cell(r.name)} | {r.level} | [{r.section}]({r.section}) | {r.requirement or '—'} | "
+            f"{r.verdict} | {_cell(r.detail)} |"
+        )
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def suite_ok(results: list[CaseResult], *, strict: bool = False) -> bool:
+    """True when no MUST case failed (and, with ``strict``, no SHOULD case either)."""
+    return not any(r.verdict == "FAIL" or (strict and r.verdict == "warn") for r in results)
 
 
 def run_suite(
     *,
     target: str,
     bundle_path: Path,
-    tester_dir: Path,
+    tester_dir: Path | None = None,
     junit_path: Path | None = None,
+    report_path: Path | None = None,
     contract_id: str | None = None,
     console: Console | None = None,
     suite: str = "conformance",
     http: str = "",
+    strict: bool = False,
 ) -> bool:
-    """Run a suite; print a pass/fail table; write JUnit XML if asked. True if none fails.
+    """Run a suite; print a table; write JUnit XML and a Markdown report if asked.
 
     Args:
         target: ``HOST:PORT`` of the node under test.
         bundle_path: its peer bundle.
-        tester_dir: node directory of the tester organization (pinned at the target).
+        tester_dir: node directory of the tester organization, pinned at the target
+            (default :func:`interop_tests.enrollment.default_tester_dir`, where
+            ``accord interop enroll`` creates it).
         junit_path: write JUnit XML here.
+        report_path: write a Markdown report here.
         contract_id: the interop contract (default ``interop-<target org>``).
         console: where the table goes.
         suite: ``"conformance"`` or ``"security"`` (:data:`SUITES`).
         http: the target's tlog-tiles HTTP ``HOST:PORT`` (security suite; "" skips that case).
+        strict: a failed SHOULD fails the run too.
+
+    Returns:
+        :func:`suite_ok` of the results.
 
     Raises:
         KeyError: unknown suite.
+        FileNotFoundError: no tester organization in ``tester_dir``.
 
     """
+    from interop_tests.enrollment import default_tester_dir
+
     if suite not in SUITES:
         raise KeyError(f"unknown suite {suite!r}; known: {sorted(SUITES)}")
     console = console or Console()
+    tester_dir = Path(tester_dir) if tester_dir is not None else default_tester_dir()
+    if not (tester_dir / "node.toml").is_file():
+        raise FileNotFoundError(
+            f"no tester organization in {tester_dir}: run `accord interop enroll --dir NODE_DIR` first"
+        )
     bundle = json.loads(Path(bundle_path).read_text())
     ctx = Context(
         target=target,
         bundle=bundle,
-        ident=InteropIdentity.load(Path(tester_dir)),
+        ident=InteropIdentity.load(tester_dir),
         contract_id=contract_id or f"interop-{bundle['org_name']}",
         http=http,
     )
-    results = asyncio.run(_with_status_server(ctx, Path(tester_dir), suite=suite))
+    results = asyncio.run(_with_status_server(ctx, tester_dir, suite=suite))
     t = Table(title=f"Accord {suite} suite against {bundle['org_name']} at {target}")
     t.add_column("case")
+    t.add_column("level")
+    t.add_column("section")
+    t.add_column("requirement")
     t.add_column("result")
     t.add_column("detail")
+    style = {
+        "pass": "[green]pass[/]",
+        "skip": "[yellow]skip[/]",
+        "FAIL": "[red]FAIL[/]",
+        "warn": "[yellow]warn[/]",
+    }
     for r in results:
-        verdict = "[yellow]skip[/]" if r.skipped else "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-        t.add_row(r.name, verdict, r.detail)
+        t.add_row(
+            r.name,
+            r.level,
+            r.section.removeprefix("docs/"),
+            r.requirement or "",
+            style[r.verdict],
+            r.detail,
+        )
     console.print(t)
-    skipped = sum(r.skipped for r in results)
-    passed = sum(r.passed for r in results) - skipped
-    failed = len(results) - passed - skipped
-    console.print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "FAIL", "warn", "skip")}
+    console.print(
+        f"{counts['pass']} passed, {counts['FAIL']} failed (MUST), {counts['warn']} failed (SHOULD), "
+        f"{counts['skip']} skipped"
+    )
     if junit_path is not None:
         write_junit(results, junit_path, target=target)
-    return failed == 0
+    if report_path is not None:
+        write_markdown(results, report_path, target=target, org=bundle["org_name"], suite=suite)
+    return suite_ok(results, strict=strict)

@@ -36,7 +36,7 @@ def register(
     wallet = register_agent(
         NodeIdentity.load(d), name=name, role=role, scopes=scope, trust_tier=trust_tier, valid_days=valid_days
     )
-    console.print(f"registered agent [bold]{name}[/] {wallet.did}; wallet agents/{name}.json")
+    console.print(f"registered agent {name} {wallet.did}; wallet agents/{name}.json")
     note = nudge_running_node(d)
     if note:
         console.print(note)

@@ -117,4 +117,4 @@ def status(
             str(r["atoms"]),
             str(r["denials"]),
         )
-    Console().print(t)
+    Console(emoji=False, markup=False, highlight=False).print(t)

@@ -12,8 +12,10 @@ from rich.console import Console
 
 from federation.config import resolve_node_dir
 
-console = Console()
-err_console = Console(stderr=True)
+# User data (DIDs, names, purposes, reasons) is printed literally: no Rich markup,
+# no emoji codes (``did:key:`` would become ``did🔑``), no highlighting.
+console = Console(emoji=False, markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, emoji=False, markup=False, highlight=False)
 
 DirOption = Annotated[
     Path | None,
@@ -26,9 +28,30 @@ DirOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def node_dir(path: Path | None) -> Path:
-    """Resolve the node directory option."""
-    return resolve_node_dir(path)
+def node_dir(path: Path | None, *, must_exist: bool = True) -> Path:
+    """Resolve the node directory option.
+
+    Args:
+        path: the ``--dir`` value (None: ``$ACCORD_NODE_DIR``, else the cwd).
+        must_exist: refuse a directory without a valid ``node.toml`` (every command but ``node init``).
+
+    Raises:
+        ConfigError: ``must_exist`` and the directory holds no node, or its ``node.toml`` is invalid.
+
+    """
+    from federation.config import CONFIG_NAME, load_config
+    from federation.errors import ConfigError
+
+    d = resolve_node_dir(path)
+    if must_exist:
+        if not (d / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"{d} is not a node directory ({CONFIG_NAME} not found; "
+                "run `accord node init` or pass --dir)",
+                metadata={"path": str(d)},
+            )
+        load_config(d)  # the configuration is validated whole before any command acts
+    return d
 
 
 def print_json(obj: Any) -> None:

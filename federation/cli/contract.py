@@ -61,6 +61,7 @@ def register(file: FileArg, directory: DirOption = None) -> None:
         raise ContractInvalidError(
             f"this node ({ident.org_did}) is not a party to {c.id}", reason="NOT_A_PARTY"
         )
+    _require_pinned(ident, c)
     c.verify_signatures(key_resolver(ident))
     from policy.engine_regopy import compile_check
     from policy.lifecycle import check_supersedes
@@ -85,6 +86,26 @@ def register(file: FileArg, directory: DirOption = None) -> None:
     note = nudge_running_node(d)
     if note:
         console.print(note)
+
+
+def _require_pinned(ident, contract) -> None:
+    """Refuse a contract whose other party is not a pinned peer (its key is unknown here).
+
+    Raises:
+        PeerError: ``UNKNOWN_PEER``, naming the organization and how to pin it.
+
+    """
+    from federation.errors import PeerError
+    from federation.peers import PeerRegistry
+
+    pinned = {b.org_did for b in PeerRegistry.load(ident.paths.peers)} | {ident.org_did}
+    for role, party in (("provider", contract.parties.provider), ("requester", contract.parties.requester)):
+        if party.org not in pinned:
+            raise PeerError(
+                f"contract {contract.id}: the {role} {party.org} is not a pinned peer of this node "
+                f"(pin its bundle first: `accord peer add BUNDLE.json`)",
+                metadata={"contract_id": contract.id, "org": party.org, "role": role},
+            )
 
 
 @app.command("lint")

@@ -1,4 +1,4 @@
-"""``accord interop run``: the conformance or the security (red-team) suite against any node address."""
+"""``accord interop``: enroll the conformance kit at a node, run a suite against a node, unenroll."""
 
 from __future__ import annotations
 
@@ -6,18 +6,84 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+
+from federation.cli.common import DirOption, console, node_dir
 
 app = typer.Typer(no_args_is_help=True)
+
+TesterOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tester",
+        "--as",
+        help="The kit's tester organization directory (default: $ACCORD_INTEROP_TESTER, else "
+        "<app dir>/accord/conformance-tester; created by `interop enroll`).",
+        show_default=False,
+    ),
+]
+
+
+def _tester(path: Path | None) -> Path:
+    from interop_tests.enrollment import default_tester_dir
+
+    return Path(path).resolve() if path else default_tester_dir()
+
+
+@app.command("enroll")
+def enroll(
+    directory: DirOption = None,
+    tester: TesterOption = None,
+    bundle_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle-out", help="Also write the node's peer bundle here (for `interop run --bundle`)."
+        ),
+    ] = None,
+) -> None:
+    """Pin the kit's tester organization at a node and register what the suites need; print what was added."""
+    from interop_tests.enrollment import enroll as do_enroll
+
+    result = do_enroll(node_dir(directory), tester_dir=_tester(tester), bundle_out=bundle_out)
+    console.print(f"added to {escape(str(result.node_dir))}:")
+    for item in result.items:
+        where = item.path or "node database"
+        console.print(
+            f"  {item.kind} {escape(item.name)} ({escape(where)}): {escape(item.detail)}", soft_wrap=True
+        )
+    console.print(
+        f"tester organization: {escape(str(result.tester_dir))} (no witness key: never counted for quorum)"
+    )
+    if result.reload_note:
+        console.print(escape(result.reload_note))
+    console.print(f"node bundle: {escape(str(result.node_bundle))}")
+    tester_opt = f" --tester {result.tester_dir}" if tester else ""
+    console.print(
+        "run: "
+        + escape(f"accord interop run --target {result.target} --bundle {result.node_bundle}{tester_opt}")
+    )
+
+
+@app.command("unenroll")
+def unenroll(directory: DirOption = None) -> None:
+    """Remove everything `interop enroll` added to a node (its manifest lists it); print what was removed."""
+    from interop_tests.enrollment import unenroll as do_unenroll
+
+    d = node_dir(directory)
+    removed, note = do_unenroll(d)
+    for item in removed:
+        console.print(f"removed {item.kind} {escape(item.name)} ({escape(item.path or 'node database')})")
+    if note:
+        console.print(escape(note))
 
 
 @app.command("run")
 def run(
     target: Annotated[str, typer.Option("--target", help="HOST:PORT of the node under test.")],
     bundle: Annotated[Path, typer.Option("--bundle", help="The target's peer bundle (JSON).", exists=True)],
-    as_dir: Annotated[
-        Path, typer.Option("--as", help="Node directory of the tester org, pinned at the target.")
-    ],
+    tester: TesterOption = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report here.")] = None,
     contract: Annotated[
         str | None, typer.Option("--contract", help="Interop contract id (default interop-<target org>).")
     ] = None,
@@ -27,20 +93,28 @@ def run(
     http: Annotated[
         str, typer.Option("--http", help="HOST:PORT of the target's tlog-tiles HTTP endpoint (security).")
     ] = "",
+    strict: Annotated[bool, typer.Option("--strict", help="A failed SHOULD case fails the run too.")] = False,
 ) -> None:
-    """Connect as a peer would and run a suite of cases; exit 1 if any fails."""
+    """Connect as a peer would and run a suite of cases; exit 1 if a MUST case fails."""
     from federation.errors import ConfigError
     from interop_tests.runner import SUITES, run_suite
 
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(sorted(SUITES))}")
+    tester_dir = _tester(tester)
+    if not (tester_dir / "node.toml").is_file():
+        raise ConfigError(
+            f"no tester organization in {tester_dir}: run `accord interop enroll --dir NODE_DIR` first"
+        )
     ok = run_suite(
         target=target,
         bundle_path=bundle,
-        tester_dir=as_dir,
+        tester_dir=tester_dir,
         junit_path=junit,
+        report_path=report,
         contract_id=contract,
         suite=suite,
         http=http,
+        strict=strict,
     )
     raise typer.Exit(0 if ok else 1)

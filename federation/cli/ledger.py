@@ -205,15 +205,41 @@ def verify(directory: DirOption = None, as_json: JsonOption = False) -> None:
     from federation.ledger_view import open_ledger_readonly
 
     lg = open_ledger_readonly(NodeIdentity.load(node_dir(directory)))
-    report = lg.verify()
-    lg.close()
-    ok = bool(getattr(report, "ok", False))
+    try:
+        report = lg.verify()
+    finally:
+        lg.close()
+    out = verify_report(report)
     if as_json:
-        print_json(report.to_dict() if hasattr(report, "to_dict") else {"ok": ok, "report": str(report)})
+        print_json(out)
     else:
-        console.print(str(report))
-    if not ok:
+        verdict = "ok" if out["ok"] else "FAILED"
+        console.print(
+            f"ledger verify: {verdict}: {out['entries_checked']} entries re-hashed, "
+            f"integrated size {out['integrated_size']}, {out['checkpoints_checked']} checkpoints re-verified"
+        )
+        for problem in out["problems"]:
+            console.print(f"  problem: {problem}")
+    if not out["ok"]:
         raise typer.Exit(1)
+
+
+def verify_report(report) -> dict:
+    """A :class:`ledger.FsckReport` as plain JSON data (field names as in the report).
+
+    Returns:
+        ``{"ok": bool, "entries_checked": int, "integrated_size": int,
+        "checkpoints_checked": int, "first_bad_index": int | None, "problems": [str]}``.
+
+    """
+    return {
+        "ok": bool(report.ok),
+        "entries_checked": int(report.entries_checked),
+        "integrated_size": int(report.integrated_size),
+        "checkpoints_checked": int(report.checkpoints_checked),
+        "first_bad_index": report.first_bad_index,
+        "problems": [str(p) for p in report.problems],
+    }
 
 
 def _open(directory):
@@ -339,12 +365,23 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
         seen = w.equivocations()
     finally:
         w.close()
+    witnessing = _witnessing_status(ident)
+    checkpointed = cp.checkpoint.size if cp else 0
+    witnessed = wcp.checkpoint.size if wcp else 0
+    if checkpointed > witnessed and not witnessing.get("problem"):
+        failing = {n: st for n, st in witnessing["per_witness"].items() if st.get("last_error")}
+        witnessing["problem"] = (
+            "; ".join(f"{n}: {st['last_error']}" for n, st in failing.items())
+            if failing
+            else "the latest checkpoint has not reached the witnesses yet (is the node running?)"
+        )
     out = {
         "sequenced": getattr(marks, "sequenced", None),
         "integrated": getattr(marks, "integrated", None),
         "checkpointed": cp.checkpoint.size if cp else 0,
         "witnessed": wcp.checkpoint.size if wcp else 0,
         "checkpoint": cp.note if cp else "",
+        "witnessing": witnessing,
         "equivocations": [
             {
                 "origin": e.origin,
@@ -362,14 +399,53 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     else:
         for k in ("sequenced", "integrated", "checkpointed", "witnessed"):
             console.print(f"{k:13s} {out[k]}")
+        console.print(
+            f"witnesses    {', '.join(witnessing['witnesses']) or '(none)'} (quorum {witnessing['quorum']})"
+        )
+        for name, st in witnessing["per_witness"].items():
+            state = f"cosigned size {st['cosigned_size']}" if "cosigned_size" in st else "never cosigned"
+            if st.get("last_error"):
+                at = f" at {st['last_error_at']}" if st.get("last_error_at") else ""
+                state += f"; last error{at}: {st['last_error']}"
+            console.print(f"  {name}: {state}")
+        if witnessing.get("problem") and out["checkpointed"] > out["witnessed"]:
+            console.print(f"not witnessed: {witnessing['problem']}")
         if out["equivocations"]:
-            console.print(f"[red bold]EQUIVOCATION[/]: {len(out['equivocations'])} piece(s) of evidence")
+            console.print(f"EQUIVOCATION: {len(out['equivocations'])} piece(s) of evidence")
             for e in out["equivocations"]:
                 console.print(f"  {e['origin']} size {e['size']}: {e['detail']}")
         else:
             console.print("no equivocation seen")
     if out["equivocations"]:
         raise typer.Exit(2)
+
+
+def _witnessing_status(ident) -> dict:
+    """The witness policy and, per witness, the running node's last result (node state ``witnessing``).
+
+    The policy (witnesses, quorum, unusable witnesses) is read from ``node.toml``
+    and the pinned peers; the per-witness results (cosigned size, last error)
+    are those the node recorded (:meth:`federation.witnessing.WitnessCoordinator.status`).
+    """
+    from types import SimpleNamespace
+
+    from federation.agents import open_store
+    from federation.peers import PeerRegistry
+    from federation.witnessing import WITNESSING_STATE, configured_witnesses, quorum_problem
+
+    node = SimpleNamespace(config=ident.config, peers=PeerRegistry.load(ident.paths.peers))
+    saved = open_store(ident).get_state(WITNESSING_STATE) or {}
+    per = {name: dict(saved.get("per_witness", {}).get(name, {})) for name in ident.config.witnesses}
+    _, unusable = configured_witnesses(node)
+    for name, why in unusable.items():
+        per[name].update(last_error=why, failing=True)
+    failing = {name for name, st in per.items() if st.get("failing")}
+    return {
+        "witnesses": list(ident.config.witnesses),
+        "quorum": ident.config.witness_quorum,
+        "problem": quorum_problem(node, failing),
+        "per_witness": per,
+    }
 
 
 def plot_growth(dirs: dict[str, Path], out: Path) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -20,6 +21,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"accord {package_version()}")
+        raise typer.Exit()
+
+
+def package_version() -> str:
+    """The installed ``accord-federation`` version (PEP 440), or ``"unknown"`` when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("accord-federation")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Accord: secure cross-organization collaboration between AI agents."""
+
+
 app.add_typer(node.app, name="node", help="Create and run a node.")
 app.add_typer(peer.app, name="peer", help="Exchange and pin peer bundles.")
 app.add_typer(agent.app, name="agent", help="Register, list, revoke and suspend agents.")
@@ -50,6 +79,25 @@ def _error_types() -> tuple[type[BaseException], ...]:
     return (FederationError, CredentialError, PolicyError, LedgerError)
 
 
+def _validation_error() -> type[BaseException]:
+    from pydantic import ValidationError
+
+    return ValidationError
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return (OperationalError, DBAPIError)
+
+
+def _database_message(exc: BaseException) -> str:
+    """One line from a SQLAlchemy error: the driver's first line, never the statement or parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [orig.__class__.__name__])[0]
+    return f"{orig.__class__.__name__}: {first[:300]}"
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -57,6 +105,15 @@ def main() -> None:
     except _error_types() as exc:
         reason = getattr(exc, "reason", "ERROR")
         typer.echo(f"accord: error: {reason}: {exc}", err=True)
+        sys.exit(1)
+    except _validation_error() as exc:  # a model built from node files or arguments (bundle, config)
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title  # type: ignore[attr-defined]
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        typer.echo(f"accord: error: INVALID: {exc.title}: {where}: {msg}", err=True)  # type: ignore[attr-defined]
+        sys.exit(1)
+    except _database_errors() as exc:  # unreachable database, wrong credentials, missing schema
+        typer.echo(f"accord: error: DATABASE_UNAVAILABLE: {_database_message(exc)}", err=True)
         sys.exit(1)
     except (OSError, RuntimeError) as exc:
         typer.echo(

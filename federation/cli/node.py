@@ -1,8 +1,9 @@
-"""``accord node``: init, start, status."""
+"""``accord node``: init, start, stop, status, migrate."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,11 +30,53 @@ def init(
     """Create keys, DID, CA, TLS certificates and node.toml."""
     from federation.identity import init_node
 
-    d = node_dir(directory)
+    d = node_dir(directory, must_exist=False)
+    if force:
+        _refuse_orphaning_a_ledger(d)
     cfg = init_node(
         d, org_name=org, listen=listen, advertise=advertise, database_url=database_url, force=force
     )
-    console.print(f"initialized [bold]{cfg.org_name}[/] ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+    console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+
+
+def _refuse_orphaning_a_ledger(d) -> None:
+    """``init --force`` replaces the keys: refuse while the old database still holds a ledger.
+
+    New keys over an old ledger leave it unverifiable ("log was created with
+    another signing key"): the operator moves the database away first.
+
+    Raises:
+        ConfigError: ``LEDGER_EXISTS`` when the node's database holds ledger entries.
+
+    """
+    from federation.config import CONFIG_NAME, database_url_for, load_config
+    from federation.errors import ConfigError, FederationError
+
+    if not (d / CONFIG_NAME).is_file():
+        return
+    try:
+        cfg = load_config(d)
+    except FederationError:
+        return  # an unreadable config names no database to protect
+    url = database_url_for(d, cfg)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("ledger_entries"):
+                return
+            n = conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar() or 0
+    finally:
+        engine.dispose()
+    if n:
+        raise ConfigError(
+            f"{d} holds a ledger of {n} entries signed with the current keys: --force would leave it "
+            "unverifiable; back up and move the database away first",
+            reason="LEDGER_EXISTS",
+        )
 
 
 @app.command("start")
@@ -41,12 +84,39 @@ def start(
     directory: DirOption = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
 ) -> None:
-    """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM."""
+    """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM (or `accord node stop`).
+
+    Refused in one line when a node already runs on the directory (its
+    ``node.pid`` is locked) or a configured address is in use.
+    """
     from federation.observability import configure_logging
     from federation.server import run
 
     configure_logging(json_logs=json_logs)
-    asyncio.run(run(node_dir(directory)))
+    asyncio.run(run(node_dir(directory), json_ready=json_logs))
+
+
+@app.command("stop")
+def stop(
+    directory: DirOption = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a graceful stop.")
+    ] = 30.0,
+    kill: Annotated[
+        bool, typer.Option("--kill", help="SIGKILL the node if it is still running after --timeout.")
+    ] = False,
+) -> None:
+    """Stop the node running on this directory: SIGTERM (graceful: drains the ledger), then wait.
+
+    Exit 1 with one line when no node runs there, or when it is still
+    running after ``--timeout`` seconds (unless ``--kill``).
+    """
+    from federation.lifecycle import stop_node
+    from federation.paths import NodePaths
+
+    d = node_dir(directory)
+    pid = stop_node(NodePaths(d).pidfile, timeout=timeout, kill=kill)
+    console.print(f"stopped node in {d} (pid {pid})")
 
 
 @app.command("status")
@@ -80,3 +150,104 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     for k, v in info.items():
         t.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
     console.print(t)
+
+
+@app.command("migrate")
+def migrate(
+    directory: DirOption = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 when an upgrade is pending.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Upgrade the node database's schema (node and ledger tables, Alembic) to this version.
+
+    Run with the node stopped (refused while it runs), after a backup. Each
+    set of tables is upgraded in one transaction; a database written by a
+    newer version is refused.
+    """
+    from federation.config import database_url_for, load_config
+    from federation.lifecycle import NodeRunningError, running_pid
+    from federation.paths import NodePaths
+    from federation.schema_upgrade import schema_states, upgrade
+    from federation.store import make_engine
+
+    d = node_dir(directory)
+    cfg = load_config(d)
+    url = database_url_for(d, cfg)
+    engine = make_engine(url)
+    try:
+        states = schema_states(engine)
+        pending = [s for s in states if s.pending]
+        if not check and pending:
+            pid = running_pid(NodePaths(d).pidfile)
+            if pid is not None:
+                raise NodeRunningError(
+                    f"a node runs in {d} (pid {pid}): stop it (`accord node stop`) before migrating"
+                )
+            upgrade(engine, url)
+        rows = [
+            {
+                "tables": s.component,
+                "from": s.current,
+                "to": s.head,
+                "pending": list(s.pending),
+                "status": "up to date" if not s.pending else ("pending" if check else "upgraded"),
+            }
+            for s in states
+        ]
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(rows)
+    else:
+        for r in rows:
+            if not r["pending"]:
+                console.print(f"{r['tables']} tables: at {r['to']} (up to date)")
+            else:
+                verb = "would upgrade" if check else "upgraded"
+                console.print(
+                    f"{r['tables']} tables: {verb} {r['from'] or '(none)'} -> {r['to']} "
+                    f"({', '.join(r['pending'])})"
+                )
+    if check and pending:
+        raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup(
+    out: Annotated[
+        Path, typer.Option("--out", help="The archive to write (mode 0600: it holds the private keys).")
+    ],
+    directory: DirOption = None,
+) -> None:
+    """Consistent online backup of a SQLite node: directory and database snapshot, one 0600 archive."""
+    from federation.backup import backup_node
+
+    info = backup_node(node_dir(directory), out)
+    console.print(
+        f"backed up {info.org_name} ({info.org_did}) to {info.path}: {info.files} files, {info.bytes} bytes, "
+        f"ledger size {info.ledger_size}; mode 0600, it holds the node's private keys",
+        soft_wrap=True,
+    )
+
+
+@app.command("restore")
+def restore(
+    archive: Annotated[
+        Path, typer.Option("--from", help="An archive written by `node backup`.", exists=True, dir_okay=False)
+    ],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="The new node directory (must not exist, or be empty).")
+    ],
+) -> None:
+    """Restore a backup into a new directory (checked against its manifest); never writes over a node."""
+    from federation.backup import restore_node
+
+    info = restore_node(archive, directory)
+    console.print(
+        f"restored {info.org_name} ({info.org_did}) from {info.created_at} into {directory}: ledger size "
+        f"{info.ledger_size}. It is the same organization and log: start it in place of the source, never "
+        "beside it; if its ledger is older than what the witnesses cosigned, see docs/operator-guide.md",
+        soft_wrap=True,
+    )

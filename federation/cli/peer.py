@@ -1,4 +1,4 @@
-"""``accord peer``: export-bundle, add, sign-rotation, list."""
+"""``accord peer``: export-bundle, add, remove, sign-rotation, list."""
 
 from __future__ import annotations
 
@@ -58,19 +58,32 @@ def add(
             help="Re-pin by operator override: OLD NEW fingerprints, both checked out of band.",
         ),
     ] = None,
+    witness: Annotated[
+        bool,
+        typer.Option(
+            "--witness",
+            help="Also name the peer in `witnesses` (node.toml): its witness cosigns our checkpoints.",
+        ),
+    ] = False,
 ) -> None:
     """Verify and pin a peer bundle.
 
     A peer already pinned with other keys, CA or endpoint is only re-pinned
-    with ``--rotation`` or ``--replace-fingerprints OLD NEW``.
+    with ``--rotation`` or ``--replace-fingerprints OLD NEW``. Pinning never
+    changes the witness policy unless ``--witness`` is given.
     """
-    from federation.config import load_config
+    from federation.config import load_config, save_config
+    from federation.errors import PeerError
     from federation.paths import NodePaths
     from federation.peers import PeerBundle, RotationStatement, pin_bundle
 
     d = node_dir(directory)
     cfg = load_config(d)
     bundle = PeerBundle.parse(bundle_file.read_bytes())
+    if witness and not bundle.witness_vkey:
+        raise PeerError(
+            f"{bundle_file}: the bundle of {bundle.org_name} has no witness key", reason="BAD_BUNDLE"
+        )
     result = pin_bundle(
         NodePaths(d).peers,
         bundle,
@@ -87,6 +100,11 @@ def add(
         f"pinned {bundle.org_name} ({bundle.org_did}) at {bundle.endpoint}, "
         f"fingerprint {bundle.fingerprint()}{moved}"
     )
+    if witness and bundle.org_name not in cfg.witnesses:
+        save_config(d, cfg.model_copy(update={"witnesses": [*cfg.witnesses, bundle.org_name]}))
+        console.print(
+            f"witnesses: {', '.join([*cfg.witnesses, bundle.org_name])} (quorum {cfg.witness_quorum})"
+        )
     note = nudge_running_node(d)
     if note:
         console.print(note)
@@ -133,3 +151,70 @@ def list_peers(directory: DirOption = None, as_json: JsonOption = False) -> None
     for r in rows:
         t.add_row(*r.values())
     console.print(t)
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="The peer's organization name (as in `peer list`).")],
+    directory: DirOption = None,
+) -> None:
+    """Unpin a peer: delete its bundle and drop it from `witnesses`.
+
+    Refused, with nothing changed, when the peer is not pinned or when
+    dropping it would leave fewer witnesses than ``witness_quorum`` (lower the
+    quorum first). Contracts naming the peer stay registered but can no
+    longer be used (they are listed). The running node is reloaded.
+    """
+    import re
+
+    from federation.config import load_config, save_config
+    from federation.errors import ConfigError, PeerError
+    from federation.paths import NodePaths
+    from federation.peers import PeerRegistry
+    from policy import Contract
+
+    d = node_dir(directory)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+        raise PeerError(f"not an organization name: {name!r}", reason="UNKNOWN_PEER")
+    paths = NodePaths(d)
+    registry = PeerRegistry.load(paths.peers)
+    bundle = next((b for b in registry if b.org_name == name), None)
+    if bundle is None:
+        raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)")
+    cfg = load_config(d)
+    if name in cfg.witnesses:
+        rest = [w for w in cfg.witnesses if w != name]
+        if len(rest) < cfg.witness_quorum:
+            raise ConfigError(
+                f"{paths.config}: removing {name} leaves {len(rest)} witness(es) for witness_quorum "
+                f"{cfg.witness_quorum}: change witnesses / witness_quorum there first",
+                metadata={"field": "witness_quorum"},
+            )
+        save_config(d, cfg.model_copy(update={"witnesses": rest}))
+    for p in paths.peers.glob("*.json"):
+        if _names(p, bundle.org_did):
+            p.unlink()
+    naming = []
+    for p in sorted(paths.contracts.glob("*.json")):
+        try:
+            c = Contract.load(p)
+        except Exception:  # noqa: BLE001 - a bad contract file is not this command's business
+            continue
+        if bundle.org_did in (c.parties.provider.org, c.parties.requester.org):
+            naming.append(c.id)
+    console.print(f"removed peer {name} ({bundle.org_did}, fingerprint {bundle.fingerprint()})")
+    if naming:
+        console.print(f"note: contracts naming {name} can no longer be used: {', '.join(naming)}")
+    note = nudge_running_node(d)
+    if note:
+        console.print(note)
+
+
+def _names(path: Path, org_did: str) -> bool:
+    """True when the pinned bundle file at ``path`` is the one of ``org_did``."""
+    import json
+
+    try:
+        return json.loads(path.read_text()).get("org_did") == org_did
+    except (OSError, ValueError, AttributeError):
+        return False

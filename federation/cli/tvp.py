@@ -54,7 +54,7 @@ def scenes(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             if d is None
             else f"{d['hops']} hop(s), " + (f"widens {d['expands']}" if d["expands"] else "narrows"),
         )
-    Console().print(t)
+    Console(emoji=False, markup=False, highlight=False).print(t)
 
 
 @app.command("sweep")

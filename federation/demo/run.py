@@ -12,6 +12,7 @@ and after the gate, and each node's ledger; stop the processes.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from federation.client import AgentClient
 from federation.demo import scenario
-from federation.demo.setup import Layout, provision
+from federation.demo.setup import Layout, load_layout, provision
 from federation.errors import FederationError
 from federation.supervisor import NodeProcess
 
@@ -599,9 +600,9 @@ def run_demo(
 ) -> int:
     """Run the whole demo; returns the process exit code (0 = every check passed)."""
     if console is None:
-        console = Console()
+        console = Console(emoji=False)
         if not console.is_terminal or console.width < 140:
-            console = Console(width=160)
+            console = Console(width=160, emoji=False)
     t0 = time.monotonic()
     tmp = None
     if workdir is None:
@@ -617,6 +618,9 @@ def run_demo(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    kept = load_layout(root) if workdir is not None else None  # refuses a directory holding other things
+    if kept is not None:
+        return _reuse(kept, console, procs, keep_running=keep_running)
     try:
         with console.status("provisioning three organizations (keys, CAs, bundles, agents, contracts)"):
             layout = provision(root)
@@ -672,3 +676,64 @@ def run_demo(
             p.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reuse(layout: Layout, console: Console, procs: list[NodeProcess], *, keep_running: bool) -> int:
+    """Bring back the federation a previous run kept in ``layout.root``: same keys, same ledgers.
+
+    Nothing is provisioned again (keys, agents and contracts stay as they
+    are) and the scenario is not replayed (its expected outcomes assume a
+    fresh federation). Every ledger is verified first; the nodes are started
+    and, with ``keep_running``, left running until Ctrl-C.
+
+    Returns:
+        0 when every ledger verifies and every node started, else 1.
+
+    """
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    orgs = [o for o in scenario.ORGS if o in layout.orgs]
+    console.print(f"Accord demo: reusing the federation kept in {layout.root} (keys and ledgers unchanged)")
+    bad = []
+    for org in orgs:
+        lg = open_ledger_readonly(NodeIdentity.load(layout.orgs[org]))
+        try:
+            report = lg.verify()
+        finally:
+            lg.close()
+        console.print(
+            f"  {org:9s} ledger: {report.entries_checked} entries, verify {'ok' if report.ok else 'FAILED'}"
+        )
+        if not report.ok:
+            bad.append(org)
+    if bad:
+        for org in bad:
+            console.print(
+                f"FAIL {org}: ledger does not verify (accord ledger verify --dir {layout.orgs[org]})"
+            )
+        return 1
+    try:
+        for org in orgs:
+            procs.append(NodeProcess(layout.orgs[org]).start())
+        for p in procs:
+            console.print(f"  {p.directory.name:9s} pid {p.pid}  {p.endpoint}")
+        console.print(
+            "the scenario is not replayed on a federation with history; use a new --workdir for that"
+        )
+        if keep_running:
+            console.print("nodes keep running; press Ctrl-C to stop")
+            try:
+                while all(p.alive() for p in procs):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def summary_json(layout: Layout) -> str:
+    """The per-pair summary as JSON (for scripts)."""
+    return json.dumps(pair_summary(layout, scenario.ORGS), indent=2)

@@ -169,10 +169,18 @@ def provision(
 
     """
     from federation.config import load_config, save_config
+    from federation.errors import ConfigError
 
     root.mkdir(parents=True, exist_ok=True)
     layout = Layout(root=root)
     names = list(orgs) + ([INTEROP_ORG] if with_interop else [])
+    taken = [org for org in names if (root / org / "node.toml").exists()]
+    if taken:  # never regenerate the keys of a node whose ledger we did not create
+        raise ConfigError(
+            f"{root / taken[0]} already holds a node: provisioning would replace its keys and "
+            "leave its ledger unverifiable",
+            reason="WORKDIR_IN_USE",
+        )
     idents: dict[str, NodeIdentity] = {}
     for org in names:
         d = root / org
@@ -182,6 +190,9 @@ def provision(
             update={
                 "status_list_ttl_seconds": status_ttl_seconds,
                 "witness_interval_seconds": witness_interval_seconds,
+                # the scenario's organizations witness each other; the tester org witnesses nobody
+                "witnesses": [o for o in orgs if o != org] if org in orgs else [],
+                "witness_quorum": max(1, min(2, len(orgs) - 1)) if org in orgs else 1,
                 "http_listen": f"127.0.0.1:{free_port()}" if http else "",
                 "metrics_port": free_port(),
             }
@@ -281,4 +292,42 @@ def provision(
         c = _sign_both(doc, idents)
         for party in (c.parties.provider.name, c.parties.requester.name):
             c.dump(layout.orgs[party] / "contracts" / f"{c.id}.json")
+    (root / DEMO_MARKER).write_text(json.dumps({"orgs": names, "provisioned_at": now.isoformat()}))
+    return layout
+
+
+DEMO_MARKER = ".accord-demo.json"
+"""Written last by :func:`provision`: the directory holds a complete demo federation made by it."""
+
+
+def load_layout(root: Path) -> Layout | None:
+    """The federation a previous :func:`provision` left in ``root``, or None when it holds none.
+
+    Raises:
+        ConfigError: ``WORKDIR_IN_USE`` when ``root`` holds something else
+            (files, another node, or a provisioning that did not finish).
+
+    """
+    from federation.errors import ConfigError
+
+    if not root.exists() or not any(root.iterdir()):
+        return None
+    marker = root / DEMO_MARKER
+    try:
+        names = json.loads(marker.read_text())["orgs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"{root} is not empty and holds no federation made by `accord demo` ({DEMO_MARKER} missing); "
+            "choose another --workdir",
+            reason="WORKDIR_IN_USE",
+        ) from None
+    layout = Layout(root=root)
+    for org in names:
+        d = root / str(org)
+        if not (d / "node.toml").is_file():
+            raise ConfigError(f"{d}: node.toml missing; the demo federation in {root} is incomplete",
+                              reason="WORKDIR_IN_USE")  # fmt: skip
+        layout.orgs[org] = d
+        for wallet in sorted((d / "agents").glob("*.json")):
+            layout.wallets[f"{org}/{wallet.stem}"] = wallet
     return layout

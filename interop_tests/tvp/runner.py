@@ -280,9 +280,14 @@ def provision_tvp(
         d = root / org
         init_node(d, org_name=org, listen=f"127.0.0.1:{free_port()}", force=True)
         cond = next((c for c in conditions if c.org == org), None)
+        providers = [c.org for c in conditions]
         update: dict[str, Any] = {
             "status_list_ttl_seconds": 1.0,
             "witness_interval_seconds": witness_interval_seconds,
+            # the explicit witness policy (node.toml `witnesses`): the requester and its providers
+            # witness each other (providers are not peered with each other)
+            "witnesses": providers if org == REQUESTER else [REQUESTER],
+            "witness_quorum": max(1, min(2, len(providers))) if org == REQUESTER else 1,
         }
         if cond is not None:
             update["provider_agent"] = cond.agent_model

@@ -54,3 +54,52 @@ def test_demo_runs_and_operator_commands_work_offline_afterwards(tmp_path):
         timeout=60,
     )
     assert v.returncode == 0, v.stdout + v.stderr
+    # re-running on the kept directory reuses it: same keys, ledgers untouched and still verifying
+    keys = {org: (work / org / "keys" / "org.jwk").read_bytes() for org in ("hospital", "relief", "supplier")}
+    sizes = {org: _ledger_size(work / org) for org in ("hospital", "relief", "supplier")}
+    again = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "demo", "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "reusing the federation kept in" in again.stdout and "AGENT_EXISTS" not in again.stderr
+    for org in ("hospital", "relief", "supplier"):
+        assert (work / org / "keys" / "org.jwk").read_bytes() == keys[org]
+        assert _ledger_size(work / org) == sizes[org]
+        assert not (work / org / "node.pid").exists()
+    v = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(work / "hospital")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def _ledger_size(directory) -> int:
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+
+    lg = open_ledger_readonly(NodeIdentity.load(directory))
+    try:
+        return lg.size()
+    finally:
+        lg.close()
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path):
+    from federation.identity import init_node
+
+    init_node(tmp_path / "hospital", org_name="hospital", listen="127.0.0.1:7400")
+    key = (tmp_path / "hospital" / "keys" / "org.jwk").read_bytes()
+    p = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "demo", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stdout + p.stderr
+    assert p.stderr.startswith("accord: error: WORKDIR_IN_USE:") and "choose another --workdir" in p.stderr
+    assert (tmp_path / "hospital" / "keys" / "org.jwk").read_bytes() == key

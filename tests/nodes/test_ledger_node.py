@@ -344,6 +344,28 @@ def test_payload_other_than_the_logged_one_is_refused(provider_only):
     run(_in_process_requester(provider_only.layout, tamper, body))
 
 
+def test_payload_respelled_from_the_logged_bytes_is_refused(provider_only):
+    """The same JSON value with other spacing is not the payload whose digest was logged.
+
+    The requester hashes ``payload_json`` as received (spec: response_digest); a
+    requester that re-serialized before hashing accepted this.
+    """
+    from federation.errors import FederationError
+
+    def tamper(out, n):
+        records = json.loads(out.payload_json)
+        out.payload_json = json.dumps(records, sort_keys=True, indent=1).encode()
+        return out
+
+    async def body(node, ask):
+        with pytest.raises(FederationError) as refused:
+            await ask(2)
+        assert refused.value.reason == "RECEIPT_MISMATCH"
+        assert refused.value.metadata["mismatch"] == "response_digest"
+
+    run(_in_process_requester(provider_only.layout, tamper, body))
+
+
 def test_outcome_of_unreasonable_size_is_refused(provider_only):
     from federation.errors import FederationError
 

@@ -188,10 +188,17 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "RECEIPT_MISMATCH",
         "PEER_LOG_INCONSISTENT",
         "OUTCOME_TOO_LARGE",
-        # the node's own state or configuration
+        # the node's own state or configuration (operator commands; not on the wire)
         "CONFIG_INVALID",
         "METRICS_DISABLED",
         "NODE_NOT_RUNNING",
+        "NODE_RUNNING",
+        "ADDRESS_IN_USE",
+        "STOP_TIMEOUT",
+        "SCHEMA_MISMATCH",
+        "LEDGER_EXISTS",
+        "WORKDIR_IN_USE",
+        "BACKUP_INVALID",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",

@@ -6,7 +6,9 @@ signature, replay cache, Rego decision, MNI gate, provider ledger append
 and integration with a signed checkpoint and inclusion proof, receipt
 verification and the requester's "received" entry. Baseline: the same
 two-process hop over mutual TLS with the same request and reply sizes
-(:mod:`benchmarks.relay`). Both at 1, 16 and 64 requests in flight.
+(:mod:`benchmarks.relay`). Both at 1, 8 and 64 requests in flight, with the
+CPU milliseconds each process spends per exchange (steadier than throughput
+on a shared machine).
 """
 
 from __future__ import annotations
@@ -42,7 +44,22 @@ def _percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-async def _load(call, *, concurrency: int, seconds: float) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(call, *, concurrency: int, seconds: float, pids: dict[str, int]) -> dict[str, Any]:
+    """Run ``call`` with ``concurrency`` in flight for ``seconds``.
+
+    Returns throughput (calls/s), latency percentiles (ms) and, per process
+    in ``pids`` (name → pid), CPU milliseconds per call: on a shared machine
+    the CPU cost is steadier than the throughput.
+    """
     latencies: list[float] = []
     errors = 0
     end = time.perf_counter() + seconds
@@ -61,10 +78,18 @@ async def _load(call, *, concurrency: int, seconds: float) -> dict[str, float]:
     # warm-up
     for _ in range(min(20, 4 * concurrency)):
         await call()
+    cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
+    cpu1 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_ms = {
+        name: (cpu1[name] - cpu0[name]) * 1e3 / max(1, len(latencies))  # type: ignore[operator]
+        for name in pids
+        if cpu0[name] is not None and cpu1[name] is not None
+    }
     return {
+        "cpu_ms_per_call": cpu_ms,
         "calls": len(latencies),
         "errors": errors,
         "throughput": len(latencies) / wall,
@@ -96,7 +121,9 @@ def _spawn_relay(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     return proc, out[0]
 
 
-async def _full(layout, *, levels: tuple[int, ...], seconds: float) -> tuple[dict[int, dict], int, int]:
+async def _full(
+    layout, *, levels: tuple[int, ...], seconds: float, pids: dict[str, int]
+) -> tuple[dict[int, dict], int, int]:
     async with AgentClient.from_wallet(layout.wallets["relief/logistics"]) as agent:
         session = await agent.open_session("supplier")
         sample = agent.sign_request(
@@ -127,7 +154,7 @@ async def _full(layout, *, levels: tuple[int, ...], seconds: float) -> tuple[dic
                 fields=FIELDS,
             )
 
-        out = {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
+        out = {c: await _load(call, concurrency=c, seconds=seconds, pids=pids) for c in levels}
         return out, sample.ByteSize(), reply_bytes
 
 
@@ -140,6 +167,7 @@ async def _raw(
     *,
     levels: tuple[int, ...],
     seconds: float,
+    pids: dict[str, int],
 ) -> dict[int, dict]:
     creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
     async with grpc.aio.secure_channel(front, creds) as ch:
@@ -149,13 +177,13 @@ async def _raw(
         async def call() -> None:
             await method(payload, timeout=10)
 
-        return {c: await _load(call, concurrency=c, seconds=seconds) for c in levels}
+        return {c: await _load(call, concurrency=c, seconds=seconds, pids=pids) for c in levels}
 
 
 def run(
     *,
     seconds: float = 4.0,
-    concurrency: tuple[int, ...] = (1, 16, 64),
+    concurrency: tuple[int, ...] = (1, 8, 64),
     json_output: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
@@ -167,7 +195,10 @@ def run(
     relays: list[subprocess.Popen[str]] = []
     try:
         console.print("measuring full exchanges (relief agent → relief node → supplier node)…")
-        full, req_bytes, reply_bytes = asyncio.run(_full(layout, levels=concurrency, seconds=seconds))
+        full_pids = {"requester node": procs[0].pid, "provider node": procs[1].pid, "agent": os.getpid()}
+        full, req_bytes, reply_bytes = asyncio.run(
+            _full(layout, levels=concurrency, seconds=seconds, pids=full_pids)
+        )
         for p in procs:
             p.stop()
         sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
@@ -210,6 +241,7 @@ def run(
                 req_bytes,
                 levels=concurrency,
                 seconds=seconds,
+                pids={"front relay": front.pid, "back relay": back.pid, "client": os.getpid()},
             )
         )
     finally:
@@ -255,6 +287,8 @@ def run(
             "relay p50 ms",
             "relay p99 ms",
             "full / relay",
+            "full CPU ms/ex",
+            "relay CPU ms/ex",
         ):
             t.add_column(col, justify="right")
         for p in result["points"]:
@@ -268,9 +302,28 @@ def run(
                 f"{r['p50_ms']:.2f}",
                 f"{r['p99_ms']:.2f}",
                 f"{p['ratio']:.2f}",
+                _cpu_text(f),
+                _cpu_text(r),
             )
         console.print(t)
+        console.print(
+            "CPU ms per exchange, per process (full: requester node / provider node / agent; "
+            "relay: front / back / client):"
+        )
+        for p in result["points"]:
+            f, r = p["full"]["cpu_ms_per_call"], p["raw_relay"]["cpu_ms_per_call"]
+            console.print(
+                f"  {p['in_flight']:>3} in flight: full "
+                + " / ".join(f"{v:.2f}" for v in f.values())
+                + "   relay "
+                + " / ".join(f"{v:.2f}" for v in r.values())
+            )
     return result
+
+
+def _cpu_text(point: dict[str, Any]) -> str:
+    cpu = point.get("cpu_ms_per_call") or {}
+    return f"{sum(cpu.values()):.2f}" if cpu else "n/a"
 
 
 if __name__ == "__main__":

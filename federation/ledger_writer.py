@@ -1,11 +1,16 @@
 """Group commit for the node's ledger: many concurrent appends, few transactions.
 
 Requests on the asyncio loop submit entries; one worker thread owns the
-log's write path. Each turn takes everything queued (up to ``max_batch``),
-appends it in one transaction (durable before any caller is answered),
-integrates the tree and signs one checkpoint if any caller needs a receipt,
-then answers every caller. Under load, batches grow by themselves while a
-turn is running (Tessera's sequencing/integration split, applied per node).
+log's write path. Each turn takes everything queued (up to ``max_batch``)
+and commits it once: when any caller needs a receipt, the batch is
+sequenced, integrated and its checkpoint signed in one transaction
+(:meth:`ledger.TransparencyLog.append_integrated`); otherwise (the
+requester's "received" entries) it is only sequenced, in one transaction.
+Every caller is answered after that commit, so nothing is acknowledged
+before it is durable. Under load, batches grow by themselves while a turn
+is committing: this is the group commit (one fsync for the whole batch).
+Tessera's sequencing/integration split stays in the log's API; the writer
+commits the two together.
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ class LedgerWriter:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _append_each(self, entries: list[Any]) -> list[Any]:
+    def _append_each(self, entries: list[Any], *, integrated: bool) -> list[Any]:
         """Append one by one after a batch was refused: only the bad entries fail.
 
         Returns one ``AppendResult`` or the ``LedgerError`` refusing it per entry.
@@ -123,7 +128,7 @@ class LedgerWriter:
         out: list[Any] = []
         for e in entries:
             try:
-                out.extend(self._log.append([e]))
+                out.extend(self._log.append_integrated([e]).results if integrated else self._log.append([e]))
             except LedgerError as exc:
                 if not exc.caller_fault:  # the database itself failed: the whole batch fails
                     raise
@@ -132,8 +137,10 @@ class LedgerWriter:
         return out
 
     def _process(self, batch: list[tuple[Any, bool, Any]]) -> list[Written | BaseException]:
-        """Append a batch in one transaction; one refused entry never fails unrelated ones.
+        """Commit a batch in one transaction; one refused entry never fails unrelated ones.
 
+        With a receipt wanted, the one transaction also integrates the tree and
+        signs the checkpoint the receipts are built on.
         A caller-fault refusal (``InvalidEntryError``, ``IdempotencyConflictError``)
         of the batch transaction (which wrote nothing) makes the batch be appended
         entry by entry, so only the refused entries' callers get the error.
@@ -141,12 +148,19 @@ class LedgerWriter:
         from ledger import LedgerError
 
         entries = [e for e, _, _ in batch]
+        integrated = any(want for _, want, _ in batch)
+        receipts: dict[int, Any] = {}
         try:
-            appended: list[Any] = list(self._log.append(entries))
+            if integrated:
+                done = self._log.append_integrated(entries)
+                appended: list[Any] = done.results
+                receipts = {r.index: rc for r, rc in zip(done.results, done.receipts, strict=True)}
+            else:
+                appended = self._log.append(entries)
         except LedgerError as exc:
             if not exc.caller_fault or len(entries) == 1:
                 raise
-            appended = self._append_each(entries)
+            appended = self._append_each(entries, integrated=integrated)
         self.batches += 1
         self.entries += len(entries)
         from federation.observability import LEDGER_SIZE
@@ -154,15 +168,13 @@ class LedgerWriter:
         indices = [r.index for r in appended if not isinstance(r, BaseException)]
         if indices:
             LEDGER_SIZE.set(max(indices) + 1)
-        receipts: dict[int, Any] = {}
         wanted = [
             res.index
             for res, (_, want, _) in zip(appended, batch, strict=True)
-            if want and not isinstance(res, BaseException)
+            if want and not isinstance(res, BaseException) and res.index not in receipts
         ]
-        if wanted:
-            self._log.integrate()
-            receipts = dict(zip(wanted, self._log.receipts(wanted), strict=True))
+        if wanted:  # entries appended one by one after a refused batch
+            receipts.update(zip(wanted, self._log.receipts(wanted), strict=True))
         return [
             r
             if isinstance(r, BaseException)

@@ -50,6 +50,7 @@ from ledger import (
 )
 from policy import (
     Contract,
+    DecisionCache,
     DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
@@ -175,10 +176,11 @@ class Node(ProviderSide, RequesterSide):
         return cls(NodeIdentity.load(node_dir), **parts)
 
     def _make_engine(self):
+        """The policy engine behind a :class:`policy.DecisionCache` (hits across sessions and seconds)."""
         pc = self.config.policy
         if pc.engine == "opa":
-            return OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds)
-        return RegopyEngine(cache_size=4096)
+            return DecisionCache(OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds))
+        return DecisionCache(RegopyEngine())
 
     def reload(self) -> dict[str, int]:
         """Re-read peers, contracts and data from the node directory.

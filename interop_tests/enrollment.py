@@ -271,9 +271,6 @@ def enroll(
             "run `accord interop unenroll` first",
             metadata={"path": str(manifest)},
         )
-    tester = ensure_tester(tester_dir)
-    if tester.org_did == node.org_did:
-        raise ConfigError("the node under test is the tester organization itself")
     org = node.config.org_name
     store = open_store(node)
     taken = _taken(node, store, org)
@@ -283,6 +280,9 @@ def enroll(
             "has (remove them, or enroll at another node)",
             metadata={"path": str(node_dir)},
         )
+    tester = ensure_tester(tester_dir)
+    if tester.org_did == node.org_did:
+        raise ConfigError("the node under test is the tester organization itself")
     cid, unsigned_id = contract_ids(org)
     marks = store.get_state("contract_versions") or {}
     bundle = tester_bundle(tester, now=now)

@@ -40,7 +40,7 @@ from ledger.errors import (
     UnknownLogError,
 )
 from ledger.hashing import EMPTY_ROOT, leaf_hash, merkle_root, node_hash
-from ledger.log import FsckReport, TransparencyLog, Watermarks
+from ledger.log import FsckReport, IntegratedBatch, TransparencyLog, Watermarks
 from ledger.note import MAX_NOTE_BYTES, NoteSigner, NoteVerifier, key_id, open_note, parse_note
 from ledger.policy import WitnessPolicy
 from ledger.proofs import verify_consistency, verify_inclusion
@@ -126,6 +126,7 @@ __all__ = [
     "TreeSizeError",
     "UnknownLogError",
     "Watermarks",
+    "IntegratedBatch",
     "key_id",
     "leaf_hash",
     "merkle_root",

@@ -45,12 +45,29 @@ from ledger.tiles import (
 )
 from ledger.witness import Equivocation, format_add_checkpoint
 
-__all__ = ["TransparencyLog", "FsckReport", "Watermarks", "DEFAULT_INTEGRATION_BATCH"]
+__all__ = ["TransparencyLog", "FsckReport", "IntegratedBatch", "Watermarks", "DEFAULT_INTEGRATION_BATCH"]
 
 DEFAULT_INTEGRATION_BATCH = 65_536
 """Leaves integrated per database transaction by :meth:`TransparencyLog.integrate`."""
 
 _ROLES = ("fields_requested", "fields_released", "fields_stripped")
+
+
+@dataclass(frozen=True)
+class IntegratedBatch:
+    """What :meth:`TransparencyLog.append_integrated` committed.
+
+    Attributes:
+        results: one :class:`AppendResult` per input entry, in input order.
+        checkpoint: the signed checkpoint covering every entry of the batch.
+        receipts: one c2sp.org/tlog-proof :class:`Receipt` per entry, against
+            ``checkpoint`` (in input order; a duplicate's receipt proves its
+            earlier index).
+    """
+
+    results: list[AppendResult]
+    checkpoint: SignedCheckpoint
+    receipts: list[Receipt]
 
 
 def _indexed(e: DisclosureEntry) -> tuple[dict[str, object], list[tuple[int, str]]]:
@@ -287,6 +304,61 @@ class TransparencyLog:
 
         """
         now_us = _us(_now(now))
+        prepared = self._prepare(entries)
+        if not prepared:
+            return []
+        with self._store.write() as tx:
+            return self._sequence(tx, prepared, now_us)
+
+    def append_integrated(
+        self, entries: Sequence[DisclosureEntry], *, now: datetime | None = None
+    ) -> IntegratedBatch:
+        """Sequence, integrate and sign in one transaction: one durable commit for a batch.
+
+        The same three steps as :meth:`append` then :meth:`integrate` (same
+        checks, same compare-and-swap guard on the last signed checkpoint),
+        committed together, so a batch whose callers all want receipts costs
+        one commit instead of three. All or nothing: if integration or the
+        signature is refused, the appended entries are rolled back too and
+        nothing is acknowledged. Entries sequenced earlier and not yet
+        integrated (appended without a receipt) are integrated in the same
+        transaction; the node's witnessing loop integrates periodically, so
+        they are few.
+
+        Args:
+            entries: Entries to append, in order (may be empty: then only the
+                waiting entries are integrated).
+            now: Sequencing and signing time (defaults to the current time).
+
+        Returns:
+            An :class:`IntegratedBatch`: one :class:`AppendResult` per input
+            entry (input order), the signed checkpoint covering all of them,
+            and one receipt per entry against that checkpoint (built in the
+            same transaction, from the nodes it wrote).
+
+        Raises:
+            InvalidEntryError, IdempotencyConflictError: as :meth:`append`
+                (nothing is written).
+            CheckpointConflictError, StorageError: as :meth:`integrate`
+                (nothing is written, the appends included).
+
+        """
+        now_us = _us(_now(now))
+        prepared = self._prepare(entries)
+        with self._store.write() as tx:
+            results = self._sequence(tx, prepared, now_us) if prepared else []
+            # lock order sequence → signer → tree, as integrate()'s signing takes signer → tree
+            # (PostgreSQL: no deadlock with a concurrent integrator)
+            tx.lock_signer()
+            while self._extend(tx, DEFAULT_INTEGRATION_BATCH):
+                pass
+            signed = self._sign_in(tx, now_us)
+            proofs = self._proofs(tx, [r.index for r in results], signed.checkpoint.size)
+        receipts = [Receipt(r.index, p, signed.note) for r, p in zip(results, proofs, strict=True)]
+        return IntegratedBatch(results, signed, receipts)
+
+    def _prepare(self, entries: Sequence[DisclosureEntry]) -> list[tuple[DisclosureEntry, bytes, bytes]]:
+        """Check entries and compute (entry, canonical bytes, leaf hash); no I/O."""
         prepared: list[tuple[DisclosureEntry, bytes, bytes]] = []
         first: dict[str, int] = {}
         for e in entries:
@@ -305,50 +377,54 @@ class TransparencyLog:
                 )
             first.setdefault(e.disclosure_id, len(prepared))
             prepared.append((e, data, leaf_hash(data)))
-        if not prepared:
-            return []
-        with self._store.write() as tx:
-            nxt = tx.lock_sequence()
-            stored = tx.find_by_ids(list(first))
-            results: list[AppendResult] = []
-            assigned: dict[str, AppendResult] = {}
-            rows: list[dict] = []
-            field_rows: list[dict] = []
-            for e, data, lh in prepared:
-                did = e.disclosure_id
-                old = stored.get(did)
-                if old is not None:
-                    if old.data != data:
-                        raise IdempotencyConflictError(
-                            f"disclosure_id {did!r} is already logged at index {old.index} "
-                            "with different content",
-                            metadata={"disclosure_id": did, "index": old.index},
-                        )
-                    results.append(AppendResult(old.index, old.leaf_hash, True))
-                    continue
-                if did in assigned:
-                    prev = assigned[did]
-                    results.append(AppendResult(prev.index, prev.leaf_hash, True))
-                    continue
-                res = AppendResult(nxt, lh, False)
-                assigned[did] = res
-                results.append(res)
-                columns, fields = _indexed(e)
-                rows.append(
-                    {
-                        "idx": nxt,
-                        "disclosure_id": did,
-                        "leaf_hash": lh,
-                        "data": data,
-                        "sequenced_at_us": now_us,
-                        **columns,
-                    }
-                )
-                field_rows.extend({"idx": nxt, "role": role, "field": f} for role, f in fields)
-                nxt += 1
-            if rows:
-                tx.insert_entries(rows, field_rows)
-                tx.set_sequence(nxt)
+        return prepared
+
+    @staticmethod
+    def _sequence(
+        tx: Tx, prepared: list[tuple[DisclosureEntry, bytes, bytes]], now_us: int
+    ) -> list[AppendResult]:
+        """Assign indices inside an open write transaction (see :meth:`append`)."""
+        nxt = tx.lock_sequence()
+        stored = tx.find_by_ids(list(dict.fromkeys(e.disclosure_id for e, _, _ in prepared)))
+        results: list[AppendResult] = []
+        assigned: dict[str, AppendResult] = {}
+        rows: list[dict] = []
+        field_rows: list[dict] = []
+        for e, data, lh in prepared:
+            did = e.disclosure_id
+            old = stored.get(did)
+            if old is not None:
+                if old.data != data:
+                    raise IdempotencyConflictError(
+                        f"disclosure_id {did!r} is already logged at index {old.index} "
+                        "with different content",
+                        metadata={"disclosure_id": did, "index": old.index},
+                    )
+                results.append(AppendResult(old.index, old.leaf_hash, True))
+                continue
+            if did in assigned:
+                prev = assigned[did]
+                results.append(AppendResult(prev.index, prev.leaf_hash, True))
+                continue
+            res = AppendResult(nxt, lh, False)
+            assigned[did] = res
+            results.append(res)
+            columns, fields = _indexed(e)
+            rows.append(
+                {
+                    "idx": nxt,
+                    "disclosure_id": did,
+                    "leaf_hash": lh,
+                    "data": data,
+                    "sequenced_at_us": now_us,
+                    **columns,
+                }
+            )
+            field_rows.extend({"idx": nxt, "role": role, "field": f} for role, f in fields)
+            nxt += 1
+        if rows:
+            tx.insert_entries(rows, field_rows)
+            tx.set_sequence(nxt)
         return results
 
     # ------------------------------------------------------------------ integration
@@ -384,20 +460,24 @@ class TransparencyLog:
 
     def _integrate_batch(self, batch_size: int) -> bool:
         with self._store.write() as tx:
-            size, _ = tx.lock_tree()
-            leaves = tx.leaf_hashes(size, size + batch_size)
-            if not leaves:
-                return False
-            if leaves[0][0] != size or leaves[-1][0] != size + len(leaves) - 1:
-                raise StorageError(
-                    "sequenced entries are not contiguous",
-                    metadata={"expected_first": size, "got_first": leaves[0][0]},
-                )
-            rng = self._compact_range(tx, size)
-            made = rng.extend(h for _, h in leaves)
-            tx.insert_nodes(made)
-            tx.set_tree(rng.size, rng.root())
-            return len(leaves) == batch_size
+            return self._extend(tx, batch_size)
+
+    def _extend(self, tx: Tx, batch_size: int) -> bool:
+        """Integrate up to ``batch_size`` waiting leaves in ``tx``; True if more may wait."""
+        size, _ = tx.lock_tree()
+        leaves = tx.leaf_hashes(size, size + batch_size)
+        if not leaves:
+            return False
+        if leaves[0][0] != size or leaves[-1][0] != size + len(leaves) - 1:
+            raise StorageError(
+                "sequenced entries are not contiguous",
+                metadata={"expected_first": size, "got_first": leaves[0][0]},
+            )
+        rng = self._compact_range(tx, size)
+        made = rng.extend(h for _, h in leaves)
+        tx.insert_nodes(made)
+        tx.set_tree(rng.size, rng.root())
+        return len(leaves) == batch_size
 
     @staticmethod
     def _compact_range(tx: Tx, size: int) -> CompactRange:
@@ -412,41 +492,45 @@ class TransparencyLog:
 
     def _sign(self, now_us: int) -> SignedCheckpoint:
         with self._store.write() as tx:
-            last = tx.lock_signer()
-            size, root = tx.lock_tree()
-            if size < last[0]:
+            return self._sign_in(tx, now_us)
+
+    def _sign_in(self, tx: Tx, now_us: int) -> SignedCheckpoint:
+        """Sign the tree in ``tx`` through the compare-and-swap guard (see :meth:`integrate`)."""
+        last = tx.lock_signer()
+        size, root = tx.lock_tree()
+        if size < last[0]:
+            raise CheckpointConflictError(
+                f"refusing to sign size {size}: size {last[0]} is already signed",
+                metadata={"signed_size": last[0], "size": size},
+            )
+        if size == last[0]:
+            if root != last[1]:
                 raise CheckpointConflictError(
-                    f"refusing to sign size {size}: size {last[0]} is already signed",
+                    f"refusing to sign a second root for size {size}",
+                    metadata={"size": size, "signed_root": last[1].hex(), "root": root.hex()},
+                )
+            row = tx.checkpoint_at(size)
+            if row is None:
+                raise StorageError("signed checkpoint row is missing", metadata={"size": size})
+            return self._signed(tx, row)
+        if last[0] > 0:
+            proof = consistency_proof_from(last[0], size, tx.get_nodes)
+            try:
+                verify_consistency(last[0], size, last[1], root, proof)
+            except InvalidProofError as exc:
+                raise CheckpointConflictError(
+                    "new tree is not consistent with the last signed checkpoint",
                     metadata={"signed_size": last[0], "size": size},
-                )
-            if size == last[0]:
-                if root != last[1]:
-                    raise CheckpointConflictError(
-                        f"refusing to sign a second root for size {size}",
-                        metadata={"size": size, "signed_root": last[1].hex(), "root": root.hex()},
-                    )
-                row = tx.checkpoint_at(size)
-                if row is None:
-                    raise StorageError("signed checkpoint row is missing", metadata={"size": size})
-                return self._signed(tx, row)
-            if last[0] > 0:
-                proof = consistency_proof_from(last[0], size, tx.get_nodes)
-                try:
-                    verify_consistency(last[0], size, last[1], root, proof)
-                except InvalidProofError as exc:
-                    raise CheckpointConflictError(
-                        "new tree is not consistent with the last signed checkpoint",
-                        metadata={"signed_size": last[0], "size": size},
-                    ) from exc
-            cp = Checkpoint(self._origin, size, root)
-            note = self._signer.sign(cp.body())
-            if not tx.cas_signer(last, (size, root)):
-                raise CheckpointConflictError(
-                    "another signer moved the checkpoint concurrently",
-                    metadata={"size": size},
-                )
-            tx.insert_checkpoint(size, root, note, now_us)
-            return SignedCheckpoint(cp, note)
+                ) from exc
+        cp = Checkpoint(self._origin, size, root)
+        note = self._signer.sign(cp.body())
+        if not tx.cas_signer(last, (size, root)):
+            raise CheckpointConflictError(
+                "another signer moved the checkpoint concurrently",
+                metadata={"size": size},
+            )
+        tx.insert_checkpoint(size, root, note, now_us)
+        return SignedCheckpoint(cp, note)
 
     def _signed(self, tx: Tx, row: CheckpointRow) -> SignedCheckpoint:
         note = row.note + "".join(line for *_, line in tx.cosignatures(row.size))
@@ -578,19 +662,22 @@ class TransparencyLog:
             row = tx.latest_checkpoint(min_size=top + 1, witnessed=False)
             if row is None:
                 raise NotCheckpointedError("no checkpoint covers every index yet", metadata={"index": top})
-            fetch = self._nodes(tx)
-            cache: dict[tuple[int, int], bytes] = {}
-
-            def cached(keys):
-                missing = [k for k in keys if k not in cache]
-                if missing:
-                    cache.update(fetch(missing))
-                return {k: cache[k] for k in keys}
-
             signed = self._signed(tx, row)
-            return [
-                Receipt(i, tuple(inclusion_proof_from(i, row.size, cached)), signed.note) for i in indices
-            ]
+            proofs = self._proofs(tx, indices, row.size)
+            return [Receipt(i, p, signed.note) for i, p in zip(indices, proofs, strict=True)]
+
+    def _proofs(self, tx: Tx, indices: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
+        """Inclusion proofs of ``indices`` in the tree of ``tree_size``, each node row read once."""
+        fetch = self._nodes(tx)
+        cache: dict[tuple[int, int], bytes] = {}
+
+        def cached(keys):
+            missing = [k for k in keys if k not in cache]
+            if missing:
+                cache.update(fetch(missing))
+            return {k: cache[k] for k in keys}
+
+        return [tuple(inclusion_proof_from(i, tree_size, cached)) for i in indices]
 
     def _stored(self, tx: Tx, row: EntryRow, marks: tuple[int, int, int, int]) -> StoredEntry:
         entry = DisclosureEntry.from_canonical_bytes(row.data)

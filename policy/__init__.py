@@ -34,6 +34,7 @@ from policy.contract import (
     lint_contract,
 )
 from policy.decision import Decision, DecisionInput, DecisionLog
+from policy.decision_cache import DecisionCache
 from policy.decision_point import PolicyDecisionPoint
 from policy.dp import DPError, PrivacyBudget, PrivacyBudgetExhaustedError, dp_answer, dp_avg, dp_count, dp_sum
 from policy.engine import EngineStats, PolicyEngine, base_policy, contract_document
@@ -93,6 +94,7 @@ __all__ = [
     "ContractSignatureError",
     "ContractUnsignedError",
     "Decision",
+    "DecisionCache",
     "DecisionInput",
     "DecisionInputError",
     "DecisionLog",

@@ -42,6 +42,14 @@ r·log2(r)·127·ln2 / (2·126·2^126) < 2^-100, and the randomised fast path fo
 the row space) errs with probability at most 1/p per query. See
 ``docs/auditing.md``.
 
+Dense engine. When a scope's basis outgrows ``dense_switch_entries`` and at
+least half its cells are single records (explicit id sets), the scope moves
+to :mod:`policy.audit_dense`: a pool of random null-space vectors modulo a
+23-bit prime, with a few milliseconds per decision at 10,000 records and
+2,000 answered. It never misses a disclosure, whatever the prime: chance
+there only adds refusals. It answers an implied query only when it repeats
+an answered set.
+
 History is pooled per scope key (:func:`scope_key`): one agent, one
 organization, a coalition of organizations, or global;
 :meth:`Auditor.merge_scopes` pools existing histories when a coalition is
@@ -63,10 +71,14 @@ from typing import Any, Literal
 import flint
 import numpy as np
 
+from policy.audit_dense import DENSE_PRIME_BITS, K_MIN, DensePlan, DenseScope, dense_prime
 from policy.errors import PolicyError
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_DENSE_SCOPES",
+    "DENSE_SWITCH_ENTRIES",
+    "SPARSE_MAX_ENTRIES",
     "MAX_RECORD_ID",
     "AuditCommitRefusedError",
     "AuditDecision",
@@ -89,8 +101,17 @@ MAX_RECORD_ID = 2**27 - 1
 """Largest record id accepted. Per-scope state holds one 4-byte atom label per
 id up to the largest id seen, so ids should be dense row ordinals."""
 
-_STATE_VERSION = 1
-DEFAULT_MAX_ENTRIES = 2_000_000
+_STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+DEFAULT_MAX_ENTRIES = 25_000_000
+SPARSE_MAX_ENTRIES = 2_000_000
+"""The sparse engine's own cap (about 200 MB of Python objects), below ``max_entries``."""
+DEFAULT_MAX_DENSE_SCOPES = 8
+"""Scopes that may hold a dense pool at once (each up to ``4 x max_entries`` bytes)."""
+DENSE_SWITCH_ENTRIES = 20_000
+"""Default basis size past which a scope of mostly one-record cells moves to the dense engine."""
+ORIGINAL_ROWS_BUDGET = 500_000
+"""Record ids of answered rows a sparse scope keeps to be able to move to the dense engine."""
 _SCOPES = ("agent", "org", "coalition", "global")
 
 
@@ -268,10 +289,12 @@ class ScopeStatus:
         counts: answered COUNT queries.
         rank: rank of the SUM history (number of independent answered sums).
         atoms: number of cells the answered queries distinguish (excluding
-            the never-selected records).
+            the never-selected records); on the dense engine, the number of
+            record coordinates it works in.
         denials: denied checks.
         entries: non-zero entries of the reduced basis (the state's size and
-            the cost driver; see ``max_entries``).
+            the cost driver; see ``max_entries``); on the dense engine, the
+            numbers its pool holds.
 
     """
 
@@ -324,6 +347,25 @@ class _Scope:
         self.denials = 0
         self.version = 0
         self.nnz = 0
+        # the answered rows that raised the rank, as record ids, while they fit in
+        # ORIGINAL_ROWS_BUDGET (None after): what the dense engine is built from
+        self.orig: list[np.ndarray] | None = []
+        self.orig_ids = 0
+
+    def keep_original(self, sel: np.ndarray) -> None:
+        """Remember an answered rank-raising row (bounded; see ``orig``)."""
+        if self.orig is None:
+            return
+        self.orig_ids += int(sel.shape[0])
+        if self.orig_ids > ORIGINAL_ROWS_BUDGET:
+            self.orig = None
+            return
+        self.orig.append(np.sort(sel).astype(np.int32))
+
+    def mostly_singletons(self) -> bool:
+        """True when at least half the cells are single records (explicit id sets)."""
+        n = self.n_atoms
+        return n > 0 and 2 * int(np.count_nonzero(self.size[:n] == 1)) >= n
 
     # -- storage helpers
     def ensure_ids(self, upto: int) -> None:
@@ -458,6 +500,7 @@ class _Scope:
             assert plan.partial is not None and plan.counts is not None
             self._split(plan.sel, plan.labels, plan.partial, plan.counts, plan.untouched)
             self._insert_reduced(plan.qp, plan.f0)
+            self.keep_original(plan.sel)
         self.version += 1
 
     def split_by(self, sel: np.ndarray) -> None:
@@ -485,6 +528,7 @@ class _Scope:
         qp = {f: v for f, v in qp.items() if v}
         if not qp:
             return False
+        self.orig = None  # pooled rows are not kept as record sets
         self._insert_reduced(qp, min(qp, key=lambda f: len(self.cols.get(f, ()))))
         self.version += 1
         return True
@@ -574,6 +618,7 @@ class _Scope:
             "history": self.history,
             "counts": self.counts,
             "denials": self.denials,
+            "orig": None if self.orig is None else [_b64(r.astype("<i4")) for r in self.orig],
         }
 
     @classmethod
@@ -592,6 +637,18 @@ class _Scope:
                 s.cols.setdefault(f, set()).add(c)
         s.history, s.counts, s.denials = int(d["history"]), int(d["counts"]), int(d["denials"])
         s.nnz = sum(len(r) for r in s.rows.values())
+        orig = d.get("orig")  # absent in version 1 states: the scope stays sparse
+        s.orig = (
+            None
+            if orig is None
+            else [np.frombuffer(base64.b64decode(r), dtype="<i4").astype(np.int32) for r in orig]
+        )
+        s.orig_ids = 0 if s.orig is None else sum(int(r.shape[0]) for r in s.orig)
+        for r in s.orig or ():
+            if not r.shape[0] or int(r[0]) < 0 or int(r[-1]) > MAX_RECORD_ID or (np.diff(r) <= 0).any():
+                raise ValueError("an original row is not a sorted set of record ids")
+        if s.orig_ids > ORIGINAL_ROWS_BUDGET:
+            raise ValueError("original rows over their budget")
         if len(s.w) != s.n_atoms or len(s.proj) != s.n_atoms:
             raise ValueError("weights do not match the atom count")
         if s.atom_of.shape[0] and int(s.atom_of.max()) >= s.n_atoms:
@@ -623,13 +680,25 @@ class Auditor:
             decision, so knowing the universe is only a consistency check).
         prime: the modulus (a prime of at least 32 bits, kept secret by the
             node); default: a fresh random 127-bit prime.
-        max_entries: fail-closed work cap per scope. When a scope's reduced
-            basis holds more than this many non-zero entries, queries that are
-            not already implied by its history are denied with reason
-            ``AUDIT_CAPACITY`` (explicit id sets grow the basis as rank x
-            records; a requester must not be able to exhaust the node's memory
-            or CPU). None disables the cap. Default 2,000,000 entries (about
-            200 MB of Python objects).
+        max_entries: fail-closed work cap per scope, in stored numbers. The
+            sparse engine denies queries that are not already implied with
+            reason ``AUDIT_CAPACITY`` once its reduced basis holds more than
+            ``min(max_entries, SPARSE_MAX_ENTRIES)`` non-zero entries (about
+            200 MB of Python objects). A scope on the dense engine holds a
+            pool of ``max_entries // records`` vectors (4 bytes a number:
+            100 MB at the default 25,000,000), which bounds its rank at about
+            that many answered queries; past it, ``AUDIT_CAPACITY``. None
+            disables the cap, and with it the dense engine (explicit id sets
+            must not exhaust the node's memory or CPU).
+        dense_switch_entries: a scope moves to the dense engine
+            (:mod:`policy.audit_dense`) once its sparse basis holds more than
+            this many entries and at least half its cells are single records
+            (explicit id sets). None keeps every scope sparse. Default
+            :data:`DENSE_SWITCH_ENTRIES`.
+        max_dense_scopes: how many scopes may be on the dense engine at
+            once (each pool takes up to ``4 x max_entries`` bytes, allocated
+            when the scope moves). Past it, scopes stay on the sparse engine
+            and its cap. Default :data:`DEFAULT_MAX_DENSE_SCOPES`.
 
     Selections (``selected_ids``) may be a ``frozenset``/``set`` of ints, any
     iterable of ints, or a 1-D integer NumPy array (the fast path for large
@@ -649,14 +718,19 @@ class Auditor:
         *,
         prime: int | None = None,
         max_entries: int | None = DEFAULT_MAX_ENTRIES,
+        dense_switch_entries: int | None = DENSE_SWITCH_ENTRIES,
+        max_dense_scopes: int = DEFAULT_MAX_DENSE_SCOPES,
     ) -> None:
         if prime is None:
             prime = random_prime()
         elif prime.bit_length() < 32 or not flint.fmpz(prime).is_prime():
             raise ValueError("prime must be a prime of at least 32 bits")
         self._p = prime
+        self._dense_p = dense_prime()
         self._max_entries = max_entries
-        self._scopes: dict[str, _Scope] = {}
+        self._dense_switch = dense_switch_entries
+        self._max_dense = max_dense_scopes
+        self._scopes: dict[str, _Scope | DenseScope] = {}
         self._known: np.ndarray | None = None
         self._lock = threading.RLock()
         self._cached: tuple[str, frozenset[int], _Plan] | None = None
@@ -736,7 +810,7 @@ class Auditor:
         return arr
 
     # -- auditing
-    def _scope(self, key: str) -> _Scope:
+    def _scope(self, key: str) -> _Scope | DenseScope:
         s = self._scopes.get(key)
         if s is None:
             if not isinstance(key, str) or not key:
@@ -753,7 +827,7 @@ class Auditor:
             )
         return kind
 
-    def _plan(self, key: str, kind: str, selected_ids: Any) -> tuple[_Scope, _Plan]:
+    def _plan(self, key: str, kind: str, selected_ids: Any) -> tuple[_Scope | DenseScope, _Plan | DensePlan]:
         self._kind(kind)
         s = self._scope(key)
         sel = self._to_array(selected_ids)
@@ -761,7 +835,45 @@ class Auditor:
             if sel.shape[0] == 0:
                 return s, _Plan(s.version, False, "EMPTY_SELECTION")
             return s, _Plan(s.version, True, "OK", qp={})
-        return s, s.plan(sel, self._max_entries)
+        if isinstance(s, DenseScope):
+            return s, s.plan(sel)
+        cap = self._max_entries
+        return s, s.plan(sel, None if cap is None else min(cap, SPARSE_MAX_ENTRIES))
+
+    def _dense_columns(self, n: int) -> int:
+        """Pool vectors a dense scope over ``n`` records may hold (0: none fit the cap)."""
+        if self._max_entries is None:
+            return 0
+        cols = self._max_entries // max(n, 1)
+        return cols if cols >= 2 * K_MIN else 0
+
+    def _dimension(self, s: _Scope) -> int:
+        """Record coordinates a dense scope needs: the known records, or the ids seen."""
+        if self._known is not None:
+            return max(1, int(np.flatnonzero(self._known)[-1]) + 1 if self._known.any() else 1)
+        seen = np.flatnonzero(s.atom_of >= 0)
+        return int(seen[-1]) + 1 if seen.shape[0] else 1
+
+    def _maybe_densify(self, key: str, s: _Scope) -> None:
+        """Move a sparse scope of mostly one-record cells to the dense engine."""
+        if (
+            self._dense_switch is None
+            or s.orig is None
+            or s.nnz <= self._dense_switch
+            or not s.mostly_singletons()
+            or sum(isinstance(x, DenseScope) for x in self._scopes.values()) >= self._max_dense
+        ):
+            return
+        n = self._dimension(s)
+        cols = self._dense_columns(n)
+        if not cols:
+            return
+        d = DenseScope.build(n, cols, self._dense_p, secrets.randbits(64), s.orig)
+        if d.frozen or d.disclosed_ids().shape[0]:
+            s.orig = None  # not certified mod the dense prime: stay sparse (its cap still holds)
+            return
+        d.history, d.counts, d.denials = s.history, s.counts, s.denials
+        self._scopes[key] = d
 
     def check(self, scope_key: str, kind: str, selected_ids: Any) -> AuditDecision:
         """Decide whether a query may be answered, without recording it.
@@ -790,12 +902,13 @@ class Auditor:
                 self._cached = (scope_key, selected_ids, plan)
             return self._decision(s, kind, plan)
 
-    def _decision(self, s: _Scope, kind: str, plan: _Plan) -> AuditDecision:
+    @staticmethod
+    def _decision(s: _Scope | DenseScope, kind: str, plan: _Plan | DensePlan) -> AuditDecision:
         r = len(s.rows)
         if not plan.allow:
             s.denials += 1
             return AuditDecision(False, plan.reason, r, r)
-        grows = kind != "count" and bool(plan.qp)
+        grows = kind != "count" and (plan.grows if isinstance(plan, DensePlan) else bool(plan.qp))
         return AuditDecision(True, "OK", r, r + 1 if grows else r)
 
     def commit(self, scope_key: str, kind: str, selected_ids: Any) -> None:
@@ -816,17 +929,20 @@ class Auditor:
                 kind in ("sum", "avg")
                 and cached is not None
                 and cached[0] == scope_key
-                and cached[1] is selected_ids
+                and (
+                    cached[1] is selected_ids
+                    or (isinstance(selected_ids, frozenset) and cached[1] == selected_ids)
+                )
                 and cached[2].version == s.version
-                and cached[2].qp is not None
                 and cached[2].sel is not None
+                and (isinstance(cached[2], DensePlan) == isinstance(s, DenseScope))
             ):
                 plan = cached[2]
             else:
                 s, plan = self._plan(scope_key, kind, selected_ids)
-            self._apply(s, kind, plan)
+            self._apply(scope_key, s, kind, plan)
 
-    def _apply(self, s: _Scope, kind: str, plan: _Plan) -> None:
+    def _apply(self, key: str, s: _Scope | DenseScope, kind: str, plan: _Plan | DensePlan) -> None:
         if not plan.allow:
             raise AuditCommitRefusedError(
                 f"refusing to record a query the auditor denies ({plan.reason})",
@@ -834,8 +950,13 @@ class Auditor:
             )
         if kind == "count":
             s.counts += 1
-        else:
+        elif isinstance(s, DenseScope):
+            assert isinstance(plan, DensePlan)
             s.apply(plan)
+        else:
+            assert isinstance(plan, _Plan)
+            s.apply(plan)
+            self._maybe_densify(key, s)
 
     def audit(self, scope_key: str, kind: str, selected_ids: Any) -> AuditDecision:
         """Check a query and, if allowed, record it (atomically).
@@ -852,7 +973,7 @@ class Auditor:
             s, plan = self._plan(scope_key, kind, selected_ids)
             decision = self._decision(s, kind, plan)
             if plan.allow:
-                self._apply(s, kind, plan)
+                self._apply(scope_key, s, kind, plan)
             return decision
 
     def disclosed(self, scope_key: str) -> frozenset[int]:
@@ -865,6 +986,8 @@ class Auditor:
             s = self._scopes.get(scope_key)
             if s is None:
                 return frozenset()
+            if isinstance(s, DenseScope):
+                return frozenset(int(i) for i in s.disclosed_ids())
             atoms = [c for c, r in s.rows.items() if not r and s.size[c] == 1]
             if not atoms:
                 return frozenset()
@@ -891,10 +1014,15 @@ class Auditor:
         """
         with self._lock:
             t = self._scope(target)
-            for key in sources:
-                src = self._scopes.get(key)
-                if src is None or key == target:
-                    continue
+            keys = [k for k in sources if k != target and k in self._scopes]
+            if isinstance(t, DenseScope) or any(isinstance(self._scopes[k], DenseScope) for k in keys):
+                self._merge_dense(target, t, [self._scopes[k] for k in keys])
+                self._cached = None
+                return self.disclosed(target)
+            assert isinstance(t, _Scope)
+            for key in keys:
+                src = self._scopes[key]
+                assert isinstance(src, _Scope)
                 ids = np.flatnonzero(src.atom_of >= 0)
                 labels = src.atom_of[ids]
                 order = np.argsort(labels, kind="stable")
@@ -919,11 +1047,46 @@ class Auditor:
             self._cached = None
             return self.disclosed(target)
 
+    def _merge_dense(self, target: str, t: _Scope | DenseScope, sources: list[_Scope | DenseScope]) -> None:
+        """Pool histories into a dense ``target`` rebuilt from every member's answered rows.
+
+        A sparse member that no longer keeps its rows as record sets, a row
+        that the pooled rows imply mod the dense prime without repeating one
+        (not certifiable), or a cap too small for the pool, freezes the
+        target: every later SUM is refused (``AUDIT_CAPACITY``).
+        """
+        rows: list[np.ndarray] = []
+        frozen = False
+        n = 1
+        for x in (t, *sources):
+            if isinstance(x, DenseScope):
+                rows += x.rows
+                frozen |= x.frozen
+                n = max(n, x.n)
+            else:
+                n = max(n, self._dimension(x))
+                if x.orig is not None:
+                    rows += x.orig
+                elif x.rows:
+                    frozen = True
+        cols = self._dense_columns(n)
+        if not cols:
+            cols, frozen = 2 * K_MIN, True
+        d = DenseScope.build(n, cols, self._dense_p, secrets.randbits(64), rows)
+        d.frozen |= frozen
+        d.history = sum(x.history for x in (t, *sources))
+        d.counts = sum(x.counts for x in (t, *sources))
+        d.denials = t.denials
+        self._scopes[target] = d
+
     # -- introspection and persistence
     def status(self) -> dict[str, ScopeStatus]:
         """Return per-scope counters (history size, rank, atoms, denials)."""
         with self._lock:
-            return {k: s.status() for k, s in self._scopes.items()}
+            return {
+                k: ScopeStatus(*s.counters()) if isinstance(s, DenseScope) else s.status()
+                for k, s in self._scopes.items()
+            }
 
     def to_state(self) -> AuditState:
         """Serialize the whole auditor to a JSON-able dict.
@@ -939,6 +1102,9 @@ class Auditor:
                 "version": _STATE_VERSION,
                 "prime": format(self._p, "x"),
                 "max_entries": self._max_entries,
+                "dense_prime": format(self._dense_p, "x"),
+                "dense_switch_entries": self._dense_switch,
+                "max_dense_scopes": self._max_dense,
                 "known": known,
                 "known_len": 0 if self._known is None else int(self._known.shape[0]),
                 "scopes": {k: s.to_state() for k, s in self._scopes.items()},
@@ -953,7 +1119,7 @@ class Auditor:
 
         """
         try:
-            if state.get("version") != _STATE_VERSION:
+            if state.get("version") not in _READABLE_VERSIONS:
                 raise ValueError(f"expected version {_STATE_VERSION}, got {state.get('version')!r}")
             p = int(state["prime"], 16)
             a = cls.__new__(cls)
@@ -962,6 +1128,13 @@ class Auditor:
             a._p = p
             cap = state.get("max_entries", DEFAULT_MAX_ENTRIES)
             a._max_entries = None if cap is None else int(cap)
+            dp = state.get("dense_prime")
+            a._dense_p = dense_prime() if dp is None else int(dp, 16)
+            if a._dense_p.bit_length() != DENSE_PRIME_BITS or not flint.fmpz(a._dense_p).is_prime():
+                raise ValueError("dense prime is not a prime of the expected size")
+            switch = state.get("dense_switch_entries", DENSE_SWITCH_ENTRIES)
+            a._dense_switch = None if switch is None else int(switch)
+            a._max_dense = int(state.get("max_dense_scopes", DEFAULT_MAX_DENSE_SCOPES))
             a._lock = threading.RLock()
             a._cached = None
             a._known = None
@@ -969,7 +1142,10 @@ class Auditor:
                 bits = np.frombuffer(base64.b64decode(state["known"]), dtype=np.uint8)
                 n = int(state["known_len"])
                 a._known = np.unpackbits(bits, bitorder="little")[:n].astype(np.bool_)
-            a._scopes = {str(k): _Scope.from_state(p, v) for k, v in state["scopes"].items()}
+            a._scopes = {
+                str(k): DenseScope.from_state(v) if v.get("engine") == "dense" else _Scope.from_state(p, v)
+                for k, v in state["scopes"].items()
+            }
             return a
         except AuditStateError:
             raise

@@ -8,12 +8,13 @@ input, the contract version and the loaded policy bundle).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -34,9 +35,66 @@ __all__ = ["Decision", "DecisionInput", "DecisionLog", "jcs_digest", "MICROS", "
 _MAX_INT = 2**53 - 1
 
 
+_SORTED_COMPACT = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=False
+).encode
+
+
+def _plain(obj: Any) -> bool:
+    """True when ``obj`` holds only what sorted, compact ``json`` writes exactly as RFC 8785 does.
+
+    That is: dicts with ASCII keys (code-point order is then UTF-16 order,
+    RFC 8785 §3.2.3), lists, strings (JSON's minimal escaping is RFC 8785
+    §3.2.2.2's), integers within ±(2**53 − 1), booleans and null. Floats
+    (RFC 8785 §3.2.2.3 number serialization) and anything else are not.
+    """
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if -_MAX_INT <= v <= _MAX_INT:
+                continue
+            return False
+        if t is dict:
+            for k, x in v.items():
+                if type(k) is not str or not k.isascii():
+                    return False
+                stack.append(x)
+            continue
+        if t is list:
+            stack.extend(v)
+            continue
+        return False
+    return True
+
+
+def jcs_bytes(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON of ``obj``, UTF-8.
+
+    Values made only of :func:`_plain` members (every policy input and
+    decision record) take a fast path through the C JSON encoder, equal byte
+    for byte to the ``rfc8785`` package (checked by a property test); anything
+    else goes through ``rfc8785``.
+
+    Raises:
+        rfc8785.CanonicalizationError, TypeError, ValueError: as ``rfc8785.dumps``
+            (a float that is not finite, an integer outside I-JSON, a lone
+            surrogate, a value that is not JSON).
+    """
+    if _plain(obj):
+        try:
+            return _SORTED_COMPACT(obj).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 raises its own error
+            pass
+    return rfc8785.dumps(obj)
+
+
 def jcs_digest(obj: Any) -> str:
     """Hex SHA-256 of the RFC 8785 (JCS) canonical JSON of ``obj``."""
-    return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
+    return hashlib.sha256(jcs_bytes(obj)).hexdigest()
 
 
 def to_micros(value: float | int, *, rounding: str = "exact") -> int:
@@ -79,7 +137,7 @@ def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
 def _json_safe(obj: Any, where: str) -> Any:
     try:
         value = json.loads(json.dumps(obj, allow_nan=False))
-        rfc8785.dumps(value)  # I-JSON numbers only (|int| < 2**53), else digests fail
+        jcs_bytes(value)  # I-JSON numbers only (|int| < 2**53), else digests fail
         return value
     except (TypeError, ValueError):
         raise DecisionInputError(
@@ -172,18 +230,7 @@ class DecisionInput:
             except GateError as exc:
                 raise DecisionInputError(str(exc), metadata={"field": "requested_fields"}) from None
         object.__setattr__(self, "requested_fields", tuple(seen))
-        t = self.effective_trust
-        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
-            raise DecisionInputError(
-                f"effective_trust must be in [0, 1], got {t!r}",
-                metadata={"field": "effective_trust"},
-            )
-        b = self.budget_used
-        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1e9:
-            raise DecisionInputError(
-                f"budget_used must be a number in [0, 1e9], got {b!r}",
-                metadata={"field": "budget_used"},
-            )
+        self._check_state()
         if not isinstance(self.now, datetime) or self.now.tzinfo is None:
             raise DecisionInputError(
                 "now must be a timezone-aware datetime", metadata={"field": "now"}
@@ -202,14 +249,6 @@ class DecisionInput:
                     f"session.{k} must be an int in [0, 2**53)", metadata={"field": f"session.{k}"}
                 )
             sess[str(k)] = v
-        if (
-            not isinstance(self.recent_requests, int)
-            or isinstance(self.recent_requests, bool)
-            or not 0 <= self.recent_requests <= _MAX_INT
-        ):
-            raise DecisionInputError(
-                "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
-            )
         object.__setattr__(self, "session", _freeze(sess))
         claims = _json_safe(dict(self.agent_claims or {}), "agent_claims")
         try:
@@ -227,6 +266,52 @@ class DecisionInput:
             self, "context", _freeze(_json_safe(dict(self.context or {}), "context"))
         )
         validate_policy_input(self.to_rego_input())
+
+    def _check_state(self) -> None:
+        """Check the members the decision point fills in (τ, budget used, recent requests).
+
+        Within these bounds the Rego document's ``trust_micros``,
+        ``budget_used_micros`` and ``recent_requests`` meet :class:`policy.input.PolicyInput`.
+        """
+        t = self.effective_trust
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0:
+            raise DecisionInputError(
+                f"effective_trust must be in [0, 1], got {t!r}",
+                metadata={"field": "effective_trust"},
+            )
+        b = self.budget_used
+        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1e9:
+            raise DecisionInputError(
+                f"budget_used must be a number in [0, 1e9], got {b!r}",
+                metadata={"field": "budget_used"},
+            )
+        if (
+            not isinstance(self.recent_requests, int)
+            or isinstance(self.recent_requests, bool)
+            or not 0 <= self.recent_requests <= _MAX_INT
+        ):
+            raise DecisionInputError(
+                "recent_requests must be an int >= 0", metadata={"field": "recent_requests"}
+            )
+
+    def with_state(
+        self, *, effective_trust: float, budget_used: float, recent_requests: int
+    ) -> DecisionInput:
+        """Return a copy with the decision point's state filled in.
+
+        Only the three new values are checked (the rest passed when this input
+        was built), so the decision point does not validate a request twice.
+
+        Raises:
+            DecisionInputError: a value out of the bounds :class:`DecisionInput` checks.
+        """
+        new = copy.copy(self)
+        new.__dict__.pop("_digest", None)  # the digest covers the old values
+        object.__setattr__(new, "effective_trust", effective_trust)
+        object.__setattr__(new, "budget_used", budget_used)
+        object.__setattr__(new, "recent_requests", recent_requests)
+        new._check_state()
+        return new
 
     @property
     def now_unix(self) -> int:
@@ -277,8 +362,15 @@ class DecisionInput:
         }
 
     def digest(self) -> str:
-        """Hex SHA-256 of the JCS of :meth:`to_rego_input` (the canonical input digest)."""
-        return jcs_digest(self.to_rego_input())
+        """Hex SHA-256 of the JCS of :meth:`to_rego_input` (the canonical input digest).
+
+        Computed once per input (the input is immutable).
+        """
+        d = self.__dict__.get("_digest")
+        if d is None:
+            d = jcs_digest(self.to_rego_input())
+            object.__setattr__(self, "_digest", d)
+        return d
 
 
 @dataclass(frozen=True)
@@ -325,14 +417,21 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as JSON values (tuples as lists)."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         for k in ("released_fields", "obligations", "reasons"):
             d[k] = list(d[k])
         return d
 
     def digest(self) -> str:
-        """Hex SHA-256 of the JCS of :meth:`to_dict` (what the ledger records)."""
-        return jcs_digest(self.to_dict())
+        """Hex SHA-256 of the JCS of :meth:`to_dict` (what the ledger records).
+
+        Computed once per decision (the decision is immutable).
+        """
+        d = self.__dict__.get("_digest")
+        if d is None:
+            d = jcs_digest(self.to_dict())
+            object.__setattr__(self, "_digest", d)
+        return d
 
     def outcome(self) -> dict[str, Any]:
         """Return the engine-independent part (for comparing engines): no ids, no engine name."""

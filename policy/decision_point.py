@@ -18,7 +18,6 @@ Named after XACML's PDP; the node is the enforcement point (it applies
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -187,7 +186,7 @@ class PolicyDecisionPoint:
                 if c.rate_limit is not None
                 else 0
             )
-            inp = dataclasses.replace(inp, effective_trust=tau, budget_used=used, recent_requests=recent)
+            inp = inp.with_state(effective_trust=tau, budget_used=used, recent_requests=recent)
             decision = self.engine.decide(inp)
             self.requests.charge(key, 1, now=now)
             if decision.allow and decision.budget_spent > 0:

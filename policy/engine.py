@@ -37,6 +37,7 @@ __all__ = [
     "contracts_document",
     "decision_from_result",
     "engine_error_decision",
+    "new_decision_id",
     "refusal_decision",
 ]
 
@@ -206,7 +207,8 @@ def bundle_hash(policy_source: str, contracts: Sequence[Contract]) -> str:
     )
 
 
-def _new_id() -> str:
+def new_decision_id() -> str:
+    """A random 128-bit decision id (32 lowercase hex characters)."""
     return uuid.uuid4().hex
 
 
@@ -224,7 +226,7 @@ def engine_error_decision(
         released_fields=(),
         obligations=(),
         reasons=("ENGINE_ERROR",),
-        decision_id=_new_id(),
+        decision_id=new_decision_id(),
         input_digest=input_digest or inp.digest(),
         contract_hash=contract_hash,
         bundle_hash=bundle,
@@ -242,7 +244,7 @@ def refusal_decision(inp: DecisionInput, reason: str, *, engine: str, bundle: st
         released_fields=(),
         obligations=(),
         reasons=(reason,),
-        decision_id=_new_id(),
+        decision_id=new_decision_id(),
         input_digest=inp.digest(),
         contract_hash="",
         bundle_hash=bundle,
@@ -309,7 +311,7 @@ def decision_from_result(
         released_fields=tuple(sorted(released)),
         obligations=tuple(sorted(obligations)),
         reasons=tuple(sorted(reasons)),
-        decision_id=_new_id(),
+        decision_id=new_decision_id(),
         input_digest=input_digest,
         contract_hash=contract_hash,
         bundle_hash=bundle,

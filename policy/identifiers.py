@@ -26,6 +26,7 @@ kind           pattern                                     max
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Final
@@ -82,6 +83,8 @@ def check_identifier(value: object, kind: str, *, field: str | None = None) -> s
 
     """
     pattern, max_len = IDENTIFIER_KINDS[kind]
+    if type(value) is str and len(value) <= max_len and _accepted(value, kind):
+        return value
     meta = {"kind": kind, **({"field": field} if field else {})}
     if not isinstance(value, str):
         raise InvalidIdentifierError(f"{field or kind} must be a string", metadata=meta)
@@ -94,6 +97,23 @@ def check_identifier(value: object, kind: str, *, field: str | None = None) -> s
     if pattern.fullmatch(value) is None:
         raise InvalidIdentifierError(f"{field or kind} is not a valid {kind}: {value[:64]!r}", metadata=meta)
     return value
+
+
+@functools.lru_cache(maxsize=8192)
+def _accepted(value: str, kind: str) -> bool:
+    """The grammar check of :func:`check_identifier`, remembered for recently seen strings.
+
+    Requests repeat the same DIDs, contract ids and field paths; the cache is
+    bounded (8,192 entries, each at most its kind's maximum length) and keyed
+    on exact ``str`` values only, so it answers exactly as the full check.
+    """
+    pattern, _ = IDENTIFIER_KINDS[kind]
+    return (
+        bool(value)
+        and value.isascii()
+        and unicodedata.normalize("NFC", value) == value
+        and pattern.fullmatch(value) is not None
+    )
 
 
 def is_identifier(value: object, kind: str) -> bool:

@@ -20,7 +20,7 @@ def exchange(
     """Full cross-org exchanges vs a raw gRPC relay with the same hops, TLS and payload."""
     from benchmarks.bench_exchange import run
 
-    run(seconds=seconds, concurrency=tuple(concurrency or (1, 16, 64)), json_output=as_json)
+    run(seconds=seconds, concurrency=tuple(concurrency or (1, 8, 64)), json_output=as_json)
 
 
 @app.command("hostile")

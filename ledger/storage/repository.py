@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     event,
     exists,
@@ -137,6 +138,30 @@ def _node_lookup(n: int):
     return text(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")
 
 
+def _singleton(table, *cols) -> dict[bool, Any]:
+    """``SELECT cols FROM table WHERE id = 1``, plain and ``FOR UPDATE`` (PostgreSQL)."""
+    q = select(*cols).where(table.c.id == 1)
+    return {False: q, True: q.with_for_update()}
+
+
+# The write path's statements on the singleton rows, built once: SQLAlchemy then
+# reuses their compiled form and cache keys instead of rebuilding them per batch.
+_LOCK_SEQUENCE = _singleton(s.sequence, s.sequence.c.next_index)
+_LOCK_TREE = _singleton(s.tree, s.tree.c.size, s.tree.c.root)
+_LOCK_SIGNER = _singleton(s.signer, s.signer.c.size, s.signer.c.root)
+_SET_SEQUENCE = update(s.sequence).where(s.sequence.c.id == 1).values(next_index=bindparam("next_index"))
+_SET_TREE = update(s.tree).where(s.tree.c.id == 1).values(size=bindparam("size"), root=bindparam("root"))
+_CAS_SIGNER = (
+    update(s.signer)
+    .where(
+        s.signer.c.id == 1,
+        s.signer.c.size == bindparam("old_size"),
+        s.signer.c.root == bindparam("old_root"),
+    )
+    .values(size=bindparam("new_size"), root=bindparam("new_root"))
+)
+
+
 class Tx:
     """One database transaction of the ledger; methods are single SQL operations."""
 
@@ -145,23 +170,17 @@ class Tx:
         self._pg = conn.dialect.name == "postgresql"
 
     # -- singleton coordination rows ------------------------------------------------
-    def _locked(self, table, *cols):
-        q = select(*cols).where(table.c.id == 1)
-        if self._pg:
-            q = q.with_for_update()
-        return self.conn.execute(q).one()
-
     def lock_sequence(self) -> int:
         """Lock the sequence counter row; return the next free index."""
-        return int(self._locked(s.sequence, s.sequence.c.next_index)[0])
+        return int(self.conn.execute(_LOCK_SEQUENCE[self._pg]).one()[0])
 
     def set_sequence(self, next_index: int) -> None:
         """Store the next free index (caller holds the lock)."""
-        self.conn.execute(update(s.sequence).where(s.sequence.c.id == 1).values(next_index=next_index))
+        self.conn.execute(_SET_SEQUENCE, {"next_index": next_index})
 
     def lock_tree(self) -> tuple[int, bytes]:
         """Lock the integration row; return ``(integrated size, root)``."""
-        row = self._locked(s.tree, s.tree.c.size, s.tree.c.root)
+        row = self.conn.execute(_LOCK_TREE[self._pg]).one()
         return int(row[0]), bytes(row[1])
 
     def integrated_size(self) -> int:
@@ -178,19 +197,17 @@ class Tx:
 
     def set_tree(self, size: int, root: bytes) -> None:
         """Store the integrated size and root (caller holds the lock)."""
-        self.conn.execute(update(s.tree).where(s.tree.c.id == 1).values(size=size, root=root))
+        self.conn.execute(_SET_TREE, {"size": size, "root": root})
 
     def lock_signer(self) -> tuple[int, bytes]:
         """Lock the signer's CAS row; return the last signed ``(size, root)``."""
-        row = self._locked(s.signer, s.signer.c.size, s.signer.c.root)
+        row = self.conn.execute(_LOCK_SIGNER[self._pg]).one()
         return int(row[0]), bytes(row[1])
 
     def cas_signer(self, old: tuple[int, bytes], new: tuple[int, bytes]) -> bool:
         """Compare-and-swap the last signed ``(size, root)``; ``True`` if swapped."""
         res = self.conn.execute(
-            update(s.signer)
-            .where(s.signer.c.id == 1, s.signer.c.size == old[0], s.signer.c.root == old[1])
-            .values(size=new[0], root=new[1])
+            _CAS_SIGNER, {"old_size": old[0], "old_root": old[1], "new_size": new[0], "new_root": new[1]}
         )
         return res.rowcount == 1
 

@@ -1,4 +1,8 @@
-"""Child process for the kill -9 test: appends forever, acknowledging only after ``append`` returns.
+"""Child process for the kill -9 test: appends forever, acknowledging only after the append returns.
+
+Batches alternate at random between ``append`` (sequencing only, as the
+requester's group-committed "received" entries) and ``append_integrated``
+(sequence, integrate and sign in one commit, as a provider's batch).
 
 Usage: python ledger_crash_child.py DB_URL ACK_FILE ROUND
 """
@@ -27,7 +31,10 @@ def main() -> None:
         while True:
             batch = [make_entry(rnd * 1_000_000 + n + k) for k in range(rng.randint(1, 20))]
             n += len(batch)
-            results = log.append(batch)
+            if rng.random() < 0.5:
+                results = log.append(batch)
+            else:
+                results = log.append_integrated(batch).results
             for e, r in zip(batch, results, strict=True):
                 ack.write(f"{r.index} {e.disclosure_id}\n")
             ack.flush()

@@ -424,3 +424,59 @@ def test_batched_receipts_equal_single_receipts(tmp_path):
         assert log.receipts([]) == []
     finally:
         log.close()
+
+
+# ------------------------------------------------------------------ one commit per batch
+
+
+def _count_commits(log) -> list[int]:
+    """Count write transactions (SQLite ``BEGIN IMMEDIATE``: each commit of one is an fsync)."""
+    import sqlalchemy as sa
+
+    seen = [0]
+
+    @sa.event.listens_for(log.store.engine, "before_cursor_execute")
+    def _on_execute(conn, cursor, statement, *args) -> None:  # noqa: ARG001
+        if statement.strip().upper() == "BEGIN IMMEDIATE":
+            seen[0] += 1
+
+    return seen
+
+
+def test_append_integrated_is_one_commit_and_its_receipts_verify(log, signer):
+    log.append([make_entry(i) for i in range(3)])  # sequenced without a receipt, not integrated
+    commits = _count_commits(log)
+    done = log.append_integrated([make_entry(i) for i in range(3, 8)], now=NOW)
+    res, signed = done.results, done.checkpoint
+    assert commits[0] == 1
+    assert [r.index for r in res] == [3, 4, 5, 6, 7]
+    assert signed.checkpoint.size == 8  # the earlier entries were integrated with the batch
+    assert log.latest_checkpoint() == signed
+    for r, rc, i in zip(res, done.receipts, range(3, 8), strict=True):
+        assert rc.index == r.index and rc.checkpoint_note == signed.note
+        verify_receipt(rc, entry=make_entry(i), log_verifier=signer.verifier())
+        verify_receipt(log.receipt(r.index), entry=make_entry(i), log_verifier=signer.verifier())
+    assert log.verify().ok
+
+
+def test_append_integrated_refused_signature_writes_nothing(log):
+    log.append_integrated([make_entry(i) for i in range(5)])
+    with log.store.write() as tx:  # someone rewrote an already signed node
+        tx.conn.exec_driver_sql("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 0")
+    with pytest.raises(CheckpointConflictError):
+        log.append_integrated([make_entry(i) for i in range(5, 9)])
+    assert log.size() == 5  # the appends were rolled back with the refused signature
+    assert log.find(make_entry(6).disclosure_id) is None
+    assert log.latest_checkpoint().checkpoint.size == 5
+
+
+def test_append_integrated_keeps_idempotency(log):
+    first = log.append_integrated([make_entry(1), make_entry(2)]).results
+    done = log.append_integrated([make_entry(2), make_entry(3)])
+    again, signed = done.results, done.checkpoint
+    assert again[0].duplicate and again[0].index == first[1].index
+    assert not again[1].duplicate and again[1].index == 2
+    assert signed.checkpoint.size == 3
+    with pytest.raises(IdempotencyConflictError):
+        log.append_integrated([make_entry(3, purpose="other")])
+    assert log.size() == 3

@@ -11,6 +11,7 @@ should not. The seeds are real artefacts of a real log and real witness.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -298,4 +299,6 @@ def test_payload_nested_beyond_the_parser_is_a_mismatch_not_a_crash():
 
     with pytest.raises(ReceiptMismatchError):
         payload_digest(b"[" * 200_000 + b"]" * 200_000)
-    assert payload_digest(b"[1]") == payload_digest(b"[ 1 ]")
+    # the digest is of the bytes as received (spec receipt binding), never of a re-spelling
+    assert payload_digest(b"[1]") != payload_digest(b"[ 1 ]")
+    assert payload_digest(b"[ 1 ]") == hashlib.sha256(b"[ 1 ]").hexdigest()

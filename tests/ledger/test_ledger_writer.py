@@ -55,3 +55,63 @@ def test_a_single_bad_entry_gets_its_error(db_url, signer):
     with pytest.raises(InvalidEntryError):
         asyncio.run(main())
     log.close()
+
+
+def _count_commits(log) -> list[int]:
+    """Count write transactions (SQLite ``BEGIN IMMEDIATE``: each commit of one is an fsync)."""
+    import sqlalchemy as sa
+
+    seen = [0]
+
+    @sa.event.listens_for(log.store.engine, "before_cursor_execute")
+    def _on_execute(conn, cursor, statement, *args) -> None:  # noqa: ARG001
+        if statement.strip().upper() == "BEGIN IMMEDIATE":
+            seen[0] += 1
+
+    return seen
+
+
+def test_a_batch_with_receipts_is_one_commit(db_url, signer):
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    commits = _count_commits(log)
+
+    async def main():
+        w = LedgerWriter(log, max_batch=64)
+        w.start()
+        try:
+            got = await asyncio.gather(*(w.write(make_entry(i), receipt=True) for i in range(10)))
+            return got, w.batches
+        finally:
+            await w.stop()
+
+    written, batches = asyncio.run(main())
+    assert batches == 1
+    assert commits[0] == 1  # append, integration and the checkpoint signature together
+    for i, wr in enumerate(written):
+        verify_receipt(wr.receipt, entry=make_entry(i), log_verifier=signer.verifier())
+    log.close()
+
+
+def test_received_entries_are_group_committed_and_durable_when_acknowledged(db_url, signer):
+    """The requester's "received" path: many writes, few commits, every acknowledged entry on disk."""
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    commits = _count_commits(log)
+
+    async def main():
+        w = LedgerWriter(log, max_batch=16)
+        w.start()
+        try:
+            got = await asyncio.gather(*(w.write(make_entry(i), receipt=False) for i in range(40)))
+            return got, w.batches
+        finally:
+            await w.stop()
+
+    written, batches = asyncio.run(main())
+    log.close()
+    assert batches == commits[0] == 3  # 16 + 16 + 8: one commit per batch
+    assert all(wr.receipt is None for wr in written)
+    reopened = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    for i, wr in enumerate(written):
+        assert reopened.get(wr.index).entry.disclosure_id == make_entry(i).disclosure_id
+    assert reopened.verify().ok
+    reopened.close()

@@ -54,10 +54,14 @@ def snapshot(node: Path) -> dict:
     return {"files": files, "datasets": datasets, "manifest": (node / "interop-enrollment.json").exists()}
 
 
-def witnesses(node: Path) -> dict[str, str]:
+def witnesses(node: Path) -> dict:
+    """The node's witness policy: configured witnesses, quorum, and the witness keys pinned for them."""
+    from federation.config import load_config
     from federation.peers import PeerRegistry
 
-    return {b.org_name: b.witness_vkey for b in PeerRegistry.load(node / "peers") if b.witness_vkey}
+    cfg = load_config(node)
+    keys = {b.org_name: b.witness_vkey for b in PeerRegistry.load(node / "peers") if b.witness_vkey}
+    return {"witnesses": list(cfg.witnesses), "quorum": cfg.witness_quorum, "keys": keys}
 
 
 def ledger_status(node: Path) -> dict:
@@ -72,7 +76,7 @@ def pair(tmp_path):
     accord("node", "init", "--org", "beta", "--dir", beta, "--listen", f"127.0.0.1:{free_port()}")
     for a, b in ((acme, beta), (beta, acme)):
         accord("peer", "export-bundle", "--dir", b, "--out", tmp_path / f"{b.name}.json")
-        accord("peer", "add", tmp_path / f"{b.name}.json", "--dir", a)
+        accord("peer", "add", tmp_path / f"{b.name}.json", "--dir", a, "--witness")
     from federation.paths import write_private
 
     write_private(acme / "data" / "reports.json", json.dumps({"records": {"r1": {"record_id": "r1"}}}))
@@ -117,7 +121,8 @@ def test_kit_on_a_freshly_initialized_node(pair, tmp_path):
             "contracts/interop-unsigned-acme.json",
             "data/interop-records.json",
         }
-        assert witnesses(acme) == quorum_before == {"beta": witnesses(acme)["beta"]}
+        assert witnesses(acme) == quorum_before
+        assert quorum_before["witnesses"] == ["beta"] and set(quorum_before["keys"]) == {"beta"}
 
         # a second enrollment is refused, nothing written
         again = accord("interop", "enroll", "--dir", acme, "--tester", tester, check=False)
@@ -198,6 +203,7 @@ def test_enroll_refuses_a_taken_name_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="data/interop-records.json"):
         enroll(node, tester_dir=tmp_path / "tester", reload=False)
     assert snapshot(node) == before and not before["manifest"]
+    assert not (tmp_path / "tester").exists()  # refused before anything was created, on either side
 
 
 def test_a_failed_should_is_a_warning_and_a_failed_must_fails_the_run(tmp_path):

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from credentials.dids import KeyResolver
 from credentials.errors import (
@@ -38,6 +38,7 @@ from credentials.errors import (
 )
 from credentials.loader import VC_V2_CONTEXT_URL
 from credentials.proofs import format_datetime
+from credentials.verifier import StatusChecker, verify_credential
 
 __all__ = [
     "MIN_STATUS_LIST_LENGTH",
@@ -57,23 +58,6 @@ MAX_STATUS_LIST_BYTES = 16 * 1024 * 1024
 STATUS_PURPOSES = ("revocation", "suspension")
 
 Purpose = Literal["revocation", "suspension"]
-
-
-@runtime_checkable
-class StatusChecker(Protocol):
-    """Checks a credential's ``credentialStatus`` (Bitstring Status List v1.0 §3.2)."""
-
-    def check(self, credential: dict[str, Any], *, now: datetime) -> None:
-        """Return if the credential is neither revoked nor suspended at ``now``.
-
-        Raises:
-            RevokedError: the revocation bit is set.
-            SuspendedError: the suspension bit is set.
-            StatusUnavailableError: the status list could not be obtained or verified.
-            MalformedCredentialError: the status entry is malformed.
-
-        """
-        ...
 
 
 class StatusList:
@@ -394,9 +378,6 @@ class StatusListCache:
         return cached
 
     def _verify_list(self, url: str, document: Any, now: datetime, current: float) -> _Cached:
-        # Imported here: verifier imports this module for the StatusChecker type.
-        from credentials.verifier import verify_credential
-
         try:
             verified = verify_credential(document, resolve_key=self._resolve_key, now=now)
             if "BitstringStatusListCredential" not in verified.types:

@@ -32,7 +32,7 @@ import copy
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from credentials.dids import KeyResolver
 from credentials.errors import (
@@ -55,9 +55,9 @@ from credentials.model import (
 )
 from credentials.profile import check_profile
 from credentials.proofs import add_proof, format_datetime, parse_datetime, verify_proof
-from credentials.status_list import StatusChecker
 
 __all__ = [
+    "StatusChecker",
     "create_presentation",
     "issue_credential",
     "verify_credential",
@@ -66,6 +66,23 @@ __all__ = [
 
 _ASSERTION = "assertionMethod"
 _AUTHENTICATION = "authentication"
+
+
+@runtime_checkable
+class StatusChecker(Protocol):
+    """Checks a credential's ``credentialStatus`` (Bitstring Status List v1.0 §3.2)."""
+
+    def check(self, credential: dict[str, Any], *, now: datetime) -> None:
+        """Return if the credential is neither revoked nor suspended at ``now``.
+
+        Raises:
+            RevokedError: the revocation bit is set.
+            SuspendedError: the suspension bit is set.
+            StatusUnavailableError: the status list could not be obtained or verified.
+            MalformedCredentialError: the status entry is malformed.
+
+        """
+        ...
 
 
 def _check_base(document: Any, required_type: str, loader: DocumentLoader | None) -> None:

@@ -21,7 +21,7 @@ from credentials import (
 )
 from federation.client import AgentWallet
 from federation.config import database_url_for
-from federation.errors import InvalidRequestError
+from federation.errors import InvalidRequestError, NotFoundError
 from federation.identity import NodeIdentity
 from federation.paths import write_private
 from federation.statuslists import StatusListPublisher
@@ -74,7 +74,7 @@ def register_agent(
     store = open_store(identity)
     try:
         store.agent(name)
-    except Exception:
+    except NotFoundError:  # only "not registered" lets the registration go on; a database error propagates
         pass
     else:
         raise InvalidRequestError(f"agent {name!r} is already registered", reason="AGENT_EXISTS")

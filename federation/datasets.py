@@ -383,9 +383,7 @@ class DatasetService:
             decision = auditor.check(key, query.kind, frozenset(ids))
             if not decision.allow:
                 self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
-                status = "RESOURCE_EXHAUSTED" if decision.reason == "AUDIT_CAPACITY" else "PERMISSION_DENIED"
-                raise DeniedError(
-                    status=status,
+                raise DeniedError(  # status from federation.reasons (AUDIT_CAPACITY: RESOURCE_EXHAUSTED)
                     message="answering would let the requester determine a record exactly "
                     f"({decision.reason})"
                     if decision.reason == "RECONSTRUCTION_RISK"
@@ -432,7 +430,6 @@ class DatasetService:
                 raise DeniedError(
                     "privacy budget spent for this scope",
                     reason=dpa.reason,
-                    status="RESOURCE_EXHAUSTED",
                     metadata={"scope": key},
                 )
             # durable before the answer leaves the node: a crash cannot refund the ε

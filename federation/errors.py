@@ -2,7 +2,8 @@
 
 Each error has a stable ``reason`` code (the ``google.rpc.ErrorInfo`` reason
 on the wire), a ``status`` naming the gRPC status code it maps to (as a
-string, so this module stays free of gRPC), ``caller_fault`` and
+string, so this module stays free of gRPC: looked up in the one table,
+:data:`federation.reasons.STATUS_BY_REASON`), ``caller_fault`` and
 ``metadata`` (evidence, never data values). The single translator between
 these errors (and the ``credentials``/``policy``/``ledger`` errors) and the
 wire lives in :mod:`federation.wire`.
@@ -12,13 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from federation.reasons import status_for
+
 
 class FederationError(Exception):
     """Base class of every node error.
 
     Attributes:
         reason: stable reason code, e.g. ``"UNKNOWN_PEER"``.
-        status: gRPC status code name, e.g. ``"UNAUTHENTICATED"``.
+        status: gRPC status code name, e.g. ``"UNAUTHENTICATED"``: the reason's entry in
+            :data:`federation.reasons.STATUS_BY_REASON`; the class default only for a
+            reason that is data (not in the table); as sent for an error rebuilt from a peer.
         caller_fault: True when the caller's input caused it.
         metadata: string evidence for ``ErrorInfo.metadata``.
 
@@ -39,8 +44,9 @@ class FederationError(Exception):
         super().__init__(message)
         if reason is not None:
             self.reason = reason
-        if status is not None:
-            self.status = status
+        # the one table decides (federation.reasons); the class's status only for a reason that is data,
+        # ``status`` only for an error rebuilt from a peer's answer (federation.wire.from_rpc_error)
+        self.status = status if status is not None else status_for(self.reason, type(self).status)
         self.metadata: dict[str, str] = {k: str(v) for k, v in (metadata or {}).items()}
 
 

@@ -183,3 +183,32 @@ def add_routes(app: Any, node: Any, *, details: bool = True) -> None:
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+
+async def start_ops_http(node: object, port: int, *, host: str = "127.0.0.1") -> tuple[object, int]:
+    """Serve ``/metrics`` (Prometheus text format), ``/healthz`` and ``/readyz`` on ``host:port``.
+
+    Replaces ``prometheus_client.start_http_server`` so that one loopback port
+    carries what a supervisor or a Prometheus scrape needs
+    (:mod:`federation.health` for the two probes).
+
+    Returns:
+        ``(runner, bound port)``; ``await runner.cleanup()`` stops it.
+
+    """
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    add_routes(app, node)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sock = site._server.sockets[0]  # type: ignore[union-attr]
+    return runner, sock.getsockname()[1]

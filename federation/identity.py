@@ -153,18 +153,12 @@ def export_bundle(
         now: bundle time (UTC).
 
     """
-    from ledger import NoteSigner
+    from ledger import CosignatureSigner, NoteSigner
 
     now = now or dt.datetime.now(dt.UTC)
     cfg = identity.config
     signer = NoteSigner(ledger_origin(cfg.org_name), identity.ledger_seed)
-    witness_vkey = ""
-    try:
-        from ledger import CosignatureSigner  # available once witnessing exists
-
-        witness_vkey = CosignatureSigner(witness_name(cfg.org_name), identity.witness_seed).vkey
-    except ImportError:
-        pass
+    witness_vkey = CosignatureSigner(witness_name(cfg.org_name), identity.witness_seed).vkey
     bundle = PeerBundle(
         org_name=cfg.org_name,
         org_did=cfg.org_did,

@@ -1,60 +1,50 @@
-"""A running Accord node: composes credentials, policy and ledger.
+"""A running Accord node: the composition root.
 
-:class:`Node` holds the node's runtime state (identity, peer registry,
-agents, contracts, policy engine, trust book, sessions, ledger) and runs
-both halves of one exchange over domain objects: the provider side
-(verify, decide, gate, log, receipt) and the requester side (authenticate
-the agent, sign the envelope, forward, verify the receipt, log "received").
-It never touches gRPC server objects: ``federation.services`` are thin
-adapters, and peers are reached through :class:`federation.peer_client.PeerClient`.
+:class:`Node` opens a node directory and wires its parts — identity, peer
+registry, contracts and the policy decision point, trust and budgets,
+sessions, the ledger and its writer, the data sources, the verifier pool —
+and reloads, persists and closes them. The exchange itself is done by its
+two halves, :class:`federation.provider.ProviderSide` and
+:class:`federation.requester.RequesterSide`, over the domain values of
+:mod:`federation.domain` (no protobuf, no gRPC); peers are reached through
+the injected peer client (:class:`federation.peer_client.PeerClient` in the
+server), and time comes from the injected :class:`federation.clock.Clock`.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
 import json
 import random
-import secrets
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from credentials import (
-    CredentialError,
     StaticKeyResolver,
     StatusListCache,
     did_key_resolver,
-    public_key_from_did_key,
 )
 from credentials.pool import VerifierPool
-from federation import observability as obs
 from federation.admission import PresessionGuard
+from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
-from federation.errors import (
-    AuthenticationError,
-    DeniedError,
-    FederationError,
-    InvalidRequestError,
-    NotFoundError,
-)
+from federation.domain import LocalSession, PeerLink
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
 from federation.paths import open_private_append
-from federation.peers import AuthenticatedPeer, PeerRegistry
-from federation.provider_agents import load_provider_agent
-from federation.sessions import ChallengeTable, NonceCache, Session, SessionTable
+from federation.peers import PeerRegistry
+from federation.provider import ProviderSide
+from federation.provider_agents import ProviderAgent, load_provider_agent
+from federation.requester import RequesterSide
+from federation.sessions import ChallengeTable, NonceCache, SessionTable
 from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, PolicyStateStore, make_engine
+from federation.witnessing import WitnessCoordinator
 from ledger import (
-    DisclosureEntry,
     NoteSigner,
-    NoteVerifier,
     TransparencyLog,
     Witness,
 )
@@ -66,195 +56,46 @@ from policy import (
     PolicyDecisionPoint,
     PolicyError,
     RegopyEngine,
-    apply_gate,
-    check_identifier,
-    session_claims,
 )
 
 log = structlog.get_logger("accord.node")
 
-MAX_FIELDS = 64
-#: largest aggregate query (JSON text) a request may carry, characters
-MAX_AGGREGATE_CHARS = 16 * 1024
 
-
-def now_utc() -> dt.datetime:
-    """The current time, UTC, second precision."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def rfc3339(t: dt.datetime) -> str:
-    """RFC 3339 UTC string with a ``Z`` suffix."""
-    return t.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def aggregate_columns(query: Any) -> tuple[str, ...]:
-    """The columns an aggregate query reaches: the aggregated one, then each one its predicate names.
-
-    Args:
-        query: a parsed :class:`federation.datasets.AggregateQuery` (its
-            ``predicate`` is the request's JSON, already size-bounded).
-
-    Returns:
-        Column names, the aggregated column first, without repeats.
-
-    """
-    seen: dict[str, None] = {str(query.column): None}
-    stack = [query.predicate]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("col"), str):
-                seen.setdefault(node["col"], None)
-            stack.extend(v for k, v in node.items() if k in ("and", "or", "not"))
-        elif isinstance(node, list):
-            stack.extend(node)
-    return tuple(seen)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One data request, as signed by the agent (domain form of ``RequestBody``).
-
-    Attributes:
-        contract_id: contract id.
-        purpose: purpose in the contract.
-        resource: resource name at the provider.
-        subject: record key or ``"*"``.
-        fields: requested field paths.
-        provider_org: provider org DID.
-        agent_did: requesting agent DID.
-        nonce: unique request nonce.
-        timestamp_ms: creation time, unix milliseconds.
-        signed_bytes: the agent's ``SignedPayload.payload``, exactly as received.
-        agent_signature: 64-byte Ed25519 signature over
-            ``PAE("accord.federation.v1.RequestBody", signed_bytes)``.
-        aggregate_json: optional aggregate query (JSON text).
-
-    """
-
-    contract_id: str
-    purpose: str
-    resource: str
-    subject: str
-    fields: tuple[str, ...]
-    provider_org: str
-    agent_did: str
-    nonce: str
-    timestamp_ms: int
-    signed_bytes: bytes
-    agent_signature: bytes
-    aggregate_json: str = ""
-
-    def validate(self) -> None:
-        """Schema, size and identifier checks, before any lookup (issue #18, class 1).
-
-        Every identifier is checked against :mod:`policy.identifiers` (one
-        grammar: ASCII, no control characters, bounded length), so the exact
-        string that passed here is the one the node's bookkeeping, the Rego
-        engine, the auditor and the ledger see.
-
-        Raises:
-            InvalidRequestError: ``MALFORMED_REQUEST`` naming the bad member
-                (sizes, counts, signature length, nonce).
-            policy.InvalidIdentifierError: ``MALFORMED_IDENTIFIER`` (mapped to
-                INVALID_ARGUMENT) naming the bad member.
-
-        """
-        check_identifier(self.contract_id, "contract", field="contract_id")
-        check_identifier(self.purpose, "purpose", field="purpose")
-        check_identifier(self.resource, "resource", field="resource")
-        check_identifier(self.subject, "subject", field="subject")
-        check_identifier(self.provider_org, "did", field="provider_org")
-        check_identifier(self.agent_did, "did", field="agent_did")
-        if not self.agent_did.startswith("did:key:"):
-            raise InvalidRequestError("request.agent_did must be a did:key", metadata={"field": "agent_did"})
-        if not self.fields and not self.aggregate_json:
-            raise InvalidRequestError("request.fields is empty", metadata={"field": "fields"})
-        if self.fields and self.aggregate_json:
-            raise InvalidRequestError(
-                "a request names fields or an aggregate query, not both", metadata={"field": "fields"}
-            )
-        if len(self.fields) > MAX_FIELDS:
-            raise InvalidRequestError(
-                f"request.fields has more than {MAX_FIELDS} entries", metadata={"field": "fields"}
-            )
-        for f in self.fields:
-            check_identifier(f, "field", field="fields")
-        if len(set(self.fields)) != len(self.fields):
-            raise InvalidRequestError("request.fields repeats a path", metadata={"field": "fields"})
-        if len(self.aggregate_json) > MAX_AGGREGATE_CHARS:
-            raise InvalidRequestError(
-                f"request.aggregate_json is over {MAX_AGGREGATE_CHARS} characters",
-                metadata={"field": "aggregate_json"},
-            )
-        if not 16 <= len(self.nonce) <= 128 or not self.nonce.isascii() or not self.nonce.isprintable():
-            raise InvalidRequestError(
-                "request.nonce must be 16..128 printable ASCII", metadata={"field": "nonce"}
-            )
-        if len(self.agent_signature) != 64:
-            raise InvalidRequestError(
-                "agent_signature must be 64 bytes", metadata={"field": "agent_signature"}
-            )
-
-
-@dataclass
-class Outcome:
-    """The provider's answer to one request (domain form of ``Outcome``).
-
-    Attributes mirror the protobuf message; ``receipt`` is a
-    :class:`ledger.Receipt` and ``entry`` the logged entry's bytes.
-    """
-
-    disclosure_id: str
-    decision: str
-    released_fields: tuple[str, ...]
-    stripped_fields: tuple[str, ...]
-    payload: Any
-    record_count: int
-    reasons: tuple[str, ...]
-    obligations: tuple[str, ...]
-    effective_trust: float
-    decision_hash: str
-    receipt: Any
-    entry: bytes
-    leaf_index: int
-    leaf_hash: bytes
-
-
-@dataclass
-class LocalSession:
-    """Requester-side record of a session an agent opened through this node."""
-
-    session_id: str
-    peer_org: str
-    agent_did: str
-    agent_public_key: bytes
-    expires_at: float
-
-
-@dataclass
-class Counters:
-    """Per-pair exchange counters for the demo summary and metrics."""
-
-    released: int = 0
-    trimmed: int = 0
-    denied: int = 0
-    offered_beyond_mni: int = 0
-    released_beyond_mni: int = 0
-    per_pair: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-class Node:
+class Node(ProviderSide, RequesterSide):
     """The node (see the module docstring). Create with :meth:`open`."""
 
-    def __init__(self, identity: NodeIdentity) -> None:
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        *,
+        peer_client: PeerLink | None = None,
+        clock: Clock | None = None,
+        writer_factory: Callable[[TransparencyLog], LedgerWriter] | None = None,
+        engine: Any = None,
+        provider_agent: ProviderAgent | None = None,
+    ) -> None:
+        """Open the node's database, ledger and witness and wire its parts (then :meth:`reload`).
+
+        Args:
+            identity: the loaded node directory (:meth:`NodeIdentity.load`).
+            peer_client: how this node reaches its peers (the server passes a
+                :class:`federation.peer_client.PeerClient`); ``None`` for a node
+                that only serves or is used offline (requester calls then fail).
+            clock: the time source (default :class:`federation.clock.SystemClock`).
+            writer_factory: builds the ledger writer over the opened log (default
+                :class:`LedgerWriter` with ``ledger_batch_max``).
+            engine: the Rego engine behind the decision point (default from ``[policy]``).
+            provider_agent: what this organization's agent offers (default from
+                ``provider_agent`` in ``node.toml``).
+
+        Raises:
+            ValueError: an unknown ``provider_agent`` model.
+            PeerError / PolicyError: from :meth:`reload`.
+
+        """
         self.identity = identity
+        self.clock: Clock = clock or SystemClock()
+        self.peer_client = peer_client
         self.config = identity.config
         self.did = identity.org_did
         self.paths = identity.paths
@@ -266,7 +107,11 @@ class Node:
             origin=ledger_origin(self.config.org_name),
             signer=self.ledger_signer,
         )
-        self.writer = LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
+        self.writer = (
+            writer_factory(self.ledger)
+            if writer_factory is not None
+            else LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
+        )
         self.witness = Witness.open(
             database_url_for(self.paths.root, self.config),
             name=witness_name(self.config.org_name),
@@ -294,7 +139,7 @@ class Node:
         self.status = StatusListPublisher(identity, self.store)
         self.peers = PeerRegistry()
         self.contracts: dict[str, Contract] = {}
-        self.policy = self._make_engine()
+        self.policy = engine if engine is not None else self._make_engine()
         self.policy_state = PolicyStateStore(self.store).load()  # rows per pair / key (#10.2)
         self.trust = self.policy_state.trust
         self.budgets = self.policy_state.budgets
@@ -308,25 +153,27 @@ class Node:
         from federation.datasets import DatasetService
 
         self.datasets = DatasetService(self.store)
-        self.provider_agent = load_provider_agent(self.config.provider_agent)
+        self.provider_agent = provider_agent or load_provider_agent(self.config.provider_agent)
         self.rng = random.Random()
         self._oer_totals: dict[tuple[str, str, str], list[int]] = {}
         self.peer_status_docs: dict[str, tuple[dict[str, Any], float]] = {}
         self.resolver: StaticKeyResolver = StaticKeyResolver({})
         self.status_cache: StatusListCache | None = None
-        self.peer_client: Any = None  # set by the server (federation.peer_client.PeerClient)
         self._agent_cache: dict[str, tuple[Any, float]] = {}
+        self.rejected_contracts: dict[str, str] = {}
+        #: sends this node's checkpoints to its witnesses (run by the server; read by the health checks)
+        self.coordinator = WitnessCoordinator(self)
         self.reload()
 
     @classmethod
-    def open(cls, node_dir: Path) -> Node:
-        """Load a node directory and open its database and ledger.
+    def open(cls, node_dir: Path, **parts: Any) -> Node:
+        """Load a node directory and open its database and ledger; ``parts`` as for the constructor.
 
         Raises:
             ConfigError: the directory is not a valid node directory.
 
         """
-        return cls(NodeIdentity.load(node_dir))
+        return cls(NodeIdentity.load(node_dir), **parts)
 
     def _make_engine(self):
         """The policy engine behind a :class:`policy.DecisionCache` (hits across sessions and seconds)."""
@@ -334,8 +181,6 @@ class Node:
         if pc.engine == "opa":
             return DecisionCache(OpaRestEngine(pc.opa_url, timeout_seconds=pc.opa_timeout_seconds))
         return DecisionCache(RegopyEngine())
-
-    # ------------------------------------------------------------------ state
 
     def reload(self) -> dict[str, int]:
         """Re-read peers, contracts and data from the node directory.
@@ -466,1162 +311,6 @@ class Node:
                 for rec in records:
                     fh.write(json.dumps(rec, sort_keys=True) + "\n")
         return len(records)
-
-    def _local_agent(self, agent_did: str):
-        """A registered, unrevoked, unsuspended agent of this org (cached 0.5 s)."""
-        hit = self._agent_cache.get(agent_did)
-        t = time.monotonic()
-        if hit is None or t - hit[1] > 0.5:
-            try:
-                rec = self.store.agent(agent_did)
-            except NotFoundError as exc:
-                raise AuthenticationError(
-                    f"agent {agent_did} is not registered here", reason="UNKNOWN_AGENT"
-                ) from exc
-            hit = (rec, t)
-            self._agent_cache[agent_did] = hit
-        rec = hit[0]
-        if rec.revoked:
-            raise AuthenticationError("agent credential is revoked", reason="REVOKED")
-        if rec.suspended:
-            raise AuthenticationError("agent credential is suspended", reason="SUSPENDED")
-        window = self._credential_window(rec)
-        now = now_utc()
-        if window[0] is not None and now < window[0]:
-            raise AuthenticationError("agent credential is not yet valid", reason="NOT_YET_VALID")
-        if window[1] is None or now >= window[1]:
-            raise AuthenticationError("agent credential has expired", reason="EXPIRED")
-        return rec
-
-    @staticmethod
-    def _credential_window(rec: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """(validFrom, validUntil) of a registered agent's credential, as this node issued it.
-
-        The record's credential is the one this node signed and stored at
-        registration; a credential without ``validUntil`` counts as expired
-        (Accord always issues one), so a store edit that drops it fails closed.
-        """
-        cred = rec.credential if isinstance(rec.credential, dict) else {}
-        out: list[dt.datetime | None] = []
-        for key in ("validFrom", "validUntil"):
-            try:
-                t = dt.datetime.fromisoformat(cred[key]) if isinstance(cred.get(key), str) else None
-            except ValueError:
-                t = None
-            out.append(t if t is not None and t.tzinfo is not None else None)
-        return out[0], out[1]
-
-    # ---------------------------------------------------------- status lists
-
-    def _fetch_status_doc(self, url: str) -> dict[str, Any]:
-        hit = self.peer_status_docs.get(url)
-        if hit is None:
-            own = self.status.credential_for_url(url)
-            if own is not None:
-                return own
-            raise AuthenticationError(f"status list {url} not available", reason="STATUS_UNAVAILABLE")
-        return hit[0]
-
-    async def refresh_peer_status(self, peer: AuthenticatedPeer, credentials: list[Any]) -> None:
-        """Fetch, over gRPC, the pinned peers' status lists the presented credentials reference.
-
-        Usually the lists are the calling peer's own; a delegation chain rooted in
-        another pinned organization references that organization's lists. Only
-        lists whose cached copy is older than ``status_list_ttl_seconds`` are
-        fetched; a URL that is no pinned peer's list is left to the status
-        checker, which refuses it (``STATUS_UNAVAILABLE``: fail closed).
-        """
-        ttl = self.config.status_list_ttl_seconds
-        wanted: set[tuple[str, str]] = set()
-        for cred in credentials:
-            entries = cred.get("credentialStatus") if isinstance(cred, dict) else None
-            for e in entries if isinstance(entries, list) else [entries] if entries else []:
-                if isinstance(e, dict):
-                    wanted.add((str(e.get("statusListCredential", "")), str(e.get("statusPurpose", ""))))
-        owners = {
-            StatusListPublisher.url_for(b.org_name, p): b
-            for b in self.peers
-            for p in ("revocation", "suspension")
-        }
-        for url, purpose in sorted(wanted):
-            bundle = owners.get(url)
-            if bundle is None:
-                continue
-            hit = self.peer_status_docs.get(url)
-            if hit is not None and time.monotonic() - hit[1] < ttl:
-                continue
-            try:
-                doc = await self.peer_client.get_status_list(bundle, purpose)
-            except FederationError as exc:  # fail closed later: the checker finds no list
-                log.warning("peer status list unavailable", peer=bundle.org_name, error=str(exc))
-                continue
-            self.peer_status_docs[url] = (doc, time.monotonic())
-            if self.status_cache is not None:
-                self.status_cache.invalidate(url)
-
-    # ----------------------------------------------------------- provider
-
-    def issue_challenge(self, peer: AuthenticatedPeer, agent_did: str) -> tuple[str, str, float]:
-        """A challenge for a VP from ``agent_did`` of ``peer``: (challenge, domain, expires_at)."""
-        check_identifier(agent_did, "did", field="agent_did")
-        if not agent_did.startswith("did:key:"):
-            raise InvalidRequestError("agent_did must be a did:key", metadata={"field": "agent_did"})
-        challenge, expires = self.challenges.issue(f"{peer.org_did} {agent_did}", owner=peer.org_did)
-        return challenge, self.did, expires
-
-    async def open_session(self, peer: AuthenticatedPeer, presentation_json: bytes) -> tuple[Session, float]:
-        """Verify an agent's presentation and open a session; returns (session, effective trust).
-
-        The presentation is bounded (``credentials.limits``) as it is parsed; its
-        signatures, JSON-LD and claims are verified in the node's
-        ``credentials.pool.VerifierPool`` (worker processes, deadline
-        ``verify_deadline_seconds``), off the event loop; status lists are
-        checked here on the verified credentials.
-
-        Raises:
-            InvalidRequestError: the presentation is not JSON or too large.
-            AuthenticationError: wrong challenge; a CredentialError for any
-                verification failure (signature, issuer, status, validity,
-                ``DOCUMENT_TOO_COMPLEX``, ``CONTEXT_NOT_ALLOWED``,
-                ``VERIFICATION_TIMEOUT``).
-
-        """
-        from credentials import load_json
-
-        if len(presentation_json) > self.config.max_request_bytes:
-            raise InvalidRequestError("presentation too large", reason="DOCUMENT_TOO_LARGE")
-        try:
-            vp = load_json(presentation_json)  # size, depth, nodes, values per property: before anything
-            holder = vp["holder"]
-            challenge = vp["proof"]["challenge"]
-        except CredentialError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidRequestError(f"malformed presentation: {exc}") from exc
-        if not isinstance(holder, str) or not isinstance(challenge, str):
-            raise InvalidRequestError("malformed presentation: holder and proof.challenge must be strings")
-        self.challenges.consume(challenge, f"{peer.org_did} {holder}")
-        vcs = vp.get("verifiableCredential")
-        await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
-        return await self._verify_session(peer, vp, challenge)
-
-    async def _verify_session(
-        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
-    ) -> tuple[Session, float]:
-        """Verify a parsed presentation whose challenge was consumed; open its session.
-
-        A seam: the interop tests substitute it to build a node that accepts
-        unverified presentations (``interop_tests.misbehaving``).
-
-        Raises:
-            AuthenticationError: a CredentialError for any verification failure.
-
-        """
-        vcs = vp.get("verifiableCredential")
-        vcs_list = vcs if isinstance(vcs, list) else [vcs]
-        if any(isinstance(v, dict) and "DelegationCredential" in (v.get("type") or []) for v in vcs_list):
-            return await self._open_delegated_session(peer, vp, challenge)
-        pool = self.verifier
-        current = dt.datetime.now(dt.UTC)
-        verified = await pool.verify_presentation(
-            vp,
-            challenge=challenge,
-            domain=self.did,
-            resolve_key=self.resolver,
-            now=current,
-            trusted_issuers=[peer.org_did],
-        )
-        for checked in verified.credentials:  # statuses: fetched and cached here, not in the worker
-            if self.status_cache is not None:
-                self.status_cache.check(checked.credential, now=current)
-        cred = verified.credentials[0]
-        if "AgentCredential" not in cred.types:
-            raise AuthenticationError(
-                "presented credential is not an AgentCredential", reason="WRONG_CREDENTIAL_TYPE"
-            )
-        not_after = cred.valid_until.timestamp() if cred.valid_until else None
-        agent = cred.agent  # strictly parsed AgentClaims: what the proof actually binds
-        claims = (
-            {
-                "organization": agent.organization,
-                "name": agent.name,
-                "role": agent.role,
-                "scopes": sorted(agent.scopes),
-                "trust_tier": agent.trust_tier,
-            }
-            if agent
-            else {}
-        )
-        sess = self.sessions.create(
-            peer_org=peer.org_did,
-            agent_did=verified.holder,
-            agent_public_key=public_key_from_did_key(verified.holder),
-            claims=claims,
-            credential_id=cred.id or "",
-            not_after=not_after,
-        )
-        now = now_utc()
-        self.trust.record_verification((peer.org_did, self.did), now=now)
-        obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
-        return sess, self._effective_trust(peer.org_did, None, now)
-
-    async def _open_delegated_session(
-        self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
-    ) -> tuple[Session, float]:
-        """Open a session for an agent acting under a delegation chain (issue: TVP / AD).
-
-        The chain is verified by :func:`federation.delegation.verify_delegated_presentation`
-        (signatures, the chain back to an AgentCredential of ``peer``, attenuation
-        of scopes, fields and purposes at every hop, depth, expiry, cycles). An
-        expansion anywhere is Authorization Drift: a ``drift`` ledger entry is
-        written, τ for the pair drops, every session of the chain is
-        terminated, and the presentation is refused (PERMISSION_DENIED,
-        ``AUTHORIZATION_DRIFT``).
-        """
-        from federation.delegation import DriftError, verify_delegated_job
-
-        pool = self.verifier
-        now = now_utc()
-        try:
-            # the chain's JSON-LD and signature work runs in the verifier pool, within its deadline
-            authority = await pool.run(
-                verify_delegated_job,
-                vp,
-                {
-                    "challenge": challenge,
-                    "domain": self.did,
-                    "resolve_key": self.resolver,
-                    "now": now,
-                    "requester_org": peer.org_did,
-                    "allowed_orgs": sorted(self._delegation_orgs(peer.org_did)),
-                },
-            )
-        except DriftError as err:
-            await self.record_drift(peer, err, now=now)
-            raise
-        if self.status_cache is not None:
-            # the root's own organization's list (a pinned peer's, fetched by refresh_peer_status)
-            self.status_cache.check(authority.root_credential, now=now)
-        sess = self.sessions.create(
-            peer_org=peer.org_did,
-            agent_did=authority.holder,
-            agent_public_key=public_key_from_did_key(authority.holder),
-            claims=dict(authority.claims),
-            credential_id=authority.credential_id,
-            not_after=authority.not_after,
-        )
-        sess.delegation = authority  # type: ignore[attr-defined]
-        self.trust.record_verification((peer.org_did, self.did), now=now)
-        obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
-        return sess, self._effective_trust(peer.org_did, None, now)
-
-    def _delegation_orgs(self, requester_org: str) -> frozenset[str]:
-        """Organizations whose agents may root chains presented by ``requester_org`` (from contracts)."""
-        return frozenset(
-            org
-            for c in self.contracts.values()
-            if c.parties.provider.org == self.did and c.parties.requester.org == requester_org
-            for org in c.delegation_orgs
-        )
-
-    async def record_drift(
-        self, peer: AuthenticatedPeer, err: Any, *, now: dt.datetime, request: Request | None = None
-    ) -> None:
-        """Authorization Drift: ledger ``drift`` entry, τ drop, chain sessions terminated."""
-        chain = list(getattr(err, "chain_agents", ()) or ())
-        for agent in chain:
-            self.sessions.terminate_agent(agent)
-        self.trust.record_drift((peer.org_did, self.did), now=now)
-        entry = DisclosureEntry(
-            kind="drift",
-            disclosure_id="drf_" + secrets.token_hex(16),
-            time=rfc3339(now),
-            provider_org=self.did,
-            requester_org=peer.org_did,
-            requester_agent=chain[-1] if chain else (request.agent_did if request else ""),
-            provider_agent="",
-            contract_id=request.contract_id if request else "",
-            contract_hash="",
-            purpose=request.purpose if request else "",
-            fields_requested=list(request.fields) if request else [],
-            fields_released=[],
-            fields_stripped=[],
-            record_count=0,
-            decision="deny",
-            reason=err.reason,
-            decision_hash="",
-            request_digest=sha256_hex(request.signed_bytes) if request else "",
-            response_digest="",
-            effective_trust=0.0,
-            extra={k: str(v)[:200] for k, v in err.metadata.items()},
-        )
-        await self.writer.write(entry, receipt=False)
-        obs.REFUSED.labels(reason="AUTHORIZATION_DRIFT").inc()
-
-    def _effective_trust(self, requester_org: str, contract: Contract | None, now: dt.datetime) -> float:
-        ceiling = contract.trust_ceiling if contract is not None else 1.0
-        return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
-
-    def _open_payload(self, signed: Any, expected: Any, public_key: bytes, *, signer: str, field: str) -> Any:
-        """Verify and parse one signed payload (the seam every signature check goes through).
-
-        See :func:`federation.signing.open_payload` (arguments, result, errors).
-        """
-        from federation.signing import open_payload
-
-        return open_payload(signed, expected, public_key, signer=signer, field=field)  # type: ignore[arg-type]
-
-    def authenticate_request(self, peer: AuthenticatedPeer, envelope: Any) -> tuple[Session, Request]:
-        """Open the organization-signed envelope, then the agent-signed request, then check replay.
-
-        Receiver order of docs/spec/accord-v1.md §4.4 for each signed payload
-        (bound, type/version, signature, parse, unknown fields): the envelope
-        with the caller's pinned organization key, then, inside it, the
-        request with the key of the session's agent. Identifiers are checked
-        before any use.
-
-        Args:
-            peer: the mTLS-authenticated caller.
-            envelope: the ``SignedPayload`` of ``ExchangeRequest.envelope``.
-
-        Returns:
-            (the session, the domain request whose ``signed_bytes`` are the
-            agent's payload bytes as received).
-
-        Raises:
-            AuthenticationError / InvalidRequestError with a precise reason
-            (see :func:`federation.signing.open_payload`), ``REQUESTER_MISMATCH``,
-            ``UNKNOWN_SESSION``, ``AGENT_MISMATCH``, ``WRONG_PROVIDER``, replay.
-
-        """
-        from federation.pb import federation_pb2 as pb
-        from federation.wire import request_from_pb
-
-        env = self._open_payload(
-            envelope, pb.ExchangeEnvelope, peer.bundle.public_key, signer="org", field="envelope"
-        )
-        if env.requester_org != peer.org_did:
-            raise AuthenticationError(
-                "envelope names another requesting organization", reason="REQUESTER_MISMATCH"
-            )
-        sess = self.sessions.get(env.session_id, peer_org=peer.org_did)
-        body = self._open_payload(
-            env.request, pb.RequestBody, sess.agent_public_key, signer="agent", field="envelope.request"
-        )
-        request = request_from_pb(body, env.request)
-        request.validate()  # bounded, grammar-checked identifiers before any use
-        if request.agent_did != sess.agent_did:
-            raise AuthenticationError(
-                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
-            )
-        if request.provider_org != self.did:
-            raise InvalidRequestError("request is addressed to another provider", reason="WRONG_PROVIDER")
-        self.nonces.check(request.nonce, request.timestamp_ms)
-        return sess, request
-
-    async def serve(self, peer: AuthenticatedPeer, envelope: Any) -> Outcome:
-        """Provider side of one exchange (DESIGN.md steps 3–7).
-
-        Args:
-            peer: the mTLS-authenticated caller.
-            envelope: the organization-signed ``SignedPayload`` (``ExchangeEnvelope``).
-
-        Raises:
-            AuthenticationError / InvalidRequestError: before any decision;
-                nothing is written.
-            DeniedError: the policy denied; the denial is logged with a receipt.
-            NotFoundError: unknown resource/subject after an allow (logged as denial).
-
-        """
-        t0 = time.perf_counter()
-        sess, request = self.authenticate_request(peer, envelope)
-        now = now_utc()
-        authority = getattr(sess, "delegation", None)
-        if authority is not None:
-            from federation.delegation import DriftError, check_request_within
-
-            reach = request.fields
-            if request.aggregate_json:  # an aggregate reaches its column and every filtered column
-                from federation.datasets import AggregateQuery
-
-                reach = aggregate_columns(AggregateQuery.parse(request.aggregate_json))
-            try:
-                check_request_within(
-                    authority, purpose=request.purpose, fields=reach, contract_id=request.contract_id
-                )
-            except DriftError as err:
-                sess.move("terminated")
-                await self.record_drift(peer, err, now=now, request=request)
-                raise
-        contract = self.contracts.get(request.contract_id)
-        if contract is None and request.contract_id in self.rejected_contracts:
-            reason = self.rejected_contracts[request.contract_id]
-            raise DeniedError(
-                f"contract {request.contract_id} is not in force here ({reason})",
-                reason=reason,
-                status="FAILED_PRECONDITION",
-                metadata={"contract_id": request.contract_id},
-            )
-        if request.aggregate_json:
-            return await self._serve_aggregate(peer, sess, request, contract, now, t0)
-        decision = self._decide(peer, sess, request, contract, now)
-        tau = decision.effective_trust
-        if "ENGINE_ERROR" in decision.reasons:
-            obs.POLICY_ENGINE_FAILURES.inc()
-        sess.requests += 1
-        stripped: tuple[str, ...] = ()
-        payload: Any = None
-        records: list[dict[str, Any]] = []
-        deny_reason = ""
-        if decision.allow:
-            try:
-                max_records = decision.max_records or 100
-                records = self.data.offer(request.resource, request.subject, max_records=max_records)
-                mni: frozenset[str] = frozenset()
-                if contract is not None and request.purpose in contract.purposes:
-                    mni = frozenset(contract.purposes[request.purpose].mni)
-                records = self.provider_agent.offer(
-                    records=records, requested=request.fields, mni=mni, tau=tau, rng=self.rng
-                )
-            except NotFoundError as exc:
-                deny_reason = exc.reason
-        else:
-            deny_reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
-        base = self._entry_base(peer, request, contract, decision, now, fields_requested=list(request.fields))
-        if deny_reason:
-            sess.denials += 1
-            entry = DisclosureEntry(
-                kind="denial",
-                fields_released=[],
-                fields_stripped=[],
-                record_count=0,
-                decision="deny",
-                reason=deny_reason,
-                response_digest="",
-                **base,
-            )
-            obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
-            self.counters_for(peer.bundle.org_name)["denied"] += 1
-            await self._deny(peer, entry, decision.digest(), decision.reason_codes)
-        gate, payload, stripped, released = self._gate(records, decision)
-        response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        sess.fields_released.update(released)
-        entry = DisclosureEntry(
-            kind="disclosure",
-            fields_released=list(released),
-            fields_stripped=sorted(set(stripped)),
-            record_count=len(records),
-            decision="allow",
-            reason=",".join(decision.reason_codes),
-            response_digest=sha256_hex(response_bytes),
-            **base,
-        )
-        written = await self._log_disclosure(entry)
-        self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
-        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
-        obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
-        return Outcome(
-            disclosure_id=base["disclosure_id"],
-            decision="allow",
-            released_fields=released,
-            stripped_fields=tuple(sorted(set(stripped))),
-            payload=payload,
-            record_count=len(records),
-            reasons=tuple(decision.reason_codes),
-            obligations=tuple(decision.obligations),
-            effective_trust=tau,
-            decision_hash=decision.digest(),
-            receipt=written.receipt,
-            entry=entry.canonical_bytes(),
-            leaf_index=written.index,
-            leaf_hash=written.leaf_hash,
-        )
-
-    def _decide(
-        self,
-        peer: AuthenticatedPeer,
-        sess: Session,
-        request: Request,
-        contract: Contract | None,
-        now: dt.datetime,
-    ) -> Any:
-        """The policy decision for one record request (a :class:`policy.Decision`).
-
-        A seam: the interop tests substitute it to build a node that ignores
-        policy (``interop_tests.misbehaving``).
-        """
-        return self.pdp.decide(
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            requester_org=peer.org_did,
-            provider_org=self.did,
-            requester_agent=request.agent_did,
-            agent_claims=session_claims(sess.claims, org=peer.org_did),
-            requested_fields=request.fields,
-            session=self._session_input(contract, sess),
-            now=now,
-            resource=request.resource,
-            subject=request.subject,
-        )
-
-    def _gate(
-        self, records: list[dict[str, Any]], decision: Any
-    ) -> tuple[Any, Any, tuple[str, ...], tuple[str, ...]]:
-        """The MNI gate over what the provider agent offered.
-
-        Returns:
-            (the :func:`policy.apply_gate` result, the payload that crosses,
-            the stripped field names, the released field names).
-
-        A seam: the interop tests substitute it to build a node without a gate.
-        """
-        gate = apply_gate(records, decision.released_fields)
-        return gate, gate.payload, tuple(gate.stripped), tuple(decision.released_fields)
-
-    async def _log_disclosure(self, entry: DisclosureEntry) -> Any:
-        """Write a disclosure to the ledger; returns the writer's result with its receipt.
-
-        A seam: the interop tests substitute it to build a node whose receipts do not verify.
-        """
-        return await self.writer.write(entry, receipt=True)
-
-    def _entry_base(
-        self,
-        peer: AuthenticatedPeer,
-        request: Request,
-        contract: Contract | None,
-        decision: Any,
-        now: dt.datetime,
-        *,
-        fields_requested: list[str],
-    ) -> dict[str, Any]:
-        """The ledger-entry fields a provider's disclosure and denial share (names and digests only)."""
-        return dict(
-            disclosure_id="dsc_" + sha256_hex(request.signed_bytes)[:32],
-            time=rfc3339(now),
-            provider_org=self.did,
-            requester_org=peer.org_did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash=contract.version_hash if contract is not None else "",
-            purpose=request.purpose,
-            fields_requested=fields_requested,
-            decision_hash=decision.digest(),
-            request_digest=sha256_hex(request.signed_bytes),
-            effective_trust=decision.effective_trust,
-        )
-
-    #: gRPC status (name) of a logged refusal, by reason; anything else is PERMISSION_DENIED
-    DENIAL_STATUS: dict[str, str] = {
-        "UNKNOWN_CONTRACT": "NOT_FOUND",
-        "UNKNOWN_RESOURCE": "NOT_FOUND",
-        "UNKNOWN_SUBJECT": "NOT_FOUND",
-        "CONTRACT_NOT_IN_FORCE": "FAILED_PRECONDITION",
-        "RATE_LIMITED": "RESOURCE_EXHAUSTED",
-        "SESSION_LIMIT": "RESOURCE_EXHAUSTED",
-        "PRIVACY_BUDGET_EXHAUSTED": "RESOURCE_EXHAUSTED",
-        "AUDIT_CAPACITY": "RESOURCE_EXHAUSTED",
-    }
-
-    async def _deny(
-        self,
-        peer: AuthenticatedPeer,
-        entry: DisclosureEntry,
-        decision_hash: str,
-        reasons: tuple[str, ...],
-        *,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        """Log a refusal (durably, with a receipt), then raise it for the wire.
-
-        Raises:
-            NotFoundError: for unknown resources/subjects/contracts.
-            DeniedError: otherwise; status from ``DENIAL_STATUS``. The metadata
-                carries the disclosure id, leaf index, decision hash, reasons,
-                the receipt (tlog-proof) and the logged entry, so the requester
-                can verify that the refusal is on record.
-        """
-        written = await self.writer.write(entry, receipt=True)
-        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="deny").inc()
-        status = self.DENIAL_STATUS.get(entry.reason, "PERMISSION_DENIED")
-        err_cls = (
-            NotFoundError if status == "NOT_FOUND" and entry.reason != "UNKNOWN_CONTRACT" else DeniedError
-        )
-        raise err_cls(
-            f"denied by {self.config.org_name}: {', '.join(reasons) or entry.reason}",
-            reason=entry.reason,
-            status=status,
-            metadata={
-                "disclosure_id": entry.disclosure_id,
-                "leaf_index": str(written.index),
-                "decision_hash": decision_hash,
-                "reasons": ",".join(reasons),
-                "tlog_proof": written.receipt.to_text(),
-                "entry_b64": base64.b64encode(entry.canonical_bytes()).decode(),
-                **(extra or {}),
-            },
-        )
-
-    @staticmethod
-    def _session_input(contract: Contract | None, sess: Session) -> dict[str, int]:
-        """The session's cumulative state for the policy input.
-
-        Only given when the contract sets session limits: otherwise the
-        counters cannot change the decision, and leaving them out lets
-        identical requests hit the decision cache.
-        """
-        limits = contract.session_limits if contract is not None else None
-        if limits is None or (limits.max_requests is None and limits.max_fields is None):
-            return {}
-        return {
-            "requests": sess.requests,
-            "denials": sess.denials,
-            "fields_released": len(sess.fields_released),
-            "released_names": sorted(sess.fields_released),
-        }
-
-    async def _serve_aggregate(
-        self,
-        peer: AuthenticatedPeer,
-        sess: Session,
-        request: Request,
-        contract: Contract | None,
-        now: dt.datetime,
-        t0: float,
-    ) -> Outcome:
-        """Provider side of an aggregate query: contract, auditor, DP, ledger (docs/auditing.md).
-
-        The contract's generic conditions (in force, parties, purpose, scopes,
-        rate limits) are decided by the Rego policy; the purpose's
-        ``aggregates`` entry says which kinds and columns may be asked; the
-        reconstruction auditor decides before anything is computed. A denial
-        is logged (``audit_denial`` for the auditor, ``denial`` otherwise)
-        with the query digest and scope, never the predicate's values.
-
-        Raises:
-            DeniedError: policy, contract or auditor refusal (logged, with a receipt).
-            InvalidRequestError: malformed query or predicate (nothing written).
-        """
-        from federation.datasets import AggregateQuery
-        from policy import PolicyError
-
-        query = AggregateQuery.parse(request.aggregate_json)
-        decision = self.pdp.decide(
-            contract_id=request.contract_id,
-            purpose=request.purpose,
-            requester_org=peer.org_did,
-            provider_org=self.did,
-            requester_agent=request.agent_did,
-            agent_claims=session_claims(sess.claims, org=peer.org_did),
-            requested_fields=(query.column,),
-            session=self._session_input(contract, sess),
-            now=now,
-            resource=request.resource,
-            subject=request.subject,
-        )
-        tau = decision.effective_trust
-        sess.requests += 1
-        base = self._entry_base(
-            peer, request, contract, decision, now, fields_requested=[f"{query.kind}({query.column})"]
-        )
-        reason = ""
-        answer = None
-        extra = {"query_digest": query.digest(), "dataset": request.resource}
-        if not decision.allow:
-            reason = decision.reason_codes[0] if decision.reason_codes else "POLICY_DENIED"
-        else:
-            allowed = contract.purposes[request.purpose].aggregates if contract else None
-            try:
-                answer = self.datasets.answer(
-                    dataset=request.resource,
-                    query=query,
-                    allowed=allowed,
-                    requester_org=peer.org_did,
-                    agent=request.agent_did,
-                    now=now,
-                )
-            except (DeniedError, NotFoundError) as err:
-                reason = err.reason
-                extra.update({k: v for k, v in err.metadata.items() if k == "scope"})
-            except (InvalidRequestError, PolicyError):
-                raise
-        if reason:
-            sess.denials += 1
-            kind = "audit_denial" if reason == "RECONSTRUCTION_RISK" else "denial"
-            if kind == "audit_denial":
-                self.trust.record_audit_hit((peer.org_did, self.did), now=now)
-            if reason in (
-                "RECONSTRUCTION_RISK",
-                "AUDIT_CAPACITY",
-                "EMPTY_SELECTION",
-                "PRIVACY_BUDGET_EXHAUSTED",
-            ):
-                obs.AUDIT_DENIALS.labels(dataset=request.resource, reason=reason).inc()
-            entry = DisclosureEntry(
-                kind=kind,
-                fields_released=[],
-                fields_stripped=[],
-                record_count=0,
-                decision="deny",
-                reason=reason,
-                response_digest="",
-                extra=extra,
-                **base,
-            )
-            await self._deny(peer, entry, decision.digest(), (reason,), extra=extra)
-        assert answer is not None
-        payload = [
-            {
-                "kind": query.kind,
-                "column": query.column,
-                "value": answer.value,
-                "records": answer.record_count,
-                "dp_epsilon": answer.dp_epsilon,
-            }
-        ]
-        response_bytes = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        extra["scope"] = answer.scope_key
-        # under DP no exact count leaves the node: not in the answer (None), not in the ledger (0)
-        logged_count = answer.record_count if answer.record_count is not None else 0
-        entry = DisclosureEntry(
-            kind="disclosure",
-            fields_released=[f"{query.kind}({query.column})"],
-            fields_stripped=[],
-            record_count=logged_count,
-            decision="allow",
-            reason="",
-            response_digest=sha256_hex(response_bytes),
-            extra=extra,
-            **base,
-        )
-        written = await self.writer.write(entry, receipt=True)
-        obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
-        obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
-        return Outcome(
-            disclosure_id=base["disclosure_id"],
-            decision="allow",
-            released_fields=(f"{query.kind}({query.column})",),
-            stripped_fields=(),
-            payload=payload,
-            record_count=logged_count,
-            reasons=(),
-            obligations=tuple(decision.obligations),
-            effective_trust=tau,
-            decision_hash=decision.digest(),
-            receipt=written.receipt,
-            entry=entry.canonical_bytes(),
-            leaf_index=written.index,
-            leaf_hash=written.leaf_hash,
-        )
-
-    def counters_for(self, peer_name: str) -> dict[str, int]:
-        """Mutable counters of one requester org at this provider."""
-        return self.counters.per_pair.setdefault(
-            peer_name,
-            {"released": 0, "trimmed": 0, "denied": 0, "offered_beyond_mni": 0, "released_beyond_mni": 0},
-        )
-
-    @property
-    def counters(self) -> Counters:  # noqa: D102
-        if not hasattr(self, "_counters"):
-            self._counters = Counters()
-        return self._counters
-
-    def _count_release(
-        self, peer_name: str, contract: Contract | None, purpose: str, gate: Any, released: tuple[str, ...]
-    ) -> None:
-        """Count one released disclosure for the demo summary and the Prometheus OER series."""
-        c = self.counters_for(peer_name)
-        c["released"] += 1
-        if gate.stripped:
-            c["trimmed"] += 1
-            for f in set(gate.stripped):
-                obs.FIELDS_STRIPPED.labels(peer=peer_name, field=f).inc()
-        mni: set[str] = set()
-        if contract is not None and purpose in contract.purposes:
-            mni = set(contract.purposes[purpose].mni)
-        offered_beyond = bool(set(gate.offered) - mni)
-        released_beyond = bool(set(released) - mni)
-        c["offered_beyond_mni"] += int(offered_beyond)
-        c["released_beyond_mni"] += int(released_beyond)
-        labels = {"peer": peer_name, "contract": contract.id if contract else "", "purpose": purpose}
-        obs.DISCLOSURES.labels(**labels).inc()
-        obs.OFFERED_BEYOND_MNI.labels(**labels).inc(int(offered_beyond))
-        obs.RELEASED_BEYOND_MNI.labels(**labels).inc(int(released_beyond))
-        key = (peer_name, labels["contract"], purpose)
-        tot = self._oer_totals.setdefault(key, [0, 0, 0])
-        tot[0] += 1
-        tot[1] += int(offered_beyond)
-        tot[2] += int(released_beyond)
-        obs.OER.labels(**labels, stage="offered").set(tot[1] / tot[0])
-        obs.OER.labels(**labels, stage="released").set(tot[2] / tot[0])
-
-    # ----------------------------------------------------------- requester
-
-    async def begin_session(self, agent_did: str, peer: str) -> dict[str, str]:
-        """Requester side: challenges for an agent's session with ``peer``.
-
-        Raises:
-            AuthenticationError: unknown, revoked or suspended agent.
-            PeerError: unknown peer.
-
-        """
-        self._local_agent(agent_did)
-        bundle = self.peers.get(peer)
-        local_challenge, _ = self.challenges.issue(f"local {agent_did} {bundle.org_did}")
-        peer_challenge, domain, _ = await self.peer_client.get_challenge(bundle, agent_did)
-        return {
-            "local_challenge": local_challenge,
-            "peer_challenge": peer_challenge,
-            "peer_domain": domain,
-            "peer_org": bundle.org_did,
-        }
-
-    async def open_agent_session(
-        self,
-        *,
-        agent_did: str,
-        peer_org: str,
-        possession: Any,
-        presentation_json: bytes,
-    ) -> dict[str, Any]:
-        """Requester side: check the agent's proof of possession, forward its VP.
-
-        Args:
-            agent_did: the agent (its client certificate was checked by the service).
-            peer_org: the peer organization (DID or registered name).
-            possession: the agent-signed ``SignedPayload`` (``SessionPossession``).
-            presentation_json: the VP for the peer, forwarded as is.
-
-        Raises:
-            AuthenticationError: wrong challenge or signature, revoked agent.
-            InvalidRequestError: a malformed possession payload (reason from
-                :func:`federation.signing.open_payload`), or one naming
-                another agent or peer (``POSSESSION_MISMATCH``).
-            PeerUnavailableError / the peer's error: the peer refused.
-
-        """
-        from federation.pb import federation_pb2 as pb
-
-        self._local_agent(agent_did)
-        bundle = self.peers.get(peer_org)
-        proof = self._open_payload(
-            possession,
-            pb.SessionPossession,
-            public_key_from_did_key(agent_did),
-            signer="agent",
-            field="possession",
-        )
-        if proof.agent_did != agent_did or proof.peer_org != bundle.org_did:
-            raise InvalidRequestError(
-                "the proof of possession names another agent or peer", reason="POSSESSION_MISMATCH"
-            )
-        self.challenges.consume(proof.challenge, f"local {agent_did} {bundle.org_did}")
-        resp = await self.peer_client.open_session(bundle, presentation_json)
-        self.local_sessions[resp["session_id"]] = LocalSession(
-            session_id=resp["session_id"],
-            peer_org=bundle.org_did,
-            agent_did=agent_did,
-            agent_public_key=public_key_from_did_key(agent_did),
-            expires_at=resp["expires_at"],
-        )
-        return resp
-
-    async def forward(self, session_id: str, signed: Any, *, caller_agent: str) -> tuple[Any, int, bool]:
-        """Requester side of one exchange: verify, wrap, sign, forward, verify the receipt, log "received".
-
-        The agent's ``SignedPayload`` is verified with the session agent's key
-        and forwarded untouched inside this organization's signed
-        ``ExchangeEnvelope`` (docs/spec/accord-v1.md §4).
-
-        Args:
-            session_id: the peer's session id (from ``open_agent_session``).
-            signed: the agent-signed ``SignedPayload`` (``RequestBody``).
-            caller_agent: the agent DID of the mTLS client certificate.
-
-        Returns:
-            (the peer's protobuf ``Outcome``, index of the "received" entry,
-            whether the receipt verified).
-
-        Raises:
-            AuthenticationError: unknown session, wrong agent, bad signature, revoked.
-            InvalidRequestError: a malformed request (reason from
-                :func:`federation.signing.open_payload` or validation).
-            the peer's error (re-raised as FederationError) after the denial is logged.
-
-        """
-        from federation.pb import federation_pb2 as pb
-        from federation.signing import sign_payload
-        from federation.wire import request_from_pb
-
-        local = self.local_sessions.get(session_id)
-        if local is None:
-            raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
-        if caller_agent != local.agent_did:
-            raise AuthenticationError(
-                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
-            )
-        self._local_agent(local.agent_did)
-        body = self._open_payload(
-            signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request"
-        )
-        request = request_from_pb(body, signed)
-        request.validate()
-        if request.agent_did != local.agent_did:
-            raise AuthenticationError(
-                "request agent differs from the session's agent", reason="AGENT_MISMATCH"
-            )
-        bundle = self.peers.get(local.peer_org)
-        envelope = sign_payload(
-            self.identity.org_key,
-            pb.ExchangeEnvelope(
-                session_id=session_id,
-                # the agent's three fields, untouched (nothing unsigned rides along)
-                request=pb.SignedPayload(
-                    payload_type=signed.payload_type, payload=signed.payload, signature=signed.signature
-                ),
-                requester_org=self.did,
-            ),
-        )
-        verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
-        try:
-            outcome = await self.peer_client.exchange(bundle, envelope)
-        except (DeniedError, NotFoundError) as err:
-            # a decided refusal carries the provider's receipt: verify it and log it here too;
-            # a refusal before any decision (e.g. Authorization Drift, a contract not in force)
-            # has no disclosure at the provider and nothing to log
-            if err.metadata.get("tlog_proof") and err.metadata.get("disclosure_id"):
-                index, ok = await self._log_received_denial(bundle, request, err, verifier)
-                err.metadata["received_leaf_index"] = str(index)
-                err.metadata["receipt_verified"] = str(ok).lower()
-            raise
-        from pydantic import ValidationError
-
-        from federation import receipts as rc
-        from ledger import LedgerError
-
-        receipt = outcome.receipt
-        book = rc.receipt_book(self)
-        refusal: FederationError | None = None
-        ok = False
-        try:
-            rc.check_outcome_size(outcome, rc.OutcomeLimits(max_payload_bytes=self.config.max_request_bytes))
-            expected: dict[str, Any] = dict(
-                kind=("disclosure",),
-                disclosure_id=outcome.disclosure_id,
-                provider_org=bundle.org_did,
-                requester_org=self.did,
-                requester_agent=request.agent_did,
-                contract_id=request.contract_id,
-                purpose=request.purpose,
-                request_digest=sha256_hex(request.signed_bytes),
-                response_digest=rc.payload_digest(outcome.payload_json),
-                fields_released=list(outcome.released_fields),
-                fields_stripped=list(outcome.stripped_fields),
-                record_count=outcome.record_count,
-                decision=outcome.decision,
-                reason=",".join(outcome.reasons),
-                decision_hash=outcome.decision_hash,
-                effective_trust=outcome.effective_trust,
-            )
-            if not request.aggregate_json:
-                expected["fields_requested"] = list(request.fields)
-            ok = rc.check_receipt(
-                book,
-                origin=bundle.ledger_origin,
-                verifier=verifier,
-                tlog_proof=receipt.tlog_proof,
-                entry_bytes=receipt.entry,
-                leaf_index=receipt.leaf_index,
-                claimed_leaf_hash=receipt.leaf_hash,
-                expected=expected,
-            )
-            if not ok:
-                log.warning("provider receipt does not verify", peer=bundle.org_name)
-        except (
-            rc.OutcomeTooLargeError,
-            rc.ReceiptMismatchError,
-            rc.PeerLogInconsistentError,
-            rc.ReceiptsUnsettledError,
-        ) as exc:
-            refusal = exc
-            log.error("provider receipt refused", peer=bundle.org_name, reason=exc.reason, error=str(exc))
-        received = self._received_base(bundle, request, receipt.entry)
-        if refusal is not None:
-            # the outcome is not passed on: record the refusal (with evidence) and raise it
-            await self._record_receipt_refusal(
-                bundle,
-                refusal,
-                tlog_proof=receipt.tlog_proof[: rc.MAX_TLOG_PROOF_BYTES],
-                entry_b64=base64.b64encode(receipt.entry[: rc.MAX_ENTRY_BYTES]).decode(),
-            )
-            entry = DisclosureEntry(
-                disclosure_id=received.pop("disclosure_id"),
-                decision="deny",
-                reason=refusal.reason,
-                extra={k: str(v)[:200] for k, v in refusal.metadata.items()},
-                **received,
-            )
-            written = await self.writer.write(entry, receipt=False)
-            refusal.metadata["received_leaf_index"] = str(written.index)
-            raise refusal
-        try:
-            contract = self.contracts.get(request.contract_id)
-            entry = DisclosureEntry(
-                **{
-                    **received,
-                    "disclosure_id": outcome.disclosure_id,
-                    "contract_hash": contract.version_hash if contract is not None else "",
-                },
-                fields_released=list(outcome.released_fields),
-                fields_stripped=list(outcome.stripped_fields),
-                record_count=outcome.record_count,
-                decision=outcome.decision,
-                reason="" if ok else "RECEIPT_INVALID",
-                decision_hash=outcome.decision_hash,
-                response_digest=expected["response_digest"],
-                effective_trust=outcome.effective_trust,
-            )
-        except (ValidationError, LedgerError):
-            # an unverified outcome whose members do not form an entry: record what this node knows
-            entry = DisclosureEntry(decision="deny", reason="RECEIPT_INVALID", **received)
-        written = await self.writer.write(entry, receipt=False)
-        return outcome, written.index, ok
-
-    def _received_base(self, bundle: Any, request: Request, provider_entry: bytes) -> dict[str, Any]:
-        """The members every "received" entry of ``request`` shares (names and digests only).
-
-        ``disclosure_id`` is this node's own id for the request (``rcv_`` + the
-        request digest): callers replace it with the provider's id once its
-        receipt verified. ``provider_leaf_hash`` is RFC 9162 §2.1.1 over the
-        provider's logged entry bytes.
-        """
-        from ledger import leaf_hash
-
-        digest = sha256_hex(request.signed_bytes)
-        return dict(
-            kind="received",
-            disclosure_id="rcv_" + digest[:32],
-            time=rfc3339(now_utc()),
-            provider_org=bundle.org_did,
-            requester_org=self.did,
-            requester_agent=request.agent_did,
-            provider_agent="",
-            contract_id=request.contract_id,
-            contract_hash="",
-            purpose=request.purpose,
-            fields_requested=list(request.fields),
-            request_digest=digest,
-            provider_leaf_hash=base64.b64encode(leaf_hash(provider_entry)).decode(),
-        )
-
-    async def _record_receipt_refusal(
-        self, bundle: Any, refusal: FederationError, *, tlog_proof: str, entry_b64: str
-    ) -> None:
-        """Keep a refused receipt as evidence (bounded), store equivocation evidence, persist the book."""
-        from federation import receipts as rc
-
-        rc.receipt_book(self).remember_mismatch(
-            bundle.ledger_origin, refusal.reason, str(refusal), tlog_proof=tlog_proof, entry_b64=entry_b64
-        )
-        evidence = getattr(refusal, "evidence", None)
-        if evidence is not None:
-            await self.writer.run_sync(self.ledger.record_equivocation, evidence)
-        rc.persist_book(self)
-
-    async def _log_received_denial(self, bundle, request: Request, err, verifier) -> tuple[int, bool]:
-        """Check a logged refusal's receipt (bounded, bound to this request) and log "received".
-
-        Raises:
-            ReceiptMismatchError / PeerLogInconsistentError / OutcomeTooLargeError /
-            ReceiptsUnsettledError (``federation.receipts``): the refusal's receipt
-            is refused; the "received" entry records the reason and the
-            provider's reason (``extra.provider_reason``).
-        """
-        import binascii
-
-        from federation import receipts as rc
-
-        meta = err.metadata
-        book = rc.receipt_book(self)
-        refusal: FederationError | None = None
-        ok = False
-        entry_bytes = b""
-        try:
-            tlog_proof = meta.get("tlog_proof", "")
-            entry_b64 = meta.get("entry_b64", "")
-            if len(tlog_proof) > rc.MAX_TLOG_PROOF_BYTES or len(entry_b64) > 4 * rc.MAX_ENTRY_BYTES // 3 + 4:
-                raise rc.OutcomeTooLargeError(
-                    "the refusal's receipt is too large", metadata={"field": "tlog_proof/entry_b64"}
-                )
-            try:
-                entry_bytes = base64.b64decode(entry_b64, validate=True)
-            except binascii.Error as exc:
-                raise rc.ReceiptMismatchError(
-                    "the refusal's entry is not base64", metadata={"mismatch": "entry"}
-                ) from exc
-            index_text = meta.get("leaf_index", "")
-            ok = rc.check_receipt(
-                book,
-                origin=bundle.ledger_origin,
-                verifier=verifier,
-                tlog_proof=tlog_proof,
-                entry_bytes=entry_bytes,
-                leaf_index=int(index_text) if index_text.isdigit() and len(index_text) < 20 else -1,
-                claimed_leaf_hash=None,
-                expected=dict(
-                    kind=("denial", "audit_denial"),
-                    disclosure_id=meta.get("disclosure_id", ""),
-                    provider_org=bundle.org_did,
-                    requester_org=self.did,
-                    requester_agent=request.agent_did,
-                    contract_id=request.contract_id,
-                    purpose=request.purpose,
-                    request_digest=sha256_hex(request.signed_bytes),
-                    decision="deny",
-                    reason=err.reason,
-                    decision_hash=meta.get("decision_hash", ""),
-                    fields_released=[],
-                    record_count=0,
-                ),
-            )
-        except (
-            rc.OutcomeTooLargeError,
-            rc.ReceiptMismatchError,
-            rc.PeerLogInconsistentError,
-            rc.ReceiptsUnsettledError,
-        ) as exc:
-            refusal = exc
-            log.error("provider refusal receipt refused", peer=bundle.org_name, reason=exc.reason)
-            await self._record_receipt_refusal(
-                bundle,
-                exc,
-                tlog_proof=meta.get("tlog_proof", "")[: rc.MAX_TLOG_PROOF_BYTES],
-                entry_b64=meta.get("entry_b64", "")[: 4 * rc.MAX_ENTRY_BYTES // 3 + 4],
-            )
-        reason = refusal.reason if refusal is not None else (err.reason if ok else "RECEIPT_INVALID")
-        received = self._received_base(bundle, request, entry_bytes)
-        if ok:
-            received["disclosure_id"] = meta.get("disclosure_id", "")
-        entry = DisclosureEntry(
-            **received,
-            decision="deny",
-            reason=reason[:256],
-            decision_hash=meta.get("decision_hash", "") if ok else "",
-            extra={
-                "provider_reason": err.reason[:200],
-                **{k: str(v)[:200] for k, v in refusal.metadata.items()},
-            }
-            if refusal is not None
-            else {},
-        )
-        written = await self.writer.write(entry, receipt=False)
-        if refusal is not None:
-            refusal.metadata["received_leaf_index"] = str(written.index)
-            refusal.metadata["provider_reason"] = err.reason[:200]
-            raise refusal
-        return written.index, ok
 
     async def close(self) -> None:
         """Drain the ledger writer and persist state."""

@@ -6,7 +6,10 @@ MNI gate decides what crosses. Behaviour is pluggable through
 
 * ``source`` (default): offer the whole records the data source holds — the
   most a careless agent could leak;
-* further models are registered in ``MODELS`` (see ``interop_tests/tvp``).
+* further models are registered in ``MODELS`` by the code that serves the
+  node (the TVP suite's entry point ``python -m interop_tests.tvp.node``
+  registers its stochastic, adversarial and LLM models before serving); the
+  node itself never imports test code.
 
 A provider agent never sees the decision: over-exposure is measured on
 what it offered (attempted OER) and on what crossed (released OER).
@@ -61,14 +64,10 @@ def load_provider_agent(spec: str) -> ProviderAgent:
     """Build the provider agent for a ``node.toml`` spec like ``"source"`` or ``"stochastic:gpt"``.
 
     Raises:
-        ValueError: unknown model name.
+        ValueError: unknown model name (a model from a suite is known only in a
+            process that registered it, see the module docstring).
     """
     name, _, arg = spec.partition(":")
-    if name not in MODELS:
-        try:  # models defined by the TVP suite register themselves on import
-            import interop_tests.tvp.agents  # noqa: F401
-        except ImportError:
-            pass
     if name not in MODELS:
         raise ValueError(f"unknown provider agent model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name](arg)

@@ -149,7 +149,7 @@ class OutcomeLimits:
 
 
 def check_outcome_size(outcome: Any, limits: OutcomeLimits = OutcomeLimits()) -> None:
-    """Refuse an outcome of unreasonable size (the protobuf ``Outcome`` from a peer).
+    """Refuse an outcome of unreasonable size (a peer's :class:`federation.domain.ReceivedOutcome`).
 
     Raises:
         OutcomeTooLargeError: naming the member (``metadata["field"]``) and its size.

@@ -15,10 +15,12 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
 
+from federation.identity import NodeIdentity
 from federation.node import Node
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peer_client import PeerClient
@@ -64,10 +66,31 @@ class DynamicTrust:
         return self._config()
 
 
-async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
-    """Start serving ``node``; returns (server, bound port)."""
+def open_node(node_dir: Path, *, node_cls: type[Node] = Node) -> Node:
+    """Open the node in ``node_dir`` with a :class:`PeerClient` presenting its node certificate.
+
+    Raises:
+        ConfigError: the directory is not a valid node directory.
+
+    """
+    identity = NodeIdentity.load(node_dir)
+    peer_client = PeerClient(cert_pem=identity.tls_pem("node.pem"), key_pem=identity.tls_pem("node.key"))
+    return node_cls(identity, peer_client=peer_client)
+
+
+async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc.aio.Server, int]:
+    """Start serving ``node`` (opened with a peer client, see :func:`open_node`); returns (server, port).
+
+    ``health_servicer``: the ``grpc.health.v1`` servicer to serve (a fresh one if not given).
+
+    Raises:
+        ValueError: ``node`` has no peer client.
+        AddressInUseError: the listen address cannot be bound.
+
+    """
+    if node.peer_client is None:
+        raise ValueError("a serving node needs a peer client: open it with federation.server.open_node")
     trust = DynamicTrust(node)
-    node.server_trust_changed = trust.mark_dirty  # type: ignore[attr-defined]
     creds = grpc.dynamic_ssl_server_credentials(
         trust.initial, trust.fetch, require_client_authentication=True
     )
@@ -75,12 +98,15 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
     fed = FederationServicer(node)
     pbg.add_FederationServiceServicer_to_server(fed, server)
     pbg.add_AgentServiceServicer_to_server(AgentServicer(node), server)
-    pbg.add_AdminServiceServicer_to_server(AdminServicer(node, fed.node_info), server)
+    pbg.add_AdminServiceServicer_to_server(
+        AdminServicer(node, fed.node_info, on_reload=trust.mark_dirty), server
+    )
     # the standard health service (grpc.health.v1), statuses set by federation.health.HealthMonitor
     from grpc_health.v1 import health, health_pb2_grpc
 
-    node.health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(node.health_servicer, server)  # type: ignore[attr-defined]
+    if health_servicer is None:
+        health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
         port = server.add_secure_port(node.config.listen, creds)
     except RuntimeError:  # gRPC raises a bare RuntimeError when it cannot bind
@@ -89,9 +115,6 @@ async def start_server(node: Node) -> tuple[grpc.aio.Server, int]:
         from federation.lifecycle import AddressInUseError
 
         raise AddressInUseError(f"listen = {node.config.listen!r} in node.toml: cannot bind (in use?)")
-    node.peer_client = PeerClient(
-        cert_pem=node.identity.tls_pem("node.pem"), key_pem=node.identity.tls_pem("node.key")
-    )
     node.writer.start()
     await server.start()
     return server, port
@@ -152,25 +175,27 @@ def _require_current_schema(node_dir: Path, config) -> None:
 
 
 async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool) -> None:
+    from grpc_health.v1 import health
+
     from federation.health import HealthMonitor
     from federation.observability import LEDGER_SIZE
-    from federation.witnessing import WitnessCoordinator
 
-    node = node_cls.open(node_dir)
+    node = open_node(node_dir, node_cls=node_cls)
+    health_servicer = health.aio.HealthServicer()
     LEDGER_SIZE.set(await asyncio.to_thread(node.ledger.size))  # not 0 until the next exchange
     if not await node.verifier.wait_ready():  # presentations are never verified on the event loop
         log.warning("verifier workers did not start in time; they are started again at first use")
     try:
-        server, port = await start_server(node)
+        server, port = await start_server(node, health_servicer=health_servicer)
     except BaseException:
         await node.close()
         raise
     host = node.config.listen.rpartition(":")[0]
     pidfile.update(port=port, host=host)
-    node.coordinator = WitnessCoordinator(node)  # type: ignore[attr-defined]
+    coordinator = node.coordinator
     runners = []
     if node.config.metrics_port:
-        from federation.observability import start_ops_http
+        from federation.health import start_ops_http
 
         runner, mport = await start_ops_http(node, node.config.metrics_port)
         runners.append(runner)
@@ -182,7 +207,7 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
         runners.append(http_runner)
         pidfile.update(http_port=http_port)
         log.info("tlog-tiles over HTTP", port=http_port)
-    monitor = HealthMonitor(node, node.health_servicer)  # type: ignore[attr-defined]
+    monitor = HealthMonitor(node, health_servicer)
     await monitor.update()
     if json_ready:
         print(
@@ -198,12 +223,12 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
         loop.add_signal_handler(sig, stop.set)
     tasks = [
         asyncio.create_task(_persist_loop(node)),
-        asyncio.create_task(node.coordinator.run_forever(node.config.witness_interval_seconds)),
+        asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
         asyncio.create_task(monitor.run_forever()),
     ]
     await stop.wait()
     log.info("node stopping", org=node.config.org_name)
-    await node.health_servicer.enter_graceful_shutdown()  # type: ignore[attr-defined]
+    await health_servicer.enter_graceful_shutdown()
     for t in tasks:
         t.cancel()
     for r in runners:

@@ -42,6 +42,9 @@ class Session:
         requests: requests served in the session.
         denials: requests denied in the session.
         fields_released: field paths released so far in the session.
+        delegation: the verified delegation authority
+            (:class:`federation.delegation.DelegatedAuthority`) when the agent acts
+            under a chain; ``None`` for a direct session.
 
     """
 
@@ -57,6 +60,7 @@ class Session:
     requests: int = 0
     denials: int = 0
     fields_released: set[str] = field(default_factory=set)
+    delegation: Any = None
 
     def move(self, new_state: str) -> None:
         """Transition the session, per ``TRANSITIONS``.
@@ -68,14 +72,6 @@ class Session:
         if new_state not in TRANSITIONS[self.state]:
             raise ValueError(f"session {self.id}: {self.state} -> {new_state} not allowed")
         self.state = new_state
-
-    def summary(self) -> dict[str, Any]:
-        """The cumulative state given to the policy as ``input.session``."""
-        return {
-            "requests": self.requests,
-            "denials": self.denials,
-            "fields_released": sorted(self.fields_released),
-        }
 
 
 class SessionTable:

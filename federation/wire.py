@@ -2,8 +2,8 @@
 
 This is the single translator (STYLE principle 5). Domain errors of every
 package carry a stable ``reason``; :func:`to_rpc_status` maps them to a
-gRPC status code through ``STATUS_BY_REASON`` (or the error's own
-``status`` for :class:`federation.errors.FederationError`), and
+gRPC status code through :data:`federation.reasons.STATUS_BY_REASON` (the
+one table of reason → status), and
 :func:`from_rpc_error` turns a peer's failure back into a
 :class:`FederationError` with the same reason and metadata.
 """
@@ -11,13 +11,13 @@ gRPC status code through ``STATUS_BY_REASON`` (or the error's own
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from federation.domain import Outcome, ReceivedOutcome, ReceivedReceipt, Request
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -27,72 +27,27 @@ from federation.errors import (
     PeerUnavailableError,
 )
 from federation.pb import federation_pb2 as pb
+from federation.reasons import status_for
 
 DOMAIN = "accord.federation.v1"
-
-#: Status code for reasons raised by credentials / policy / ledger errors.
-STATUS_BY_REASON: dict[str, grpc.StatusCode] = {
-    "MALFORMED_CREDENTIAL": grpc.StatusCode.INVALID_ARGUMENT,
-    "DOCUMENT_TOO_LARGE": grpc.StatusCode.INVALID_ARGUMENT,
-    "DOCUMENT_TOO_COMPLEX": grpc.StatusCode.INVALID_ARGUMENT,
-    "CONTEXT_NOT_ALLOWED": grpc.StatusCode.INVALID_ARGUMENT,
-    "TERM_NOT_ALLOWED": grpc.StatusCode.INVALID_ARGUMENT,
-    "VERIFICATION_TIMEOUT": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "UNKNOWN_CONTEXT": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNDEFINED_TERM": grpc.StatusCode.INVALID_ARGUMENT,
-    "RELATIVE_IRI": grpc.StatusCode.INVALID_ARGUMENT,
-    "MALFORMED_KEY": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNSUPPORTED_CRYPTOSUITE": grpc.StatusCode.INVALID_ARGUMENT,
-    "CONTRACT_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
-    "MALFORMED_IDENTIFIER": grpc.StatusCode.INVALID_ARGUMENT,
-    "INVALID_PREDICATE": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_CONTRACT": grpc.StatusCode.NOT_FOUND,
-    "CONTRACT_NOT_IN_FORCE": grpc.StatusCode.FAILED_PRECONDITION,
-    "CONTRACT_UNSIGNED": grpc.StatusCode.FAILED_PRECONDITION,
-    "CONTRACT_SIGNATURE_INVALID": grpc.StatusCode.FAILED_PRECONDITION,
-    "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "PRIVACY_BUDGET_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "BUDGET_KEYS_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "RECONSTRUCTION_RISK": grpc.StatusCode.PERMISSION_DENIED,
-    "EMPTY_SELECTION": grpc.StatusCode.PERMISSION_DENIED,
-    "AUDIT_CAPACITY": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "INVALID_QUERY_KIND": grpc.StatusCode.INVALID_ARGUMENT,
-    "INVALID_DATASET": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_RECORD": grpc.StatusCode.INVALID_ARGUMENT,
-    "ENGINE_ERROR": grpc.StatusCode.PERMISSION_DENIED,
-    # signed payloads (federation.signing; docs/spec/accord-v1.md §4.4, in receiver order)
-    "PAYLOAD_TOO_LARGE": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNSUPPORTED_VERSION": grpc.StatusCode.FAILED_PRECONDITION,
-    "WRONG_PAYLOAD_TYPE": grpc.StatusCode.INVALID_ARGUMENT,
-    "BAD_ORG_SIGNATURE": grpc.StatusCode.UNAUTHENTICATED,
-    "BAD_AGENT_SIGNATURE": grpc.StatusCode.UNAUTHENTICATED,
-    "MALFORMED_PAYLOAD": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_FIELD": grpc.StatusCode.INVALID_ARGUMENT,
-    "REQUESTER_MISMATCH": grpc.StatusCode.UNAUTHENTICATED,
-    "POSSESSION_MISMATCH": grpc.StatusCode.INVALID_ARGUMENT,
-    # negotiation (federation.negotiation; §5). UNSUPPORTED_CRYPTOSUITE above is a
-    # credential's proof (INVALID_ARGUMENT); at negotiation the same reason comes
-    # with FAILED_PRECONDITION, carried by the FederationError itself.
-    "UNSUPPORTED_ALGORITHM": grpc.StatusCode.FAILED_PRECONDITION,
-    "UNSUPPORTED_LEDGER_FORMAT": grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 _CODES = {c.name: c for c in grpc.StatusCode}
 
 
 def status_code_for(err: BaseException) -> grpc.StatusCode:
-    """The gRPC status code for a domain error (see the module docstring)."""
-    reason = getattr(err, "reason", "")
-    if isinstance(err, FederationError):
+    """The gRPC status code for a domain error of any package.
+
+    The reason's entry in :data:`federation.reasons.STATUS_BY_REASON` (the
+    one table; a :class:`FederationError` looked it up when it was made, and
+    keeps an explicit status only where ``federation.reasons`` allows one);
+    for a reason that is data (a contract hook's own deny code) the
+    :class:`FederationError` class's status; ``INTERNAL`` for anything else.
+    """
+    if isinstance(err, FederationError):  # its status was looked up in the table when it was made
         return _CODES.get(err.status, grpc.StatusCode.INTERNAL)
-    if reason in STATUS_BY_REASON:
-        return STATUS_BY_REASON[reason]
-    mod = type(err).__module__.split(".")[0]
-    if mod == "credentials":
-        return grpc.StatusCode.UNAUTHENTICATED
-    if getattr(err, "caller_fault", False):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
+    reason = getattr(err, "reason", "")
+    name = status_for(reason, "INTERNAL") if isinstance(reason, str) else "INTERNAL"
+    return _CODES.get(name, grpc.StatusCode.INTERNAL)
 
 
 def to_rpc_status(err: BaseException) -> grpc.Status:
@@ -155,8 +110,8 @@ def from_rpc_error(exc: grpc.RpcError) -> FederationError:
 # ---------------------------------------------------------------- conversions
 
 
-def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Any:
-    """Domain :class:`federation.node.Request` from an opened ``RequestBody``.
+def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Request:
+    """Domain :class:`federation.domain.Request` from an opened ``RequestBody``.
 
     Args:
         b: the body :func:`federation.signing.open_payload` parsed from ``signed``.
@@ -164,8 +119,6 @@ def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Any:
             become ``Request.signed_bytes`` unchanged (never re-serialized).
 
     """
-    from federation.node import Request
-
     return Request(
         contract_id=b.contract_id,
         purpose=b.purpose,
@@ -182,8 +135,8 @@ def request_from_pb(b: pb.RequestBody, signed: pb.SignedPayload) -> Any:
     )
 
 
-def outcome_to_pb(outcome: Any) -> pb.Outcome:
-    """Protobuf ``Outcome`` from a domain :class:`federation.node.Outcome`."""
+def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
+    """Protobuf ``Outcome`` from a domain :class:`federation.domain.Outcome`."""
     return pb.Outcome(
         disclosure_id=outcome.disclosure_id,
         decision=outcome.decision,
@@ -200,6 +153,46 @@ def outcome_to_pb(outcome: Any) -> pb.Outcome:
             entry=outcome.entry,
             leaf_index=outcome.leaf_index,
             leaf_hash=outcome.leaf_hash,
+        ),
+    )
+
+
+def received_outcome_from_pb(outcome: pb.Outcome) -> ReceivedOutcome:
+    """Domain :class:`federation.domain.ReceivedOutcome` from a peer's ``Outcome`` (no checks: untrusted)."""
+    r = outcome.receipt
+    return ReceivedOutcome(
+        disclosure_id=outcome.disclosure_id,
+        decision=outcome.decision,
+        released_fields=tuple(outcome.released_fields),
+        stripped_fields=tuple(outcome.stripped_fields),
+        payload_json=outcome.payload_json,
+        record_count=outcome.record_count,
+        reasons=tuple(outcome.reasons),
+        obligations=tuple(outcome.obligations),
+        effective_trust=outcome.effective_trust,
+        decision_hash=outcome.decision_hash,
+        receipt=ReceivedReceipt(
+            tlog_proof=r.tlog_proof, entry=r.entry, leaf_index=r.leaf_index, leaf_hash=r.leaf_hash
+        ),
+    )
+
+
+def received_outcome_to_pb(outcome: ReceivedOutcome) -> pb.Outcome:
+    """The peer's ``Outcome`` again, member for member, for the agent (``SendRequestResponse``)."""
+    r = outcome.receipt
+    return pb.Outcome(
+        disclosure_id=outcome.disclosure_id,
+        decision=outcome.decision,
+        released_fields=list(outcome.released_fields),
+        stripped_fields=list(outcome.stripped_fields),
+        payload_json=outcome.payload_json,
+        record_count=outcome.record_count,
+        reasons=list(outcome.reasons),
+        obligations=list(outcome.obligations),
+        effective_trust=outcome.effective_trust,
+        decision_hash=outcome.decision_hash,
+        receipt=pb.Receipt(
+            tlog_proof=r.tlog_proof, entry=r.entry, leaf_index=r.leaf_index, leaf_hash=r.leaf_hash
         ),
     )
 

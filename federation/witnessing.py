@@ -15,11 +15,11 @@ covers WITNESSED.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import structlog
 
+from federation.clock import now_utc
 from federation.errors import FederationError
 
 log = structlog.get_logger("accord.witnessing")
@@ -267,43 +267,13 @@ class WitnessCoordinator:
         signed notes; the notes themselves stay in the evidence table
         (``accord ledger status`` prints them).
         """
-        import hashlib
-        import secrets
-
-        from federation.node import now_utc, rfc3339
-        from ledger import DisclosureEntry
+        from federation import entries
 
         n = self.node
         log.error("EQUIVOCATION", origin=ev.origin, size=ev.size, detail=ev.detail)
         peer = next((b for b in n.peers if b.ledger_origin == ev.origin), None)
-        entry = DisclosureEntry(
-            kind="equivocation",
-            disclosure_id="eqv_" + secrets.token_hex(16),
-            time=rfc3339(now_utc()),
-            provider_org=peer.org_did if peer else n.did,
-            requester_org=n.did,
-            requester_agent="",
-            provider_agent="",
-            contract_id="",
-            contract_hash="",
-            purpose="",
-            fields_requested=[],
-            fields_released=[],
-            fields_stripped=[],
-            record_count=0,
-            decision="deny",
-            reason="EQUIVOCATION",
-            decision_hash="",
-            request_digest="",
-            response_digest="",
-            effective_trust=0.0,
-            extra={
-                "origin": ev.origin[:200],
-                "size": str(ev.size),
-                "detail": ev.detail[:200],
-                "note_a_sha256": hashlib.sha256(ev.note_a.encode()).hexdigest(),
-                "note_b_sha256": hashlib.sha256(ev.note_b.encode()).hexdigest(),
-            },
+        entry = entries.equivocation(
+            log_owner=peer.org_did if peer else n.did, this_org=n.did, evidence=ev, now=now_utc()
         )
         await n.writer.write(entry, receipt=False)
 
@@ -340,8 +310,3 @@ class WitnessCoordinator:
                 await self.round()
             except Exception as exc:  # keep witnessing
                 log.warning("witness round error", error=str(exc))
-
-
-def now_utc() -> dt.datetime:
-    """Current UTC time."""
-    return dt.datetime.now(dt.UTC)

@@ -67,11 +67,8 @@ for _mod, _name, _help in (
     ("federation.cli.trust", "trust", "Effective trust and trust budgets."),
     ("federation.cli.tvp", "tvp", "Trust-Vulnerability Paradox scenario suite."),
 ):
-    try:
-        _m = __import__(_mod, fromlist=["app"])
-        app.add_typer(_m.app, name=_name, help=_help)
-    except ImportError:  # optional command groups not present in this build
-        pass
+    _m = __import__(_mod, fromlist=["app"])
+    app.add_typer(_m.app, name=_name, help=_help)
 
 
 def _error_types() -> tuple[type[BaseException], ...]:

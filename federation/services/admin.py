@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from federation.errors import AuthenticationError
 from federation.node import Node
 from federation.pb import federation_pb2 as pb
@@ -14,9 +16,11 @@ from federation.wire import peer_cert
 class AdminServicer(pbg.AdminServiceServicer):
     """Serves the node's operator."""
 
-    def __init__(self, node: Node, node_info) -> None:
+    def __init__(self, node: Node, node_info, *, on_reload: Callable[[], None] = lambda: None) -> None:
+        """``on_reload`` is called after each reload (the server swaps its TLS trust roots)."""
         self.node = node
         self._info = node_info
+        self._on_reload = on_reload
         self._ca = node.identity.tls_pem("ca.pem")
 
     def _operator(self, context) -> None:
@@ -49,5 +53,5 @@ class AdminServicer(pbg.AdminServiceServicer):
     async def Reload(self, request, context):  # noqa: N802, D102
         self._operator(context)
         counts = self.node.reload()
-        self.node.server_trust_changed()
+        self._on_reload()
         return pb.ReloadResponse(**counts)

@@ -8,7 +8,7 @@ from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
 from federation.tls import check_chain, san_uri_of_pem
-from federation.wire import peer_cert
+from federation.wire import peer_cert, received_outcome_to_pb
 
 
 class AgentServicer(pbg.AgentServiceServicer):
@@ -63,4 +63,6 @@ class AgentServicer(pbg.AgentServiceServicer):
         if not request.HasField("request"):
             raise InvalidRequestError("SendRequestRequest.request is required", metadata={"field": "request"})
         outcome, index, ok = await self.node.forward(request.session_id, request.request, caller_agent=caller)
-        return pb.SendRequestResponse(outcome=outcome, received_leaf_index=index, receipt_verified=ok)
+        return pb.SendRequestResponse(
+            outcome=received_outcome_to_pb(outcome), received_leaf_index=index, receipt_verified=ok
+        )

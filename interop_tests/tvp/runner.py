@@ -5,10 +5,11 @@ Layout of a TVP federation (:func:`provision_tvp`): one requester org
 provider org per *condition* = (provider agent model, gate on/off). Every
 provider node serves every sub-scene's records (resource = scene id) under
 one contract per τ (``trust_ceiling`` = τ; purposes = the scenes, each with
-MNI = the scene's A*). Gate off = the node process is started from
-:mod:`interop_tests.misbehaving` with the ``skip_gate`` behaviour (a Node
-whose gate is substituted in test code): it then passes through what its
-agent offers. Each provider's trust
+MNI = the scene's A*). Every node is served by :mod:`interop_tests.tvp.node`,
+which plugs the TVP provider agent models into the node; gate off = that
+process also takes the ``skip_gate`` behaviour of
+:mod:`interop_tests.misbehaving` (a Node whose gate is substituted in test
+code): it then passes through what its agent offers. Each provider's trust
 book is seeded with ``TrustConfig(initial=1.0)`` so that the effective
 τ = min(ceiling, score) equals the contract's ceiling (verified per chain).
 
@@ -344,12 +345,11 @@ class TvpFederation:
 
     def start(self) -> TvpFederation:
         """Start every node (in parallel threads); raises RuntimeError if one does not start."""
-        from federation.supervisor import NodeProcess
-        from interop_tests.misbehaving import misbehaving_process
+        from interop_tests.tvp.node import tvp_node_process
 
         gate_off = {c.org for c in self.layout.conditions if not c.gate}
         procs = {
-            org: misbehaving_process(d, ["skip_gate"]) if org in gate_off else NodeProcess(d)
+            org: tvp_node_process(d, ["skip_gate"] if org in gate_off else [])
             for org, d in self.layout.orgs.items()
         }
         errors: list[BaseException] = []

@@ -248,16 +248,19 @@ class TamperingLink:
         return getattr(self.real, name)
 
     async def exchange(self, bundle, envelope):
-        out = await self.real.exchange(bundle, envelope)
+        from federation.wire import received_outcome_from_pb, received_outcome_to_pb
+
+        # the tampering works on the protobuf message, as a dishonest provider would send it
+        out = received_outcome_to_pb(await self.real.exchange(bundle, envelope))
         self.outcomes.append(out.__deepcopy__())
-        return self.tamper(out, len(self.outcomes) - 1)
+        return received_outcome_from_pb(self.tamper(out, len(self.outcomes) - 1))
 
 
 async def _in_process_requester(layout, tamper, body):
-    from federation.node import Node, now_utc
-    from federation.server import start_server
+    from federation.node import now_utc
+    from federation.server import open_node, start_server
 
-    node = Node.open(layout.orgs["relief"])
+    node = open_node(layout.orgs["relief"])
     node.store.put_state("peer_logs", {}, now=now_utc())  # each test starts with a fresh view of its peers
     server, _ = await start_server(node)
     real = node.peer_client

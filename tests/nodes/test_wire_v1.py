@@ -372,16 +372,19 @@ def _advertising(real_cls, rewrite):
 
 
 def _open_with(layout, rewrite):
+    from federation.identity import NodeIdentity
     from federation.node import Node
+    from federation.peer_client import PeerClient
     from federation.server import start_server
 
     async def go():
-        node = Node.open(layout.orgs["relief"])
-        server, _ = await start_server(node)
-        real = node.peer_client
-        node.peer_client = _advertising(type(real), rewrite)(
-            cert_pem=node.identity.tls_pem("node.pem"), key_pem=node.identity.tls_pem("node.key")
+        ident = NodeIdentity.load(layout.orgs["relief"])
+        # the node is built with a peer client that rewrites what peers advertise (constructor injection)
+        link = _advertising(PeerClient, rewrite)(
+            cert_pem=ident.tls_pem("node.pem"), key_pem=ident.tls_pem("node.key")
         )
+        node = Node(ident, peer_client=link)
+        server, _ = await start_server(node)
         try:
             async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:
                 await c.open_session("hospital")
@@ -390,8 +393,7 @@ def _open_with(layout, rewrite):
             return exc
         finally:
             await server.stop(0)
-            await node.peer_client.close()
-            await real.close()
+            await link.close()
             await node.close()
 
     return run(go())

@@ -270,8 +270,12 @@ def test_aggregate_count(tsfed):
     out = exchange(tsfed, [spec], peer="relief")
     r = out["results"][0]
     assert r.get("decision") == "allow" and r["receipt_verified"], r.get("error", r)
-    (answer,) = r["payload"] if isinstance(r["payload"], list) else [r["payload"]]
-    assert answer["kind"] == "count" and answer["records"] == 10, answer
+    # R-AGG-1: a JSON array holding exactly one object (the TypeScript requester passes it on as parsed)
+    assert isinstance(r["payload"], list) and len(r["payload"]) == 1, r["payload"]
+    (answer,) = r["payload"]
+    assert set(answer) == {"kind", "column", "value", "records", "dp_epsilon"}, answer
+    assert answer["kind"] == "count" and answer["column"] == "value" and answer["records"] == 10, answer
+    assert answer["dp_epsilon"] == 0.0, answer
 
 
 def test_revoked_agent_is_refused_with_revoked(tsfed):

@@ -80,7 +80,7 @@ PROVIDER = _bundle("hospital")
 
 
 def test_the_providers_own_witness_is_never_counted_even_when_named():
-    """R-WIT-1: relief names hospital among its witnesses; hospital's cosignature of its own log is ignored."""
+    """R-WIT-1: relief names hospital as a witness; hospital's cosignature of its own log is ignored."""
     node = _requester(witnesses=("hospital", "supplier"), quorum=1, peers=[PROVIDER, _bundle("supplier")])
     policy = peer_log_policy(node, PROVIDER)
     assert set(policy.witnesses) == {"relief", "supplier"}
@@ -91,7 +91,7 @@ def test_the_providers_own_witness_is_never_counted_even_when_named():
 
 
 def test_only_own_and_named_witnesses_with_a_key_are_counted():
-    """R-WIT-1: a pinned peer not named in ``witnesses``, or named but without a witness key, does not count."""
+    """R-WIT-1: a pinned peer not named in ``witnesses``, or named without a witness key, is not counted."""
     node = _requester(
         witnesses=("supplier",),
         quorum=2,
@@ -131,7 +131,7 @@ def test_quorum_below_n_needs_only_k():
     [(0, True), (299, True), (300, True), (301, False), (3600, False), (-86400 * 365, True)],
 )
 def test_future_skew_boundary_is_300_seconds(ahead, counted):
-    """R-WIT-3: a cosignature up to 300 s ahead of the requester's clock counts; 301 s does not; no age bound."""
+    """R-WIT-3: up to 300 s ahead of the requester's clock counts, 301 s does not; no age bound."""
     assert DEFAULT_MAX_FUTURE_SKEW == timedelta(seconds=300)
     node = _requester(witnesses=(), quorum=1, peers=[PROVIDER])
     policy = peer_log_policy(node, PROVIDER)

@@ -7,7 +7,9 @@ same directory finds the lock held and refuses with one line naming the
 running pid; a pid file left by a killed node (no lock held) is stale and
 taken over. ``accord node stop`` reads the pid only while the lock proves the
 process is the node (a reused pid is never signalled), sends SIGTERM and
-waits for the lock to be released.
+waits until the process has exited: the serving process removes the file on
+shutdown but keeps its lock until exit, and ``node stop`` waits on the lock
+of the inode it opened before signalling.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class PidFile:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd = fd
+        self._released = False
         self._info: dict[str, Any] = {}
 
     @classmethod
@@ -89,13 +92,17 @@ class PidFile:
         os.pwrite(self._fd, data, 0)
 
     def release(self) -> None:
-        """Remove the pid file and drop the lock (idempotent)."""
-        if self._fd < 0:
+        """Remove the pid file (idempotent); the lock stays held until the process exits.
+
+        ``accord node stop`` waits on the lock of the inode it opened, so it
+        returns only once the process has closed its files, i.e. has exited,
+        not merely once the file is gone.
+        """
+        if self._released:
             return
+        self._released = True
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        os.close(self._fd)
-        self._fd = -1
 
 
 def read_pidfile(path: Path) -> dict[str, Any]:
@@ -128,7 +135,11 @@ def running_pid(path: Path) -> int | None:
 
 
 def stop_node(path: Path, *, timeout: float = 30.0, kill: bool = False) -> int:
-    """Stop the node holding pid file ``path``: SIGTERM, then wait until its lock is released.
+    """Stop the node holding pid file ``path``: SIGTERM, then wait until the process has exited.
+
+    The wait is on the lock of the pid file's inode opened before the signal:
+    it is released only when the process's files close (at exit), whether or
+    not the file was removed meanwhile.
 
     Args:
         path: the node's ``node.pid``.
@@ -144,27 +155,53 @@ def stop_node(path: Path, *, timeout: float = 30.0, kill: bool = False) -> int:
             ``timeout`` seconds and ``kill`` is false.
 
     """
-    pid = running_pid(path)
-    if pid is None:
-        raise NodeNotRunningError(f"no node is running in {path.parent} ({path.name} absent or stale)")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise NodeNotRunningError(f"no node is running in {path.parent} ({path.name} absent)") from None
+    try:
+        if _lock_free(fd):
+            raise NodeNotRunningError(f"no node is running in {path.parent} ({path.name} is stale)")
+        pid = read_pidfile(path).get("pid")
+        if not isinstance(pid, int):
+            raise NodeNotRunningError(f"{path} names no pid")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if _wait_free(fd, timeout):
+            return pid
+        if not kill:
+            raise FederationError(
+                f"node (pid {pid}) still running {timeout:g} s after SIGTERM; retry, or pass --kill",
+                reason="STOP_TIMEOUT",
+            )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_free(fd, 10.0)
+        return pid
+    finally:
+        os.close(fd)
+
+
+def _lock_free(fd: int) -> bool:
+    """True when no process holds the lock of ``fd``'s file (probed with a shared lock, then dropped)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
+def _wait_free(fd: int, timeout: float) -> bool:
+    """Poll until the holder of the lock on ``fd`` has exited; False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(path) is None:
-            return pid
+        if _lock_free(fd):
+            return True
         time.sleep(0.1)
-    if not kill:
-        raise FederationError(
-            f"node (pid {pid}) still running {timeout:g} s after SIGTERM; retry, or pass --kill",
-            reason="STOP_TIMEOUT",
-        )
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    end = time.monotonic() + 10
-    while running_pid(path) is not None and time.monotonic() < end:
-        time.sleep(0.1)
-    return pid
+    return _lock_free(fd)
 
 
 def check_bindable(address: str, *, setting: str) -> None:

@@ -92,6 +92,20 @@ def log_entry(entry: object, *, index: int) -> None:
     )
 
 
+class _CurrentStderr:
+    """A file that writes to whatever ``sys.stderr`` is at the time of the write.
+
+    Loggers are cached on first use; a file object captured at configuration
+    time (a test's capture, a closed stream) would outlive its owner.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> None:
     """Route structlog to stderr (key=value, or JSON lines).
 
@@ -112,7 +126,7 @@ def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
 

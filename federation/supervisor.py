@@ -57,8 +57,13 @@ class NodeProcess:
         self._env = {**os.environ, **(env or {})}
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self, *, timeout: float = 30.0) -> NodeProcess:
+    def start(self, *, timeout: float = 120.0) -> NodeProcess:
         """Start the process and wait for its READY line.
+
+        The default ``timeout`` matches the verifier pool's own startup limit
+        (``credentials.pool.STARTUP_TIMEOUT_SECONDS``): on a loaded machine the
+        worker processes may take that long, and a process that exits ends the
+        wait at once.
 
         Raises:
             RuntimeError: it exited or did not become ready within ``timeout`` seconds

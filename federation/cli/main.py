@@ -1,7 +1,8 @@
 """The ``accord`` command line (Typer): one module per noun.
 
 Every command catches the packages' base errors once (here) and prints one
-line, ``accord: error: <reason>: <message>``, exiting 1 (2 for usage errors).
+line, ``accord: error: <reason>: <message>``, exiting 1; a usage error is one
+line ``accord: error: USAGE: ...``, exiting 2.
 """
 
 from __future__ import annotations
@@ -104,7 +105,17 @@ def _database_message(exc: BaseException) -> str:
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("accord: aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: one line, exit 2 (no boxed panel)
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `accord node`: the group's help, as before
+            typer.echo(getattr(getattr(exc, "ctx", None), "get_help", lambda: message)())
+            sys.exit(2)
+        typer.echo(f"accord: error: USAGE: {message} (see --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except _error_types() as exc:
         reason = getattr(exc, "reason", "ERROR")
         typer.echo(f"accord: error: {reason}: {exc}", err=True)
@@ -132,6 +143,7 @@ def main() -> None:
             err=True,
         )
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

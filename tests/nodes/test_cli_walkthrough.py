@@ -283,3 +283,10 @@ def test_init_force_never_orphans_a_ledger(node, capsys):
     one_line_error(code, err, "LEDGER_EXISTS")
     assert "2 entries" in err and (node / "keys" / "org.jwk").read_bytes() == key
     assert ok(capsys, "ledger", "verify", "--dir", node).startswith("ledger verify: ok: 2 entries")
+
+
+def test_usage_errors_are_one_line_with_exit_2(capsys):
+    code, _, err = accord(capsys, "agent", "register", "--dir", "/nonexistent")
+    assert code == 2 and err == "accord: error: USAGE: Missing option '--name'. (see --help)\n"
+    code, _, err = accord(capsys, "no-such-noun")
+    assert code == 2 and err.count("\n") == 1 and "No such command 'no-such-noun'" in err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,7 +57,13 @@ def test_upgrade_path_check_refuse_then_migrate(tmp_path, capsys):
     # with auto_migrate = false, node start refuses a database that is behind (before binding anything)
     cfg = d / "node.toml"
     cfg.write_text(cfg.read_text().replace("auto_migrate = true", "auto_migrate = false"))
-    code, _, err = accord(capsys, "node", "start", "--dir", d)
+    started = subprocess.run(  # a real process: node start configures the process's logging
+        [sys.executable, "-m", "federation.cli.main", "node", "start", "--dir", str(d)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code, err = started.returncode, started.stderr
     one_line_error(code, err, "SCHEMA_MISMATCH")
     assert "accord node migrate" in err and "0001_node_tables" in err
     assert not (d / "node.pid").exists()

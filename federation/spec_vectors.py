@@ -201,6 +201,7 @@ def build() -> dict[str, dict[str, Any]]:
         + pb.ExchangeEnvelope(requester_org=REQUESTER).SerializeToString()
     )
     too_large = MAX_PAYLOAD_BYTES["RequestBody"] + 1
+    long_type = v2_type + "X" * (200 - len(v2_type))  # R-SIG-3: over MAX_PAYLOAD_TYPE_BYTES
 
     R, E, P = "request", "envelope", "possession"  # noqa: N806
     INV, UNAUTH, PRE = "INVALID_ARGUMENT", "UNAUTHENTICATED", "FAILED_PRECONDITION"  # noqa: N806
@@ -245,6 +246,18 @@ def build() -> dict[str, dict[str, Any]]:
             expected_type=REQUEST_BODY,
             trusted_key="agent",
             signed=sign_bytes(a, "application/vnd.accord+protobuf", body_bytes),
+            status=INV,
+            reason="WRONG_PAYLOAD_TYPE",
+        ),
+        _negative(
+            "type-too-long",
+            "a correctly signed RequestBody whose payload type starts like a v2 type but is 200 bytes "
+            "long: over 128 bytes it is not of the form (WRONG_PAYLOAD_TYPE), whatever its prefix says "
+            "(not UNSUPPORTED_VERSION)",
+            field=R,
+            expected_type=REQUEST_BODY,
+            trusted_key="agent",
+            signed=sign_bytes(a, long_type, body_bytes),
             status=INV,
             reason="WRONG_PAYLOAD_TYPE",
         ),

@@ -32,7 +32,25 @@ async def ask(fed, agent, kind, predicate):
             fields=[],
             aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate},
         )
+        assert_r_agg_1_shape(r.outcome.payload_json, kind, "length_of_stay")
         return r.records[0]
+
+
+def assert_r_agg_1_shape(payload_json: bytes, kind: str, column: str) -> None:
+    """R-AGG-1: ``payload_json`` is a JSON array of exactly one object with exactly the five members."""
+    import json
+
+    doc = json.loads(payload_json)
+    assert isinstance(doc, list) and len(doc) == 1, doc
+    (answer,) = doc
+    assert isinstance(answer, dict), answer
+    assert set(answer) == {"kind", "column", "value", "records", "dp_epsilon"}, answer
+    assert answer["kind"] == kind and answer["column"] == column, answer
+    assert isinstance(answer["value"], (int, float)) and not isinstance(answer["value"], bool), answer
+    records = answer["records"]
+    assert records is None or (isinstance(records, int) and records >= 0), answer
+    assert isinstance(answer["dp_epsilon"], float), answer
+    assert answer["records"] is not None or answer["dp_epsilon"] > 0, answer  # null only with DP noise
 
 
 NOT_BURNS = {"not": {"col": "ward", "op": "==", "val": "burns"}}

@@ -256,7 +256,22 @@ class TamperingLink:
         return received_outcome_from_pb(self.tamper(out, len(self.outcomes) - 1))
 
 
-async def _in_process_requester(layout, tamper, body):
+class RefusalTamperingLink(TamperingLink):
+    """Like :class:`TamperingLink`, for the provider's decided refusals: ``tamper(err, n)`` rewrites them."""
+
+    async def exchange(self, bundle, envelope):
+        from federation.errors import DeniedError, NotFoundError
+
+        try:
+            return await self.real.exchange(bundle, envelope)
+        except (DeniedError, NotFoundError) as err:
+            self.outcomes.append(dict(err.metadata))
+            raise self.tamper(err, len(self.outcomes) - 1) from None
+
+
+async def _in_process_requester(
+    layout, tamper, body, *, agent="relief/triage-coordinator", link=TamperingLink
+):
     from federation.node import now_utc
     from federation.server import open_node, start_server
 
@@ -264,9 +279,9 @@ async def _in_process_requester(layout, tamper, body):
     node.store.put_state("peer_logs", {}, now=now_utc())  # each test starts with a fresh view of its peers
     server, _ = await start_server(node)
     real = node.peer_client
-    node.peer_client = TamperingLink(real, tamper)
+    node.peer_client = link(real, tamper)
     try:
-        async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:
+        async with AgentClient.from_wallet(layout.wallets[agent]) as c:
             s = await c.open_session("hospital")
 
             async def ask(i=0):
@@ -477,3 +492,49 @@ def test_unverifiable_outcome_with_malformed_members_is_recorded_not_crashing(pr
         assert rows and rows[-1].decision == "deny" and rows[-1].disclosure_id.startswith("rcv_")
 
     run(_in_process_requester(provider_only.layout, tamper, body))
+
+
+def _denial_with_entry_b64(layout, rewrite):
+    """A MISSING_SCOPE denial (relief/logistics has no triage scope) whose ``entry_b64`` is rewritten."""
+    from federation.errors import FederationError
+
+    def tamper(err, n):
+        err.metadata["entry_b64"] = rewrite(err.metadata["entry_b64"])
+        return err
+
+    async def body(node, ask):
+        with pytest.raises(FederationError) as ei:
+            await ask(2)
+        return ei.value, _received(node, ei.value.reason)
+
+    return run(
+        _in_process_requester(layout, tamper, body, agent="relief/logistics", link=RefusalTamperingLink)
+    )
+
+
+def test_denial_with_its_entry_b64_untouched_is_passed_on_verified(provider_only):
+    """The control for the next test: the denial, not rewritten, is MISSING_SCOPE with a verified receipt."""
+    err, rows = _denial_with_entry_b64(provider_only.layout, lambda b: b)
+    assert err.reason == "MISSING_SCOPE" and err.status == "PERMISSION_DENIED"
+    assert err.metadata["receipt_verified"] == "true"
+    assert rows and rows[-1].decision == "deny"
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        # the true entry with one character outside the alphabet: a lax decoder drops it and verifies
+        lambda b: b[:8] + "!" + b[8:],
+        lambda b: b[:8] + "\n" + b[8:],
+        lambda b: b[:-4] + "*" * 4,
+        lambda b: b + "A",  # bad padding
+    ],
+    ids=["bang-inside", "newline-inside", "stars", "bad-padding"],
+)
+def test_denial_whose_entry_b64_is_not_base64_is_refused(provider_only, rewrite):
+    """R-RCP-7: ``entry_b64`` is decoded strictly; anything else is RECEIPT_MISMATCH, ``mismatch = entry``."""
+    err, rows = _denial_with_entry_b64(provider_only.layout, rewrite)
+    assert err.reason == "RECEIPT_MISMATCH" and err.status == "FAILED_PRECONDITION", err
+    assert err.metadata["mismatch"] == "entry"
+    assert err.metadata["provider_reason"] == "MISSING_SCOPE"
+    assert rows and rows[-1].decision == "deny" and rows[-1].extra["provider_reason"] == "MISSING_SCOPE"

@@ -151,7 +151,14 @@ def tsfed(ts_ready, tmp_path_factory) -> TsFed:
     (ts_dir / "accord-ts.json").write_text(
         json.dumps({"org_name": TS_ORG, "org_did": ident.org_did, "listen": listen})
     )
-    bundle = export_bundle(ident).model_dump_json(indent=2)
+    # R-ROL-2: the TypeScript node runs no witness (it serves no AddCheckpoint), so its bundle
+    # publishes an empty witness_vkey; export_bundle writes the Python node's witness key
+    bundle = (
+        export_bundle(ident)
+        .model_copy(update={"witness_vkey": ""})
+        .signed(ident.org_key)
+        .model_dump_json(indent=2)
+    )
     idents = {TS_ORG: ident}
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     for org in PROVIDERS:
@@ -270,8 +277,12 @@ def test_aggregate_count(tsfed):
     out = exchange(tsfed, [spec], peer="relief")
     r = out["results"][0]
     assert r.get("decision") == "allow" and r["receipt_verified"], r.get("error", r)
-    (answer,) = r["payload"] if isinstance(r["payload"], list) else [r["payload"]]
-    assert answer["kind"] == "count" and answer["records"] == 10, answer
+    # R-AGG-1: a JSON array holding exactly one object (the TypeScript requester passes it on as parsed)
+    assert isinstance(r["payload"], list) and len(r["payload"]) == 1, r["payload"]
+    (answer,) = r["payload"]
+    assert set(answer) == {"kind", "column", "value", "records", "dp_epsilon"}, answer
+    assert answer["kind"] == "count" and answer["column"] == "value" and answer["records"] == 10, answer
+    assert answer["dp_epsilon"] == 0.0, answer
 
 
 def test_revoked_agent_is_refused_with_revoked(tsfed):
@@ -686,3 +697,68 @@ def test_ts_requester_refuses_a_log_that_rewrote_history(tsfed):
     assert second["receipt_verified"] is False, second
     assert second["error"]["reason"] == "PEER_LOG_INCONSISTENT", second["error"]
     assert "not consistent with" in second["error"]["message"]
+
+
+def _ts_call(tsfed, org: str, method: str, request):
+    """Call the TypeScript node's ``method`` as ``org`` (its pinned node certificate).
+
+    Returns:
+        ``("OK", response)`` or ``(status name, ErrorInfo reason or None)``.
+    """
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    from federation.pb import federation_pb2_grpc as pb_grpc
+
+    ident = NodeIdentity.load(tsfed.layout.orgs[org])
+    ts_ca = (tsfed.ts_dir / "tls" / "ca.pem").read_bytes()
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ts_ca,
+        private_key=ident.tls_pem("node.key"),
+        certificate_chain=ident.tls_pem("node.pem"),
+    )
+    listen = json.loads((tsfed.ts_dir / "accord-ts.json").read_text())["listen"]
+    with grpc.secure_channel(listen, creds, options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
+        try:
+            return "OK", getattr(pb_grpc.FederationServiceStub(ch), method)(request, timeout=30)
+        except grpc.RpcError as exc:
+            status = rpc_status.from_call(exc)
+            reason = None
+            if status is not None and status.details:
+                info = error_details_pb2.ErrorInfo()
+                status.details[0].Unpack(info)
+                reason = info.reason
+            return exc.code().name, reason
+
+
+def test_ts_node_answers_unimplemented_for_what_it_does_not_serve(tsfed):
+    """R-ROL-4: a pinned peer calling the requester-only TypeScript node's provider RPCs gets UNIMPLEMENTED
+    with no ErrorInfo; the RPCs it serves answer the same caller (the control)."""
+    from federation.pb import federation_pb2 as pb
+
+    assert _ts_call(tsfed, "hospital", "GetNodeInfo", pb.GetNodeInfoRequest())[0] == "OK"
+    for method, request in (
+        ("GetChallenge", pb.GetChallengeRequest(agent_did="did:key:z6Mk")),
+        ("OpenSession", pb.OpenSessionRequest()),
+        ("Exchange", pb.ExchangeRequest()),
+        ("AddCheckpoint", pb.AddCheckpointRequest()),
+        # R-ROL-3 (SHOULD) is not met by the TypeScript node: these answer UNIMPLEMENTED as R-ROL-4 requires
+        ("GetCheckpoint", pb.GetCheckpointRequest()),
+        ("GetInclusionProof", pb.GetInclusionProofRequest()),
+        ("GetConsistencyProof", pb.GetConsistencyProofRequest()),
+        ("QueryEntries", pb.QueryEntriesRequest()),
+    ):
+        assert _ts_call(tsfed, "hospital", method, request) == ("UNIMPLEMENTED", None), method
+
+
+def test_ts_node_bundle_publishes_no_witness_key(tsfed):
+    """R-ROL-2: the TypeScript node serves no AddCheckpoint, so the bundle its providers pin carries
+    an empty witness_vkey (and no provider can name it as a witness)."""
+    from federation.pb import federation_pb2 as pb
+
+    assert _ts_call(tsfed, "hospital", "AddCheckpoint", pb.AddCheckpointRequest())[0] == "UNIMPLEMENTED"
+    for org in PROVIDERS:
+        pinned = json.loads((tsfed.layout.orgs[org] / "peers" / f"{TS_ORG}.json").read_text())
+        assert pinned["witness_vkey"] == "", org
+        assert pinned["ledger_vkey"], org  # the bundle is otherwise complete

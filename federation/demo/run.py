@@ -1,12 +1,13 @@
 """``accord demo``: three real node processes running a flood-response scenario.
 
 Steps: provision three node directories (hospital, relief, supplier) and
-peer them; start each node as its own process (gRPC over mTLS); run 35+
-exchanges through the agent SDK — triage data released only at MNI, an
-over-broad request trimmed by the gate, shelter and supply requests, a
-request outside any contract denied, a request without the scope denied,
-an agent revoked mid-run refused; then print per-pair counts, OER before
-and after the gate, and each node's ledger; stop the processes.
+peer them; start each node as its own process (gRPC over mTLS); run the 41
+exchanges scripted in ``scenario.yaml`` through the agent SDK — triage data
+released only at MNI, an over-broad request trimmed by the gate, shelter and
+supply requests, a request outside any contract denied, a request without
+the scope denied, an agent revoked mid-run refused; then print per-pair
+counts, OER before and after the gate, and each node's ledger; stop the
+processes.
 """
 
 from __future__ import annotations
@@ -26,38 +27,10 @@ from rich.table import Table
 
 from federation.client import AgentClient
 from federation.demo import scenario
+from federation.demo.scenario import Step
 from federation.demo.setup import Layout, load_layout, provision
 from federation.errors import FederationError
 from federation.supervisor import NodeProcess
-
-
-@dataclass
-class Step:
-    """One scripted exchange.
-
-    Attributes:
-        agent: ``"org/agent"`` of the requester.
-        provider: provider org name.
-        contract: contract id.
-        purpose: purpose.
-        resource: resource at the provider.
-        subject: record key or ``"*"``.
-        fields: requested fields.
-        note: what the step shows.
-        expect: ``"allow"`` or the expected refusal reason.
-
-    """
-
-    agent: str
-    provider: str
-    contract: str
-    purpose: str
-    resource: str
-    subject: str
-    fields: list[str]
-    note: str = ""
-    expect: str = "allow"
-    aggregate: dict[str, Any] | None = None
 
 
 @dataclass
@@ -74,213 +47,14 @@ class StepResult:
     answer: Any = None
 
 
-def script() -> tuple[list[Step], list[Step]]:
-    """The scenario: (steps before the revocation, steps after it)."""
-    triage_mni = ["patient_id", "triage_level", "mobility", "shelter"]
-    before: list[Step] = []
-    for i in range(1, 9):
-        before.append(
-            Step(
-                "relief/triage-coordinator",
-                "hospital",
-                "relief-hospital-triage",
-                "triage-coordination",
-                "patients",
-                f"patient-{i:03d}",
-                triage_mni,
-                "triage record at MNI",
-            )
-        )
-    before.append(
-        Step(
-            "relief/triage-coordinator",
-            "hospital",
-            "relief-hospital-triage",
-            "triage-coordination",
-            "patients",
-            "patient-009",
-            triage_mni + ["age", "diagnosis", "hiv_status", "insurance_id", "name"],
-            "over-broad request: the gate trims it",
-        )
-    )
-    before.append(
-        Step(
-            "relief/triage-coordinator",
-            "hospital",
-            "relief-hospital-triage",
-            "triage-coordination",
-            "patients",
-            "*",
-            triage_mni,
-            "whole triage board",
-        )
-    )
-    for s in scenario.SHELTERS:
-        before.append(
-            Step(
-                "hospital/bed-manager",
-                "relief",
-                "hospital-relief-shelters",
-                "bed-planning",
-                "shelters",
-                s,
-                ["shelter_id", "capacity", "occupancy", "location", "needs"],
-                "shelter capacity for bed planning",
-            )
-        )
-    for i in range(6):
-        before.append(
-            Step(
-                "relief/logistics",
-                "supplier",
-                "relief-supplier-procurement",
-                "emergency-procurement",
-                "inventory",
-                f"SKU-{1000 + i}",
-                ["sku", "name", "stock", "warehouse", "unit_price"],
-                "supply availability",
-            )
-        )
-    for i in range(4):
-        before.append(
-            Step(
-                "hospital/pharmacy",
-                "supplier",
-                "hospital-supplier-pharmacy",
-                "pharmacy-restock",
-                "inventory",
-                f"SKU-{1000 + i}",
-                ["sku", "name", "stock"],
-                "pharmacy restock",
-            )
-        )
-    for s in scenario.SHELTERS[:4]:
-        before.append(
-            Step(
-                "supplier/dispatcher",
-                "relief",
-                "supplier-relief-delivery",
-                "delivery-routing",
-                "shelters",
-                s,
-                ["shelter_id", "location", "needs"],
-                "delivery routing",
-            )
-        )
-    before.append(
-        Step(
-            "supplier/dispatcher",
-            "hospital",
-            "supplier-hospital-patients",
-            "marketing",
-            "patients",
-            "*",
-            ["name", "diagnosis"],
-            "outside any contract",
-            expect="UNKNOWN_CONTRACT",
-        )
-    )
-    before.append(
-        Step(
-            "relief/logistics",
-            "hospital",
-            "relief-hospital-triage",
-            "triage-coordination",
-            "patients",
-            "patient-001",
-            triage_mni,
-            "agent lacks the scope",
-            expect="MISSING_SCOPE",
-        )
-    )
+def script(path: Path = scenario.SCENARIO_PATH) -> tuple[list[Step], list[Step]]:
+    """The scenario's exchanges: (steps before the revocation, steps after it), from ``scenario.yaml``.
 
-    def agg(agent: str, kind: str, predicate: dict[str, Any], note: str, expect: str = "allow") -> Step:
-        return Step(
-            agent,
-            "hospital",
-            "relief-hospital-triage",
-            "surge-planning",
-            "admissions",
-            "*",
-            [],
-            note,
-            expect=expect,
-            aggregate={"kind": kind, "column": "length_of_stay", "predicate": predicate},
-        )
-
-    before += [
-        agg(
-            "relief/triage-coordinator",
-            "count",
-            {"col": "district", "op": "==", "val": "north"},
-            "statistics: admissions in the north district",
-        ),
-        agg(
-            "relief/triage-coordinator",
-            "avg",
-            {"col": "district", "op": "==", "val": "north"},
-            "statistics: mean stay, north district",
-        ),
-        agg(
-            "relief/triage-coordinator",
-            "avg",
-            {"col": "age_band", "op": "==", "val": "65+"},
-            "statistics: mean stay, 65+",
-        ),
-        agg("relief/triage-coordinator", "sum", {}, "statistics: total bed-days"),
-        agg(
-            "relief/triage-coordinator",
-            "sum",
-            {"not": {"col": "ward", "op": "==", "val": "burns"}},
-            "differencing attack: total minus the one burns patient",
-            expect="RECONSTRUCTION_RISK",
-        ),
-        agg(
-            "relief/logistics",
-            "sum",
-            {"col": "ward", "op": "!=", "val": "burns"},
-            "same attack split across a second agent of the org",
-            expect="RECONSTRUCTION_RISK",
-        ),
-    ]
-    for i in (10, 11):
-        before.append(
-            Step(
-                "relief/field-volunteer",
-                "hospital",
-                "relief-hospital-triage",
-                "triage-coordination",
-                "patients",
-                f"patient-{i:03d}",
-                triage_mni,
-                "field volunteer before revocation",
-            )
-        )
-    after = [
-        Step(
-            "relief/field-volunteer",
-            "hospital",
-            "relief-hospital-triage",
-            "triage-coordination",
-            "patients",
-            "patient-012",
-            triage_mni,
-            "revoked agent, open session",
-            expect="REVOKED",
-        ),
-        Step(
-            "relief/field-volunteer",
-            "hospital",
-            "relief-hospital-triage",
-            "triage-coordination",
-            "patients",
-            "patient-012",
-            triage_mni,
-            "revoked agent, new session",
-            expect="REVOKED",
-        ),
-    ]
-    return before, after
+    Raises:
+        ConfigError: the file is malformed (see :func:`federation.demo.scenario.load_scenario`).
+    """
+    sc = scenario.load_scenario(path)
+    return list(sc.steps), list(sc.after_revocation)
 
 
 class Runner:
@@ -304,7 +78,7 @@ class Runner:
         c = self.client(step.agent)
         key = (step.agent, step.provider)
         try:
-            if new_session or key not in self.sessions:
+            if new_session or step.new_session or key not in self.sessions:
                 self.sessions[key] = await c.open_session(step.provider)
             r = await c.request(
                 self.sessions[key],
@@ -313,7 +87,7 @@ class Runner:
                 resource=step.resource,
                 subject=step.subject,
                 fields=step.fields,
-                aggregate=step.aggregate,
+                aggregate=step.aggregate_json(),
             )
             res = StepResult(
                 step,
@@ -572,7 +346,8 @@ def print_report(console: Console, layout: Layout, runner: Runner, orgs: tuple[s
 
 
 async def _scenario(layout: Layout, console: Console) -> Runner:
-    before, after = script()
+    sc = scenario.load_scenario()
+    before, after = list(sc.steps), list(sc.after_revocation)
     runner = Runner(layout, console)
     with Progress(
         TextColumn("{task.description}"),
@@ -586,10 +361,11 @@ async def _scenario(layout: Layout, console: Console) -> Runner:
         for step in before:
             await runner.run_step(step)
             progress.advance(task)
-        note = await _revoke(layout, "relief", "field-volunteer")
-        progress.console.print(f"[yellow]operator revoked relief/field-volunteer[/] ({note})")
-        for i, step in enumerate(after):
-            await runner.run_step(step, new_session=i == 1)
+        org, agent = sc.revoke.split("/")
+        note = await _revoke(layout, org, agent)
+        progress.console.print(f"[yellow]operator revoked {sc.revoke}[/] ({note})")
+        for step in after:
+            await runner.run_step(step, new_session=step.new_session)
             progress.advance(task)
     await runner.close()
     return runner

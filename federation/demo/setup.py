@@ -240,14 +240,17 @@ def provision(
             now=dt.datetime.now(dt.UTC),
             replace=True,
         )
-    for org, name, role, scopes, tier in scenario.AGENTS:
-        if org in orgs:
-            register_agent(idents[org], name=name, role=role, scopes=list(scopes), trust_tier=tier)
-            layout.wallets[f"{org}/{name}"] = layout.orgs[org] / "agents" / f"{name}.json"
+    script = scenario.load_scenario()
+    for a in script.agents:
+        if a.org in orgs:
+            register_agent(
+                idents[a.org], name=a.name, role=a.role, scopes=list(a.scopes), trust_tier=a.trust_tier
+            )
+            layout.wallets[f"{a.org}/{a.name}"] = layout.orgs[a.org] / "agents" / f"{a.name}.json"
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     docs = [
         d
-        for d in scenario.contracts(now)
+        for d in script.contract_documents(now)
         if d["parties"]["provider"]["name"] in orgs and d["parties"]["requester"]["name"] in orgs
     ]
     if with_interop:

@@ -20,7 +20,9 @@ set (:func:`policy.predicates.id_reach`), and then:
   asks the :class:`policy.auditor.Auditor` whether answering would let the
   scope determine any record's value exactly (the decision reads the
   contributing sets, never a value), commits the query to the history and
-  persists the auditor state before answering;
+  persists the auditor state before answering (a denial persists only the
+  scopes' denial counters, under ``audit-denials:<dataset>``: the state
+  itself changes only on a commit);
 * **DP mode**: answers every query through the OpenDP mechanism and charges
   its ε to the scope's budget. Nothing exact leaves the node: no exact
   record count, no empty-selection or reconstruction denial (they would be
@@ -294,6 +296,7 @@ class DatasetService:
                 known = set(ds.record_ids)
                 if state:
                     auditor.add_records(sorted(known))  # records added since: state stays valid
+                auditor.restore_denials(self._store.get_state(f"audit-denials:{spec.name}") or {})
                 self.specs[spec.name], self.data[spec.name], self.auditors[spec.name] = spec, ds, auditor
                 if spec.dp:
                     dps = self._store.get_state(f"dp:{spec.name}")
@@ -382,7 +385,9 @@ class DatasetService:
             auditor = self.auditors[dataset]
             decision = auditor.check(key, query.kind, frozenset(ids))
             if not decision.allow:
-                self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
+                # a denial changes only the scopes' denial counters: persist those (a few bytes),
+                # not the whole state (megabytes for a dense scope), which changes only on commit
+                self._store.put_state(f"audit-denials:{dataset}", auditor.denials(), now=now)
                 raise DeniedError(  # status from federation.reasons (AUDIT_CAPACITY: RESOURCE_EXHAUSTED)
                     message="answering would let the requester determine a record exactly "
                     f"({decision.reason})"

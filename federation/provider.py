@@ -17,6 +17,7 @@ live here.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from typing import Any, NoReturn
@@ -609,7 +610,10 @@ class ProviderSide:
         else:
             allowed = contract.purposes[request.purpose].aggregates if contract else None
             try:
-                answer = self.datasets.answer(
+                # the selection scan and the auditor's decision are CPU work: off the event loop;
+                # the service's lock keeps check + commit + persisted state atomic in the thread
+                answer = await asyncio.to_thread(
+                    self.datasets.answer,
                     dataset=request.resource,
                     query=query,
                     allowed=allowed,

@@ -976,6 +976,29 @@ class Auditor:
                 self._apply(scope_key, s, kind, plan)
             return decision
 
+    def denials(self) -> dict[str, int]:
+        """Return the denied-check counter of every scope that has denied at least once.
+
+        A few bytes per scope: the node persists it on a denial instead of the
+        whole state (:meth:`to_state`), which changes only on a commit.
+        """
+        with self._lock:
+            return {k: s.denials for k, s in self._scopes.items() if s.denials}
+
+    def restore_denials(self, counts: Mapping[str, int]) -> None:
+        """Raise each scope's denied-check counter to ``counts[scope]`` (counters only grow).
+
+        A scope not in the auditor is created empty, as the denied check that
+        counted it had created it.
+
+        Raises:
+            InvalidScopeError: an empty or non-string scope key.
+        """
+        with self._lock:
+            for k, n in counts.items():
+                s = self._scope(k)
+                s.denials = max(s.denials, int(n))
+
     def disclosed(self, scope_key: str) -> frozenset[int]:
         """Return the record ids whose values the scope's history determines.
 

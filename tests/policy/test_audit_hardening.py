@@ -517,3 +517,34 @@ def test_exact_mode_refusals_never_depend_on_the_values(recs, qs, shift):
         return [(r.decision, r.reason) for r in replay(ds, parse_queries(lines, ds), scope="org")]
 
     assert decisions(rows) == decisions(other)
+
+
+# --------------------------------------------------------------------------- issue #12: state writes
+
+
+def test_a_denial_does_not_rewrite_the_auditor_state_but_its_count_survives_a_reload(tmp_path):
+    """The whole auditor state (megabytes for a dense scope) was rewritten on every denied check."""
+    svc = service(tmp_path)
+    ask(svc, "sum", {})  # committed: the state is written
+    committed = svc._store.get_state("audit:staff")
+    for _ in range(2):
+        with pytest.raises(DeniedError) as ei:
+            ask(svc, "sum", LEGAL)
+        assert ei.value.reason == "RECONSTRUCTION_RISK"
+    assert svc._store.get_state("audit:staff") == committed  # the denials wrote no state
+    assert [r["denials"] for r in svc.status()] == [2]
+    svc.load()  # a restart: the counters come back from their own small row
+    assert [r["denials"] for r in svc.status()] == [2]
+    # and nothing else of the committed state changed
+    assert svc.auditors["staff"].to_state()["scopes"] == {
+        k: {**v, "denials": 2} for k, v in committed["scopes"].items()
+    }
+
+
+def test_denials_before_any_commit_survive_a_reload(tmp_path):
+    svc = service(tmp_path)
+    with pytest.raises(DeniedError):
+        ask(svc, "sum", LEGAL)
+    assert svc._store.get_state("audit:staff") is None
+    svc.load()
+    assert [r["denials"] for r in svc.status()] == [1]

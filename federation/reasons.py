@@ -177,6 +177,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
         "AGENT_REVOKED",
         "WALLET_MISMATCH",
+        # encrypted node keys at rest (federation.identity)
+        "KEY_PASSPHRASE_MISSING",
+        "KEY_DECRYPT_FAILED",
         # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
         "UNSUPPORTED_VERSION",
         "UNSUPPORTED_ALGORITHM",

@@ -5,6 +5,8 @@ an index in the organization's status lists, issues a W3C VC 2.0
 ``AgentCredential`` signed by the organization key (``eddsa-rdfc-2022``),
 mints a TLS client certificate from the organization CA (SAN URI = the
 agent DID), records the agent and writes its wallet ``agents/<name>.json``.
+``renew_agent`` re-issues the credential of a registered agent (same DID,
+same claims, new validity window).
 """
 
 from __future__ import annotations
@@ -131,4 +133,99 @@ def register_agent(
         node_endpoint=cfg.advertise or cfg.listen,
     )
     write_private(identity.paths.agents / f"{name}.json", wallet.to_json())
+    return wallet
+
+
+MAX_VALID_DAYS = 3650
+
+
+def credential_valid_until(credential: dict) -> dt.datetime | None:
+    """The ``validUntil`` of an AgentCredential as an aware datetime, or None when absent or malformed."""
+    raw = credential.get("validUntil") if isinstance(credential, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def renew_agent(
+    identity: NodeIdentity,
+    name_or_did: str,
+    *,
+    valid_days: int = 30,
+    now: dt.datetime | None = None,
+) -> AgentWallet:
+    """Issue a fresh AgentCredential for a registered agent and rewrite its wallet.
+
+    The agent keeps its ``did:key`` (the key in its wallet), its claims (role,
+    scopes, trust tier) and its status-list index (so a suspension carries
+    over); it gets a new credential id, a validity window ``now .. now +
+    valid_days`` (VC DM 2.0 §4.9 ``validFrom``/``validUntil``) and a new TLS
+    client certificate for the same window. The store is updated first, then
+    the wallet is replaced atomically; a running node reads the store (its
+    agent cache lives 0.5 s), and the agent process re-reads its wallet.
+
+    Raises:
+        NotFoundError: ``UNKNOWN_AGENT`` (not registered) or ``NO_WALLET``
+            (``agents/<name>.json`` is missing).
+        InvalidRequestError: ``AGENT_REVOKED`` (revocation is permanent),
+            ``BAD_VALIDITY`` (days outside 1..3650), ``WALLET_MISMATCH`` (the
+            wallet holds another DID).
+
+    """
+    if not 1 <= valid_days <= MAX_VALID_DAYS:
+        raise InvalidRequestError(f"--days must be 1..{MAX_VALID_DAYS}", reason="BAD_VALIDITY")
+    store = open_store(identity)
+    rec = store.agent(name_or_did)
+    if rec.revoked:
+        raise InvalidRequestError(
+            f"agent {rec.name!r} is revoked; register a new agent", reason="AGENT_REVOKED"
+        )
+    wallet_path = identity.paths.agents / f"{rec.name}.json"
+    if not wallet_path.is_file():
+        raise NotFoundError(f"{wallet_path}: agent wallet missing", reason="NO_WALLET")
+    old = AgentWallet.load(wallet_path)
+    if old.did != rec.did or did_key_from_public_key(old.key.public_key) != rec.did:
+        raise InvalidRequestError(f"{wallet_path}: wallet is not agent {rec.did}", reason="WALLET_MISMATCH")
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    had_status = isinstance(rec.credential, dict) and "credentialStatus" in rec.credential
+    publisher = StatusListPublisher(identity, store)
+    unsigned = agent_credential(
+        issuer=identity.org_did,
+        agent_did=rec.did,
+        organization=identity.config.org_name,
+        name=rec.name,
+        role=rec.role,
+        scopes=list(rec.scopes),
+        trust_tier=rec.trust_tier,
+        valid_from=now,
+        valid_until=now + dt.timedelta(days=valid_days),
+        credential_id=f"urn:uuid:{uuid.uuid4()}",
+        status=publisher.entries_for(rec.status_index) if had_status else None,
+    )
+    credential = issue_credential(
+        unsigned, key=identity.org_key, verification_method=identity.verification_method, created=now
+    )
+    cert, tls_key = issue_client_certificate(
+        ca_pem=identity.tls_pem("ca.pem"),
+        ca_key_pem=identity.tls_pem("ca.key"),
+        san=rec.did,
+        common_name=f"{identity.config.org_name} agent {rec.name}",
+        days=valid_days,
+    )
+    store.replace_credential(rec.did, credential)
+    wallet = AgentWallet(
+        name=rec.name,
+        did=rec.did,
+        key=old.key,
+        credential=credential,
+        tls_cert_pem=cert,
+        tls_key_pem=tls_key,
+        ca_pem=identity.tls_pem("ca.pem"),
+        node_endpoint=old.node_endpoint,
+    )
+    write_private(wallet_path, wallet.to_json())
     return wallet

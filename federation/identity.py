@@ -3,6 +3,15 @@
 ``init_node`` writes a fresh node directory (see :mod:`federation.paths`);
 ``NodeIdentity.load`` reads it back; ``export_bundle`` makes the signed
 peer bundle other organizations pin.
+
+Keys at rest, optionally encrypted: ``init_node(..., passphrase=KeyPassphrase(...))``
+writes the organization, ledger and witness Ed25519 keys as encrypted PKCS#8
+(RFC 5958 ``EncryptedPrivateKeyInfo``, PEM; ``cryptography``'s
+``BestAvailableEncryption``: PBES2, RFC 8018) in ``keys/org.p8``,
+``keys/ledger.p8`` and ``keys/witness.p8`` instead of the plain
+``org.jwk`` / ``*.seed`` files, and records in ``keys/encryption.json`` where
+the passphrase comes from (an environment variable or a file, never the
+passphrase itself). ``NodeIdentity.load`` then needs that passphrase.
 """
 
 from __future__ import annotations
@@ -20,13 +29,166 @@ from federation.paths import NodePaths, make_private_dir, write_private
 from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
 
+#: Encrypted PKCS#8 key files (keys/<name>.p8) and the passphrase-source record.
+ENCRYPTED_KEYS = ("org", "ledger", "witness")
+ENCRYPTION_RECORD = "encryption.json"
+#: Largest passphrase file read, bytes (a passphrase, not a document).
+MAX_PASSPHRASE_FILE_BYTES = 4096
+
 __all__ = [
+    "KeyPassphrase",
     "NodeIdentity",
     "export_bundle",
     "init_node",
     "ledger_origin",
     "witness_name",
 ]
+
+
+@dataclass(frozen=True)
+class KeyPassphrase:
+    """Where the passphrase of encrypted node keys comes from: exactly one of ``env`` or ``file``.
+
+    Attributes:
+        env: name of an environment variable holding the passphrase.
+        file: path of a file holding it (trailing newline ignored; at most 4096 bytes).
+
+    """
+
+    env: str | None = None
+    file: Path | None = None
+
+    def source(self) -> str:
+        """``"environment variable VAR"`` or ``"passphrase file F"`` (for messages)."""
+        return f"environment variable {self.env}" if self.env else f"passphrase file {self.file}"
+
+    def read(self) -> bytes:
+        """The passphrase bytes.
+
+        Raises:
+            ConfigError: ``KEY_PASSPHRASE_MISSING``: the variable is unset or
+                empty, or the file is missing, unreadable, too big or empty.
+
+        """
+        import os
+
+        if self.env:
+            value = os.environ.get(self.env, "")
+            if not value:
+                raise ConfigError(
+                    f"environment variable {self.env} is not set: it holds the node keys' passphrase",
+                    reason="KEY_PASSPHRASE_MISSING",
+                )
+            return value.encode()
+        if self.file is None:
+            raise ConfigError(
+                "no passphrase source: give a variable or a file", reason="KEY_PASSPHRASE_MISSING"
+            )
+        try:
+            with open(self.file, "rb") as fh:
+                raw = fh.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.file}: cannot read the node keys' passphrase ({exc.strerror})",
+                reason="KEY_PASSPHRASE_MISSING",
+            ) from exc
+        raw = raw.rstrip(b"\r\n")
+        if not raw or len(raw) > MAX_PASSPHRASE_FILE_BYTES:
+            raise ConfigError(
+                f"{self.file}: passphrase file is empty or over {MAX_PASSPHRASE_FILE_BYTES} bytes",
+                reason="KEY_PASSPHRASE_MISSING",
+            )
+        return raw
+
+    def to_json(self) -> str:
+        """The record written to ``keys/encryption.json`` (the source, never the passphrase)."""
+        return json.dumps({"passphrase_env": self.env} if self.env else {"passphrase_file": str(self.file)})
+
+    @classmethod
+    def from_record(cls, path: Path) -> KeyPassphrase:
+        """Read ``keys/encryption.json``.
+
+        Raises:
+            ConfigError: the record is unreadable or names neither/both sources.
+
+        """
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the key encryption record: {exc}") from exc
+        env, file = (
+            (d.get("passphrase_env"), d.get("passphrase_file")) if isinstance(d, dict) else (None, None)
+        )
+        has_env, has_file = isinstance(env, str) and bool(env), isinstance(file, str) and bool(file)
+        if has_env == has_file:
+            raise ConfigError(f"{path}: needs exactly one of passphrase_env, passphrase_file")
+        return cls(env=env or None, file=Path(file) if file else None)
+
+
+def _encrypt_seed(seed: bytes, passphrase: bytes) -> bytes:
+    """An Ed25519 seed as an encrypted PKCS#8 PEM (RFC 5958, PBES2)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(seed).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+
+
+def _decrypt_seed(path: Path, passphrase: bytes, source: str) -> bytes:
+    """The Ed25519 seed in the encrypted PKCS#8 file ``path``.
+
+    Raises:
+        ConfigError: ``KEY_DECRYPT_FAILED``: unreadable, not an encrypted
+            Ed25519 PKCS#8 key, or the passphrase is wrong.
+
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        data = path.read_bytes()
+        if b"ENCRYPTED PRIVATE KEY" not in data[:64]:
+            raise ValueError("not an encrypted PKCS#8 key")
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{path}: cannot decrypt with the passphrase from {source} (wrong passphrase or damaged file)",
+            reason="KEY_DECRYPT_FAILED",
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path}: not an Ed25519 key", reason="KEY_DECRYPT_FAILED")
+    return key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def _load_seeds(paths: NodePaths) -> tuple[bytes, bytes, bytes]:
+    """(org seed, ledger seed, witness seed) of a node directory, decrypting when encrypted.
+
+    Raises:
+        ConfigError: a key file is missing or unreadable; for encrypted keys,
+            ``KEY_PASSPHRASE_MISSING`` / ``KEY_DECRYPT_FAILED``.
+
+    """
+    keys = paths.root / "keys"
+    record = keys / ENCRYPTION_RECORD
+    if record.is_file():
+        source = KeyPassphrase.from_record(record)
+        passphrase = source.read()
+        org, ledger, witness = (
+            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ENCRYPTED_KEYS
+        )
+        return org, ledger, witness
+    try:
+        org_key = Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text()))
+        ledger_seed = bytes.fromhex(paths.ledger_seed.read_text().strip())
+        witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{paths.root}: cannot read node keys: {exc}") from exc
+    return org_key.seed, ledger_seed, witness_seed
 
 
 @dataclass(frozen=True)
@@ -66,19 +228,21 @@ class NodeIdentity:
         """Load a node directory.
 
         Raises:
-            ConfigError: a file is missing or unreadable.
+            ConfigError: a file is missing or unreadable; for encrypted keys
+                (``keys/encryption.json``), ``KEY_PASSPHRASE_MISSING`` (the
+                variable or file named there gives no passphrase) or
+                ``KEY_DECRYPT_FAILED`` (wrong passphrase, damaged file).
 
         """
         paths = NodePaths(node_dir)
         config = load_config(node_dir)
-        try:
-            org_key = Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text()))
-            ledger_seed = bytes.fromhex(paths.ledger_seed.read_text().strip())
-            witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{node_dir}: cannot read node keys: {exc}") from exc
+        org_seed, ledger_seed, witness_seed = _load_seeds(paths)
         return cls(
-            paths=paths, config=config, org_key=org_key, ledger_seed=ledger_seed, witness_seed=witness_seed
+            paths=paths,
+            config=config,
+            org_key=Ed25519KeyPair.from_seed(org_seed),
+            ledger_seed=ledger_seed,
+            witness_seed=witness_seed,
         )
 
 
@@ -90,12 +254,18 @@ def init_node(
     advertise: str = "",
     database_url: str = "sqlite:///node.db",
     force: bool = False,
+    passphrase: KeyPassphrase | None = None,
 ) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
+    ``passphrase`` set: the organization, ledger and witness keys are written
+    encrypted (module docstring); the passphrase is read before anything is
+    written.
+
     Raises:
         ConfigError: the directory already holds a node (unless ``force``),
-            or the arguments are invalid.
+            or the arguments are invalid; ``KEY_PASSPHRASE_MISSING`` when
+            ``passphrase`` yields none.
 
     """
     from pydantic import ValidationError
@@ -118,13 +288,25 @@ def init_node(
         field = ".".join(map(str, first["loc"]))
         option = {"org_name": "--org", "org_did": "--org"}.get(field, "--" + field.replace("_", "-"))
         raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
+    secret = passphrase.read() if passphrase is not None else None
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)
     org_key = Ed25519KeyPair.generate()
-    write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
-    write_private(paths.ledger_seed, secrets.token_bytes(32).hex())
-    write_private(paths.witness_seed, secrets.token_bytes(32).hex())
+    seeds = {"org": org_key.seed, "ledger": secrets.token_bytes(32), "witness": secrets.token_bytes(32)}
+    keys = node_dir / "keys"
+    if passphrase is not None and secret is not None:
+        for name in ENCRYPTED_KEYS:
+            write_private(keys / f"{name}.p8", _encrypt_seed(seeds[name], secret))
+        for plain in (paths.org_key, paths.ledger_seed, paths.witness_seed):
+            plain.unlink(missing_ok=True)  # --force over a plain node: no plaintext copy stays behind
+        write_private(keys / ENCRYPTION_RECORD, passphrase.to_json())
+    else:
+        write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
+        write_private(paths.ledger_seed, seeds["ledger"].hex())
+        write_private(paths.witness_seed, seeds["witness"].hex())
+        for name in (*(f"{n}.p8" for n in ENCRYPTED_KEYS), ENCRYPTION_RECORD):
+            (keys / name).unlink(missing_ok=True)
     host = (advertise or listen).rpartition(":")[0]
     hosts = tuple(dict.fromkeys(("localhost", "127.0.0.1", host)))
     tls = mint_tls_material(org_name=org_name, org_did=config.org_did, hosts=hosts)

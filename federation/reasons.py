@@ -56,6 +56,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "NO_SCOPES",
         "BAD_TIME",
         "BAD_TRUST_TIER",
+        "BAD_VALIDITY",
         "IDEMPOTENCY_KEY_CONFLICT",
         # credentials: documents that are not well-formed or too big
         "MALFORMED_CREDENTIAL",
@@ -170,8 +171,15 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_RESOURCE",
         "UNKNOWN_SUBJECT",
         "NO_CHECKPOINT",
+        "NO_WALLET",
     ),
     "FAILED_PRECONDITION": (
+        # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
+        "AGENT_REVOKED",
+        "WALLET_MISMATCH",
+        # encrypted node keys at rest (federation.identity)
+        "KEY_PASSPHRASE_MISSING",
+        "KEY_DECRYPT_FAILED",
         # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
         "UNSUPPORTED_VERSION",
         "UNSUPPORTED_ALGORITHM",

@@ -253,6 +253,21 @@ class NodeStore:
             conn.execute(update(agents).where(agents.c.did == rec.did).values(**values))
         return self.agent(rec.did)
 
+    def replace_credential(self, did: str, credential: dict[str, Any]) -> AgentRecord:
+        """Store a renewed AgentCredential for the agent ``did``; returns the new record.
+
+        Raises:
+            NotFoundError: reason ``UNKNOWN_AGENT``.
+
+        """
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(agents).where(agents.c.did == did).values(credential=json.dumps(credential))
+            ).rowcount
+        if n != 1:
+            raise NotFoundError(f"unknown agent {did!r}", reason="UNKNOWN_AGENT")
+        return self.agent(did)
+
     def put_dataset(
         self,
         name: str,

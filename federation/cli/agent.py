@@ -1,11 +1,12 @@
-"""``accord agent``: register, list, revoke, suspend, reinstate."""
+"""``accord agent``: register, list, renew, revoke, suspend, reinstate."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from federation.cli.common import (
     DirOption,
@@ -43,28 +44,62 @@ def register(
 
 
 @app.command("list")
-def list_agents(directory: DirOption = None, as_json: JsonOption = False) -> None:
-    """List this organization's agents (offline)."""
-    from federation.agents import open_store
+def list_agents(
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+    expiring_within: Annotated[
+        int, typer.Option("--expiring-within", min=0, help="Flag credentials expiring within this many days.")
+    ] = 7,
+) -> None:
+    """List this organization's agents with their credential expiry (offline).
+
+    ``expiry`` (JSON) is ``expired`` (validUntil passed or missing), ``expiring``
+    (within ``--expiring-within`` days) or ``ok``.
+    """
+    import datetime as dt
+
+    from federation.agents import credential_valid_until, open_store
     from federation.identity import NodeIdentity
 
-    rows = [
-        {
-            "name": a.name,
-            "did": a.did,
-            "role": a.role,
-            "scopes": list(a.scopes),
-            "trust_tier": a.trust_tier,
-            "status_index": a.status_index,
-            "status": "revoked" if a.revoked else "suspended" if a.suspended else "active",
-        }
-        for a in open_store(NodeIdentity.load(node_dir(directory))).agents()
-    ]
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for a in open_store(NodeIdentity.load(node_dir(directory))).agents():
+        until = credential_valid_until(a.credential)
+        if until is None or until <= now:
+            expiry = "expired"
+        elif until <= now + dt.timedelta(days=expiring_within):
+            expiry = "expiring"
+        else:
+            expiry = "ok"
+        rows.append(
+            {
+                "name": a.name,
+                "did": a.did,
+                "role": a.role,
+                "scopes": list(a.scopes),
+                "trust_tier": a.trust_tier,
+                "status_index": a.status_index,
+                "status": "revoked" if a.revoked else "suspended" if a.suspended else "active",
+                "valid_until": a.credential["validUntil"] if until else None,  # as issued (XSD dateTime)
+                "expiry": expiry,
+            }
+        )
     if as_json:
         print_json(rows)
         return
-    t = Table("name", "did", "role", "scopes", "tier", "status")
+    # the DID column wraps first on a narrow terminal: role, status and expiry stay readable
+    t = Table(
+        Column("name", no_wrap=True),
+        Column("did", overflow="fold"),
+        Column("role", no_wrap=True),
+        "scopes",
+        "tier",
+        "status",
+        Column("expires", no_wrap=True),
+    )
     for r in rows:
+        day = r["valid_until"][:10] if r["valid_until"] else "-"
+        flag = {"ok": day, "expiring": f"{day} soon", "expired": "expired"}[r["expiry"]]
         t.add_row(
             r["name"],
             r["did"][:32] + "…",
@@ -72,8 +107,32 @@ def list_agents(directory: DirOption = None, as_json: JsonOption = False) -> Non
             ",".join(r["scopes"]),
             str(r["trust_tier"]),
             r["status"],
+            Text(flag, style="" if r["expiry"] == "ok" else "bold red"),
         )
     console.print(t)
+
+
+@app.command("renew")
+def renew(
+    name: Annotated[str, typer.Argument(help="Agent name or DID.")],
+    directory: DirOption = None,
+    days: Annotated[
+        int, typer.Option("--days", help="New credential validity from now, days (1..3650).")
+    ] = 30,
+) -> None:
+    """Issue a fresh AgentCredential (same DID and claims, new validity) and rewrite the agent's wallet."""
+    from federation.agents import renew_agent
+    from federation.identity import NodeIdentity
+
+    d = node_dir(directory)
+    wallet = renew_agent(NodeIdentity.load(d), name, valid_days=days)
+    console.print(
+        f"renewed agent {wallet.name} {wallet.did}: valid until {wallet.credential['validUntil']}; "
+        f"wallet agents/{wallet.name}.json"
+    )
+    note = nudge_running_node(d)
+    if note:
+        console.print(note)
 
 
 def _set(directory, name: str, **bits: bool) -> None:

@@ -26,15 +26,48 @@ def init(
         str, typer.Option("--database-url", help="SQLAlchemy URL.")
     ] = "sqlite:///node.db",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing node.")] = False,
+    encrypt_keys: Annotated[
+        bool,
+        typer.Option("--encrypt-keys", help="Write the org/ledger/witness keys as encrypted PKCS#8."),
+    ] = False,
+    passphrase_env: Annotated[
+        str | None, typer.Option("--passphrase-env", help="Environment variable holding the passphrase.")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option("--passphrase-file", help="File holding the passphrase.")
+    ] = None,
 ) -> None:
-    """Create keys, DID, CA, TLS certificates and node.toml."""
-    from federation.identity import init_node
+    """Create keys, DID, CA, TLS certificates and node.toml.
 
+    With ``--encrypt-keys`` (and exactly one of ``--passphrase-env VAR`` /
+    ``--passphrase-file F``) the signing keys are encrypted at rest; every
+    later command on the directory, ``node start`` included, needs the same
+    variable or file.
+    """
+    from federation.identity import KeyPassphrase, init_node
+
+    passphrase = None
+    if encrypt_keys:
+        if (passphrase_env is None) == (passphrase_file is None):
+            raise typer.BadParameter(
+                "--encrypt-keys needs exactly one of --passphrase-env, --passphrase-file"
+            )
+        passphrase = KeyPassphrase(
+            env=passphrase_env, file=passphrase_file.resolve() if passphrase_file else None
+        )
+    elif passphrase_env is not None or passphrase_file is not None:
+        raise typer.BadParameter("--passphrase-env / --passphrase-file need --encrypt-keys")
     d = node_dir(directory, must_exist=False)
     if force:
         _refuse_orphaning_a_ledger(d)
     cfg = init_node(
-        d, org_name=org, listen=listen, advertise=advertise, database_url=database_url, force=force
+        d,
+        org_name=org,
+        listen=listen,
+        advertise=advertise,
+        database_url=database_url,
+        force=force,
+        passphrase=passphrase,
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
 

@@ -8,6 +8,7 @@ and stops it with SIGTERM (SIGKILL after a grace period).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,12 +17,43 @@ import threading
 import time
 from pathlib import Path
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_BELOW_EPHEMERAL = 12_000  # ports are drawn from this many just below the ephemeral range
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default lower bound
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago on ``host``, outside the kernel's ephemeral range.
+
+    Ports are written into node directories (``listen``, ``metrics_listen``)
+    and bound later, when the node starts. A port from ``bind(0)`` lies in the
+    ephemeral range, which the kernel also hands to outgoing connections, so
+    one of those could take it in between (seen as ``address already in use``
+    under parallel tests). A random port just below that range is never
+    handed out by the kernel; it is checked free by binding it.
+
+    Raises:
+        OSError: no free port was found in 200 tries.
+
+    """
+    low = _ephemeral_low()
+    start = max(1024, low - _BELOW_EPHEMERAL)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(start, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free TCP port on {host} in [{start}, {low})")
 
 
 class NodeProcess:

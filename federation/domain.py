@@ -8,6 +8,7 @@ see only these frozen values. Nothing here imports gRPC, protobuf or the node.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from federation.errors import InvalidRequestError
 from policy import check_identifier
 
 __all__ = [
+    "payload_bytes",
     "MAX_AGGREGATE_CHARS",
     "MAX_FIELDS",
     "LocalSession",
@@ -29,6 +31,16 @@ MAX_FIELDS = 64
 #: largest aggregate query (JSON text) a request may carry, characters
 MAX_AGGREGATE_CHARS = 16 * 1024
 
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """The bytes of ``Outcome.payload_json`` for a released payload: UTF-8 JSON, sorted keys, no spaces.
+
+    The one encoding of a payload: the provider logs ``response_digest`` as the
+    SHA-256 of exactly these bytes and sends exactly these bytes, and the
+    requester hashes what it receives (spec ``docs/spec/accord-v1.md`` §7.3).
+    """
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 @dataclass(frozen=True)
 class Request:

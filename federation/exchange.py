@@ -12,13 +12,12 @@ write's receipt into the answer with :func:`outcome` or
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from federation import entries
-from federation.domain import Outcome
+from federation.domain import Outcome, payload_bytes
 from federation.errors import DeniedError, FederationError, NotFoundError
 from ledger import DisclosureEntry
 
@@ -54,8 +53,8 @@ def deny_reason(decision: Any) -> str:
 
 
 def response_digest(payload: Any) -> str:
-    """Hex SHA-256 of the payload as it crosses (JSON, sorted keys, no spaces)."""
-    return entries.sha256_hex(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
+    """Hex SHA-256 of the payload as it crosses (:func:`federation.domain.payload_bytes`)."""
+    return entries.sha256_hex(payload_bytes(payload))
 
 
 def plan_disclosure(

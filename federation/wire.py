@@ -10,14 +10,12 @@ one table of reason → status), and
 
 from __future__ import annotations
 
-import json
-
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from federation.domain import Outcome, ReceivedOutcome, ReceivedReceipt, Request
+from federation.domain import Outcome, ReceivedOutcome, ReceivedReceipt, Request, payload_bytes
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -142,7 +140,7 @@ def outcome_to_pb(outcome: Outcome) -> pb.Outcome:
         decision=outcome.decision,
         released_fields=list(outcome.released_fields),
         stripped_fields=list(outcome.stripped_fields),
-        payload_json=json.dumps(outcome.payload, sort_keys=True, separators=(",", ":")).encode(),
+        payload_json=payload_bytes(outcome.payload),
         record_count=outcome.record_count,
         reasons=list(outcome.reasons),
         obligations=list(outcome.obligations),

@@ -58,6 +58,28 @@ def bounded_extra(metadata: Mapping[str, Any]) -> dict[str, str]:
 # ---------------------------------------------------------------- provider
 
 
+def _crossing(
+    request: Request, now: dt.datetime, provider_org: str, requester_org: str, prefix: str
+) -> dict[str, Any]:
+    """Members every entry about one request shares, on either side.
+
+    ``disclosure_id`` is ``prefix`` + the first 32 hex digits of the request
+    digest, the SHA-256 of the bytes the agent signed (``request_digest``).
+    """
+    digest = sha256_hex(request.signed_bytes)
+    return dict(
+        disclosure_id=prefix + digest[:32],
+        time=rfc3339(now),
+        provider_org=provider_org,
+        requester_org=requester_org,
+        requester_agent=request.agent_did,
+        provider_agent="",
+        contract_id=request.contract_id,
+        purpose=request.purpose,
+        request_digest=digest,
+    )
+
+
 def provider_base(
     *,
     provider_org: str,
@@ -75,20 +97,11 @@ def provider_base(
     digest (SHA-256 of the bytes the agent signed), so a retried request
     names the same crossing.
     """
-    digest = sha256_hex(request.signed_bytes)
     return dict(
-        disclosure_id="dsc_" + digest[:32],
-        time=rfc3339(now),
-        provider_org=provider_org,
-        requester_org=requester_org,
-        requester_agent=request.agent_did,
-        provider_agent="",
-        contract_id=request.contract_id,
+        _crossing(request, now, provider_org, requester_org, "dsc_"),
         contract_hash=contract_hash,
-        purpose=request.purpose,
         fields_requested=fields_requested,
         decision_hash=decision_hash,
-        request_digest=digest,
         effective_trust=effective_trust,
     )
 
@@ -183,20 +196,11 @@ def received_base(
     receipt verified. ``provider_leaf_hash`` is RFC 9162 §2.1.1 over the
     provider's logged entry bytes.
     """
-    digest = sha256_hex(request.signed_bytes)
     return dict(
+        _crossing(request, now, provider_org, requester_org, "rcv_"),
         kind="received",
-        disclosure_id="rcv_" + digest[:32],
-        time=rfc3339(now),
-        provider_org=provider_org,
-        requester_org=requester_org,
-        requester_agent=request.agent_did,
-        provider_agent="",
-        contract_id=request.contract_id,
         contract_hash="",
-        purpose=request.purpose,
         fields_requested=list(request.fields),
-        request_digest=digest,
         provider_leaf_hash=base64.b64encode(leaf_hash(provider_entry)).decode(),
     )
 

@@ -475,7 +475,9 @@ MAX_PATTERN_CHARS = 256
 PATTERN_MAX_MEM = 1 << 20
 #: Longest value a string field may declare (``max_length``), characters.
 MAX_VALUE_CHARS = 1_000_000
-_ENUM_VALUE = Annotated[str, Field(min_length=1, max_length=256)] | Annotated[int, Field(ge=-(2**53), le=2**53)]
+_ENUM_VALUE = (
+    Annotated[str, Field(min_length=1, max_length=256)] | Annotated[int, Field(ge=-(2**53), le=2**53)]
+)
 
 
 def compile_pattern(pattern: str) -> Any:
@@ -505,7 +507,8 @@ def compile_pattern(pattern: str) -> Any:
     try:
         return re2.compile(pattern, opts)
     except re2.error as exc:
-        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raw = exc.args[0] if exc.args else b""
+        detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)
         raise ValueError(f"pattern {pattern[:60]!r} is not a valid RE2 expression: {detail}") from None
 
 

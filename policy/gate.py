@@ -229,7 +229,9 @@ def value_violation(value: Any, spec: Any) -> str:
     if t == "string":
         if not isinstance(value, str):
             return "VALUE_TYPE_MISMATCH"
-        limit = spec.max_length if spec.max_length is not None else (None if spec.free_text else MAX_TOKEN_CHARS)
+        limit = spec.max_length
+        if limit is None and not spec.free_text:
+            limit = MAX_TOKEN_CHARS
         if limit is not None and len(value) > limit:
             return "VALUE_TOO_LONG"
         if not spec.free_text and (not value or any(c.isspace() or not c.isprintable() for c in value)):
@@ -244,7 +246,9 @@ def value_violation(value: Any, spec: Any) -> str:
         return "" if ok else "VALUE_NOT_IN_ENUM"
     if not _is_number(value) or (t == "integer" and not isinstance(value, int)):
         return "VALUE_TYPE_MISMATCH"
-    if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
+    if spec.minimum is not None and value < spec.minimum:
+        return "VALUE_OUT_OF_RANGE"
+    if spec.maximum is not None and value > spec.maximum:
         return "VALUE_OUT_OF_RANGE"
     return ""
 

@@ -325,7 +325,13 @@ class Tx:
         if flt.counterpart_org is not None:
             conds.append(or_(e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org))
         if flt.agent_did is not None:
-            conds.append(or_(e.requester_agent == flt.agent_did, e.provider_agent == flt.agent_did))
+            conds.append(
+                or_(
+                    e.requester_agent == flt.agent_did,
+                    e.provider_agent == flt.agent_did,
+                    *(e.data.like(p, escape="\\") for p in _chain_patterns(flt.agent_did)),
+                )
+            )
         for name in ("contract_id", "purpose", "decision", "kind"):
             value = getattr(flt, name)
             if value is not None:
@@ -623,3 +629,24 @@ class LedgerStore:
     def close(self) -> None:
         """Dispose of the engine's connections."""
         self.engine.dispose()
+
+
+def _chain_patterns(agent_did: str) -> list[bytes]:
+    """LIKE patterns over an entry's JCS bytes that find ``agent_did`` in its delegation provenance.
+
+    A delegated request's entry names the root agent (``extra.root_agent``) and
+    every agent of the chain (``extra.chain_agents``, comma-separated); these
+    patterns match the DID as a whole item there, never as a prefix of another.
+    """
+    d = agent_did.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', "")
+    return [
+        p.encode()
+        for p in (
+            f'%"root_agent":"{d}"%',
+            f'%"chain_agents":"{d}"%',
+            f'%"chain_agents":"{d},%',
+            f'%,{d},%',
+            f'%,{d}"%',
+        )
+    ]
+

@@ -1,4 +1,4 @@
-"""Free-text screening at the organization boundary: personal data and prompt injection.
+r"""Free-text screening at the organization boundary: personal data and prompt injection.
 
 A small API, the same in both directions (a provider's released free-text
 values; a requester's incoming data; an A2A gateway's ``TextPart``\\ s):

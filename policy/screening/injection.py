@@ -42,26 +42,33 @@ _W = r"[\s\S]{0,40}?"
 RULES: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern, re.IGNORECASE)
     for name, pattern in {
-        "override": r"\b(ignore|disregard|forget|override|bypass|skip)\b" + _W
-        + r"\b(previous|prior|earlier|above|all|your|the|any)\b" + _W
-        + r"\b(instructions?|rules?|polic(y|ies)|guidelines?|constraints?|restrictions?|filters?|gate|contract)\b",
-        "new_instructions": r"\b(new|updated|real|actual|hidden)\s+(instructions?|orders?|directives?|task)\s*:",
-        "system_prompt": r"(\bsystem\s+prompt\b|<\s*/?\s*(system|assistant|instructions?)\s*>|\[\s*(system|inst)\s*\]"
+        "override": r"\b(ignore|disregard|forget|override|bypass|skip)\b"
+        + _W
+        + r"\b(previous|prior|earlier|above|all|your|the|any)\b"
+        + _W
+        + r"\b(instructions?|rules?|polic(y|ies)|guidelines?|constraints?|restrictions?|filters?|gate|contract)\b",  # noqa: E501
+        "new_instructions": r"\b(new|updated|real|actual|hidden)\s+(instructions?|orders?|directives?|task)\s*:",  # noqa: E501
+        "system_prompt": r"(\bsystem\s+prompt\b|<\s*/?\s*(system|assistant|instructions?)\s*>|\[\s*(system|inst)\s*\]"  # noqa: E501
         r"|\bdeveloper\s+mode\b|\bjailbreak)",
-        "role_play": r"\b(you\s+are\s+now|from\s+now\s+on\s+you|pretend\s+(to\s+be|you\s+are)|act\s+as\s+(an?\s+|the\s+)?"
+        "role_play": r"\b(you\s+are\s+now|from\s+now\s+on\s+you|pretend\s+(to\s+be|you\s+are)|act\s+as\s+(an?\s+|the\s+)?"  # noqa: E501
         r"(unrestricted|admin|administrator|system|root|different|new)|role[\s-]?play|stay\s+in\s+character)\b",
-        "authority": r"\b(this\s+is|i\s+am|speaking\s+as|message\s+from|on\s+the\s+authority\s+of|authori[sz]ed\s+by)\s+"
+        "authority": r"\b(this\s+is|i\s+am|speaking\s+as|message\s+from|on\s+the\s+authority\s+of|authori[sz]ed\s+by)\s+"  # noqa: E501
         r"(the\s+|your\s+)?(chief|head|director|administrator|admin|ciso|security\s+team|compliance\s+officer|"
         r"medical\s+director|operator|owner|ceo|minister|commander)\b",
-        "emergency_bypass": r"\b(emergency|urgent|life[\s-]threatening|critical|code\s+red)\b" + _W
+        "emergency_bypass": r"\b(emergency|urgent|life[\s-]threatening|critical|code\s+red)\b"
+        + _W
         + r"\b(override|bypass|waive|skip|ignore|suspend|lift)\b",
-        "exfiltrate": r"\b(reveal|disclose|send|release|export|dump|share|list|print|include|output)\b" + _W
-        + r"\b(all|every|full|entire|complete|unredacted|raw)\b" + _W
+        "exfiltrate": r"\b(reveal|disclose|send|release|export|dump|share|list|print|include|output)\b"
+        + _W
+        + r"\b(all|every|full|entire|complete|unredacted|raw)\b"
+        + _W
         + r"\b(records?|names?|patients?|data(set)?|identit(y|ies)|fields?|files?|details)\b",
-        "compartment_swap": r"\b(swap|switch|change|re-?label|treat|reclassify|move)\b" + _W
-        + r"\b(purpose|contract|compartment|classification|scope)\b" + _W
+        "compartment_swap": r"\b(swap|switch|change|re-?label|treat|reclassify|move)\b"
+        + _W
+        + r"\b(purpose|contract|compartment|classification|scope)\b"
+        + _W
         + r"\b(to|as|into|under)\b",
-        "delegation": r"\b(on\s+behalf\s+of|delegat(e|ed|ing)\s+(to|by)|forward\s+(this|it|them|the\s+\w+)\s+to|"
+        "delegation": r"\b(on\s+behalf\s+of|delegat(e|ed|ing)\s+(to|by)|forward\s+(this|it|them|the\s+\w+)\s+to|"  # noqa: E501
         r"pass\s+(this|it|them)\s+(on\s+)?to|relay\s+(this|it)\s+to)\b",
     }.items()
 }

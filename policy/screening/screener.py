@@ -220,7 +220,7 @@ class Screener:
         detectors = self.detectors
         out: dict[str, Verdict] = {}
         short = {d: t for d, t in todo.items() if len(t) <= MAX_SCREEN_CHARS}
-        for d, t in todo.items():
+        for d in todo:
             if d not in short:
                 out[d] = Verdict(d, (), (), None, False, True, detectors)
         if not short:

@@ -208,11 +208,18 @@ class Screener:
         """Screen texts without blocking the event loop: all cached → answered inline; else one worker thread.
 
         Raises:
-            ScreeningUnavailableError: a detector failed to load or to run.
+            ScreeningUnavailableError: a detector failed to load or to run, or
+                is still loading (an exchange never waits for a model load).
         """
         hits = [self.cached(t) for t in texts]
         if all(v is not None for v in hits):
             return [v for v in hits if v is not None]
+        if not self.loaded and self._load_lock.locked():
+            # never hold an exchange for the seconds a model load takes: fail closed meanwhile
+            self.failures += 1
+            raise ScreeningUnavailableError(
+                "screening detectors are still loading", metadata={"cause": "loading"}
+            )
         return await asyncio.to_thread(self.screen_batch, list(texts))
 
     def _analyse(self, todo: dict[str, str]) -> dict[str, Verdict]:

@@ -52,6 +52,9 @@ _optional(
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
+_optional(
+    "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
+)
 
 
 def _trust_sweep() -> None:

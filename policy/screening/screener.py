@@ -49,6 +49,7 @@ class Verdict:
         injection: whether the text counts as a prompt injection (any rule, or the embedding flag).
         too_long: longer than :data:`MAX_SCREEN_CHARS` (not analysed; treated as flagged).
         detectors: the detector versions, ``;``-separated (for the ledger entry).
+        injection_similarity: cosine similarity to the nearest injection exemplar (None when off).
     """
 
     digest: str
@@ -58,6 +59,7 @@ class Verdict:
     injection: bool
     too_long: bool
     detectors: str
+    injection_similarity: float | None = None
 
     @property
     def flagged(self) -> bool:
@@ -254,6 +256,7 @@ class Screener:
                 injection=bool(rules) or emb_flag,
                 too_long=False,
                 detectors=detectors,
+                injection_similarity=round(e[1], 4) if e is not None else None,
             )
         return out
 

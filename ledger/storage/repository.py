@@ -9,6 +9,7 @@ version table.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -318,6 +319,16 @@ class Tx:
         """Return the number of entry rows."""
         return int(self.conn.execute(select(func.count()).select_from(s.entries)).scalar_one())
 
+    def _contains(self, column, needle: bytes):
+        """``column`` (bytes) contains ``needle``.
+
+        ``instr`` on SQLite (its LIKE does not match BLOBs), bytea ``LIKE`` on PostgreSQL.
+        """
+        if self.conn.dialect.name == "sqlite":
+            return func.instr(column, needle) > 0
+        escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
+        return column.op("LIKE")(b"%" + escaped + b"%")
+
     def query(self, flt, *, time_bounds: tuple[int | None, int | None]) -> list[EntryRow]:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds)."""
         e = s.entries.c
@@ -329,7 +340,7 @@ class Tx:
                 or_(
                     e.requester_agent == flt.agent_did,
                     e.provider_agent == flt.agent_did,
-                    *(e.data.like(p, escape="\\") for p in _chain_patterns(flt.agent_did)),
+                    *(self._contains(e.data, p) for p in _chain_patterns(flt.agent_did)),
                 )
             )
         for name in ("contract_id", "purpose", "decision", "kind"):
@@ -632,21 +643,20 @@ class LedgerStore:
 
 
 def _chain_patterns(agent_did: str) -> list[bytes]:
-    """LIKE patterns over an entry's JCS bytes that find ``agent_did`` in its delegation provenance.
+    """Byte strings whose presence in an entry's JCS bytes puts ``agent_did`` in its delegation provenance.
 
     A delegated request's entry names the root agent (``extra.root_agent``) and
     every agent of the chain (``extra.chain_agents``, comma-separated); these
-    patterns match the DID as a whole item there, never as a prefix of another.
+    match the DID as a whole item there, never as a prefix of another.
     """
-    d = agent_did.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', "")
+    d = json.dumps(agent_did)[1:-1]  # as JCS writes it inside a string
     return [
         p.encode()
         for p in (
-            f'%"root_agent":"{d}"%',
-            f'%"chain_agents":"{d}"%',
-            f'%"chain_agents":"{d},%',
-            f'%,{d},%',
-            f'%,{d}"%',
+            f'"root_agent":"{d}"',
+            f'"chain_agents":"{d}"',
+            f'"chain_agents":"{d},',
+            f',{d},',
+            f',{d}"',
         )
     ]
-

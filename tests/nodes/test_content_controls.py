@@ -67,8 +67,12 @@ async def _ask(layout, subject: str):
     async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:
         s = await c.open_session("hospital")
         return await c.request(
-            s, contract_id=CONTRACT, purpose="triage-coordination", resource="patients",
-            subject=subject, fields=FIELDS,
+            s,
+            contract_id=CONTRACT,
+            purpose="triage-coordination",
+            resource="patients",
+            subject=subject,
+            fields=FIELDS,
         )
 
 
@@ -146,8 +150,10 @@ def test_a_value_outside_its_enum_is_stripped_with_the_reason(content_fed):
 
 
 def test_deny_on_violation_refuses_the_request_and_logs_the_reason(tmp_path):
-    layout = _setup(tmp_path, {**CONTENT, "on_violation": "deny", "fields": {
-        "triage_level": CONTENT["fields"]["triage_level"]}})
+    layout = _setup(
+        tmp_path,
+        {**CONTENT, "on_violation": "deny", "fields": {"triage_level": CONTENT["fields"]["triage_level"]}},
+    )
     procs = [NodeProcess(layout.orgs[o]).start() for o in ("hospital", "relief")]
     try:
         with pytest.raises(FederationError) as err:
@@ -165,7 +171,8 @@ def test_deny_on_violation_refuses_the_request_and_logs_the_reason(tmp_path):
     finally:
         lg.close()
     assert any(
-        e.reason == "VALUE_CONSTRAINT_VIOLATED" and e.extra["value_violations"] == "triage_level:VALUE_NOT_IN_ENUM"
+        e.reason == "VALUE_CONSTRAINT_VIOLATED"
+        and e.extra["value_violations"] == "triage_level:VALUE_NOT_IN_ENUM"
         for e in denials
     )
 

@@ -32,7 +32,17 @@ def _later() -> dt.datetime:
 
 def _query(node_dir, *args: str) -> list[dict]:
     out = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "ledger", "query", "--dir", str(node_dir), "--json", *args],
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "ledger",
+            "query",
+            "--dir",
+            str(node_dir),
+            "--json",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -44,19 +54,41 @@ def _query(node_dir, *args: str) -> list[dict]:
 def test_a_delegated_disclosure_names_the_root_agent_the_chain_and_the_provider_agent(tmp_path):
     fed = start(tmp_path, orgs=("hospital", "relief"), with_interop=False)
     try:
-        w = {n: AgentWallet.load(fed.layout.wallets[f"relief/{n}"]) for n in
-             ("triage-coordinator", "logistics", "field-volunteer")}
+        w = {
+            n: AgentWallet.load(fed.layout.wallets[f"relief/{n}"])
+            for n in ("triage-coordinator", "logistics", "field-volunteer")
+        }
         tc, lg, fv = w["triage-coordinator"], w["logistics"], w["field-volunteer"]
-        l1 = delegate(key=tc.key, delegator=tc.did, delegatee=lg.did, parent=tc.credential,
-                      scopes=["patients:read"], valid_until=_later(), max_depth=1)
-        l2 = delegate(key=lg.key, delegator=lg.did, delegatee=fv.did, parent=l1,
-                      scopes=["patients:read"], valid_until=_later(), fields=FIELDS)
+        l1 = delegate(
+            key=tc.key,
+            delegator=tc.did,
+            delegatee=lg.did,
+            parent=tc.credential,
+            scopes=["patients:read"],
+            valid_until=_later(),
+            max_depth=1,
+        )
+        l2 = delegate(
+            key=lg.key,
+            delegator=lg.did,
+            delegatee=fv.did,
+            parent=l1,
+            scopes=["patients:read"],
+            valid_until=_later(),
+            fields=FIELDS,
+        )
 
         async def go():
             async with AgentClient.from_wallet(fed.layout.wallets["relief/field-volunteer"]) as c:
                 s = await open_delegated_session(c, "hospital", [tc.credential, l1, l2])
-                return await c.request(s, contract_id=CONTRACT, purpose=PURPOSE, resource="patients",
-                                       subject="patient-001", fields=FIELDS)
+                return await c.request(
+                    s,
+                    contract_id=CONTRACT,
+                    purpose=PURPOSE,
+                    resource="patients",
+                    subject="patient-001",
+                    fields=FIELDS,
+                )
 
         r = run(go())
         assert r.decision == "allow"

@@ -85,6 +85,10 @@ class NodeConfig(BaseModel):
             version's head (Alembic) by itself; with ``false`` it refuses a
             database that is behind and the operator runs ``accord node migrate``
             (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
+        peer_endpoints: more addresses of a peer that runs several replicas:
+            organization name -> list of ``HOST:PORT`` (at most 16), dialled
+            in turn with the pinned bundle's ``endpoint`` (round robin per
+            call); the peer's pinned CA and DID authenticate every one.
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
@@ -120,6 +124,7 @@ class NodeConfig(BaseModel):
     witness_quorum: int = Field(default=1, ge=1, le=64)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     auto_migrate: bool = True
+    peer_endpoints: dict[str, list[str]] = Field(default_factory=dict, max_length=256)
     policy: PolicyConfig = PolicyConfig()
     provider_agent: str = "source"
 
@@ -156,6 +161,22 @@ class NodeConfig(BaseModel):
         if self.org_name in self.witnesses:
             raise ValueError("a node cannot witness its own log: remove its name from witnesses")
         return self
+
+    @field_validator("peer_endpoints")
+    @classmethod
+    def _peer_endpoints(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        import re
+
+        for name, addresses in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+                raise ValueError(f"peer_endpoints: not an organization name: {name!r}")
+            if not 1 <= len(addresses) <= 16:
+                raise ValueError(f"peer_endpoints.{name}: 1 to 16 addresses")
+            for a in addresses:
+                host, sep, port = a.rpartition(":")
+                if not sep or not host or len(a) > 262 or not port.isdigit() or not 0 < int(port) <= 65535:
+                    raise ValueError(f"peer_endpoints.{name}: expected HOST:PORT, got {a[:80]!r}")
+        return value
 
     @field_validator("database_url")
     @classmethod

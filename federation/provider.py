@@ -276,6 +276,7 @@ class ProviderSide:
             claims=dict(authority.claims),
             credential_id=authority.credential_id,
             not_after=authority.not_after,
+            delegation=authority,  # stored with the session (replicas share it)
         )
         sess.delegation = authority
         self.trust.record_verification((peer.org_did, self.did), now=now)

@@ -207,6 +207,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
         "BACKUP_INVALID",
+        # replicas (federation.replicas; operator commands)
+        "REPLICAS_NEED_POSTGRESQL",
+        "BAD_REPLICA",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",

@@ -75,8 +75,14 @@ class PeerClient:
         addresses = self.endpoints(bundle)
         peer_key = self._channel_key(bundle)
         turn = self._turn.get(peer_key, 0)
-        self._turn[peer_key] = (turn + 1) % len(addresses)
         address = addresses[turn % len(addresses)]
+        for step in range(len(addresses)):  # skip replicas whose channel is failing (down), if any is not
+            candidate = addresses[(turn + step) % len(addresses)]
+            known = self._channels.get((bundle.org_did, candidate, bundle.ca_certificate_pem))
+            if known is None or known[0].get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                address, turn = candidate, turn + step
+                break
+        self._turn[peer_key] = (turn + 1) % len(addresses)
         key = (bundle.org_did, address, bundle.ca_certificate_pem)
         hit = self._channels.get(key)
         if hit is None:

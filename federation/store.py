@@ -768,9 +768,14 @@ class ReplicaStateStore:
     # ---- replay cache
     def nonce_first_use(self, nonce: str, *, now: float) -> bool:
         """Record ``nonce``; True the first time, False when it was recorded before (a replay)."""
-        stmt = self._insert(nonces_t).values(nonce=nonce, seen_at=now).on_conflict_do_nothing()
+        stmt = (
+            self._insert(nonces_t)
+            .values(nonce=nonce, seen_at=now)
+            .on_conflict_do_nothing()
+            .returning(nonces_t.c.nonce)
+        )
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
 
     # ---- sweeping
     def sweep(self, *, now: float, nonce_cutoff: float) -> dict[str, int]:
@@ -805,8 +810,8 @@ class ReplicaStateStore:
             row = conn.execute(q.with_for_update() if self._pg else q).first()
             if row is None:
                 stmt = self._insert(t).values(name=name, holder=holder, expires_at=now + ttl_seconds, epoch=1)
-                done = conn.execute(stmt.on_conflict_do_nothing())
-                return 1 if done.rowcount == 1 else None
+                done = conn.execute(stmt.on_conflict_do_nothing().returning(t.c.epoch)).first()
+                return 1 if done is not None else None
             if row.holder != holder and row.expires_at > now:
                 return None
             epoch = row.epoch if row.holder == holder else row.epoch + 1

@@ -2,15 +2,19 @@
 
 Each test builds two sets of ``Shared*`` tables over one database (two
 ``ReplicaStateStore`` on two engines: what two replica processes hold) and
-checks that what one does the other sees. SQLite here (fast, one file); the
-multi-process tests on PostgreSQL are ``test_replicas.py``.
+checks that what one does the other sees. On SQLite, and on PostgreSQL
+when ``ACCORD_TEST_DATABASE_URL`` is set (a schema per test); the
+multi-process tests are ``test_replicas.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from federation.errors import AuthenticationError, ResourceLimitError
 from federation.replicas import IntegratorLease, ReplicaRole
@@ -31,14 +35,31 @@ class FakeClock:
         return self.t
 
 
-@pytest.fixture()
-def two(tmp_path):
-    url = f"sqlite:///{tmp_path / 'node.db'}"
+PG_URL = os.environ.get("ACCORD_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two(request, tmp_path):
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'node.db'}"
+    else:
+        if not PG_URL:
+            pytest.skip("needs ACCORD_TEST_DATABASE_URL")
+        schema = f"accord_rep_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
     engines = [make_engine(url), make_engine(url)]
     NodeStore(engines[0])  # migrates
     yield [ReplicaStateStore(e) for e in engines]
     for e in engines:
         e.dispose()
+    if schema is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _open(table, agent="did:key:z6MkA", peer="did:web:relief.accord.test", **kw):
@@ -148,8 +169,9 @@ def test_local_sessions_are_shared(two):
     from federation.domain import LocalSession
 
     a, b = (SharedLocalSessions(s) for s in two)
-    a["sid-1"] = LocalSession("sid-1", "did:web:h.accord.test", "did:key:z6MkA", b"\x02" * 32, 123.0)
-    assert b.get("sid-1") == LocalSession("sid-1", "did:web:h.accord.test", "did:key:z6MkA", b"\x02" * 32, 123.0)
+    local = LocalSession("sid-1", "did:web:h.accord.test", "did:key:z6MkA", b"\x02" * 32, 123.0)
+    a["sid-1"] = local
+    assert b.get("sid-1") == local
     assert b.get("nope") is None
 
 
@@ -186,7 +208,8 @@ def test_budget_rows_are_read_and_written_under_the_shared_lock(two):
 
 def test_replica_role_ports_and_lock_files():
     r = ReplicaRole(index=2, count=3)
-    assert r.shared and r.shift("127.0.0.1:7000") == "127.0.0.1:7002" and r.shift("127.0.0.1:0") == "127.0.0.1:0"
+    assert r.shared and r.shift("127.0.0.1:7000") == "127.0.0.1:7002"
+    assert r.shift("127.0.0.1:0") == "127.0.0.1:0" and r.shift("") == ""
     assert r.pidfile_name() == "node-replica-2.pid" and ReplicaRole().pidfile_name() == "node.pid"
     with pytest.raises(ValueError):
         ReplicaRole(index=3, count=3)

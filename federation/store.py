@@ -623,6 +623,13 @@ class ReplicaStateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pg = engine.dialect.name == "postgresql"
+        #: single statements (a read, one insert, one delete … returning) run in autocommit: one
+        #: round trip each instead of BEGIN, statement, COMMIT (they are atomic on their own)
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else engine
+
+    def _single(self):
+        """A connection for one self-contained statement (PostgreSQL autocommit; SQLite a transaction)."""
+        return self._auto.connect() if self._pg else self.engine.begin()
 
     def _insert(self, table: Table):
         if self._pg:
@@ -674,12 +681,12 @@ class ReplicaStateStore:
 
     def session_get(self, session_id: str) -> Any | None:
         """The session row (all columns) or None."""
-        with self.engine.connect() as conn:
+        with self._single() as conn:
             return conn.execute(select(sessions_t).where(sessions_t.c.id == session_id)).first()
 
     def session_state(self, session_id: str) -> str | None:
         """The session's state column, or None when there is no such row."""
-        with self.engine.connect() as conn:
+        with self._single() as conn:
             return conn.execute(
                 select(sessions_t.c.state).where(sessions_t.c.id == session_id)
             ).scalar_one_or_none()
@@ -687,7 +694,7 @@ class ReplicaStateStore:
     def session_set_state(self, session_id: str, state_: str, *, only_from: str = "open") -> bool:
         """Move one session from ``only_from`` to ``state_``; True if a row moved."""
         t = sessions_t
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             done = conn.execute(
                 update(t).where(t.c.id == session_id, t.c.state == only_from).values(state=state_)
             )
@@ -696,7 +703,7 @@ class ReplicaStateStore:
     def sessions_terminate_agent(self, agent_did: str) -> int:
         """Terminate every open session of ``agent_did`` (any peer); returns how many."""
         t = sessions_t
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             done = conn.execute(
                 update(t).where(t.c.agent_did == agent_did, t.c.state == "open").values(state="terminated")
             )
@@ -713,12 +720,12 @@ class ReplicaStateStore:
     # ---- the agents' sessions at this node (requester side)
     def local_session_put(self, row: dict[str, Any]) -> None:
         """Insert one requester-side session row."""
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             conn.execute(local_sessions_t.insert().values(**row))
 
     def local_session_get(self, session_id: str) -> Any | None:
         """The requester-side session row or None."""
-        with self.engine.connect() as conn:
+        with self._single() as conn:
             return conn.execute(select(local_sessions_t).where(local_sessions_t.c.id == session_id)).first()
 
     # ---- challenges
@@ -753,7 +760,7 @@ class ReplicaStateStore:
     def challenge_take(self, challenge: str) -> tuple[str, str, float] | None:
         """Delete a challenge; returns its (owner, subject, expires_at), or None (used or never issued)."""
         t = challenges_t
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             row = conn.execute(
                 t.delete().where(t.c.challenge == challenge).returning(t.c.owner, t.c.subject, t.c.expires_at)
             ).first()
@@ -774,7 +781,7 @@ class ReplicaStateStore:
             .on_conflict_do_nothing()
             .returning(nonces_t.c.nonce)
         )
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             return conn.execute(stmt).first() is not None
 
     # ---- sweeping

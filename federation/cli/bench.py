@@ -16,11 +16,36 @@ def exchange(
         list[int] | None, typer.Option("--concurrency", help="Requests in flight (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    replicas: Annotated[
+        int,
+        typer.Option("--replicas", min=1, max=8, help="Also run the provider as N replicas on PostgreSQL."),
+    ] = 1,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="ACCORD_BENCH_DATABASE_URL",
+            help="PostgreSQL URL for --replicas (a schema is created and dropped).",
+        ),
+    ] = None,
 ) -> None:
     """Full cross-org exchanges vs a raw gRPC relay with the same hops, TLS and payload."""
     from benchmarks.bench_exchange import run
+    from federation.errors import ConfigError
 
-    run(seconds=seconds, concurrency=tuple(concurrency or (1, 8, 64)), json_output=as_json)
+    if replicas > 1 and not (database_url or "").startswith("postgresql"):
+        raise ConfigError(
+            "--replicas needs --database-url postgresql+psycopg://USER@HOST:PORT/DB "
+            "(or ACCORD_BENCH_DATABASE_URL)",
+            reason="REPLICAS_NEED_POSTGRESQL",
+        )
+    run(
+        seconds=seconds,
+        concurrency=tuple(concurrency or (1, 8, 64)),
+        json_output=as_json,
+        replicas=replicas,
+        database_url=database_url,
+    )
 
 
 @app.command("hostile")

@@ -235,7 +235,7 @@ def _replica_phase(
 
     sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
     port = int(load_config(sup).listen.rpartition(":")[2])
-    extra = {"supplier": [f"127.0.0.1:{port + i}" for i in range(1, replicas)]} if replicas > 1 else {}
+    extra = {"supplier": [f"127.0.0.1:{port + i}" for i in range(replicas)]} if replicas > 1 else {}
     save_config(rel, load_config(rel).model_copy(update={"peer_endpoints": extra}))
     provider: Any = ReplicaSet(sup, replicas) if replicas > 1 else NodeProcess(sup)
     requester = NodeProcess(rel)

@@ -85,10 +85,12 @@ class NodeConfig(BaseModel):
             version's head (Alembic) by itself; with ``false`` it refuses a
             database that is behind and the operator runs ``accord node migrate``
             (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
-        peer_endpoints: more addresses of a peer that runs several replicas:
-            organization name -> list of ``HOST:PORT`` (at most 16), dialled
-            in turn with the pinned bundle's ``endpoint`` (round robin per
-            call); the peer's pinned CA and DID authenticate every one.
+        peer_endpoints: the addresses to dial for a peer instead of its pinned
+            bundle's ``endpoint`` (a peer run as several replicas, or reached
+            through another network): organization name -> list of
+            ``HOST:PORT`` (1 to 16), dialled in turn (round robin per call,
+            skipping one whose connection is failing). Every address is
+            authenticated as the bundle's is (pinned CA, the bundle host's name).
         policy: the Rego engine settings.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.

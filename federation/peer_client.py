@@ -48,9 +48,9 @@ class PeerClient:
     ) -> None:
         """A client presenting ``cert_pem``/``key_pem``; ``timeout_seconds`` per call.
 
-        ``extra_endpoints``: organization name -> more ``HOST:PORT`` of a peer run as
-        several replicas (``peer_endpoints`` in ``node.toml``), dialled in turn with the
-        bundle's endpoint, one channel each (round robin per call).
+        ``extra_endpoints``: organization name -> the ``HOST:PORT`` to dial for that peer
+        instead of its bundle's endpoint (``peer_endpoints`` in ``node.toml``: a peer run
+        as several replicas), one channel each, in turn (round robin per call).
         """
         self._cert = cert_pem
         self._key = key_pem
@@ -66,9 +66,8 @@ class PeerClient:
         return (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
 
     def endpoints(self, bundle: Any) -> list[str]:
-        """The addresses of a peer: its bundle's endpoint, then its configured ``peer_endpoints``."""
-        extra = [a for a in self._extra.get(bundle.org_name, ()) if a != bundle.endpoint]
-        return [bundle.endpoint, *extra]
+        """The addresses of a peer: its configured ``peer_endpoints``, else its bundle's endpoint."""
+        return list(self._extra.get(bundle.org_name) or [bundle.endpoint])
 
     def stub(self, bundle: Any) -> pbg.FederationServiceStub:
         """The stub for a peer's next address in turn (each address's channel created on first use)."""

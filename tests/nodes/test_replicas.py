@@ -103,9 +103,8 @@ def replicated(tmp_path_factory):
     for spec, recs in datasets:
         pg_store.put_dataset(spec["name"], spec, recs, id_column=spec["id"], now=now)
     rdir = layout.orgs["relief"]
-    save_config(
-        rdir, load_config(rdir).model_copy(update={"peer_endpoints": {"hospital": [f"127.0.0.1:{port + 1}"]}})
-    )
+    both = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"]
+    save_config(rdir, load_config(rdir).model_copy(update={"peer_endpoints": {"hospital": both}}))
     replicas = ReplicaSet(hdir, 2)
     relief = None
     try:

@@ -259,6 +259,7 @@ def run(
     console: Console | None = None,
     replicas: int = 1,
     database_url: str | None = None,
+    rounds: int = 2,
 ) -> dict[str, Any]:
     """Run the measurements and print the comparison; returns the figures.
 
@@ -271,6 +272,8 @@ def run(
             PostgreSQL, against one process on the same database (same run).
         database_url: PostgreSQL URL for ``replicas`` > 1 (a schema is created
             and dropped in it).
+        rounds: with ``replicas`` > 1, how many times the 1-process and the
+            N-replica phases are run, alternately.
 
     Raises:
         ValueError: ``replicas`` > 1 without a PostgreSQL ``database_url``.
@@ -283,7 +286,7 @@ def run(
     console = console or Console(stderr=json_output)
     root = Path(tempfile.mkdtemp(prefix="accord-bench-"))
     layout = provision(root, orgs=("relief", "supplier"), with_interop=False, status_ttl_seconds=60)
-    scaled: dict[int, dict[int, dict]] = {}
+    scaled: list[tuple[int, dict[int, dict]]] = []  # (replicas, points by in-flight), in run order
     drop = None
     if replicas > 1:
         assert database_url is not None
@@ -292,12 +295,16 @@ def run(
     relays: list[subprocess.Popen[str]] = []
     try:
         if replicas > 1:
-            for n in (1, replicas):
-                console.print(f"measuring full exchanges, provider on PostgreSQL as {n} process(es)…")
-                scaled[n], req_bytes, reply_bytes = _replica_phase(
-                    layout, n, levels=concurrency, seconds=seconds
-                )
-            full = scaled[1]
+            for r in range(rounds):  # alternated: the machine's load drifts between phases
+                for n in (1, replicas):
+                    console.print(
+                        f"round {r + 1}/{rounds}: full exchanges, provider on PostgreSQL as {n} process(es)…"
+                    )
+                    points, req_bytes, reply_bytes = _replica_phase(
+                        layout, n, levels=concurrency, seconds=seconds
+                    )
+                    scaled.append((n, points))
+            full = scaled[0][1]
         else:
             console.print("measuring full exchanges (relief agent → relief node → supplier node)…")
             full_pids = {"requester node": procs[0].pid, "provider node": procs[1].pid, "agent": os.getpid()}
@@ -379,17 +386,19 @@ def run(
         ],
     }
     if scaled:
+        pairs = [(scaled[i][1], scaled[i + 1][1]) for i in range(0, len(scaled), 2)]
         result["replicas"] = {
             "database": "postgresql",
             "counts": [1, replicas],
             "points": [
                 {
+                    "round": r + 1,
                     "in_flight": c,
-                    **{f"replicas_{n}": scaled[n][c] for n in (1, replicas)},
-                    "gain": scaled[replicas][c]["throughput"] / scaled[1][c]["throughput"]
-                    if scaled[1][c]["throughput"]
-                    else None,
+                    "replicas_1": one[c],
+                    f"replicas_{replicas}": many[c],
+                    "gain": many[c]["throughput"] / one[c]["throughput"] if one[c]["throughput"] else None,
                 }
+                for r, (one, many) in enumerate(pairs)
                 for c in concurrency
             ],
         }
@@ -440,6 +449,7 @@ def run(
     if scaled and not json_output:
         t = Table(title=f"provider as 1 vs {replicas} replicas on PostgreSQL (same run)")
         for col in (
+            "round",
             "in flight",
             "1: /s",
             "1: p50 ms",
@@ -453,6 +463,7 @@ def run(
         for p in result["replicas"]["points"]:
             one, many = p["replicas_1"], p[f"replicas_{replicas}"]
             t.add_row(
+                str(p["round"]),
                 str(p["in_flight"]),
                 f"{one['throughput']:.0f}",
                 f"{one['p50_ms']:.2f}",
@@ -466,7 +477,7 @@ def run(
         for p in result["replicas"]["points"]:
             many = p[f"replicas_{replicas}"]["cpu_ms_per_call"]
             console.print(
-                f"  {p['in_flight']:>3} in flight, {replicas} replicas: "
+                f"  round {p['round']}, {p['in_flight']:>3} in flight, {replicas} replicas: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in many.items())
             )
     return result

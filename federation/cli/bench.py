@@ -20,6 +20,9 @@ def exchange(
         int,
         typer.Option("--replicas", min=1, max=8, help="Also run the provider as N replicas on PostgreSQL."),
     ] = 1,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, max=10, help="With --replicas: alternations of 1 vs N.")
+    ] = 2,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -45,6 +48,7 @@ def exchange(
         json_output=as_json,
         replicas=replicas,
         database_url=database_url,
+        rounds=rounds,
     )
 
 

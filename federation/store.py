@@ -412,6 +412,8 @@ TRUST_CONFIG_KEY = "trust:config"
 TRUST_PAIR_PREFIX = "trust:pair:"
 #: Operator changes (``accord trust set``) waiting for the running node to apply them.
 TRUST_SET_PREFIX = "trust:set:"
+#: Replicas: a queued operator trust change stays this long (seconds) so that every replica applies it.
+TRUST_SET_KEEP_SECONDS = 600.0
 _LEDGER_PREFIX = {"budgets": "budgets:key:", "requests": "requests:key:"}
 #: The earlier whole-document rows, imported once then deleted.
 _LEGACY_KEYS = ("trust", "budgets", "requests")
@@ -440,6 +442,8 @@ class PolicyState:
     legacy: bool = False
     #: the ledgers' rows are written through by the decision point (replicas): not persisted here
     ledgers_shared: bool = False
+    #: replicas: the queued operator trust changes this process has applied (their rows stay a while)
+    trust_sets_applied: set[str] = field(default_factory=set, repr=False, compare=False)
     #: one writer at a time, so an older snapshot never lands after a newer one
     write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -538,19 +542,39 @@ class PolicyStateStore:
         )
         return key
 
-    def apply_trust_sets(self, trust: Any, *, now: dt.datetime) -> dict[str, None]:
-        """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete."""
+    def apply_trust_sets(
+        self, trust: Any, *, now: dt.datetime, applied: set[str] | None = None
+    ) -> dict[str, None]:
+        """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete.
+
+        With ``applied`` (a node run as several replicas: every replica must
+        apply each change), a change is applied once per process (its key is
+        added to ``applied``) and its row is deleted only once it is older
+        than :data:`TRUST_SET_KEEP_SECONDS`, by which time every replica's
+        periodic persist (every few seconds) has applied it.
+        """
         from policy import TrustStateError
 
         done: dict[str, None] = {}
         for key, cmd in sorted(self.get_rows(TRUST_SET_PREFIX).items()):
+            if applied is not None:
+                try:
+                    old = now.timestamp() - float(cmd["at"]) > TRUST_SET_KEEP_SECONDS
+                except (KeyError, TypeError, ValueError):
+                    old = True
+                if old:
+                    done[key] = None
+                if key in applied:
+                    continue
+                applied.add(key)
             try:
                 at = dt.datetime.fromtimestamp(float(cmd["at"]), tz=dt.UTC)
                 pair = (str(cmd["requester"]), str(cmd["provider"]))
                 trust.set_baseline(pair, cmd["value"], reason=str(cmd["reason"]), now=at)
             except (TrustStateError, KeyError, TypeError, ValueError, OverflowError):
                 pass  # malformed: dropped (it was written by the operator tool; nothing to apply)
-            done[key] = None
+            if applied is None:
+                done[key] = None
         return done
 
     def persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
@@ -565,7 +589,9 @@ class PolicyStateStore:
     def _persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
         from dataclasses import asdict
 
-        rows: dict[str, Any] = self.apply_trust_sets(ps.trust, now=now)
+        rows: dict[str, Any] = self.apply_trust_sets(
+            ps.trust, now=now, applied=ps.trust_sets_applied if ps.ledgers_shared else None
+        )
         for led in (ps.budgets, ps.requests):
             led.prune(now=now)
         trust_dirty = ps.trust.take_dirty()

@@ -213,3 +213,23 @@ def test_replica_role_ports_and_lock_files():
     assert r.pidfile_name() == "node-replica-2.pid" and ReplicaRole().pidfile_name() == "node.pid"
     with pytest.raises(ValueError):
         ReplicaRole(index=3, count=3)
+
+
+def test_a_queued_operator_trust_change_reaches_every_replica(two):
+    from federation.store import TRUST_SET_KEEP_SECONDS, NodeStore, PolicyStateStore
+
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    stores = [PolicyStateStore(NodeStore(s.engine)) for s in two]
+    states = [pss.load() for pss in stores]
+    for ps in states:
+        ps.ledgers_shared = True  # as the node sets it for replicas
+    pair = ("did:web:r.example", "did:web:p.example")
+    stores[0].request_trust_set(pair[0], pair[1], 0.8, reason="contract review", now=now)
+    for pss, ps in zip(stores, states, strict=True):
+        pss.persist(ps, now=now + dt.timedelta(seconds=5))
+        pss.persist(ps, now=now + dt.timedelta(seconds=10))
+    for ps in states:  # each replica applied it, once
+        assert ps.trust.score(pair, now=now) == 0.8 and len(ps.trust.history(pair)) == 1
+    assert stores[1].get_rows("trust:set:")  # kept while a replica may not have seen it
+    stores[1].persist(states[1], now=now + dt.timedelta(seconds=TRUST_SET_KEEP_SECONDS + 1))
+    assert not stores[0].get_rows("trust:set:")

@@ -432,7 +432,7 @@ def run(
                 f"{r['throughput']:.0f}",
                 f"{r['p50_ms']:.2f}",
                 f"{r['p99_ms']:.2f}",
-                f"{p['ratio']:.2f}",
+                f"{p['ratio']:.2f}" if p["ratio"] is not None else "n/a",
                 _cpu_text(f),
                 _cpu_text(r),
             )
@@ -469,7 +469,7 @@ def run(
                 f"{one['p50_ms']:.2f}",
                 f"{many['throughput']:.0f}",
                 f"{many['p50_ms']:.2f}",
-                f"{p['gain']:.2f}",
+                f"{p['gain']:.2f}" if p["gain"] is not None else "n/a",
                 _cpu_text(one),
                 _cpu_text(many),
             )

@@ -103,6 +103,54 @@ REQUIREMENTS: dict[str, Requirement] = {
     "anonymous entry tiles refused": _r(f"{LEDGER}#who-may-read-what"),
     "session flood bounded": _r(f"{P}#bounds-on-work-before-an-agent-is-authenticated", "SHOULD"),
     "challenge flood bounded": _r(f"{P}#bounds-on-work-before-an-agent-is-authenticated", "SHOULD"),
+    # requester role (interop_tests.requester_cases): the kit is the provider
+    "R-TRN-4 server certificate from another CA": _r(
+        f"{SPEC}#21-server-authentication-the-clients-side-of-mtls", "MUST", "R-TRN-4"
+    ),
+    "R-NEG-3 peer it cannot speak with refused": _r(f"{SPEC}#5-negotiation", "MUST", "R-NEG-2", "R-NEG-3"),
+    "R-SES-1 proof of possession checked": _r(
+        f"{SPEC}#45-where-each-signed-payload-is-checked", "MUST", "R-SES-1"
+    ),
+    "R-SES-2 presentation forwarded as sent": _r(f"{SPEC}#47-other-signed-objects", "MUST", "R-SES-2"),
+    "R-SIG-1 envelope signed as a provider checks it": _r(
+        f"{SPEC}#45-where-each-signed-payload-is-checked", "MUST", "R-SIG-1", "R-EXC-1", "R-EXC-2", "R-SIG-11"
+    ),
+    "R-SIG-9 request forwarded byte for byte": _r(
+        f"{SPEC}#43-producing-a-signed-payload", "MUST", "R-SIG-9", "R-SIG-7", "R-SIG-5"
+    ),
+    "R-SIG-10 agent request checked in order": _r(
+        f"{SPEC}#44-receiving-a-signed-payload-receiver-order",
+        "MUST",
+        "R-SIG-2",
+        "R-SIG-3",
+        "R-SIG-4",
+        "R-SIG-5",
+        "R-SIG-6",
+        "R-SIG-8",
+        "R-SIG-10",
+    ),
+    "R-RCP-5 honest receipt recorded": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-2", "R-RCP-5"
+    ),
+    "R-RCP-2 checkpoint not signed by the log key": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-2", "R-RCP-5"
+    ),
+    "R-RCP-2 entry not in the signed tree": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-2"
+    ),
+    "R-RCP-3 re-spelled payload refused": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-3", "R-AGG-1"
+    ),
+    "R-RCP-3 payload other than the logged one": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-3"
+    ),
+    "R-RCP-3 entry of another kind": _r(f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-3"),
+    "R-RCP-1 oversize outcome refused": _r(f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-1"),
+    "R-RCP-7 denial receipt checked": _r(f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-7"),
+    "R-RCP-7 entry_b64 decoded strictly": _r(f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-7"),
+    "R-RCP-4 equivocating provider": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-4", "R-WIT-5"
+    ),
 }
 
 

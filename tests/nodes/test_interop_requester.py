@@ -67,3 +67,29 @@ def test_requester_suite_passes_against_a_conformant_node_twice(enrolled, tmp_pa
         assert rid in doc["requirements"], rid
     fork = next(c for c in doc["cases"] if c["name"] == "R-RCP-4 equivocating provider")
     assert "earlier run" in fork["detail"]
+
+
+def test_requester_suite_fails_against_a_requester_that_trusts_any_receipt(tmp_path):
+    """A node that never binds the receipt to the exchange passes the R-RCP-3 outcomes on: those cases fail."""
+    from federation.identity import init_node
+    from interop_tests.enrollment import enroll
+    from interop_tests.misbehaving import misbehaving_process
+
+    node, tester = tmp_path / "acme", tmp_path / "tester"
+    init_node(node, org_name="acme", listen=f"127.0.0.1:{free_port()}")
+    result = enroll(node, tester_dir=tester, reload=False)
+    proc = misbehaving_process(node, ["trusting_requester"]).start()
+    try:
+        only = {
+            "R-SIG-1 envelope signed as a provider checks it",
+            "R-RCP-3 re-spelled payload refused",
+            "R-RCP-3 payload other than the logged one",
+            "R-RCP-3 entry of another kind",
+        }
+        results = {r.name: r for r in _run(proc, result, only=only)}
+    finally:
+        proc.stop()
+    assert results["R-SIG-1 envelope signed as a provider checks it"].passed  # it still talks the protocol
+    for name in only - {"R-SIG-1 envelope signed as a provider checks it"}:
+        assert not results[name].passed, name
+        assert "passed the outcome on" in results[name].detail, results[name].detail

@@ -89,6 +89,8 @@ MAX_REQUEST = 65_536
 #: default ``max_request_bytes`` of a requester (R-RCP-1)
 DEFAULT_MAX_OUTCOME = 1 << 20
 DOMAIN = "accord.federation.v1"
+#: field 111, varint 1: a field no v1 message defines (R-EXT-3 in unsigned messages)
+UNKNOWN_FIELD = b"\xf8\x06\x01"
 
 
 def _now_text() -> str:
@@ -213,6 +215,8 @@ class TesterProvider(pbg.FederationServiceServicer):
 
     Attributes:
         mode: how the next exchanges are answered (:data:`MODES`).
+        extra_fields: add field 111 to the ``ExchangeResponse``, its ``Outcome`` and ``Receipt``
+            (R-EXT-3; ``NodeInfo`` always carries it).
         node_info: the lists ``GetNodeInfo`` advertises (default :data:`SPEAKS`).
         calls: the RPC names called, in order.
         exchanges: what each ``Exchange`` call carried.
@@ -231,6 +235,7 @@ class TesterProvider(pbg.FederationServiceServicer):
         origin = f"{self.ident.config.org_name}.accord.test/ledger"
         self.log = ProviderLog(persona_dir / "interop-provider-log.json", origin, self.ident.ledger_seed)
         self.mode = "honest"
+        self.extra_fields = False
         self.node_info: dict[str, list[str]] = dict(SPEAKS)
         self.calls: list[str] = []
         self.exchanges: list[Exchanged] = []
@@ -244,6 +249,7 @@ class TesterProvider(pbg.FederationServiceServicer):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
+        self.extra_fields = False
         self.node_info = dict(SPEAKS)
         self.calls.clear()
         self.exchanges.clear()
@@ -267,15 +273,17 @@ class TesterProvider(pbg.FederationServiceServicer):
 
     async def GetNodeInfo(self, request, context):  # noqa: N802, D102
         await self._served("GetNodeInfo", context)
-        return pb.NodeInfo(
+        info = pb.NodeInfo(
             org_did=self.did,
             org_name=self.ident.config.org_name,
             endpoint=self.ident.config.advertise or self.ident.config.listen,
-            ledger_vkey=self.log.signer.vkey if hasattr(self.log.signer, "vkey") else "",
+            ledger_vkey=self.log.signer.vkey,
             ledger_origin=self.log.origin,
             software="accord-interop-tester",
             **self.node_info,
         )
+        info.MergeFromString(UNKNOWN_FIELD)  # R-EXT-3: an unsigned message; a v1 requester ignores it
+        return info
 
     async def GetChallenge(self, request, context):  # noqa: N802, D102
         await self._served("GetChallenge", context)
@@ -509,7 +517,7 @@ class TesterProvider(pbg.FederationServiceServicer):
             proof = self.log.tlog_proof(index, signer=signer)
             if mode in ("honest", "equivocate"):
                 self._last_honest = (len(self.log.leaves), proof)
-        return pb.ExchangeResponse(
+        response = pb.ExchangeResponse(
             outcome=pb.Outcome(
                 disclosure_id=entry["disclosure_id"],
                 decision="allow",
@@ -524,6 +532,11 @@ class TesterProvider(pbg.FederationServiceServicer):
                 ),
             )
         )
+        if self.extra_fields:  # R-EXT-3: unknown fields in Outcome, Receipt and the response itself
+            response.outcome.receipt.MergeFromString(UNKNOWN_FIELD)
+            response.outcome.MergeFromString(UNKNOWN_FIELD)
+            response.MergeFromString(UNKNOWN_FIELD)
+        return response
 
 
 async def start_provider(

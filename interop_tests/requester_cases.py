@@ -657,6 +657,18 @@ async def case_rcp_7_entry_b64_strict(ctx: RequesterContext) -> str:
     return f"RECEIPT_MISMATCH (entry), received entry {got.received_leaf_index}"
 
 
+async def case_ext_3_unknown_fields_ignored(ctx: RequesterContext) -> str:
+    """R-EXT-3: unknown fields in NodeInfo, Outcome and Receipt (unsigned) are ignored: the answer is passed on."""
+    p = ctx.use(TESTER)
+    p.extra_fields = True
+    got = await ctx.driver.ask(TESTER, fields=FIELDS)
+    if not got.ok or got.receipt_verified is not True:
+        raise CheckFailed(
+            f"an outcome with an unknown field 111 was not passed on verified: {got.describe()}"
+        )
+    return "field 111 in ExchangeResponse, Outcome, Receipt (and every NodeInfo) ignored"
+
+
 RequesterCase = Callable[[RequesterContext], Awaitable[str]]
 REQUESTER_CASES: list[tuple[str, RequesterCase]] = [
     ("R-TRN-4 server certificate from another CA", case_trn_4_server_from_another_ca),
@@ -667,6 +679,7 @@ REQUESTER_CASES: list[tuple[str, RequesterCase]] = [
     ("R-SIG-9 request forwarded byte for byte", case_sig_9_forwarded_byte_for_byte),
     ("R-SIG-10 agent request checked in order", case_sig_recv_order_at_requester),
     ("R-RCP-5 honest receipt recorded", case_rcp_5_honest_receipt_recorded),
+    ("R-EXT-3 unknown fields of NodeInfo and Outcome ignored", case_ext_3_unknown_fields_ignored),
     ("R-RCP-2 checkpoint not signed by the log key", case_rcp_2_bad_checkpoint_signature),
     ("R-RCP-2 entry not in the signed tree", case_rcp_2_not_included),
     ("R-RCP-3 re-spelled payload refused", case_rcp_3_respelled_payload),

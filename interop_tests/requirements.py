@@ -103,6 +103,44 @@ REQUIREMENTS: dict[str, Requirement] = {
     "anonymous entry tiles refused": _r(f"{LEDGER}#who-may-read-what"),
     "session flood bounded": _r(f"{P}#bounds-on-work-before-an-agent-is-authenticated", "SHOULD"),
     "challenge flood bounded": _r(f"{P}#bounds-on-work-before-an-agent-is-authenticated", "SHOULD"),
+    # named by requirement (interop_tests.spec_cases), conformance suite
+    "R-TRN-1 call without a client certificate": _r(f"{SPEC}#2-roles-and-transport", "MUST", "R-TRN-1"),
+    "R-TRN-3 one ErrorInfo per refusal": _r(f"{SPEC}#2-roles-and-transport", "MUST", "R-TRN-3"),
+    "R-ROL-1 status lists served": _r(f"{SPEC}#22-what-a-requester-only-node-serves", "MUST", "R-ROL-1"),
+    "R-MSG-3 stale timestamp refused": _r(f"{SPEC}#31-signed-messages", "MUST", "R-MSG-3"),
+    "R-SIG-2 payload of another version refused": _r(
+        f"{SPEC}#42-payload-types", "MUST", "R-SIG-2", "R-NEG-4"
+    ),
+    "R-SIG-3 payload type checked": _r(f"{SPEC}#42-payload-types", "MUST", "R-SIG-3"),
+    "R-SIG-4 signature before parse": _r(
+        f"{SPEC}#44-receiving-a-signed-payload-receiver-order", "MUST", "R-SIG-4"
+    ),
+    "R-SIG-5 unknown fields in signed payloads": _r(
+        f"{SPEC}#44-receiving-a-signed-payload-receiver-order", "MUST", "R-SIG-5", "R-EXT-2"
+    ),
+    "R-SIG-6 pinned organization key only": _r(
+        f"{SPEC}#44-receiving-a-signed-payload-receiver-order", "MUST", "R-SIG-6"
+    ),
+    "R-SIG-8 payload bounded first": _r(
+        f"{SPEC}#44-receiving-a-signed-payload-receiver-order", "MUST", "R-SIG-8"
+    ),
+    "R-SIG-10 receiver order": _r(f"{SPEC}#44-receiving-a-signed-payload-receiver-order", "MUST", "R-SIG-10"),
+    "R-EXC-1 requester mismatch refused": _r(
+        f"{SPEC}#45-where-each-signed-payload-is-checked", "MUST", "R-EXC-1"
+    ),
+    "R-EXC-2 session id signed in the envelope": _r(
+        f"{SPEC}#45-where-each-signed-payload-is-checked", "MUST", "R-EXC-2"
+    ),
+    "R-EXC-3 request bound to session and provider": _r(
+        f"{SPEC}#45-where-each-signed-payload-is-checked", "MUST", "R-EXC-3"
+    ),
+    "R-SES-3 challenge single use, holder's key": _r(f"{SPEC}#71-session", "MUST", "R-SES-3"),
+    "R-RCP-6 denial carries its receipt": _r(f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-6"),
+    "R-RCP-3 response digest over the bytes sent": _r(
+        f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-3"
+    ),
+    "R-AGG-1 aggregate answer shape": _r(f"{SPEC}#72-exchange", "MUST", "R-AGG-1"),
+    "R-EXT-3 unknown fields of unsigned messages ignored": _r(f"{SPEC}#6-extension-rules", "MUST", "R-EXT-3"),
     # requester role (interop_tests.requester_cases): the kit is the provider
     "R-TRN-4 server certificate from another CA": _r(
         f"{SPEC}#21-server-authentication-the-clients-side-of-mtls", "MUST", "R-TRN-4"
@@ -134,6 +172,9 @@ REQUIREMENTS: dict[str, Requirement] = {
     ),
     "R-RCP-2 checkpoint not signed by the log key": _r(
         f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-2", "R-RCP-5"
+    ),
+    "R-EXT-3 unknown fields of NodeInfo and Outcome ignored": _r(
+        f"{SPEC}#6-extension-rules", "MUST", "R-EXT-3"
     ),
     "R-RCP-2 entry not in the signed tree": _r(
         f"{SPEC}#73-receipt-verification-requester", "MUST", "R-RCP-2"

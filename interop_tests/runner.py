@@ -30,10 +30,11 @@ from interop_tests.peer import InteropIdentity
 from interop_tests.requester_cases import REQUESTER_CASES, RequesterContext
 from interop_tests.requirements import requirement_for
 from interop_tests.security import SECURITY_CASES, Skipped
+from interop_tests.spec_cases import SPEC_CASES
 
 #: suite name -> its cases in run order
 SUITES: dict[str, list[tuple[str, Any]]] = {
-    "conformance": CASES,
+    "conformance": [*CASES, *SPEC_CASES],
     "security": SECURITY_CASES,
     "requester": REQUESTER_CASES,
 }

@@ -39,7 +39,9 @@ def _run(proc, result, **kw):
     from interop_tests.runner import with_personas
 
     bundle = json.loads(result.node_bundle.read_text())
-    return asyncio.run(with_personas(target=proc.endpoint, node_bundle=bundle, tester_dir=result.tester_dir, **kw))
+    return asyncio.run(
+        with_personas(target=proc.endpoint, node_bundle=bundle, tester_dir=result.tester_dir, **kw)
+    )
 
 
 def test_requester_suite_passes_against_a_conformant_node_twice(enrolled, tmp_path):

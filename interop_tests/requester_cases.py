@@ -56,7 +56,7 @@ class Asked:
     Attributes:
         ok: the node passed an outcome on.
         outcome: that outcome (``ok``), else None.
-        received_leaf_index: the node's "received" entry (answer or ``metadata.received_leaf_index``), or None.
+        received_leaf_index: the node's "received" entry (or ``metadata.received_leaf_index``), or None.
         receipt_verified: as the node says (answer or metadata), or None.
         code: gRPC status name of a refusal ("" when ``ok``).
         reason / metadata: the refusal's ErrorInfo.
@@ -218,7 +218,7 @@ class AgentDriver:
         return sign_as(self.key, payload_type, payload)
 
     async def send(self, session_id: str, signed: pb.SignedPayload, *, wrapper_extra: bytes = b"") -> Any:
-        """``SendRequest``; ``wrapper_extra`` is appended to the ``SignedPayload`` encoding (unknown fields)."""
+        """``SendRequest``; ``wrapper_extra`` is appended to the ``SignedPayload`` encoding."""
         req = pb.SendRequestRequest(session_id=session_id)
         req.request.MergeFromString(signed.SerializeToString() + wrapper_extra)
         return await self.stub.SendRequest(req, timeout=30)
@@ -263,7 +263,7 @@ class AgentDriver:
         )
 
     async def received(self, index: int, *, peer: str, timeout: float = 20.0) -> dict[str, Any] | None:
-        """The node's entry at ``index``, read with ``QueryEntries`` as ``peer`` (polled until checkpointed)."""
+        """The node's entry at ``index``, read with ``QueryEntries`` as ``peer`` (polled)."""
         pdir = self.personas[peer]
         reader = MinimalPeer(
             target=self.target,
@@ -394,7 +394,7 @@ async def case_neg_3_refused_before_any_credential(ctx: RequesterContext) -> str
 
 
 async def case_honest_exchange(ctx: RequesterContext) -> str:
-    """R-SIG-1, R-EXC-1, R-EXC-2, R-SIG-11: the envelope verifies as a provider checks it; receipt verified."""
+    """R-SIG-1, R-EXC-1/2, R-SIG-11: the envelope verifies as a provider checks it; receipt verified."""
     p = ctx.use(TESTER)
     got = await ctx.driver.ask(TESTER, fields=FIELDS)
     if not p.exchanges:
@@ -467,15 +467,15 @@ async def case_sig_recv_order_at_requester(ctx: RequesterContext) -> str:
     body = agent.body(peer_did, fields=FIELDS).SerializeToString()
     bad = bytes(64)
     variants = [
-        ("v2 type", agent.sign(body, "accord.federation.v2.RequestBody"), "FAILED_PRECONDITION", "UNSUPPORTED_VERSION"),
-        ("v2 type, bad signature", pb.SignedPayload(payload_type="accord.federation.v2.RequestBody", payload=body, signature=bad), "FAILED_PRECONDITION", "UNSUPPORTED_VERSION"),
+        ("v2 type", agent.sign(body, "accord.federation.v2.RequestBody"), "FAILED_PRECONDITION", "UNSUPPORTED_VERSION"),  # noqa: E501
+        ("v2 type, bad signature", pb.SignedPayload(payload_type="accord.federation.v2.RequestBody", payload=body, signature=bad), "FAILED_PRECONDITION", "UNSUPPORTED_VERSION"),  # noqa: E501
         ("malformed type", agent.sign(body, "RequestBody"), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE"),
-        ("another message's type", agent.sign(body, SESSION_POSSESSION), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE"),
-        ("bad signature", pb.SignedPayload(payload_type=REQUEST_BODY, payload=body, signature=bad), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),
-        ("unparseable, bad signature", pb.SignedPayload(payload_type=REQUEST_BODY, payload=b"\xff\xff", signature=bad), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),
+        ("another message's type", agent.sign(body, SESSION_POSSESSION), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE"),  # noqa: E501
+        ("bad signature", pb.SignedPayload(payload_type=REQUEST_BODY, payload=body, signature=bad), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),  # noqa: E501
+        ("unparseable, bad signature", pb.SignedPayload(payload_type=REQUEST_BODY, payload=b"\xff\xff", signature=bad), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),  # noqa: E501
         ("unparseable", agent.sign(b"\xff\xff"), "INVALID_ARGUMENT", "MALFORMED_PAYLOAD"),
         ("unknown field", agent.sign(body + b"\xa0\x06\x01"), "INVALID_ARGUMENT", "UNKNOWN_FIELD"),
-        ("65,537 bytes", agent.sign(body + b"\x00" * (65_537 - len(body))), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE"),
+        ("65,537 bytes", agent.sign(body + b"\x00" * (65_537 - len(body))), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE"),  # noqa: E501
     ]  # fmt: skip
     out = []
     for what, signed, code, reason in variants:
@@ -488,7 +488,7 @@ async def case_sig_recv_order_at_requester(ctx: RequesterContext) -> str:
             if got.metadata.get("field") not in (None, "request"):
                 raise CheckFailed(
                     f"{what}: metadata.field is {got.metadata.get('field')!r}, expected 'request'"
-                )
+                ) from None
         out.append(reason)
     if p.exchanges:
         raise CheckFailed(f"the node forwarded {len(p.exchanges)} refused request(s) to the provider")
@@ -502,10 +502,10 @@ async def case_ses_1_possession_checked(ctx: RequesterContext) -> str:
     out = []
     begun = await agent.begin(TESTER)
     checks = [
-        ("another peer", agent.possession(begun, peer_org="did:web:someone-else.accord.test"), "INVALID_ARGUMENT", "POSSESSION_MISMATCH"),
-        ("another agent", agent.possession(begun, agent_did="did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH"), "INVALID_ARGUMENT", "POSSESSION_MISMATCH"),
-        ("a challenge never issued", agent.possession(begun, challenge="x" * 32), "UNAUTHENTICATED", "WRONG_CHALLENGE"),
-        ("a request signature as a possession", pb.SignedPayload(payload_type=SESSION_POSSESSION, payload=agent.possession(begun).payload, signature=agent.sign(agent.possession(begun).payload).signature), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),
+        ("another peer", agent.possession(begun, peer_org="did:web:someone-else.accord.test"), "INVALID_ARGUMENT", "POSSESSION_MISMATCH"),  # noqa: E501
+        ("another agent", agent.possession(begun, agent_did="did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH"), "INVALID_ARGUMENT", "POSSESSION_MISMATCH"),  # noqa: E501
+        ("a challenge never issued", agent.possession(begun, challenge="x" * 32), "UNAUTHENTICATED", "WRONG_CHALLENGE"),  # noqa: E501
+        ("a request signature as a possession", pb.SignedPayload(payload_type=SESSION_POSSESSION, payload=agent.possession(begun).payload, signature=agent.sign(agent.possession(begun).payload).signature), "UNAUTHENTICATED", "BAD_AGENT_SIGNATURE"),  # noqa: E501
     ]  # fmt: skip
     for what, possession, code, reason in checks:
         try:
@@ -520,7 +520,7 @@ async def case_ses_1_possession_checked(ctx: RequesterContext) -> str:
 
 
 async def case_presentation_forwarded_as_sent(ctx: RequesterContext) -> str:
-    """§4.7: the node forwards its agent's presentation_json unchanged (the provider verifies bytes as sent)."""
+    """R-SES-2, §4.7: the node forwards its agent's presentation_json unchanged."""
     agent = ctx.agent()
     p = ctx.use(TESTER)
     begun = await agent.begin(TESTER)
@@ -543,7 +543,7 @@ async def case_presentation_forwarded_as_sent(ctx: RequesterContext) -> str:
 
 
 async def case_rcp_5_honest_receipt_recorded(ctx: RequesterContext) -> str:
-    """R-RCP-2, R-RCP-5: an honest receipt verifies and the node logs a received entry naming the provider's leaf."""
+    """R-RCP-2, R-RCP-5: an honest receipt verifies; the received entry names the provider's leaf."""
     ctx.use(TESTER)
     got = await ctx.driver.ask(TESTER, fields=FIELDS)
     if not got.ok or got.receipt_verified is not True:
@@ -589,7 +589,8 @@ async def _mismatch(ctx: RequesterContext, mode: str, *, reason: str, member: st
             f"{mode}: metadata.mismatch {got.metadata.get('mismatch')!r} does not name {member}"
         )
     await _recorded(ctx, got, peer=TESTER, reason=reason)
-    return f"{reason} ({member or got.metadata.get('field', '')}), not passed on, received entry {got.received_leaf_index}"
+    what = member or got.metadata.get("field", "")
+    return f"{reason} ({what}), not passed on, received entry {got.received_leaf_index}"
 
 
 async def case_rcp_3_respelled_payload(ctx: RequesterContext) -> str:
@@ -647,7 +648,7 @@ async def case_rcp_7_denial_receipt(ctx: RequesterContext) -> str:
 
 
 async def case_rcp_7_entry_b64_strict(ctx: RequesterContext) -> str:
-    """R-RCP-7: a denial's entry_b64 with a character outside base64 is RECEIPT_MISMATCH (mismatch = entry)."""
+    """R-RCP-7: a denial's entry_b64 that is not strict base64 is RECEIPT_MISMATCH (mismatch = entry)."""
     ctx.use(TESTER, "denial_entry_not_base64")
     got = await ctx.driver.ask(TESTER, fields=FIELDS)
     _expect_refusal(got, code="FAILED_PRECONDITION", reason="RECEIPT_MISMATCH", what="entry_b64 not base64")
@@ -658,7 +659,7 @@ async def case_rcp_7_entry_b64_strict(ctx: RequesterContext) -> str:
 
 
 async def case_ext_3_unknown_fields_ignored(ctx: RequesterContext) -> str:
-    """R-EXT-3: unknown fields in NodeInfo, Outcome and Receipt (unsigned) are ignored: the answer is passed on."""
+    """R-EXT-3: unknown fields in NodeInfo, Outcome and Receipt (unsigned) are ignored."""
     p = ctx.use(TESTER)
     p.extra_fields = True
     got = await ctx.driver.ask(TESTER, fields=FIELDS)

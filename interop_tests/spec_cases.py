@@ -253,16 +253,16 @@ async def case_sig_3_payload_type(ctx: Context) -> str:
         good = _agent_signed(ctx, _body(ctx).SerializeToString())
         env = _envelope(ctx, sid, good)
         return [
-            ("type not of the form", _org_signed(ctx, env, "ExchangeEnvelope"), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),
-            ("another message's type", _org_signed(ctx, env, REQUEST_BODY), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),
-            ("200-byte type", _org_signed(ctx, env, "accord.federation.v2." + "E" * 179), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),
+            ("type not of the form", _org_signed(ctx, env, "ExchangeEnvelope"), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),  # noqa: E501
+            ("another message's type", _org_signed(ctx, env, REQUEST_BODY), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),  # noqa: E501
+            ("200-byte type", _org_signed(ctx, env, "accord.federation.v2." + "E" * 179), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),  # noqa: E501
         ]  # fmt: skip
 
     return await _envelope_cases(ctx, build)
 
 
 async def case_sig_4_signature_before_parse(ctx: Context) -> str:
-    """R-SIG-4: unparseable signed bytes are MALFORMED_PAYLOAD; with a bad signature, the signature fails first."""
+    """R-SIG-4: unparseable signed bytes are MALFORMED_PAYLOAD; a bad signature fails first."""
 
     def build(sid: str):
         junk = b"\x0a\xff\xff\xff"
@@ -281,7 +281,7 @@ async def case_sig_4_signature_before_parse(ctx: Context) -> str:
 
 
 async def case_sig_5_unknown_fields(ctx: Context) -> str:
-    """R-SIG-5: an unknown field in a signed payload, at any depth, is UNKNOWN_FIELD; outside one it is ignored."""
+    """R-SIG-5: an unknown field in a signed payload, at any depth, is UNKNOWN_FIELD; outside, ignored."""
     peer, sid = await _session(ctx)
     try:
         good = _agent_signed(ctx, _body(ctx).SerializeToString())
@@ -334,8 +334,8 @@ async def case_sig_8_bounded_first(ctx: Context) -> str:
     def build(sid: str):
         big_req = _agent_signed(ctx, _body(ctx).SerializeToString() + b"\x00" * 65_537)
         return [
-            ("81,921-byte envelope, bad signature", _bad(b"\x00" * 81_921), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope"),
-            ("65,537+ byte request", _org_signed(ctx, _envelope(ctx, sid, big_req)), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope.request"),
+            ("81,921-byte envelope, bad signature", _bad(b"\x00" * 81_921), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope"),  # noqa: E501
+            ("65,537+ byte request", _org_signed(ctx, _envelope(ctx, sid, big_req)), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope.request"),  # noqa: E501
         ]  # fmt: skip
 
     return await _envelope_cases(ctx, build)
@@ -348,10 +348,10 @@ async def case_sig_10_receiver_order(ctx: Context) -> str:
         v2 = EXCHANGE_ENVELOPE.replace(".v1.", ".v2.")
         env = _envelope(ctx, sid, _agent_signed(ctx, _body(ctx).SerializeToString()))
         return [
-            ("too large and v2", _bad(b"\x00" * 81_921, v2), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope"),
+            ("too large and v2", _bad(b"\x00" * 81_921, v2), "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "envelope"),  # noqa: E501
             ("v2 and bad signature", _bad(env, v2), "FAILED_PRECONDITION", "UNSUPPORTED_VERSION", "envelope"),
-            ("another type and bad signature", _bad(env, REQUEST_BODY), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),
-            ("unknown field and bad signature", _bad(env + b"\xf8\x06\x01"), "UNAUTHENTICATED", "BAD_ORG_SIGNATURE", "envelope"),
+            ("another type and bad signature", _bad(env, REQUEST_BODY), "INVALID_ARGUMENT", "WRONG_PAYLOAD_TYPE", "envelope"),  # noqa: E501
+            ("unknown field and bad signature", _bad(env + b"\xf8\x06\x01"), "UNAUTHENTICATED", "BAD_ORG_SIGNATURE", "envelope"),  # noqa: E501
         ]  # fmt: skip
 
     return await _envelope_cases(ctx, build)
@@ -402,15 +402,15 @@ async def case_exc_3_request_bound_to_session(ctx: Context) -> str:
             ctx, _body(ctx, provider_org="did:web:someone-else.accord.test").SerializeToString()
         )
         return [
-            ("another agent", _org_signed(ctx, _envelope(ctx, sid, other_agent)), "UNAUTHENTICATED", "AGENT_MISMATCH", None),
-            ("another provider", _org_signed(ctx, _envelope(ctx, sid, other_provider)), "INVALID_ARGUMENT", "WRONG_PROVIDER", None),
+            ("another agent", _org_signed(ctx, _envelope(ctx, sid, other_agent)), "UNAUTHENTICATED", "AGENT_MISMATCH", None),  # noqa: E501
+            ("another provider", _org_signed(ctx, _envelope(ctx, sid, other_provider)), "INVALID_ARGUMENT", "WRONG_PROVIDER", None),  # noqa: E501
         ]  # fmt: skip
 
     return await _envelope_cases(ctx, build)
 
 
 async def case_ses_3_challenge_and_holder(ctx: Context) -> str:
-    """R-SES-3: a challenge used twice is WRONG_CHALLENGE; a proof by a key the holder does not control is refused."""
+    """R-SES-3: a challenge used twice is WRONG_CHALLENGE; a proof by another key HOLDER_MISMATCH."""
     from credentials import create_presentation, verification_method_id
 
     peer = ctx.peer()
@@ -454,7 +454,7 @@ async def case_ses_3_challenge_and_holder(ctx: Context) -> str:
 
 
 async def case_rcp_6_denial_carries_receipt(ctx: Context) -> str:
-    """R-RCP-6: a policy denial carries disclosure_id, leaf_index, decision_hash, reasons, tlog_proof, entry_b64."""
+    """R-RCP-6: a policy denial carries its receipt (disclosure_id, leaf_index, ..., entry_b64)."""
     peer, sid = await _session(ctx)
     try:
         signed = ctx.request(fields=["record_id"], purpose="restricted")
@@ -498,7 +498,7 @@ async def case_rcp_6_denial_carries_receipt(ctx: Context) -> str:
 
 
 async def case_rcp_3_response_digest_sent(ctx: Context) -> str:
-    """R-RCP-3 (provider side): the logged response_digest is SHA-256 of payload_json as sent, request_digest of the signed bytes."""
+    """R-RCP-3 (provider side): response_digest and request_digest are over the bytes as sent."""
     peer, sid = await _session(ctx)
     try:
         signed = ctx.request(fields=MNI)
@@ -557,7 +557,7 @@ async def _aggregate_raw(ctx: Context, kind: str) -> Any:
 
 
 async def case_ext_3_unsigned_unknown_fields(ctx: Context) -> str:
-    """R-EXT-3: unknown fields of unsigned request messages are ignored (GetNodeInfo, GetChallenge answered)."""
+    """R-EXT-3: unknown fields of unsigned request messages are ignored."""
     peer = ctx.peer()
     try:
         req = pb.GetNodeInfoRequest()

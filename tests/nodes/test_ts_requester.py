@@ -845,7 +845,9 @@ def test_interop_requester_suite_against_the_ts_requester(tsfed, tmp_path):
             path.write_text(tester_bundle(NodeIdentity.load(persona_dir(tester, name))).model_dump_json())
             pinned.append(path)
     ident = NodeIdentity.load(tsfed.ts_dir)
-    bundle = json.loads(export_bundle(ident).model_copy(update={"witness_vkey": ""}).signed(ident.org_key).model_dump_json())
+    bundle = json.loads(
+        export_bundle(ident).model_copy(update={"witness_vkey": ""}).signed(ident.org_key).model_dump_json()
+    )
     try:
         results = asyncio.run(
             with_personas(target="", node_bundle=bundle, tester_dir=tester, driver=TsDriver(tsfed.ts_dir))

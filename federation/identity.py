@@ -12,6 +12,14 @@ writes the organization, ledger and witness Ed25519 keys as encrypted PKCS#8
 ``org.jwk`` / ``*.seed`` files, and records in ``keys/encryption.json`` where
 the passphrase comes from (an environment variable or a file, never the
 passphrase itself). ``NodeIdentity.load`` then needs that passphrase.
+
+Organization key history: ``keys/org-history.json`` (written by
+:func:`federation.rotation.rotate_org_key`) lists every organization key the
+node has had, as ``{"keys": [{"id": "key-N", "publicKeyMultibase",
+"validFrom", "validUntil"}]}`` (RFC 3339 UTC; ``validUntil`` null for the
+current key). The current key's verification method is ``<did>#key-N``;
+retired keys stay resolvable so that what they signed (contracts, agent
+credentials) still verifies. A node without the file has one key, ``key-1``.
 """
 
 from __future__ import annotations
@@ -32,11 +40,16 @@ from federation.tls import mint_tls_material
 #: Encrypted PKCS#8 key files (keys/<name>.p8) and the passphrase-source record.
 ENCRYPTED_KEYS = ("org", "ledger", "witness")
 ENCRYPTION_RECORD = "encryption.json"
+#: The organization key history (module docstring).
+KEY_HISTORY = "org-history.json"
+#: Most organization keys a history may list (bounded: the file is read at every start).
+MAX_KEY_HISTORY = 64
 #: Largest passphrase file read, bytes (a passphrase, not a document).
 MAX_PASSPHRASE_FILE_BYTES = 4096
 
 __all__ = [
     "KeyPassphrase",
+    "OrgKeyRecord",
     "NodeIdentity",
     "export_bundle",
     "init_node",
@@ -192,6 +205,95 @@ def _load_seeds(paths: NodePaths) -> tuple[bytes, bytes, bytes]:
 
 
 @dataclass(frozen=True)
+class OrgKeyRecord:
+    """One organization key in the node's key history.
+
+    Attributes:
+        fragment: verification method fragment, ``key-N`` (N >= 1).
+        public_key_multibase: the Ed25519 public key, Multikey form (``z6Mk…``).
+        valid_from: RFC 3339 UTC time the key became current ("" when unknown: the first key).
+        valid_until: RFC 3339 UTC time it was retired ("" for the current key).
+
+    """
+
+    fragment: str
+    public_key_multibase: str
+    valid_from: str = ""
+    valid_until: str = ""
+
+    def to_json(self) -> dict[str, str | None]:
+        """The record as written in ``keys/org-history.json``."""
+        return {
+            "id": self.fragment,
+            "publicKeyMultibase": self.public_key_multibase,
+            "validFrom": self.valid_from or None,
+            "validUntil": self.valid_until or None,
+        }
+
+
+def load_key_history(paths: NodePaths) -> tuple[OrgKeyRecord, ...]:
+    """The organization key history of a node directory (empty when there is no history file).
+
+    Raises:
+        ConfigError: the file is unreadable, over ``MAX_KEY_HISTORY`` keys, or
+            a record is malformed (``id`` not ``key-N``, a key that is not a
+            Multikey Ed25519 key, duplicate ids).
+
+    """
+    import re
+
+    from credentials import public_key_from_multibase
+
+    path = paths.root / "keys" / KEY_HISTORY
+    if not path.is_file():
+        return ()
+    try:
+        raw = path.read_bytes()
+        if len(raw) > 64 * 1024:
+            raise ValueError("larger than 64 KiB")
+        records = json.loads(raw)["keys"]
+        if not isinstance(records, list) or not 0 < len(records) <= MAX_KEY_HISTORY:
+            raise ValueError(f"keys must list 1..{MAX_KEY_HISTORY} records")
+        out = []
+        for r in records:
+            frag, pk = r["id"], r["publicKeyMultibase"]
+            if not isinstance(frag, str) or not re.fullmatch(r"key-[1-9][0-9]{0,5}", frag):
+                raise ValueError(f"id must be key-N, got {str(frag)[:40]!r}")
+            public_key_from_multibase(pk)
+            out.append(OrgKeyRecord(frag, pk, str(r.get("validFrom") or ""), str(r.get("validUntil") or "")))
+        if len({r.fragment for r in out}) != len(out):
+            raise ValueError("duplicate key ids")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: bad organization key history: {exc}") from exc
+    except Exception as exc:  # a key that does not decode (credentials' typed errors)
+        raise ConfigError(f"{path}: bad organization key history: {exc}") from exc
+    return tuple(out)
+
+
+def write_key_history(paths: NodePaths, history: tuple[OrgKeyRecord, ...]) -> None:
+    """Write ``keys/org-history.json`` atomically (owner-only)."""
+    write_private(
+        paths.root / "keys" / KEY_HISTORY,
+        json.dumps({"keys": [r.to_json() for r in history]}, indent=2),
+    )
+
+
+def write_org_key(paths: NodePaths, key: Ed25519KeyPair) -> None:
+    """Replace the organization private key on disk, encrypted when the node's keys are.
+
+    Raises:
+        ConfigError: for encrypted keys, ``KEY_PASSPHRASE_MISSING``.
+
+    """
+    keys = paths.root / "keys"
+    record = keys / ENCRYPTION_RECORD
+    if record.is_file():
+        write_private(keys / "org.p8", _encrypt_seed(key.seed, KeyPassphrase.from_record(record).read()))
+    else:
+        write_private(paths.org_key, json.dumps(key.to_jwk(include_private=True)))
+
+
+@dataclass(frozen=True)
 class NodeIdentity:
     """Everything secret or identifying about one node.
 
@@ -201,6 +303,8 @@ class NodeIdentity:
         org_key: organization Ed25519 key (signs credentials, envelopes, bundles).
         ledger_seed: 32-byte seed of the log's signed-note key.
         witness_seed: 32-byte seed of the witness cosignature key.
+        key_history: the organization keys this node has had (``keys/org-history.json``;
+            empty: one key, ``key-1``).
 
     """
 
@@ -209,15 +313,33 @@ class NodeIdentity:
     org_key: Ed25519KeyPair
     ledger_seed: bytes
     witness_seed: bytes
+    key_history: tuple[OrgKeyRecord, ...] = ()
 
     @property
     def org_did(self) -> str:  # noqa: D102
         return self.config.org_did
 
     @property
+    def key_fragment(self) -> str:
+        """Fragment of the current organization key's verification method (``key-N``)."""
+        mine = self.org_key.public_key_multibase
+        return next((r.fragment for r in self.key_history if r.public_key_multibase == mine), "key-1")
+
+    @property
     def verification_method(self) -> str:
-        """DID URL of the organization key."""
-        return f"{self.config.org_did}#key-1"
+        """DID URL of the current organization key (``<did>#key-N``)."""
+        return f"{self.config.org_did}#{self.key_fragment}"
+
+    def key_mapping(self) -> dict[str, bytes]:
+        """Verification method id → 32-byte public key, for the current and every retired organization key."""
+        from credentials import public_key_from_multibase
+
+        out = {
+            f"{self.config.org_did}#{r.fragment}": public_key_from_multibase(r.public_key_multibase)
+            for r in self.key_history
+        }
+        out[self.verification_method] = self.org_key.public_key
+        return out
 
     def tls_pem(self, name: str) -> bytes:
         """Read ``tls/<name>``."""
@@ -243,6 +365,7 @@ class NodeIdentity:
             org_key=Ed25519KeyPair.from_seed(org_seed),
             ledger_seed=ledger_seed,
             witness_seed=witness_seed,
+            key_history=load_key_history(paths),
         )
 
 
@@ -307,6 +430,10 @@ def init_node(
         write_private(paths.witness_seed, seeds["witness"].hex())
         for name in (*(f"{n}.p8" for n in ENCRYPTED_KEYS), ENCRYPTION_RECORD):
             (keys / name).unlink(missing_ok=True)
+    import shutil
+
+    (keys / KEY_HISTORY).unlink(missing_ok=True)  # --force: a new organization key starts a new history
+    shutil.rmtree(keys / "rotations", ignore_errors=True)
     host = (advertise or listen).rpartition(":")[0]
     hosts = tuple(dict.fromkeys(("localhost", "127.0.0.1", host)))
     tls = mint_tls_material(org_name=org_name, org_did=config.org_did, hosts=hosts)
@@ -346,7 +473,7 @@ def export_bundle(
         org_did=cfg.org_did,
         verification_method=identity.verification_method,
         public_key_multibase=identity.org_key.public_key_multibase,
-        did_document=did_web_document(cfg.org_did, identity.org_key.public_key),
+        did_document=did_web_document(cfg.org_did, identity.org_key.public_key, key_id=identity.key_fragment),
         ca_certificate_pem=identity.tls_pem("ca.pem").decode(),
         endpoint=endpoint or cfg.advertise or cfg.listen,
         ledger_origin=ledger_origin(cfg.org_name),

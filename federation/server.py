@@ -91,6 +91,7 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     if node.peer_client is None:
         raise ValueError("a serving node needs a peer client: open it with federation.server.open_node")
     trust = DynamicTrust(node)
+    node.tls_trust = trust  # SIGHUP swaps the served certificate too (see _serve)
     creds = grpc.dynamic_ssl_server_credentials(
         trust.initial, trust.fetch, require_client_authentication=True
     )
@@ -118,6 +119,16 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     node.writer.start()
     await server.start()
     return server, port
+
+
+def _reload_on_hangup(node: Node) -> None:
+    """SIGHUP: reload the node directory (peers, contracts, keys, TLS certificates), as ``Reload`` does."""
+    try:
+        counts = node.reload()
+        node.tls_trust.mark_dirty()  # type: ignore[attr-defined]
+        log.info("reloaded on SIGHUP", **counts)
+    except Exception as exc:  # keep serving with what is loaded
+        log.error("reload on SIGHUP failed", error=str(exc)[:300])
 
 
 async def _persist_loop(node: Node, every: float = 5.0) -> None:
@@ -221,8 +232,12 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
+    from federation.rotation import announce_loop
+
     tasks = [
         asyncio.create_task(_persist_loop(node)),
+        asyncio.create_task(announce_loop(node, max(node.config.witness_interval_seconds, 10.0))),
         asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
         asyncio.create_task(monitor.run_forever()),
     ]

@@ -1,4 +1,4 @@
-"""``accord node``: init, start, stop, status, migrate."""
+"""``accord node``: init, start, stop, status, migrate, backup, restore, rotate-key, renew-tls."""
 
 from __future__ import annotations
 
@@ -175,6 +175,8 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
         "contracts": contracts,
         "ledger_size": lg.size(),
         "bundle_fingerprint": export_bundle(ident).fingerprint(),
+        "org_key": ident.verification_method,
+        "tls_not_after": _not_after(ident.tls_pem("node.pem")),
     }
     if as_json:
         print_json(info)
@@ -284,3 +286,115 @@ def restore(
         "beside it; if its ledger is older than what the witnesses cosigned, see docs/operator-guide.md",
         soft_wrap=True,
     )
+
+
+def _not_after(pem: bytes) -> str:
+    from cryptography import x509
+
+    t = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+    return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    directory: DirOption = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="HOST:PORT in the new bundle (default: advertise/listen)."),
+    ] = None,
+    announce: Annotated[
+        bool, typer.Option("--announce/--no-announce", help="Send the rotation to every pinned peer now.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the organization signing key; pinned peers follow through a statement signed by the old key.
+
+    Writes the new key (encrypted if the node's keys are), retires the old
+    one into ``keys/org-history.json`` (its signatures keep verifying) and
+    the rotation step into ``keys/rotations/``; reloads a running node, then
+    announces the rotation to every pinned peer (``AnnounceKeyRotation``).
+    Peers not reached now are retried by the running node. The ledger
+    (checkpoint) and witness keys do not rotate: see docs/operator-guide.md.
+    """
+    from federation.cli.common import nudge_running_node
+    from federation.identity import NodeIdentity
+    from federation.observability import configure_logging
+    from federation.paths import NodePaths
+    from federation.peers import PeerRegistry
+    from federation.rotation import announce_rotation, rotate_org_key
+
+    configure_logging()  # log lines on stderr: stdout is the result (--json)
+    d = node_dir(directory)
+    step = rotate_org_key(d, endpoint=endpoint)
+    ident = NodeIdentity.load(d)
+    note = nudge_running_node(d)
+    results: dict[str, str] = {}
+    if announce:
+        from federation.peer_client import PeerClient
+
+        async def go() -> dict[str, str]:
+            client = PeerClient(cert_pem=ident.tls_pem("node.pem"), key_pem=ident.tls_pem("node.key"))
+            try:
+                return await announce_rotation(ident, PeerRegistry.load(NodePaths(d).peers), client)
+            finally:
+                await client.close()
+
+        results = asyncio.run(go())
+    if as_json:
+        print_json(
+            {
+                "old_fingerprint": step.statement.old_fingerprint,
+                "new_fingerprint": step.statement.new_fingerprint,
+                "verification_method": ident.verification_method,
+                "peers": results,
+            }
+        )
+        return
+    console.print(
+        f"rotated the organization key of {ident.config.org_name}: {ident.verification_method}, "
+        f"fingerprint {step.statement.old_fingerprint} -> {step.statement.new_fingerprint}"
+    )
+    if note:
+        console.print(note)
+    for name, outcome in sorted(results.items()):
+        console.print(f"  {name}: {outcome}")
+
+
+@app.command("renew-tls")
+def renew_tls(
+    directory: DirOption = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3650, help="Validity of the new certificates.")
+    ] = 365,
+) -> None:
+    """Issue fresh node and operator TLS certificates from the organization CA.
+
+    A running node uses them for new connections without a restart (calls in
+    flight finish on the old ones). The CA is unchanged, so peers do not re-pin. The running node is reloaded
+    (as by ``kill -HUP``).
+    """
+    from federation.cli.common import nudge_running_node
+    from federation.paths import NodePaths, write_private
+    from federation.tls import renew_node_certificate
+
+    d = node_dir(directory)
+    tls = NodePaths(d).tls
+    ca, ca_key = (tls / "ca.pem").read_bytes(), (tls / "ca.key").read_bytes()
+    node_pem, node_key = renew_node_certificate(
+        ca_pem=ca, ca_key_pem=ca_key, current_cert_pem=(tls / "node.pem").read_bytes(), days=days
+    )
+    op_pem, op_key = renew_node_certificate(
+        ca_pem=ca, ca_key_pem=ca_key, current_cert_pem=(tls / "operator.pem").read_bytes(), days=days
+    )
+    # the node's pair first: a reader between the two writes sees a key that does not match its certificate
+    # for a moment, so the running node is only told once both are in place
+    for name, data in (("node.key", node_key), ("node.pem", node_pem)):
+        write_private(tls / f".{name}.new", data)
+    (tls / ".node.key.new").replace(tls / "node.key")
+    (tls / ".node.pem.new").replace(tls / "node.pem")
+    note = nudge_running_node(d)
+    write_private(tls / "operator.key", op_key)
+    (tls / "operator.pem").write_bytes(op_pem)
+    console.print(f"renewed the TLS certificates of {d} until {_not_after(node_pem)}")
+    if note:
+        console.print(note)

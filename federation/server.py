@@ -233,11 +233,13 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
+    from federation.renewal import renewal_loop
     from federation.rotation import announce_loop
 
     tasks = [
         asyncio.create_task(_persist_loop(node)),
         asyncio.create_task(announce_loop(node, max(node.config.witness_interval_seconds, 10.0))),
+        asyncio.create_task(renewal_loop(node)),
         asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
         asyncio.create_task(monitor.run_forever()),
     ]

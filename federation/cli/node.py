@@ -369,32 +369,17 @@ def renew_tls(
 ) -> None:
     """Issue fresh node and operator TLS certificates from the organization CA.
 
-    A running node uses them for new connections without a restart (calls in
-    flight finish on the old ones). The CA is unchanged, so peers do not re-pin. The running node is reloaded
-    (as by ``kill -HUP``).
+    A running node is reloaded (as by ``kill -HUP``) and uses them for new
+    connections without a restart (calls in flight finish on the old ones).
+    The CA is unchanged, so peers do not re-pin.
     """
     from federation.cli.common import nudge_running_node
-    from federation.paths import NodePaths, write_private
-    from federation.tls import renew_node_certificate
+    from federation.paths import NodePaths
+    from federation.renewal import renew_tls_files
 
     d = node_dir(directory)
-    tls = NodePaths(d).tls
-    ca, ca_key = (tls / "ca.pem").read_bytes(), (tls / "ca.key").read_bytes()
-    node_pem, node_key = renew_node_certificate(
-        ca_pem=ca, ca_key_pem=ca_key, current_cert_pem=(tls / "node.pem").read_bytes(), days=days
-    )
-    op_pem, op_key = renew_node_certificate(
-        ca_pem=ca, ca_key_pem=ca_key, current_cert_pem=(tls / "operator.pem").read_bytes(), days=days
-    )
-    # the node's pair first: a reader between the two writes sees a key that does not match its certificate
-    # for a moment, so the running node is only told once both are in place
-    for name, data in (("node.key", node_key), ("node.pem", node_pem)):
-        write_private(tls / f".{name}.new", data)
-    (tls / ".node.key.new").replace(tls / "node.key")
-    (tls / ".node.pem.new").replace(tls / "node.pem")
+    until = renew_tls_files(NodePaths(d), days=days)
     note = nudge_running_node(d)
-    write_private(tls / "operator.key", op_key)
-    (tls / "operator.pem").write_bytes(op_pem)
-    console.print(f"renewed the TLS certificates of {d} until {_not_after(node_pem)}")
+    console.print(f"renewed the TLS certificates of {d} until {until}")
     if note:
         console.print(note)

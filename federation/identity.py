@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credentials import Ed25519KeyPair, did_web_document
+from credentials.keys import Ed25519Signer
 from federation.config import NodeConfig, load_config, org_did_for, save_config
 from federation.errors import ConfigError
+from federation.keystore import Pkcs11Config
 from federation.paths import NodePaths, make_private_dir, write_private
 from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
@@ -178,30 +180,46 @@ def _decrypt_seed(path: Path, passphrase: bytes, source: str) -> bytes:
     )
 
 
-def _load_seeds(paths: NodePaths) -> tuple[bytes, bytes, bytes]:
+def _load_seeds(paths: NodePaths) -> tuple[bytes | None, bytes, bytes]:
     """(org seed, ledger seed, witness seed) of a node directory, decrypting when encrypted.
+
+    The org seed is None when the organization key is in a PKCS#11 token
+    (``keys/pkcs11.json``).
 
     Raises:
         ConfigError: a key file is missing or unreadable; for encrypted keys,
             ``KEY_PASSPHRASE_MISSING`` / ``KEY_DECRYPT_FAILED``.
 
     """
+    from federation.keystore import PKCS11_RECORD
+
     keys = paths.root / "keys"
+    in_token = (keys / PKCS11_RECORD).is_file()
     record = keys / ENCRYPTION_RECORD
     if record.is_file():
         source = KeyPassphrase.from_record(record)
         passphrase = source.read()
-        org, ledger, witness = (
-            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ENCRYPTED_KEYS
+        org = None if in_token else _decrypt_seed(keys / "org.p8", passphrase, source.source())
+        ledger, witness = (
+            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ("ledger", "witness")
         )
         return org, ledger, witness
     try:
-        org_key = Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text()))
+        org_seed = None if in_token else Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text())).seed
         ledger_seed = bytes.fromhex(paths.ledger_seed.read_text().strip())
         witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{paths.root}: cannot read node keys: {exc}") from exc
-    return org_key.seed, ledger_seed, witness_seed
+    return org_seed, ledger_seed, witness_seed
+
+
+def _load_org_key(paths: NodePaths, seed: bytes | None) -> Ed25519Signer:
+    """The organization key: from its seed, or opened in the PKCS#11 token named by ``keys/pkcs11.json``."""
+    if seed is not None:
+        return Ed25519KeyPair.from_seed(seed)
+    from federation.keystore import PKCS11_RECORD, Pkcs11Config, open_pkcs11_key
+
+    return open_pkcs11_key(Pkcs11Config.from_record(paths.root / "keys" / PKCS11_RECORD))
 
 
 @dataclass(frozen=True)
@@ -278,19 +296,30 @@ def write_key_history(paths: NodePaths, history: tuple[OrgKeyRecord, ...]) -> No
     )
 
 
-def write_org_key(paths: NodePaths, key: Ed25519KeyPair) -> None:
-    """Replace the organization private key on disk, encrypted when the node's keys are.
+def write_org_key(paths: NodePaths, key: Ed25519Signer) -> None:
+    """Make ``key`` the organization key on disk.
+
+    A file (encrypted when the node's keys are), or, for a key in a PKCS#11
+    token, the record naming it (the old key files are deleted).
 
     Raises:
         ConfigError: for encrypted keys, ``KEY_PASSPHRASE_MISSING``.
 
     """
+    from federation.keystore import PKCS11_RECORD, Pkcs11Ed25519Key
+
     keys = paths.root / "keys"
     record = keys / ENCRYPTION_RECORD
-    if record.is_file():
+    if isinstance(key, Pkcs11Ed25519Key):  # the key is in the token already: record where
+        write_private(keys / PKCS11_RECORD, key.config.to_json())
+        for plain in (paths.org_key, keys / "org.p8"):
+            plain.unlink(missing_ok=True)
+    elif record.is_file():
         write_private(keys / "org.p8", _encrypt_seed(key.seed, KeyPassphrase.from_record(record).read()))
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
     else:
         write_private(paths.org_key, json.dumps(key.to_jwk(include_private=True)))
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -300,7 +329,9 @@ class NodeIdentity:
     Attributes:
         paths: the node directory layout.
         config: the validated configuration.
-        org_key: organization Ed25519 key (signs credentials, envelopes, bundles).
+        org_key: organization Ed25519 key (signs credentials, envelopes, bundles): an
+            :class:`credentials.Ed25519KeyPair`, or a
+            :class:`federation.keystore.Pkcs11Ed25519Key` whose private half stays in an HSM.
         ledger_seed: 32-byte seed of the log's signed-note key.
         witness_seed: 32-byte seed of the witness cosignature key.
         key_history: the organization keys this node has had (``keys/org-history.json``;
@@ -310,7 +341,7 @@ class NodeIdentity:
 
     paths: NodePaths
     config: NodeConfig
-    org_key: Ed25519KeyPair
+    org_key: Ed25519Signer
     ledger_seed: bytes
     witness_seed: bytes
     key_history: tuple[OrgKeyRecord, ...] = ()
@@ -362,7 +393,7 @@ class NodeIdentity:
         return cls(
             paths=paths,
             config=config,
-            org_key=Ed25519KeyPair.from_seed(org_seed),
+            org_key=_load_org_key(paths, org_seed),
             ledger_seed=ledger_seed,
             witness_seed=witness_seed,
             key_history=load_key_history(paths),
@@ -378,17 +409,21 @@ def init_node(
     database_url: str = "sqlite:///node.db",
     force: bool = False,
     passphrase: KeyPassphrase | None = None,
+    pkcs11: Pkcs11Config | None = None,
 ) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
     ``passphrase`` set: the organization, ledger and witness keys are written
     encrypted (module docstring); the passphrase is read before anything is
-    written.
+    written. ``pkcs11`` set: the organization key pair is generated in that
+    token (:mod:`federation.keystore`, before anything is written) and only
+    ``keys/pkcs11.json`` names it; no organization key file is written.
 
     Raises:
         ConfigError: the directory already holds a node (unless ``force``),
             or the arguments are invalid; ``KEY_PASSPHRASE_MISSING`` when
-            ``passphrase`` yields none.
+            ``passphrase`` yields none; ``KEY_STORE_UNAVAILABLE`` when the
+            token cannot be opened or cannot generate an Ed25519 key pair.
 
     """
     from pydantic import ValidationError
@@ -412,24 +447,37 @@ def init_node(
         option = {"org_name": "--org", "org_did": "--org"}.get(field, "--" + field.replace("_", "-"))
         raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
     secret = passphrase.read() if passphrase is not None else None
+    token_key = None
+    if pkcs11 is not None:
+        from federation.keystore import generate_pkcs11_key
+
+        token_key = generate_pkcs11_key(pkcs11, label_prefix=f"accord-{org_name}-org")
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)
     org_key = Ed25519KeyPair.generate()
     seeds = {"org": org_key.seed, "ledger": secrets.token_bytes(32), "witness": secrets.token_bytes(32)}
     keys = node_dir / "keys"
+    in_files = [n for n in ENCRYPTED_KEYS if not (n == "org" and token_key is not None)]
     if passphrase is not None and secret is not None:
-        for name in ENCRYPTED_KEYS:
+        for name in in_files:
             write_private(keys / f"{name}.p8", _encrypt_seed(seeds[name], secret))
         for plain in (paths.org_key, paths.ledger_seed, paths.witness_seed):
             plain.unlink(missing_ok=True)  # --force over a plain node: no plaintext copy stays behind
         write_private(keys / ENCRYPTION_RECORD, passphrase.to_json())
     else:
-        write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
+        if token_key is None:
+            write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
         write_private(paths.ledger_seed, seeds["ledger"].hex())
         write_private(paths.witness_seed, seeds["witness"].hex())
         for name in (*(f"{n}.p8" for n in ENCRYPTED_KEYS), ENCRYPTION_RECORD):
             (keys / name).unlink(missing_ok=True)
+    from federation.keystore import PKCS11_RECORD
+
+    if token_key is not None:
+        write_org_key(paths, token_key)  # keys/pkcs11.json; no organization key file
+    else:
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
     import shutil
 
     (keys / KEY_HISTORY).unlink(missing_ok=True)  # --force: a new organization key starts a new history

@@ -149,8 +149,24 @@ def load_rotation_steps(paths: NodePaths) -> list[RotationStep]:
     return steps
 
 
+def _new_org_key(ident: NodeIdentity, into: Any) -> Any:
+    """A fresh organization key: in the PKCS#11 token ``into``, else where the current one lives."""
+    from federation.keystore import Pkcs11Ed25519Key, generate_pkcs11_key
+
+    prefix = f"accord-{ident.config.org_name}-org"
+    if into is not None:
+        return generate_pkcs11_key(into, label_prefix=prefix)
+    if isinstance(ident.org_key, Pkcs11Ed25519Key):
+        return generate_pkcs11_key(ident.org_key.config, label_prefix=prefix)
+    return Ed25519KeyPair.generate()
+
+
 def rotate_org_key(
-    node_dir: Path, *, endpoint: str | None = None, now: dt.datetime | None = None
+    node_dir: Path,
+    *,
+    endpoint: str | None = None,
+    now: dt.datetime | None = None,
+    into: Any = None,
 ) -> RotationStep:
     """Replace the organization key of ``node_dir`` (module docstring).
 
@@ -164,6 +180,9 @@ def rotate_org_key(
         node_dir: the node directory (the node may be running; reload it afterwards).
         endpoint: ``HOST:PORT`` for the new bundle (default ``advertise`` or ``listen``).
         now: rotation time (UTC).
+        into: a :class:`federation.keystore.Pkcs11Config`: generate the new key in
+            that token (moving a file key into an HSM). Default: where the
+            current key lives (a file, or the same token).
 
     Returns:
         The step to announce to peers.
@@ -182,7 +201,7 @@ def rotate_org_key(
         for r in history
     ]
     number = max(int(r.fragment.split("-")[1]) for r in history) + 1
-    new_key = Ed25519KeyPair.generate()
+    new_key = _new_org_key(ident, into)
     history.append(OrgKeyRecord(f"key-{number}", new_key.public_key_multibase, valid_from=_rfc3339(now)))
     new_ident = dataclasses.replace(ident, org_key=new_key, key_history=tuple(history))
     new_bundle = export_bundle(new_ident, endpoint=endpoint, now=now)
@@ -193,7 +212,7 @@ def rotate_org_key(
     seq = 1 + max((int(p.stem) for p in d.glob("[0-9][0-9][0-9][0-9].json")), default=0)
     write_private(d / f"{seq:04d}.json", step.to_json())
     write_key_history(ident.paths, tuple(history))
-    write_org_key(ident.paths, new_key)
+    write_org_key(ident.paths, new_key)  # a key file, or keys/pkcs11.json naming the token's key
     log.info(
         "organization key rotated",
         org=ident.config.org_name,

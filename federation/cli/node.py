@@ -36,13 +36,25 @@ def init(
     passphrase_file: Annotated[
         Path | None, typer.Option("--passphrase-file", help="File holding the passphrase.")
     ] = None,
+    key_store: Annotated[
+        str, typer.Option("--key-store", help="Where the organization key lives: file | pkcs11.")
+    ] = "file",
+    pkcs11_module: Annotated[
+        str | None, typer.Option("--pkcs11-module", help="PKCS#11 module (shared library) path.")
+    ] = None,
+    pkcs11_token: Annotated[str | None, typer.Option("--pkcs11-token", help="PKCS#11 token label.")] = None,
+    pin_env: Annotated[
+        str | None, typer.Option("--pin-env", help="Environment variable holding the token's user PIN.")
+    ] = None,
 ) -> None:
     """Create keys, DID, CA, TLS certificates and node.toml.
 
     With ``--encrypt-keys`` (and exactly one of ``--passphrase-env VAR`` /
     ``--passphrase-file F``) the signing keys are encrypted at rest; every
     later command on the directory, ``node start`` included, needs the same
-    variable or file.
+    variable or file. With ``--key-store pkcs11`` the organization key pair is
+    generated in the token and never leaves it (signatures are made there);
+    every later command needs the PIN in ``--pin-env``'s variable.
     """
     from federation.identity import KeyPassphrase, init_node
 
@@ -57,6 +69,7 @@ def init(
         )
     elif passphrase_env is not None or passphrase_file is not None:
         raise typer.BadParameter("--passphrase-env / --passphrase-file need --encrypt-keys")
+    pkcs11 = _pkcs11_options(key_store, pkcs11_module, pkcs11_token, pin_env)
     d = node_dir(directory, must_exist=False)
     if force:
         _refuse_orphaning_a_ledger(d)
@@ -68,8 +81,27 @@ def init(
         database_url=database_url,
         force=force,
         passphrase=passphrase,
+        pkcs11=pkcs11,
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+
+
+def _pkcs11_options(key_store: str, module: str | None, token: str | None, pin_env: str | None):
+    """The :class:`federation.keystore.Pkcs11Config` of ``--key-store pkcs11`` (None for ``file``)."""
+    from federation.keystore import Pkcs11Config
+
+    if key_store not in ("file", "pkcs11"):
+        raise typer.BadParameter(f"--key-store must be file or pkcs11, got {key_store!r}")
+    given = [
+        o for o, v in (("--pkcs11-module", module), ("--pkcs11-token", token), ("--pin-env", pin_env)) if v
+    ]
+    if key_store == "file":
+        if given:
+            raise typer.BadParameter(f"{given[0]} needs --key-store pkcs11")
+        return None
+    if len(given) != 3:
+        raise typer.BadParameter("--key-store pkcs11 needs --pkcs11-module, --pkcs11-token and --pin-env")
+    return Pkcs11Config(module=str(Path(module).resolve()), token=token, pin_env=pin_env)
 
 
 def _refuse_orphaning_a_ledger(d) -> None:
@@ -305,6 +337,15 @@ def rotate_key(
     announce: Annotated[
         bool, typer.Option("--announce/--no-announce", help="Send the rotation to every pinned peer now.")
     ] = True,
+    key_store: Annotated[
+        str,
+        typer.Option("--key-store", help="Move the key: pkcs11 (generate the new key in a token), or file."),
+    ] = "file",
+    pkcs11_module: Annotated[str | None, typer.Option("--pkcs11-module", help="PKCS#11 module path.")] = None,
+    pkcs11_token: Annotated[str | None, typer.Option("--pkcs11-token", help="PKCS#11 token label.")] = None,
+    pin_env: Annotated[
+        str | None, typer.Option("--pin-env", help="Environment variable holding the token's user PIN.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replace the organization signing key; pinned peers follow through a statement signed by the old key.
@@ -315,6 +356,8 @@ def rotate_key(
     announces the rotation to every pinned peer (``AnnounceKeyRotation``).
     Peers not reached now are retried by the running node. The ledger
     (checkpoint) and witness keys do not rotate: see docs/operator-guide.md.
+    ``--key-store pkcs11 …`` generates the new key in an HSM token (moving a
+    file key into it); a key already in a token is rotated within that token.
     """
     from federation.cli.common import nudge_running_node
     from federation.identity import NodeIdentity
@@ -324,8 +367,9 @@ def rotate_key(
     from federation.rotation import announce_rotation, rotate_org_key
 
     configure_logging()  # log lines on stderr: stdout is the result (--json)
+    into = _pkcs11_options(key_store, pkcs11_module, pkcs11_token, pin_env)
     d = node_dir(directory)
-    step = rotate_org_key(d, endpoint=endpoint)
+    step = rotate_org_key(d, endpoint=endpoint, into=into)
     ident = NodeIdentity.load(d)
     note = nudge_running_node(d)
     results: dict[str, str] = {}

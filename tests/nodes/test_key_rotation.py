@@ -124,7 +124,8 @@ def test_rotation_on_running_nodes_keeps_both_directions_exchanging(tmp_path):
         assert p.returncode == 0, p.stderr
         out = json.loads(p.stdout)
         # supplier is pinned but not running: reported, and retried by the running node
-        assert out["peers"]["relief"] == "rotation", out
+        # ("unchanged" when the running node's retry loop announced it first)
+        assert out["peers"]["relief"] in ("rotation", "unchanged"), out
         assert "DEADLINE_EXCEEDED" in out["peers"]["supplier"] or "UNAVAILABLE" in out["peers"]["supplier"]
         assert out["verification_method"].endswith("#key-2")
         new_pin = _pinned(relief, "hospital")

@@ -258,11 +258,12 @@ class Node(ProviderSide, RequesterSide):
         self.config = self.config.model_copy(
             update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum}
         )
+        from federation.rotation import key_mapping, refresh_identity
+
+        refresh_identity(self)  # a rotated organization key, a renewed TLS certificate
         self.peers = PeerRegistry.load(self.paths.peers)
-        mapping = {self.identity.verification_method: self.identity.org_key.public_key}
-        for bundle in self.peers:
-            mapping[bundle.verification_method] = bundle.public_key
-        self.resolver = StaticKeyResolver(mapping, fallback=did_key_resolver)
+        # current and retired organization keys (ours and pinned peers'): old signatures still verify
+        self.resolver = StaticKeyResolver(key_mapping(self.identity, self.peers), fallback=did_key_resolver)
         for bundle in self.peers:
             self.witness.add_log(bundle.ledger_origin, bundle.ledger_vkey)
         from federation.witnessing import witness_policy_for

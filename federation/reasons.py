@@ -180,6 +180,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # encrypted node keys at rest (federation.identity)
         "KEY_PASSPHRASE_MISSING",
         "KEY_DECRYPT_FAILED",
+        # the organization key in a PKCS#11 token (federation.keystore)
+        "KEY_STORE_UNAVAILABLE",
+        "KEY_NOT_EXPORTABLE",
         # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
         "UNSUPPORTED_VERSION",
         "UNSUPPORTED_ALGORITHM",

@@ -206,11 +206,7 @@ def hook_calls(source: str) -> set[str]:
     its compiled plan: :func:`policy.engine_regopy.hook_plan`.)
     """
     text = _COMMENT_RE.sub("", _STRING_RE.sub('""', source))
-    return {
-        n
-        for n in _CALL_RE.findall(text)
-        if n not in _KEYWORDS and not n.startswith(("data.", "input."))
-    }
+    return {n for n in _CALL_RE.findall(text) if n not in _KEYWORDS and not n.startswith(("data.", "input."))}
 
 
 def hook_functions(source: str) -> set[str]:
@@ -323,9 +319,7 @@ class Aggregates(_Frozen):
     """
 
     dataset: ResourceId
-    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(
-        min_length=1
-    )
+    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(min_length=1)
     columns: Annotated[list[ColumnId], _distinct("column")] = Field(min_length=1, max_length=256)
     allow_ids: bool = False
 
@@ -576,9 +570,7 @@ class Contract(_Frozen):
         if v is None:
             return None
         if v.microsecond:
-            raise ValueError(
-                f"{info.field_name} must be whole seconds (policy time is Unix seconds)"
-            )
+            raise ValueError(f"{info.field_name} must be whole seconds (policy time is Unix seconds)")
         return _utc(v, info.field_name)
 
     @field_validator("rego_module")
@@ -715,7 +707,14 @@ class Contract(_Frozen):
 
     # ------------------------------------------------------------ signing
 
-    def sign(self, *, org: str, verification_method: str, seed: bytes) -> Contract:
+    def sign(
+        self,
+        *,
+        org: str,
+        verification_method: str,
+        seed: bytes | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> Contract:
         """Return a copy carrying ``org``'s detached JWS over the version hash.
 
         An earlier signature by the same org is replaced.
@@ -723,7 +722,10 @@ class Contract(_Frozen):
         Args:
             org: signing organization DID; must be a party.
             verification_method: DID URL ``<org>#<fragment>`` naming the key.
-            seed: 32-byte Ed25519 private key seed (RFC 8032).
+            seed: 32-byte Ed25519 private key seed (RFC 8032), or
+            signer: a function returning the 64-byte Ed25519 signature of its
+                argument (a key held in an HSM: the seed never leaves it).
+                Exactly one of ``seed`` and ``signer``.
 
         Returns:
             A new :class:`Contract`.
@@ -733,15 +735,18 @@ class Contract(_Frozen):
                 belong to ``org``, or ``seed`` is not 32 bytes.
         """
         self._check_signer(org, verification_method)
-        if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+        if signer is None and (not isinstance(seed, bytes | bytearray) or len(seed) != 32):
             raise ContractSignatureError("Ed25519 seed must be 32 bytes", metadata={"org": org})
+        if signer is not None and seed is not None:
+            raise ContractSignatureError("give a seed or a signer, not both", metadata={"org": org})
         header = dict(_JWS_HEADER, kid=verification_method)
         h64 = _b64u(rfc8785.dumps(header))
         signing_input = h64 + "." + _b64u(self.version_hash.encode("ascii"))
-        sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
-        new = ContractSignature(
-            org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}"
-        )
+        if signer is not None:
+            sig = signer(signing_input.encode("ascii"))
+        else:
+            sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
+        new = ContractSignature(org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}")
         sigs = [s for s in self.signatures if s.org != org] + [new]
         return self.model_copy(update={"signatures": sigs})
 
@@ -772,8 +777,7 @@ class Contract(_Frozen):
         ):
             if party.org not in seen:
                 raise ContractUnsignedError(
-                    f"contract {self.id} v{self.version} lacks the {role}'s signature "
-                    f"({party.org})",
+                    f"contract {self.id} v{self.version} lacks the {role}'s signature ({party.org})",
                     metadata={"contract_id": self.id, "org": party.org, "role": role},
                 )
 
@@ -804,8 +808,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("JWS is not valid base64url/JSON", metadata=meta) from None
         if not isinstance(header, dict) or header.get("alg") != "EdDSA":
             raise ContractSignatureError(
-                "JWS alg must be EdDSA, got "
-                f"{header.get('alg') if isinstance(header, dict) else None!r}",
+                f"JWS alg must be EdDSA, got {header.get('alg') if isinstance(header, dict) else None!r}",
                 metadata=meta,
             )
         if header.get("kid") != s.verification_method:
@@ -825,9 +828,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("resolved key is not 32 bytes", metadata=meta)
         signing_input = parts[0] + "." + _b64u(self.version_hash.encode("ascii"))
         try:
-            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(
-                sig, signing_input.encode("ascii")
-            )
+            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(sig, signing_input.encode("ascii"))
         except InvalidSignature:
             raise ContractSignatureError(
                 f"signature by {s.org} does not verify over version hash {self.version_hash[:16]}…",
@@ -857,8 +858,7 @@ class Contract(_Frozen):
             return self.purposes[name]
         except KeyError:
             raise UnknownPurposeError(
-                f"contract {self.id} has no purpose {name!r} "
-                f"(has: {', '.join(sorted(self.purposes))})",
+                f"contract {self.id} has no purpose {name!r} (has: {', '.join(sorted(self.purposes))})",
                 metadata={"contract_id": self.id, "purpose": name},
             ) from None
 
@@ -880,9 +880,7 @@ class Contract(_Frozen):
         for pname, purpose in sorted(self.purposes.items()):
             for kind, fields in (("mni", purpose.mni), ("optional", sorted(purpose.optional))):
                 for f in fields:
-                    if not any(
-                        a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail
-                    ):
+                    if not any(a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail):
                         raise ContractInvalidError(
                             f"contract {self.id}: purpose {pname!r} {kind} field {f!r} "
                             "is not in the dataset schema",
@@ -937,8 +935,10 @@ class ContractIssue:
         self.source, self.line, self.key, self.message = source, line, key, message
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.line}: " if self.source and self.line else (
-            f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else "")
+        where = (
+            f"{self.source}:{self.line}: "
+            if self.source and self.line
+            else (f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else ""))
         )
         return f"{where}{self.key or '<root>'}: {self.message}"
 

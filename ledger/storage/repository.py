@@ -322,6 +322,8 @@ class Tx:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds)."""
         e = s.entries.c
         conds = [e.idx >= flt.start_index]
+        if flt.end_index is not None:
+            conds.append(e.idx < flt.end_index)
         if flt.counterpart_org is not None:
             conds.append(or_(e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org))
         if flt.agent_did is not None:
@@ -341,7 +343,7 @@ class Tx:
         q = (
             select(e.idx, e.disclosure_id, e.leaf_hash, e.data, e.sequenced_at_us)
             .where(and_(*conds))
-            .order_by(e.idx)
+            .order_by(e.idx.desc() if flt.newest_first else e.idx)
             .limit(flt.limit)
         )
         return [EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4])) for r in self.conn.execute(q)]

@@ -123,7 +123,7 @@ class _Guard:
                     headers.append((b"content-security-policy", _CSP.encode()))
                 headers += [
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),
                     (b"cache-control", b"no-store"),
                 ]
                 if fresh:

@@ -89,7 +89,12 @@ def exposure_svg(exposure: dict[str, Any]) -> str:
         bx.set_ylabel("entries")
         bx.set_title("Denials and audit denials")
         bx.legend(fontsize=7)
-        fig.autofmt_xdate()
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        bx.xaxis.set_major_locator(locator)
+        bx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        bx.set_xlabel("time (UTC)")
         fig.tight_layout()
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Title": "Exposure over time", "Date": None})

@@ -236,7 +236,9 @@ class ConsoleData:
                  f"{e['detail']}"}
             )
         for name, st in state["witnessing"]["per_witness"].items():
-            if st.get("last_error"):
+            # an error the witness has since recovered from (it cosigned the latest size) is history
+            behind = int(st.get("cosigned_size", -1)) < state["checkpointed"]
+            if st.get("last_error") and (behind or st.get("failing")):
                 alerts.append({"level": "warning", "what": "witness failure", "detail": f"{name}: {st['last_error']}"})
         if state["witnessing"].get("problem") and state["checkpointed"] > state["witnessed"]:
             alerts.append({"level": "warning", "what": "witness lag", "detail": state["witnessing"]["problem"]})

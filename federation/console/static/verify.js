@@ -22,8 +22,10 @@
   class Failed extends Error {}
 
   function parseVkey(vkey) {
-    const parts = vkey.split("+");
-    if (parts.length !== 3) throw new Failed("verifier key is not <name>+<key ID>+<key>");
+    // the key's base64 may itself hold "+": split at the first two only
+    const a = vkey.indexOf("+"), b = a < 0 ? -1 : vkey.indexOf("+", a + 1);
+    if (a <= 0 || b < 0) throw new Failed("verifier key is not <name>+<key ID>+<key>");
+    const parts = [vkey.slice(0, a), vkey.slice(a + 1, b), vkey.slice(b + 1)];
     const raw = b64(parts[2]);
     if (raw.length !== 33 || raw[0] !== 0x01) throw new Failed("verifier key is not an Ed25519 (type 0x01) key");
     return { name: parts[0], keyId: parts[1], raw, pub: raw.slice(1) };

@@ -16,6 +16,10 @@ Routes (every one behind :func:`federation.console.auth.principal_for`):
 ``POST /contracts/{id}/retire``        retire (write role, CSRF, ledgered)
 ====================================  ============================================================
 
+Every response carries ``Server-Timing: app;dur=<ms>`` (time in the application
+up to the response headers: authentication, the read, the template), which
+``accord bench console`` reads.
+
 Bad input never reaches a stack trace: an oversized query string is 414, a
 malformed filter 400, an unknown entry 404, a forged session cookie 403, a
 write without the write role 403; anything unexpected is a 500 page naming
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import html
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +97,7 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request = Request(scope)
         fresh = False
         try:
@@ -121,7 +127,9 @@ class _Guard:
                 names = {k.lower() for k, _ in headers}
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", _CSP.encode()))
+                took = (time.perf_counter() - started) * 1000
                 headers += [
+                    (b"server-timing", f"app;dur={took:.3f}".encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
                     (b"cache-control", b"no-store"),

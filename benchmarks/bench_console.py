@@ -115,8 +115,16 @@ def fill(node_dir: Path, n: int, *, progress=print) -> None:
         rows, frows = [], []
         for i in range(start, min(n, start + batch)):
             data, cols, fields = _entry_bytes(i, templates)
-            rows.append({"idx": i, "disclosure_id": f"bench-{i:09d}", "leaf_hash": leaf_hash(data), "data": data,
-                         "sequenced_at_us": cols["time_us"], **cols})
+            rows.append(
+                {
+                    "idx": i,
+                    "disclosure_id": f"bench-{i:09d}",
+                    "leaf_hash": leaf_hash(data),
+                    "data": data,
+                    "sequenced_at_us": cols["time_us"],
+                    **cols,
+                }
+            )
             frows += [{"idx": i, "role": role, "field": f} for role, f in fields]
         with engine.begin() as c:
             c.execute(sa.insert(schema.entries), rows)
@@ -144,8 +152,13 @@ def _bare(ledger, query: str) -> tuple[list[float], int]:
 
     q = {k: v[0] for k, v in parse_qs(query).items()}
     flt = EntryFilter(
-        kind=q.get("kind"), contract_id=q.get("contract"), decision=q.get("decision"), field=q.get("field"),
-        end_index=int(q["before"]) if "before" in q else None, limit=51, newest_first=True,
+        kind=q.get("kind"),
+        contract_id=q.get("contract"),
+        decision=q.get("decision"),
+        field=q.get("field"),
+        end_index=int(q["before"]) if "before" in q else None,
+        limit=51,
+        newest_first=True,
     )
     out = []
     for _ in range(ARGS_SAMPLES[0]):
@@ -158,7 +171,9 @@ def _bare(ledger, query: str) -> tuple[list[float], int]:
 ARGS_SAMPLES = [50]
 
 
-def run(*, entries: int = 1_000_000, samples: int = 50, json_output: bool = False, workdir: Path | None = None):
+def run(
+    *, entries: int = 1_000_000, samples: int = 50, json_output: bool = False, workdir: Path | None = None
+):
     """Build the ledger, serve it, time the explorer and the bare query; print the comparison."""
     from federation.identity import NodeIdentity, init_node
     from federation.ledger_view import open_ledger_readonly
@@ -173,7 +188,9 @@ def run(*, entries: int = 1_000_000, samples: int = 50, json_output: bool = Fals
         fill(root, entries, progress=say)
     proc = subprocess.Popen(
         [sys.executable, "-m", "federation.cli.main", "console", "--dir", str(root), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -204,29 +221,45 @@ def run(*, entries: int = 1_000_000, samples: int = 50, json_output: bool = Fals
                 rows = body.count(b"<tr data-index=")
             bare, bare_rows = _bare(ledger, query)
             assert rows == bare_rows, f"{name}: page shows {rows} rows, the bare query {bare_rows}"
-            results.append({
-                "case": name, "url": url, "rows": rows,
-                "server": _pct(server), "http_wall": _pct(wall), "bare_query": _pct(bare),
-            })
+            results.append(
+                {
+                    "case": name,
+                    "url": url,
+                    "rows": rows,
+                    "server": _pct(server),
+                    "http_wall": _pct(wall),
+                    "bare_query": _pct(bare),
+                }
+            )
         ledger.close()
     finally:
         proc.terminate()
         proc.wait(10)
         tmp.cleanup()
     out = {
-        "entries": entries, "samples": samples, "target_p50_ms": TARGET_MS, "cases": results,
+        "entries": entries,
+        "samples": samples,
+        "target_p50_ms": TARGET_MS,
+        "cases": results,
         "first_page_meets_target": results[0]["server"]["p50_ms"] < TARGET_MS,
         "machine": "2-core python-svc, shared with other sessions (loaded)",
     }
     if json_output:
         print(json.dumps(out, indent=2))
         return out
-    print(f"\nledger explorer at {entries:,} entries ({samples} requests per case; target p50 < {TARGET_MS:g} ms)")
-    print(f"{'case':26s} {'rows':>4s} {'server p50':>11s} {'p95':>8s} {'bare query p50':>15s} {'overhead':>9s}")
+    print(
+        f"\nledger explorer at {entries:,} entries ({samples} requests per case; "
+        f"target p50 < {TARGET_MS:g} ms)"
+    )
+    print(
+        f"{'case':26s} {'rows':>4s} {'server p50':>11s} {'p95':>8s} {'bare query p50':>15s} {'overhead':>9s}"
+    )
     for r in results:
         s, b = r["server"], r["bare_query"]
-        print(f"{r['case']:26s} {r['rows']:4d} {s['p50_ms']:9.2f}ms {s['p95_ms']:6.2f}ms {b['p50_ms']:13.2f}ms "
-              f"{s['p50_ms'] - b['p50_ms']:7.2f}ms")
+        print(
+            f"{r['case']:26s} {r['rows']:4d} {s['p50_ms']:9.2f}ms {s['p95_ms']:6.2f}ms {b['p50_ms']:13.2f}ms "
+            f"{s['p50_ms'] - b['p50_ms']:7.2f}ms"
+        )
     print("first page " + ("meets" if out["first_page_meets_target"] else "MISSES") + " the target")
     return out
 
@@ -235,7 +268,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--entries", type=int, default=1_000_000)
     p.add_argument("--samples", type=int, default=50)
-    p.add_argument("--workdir", type=Path, default=None, help="Keep (and reuse) the filled node directory here.")
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="Keep (and reuse) the filled node directory here."
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     run(entries=a.entries, samples=a.samples, json_output=a.json, workdir=a.workdir)

@@ -65,7 +65,9 @@ WITNESSED_SIZE = Gauge(
     "Tree size of this node's latest checkpoint cosigned by a witness quorum (lag = checkpoint - witnessed)",
 )
 WITNESS_FAILURES = Counter(
-    "accord_witness_failures_total", "Failed attempts to have a witness cosign this node's checkpoint", ["witness"]
+    "accord_witness_failures_total",
+    "Failed attempts to have a witness cosign this node's checkpoint",
+    ["witness"],
 )
 
 

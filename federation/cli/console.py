@@ -17,17 +17,26 @@ def serve(
     ctx: typer.Context,
     directory: DirOption = None,
     host: Annotated[
-        str, typer.Option("--host", help="Bind address; off loopback TLS with operator certificates is required.")
+        str,
+        typer.Option("--host", help="Bind address; off loopback TLS with operator certificates is required."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0 = any free port).")] = 8470,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="TCP port (0 = any free port).")
+    ] = 8470,
     write: Annotated[
-        bool, typer.Option("--write", help="Grant the write role to loopback requests (plain HTTP on loopback).")
+        bool,
+        typer.Option("--write", help="Grant the write role to loopback requests (plain HTTP on loopback)."),
     ] = False,
-    tls: Annotated[bool, typer.Option("--tls", help="Serve TLS (client certificate required) on loopback too.")] = False,
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Serve TLS (client certificate required) on loopback too.")
+    ] = False,
     tls_cert: Annotated[
-        Path | None, typer.Option("--tls-cert", help="Server certificate PEM (default: the node's tls/node.pem).")
+        Path | None,
+        typer.Option("--tls-cert", help="Server certificate PEM (default: the node's tls/node.pem)."),
     ] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Server key PEM (default: tls/node.key).")] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Server key PEM (default: tls/node.key).")
+    ] = None,
 ) -> None:
     """Serve the operator console for a node directory (read-only unless a write role is granted)."""
     if ctx.invoked_subcommand is not None:
@@ -38,16 +47,23 @@ def serve(
 
     try:
         settings = ConsoleSettings(
-            node_dir=node_dir(directory), host=host, port=port, write=write, tls=tls,
-            tls_cert=tls_cert, tls_key=tls_key,
+            node_dir=node_dir(directory),
+            host=host,
+            port=port,
+            write=write,
+            tls=tls,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
     except ValueError as exc:
         raise ConfigError(str(exc), reason="CONSOLE_CONFIG") from None
 
     def ready(addr) -> None:
         scheme = "https" if settings.uses_tls else "http"
-        who = "operator certificates (role from the SAN URI)" if settings.uses_tls else (
-            f"loopback, role {settings.loopback_role}"
+        who = (
+            "operator certificates (role from the SAN URI)"
+            if settings.uses_tls
+            else (f"loopback, role {settings.loopback_role}")
         )
         h = addr[0] if ":" not in addr[0] else f"[{addr[0]}]"
         print(f"console: {scheme}://{h}:{addr[1]}/ ({who})", flush=True)
@@ -59,7 +75,9 @@ def serve(
 def issue_cert(
     name: Annotated[str, typer.Option("--name", help="Operator name, [a-z0-9-]{1,64}.")],
     role: Annotated[str, typer.Option("--role", help="read or write.")] = "read",
-    out: Annotated[Path, typer.Option("--out", help="Directory for NAME.pem, NAME.key and NAME.p12.")] = Path("."),
+    out: Annotated[Path, typer.Option("--out", help="Directory for NAME.pem, NAME.key and NAME.p12.")] = Path(
+        "."
+    ),
     days: Annotated[int, typer.Option("--days", min=1, max=825, help="Validity, days.")] = 90,
     directory: DirOption = None,
 ) -> None:
@@ -86,8 +104,11 @@ def issue_cert(
     ident = NodeIdentity.load(node_dir(directory))
     san = ident.org_did + (CONSOLE_WRITE if role == "write" else CONSOLE_READ) + name
     cert_pem, key_pem = issue_client_certificate(
-        ca_pem=ident.tls_pem("ca.pem"), ca_key_pem=ident.tls_pem("ca.key"), san=san,
-        common_name=f"{ident.config.org_name} console {role} {name}", days=days,
+        ca_pem=ident.tls_pem("ca.pem"),
+        ca_key_pem=ident.tls_pem("ca.key"),
+        san=san,
+        common_name=f"{ident.config.org_name} console {role} {name}",
+        days=days,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.pem").write_bytes(cert_pem)

@@ -121,7 +121,11 @@ def apply_action(data: ConsoleData, *, action: str, target: str, principal: Prin
         index = _record(
             data,
             operator_action_entry(
-                org_did=data.org_did, action=action, target=rec.name, principal=principal, now=now,
+                org_did=data.org_did,
+                action=action,
+                target=rec.name,
+                principal=principal,
+                now=now,
                 agent_did=rec.did,
             ),
         )
@@ -140,8 +144,13 @@ def apply_action(data: ConsoleData, *, action: str, target: str, principal: Prin
         index = _record(
             data,
             operator_action_entry(
-                org_did=data.org_did, action=action, target=c.id, principal=principal, now=now,
-                contract_id=c.id, contract_hash=c.version_hash,
+                org_did=data.org_did,
+                action=action,
+                target=c.id,
+                principal=principal,
+                now=now,
+                contract_id=c.id,
+                contract_hash=c.version_hash,
             ),
         )
         c.retire(at=now).dump(path)

@@ -146,7 +146,9 @@ class _Guard:
         await self.app(scope, receive, send_wrapper)
 
 
-def make_app(data: ConsoleData, *, loopback_role: Role = "read", session_secret: bytes | None = None) -> Starlette:
+def make_app(
+    data: ConsoleData, *, loopback_role: Role = "read", session_secret: bytes | None = None
+) -> Starlette:
     """The console application for one node directory.
 
     Args:
@@ -240,7 +242,9 @@ def make_app(data: ConsoleData, *, loopback_role: Role = "read", session_secret:
             row = data.entry(_index(request))
         except (EntryNotFoundError, _NotFound):
             return error_page(
-                request, 404, "UNKNOWN_ENTRY",
+                request,
+                404,
+                "UNKNOWN_ENTRY",
                 f"no ledger entry at index {request.path_params['index']} "
                 f"(the log holds {data.ledger.size()} entries)",
             )
@@ -324,10 +328,14 @@ def make_app(data: ConsoleData, *, loopback_role: Role = "read", session_secret:
     async def on_error(request: Request, exc: Exception) -> Response:
         import structlog
 
-        structlog.get_logger("accord.console").error("console error", error=exc.__class__.__name__,
-                                                       detail=str(exc)[:300], path=request.url.path[:200])
+        structlog.get_logger("accord.console").error(
+            "console error", error=exc.__class__.__name__, detail=str(exc)[:300], path=request.url.path[:200]
+        )
         return error_page(
-            request, 500, "INTERNAL", f"the console failed on this page ({exc.__class__.__name__}); see its log"
+            request,
+            500,
+            "INTERNAL",
+            f"the console failed on this page ({exc.__class__.__name__}); see its log",
         )
 
     routes = [

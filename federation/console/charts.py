@@ -67,12 +67,19 @@ def exposure_svg(exposure: dict[str, Any]) -> str:
                 after[k] += a
             keep = [i for i in range(_BUCKETS) if n[i]]
             line = ax.plot(
-                [xs[i] for i in keep], [before[i] / n[i] for i in keep], linestyle="--", marker="o",
+                [xs[i] for i in keep],
+                [before[i] / n[i] for i in keep],
+                linestyle="--",
+                marker="o",
                 label=f"{partner}: offered (before gate)",
             )[0]
             ax.plot(
-                [xs[i] for i in keep], [after[i] / n[i] for i in keep], linestyle="-", marker="s",
-                color=line.get_color(), label=f"{partner}: released (after gate)",
+                [xs[i] for i in keep],
+                [after[i] / n[i] for i in keep],
+                linestyle="-",
+                marker="s",
+                color=line.get_color(),
+                label=f"{partner}: released (after gate)",
             )
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("OER")
@@ -84,8 +91,14 @@ def exposure_svg(exposure: dict[str, Any]) -> str:
             for t, k in denials:
                 if k == kind:
                     counts[bucket(t)] += 1
-            bx.bar(xs, counts, width=(t1 - t0) / _BUCKETS * 0.8 if t1 > t0 else 0.001, label=kind,
-                   color=colour, alpha=0.8)
+            bx.bar(
+                xs,
+                counts,
+                width=(t1 - t0) / _BUCKETS * 0.8 if t1 > t0 else 0.001,
+                label=kind,
+                color=colour,
+                alpha=0.8,
+            )
         bx.set_ylabel("entries")
         bx.set_title("Denials and audit denials")
         bx.legend(fontsize=7)

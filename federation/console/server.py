@@ -82,8 +82,10 @@ class _TlsH11Protocol(H11Protocol):
 
         async def with_tls(scope, receive, send):
             if scope["type"] in ("http", "websocket"):
-                scope = {**scope, "extensions": {**(scope.get("extensions") or {}),
-                                                 "tls": {"client_cert_chain": chain}}}
+                scope = {
+                    **scope,
+                    "extensions": {**(scope.get("extensions") or {}), "tls": {"client_cert_chain": chain}},
+                }
             await inner(scope, receive, send)
 
         self.app = with_tls

@@ -232,16 +232,23 @@ class ConsoleData:
         alerts: list[dict[str, str]] = []
         for e in state["equivocations"]:
             alerts.append(
-                {"level": "critical", "what": "equivocation", "detail": f"{e['origin']} size {e['size']}: "
-                 f"{e['detail']}"}
+                {
+                    "level": "critical",
+                    "what": "equivocation",
+                    "detail": f"{e['origin']} size {e['size']}: {e['detail']}",
+                }
             )
         for name, st in state["witnessing"]["per_witness"].items():
             # an error the witness has since recovered from (it cosigned the latest size) is history
             behind = int(st.get("cosigned_size", -1)) < state["checkpointed"]
             if st.get("last_error") and (behind or st.get("failing")):
-                alerts.append({"level": "warning", "what": "witness failure", "detail": f"{name}: {st['last_error']}"})
+                alerts.append(
+                    {"level": "warning", "what": "witness failure", "detail": f"{name}: {st['last_error']}"}
+                )
         if state["witnessing"].get("problem") and state["checkpointed"] > state["witnessed"]:
-            alerts.append({"level": "warning", "what": "witness lag", "detail": state["witnessing"]["problem"]})
+            alerts.append(
+                {"level": "warning", "what": "witness lag", "detail": state["witnessing"]["problem"]}
+            )
         counts = {}
         for kind, label in (("drift", "authorization drift"), ("audit_denial", "audit hits")):
             n, capped = self.kind_count(kind)

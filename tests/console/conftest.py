@@ -43,7 +43,17 @@ class ConsoleProcess:
 
     def __init__(self, node_dir: Path, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "federation.cli.main", "console", "--dir", str(node_dir), "--port", "0", *extra],
+            [
+                sys.executable,
+                "-m",
+                "federation.cli.main",
+                "console",
+                "--dir",
+                str(node_dir),
+                "--port",
+                "0",
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -54,7 +64,9 @@ class ConsoleProcess:
             line = lines.get(timeout=90)
         except queue.Empty:
             self.stop()
-            raise RuntimeError("console did not start: " + (self.proc.stderr.read() if self.proc.stderr else ""))
+            raise RuntimeError(
+                "console did not start: " + (self.proc.stderr.read() if self.proc.stderr else "")
+            ) from None
         if not line.startswith("console: "):
             self.stop()
             raise RuntimeError(f"unexpected console output {line!r}: {self.proc.stderr.read()}")

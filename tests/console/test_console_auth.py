@@ -121,7 +121,9 @@ def test_malformed_filters_name_the_parameter(query, name):
 
 
 def test_filters_round_trip_through_the_query_string():
-    form = LedgerFilterForm.parse(QueryParams("kind=denial&counterpart=relief&before=120&since=2026-01-01T00:00:00Z"))
+    form = LedgerFilterForm.parse(
+        QueryParams("kind=denial&counterpart=relief&before=120&since=2026-01-01T00:00:00Z")
+    )
     assert form.before == 120 and form.kind == "denial"
     assert LedgerFilterForm.parse(QueryParams(form.query_string(before=100))).before == 100
     assert "before" not in form.query_string(before=None)

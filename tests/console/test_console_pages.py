@@ -34,7 +34,10 @@ def test_overview_counts_partners_and_reachability(read_console, demo_dirs, page
     # reachability arrives through htmx: the demo's two other nodes are running
     reach = page.locator("table#reachability")
     reach.wait_for(timeout=30_000)
-    rows = {r.locator("th").text_content(): r.locator("td").nth(1).text_content() for r in reach.locator("tbody tr").all()}
+    rows = {
+        r.locator("th").text_content(): r.locator("td").nth(1).text_content()
+        for r in reach.locator("tbody tr").all()
+    }
     assert rows["relief"] == "reachable" and rows["supplier"] == "reachable"
     audit_hits = len(accord_json("ledger", "query", "--dir", str(d), "--kind", "audit_denial"))
     if audit_hits:
@@ -47,8 +50,10 @@ def test_ledger_explorer_matches_ledger_query(read_console, demo_dirs, page):
     d = demo_dirs["hospital"]
     rows = accord_json("ledger", "query", "--dir", str(d))
     page.goto(read_console.url + "/ledger")
-    shown = [int(x) for x in page.locator("#entries-table tbody tr").evaluate_all(
-        "rs => rs.map(r => r.dataset.index)")]
+    shown = [
+        int(x)
+        for x in page.locator("#entries-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.index)")
+    ]
     newest = sorted((r["index"] for r in rows), reverse=True)
     assert shown == newest[:50]
     shot(page, "ledger")
@@ -61,7 +66,9 @@ def test_ledger_explorer_matches_ledger_query(read_console, demo_dirs, page):
         "n => document.querySelectorAll('#entries-table tbody tr[data-index]').length === n",
         arg=min(len(denials), 50),
     )
-    got = page.locator("#entries-table tbody tr[data-index]").evaluate_all("rs => rs.map(r => +r.dataset.index)")
+    got = page.locator("#entries-table tbody tr[data-index]").evaluate_all(
+        "rs => rs.map(r => +r.dataset.index)"
+    )
     assert sorted(got) == sorted(r["index"] for r in denials)[-50:]
     # counterpart by name, as `--counterpart relief`
     relief = accord_json("ledger", "query", "--dir", str(d), "--counterpart", "relief")
@@ -92,8 +99,10 @@ def test_entry_detail_matches_and_verifies_in_the_browser(read_console, demo_dir
     [
         ("p.hashes_b64[0] = flip(p.hashes_b64[0])", "audit path does not lead"),
         ("p.entry_b64 = btoa(atob(p.entry_b64).replace('allow', 'deny!'))", "do not hash to its leaf"),
-        ("p.checkpoint = p.checkpoint.replace(/\\n(\\d+)\\n/, (m, n) => '\\n' + (+n + 1) + '\\n')",
-         "signature does not verify"),
+        (
+            "p.checkpoint = p.checkpoint.replace(/\\n(\\d+)\\n/, (m, n) => '\\n' + (+n + 1) + '\\n')",
+            "signature does not verify",
+        ),
         ("p.leaf_index = p.leaf_index + 1", "audit path"),
     ],
 )
@@ -159,8 +168,11 @@ def test_contracts_agents_auditor_exposure_pages(read_console, demo_dirs, page):
     }
     for (partner, contract), r in table.items():
         n = sum(
-            1 for e in rows
-            if e["kind"] == "disclosure" and e["provider_org"] == me and e["contract_id"] == contract
+            1
+            for e in rows
+            if e["kind"] == "disclosure"
+            and e["provider_org"] == me
+            and e["contract_id"] == contract
             and e["requester_org"].split(":")[-1].split(".")[0] == partner
         )
         assert int(r.locator("td").nth(1).text_content()) == n

@@ -78,7 +78,9 @@ def test_forged_session_cookie_is_refused_and_cleared(read_console):
     forged = value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB")
     status, body, headers = get(read_console.url + "/", headers={"cookie": f"{name}={forged}"})
     assert_error_page(status, body, 403, "FORGED_SESSION")
-    assert 'accord_console=""' in headers.get("set-cookie", "") or "Max-Age=0" in headers.get("set-cookie", "")
+    assert 'accord_console=""' in headers.get("set-cookie", "") or "Max-Age=0" in headers.get(
+        "set-cookie", ""
+    )
     # a cookie signed by another console process (another secret) is forged too
     status, body, _ = get(read_console.url + "/", headers={"cookie": f"{name}=eyJjc3JmIjoieCJ9.ZZZZZZ.abc"})
     assert_error_page(status, body, 403, "FORGED_SESSION")
@@ -107,9 +109,13 @@ def test_write_action_needs_csrf_and_is_ledgered(write_console, demo_dirs, page)
     cookie, csrf = session_and_csrf(write_console.url)
     # no token, a wrong token, a cross-origin post: refused, nothing changes
     for data, origin in (("", None), ("csrf=nope", None), (f"csrf={csrf}", "http://evil.example")):
-        status, body = post(f"{write_console.url}/agents/{target['name']}/suspend", data, cookie=cookie, origin=origin)
+        status, body = post(
+            f"{write_console.url}/agents/{target['name']}/suspend", data, cookie=cookie, origin=origin
+        )
         assert_error_page(status, body, 403, "CSRF")
-    assert {a["name"]: a["status"] for a in accord_json("agent", "list", "--dir", str(d))}[target["name"]] == "active"
+    assert {a["name"]: a["status"] for a in accord_json("agent", "list", "--dir", str(d))}[
+        target["name"]
+    ] == "active"
     # through the browser: the form carries the token
     page.goto(write_console.url + "/agents")
     assert page.locator("p.who").get_attribute("data-role") == "write"
@@ -133,7 +139,9 @@ def test_write_action_needs_csrf_and_is_ledgered(write_console, demo_dirs, page)
     page.goto(write_console.url + "/agents")
     page.click(f"tr[data-agent='{target['name']}'] button[aria-label='reinstate {target['name']}']")
     page.wait_for_selector("#done-entry")
-    assert {a["name"]: a["status"] for a in accord_json("agent", "list", "--dir", str(d))}[target["name"]] == "active"
+    assert {a["name"]: a["status"] for a in accord_json("agent", "list", "--dir", str(d))}[
+        target["name"]
+    ] == "active"
 
 
 def _tls_context(cert=None, key=None) -> ssl.SSLContext:
@@ -168,7 +176,9 @@ def test_off_loopback_needs_tls_and_an_operator_certificate(tls_console, demo_di
     with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
         get(base + "/", context=_tls_context(other / "operator.pem", other / "operator.key"))
     # 5. a read-role console certificate: pages yes, writes no
-    p = accord("console", "issue-cert", "--dir", str(d), "--name", "alice", "--role", "read", "--out", str(tmp_path))
+    p = accord(
+        "console", "issue-cert", "--dir", str(d), "--name", "alice", "--role", "read", "--out", str(tmp_path)
+    )
     assert p.returncode == 0, p.stderr
     ctx = _tls_context(tmp_path / "alice.pem", tmp_path / "alice.key")
     status, body, headers = get(base + "/agents", context=ctx)
@@ -192,7 +202,9 @@ def test_off_loopback_needs_tls_and_an_operator_certificate(tls_console, demo_di
 
 def test_read_certificate_cannot_write_over_tls(tls_console, demo_dirs, tmp_path):
     d = demo_dirs["supplier"]
-    p = accord("console", "issue-cert", "--dir", str(d), "--name", "bob", "--role", "read", "--out", str(tmp_path))
+    p = accord(
+        "console", "issue-cert", "--dir", str(d), "--name", "bob", "--role", "read", "--out", str(tmp_path)
+    )
     assert p.returncode == 0, p.stderr
     ctx = _tls_context(tmp_path / "bob.pem", tmp_path / "bob.key")
     status, body, headers = get(tls_console.url + "/agents", context=ctx)
@@ -200,7 +212,9 @@ def test_read_certificate_cannot_write_over_tls(tls_console, demo_dirs, tmp_path
     csrf = body.split('name="csrf" value="')[1].split('"')[0]
     name = accord_json("agent", "list", "--dir", str(d))[0]["name"]
     req = urllib.request.Request(
-        f"{tls_console.url}/agents/{name}/revoke", data=f"csrf={csrf}".encode(), method="POST",
+        f"{tls_console.url}/agents/{name}/revoke",
+        data=f"csrf={csrf}".encode(),
+        method="POST",
         headers={"cookie": cookie, "content-type": "application/x-www-form-urlencoded"},
     )
     with pytest.raises(urllib.error.HTTPError) as err:

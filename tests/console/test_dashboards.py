@@ -1,4 +1,4 @@
-"""The Grafana dashboard and the Prometheus rules name only series the node exports; promtool checks the rules."""
+"""The Grafana dashboard and the alert rules name only series the node exports; promtool checks the rules."""
 
 from __future__ import annotations
 
@@ -28,7 +28,13 @@ def exported_series() -> set[str]:
     names = set()
     for fam in REGISTRY.collect():
         if fam.name.startswith("accord_"):
-            names |= {fam.name, fam.name + "_total", fam.name + "_bucket", fam.name + "_sum", fam.name + "_count"}
+            names |= {
+                fam.name,
+                fam.name + "_total",
+                fam.name + "_bucket",
+                fam.name + "_sum",
+                fam.name + "_count",
+            }
     assert generate_latest(REGISTRY)  # the registry exposes without error
     return names
 
@@ -48,20 +54,30 @@ def test_dashboard_queries_only_exported_series():
 def test_alert_rules_cover_the_issue_and_name_exported_series():
     doc = yaml.safe_load(RULES.read_text())
     rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
-    for name in ("AccordEquivocation", "AccordWitnessLag", "AccordPolicyEngineFailures",
-                 "AccordAuthorizationDrift", "AccordAuditDenialSpike"):
+    for name in (
+        "AccordEquivocation",
+        "AccordWitnessLag",
+        "AccordPolicyEngineFailures",
+        "AccordAuthorizationDrift",
+        "AccordAuditDenialSpike",
+    ):
         assert name in rules
     used = {m for r in rules.values() for m in _SERIES.findall(r["expr"])}
     missing = used - exported_series()
     assert not missing, f"rules use series the node does not export: {sorted(missing)}"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
 def test_promtool_checks_and_unit_tests_the_rules():
     p = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run(
-        ["promtool", "test", "rules", RULE_TESTS.name], capture_output=True, text=True, timeout=60,
+        ["promtool", "test", "rules", RULE_TESTS.name],
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=RULE_TESTS.parent,
     )
     assert p.returncode == 0, p.stdout + p.stderr

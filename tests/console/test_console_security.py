@@ -132,7 +132,7 @@ def test_write_action_needs_csrf_and_is_ledgered(write_console, demo_dirs, page)
     assert entry["requester_agent"] == target["did"]
     # the entry itself verifies in the browser once checkpointed
     page.goto(f"{write_console.url}/ledger/{index}")
-    page.wait_for_function("document.getElementById('verdict').dataset.verdict !== undefined")
+    page.locator("#verdict[data-verdict]").wait_for()
     assert page.locator("#verdict").get_attribute("data-verdict") in ("verified", "pending")
     assert accord("ledger", "verify", "--dir", str(d)).returncode == 0
     # reinstate puts it back (also ledgered)

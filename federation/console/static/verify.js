@@ -99,6 +99,7 @@
       const p = await resp.json();
       if (p.pending) { verdict.className = "verdict pending"; verdict.dataset.verdict = "pending"; verdict.textContent = "Not yet verifiable: " + p.pending; return; }
       detail.textContent = JSON.stringify(p, null, 2);
+      document.getElementById("vkey").textContent = p.vkey;
       const leaf = await sha256(concat(Uint8Array.of(0), b64(p.entry_b64)));
       const shown = (document.getElementById("e-leaf") || {}).textContent || "";
       const leafOk = equal(leaf, b64(p.leaf_hash_b64)) && (!shown || shown.trim() === hex(leaf));

@@ -81,6 +81,7 @@ _optional(
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
+_optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,000 entries vs a bare query.")
 
 
 def _trust_sweep() -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -319,12 +320,25 @@ class Tx:
         return int(self.conn.execute(select(func.count()).select_from(s.entries)).scalar_one())
 
     def query(self, flt, *, time_bounds: tuple[int | None, int | None]) -> list[EntryRow]:
-        """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds)."""
+        """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds).
+
+        A counterpart filter (``provider_org = X OR requester_org = X``), or else an
+        agent filter, runs as two index-ordered, limited selects (one per column,
+        on the ``(column, idx)`` indexes of migration 0002) merged by index: an
+        ``OR`` would make the database collect and sort every match before the
+        ``LIMIT``.
+        """
         e = s.entries.c
         conds = [e.idx >= flt.start_index]
+        if flt.end_index is not None:
+            conds.append(e.idx < flt.end_index)
+        # one OR filter is split into two index-ordered selects (below); any other stays an OR
+        split: tuple[Any, Any, str] | None = None
         if flt.counterpart_org is not None:
-            conds.append(or_(e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org))
-        if flt.agent_did is not None:
+            split = (e.provider_org, e.requester_org, flt.counterpart_org)
+        elif flt.agent_did is not None:
+            split = (e.requester_agent, e.provider_agent, flt.agent_did)
+        if flt.agent_did is not None and flt.counterpart_org is not None:
             conds.append(or_(e.requester_agent == flt.agent_did, e.provider_agent == flt.agent_did))
         for name in ("contract_id", "purpose", "decision", "kind"):
             value = getattr(flt, name)
@@ -338,12 +352,26 @@ class Tx:
             conds.append(e.time_us >= since)
         if until is not None:
             conds.append(e.time_us < until)
-        q = (
-            select(e.idx, e.disclosure_id, e.leaf_hash, e.data, e.sequenced_at_us)
-            .where(and_(*conds))
-            .order_by(e.idx)
-            .limit(flt.limit)
-        )
+        cols = (e.idx, e.disclosure_id, e.leaf_hash, e.data, e.sequenced_at_us)
+
+        def ordered(c):
+            return c.desc() if flt.newest_first else c
+
+        if split is None:
+            q = select(*cols).where(and_(*conds)).order_by(ordered(e.idx)).limit(flt.limit)
+        else:
+            first, second, x = split
+            one = (
+                select(*cols).where(and_(*conds, first == x)).order_by(ordered(e.idx)).limit(flt.limit)
+            ).subquery()
+            two = (
+                select(*cols)
+                .where(and_(*conds, second == x, first != x))
+                .order_by(ordered(e.idx))
+                .limit(flt.limit)
+            ).subquery()
+            both = union_all(select(*one.c), select(*two.c)).subquery()
+            q = select(*both.c).order_by(ordered(both.c.idx)).limit(flt.limit)
         return [EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4])) for r in self.conn.execute(q)]
 
     # -- tree nodes -------------------------------------------------------------------

@@ -27,6 +27,7 @@ from credentials import (
     did_key_resolver,
 )
 from credentials.pool import VerifierPool
+from federation import content
 from federation.admission import PresessionGuard
 from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
@@ -293,6 +294,7 @@ class Node(ProviderSide, RequesterSide):
         contracts = self._forward_only(contracts, rejected)
         self.contracts = contracts
         self.rejected_contracts = rejected
+        content.preload(self, contracts.values())  # screening models, when a contract screens free text
         self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
         self.datasets.load()

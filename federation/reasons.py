@@ -164,6 +164,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "DELEGATION_TOO_DEEP",
         "DELEGATION_EXPIRED",
         "FOREIGN_ORG",
+        # value-level content controls (federation.content; docs/content-controls.md)
+        "VALUE_CONSTRAINT_VIOLATED",
+        "CONTENT_SCREENING_DENIED",
     ),
     "NOT_FOUND": (
         "NOT_FOUND",
@@ -228,6 +231,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "VERIFICATION_TIMEOUT",
     ),
     "UNAVAILABLE": (
+        "SCREENING_UNAVAILABLE",
         "PEER_UNAVAILABLE",
         "RECEIPTS_UNSETTLED",
     ),

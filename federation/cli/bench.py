@@ -82,6 +82,9 @@ _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
 _optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,000 entries vs a bare query.")
+_optional(
+    "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
+)
 
 
 def _trust_sweep() -> None:

@@ -28,7 +28,7 @@ from credentials import (
     CredentialError,
     public_key_from_did_key,
 )
-from federation import entries, exchange
+from federation import approvals, entries, exchange
 from federation import observability as obs
 from federation.domain import Outcome, Request
 from federation.errors import (
@@ -416,6 +416,8 @@ class ProviderSide:
             )
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
+        # issue #15: an operator's approval in effect for requests of this shape (or a refusal)
+        approval_id = await approvals.precheck_request(self, peer.org_did, request, contract, now)
         decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
@@ -423,6 +425,8 @@ class ProviderSide:
         sess.requests += 1
         records: list[dict[str, Any]] = []
         refused = "" if decision.allow else exchange.deny_reason(decision)
+        if decision.allow and not approval_id:
+            await approvals.hold_if_needed(self, peer.org_did, request, contract, decision, now)
         if decision.allow:
             try:
                 max_records = decision.max_records or 100
@@ -451,6 +455,7 @@ class ProviderSide:
             stripped=stripped,
             record_count=len(records),
             reasons=tuple(decision.reason_codes),
+            extra={"approval_id": approval_id} if approval_id else None,
         )
         written = await self._log_disclosure(plan.entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)

@@ -93,6 +93,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "ENTRY_NOT_CHECKPOINTED",
         "WITNESS_QUORUM_NOT_MET",
         "LEDGER_CONFIGURATION",
+        # issue #15: operator keys and approval decisions (federation.approvals)
+        "BAD_OPERATOR_KEY",
+        "OPERATOR_EXISTS",
+        "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
         "UNAUTHENTICATED",
@@ -164,6 +168,12 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "DELEGATION_TOO_DEEP",
         "DELEGATION_EXPIRED",
         "FOREIGN_ORG",
+        # issue #15: approvals, behavioural throttling, onward flow
+        "APPROVAL_DENIED",
+        "APPROVAL_SIGNATURE_INVALID",
+        "NOT_AN_OPERATOR",
+        "AGENT_SUSPENDED_ANOMALY",
+        "ONWARD_SHARING_FORBIDDEN",
     ),
     "NOT_FOUND": (
         "NOT_FOUND",
@@ -172,6 +182,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_SUBJECT",
         "NO_CHECKPOINT",
         "NO_WALLET",
+        "UNKNOWN_APPROVAL",
     ),
     "FAILED_PRECONDITION": (
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
@@ -207,6 +218,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
         "BACKUP_INVALID",
+        # issue #15: a request waiting for, or outlived by, an operator's decision
+        "APPROVAL_PENDING",
+        "APPROVAL_EXPIRED",
+        "APPROVAL_NOT_PENDING",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",
@@ -220,6 +235,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BUDGET_KEYS_EXHAUSTED",
         "AUDIT_CAPACITY",
         "VERIFICATION_TIMEOUT",
+        # issue #15: approvers' hourly cap; behavioural throttling
+        "APPROVER_CAP_REACHED",
+        "AGENT_THROTTLED",
+        "SESSION_THROTTLED",
     ),
     "UNAVAILABLE": (
         "PEER_UNAVAILABLE",

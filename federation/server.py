@@ -177,6 +177,7 @@ def _require_current_schema(node_dir: Path, config) -> None:
 async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool) -> None:
     from grpc_health.v1 import health
 
+    from federation import upkeep
     from federation.health import HealthMonitor
     from federation.observability import LEDGER_SIZE
 
@@ -225,6 +226,7 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
         asyncio.create_task(_persist_loop(node)),
         asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
         asyncio.create_task(monitor.run_forever()),
+        asyncio.create_task(upkeep.run_forever(node)),  # approvals, retention (issue #15)
     ]
     await stop.wait()
     log.info("node stopping", org=node.config.org_name)

@@ -20,8 +20,8 @@ retention deadline and a digest of every value it received
   payload, digests) and a ``retention_purge`` entry names it
   (:func:`purge_due`, run by :mod:`federation.upkeep`).
 
-Values are matched by SHA-256 of their normalized text (strings of at least
-:data:`MIN_VALUE_CHARS` characters and numbers), so the index holds digests,
+Values are matched by SHA-256 of their normalized text (strings and numbers
+whose text has at least :data:`MIN_VALUE_CHARS` characters), so the index holds digests,
 and the in-memory index is bounded (:data:`MAX_INDEX`, oldest dropped).
 """
 
@@ -71,12 +71,12 @@ def value_digest(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        text = repr(value)
+        text = repr(value)  # small numbers (levels, counts, ages) match by chance: skipped below
     elif isinstance(value, str):
         text = " ".join(value.split()).lower()
-        if len(text) < MIN_VALUE_CHARS:
-            return None
     else:
+        return None
+    if len(text) < MIN_VALUE_CHARS:
         return None
     return hashlib.sha256(b"accord-onward-v1\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -568,6 +568,40 @@ class ExposureTolerance(_Frozen):
     ceiling_step: Micro = Field(default=0.1, gt=0.0, le=1.0)
 
 
+class BaselineLimits(_Frozen):
+    """Behavioural baselines and throttling for the pair (:mod:`policy.baselines`).
+
+    Attributes:
+        window_seconds: history kept per agent and per pair.
+        recent_seconds: the part of it a sudden shift is judged on.
+        probe_min_events: requests in the window before probing is judged.
+        probe_min_fields: distinct fields asked for and not released that make probing.
+        rate_factor: a recent rate this many times the key's own earlier rate is a shift.
+        rate_min_recent: and at least this many requests in ``recent_seconds``.
+        novelty_ratio: share of recent requests with a purpose or field never seen before.
+        suspend_seconds: how long a probing agent is refused (``AGENT_SUSPENDED_ANOMALY``).
+        session_requests: the request cap a tightened session gets (``SESSION_THROTTLED``).
+        trust_penalty: τ penalty per anomaly, in [0, 1] (recovers with the trust half-life).
+    """
+
+    window_seconds: int = Field(default=3600, gt=1, le=30 * 24 * 3600)
+    recent_seconds: int = Field(default=60, gt=0, le=24 * 3600)
+    probe_min_events: int = Field(default=6, gt=0, le=100_000)
+    probe_min_fields: int = Field(default=4, gt=0, le=10_000)
+    rate_factor: Micro = Field(default=5.0, gt=1.0, le=1_000_000.0)
+    rate_min_recent: int = Field(default=20, gt=0, le=1_000_000)
+    novelty_ratio: Micro = Field(default=0.6, gt=0.0, le=1.0)
+    suspend_seconds: int = Field(default=900, gt=0, le=30 * 24 * 3600)
+    session_requests: int = Field(default=10, gt=0, le=1_000_000)
+    trust_penalty: Micro = Field(default=0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> BaselineLimits:
+        if self.recent_seconds >= self.window_seconds:
+            raise ValueError("recent_seconds must be shorter than window_seconds")
+        return self
+
+
 class ContractSignature(_Frozen):
     """One party's detached JWS over the contract's version hash.
 
@@ -616,6 +650,7 @@ class Contract(_Frozen):
         onward: onward sharing and retention at the requester (:class:`OnwardFlow`), or None
             (no onward sharing, no retention limit).
         exposure_tolerance: the attempted-OER limit per window (:class:`ExposureTolerance`), or None.
+        baselines: behavioural baselines and throttling for the pair (:class:`BaselineLimits`), or None.
     """
 
     id: Annotated[str, _identifier("contract")]
@@ -640,6 +675,7 @@ class Contract(_Frozen):
     approval: ApprovalPolicy | None = None
     onward: OnwardFlow | None = None
     exposure_tolerance: ExposureTolerance | None = None
+    baselines: BaselineLimits | None = None
 
     @field_validator("purposes")
     @classmethod

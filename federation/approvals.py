@@ -494,21 +494,17 @@ class ApprovalQueue:
         not verify is returned with status ``invalid``). The caller writes the
         ledger entries, then :meth:`mark_ledgered`. Updates the metrics.
         """
-        for row in self.rows.rows(status="pending"):
-            if now >= row["expires_at"]:
-                self.rows.update(row["id"], expect_status="pending", status="expired")
+        for approval_id in self.rows.overdue(now=now):
+            self.rows.update(approval_id, expect_status="pending", status="expired")
         out: list[dict[str, Any]] = []
-        for status in ("approved", "denied", "expired", "invalid"):
-            for row in self.rows.rows(status=status):
-                if row["ledgered"]:
-                    continue
-                if status in ("approved", "denied"):
-                    try:
-                        self.verify_decision(row)
-                    except ApprovalError:
-                        self.rows.update(row["id"], status="invalid")
-                        row = {**row, "status": "invalid"}
-                out.append(row)
+        for row in self.rows.unledgered():
+            if row["status"] in ("approved", "denied"):
+                try:
+                    self.verify_decision(row)
+                except ApprovalError:
+                    self.rows.update(row["id"], status="invalid")
+                    row = {**row, "status": "invalid"}
+            out.append(row)
         PENDING.set(self.rows.count(status="pending"))
         return out
 

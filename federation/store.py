@@ -694,6 +694,28 @@ class ApprovalStore:
         with self.engine.connect() as conn:
             return [_row_dict(r) for r in conn.execute(q).all()]
 
+    def unledgered(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Settled rows (not ``pending``) whose outcome is not yet in the ledger, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(approvals)
+                .where(approvals.c.ledgered.is_(False) & (approvals.c.status != "pending"))
+                .order_by(approvals.c.created_at)
+                .limit(limit)
+            ).all()
+        return [_row_dict(r) for r in rows]
+
+    def overdue(self, *, now: dt.datetime, limit: int = 1000) -> list[str]:
+        """Ids of pending rows whose expiry is at or before ``now``."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(approvals.c.id)
+                    .where((approvals.c.status == "pending") & (approvals.c.expires_at <= now))
+                    .limit(limit)
+                ).scalars()
+            )
+
     def update(self, approval_id: str, *, expect_status: str | None = None, **values: Any) -> bool:
         """Update one row; with ``expect_status`` only if its status still is that (compare-and-set).
 

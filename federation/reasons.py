@@ -93,6 +93,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "ENTRY_NOT_CHECKPOINTED",
         "WITNESS_QUORUM_NOT_MET",
         "LEDGER_CONFIGURATION",
+        # issue #15: operator keys and approval decisions (federation.approvals)
+        "BAD_OPERATOR_KEY",
+        "OPERATOR_EXISTS",
+        "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
         "UNAUTHENTICATED",
@@ -167,6 +171,12 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # value-level content controls (federation.content; docs/content-controls.md)
         "VALUE_CONSTRAINT_VIOLATED",
         "CONTENT_SCREENING_DENIED",
+        # issue #15: approvals, behavioural throttling, onward flow
+        "APPROVAL_DENIED",
+        "APPROVAL_SIGNATURE_INVALID",
+        "NOT_AN_OPERATOR",
+        "AGENT_SUSPENDED_ANOMALY",
+        "ONWARD_SHARING_FORBIDDEN",
     ),
     "NOT_FOUND": (
         "NOT_FOUND",
@@ -175,6 +185,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_SUBJECT",
         "NO_CHECKPOINT",
         "NO_WALLET",
+        "UNKNOWN_APPROVAL",
     ),
     "FAILED_PRECONDITION": (
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
@@ -216,6 +227,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # replicas (federation.replicas; operator commands)
         "REPLICAS_NEED_POSTGRESQL",
         "BAD_REPLICA",
+        # issue #15: a request waiting for, or outlived by, an operator's decision
+        "APPROVAL_PENDING",
+        "APPROVAL_EXPIRED",
+        "APPROVAL_NOT_PENDING",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",
@@ -229,6 +244,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BUDGET_KEYS_EXHAUSTED",
         "AUDIT_CAPACITY",
         "VERIFICATION_TIMEOUT",
+        # issue #15: approvers' hourly cap; behavioural throttling
+        "APPROVER_CAP_REACHED",
+        "AGENT_THROTTLED",
+        "SESSION_THROTTLED",
     ),
     "UNAVAILABLE": (
         "SCREENING_UNAVAILABLE",

@@ -104,16 +104,24 @@ class AgentAdapter:
         self.agent = agent
         subject = self.wallet.credential.get("credentialSubject", {})
         self.scopes = [s for s in subject.get("scopes", []) if isinstance(s, str)]
-        self.client = AgentClient(self.wallet)
+        self._client: AgentClient | None = None  # made in the serving event loop (grpc.aio binds to it)
         self._sessions: dict[str, AgentSession] = {}
         self._catalog: cat.Catalog | None = None
         self._catalog_stamp: tuple[Any, ...] = ()
         self._ledger: Any = None
         self._ledger_lock = anyio.Lock()
 
+    @property
+    def client(self) -> AgentClient:
+        """The SDK client of the own node's AgentService (created on first use, in the serving loop)."""
+        if self._client is None:
+            self._client = AgentClient(self.wallet)
+        return self._client
+
     async def close(self) -> None:
         """Close the node channel and the ledger view."""
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
         if self._ledger is not None:
             self._ledger.close()
 

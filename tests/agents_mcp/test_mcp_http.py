@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from nodes.conftest import run
 
 from agents_mcp.conftest import HttpServer, accord, http_session
-from nodes.conftest import run
 
 pytestmark = pytest.mark.xdist_group("mcp")
 

@@ -41,11 +41,11 @@ def serve(
     configure_logging()  # logs to stderr: over stdio, stdout carries only MCP messages
     d = node_dir(directory)
     if http is None:
-        import anyio
+        import asyncio
 
         from federation.mcp.server import serve_stdio
 
-        anyio.run(serve_stdio, d, agent)
+        asyncio.run(serve_stdio(d, agent))
         return
     from federation.mcp.http import serve_http
 

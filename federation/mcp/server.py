@@ -608,14 +608,84 @@ def _version() -> str:
         return "0"
 
 
+MAX_STDIO_LINE_BYTES = 1024 * 1024
+"""One JSON-RPC message on stdin is at most this many bytes; a longer one ends the session."""
+
+
+class _PipeLines:
+    """stdin as an async iterator of text lines, read by the event loop (no worker thread per line)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def __aiter__(self) -> _PipeLines:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            line = await self.reader.readline()
+        except ValueError:  # over MAX_STDIO_LINE_BYTES: bounded, the session ends
+            log.warning("stdin message over the bound; closing", limit=MAX_STDIO_LINE_BYTES)
+            raise StopAsyncIteration from None
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
+
+
+class _PipeOut:
+    """stdout as the SDK's async text file: ``write`` then ``flush`` (drain)."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    async def write(self, text: str) -> None:
+        self.writer.write(text.encode())
+
+    async def flush(self) -> None:
+        await self.writer.drain()
+
+
+async def _pipe_streams() -> tuple[_PipeLines, _PipeOut] | None:
+    """stdin/stdout as event-loop pipes, or None when they are not pipes (a tty, a file).
+
+    The SDK's default stdio transport hands every line read and every write to a
+    worker thread; on a loaded machine each hand-off waits for a time slice
+    (``accord bench adapters``). With pipes the event loop reads and writes them
+    itself. Stray writes to fd 1 go to stderr: the wire keeps a private dup.
+    """
+    import asyncio
+    import os
+    import stat
+    import sys
+
+    try:
+        if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1)):
+            return None
+    except OSError:
+        return None
+    loop = asyncio.get_running_loop()
+    wire_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    sys.stdout.flush()
+    os.dup2(2, 1)  # print() and stray output now reach stderr, never the wire
+    reader = asyncio.StreamReader(limit=MAX_STDIO_LINE_BYTES)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), wire_in)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wire_out)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return _PipeLines(reader), _PipeOut(writer)
+
+
 async def serve_stdio(node_dir: Path, agent: str) -> None:
-    """Serve MCP over stdio until the client closes stdin."""
+    """Serve MCP over stdio until the client closes stdin (asyncio event loop)."""
     from mcp.server.stdio import stdio_server
 
     adapter = AgentAdapter(node_dir, agent)
     server = build_server(adapter)
+    pipes = await _pipe_streams()
     try:
-        async with stdio_server() as (read, write):
+        async with stdio_server(*(pipes or ())) as (read, write):  # type: ignore[arg-type]
             await server.run(read, write, server.create_initialization_options())
     finally:
+        if pipes is not None:
+            pipes[1].writer.close()
         await adapter.close()

@@ -39,7 +39,9 @@ def hostile(
 
 @app.command("adapters")
 def adapters(
-    requests: Annotated[int, typer.Option("--requests", min=10, max=100_000, help="Requests per path.")] = 300,
+    requests: Annotated[
+        int, typer.Option("--requests", min=10, max=100_000, help="Requests per path.")
+    ] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """One request through each agent adapter (MCP stdio, ...) next to the Python SDK, same run."""

@@ -659,7 +659,8 @@ async def _pipe_streams() -> tuple[_PipeLines, _PipeOut] | None:
     import sys
 
     try:
-        if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1)):
+        modes = [os.fstat(fd).st_mode for fd in (0, 1)]
+        if not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) for m in modes):
             return None
     except OSError:
         return None

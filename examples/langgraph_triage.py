@@ -2,7 +2,8 @@
 
     python examples/langgraph_triage.py --dir /tmp/accord/relief
 
-The graph is LangGraph's prebuilt ReAct agent (model node ⇄ ToolNode). Its one
+The graph is a ReAct loop built with LangGraph's ``StateGraph``: a model node and
+a ``ToolNode``, joined by ``tools_condition``. Its one
 tool, ``request_records``, goes through ``accord mcp serve``: only the MNI
 fields of the contract come back. Scripted chat model by default; see
 ``accord_mcp.live_endpoint`` for a live one.
@@ -62,8 +63,10 @@ def model() -> Any:
 
 async def run(node_dir: str | Path, agent: str = "triage-coordinator") -> dict[str, Any]:
     """Run the agent once; returns its final answer and what crossed."""
+    from langchain_core.messages import SystemMessage
     from langchain_core.tools import StructuredTool
-    from langgraph.prebuilt import create_react_agent
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
 
     async with AccordTools(node_dir, agent) as accord:
         tool = StructuredTool.from_function(
@@ -72,7 +75,18 @@ async def run(node_dir: str | Path, agent: str = "triage-coordinator") -> dict[s
             description="Ask a partner organization for one subject's records under a contract purpose "
             "(Accord: only the minimum necessary fields are released).",
         )
-        graph = create_react_agent(model(), [tool], prompt=SYSTEM)
+        llm = model().bind_tools([tool])
+
+        async def call_model(state: MessagesState) -> dict:
+            return {"messages": [await llm.ainvoke([SystemMessage(SYSTEM), *state["messages"]])]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("model", call_model)
+        builder.add_node("tools", ToolNode([tool]))
+        builder.add_edge(START, "model")
+        builder.add_conditional_edges("model", tools_condition)
+        builder.add_edge("tools", "model")
+        graph = builder.compile()
         state = await graph.ainvoke({"messages": [("user", TASK)]})
         final = state["messages"][-1].content
         return {

@@ -189,3 +189,45 @@ def test_contracts_are_resources_and_unknown_tools_are_errors(fed2):
 def test_serve_refuses_an_unknown_agent(fed2):
     p = accord("mcp", "serve", "--dir", str(fed2.layout.orgs["relief"]), "--agent", "../hospital/x")
     assert p.returncode == 1 and "NO_WALLET" in p.stderr
+
+
+def test_an_oversized_stdio_message_ends_the_session(fed2):
+    import subprocess
+    import sys
+
+    from agents_mcp.conftest import serve_argv
+
+    p = subprocess.Popen(
+        [sys.executable, *serve_argv(fed2.layout.orgs["relief"], "triage-coordinator")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        p.stdin.write(json.dumps(init).encode() + b"\n")
+        p.stdin.flush()
+        assert json.loads(p.stdout.readline())["id"] == 1  # the server answers normal messages
+        huge = (
+            b'{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":"' + b"a" * (2 * 1024 * 1024) + b'"}}\n'
+        )
+        try:
+            p.stdin.write(huge)
+            p.stdin.flush()
+        except BrokenPipeError:
+            pass  # the server stopped reading at the bound
+        assert p.wait(120) is not None
+        assert p.stdout.read() == b""  # no answer to the oversized message
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)

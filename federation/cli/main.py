@@ -68,6 +68,7 @@ for _mod, _name, _help in (
     ("federation.cli.trust", "trust", "Effective trust and trust budgets."),
     ("federation.cli.tvp", "tvp", "Trust-Vulnerability Paradox scenario suite."),
     ("federation.cli.mcp", "mcp", "Serve an agent over the Model Context Protocol."),
+    ("federation.cli.console", "console", "The operator console in a browser."),
 ):
     _m = __import__(_mod, fromlist=["app"])
     app.add_typer(_m.app, name=_name, help=_help)

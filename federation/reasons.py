@@ -58,6 +58,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_TRUST_TIER",
         "BAD_VALIDITY",
         "IDEMPOTENCY_KEY_CONFLICT",
+        # MCP / local adapters: a tool argument over its bound (federation.mcp.catalog)
+        "ARGUMENT_TOO_LARGE",
         # credentials: documents that are not well-formed or too big
         "MALFORMED_CREDENTIAL",
         "MALFORMED_KEY",
@@ -125,6 +127,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_NONCE",
         "REPLAYED_REQUEST",
         "STALE_REQUEST",
+        # agent bearer tokens of the local HTTP adapters (federation.agent_tokens)
+        "TOKEN_INVALID",
+        "TOKEN_EXPIRED",
+        "TOKEN_REVOKED",
         # credentials: does not verify
         "VERIFICATION_FAILED",
         "INVALID_SIGNATURE",
@@ -186,6 +192,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "NO_CHECKPOINT",
         "NO_WALLET",
         "UNKNOWN_APPROVAL",
+        "UNKNOWN_TOKEN",
     ),
     "FAILED_PRECONDITION": (
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
@@ -223,6 +230,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "SCHEMA_MISMATCH",
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
+        "INSECURE_BIND",
         "BACKUP_INVALID",
         # replicas (federation.replicas; operator commands)
         "REPLICAS_NEED_POSTGRESQL",

@@ -124,6 +124,16 @@ class Outcome(_message.Message):
     receipt: Receipt
     def __init__(self, disclosure_id: _Optional[str] = ..., decision: _Optional[str] = ..., released_fields: _Optional[_Iterable[str]] = ..., stripped_fields: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., record_count: _Optional[int] = ..., reasons: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[str]] = ..., effective_trust: _Optional[float] = ..., decision_hash: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
+class GetAgentCardsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAgentCardsResponse(_message.Message):
+    __slots__ = ("agent_card_json",)
+    AGENT_CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    agent_card_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, agent_card_json: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class QueryEntriesRequest(_message.Message):
     __slots__ = ("contract_id", "purpose", "field", "decision", "kind", "limit")
     CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]

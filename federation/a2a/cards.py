@@ -78,7 +78,8 @@ def skill_terms(contracts: Iterable[Any], *, provider: str, requester: str) -> d
 
     Args:
         contracts: :class:`policy.Contract` values in force at the node.
-        provider / requester: organization DIDs.
+        provider: the provider organization's DID.
+        requester: the requester organization's DID.
 
     """
     out: dict[str, list[SkillTerms]] = {}
@@ -109,7 +110,8 @@ def build_card(
 
     Args:
         exposed: the configured agent.
-        org_name / org_did: this organization.
+        org_name: this organization's name.
+        org_did: this organization's DID.
         terms: :func:`skill_terms` for the partner.
         url: the interface URL written in the card.
 

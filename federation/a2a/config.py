@@ -56,7 +56,7 @@ class A2AConfig(BaseModel):
 
     Attributes:
         expose: the agents exposed to partners (at most 64, distinct names).
-        max_part_bytes: largest accepted message part, bytes of its JSON form;
+        max_part_bytes: largest accepted message part, bytes of its serialized (protobuf) form;
             a larger part is refused (``A2A_PART_TOO_LARGE``) before anything crosses.
         max_parts: most parts in one message (``A2A_TOO_MANY_PARTS``).
         card_ttl_seconds: how long the gateway keeps a partner's verified cards, seconds.

@@ -67,7 +67,11 @@ def to_a2a_error(exc: FederationError) -> A2AError:
 
     """
     status = exc.status  # the reason table's status (federation.reasons), or as a peer sent it
-    cls = ContentTypeNotSupportedError if exc.reason in CONTENT_REASONS else _BY_STATUS.get(status, InternalError)
+    cls = (
+        ContentTypeNotSupportedError
+        if exc.reason in CONTENT_REASONS
+        else _BY_STATUS.get(status, InternalError)
+    )
     data = {"accordReason": exc.reason, "accordStatus": status, "detail": str(exc).splitlines()[0][:500]}
     for key in EVIDENCE_KEYS:
         value = (exc.metadata or {}).get(key)

@@ -236,7 +236,9 @@ class Gateway:
                 for t in local_terms.get(skill.id, []):
                     if t.contract_id in contracts:
                         skills.setdefault(skill.id, []).append(t)
-            out[agent] = PartnerAgent(org_did=bundle.org_did, org_name=bundle.org_name, card=card, skills=skills)
+            out[agent] = PartnerAgent(
+                org_did=bundle.org_did, org_name=bundle.org_name, card=card, skills=skills
+            )
         return out
 
     async def partner_agent(self, partner: str, agent: str) -> PartnerAgent:
@@ -523,7 +525,8 @@ async def serve(node_dir: Path, *, host: str, port: int, on_ready: Any = None) -
 
     Args:
         node_dir: the node directory.
-        host / port: loopback address to bind (port must be free; 0 is refused).
+        host: loopback address to bind.
+        port: TCP port to bind (must be free; 0 is refused).
         on_ready: called with the base URL once the socket listens.
 
     Raises:
@@ -538,7 +541,9 @@ async def serve(node_dir: Path, *, host: str, port: int, on_ready: Any = None) -
     base = f"http://{host}:{port}"
     gateway = Gateway(node_dir, base_url=base)
     server = uvicorn.Server(
-        uvicorn.Config(make_app(gateway), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(
+            make_app(gateway), host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
     )
     task = asyncio.create_task(server.serve())
     try:

@@ -103,7 +103,9 @@ def _metadata_str(message: Message, key: str) -> str:
 
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS:
-        raise _malformed(f"data part {what!r} must be a non-empty string of at most {MAX_NAME_CHARS} characters")
+        raise _malformed(
+            f"data part {what!r} must be a non-empty string of at most {MAX_NAME_CHARS} characters"
+        )
     return value
 
 
@@ -121,7 +123,8 @@ def parse_message(
         skills: the agent's skills this organization may use: skill id →
             the terms of each contract giving it (from the partner's verified
             card, intersected with the contracts in force here).
-        max_parts / max_part_bytes: the ``[a2a]`` bounds.
+        max_parts: most parts (``[a2a] max_parts``).
+        max_part_bytes: largest part, bytes serialized (``[a2a] max_part_bytes``).
 
     Returns:
         The request to send.
@@ -169,7 +172,8 @@ def parse_message(
             )
     if len(choices) != 1:
         raise _malformed(
-            f"skill {skill!r} comes from contracts {[t.contract_id for t in choices]}: name one in metadata 'contract'"
+            f"skill {skill!r} comes from contracts {[t.contract_id for t in choices]}: "
+            "name one in metadata 'contract'"
         )
     terms = choices[0]
     data: list[Any] = []
@@ -212,7 +216,9 @@ def parse_message(
             reason="FIELD_NOT_IN_CONTRACT",
             metadata={"fields": ",".join(unknown)[:500]},
         )
-    return RecordAsk(skill=skill, contract_id=terms.contract_id, resource=resource, subject=subject, fields=names)
+    return RecordAsk(
+        skill=skill, contract_id=terms.contract_id, resource=resource, subject=subject, fields=names
+    )
 
 
 def check_reply(records: list[dict[str, Any]], released: Sequence[str]) -> None:
@@ -278,4 +284,3 @@ def completed_task(message: Message, ask: RecordAsk, result: Any) -> Task:
         ],
         history=[history],
     )
-

@@ -71,7 +71,11 @@ def cards(
 
     agents = asyncio.run(fetch())
     rows = [
-        {"agent": name, "org": pa.org_did, "skills": {s: [t.contract_id for t in ts] for s, ts in pa.skills.items()}}
+        {
+            "agent": name,
+            "org": pa.org_did,
+            "skills": {s: [t.contract_id for t in ts] for s, ts in pa.skills.items()},
+        }
         for name, pa in sorted(agents.items())
     ]
     if as_json:

@@ -20,7 +20,12 @@ import pytest
 import tomli_w
 from a2a.client import ClientConfig, create_client
 from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest
-from a2a.utils.errors import A2AError, ContentTypeNotSupportedError, InvalidParamsError, UnsupportedOperationError
+from a2a.utils.errors import (
+    A2AError,
+    ContentTypeNotSupportedError,
+    InvalidParamsError,
+    UnsupportedOperationError,
+)
 from a2a.utils.signing import create_signature_verifier
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import json_format, struct_pb2
@@ -76,7 +81,11 @@ def gw(tmp_path_factory) -> Gateway:
     cfg = tomllib.loads(cfg_path.read_text())
     cfg["a2a"] = {
         "expose": [
-            {"agent": "triage-desk", "skills": [PURPOSE, "not-in-any-contract"], "description": "Triage desk"},
+            {
+                "agent": "triage-desk",
+                "skills": [PURPOSE, "not-in-any-contract"],
+                "description": "Triage desk",
+            },
             {"agent": "bed-desk", "skills": ["no-contract-with-relief"]},
         ],
     }
@@ -120,7 +129,12 @@ def data_message(body: dict, *, skill: str | None = PURPOSE, text: str | None = 
     meta = struct_pb2.Struct()
     if skill is not None:
         meta.update({"skill": skill})
-    return Message(message_id=base64.b16encode(__import__("os").urandom(8)).decode(), role=Role.ROLE_USER, parts=parts, metadata=meta)
+    return Message(
+        message_id=base64.b16encode(__import__("os").urandom(8)).decode(),
+        role=Role.ROLE_USER,
+        parts=parts,
+        metadata=meta,
+    )
 
 
 async def call(gw: Gateway, token: str, message: Message, *, agent: str = "triage-desk"):
@@ -178,7 +192,9 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
 
     token = gw.token("triage-coordinator")
     r = httpx.get(
-        f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        f"{gw.agent_url()}.well-known/agent-card.json",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     )
     assert r.status_code == 200, r.text
     local = parse_card(r.content)
@@ -190,7 +206,12 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
     hospital = json.loads((gw.hospital / "bundle.json").read_text())
     from credentials import public_key_from_multibase
 
-    pinned = {hospital["verification_method"]: (hospital["org_did"], public_key_from_multibase(hospital["public_key_multibase"]))}
+    pinned = {
+        hospital["verification_method"]: (
+            hospital["org_did"],
+            public_key_from_multibase(hospital["public_key_multibase"]),
+        )
+    }
     assert verify_card(partner, pinned=pinned) == hospital["org_did"]
     assert card_org(partner) == (hospital["org_did"], "triage-desk")
     # an agent exposed only for purposes no contract with relief names is not served to relief
@@ -200,7 +221,9 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
         timeout=30,
     )
     assert r.status_code == 404 and r.json()["reason"] == "A2A_UNKNOWN_AGENT"
-    r = httpx.get(f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": "Bearer nope"}, timeout=30)
+    r = httpx.get(
+        f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": "Bearer nope"}, timeout=30
+    )
     assert r.status_code == 401 and r.json()["reason"] == "A2A_TOKEN_INVALID"
 
 
@@ -215,11 +238,23 @@ def test_bad_input_gets_a2a_errors_with_accord_reasons_and_nothing_crosses(gw: G
     before = len(ledger_rows(gw.hospital))
     ok = {"subject": "patient-001", "fields": MNI}
     cases = [
-        (data_message(ok, text="also tell me everything about her"), ContentTypeNotSupportedError, "FREE_TEXT_NOT_ALLOWED"),
+        (
+            data_message(ok, text="also tell me everything about her"),
+            ContentTypeNotSupportedError,
+            "FREE_TEXT_NOT_ALLOWED",
+        ),
         (data_message(ok, skill="bed-planning"), InvalidParamsError, "A2A_UNKNOWN_SKILL"),
-        (data_message({**ok, "fields": ["patient_id", "hiv_status"]}), UnsupportedOperationError, "FIELD_NOT_IN_CONTRACT"),
+        (
+            data_message({**ok, "fields": ["patient_id", "hiv_status"]}),
+            UnsupportedOperationError,
+            "FIELD_NOT_IN_CONTRACT",
+        ),
         (data_message({**ok, "extra": 1}), InvalidParamsError, "A2A_MALFORMED_MESSAGE"),
-        (data_message({"subject": "patient-001", "fields": "triage_level"}), InvalidParamsError, "A2A_MALFORMED_MESSAGE"),
+        (
+            data_message({"subject": "patient-001", "fields": "triage_level"}),
+            InvalidParamsError,
+            "A2A_MALFORMED_MESSAGE",
+        ),
         (data_message({**ok, "subject": "x" * 5000}), InvalidParamsError, "A2A_PART_TOO_LARGE"),
     ]
     for message, cls, reason in cases:
@@ -241,7 +276,9 @@ def test_unknown_partner_agent_and_token_are_refused(gw: Gateway) -> None:
             "params": {"message": json_format.MessageToDict(msg)},
         }
         async with httpx.AsyncClient(timeout=30) as http:
-            r = await http.post(url, json=body, headers={"Authorization": f"Bearer {bearer}", "A2A-Version": "1.0"})
+            r = await http.post(
+                url, json=body, headers={"Authorization": f"Bearer {bearer}", "A2A-Version": "1.0"}
+            )
             return r.json()
 
     def reason(doc: dict) -> str:
@@ -250,14 +287,26 @@ def test_unknown_partner_agent_and_token_are_refused(gw: Gateway) -> None:
     assert reason(asyncio.run(post(gw.agent_url("nobody"), token))) == "A2A_UNKNOWN_AGENT"
     assert reason(asyncio.run(post(gw.agent_url(partner="supplier"), token))) == "UNKNOWN_PEER"
     assert reason(asyncio.run(post(gw.agent_url(), "a2a_forged"))) == "A2A_TOKEN_INVALID"
-    malformed = asyncio.run(post(gw.agent_url(), token) if False else _raw(gw.agent_url(), token, b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":7}}'))
+    malformed = asyncio.run(
+        post(gw.agent_url(), token)
+        if False
+        else _raw(
+            gw.agent_url(), token, b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":7}}'
+        )
+    )
     assert malformed["error"]["code"] == -32602  # the SDK's own parse of a malformed A2A message
 
 
 async def _raw(url: str, token: str, body: bytes) -> dict:
     async with httpx.AsyncClient(timeout=30) as http:
         r = await http.post(
-            url, content=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", "A2A-Version": "1.0"}
+            url,
+            content=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "A2A-Version": "1.0",
+            },
         )
         return r.json()
 

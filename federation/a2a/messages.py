@@ -250,7 +250,8 @@ def completed_task(message: Message, ask: RecordAsk, result: Any) -> Task:
 
     """
     context_id = message.context_id or uuid.uuid4().hex
-    records = json_format.ParseDict({"records": result.records}, struct_pb2.Value())
+    records = struct_pb2.Value()
+    records.struct_value.update({"records": result.records})  # JSON values (from the provider's JSON)
     evidence = struct_pb2.Struct()
     evidence.update(
         {

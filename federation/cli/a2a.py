@@ -37,6 +37,12 @@ def serve(
         sys.stdout.flush()
 
     try:
+        import uvloop  # libuv event loop: the gateway adds least latency on it (benchmarks/bench_a2a.py)
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
         asyncio.run(run(node_dir(directory), host=host, port=int(port), on_ready=ready))
     except KeyboardInterrupt:
         pass

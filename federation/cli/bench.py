@@ -52,6 +52,7 @@ _optional(
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
+_optional("a2a", "benchmarks.bench_a2a", "One request through the A2A gateway vs the Python SDK, same run.")
 
 
 def _trust_sweep() -> None:

@@ -21,7 +21,8 @@ UNAVAILABLE, INTERNAL, other           ``InternalError``                        
 :data:`federation.reasons.STATUS_BY_REASON`), ``accordStatus`` (its gRPC
 status name), ``detail`` (one line), and, for a refusal a provider logged,
 its evidence — ``disclosure_id``, ``leaf_index``, ``decision_hash``,
-``reasons`` and ``tlog_proof`` (the receipt).
+``reasons``, ``tlog_proof`` (the receipt) and ``received_leaf_index`` (the
+own node's "received" entry for the refusal).
 """
 
 from __future__ import annotations
@@ -48,7 +49,15 @@ _BY_STATUS: dict[str, type[A2AError]] = {
     "RESOURCE_EXHAUSTED": UnsupportedOperationError,
 }
 
-EVIDENCE_KEYS = ("disclosure_id", "leaf_index", "decision_hash", "reasons", "tlog_proof", "peer")
+EVIDENCE_KEYS = (
+    "disclosure_id",
+    "leaf_index",
+    "decision_hash",
+    "reasons",
+    "tlog_proof",
+    "received_leaf_index",
+    "peer",
+)
 """Metadata of a refusal passed on to the A2A caller (a provider's logged refusal)."""
 MAX_VALUE_CHARS = 8192
 """Longest metadata value passed on, characters (a receipt is about 1 KiB)."""

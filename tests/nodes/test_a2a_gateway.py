@@ -257,6 +257,17 @@ def test_bad_input_gets_a2a_errors_with_accord_reasons_and_nothing_crosses(gw: G
         ),
         (data_message({**ok, "subject": "x" * 5000}), InvalidParamsError, "A2A_PART_TOO_LARGE"),
     ]
+    many = data_message(ok)
+    many.parts.extend([many.parts[0]] * 8)  # 9 parts, 8 accepted
+    two = data_message(ok)
+    two.parts.append(two.parts[0])
+    file_part = data_message(ok)
+    file_part.parts.append(Part(raw=b"%PDF-1.7", media_type="application/pdf"))
+    cases += [
+        (many, InvalidParamsError, "A2A_TOO_MANY_PARTS"),
+        (two, InvalidParamsError, "A2A_MALFORMED_MESSAGE"),
+        (file_part, ContentTypeNotSupportedError, "A2A_PART_UNSUPPORTED"),
+    ]
     for message, cls, reason in cases:
         err = refused(gw, token, message)
         assert isinstance(err, cls), (reason, err)
@@ -288,13 +299,13 @@ def test_unknown_partner_agent_and_token_are_refused(gw: Gateway) -> None:
     assert reason(asyncio.run(post(gw.agent_url(partner="supplier"), token))) == "UNKNOWN_PEER"
     assert reason(asyncio.run(post(gw.agent_url(), "a2a_forged"))) == "A2A_TOKEN_INVALID"
     malformed = asyncio.run(
-        post(gw.agent_url(), token)
-        if False
-        else _raw(
-            gw.agent_url(), token, b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":7}}'
-        )
+        _raw(gw.agent_url(), token, b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":7}}')
     )
     assert malformed["error"]["code"] == -32602  # the SDK's own parse of a malformed A2A message
+    big = httpx.post(
+        gw.agent_url(), content=b"{" + b" " * 2_000_000 + b"}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert big.status_code == 413  # refused by its declared length, before the body is read
 
 
 async def _raw(url: str, token: str, body: bytes) -> dict:
@@ -312,13 +323,17 @@ async def _raw(url: str, token: str, body: bytes) -> dict:
 
 
 def test_policy_denial_is_ledgered_at_both_nodes_and_comes_back_with_its_receipt(gw: Gateway) -> None:
-    # field-volunteer holds patients:read but not the tier the contract's optional fields need; the logistics
-    # agent lacks the purpose's scope: the hospital's policy denies, logs the denial, and the reason comes back
+    # the logistics agent lacks the purpose's scope (patients:read): the hospital's policy denies, logs the
+    # denial with a receipt, and the reason comes back as an A2A error
     token = gw.token("logistics")
-    before_h = len(ledger_rows(gw.hospital))
+    before_h, before_r = len(ledger_rows(gw.hospital)), len(ledger_rows(gw.relief))
     err = refused(gw, token, data_message({"subject": "patient-001", "fields": MNI}))
     assert isinstance(err, UnsupportedOperationError), err
     assert err.data["accordStatus"] == "PERMISSION_DENIED", err.data
     assert err.data["disclosure_id"] and err.data["tlog_proof"], err.data
     hosp = [_entry(r) for r in ledger_rows(gw.hospital)[before_h:]]
     assert any(e.get("disclosure_id") == err.data["disclosure_id"] for e in hosp), hosp
+    rel = ledger_rows(gw.relief)[before_r:]  # relief checked the refusal's receipt and logged it as received
+    assert err.data["received_leaf_index"] and any(err.data["disclosure_id"] in json.dumps(r) for r in rel), (
+        rel
+    )

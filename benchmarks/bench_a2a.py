@@ -202,6 +202,11 @@ def run(*, json_output: bool = False, rounds: int = 200) -> dict[str, Any]:
         r = out[key]
         t.add_row(name, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['mean_ms']:.2f}")
     Console().print(t)
+    c = out["cpu_ms_per_call"]
+    Console().print(
+        f"CPU ms per call: client {c['client_sdk']:.2f} (SDK) vs {c['client_a2a']:.2f} (a2a-sdk client); "
+        f"gateway process {c['gateway']:.2f}"
+    )
     Console().print(
         f"A2A adds {out['added_p50_ms']:.2f} ms at p50 (target ≤ {out['target_added_p50_ms']:.0f} ms)"
     )

@@ -337,3 +337,15 @@ def test_policy_denial_is_ledgered_at_both_nodes_and_comes_back_with_its_receipt
     assert err.data["received_leaf_index"] and any(err.data["disclosure_id"] in json.dumps(r) for r in rel), (
         rel
     )
+
+
+def test_demo_agents_a2a_part_runs_next_to_the_sdk(gw: Gateway) -> None:
+    import io
+
+    from rich.console import Console
+
+    from federation.demo.a2a import run_a2a_triage
+
+    out = io.StringIO()
+    assert run_a2a_triage(gw.fed.layout, Console(file=out, width=200)) == []
+    assert "FREE_TEXT_NOT_ALLOWED" in out.getvalue()

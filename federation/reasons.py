@@ -34,6 +34,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
     "INVALID_ARGUMENT": (
         # an A2A message to the gateway (federation.a2a; docs/agents.md "A2A")
         "A2A_MALFORMED_MESSAGE",
+        "A2A_MESSAGE_TOO_LARGE",
         "A2A_PART_TOO_LARGE",
         "A2A_TOO_MANY_PARTS",
         "A2A_PART_UNSUPPORTED",

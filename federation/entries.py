@@ -212,9 +212,15 @@ def received_outcome(
     contract_hash: str,
     verified: bool,
     response_digest: str,
+    extra: Mapping[str, str] | None = None,
 ) -> DisclosureEntry:
-    """The "received" entry for an outcome passed on (``RECEIPT_INVALID`` if its receipt did not verify)."""
+    """The "received" entry for an outcome passed on (``RECEIPT_INVALID`` if its receipt did not verify).
+
+    ``extra``: this node's screening of the incoming free text (verdict, detector
+    versions, labels; :func:`federation.content.requester_controls`), if any.
+    """
     return DisclosureEntry(
+        **({"extra": dict(extra)} if extra else {}),
         **{**base, "disclosure_id": outcome.disclosure_id, "contract_hash": contract_hash},
         fields_released=list(outcome.released_fields),
         fields_stripped=list(outcome.stripped_fields),

@@ -28,7 +28,7 @@ from credentials import (
     CredentialError,
     public_key_from_did_key,
 )
-from federation import entries, exchange
+from federation import content, entries, exchange
 from federation import observability as obs
 from federation.domain import Outcome, Request
 from federation.errors import (
@@ -276,6 +276,7 @@ class ProviderSide:
             claims=dict(authority.claims),
             credential_id=authority.credential_id,
             not_after=authority.not_after,
+            delegation=authority,  # stored with the session (replicas share it)
         )
         sess.delegation = authority
         self.trust.record_verification((peer.org_did, self.did), now=now)
@@ -443,6 +444,18 @@ class ProviderSide:
                 peer, exchange.plan_refusal(base, reason=refused, reasons=decision.reason_codes), decision
             )
         gate, payload, stripped, released = self._gate(records, decision)
+        # typed values and free-text screening (federation.content): after the gate, before the digest
+        checked = await content.provider_controls(payload, contract, content.screener_for(self))
+        extra = {**self._provenance(sess), **checked.extra}
+        if checked.deny_reason:
+            sess.denials += 1
+            obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+            await self._deny(
+                peer,
+                exchange.plan_refusal(base, reason=checked.deny_reason, extra=extra),
+                decision,
+            )
+        payload, stripped = checked.payload, (*stripped, *checked.stripped)
         sess.fields_released.update(released)
         plan = exchange.plan_disclosure(
             base,
@@ -451,12 +464,25 @@ class ProviderSide:
             stripped=stripped,
             record_count=len(records),
             reasons=tuple(decision.reason_codes),
+            extra=extra or None,
         )
         written = await self._log_disclosure(plan.entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return exchange.outcome(plan, decision, written)
+
+    def _provenance(self, sess: Session) -> dict[str, str]:
+        """Entry ``extra`` attributing the request: the delegation chain (if any) and the provider agent.
+
+        For a delegated session: ``root_agent``, ``chain_agents`` and
+        ``delegation_chain`` (credential ids), so ``accord ledger query --agent``
+        finds the request under any agent of the chain, and ``provider_agent``:
+        the provider-side agent model that acted. Empty for an undelegated session.
+        """
+        if sess.delegation is None:
+            return {}
+        return {**sess.delegation.provenance(), "provider_agent": str(self.config.provider_agent)[:200]}
 
     def _decide(
         self,
@@ -604,7 +630,7 @@ class ProviderSide:
         )
         reason = ""
         answer = None
-        extra = {"query_digest": query.digest(), "dataset": request.resource}
+        extra = {"query_digest": query.digest(), "dataset": request.resource, **self._provenance(sess)}
         if not decision.allow:
             reason = exchange.deny_reason(decision)
         else:

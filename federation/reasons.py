@@ -179,6 +179,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "DELEGATION_TOO_DEEP",
         "DELEGATION_EXPIRED",
         "FOREIGN_ORG",
+        # value-level content controls (federation.content; docs/content-controls.md)
+        "VALUE_CONSTRAINT_VIOLATED",
+        "CONTENT_SCREENING_DENIED",
     ),
     "NOT_FOUND": (
         # no such exposed A2A agent at the partner (for this organization)
@@ -197,6 +200,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # encrypted node keys at rest (federation.identity)
         "KEY_PASSPHRASE_MISSING",
         "KEY_DECRYPT_FAILED",
+        # the organization key in a PKCS#11 token (federation.keystore)
+        "KEY_STORE_UNAVAILABLE",
+        "KEY_NOT_EXPORTABLE",
         # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
         "UNSUPPORTED_VERSION",
         "UNSUPPORTED_ALGORITHM",
@@ -224,6 +230,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
         "BACKUP_INVALID",
+        # replicas (federation.replicas; operator commands)
+        "REPLICAS_NEED_POSTGRESQL",
+        "BAD_REPLICA",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",
@@ -239,6 +248,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "VERIFICATION_TIMEOUT",
     ),
     "UNAVAILABLE": (
+        "SCREENING_UNAVAILABLE",
         "PEER_UNAVAILABLE",
         "RECEIPTS_UNSETTLED",
     ),

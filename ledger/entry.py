@@ -29,7 +29,9 @@ __all__ = [
 MAX_ENTRY_BYTES = 65535
 """Largest canonical entry (bytes): tlog-tiles entry bundles use uint16 length prefixes."""
 
-EntryKind = Literal["disclosure", "received", "denial", "drift", "equivocation", "audit_denial"]
+EntryKind = Literal[
+    "disclosure", "received", "denial", "drift", "equivocation", "audit_denial", "operator_action"
+]
 
 _HEX = re.compile(r"^(?:[0-9a-f]{2})*$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -64,7 +66,7 @@ class DisclosureEntry(BaseModel):
 
     Attributes:
         kind: ``disclosure`` | ``received`` | ``denial`` | ``drift`` |
-            ``equivocation`` | ``audit_denial``.
+            ``equivocation`` | ``audit_denial`` | ``operator_action`` (a console write action).
         disclosure_id: Idempotency key (non-empty, at most 256 characters).
         time: RFC 3339 timestamp in UTC.
         provider_org: Provider organization DID.

@@ -66,6 +66,7 @@ for _mod, _name, _help in (
     ("federation.cli.audit", "audit", "Reconstruction-attack auditing."),
     ("federation.cli.trust", "trust", "Effective trust and trust budgets."),
     ("federation.cli.tvp", "tvp", "Trust-Vulnerability Paradox scenario suite."),
+    ("federation.cli.console", "console", "The operator console in a browser."),
     ("federation.cli.a2a", "a2a", "The A2A gateway: serve, agent tokens, partners' agent cards."),
 ):
     _m = __import__(_mod, fromlist=["app"])

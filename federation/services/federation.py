@@ -177,6 +177,15 @@ class FederationServicer(pbg.FederationServiceServicer):
         return pb.AddCheckpointResponse(status=resp.status, body=resp.body)
 
     @rpc
+    async def AnnounceKeyRotation(self, request, context):  # noqa: N802
+        """Feature ``accord.key-rotation.v1``: follow the caller's key rotation (federation.rotation)."""
+        from federation.rotation import accept_announcement
+
+        peer = self._peer(context)
+        fingerprint, outcome = await accept_announcement(self.node, peer.org_did, request)
+        return pb.AnnounceKeyRotationResponse(fingerprint=fingerprint, outcome=outcome)
+
+    @rpc
     async def GetAgentCards(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)  # pinned partners only
         if not self.node.config.a2a.expose:

@@ -35,7 +35,7 @@ def _mentions(page: str) -> list[tuple[int, list[str], list[str]]]:
         for m in COMMAND.finditer(line):
             words = m.group(1).split()
             rest = m.group(2)
-            out.append((n, words, re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest)))
+            out.append((n, words, re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)))
     return out
 
 

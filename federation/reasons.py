@@ -32,6 +32,13 @@ __all__ = ["EXPLICIT_STATUS_MODULES", "STATUS_BY_REASON", "STATUSES", "status_fo
 
 _BY_STATUS: dict[str, tuple[str, ...]] = {
     "INVALID_ARGUMENT": (
+        # an A2A message to the gateway (federation.a2a; docs/agents.md "A2A")
+        "A2A_MALFORMED_MESSAGE",
+        "A2A_MESSAGE_TOO_LARGE",
+        "A2A_PART_TOO_LARGE",
+        "A2A_TOO_MANY_PARTS",
+        "A2A_PART_UNSUPPORTED",
+        "A2A_UNKNOWN_SKILL",
         # signed payloads (federation.signing; docs/spec/accord-v1.md §4.4)
         "PAYLOAD_TOO_LARGE",
         "WRONG_PAYLOAD_TYPE",
@@ -101,6 +108,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
+        # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
+        "A2A_TOKEN_INVALID",
+        "AGENT_CARD_UNPINNED",
+        "AGENT_CARD_SIGNATURE_INVALID",
         "UNAUTHENTICATED",
         "UNKNOWN_PEER",
         "BAD_BUNDLE",
@@ -147,6 +158,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "INVALID_STATUS_LIST",
     ),
     "PERMISSION_DENIED": (
+        # a free-text A2A part where the contract does not allow free text
+        "FREE_TEXT_NOT_ALLOWED",
+        # the A2A gateway's reply check: a record field beyond the released set
+        "A2A_REPLY_BEYOND_RELEASED",
         "POLICY_DENIED",
         "ENGINE_ERROR",
         # the base policy's deny reasons (policy/rego/accord.rego)
@@ -185,6 +200,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "ONWARD_SHARING_FORBIDDEN",
     ),
     "NOT_FOUND": (
+        # no such exposed A2A agent at the partner (for this organization)
+        "A2A_UNKNOWN_AGENT",
         "NOT_FOUND",
         "UNKNOWN_CONTRACT",
         "UNKNOWN_RESOURCE",

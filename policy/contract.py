@@ -211,11 +211,7 @@ def hook_calls(source: str) -> set[str]:
     its compiled plan: :func:`policy.engine_regopy.hook_plan`.)
     """
     text = _COMMENT_RE.sub("", _STRING_RE.sub('""', source))
-    return {
-        n
-        for n in _CALL_RE.findall(text)
-        if n not in _KEYWORDS and not n.startswith(("data.", "input."))
-    }
+    return {n for n in _CALL_RE.findall(text) if n not in _KEYWORDS and not n.startswith(("data.", "input."))}
 
 
 def hook_functions(source: str) -> set[str]:
@@ -328,9 +324,7 @@ class Aggregates(_Frozen):
     """
 
     dataset: ResourceId
-    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(
-        min_length=1
-    )
+    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(min_length=1)
     columns: Annotated[list[ColumnId], _distinct("column")] = Field(min_length=1, max_length=256)
     allow_ids: bool = False
 
@@ -665,6 +659,123 @@ class SessionLimits(_Frozen):
     max_fields: int | None = Field(gt=0, le=_MAX_COUNT)
 
 
+# ---------------------------------------------------------------- issue #15 (next/approvals):
+# human approval, onward flow and retention, exposure tolerance. Optional blocks: a contract
+# without them hashes as before (``to_dict`` omits defaults).
+
+
+class ApprovalRule(_Frozen):
+    """When an allowed request must wait for an operator's approval (any condition met).
+
+    Attributes:
+        fields: the request needs approval if any of these field paths would be released.
+        min_sensitivity: ... if the released beyond-MNI fields' summed ``sensitivity`` is at least this.
+        below_trust: ... if the effective trust τ is below this, in [0, 1].
+        budget_fraction: ... if the trust budget spent in the window, this request included,
+            reaches this fraction of ``trust_budget.units``, in (0, 1].
+        purposes: ... if the request's purpose is one of these.
+    """
+
+    fields: Annotated[list[str], _distinct("approval field")] = Field(default_factory=list, max_length=256)
+    min_sensitivity: Micro | None = Field(default=None, gt=0.0, le=1_000_000.0)
+    below_trust: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    budget_fraction: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    purposes: Annotated[list[str], _distinct("approval purpose")] = Field(
+        default_factory=list, max_length=256
+    )
+
+    @model_validator(mode="after")
+    def _not_vacuous(self) -> ApprovalRule:
+        if not (self.fields or self.purposes) and all(
+            v is None for v in (self.min_sensitivity, self.below_trust, self.budget_fraction)
+        ):
+            raise ValueError("an approval rule needs at least one condition")
+        for f in self.fields:
+            if not is_valid_path(f):
+                raise ValueError(f"invalid field path {f!r} in approval.fields")
+        return self
+
+
+class ApprovalPolicy(_Frozen):
+    """Human approval of some requests (docs/content-controls.md, "Human approval").
+
+    Attributes:
+        require: the conditions (:class:`ApprovalRule`).
+        expires_seconds: a pending request not decided within this many seconds expires (denied).
+        grant_seconds: how long an approval covers requests of the same shape (batching).
+    """
+
+    require: ApprovalRule
+    expires_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    grant_seconds: int = Field(default=3600, gt=0, le=30 * 24 * 3600)
+
+
+class OnwardFlow(_Frozen):
+    """What the requester's node may do with data received under this contract.
+
+    Attributes:
+        allowed: the data may be passed on to a third organization.
+        orgs: when ``allowed``, only to these organizations (empty: any pinned peer).
+        retention_seconds: the requester's node purges what it received after this
+            many seconds (None: no limit set by the contract).
+    """
+
+    allowed: bool = False
+    orgs: Annotated[list[Did], _distinct("onward organization")] = Field(default_factory=list, max_length=64)
+    retention_seconds: int | None = Field(default=None, gt=0, le=_MAX_WINDOW)
+
+
+class ExposureTolerance(_Frozen):
+    """The highest attempted over-exposure rate (before the gate) tolerated per window.
+
+    Attributes:
+        max_attempted_oer: largest share of released disclosures whose source
+            offered a field beyond the purpose's MNI, in [0, 1].
+        window_seconds: the sliding window.
+        min_disclosures: the rate is judged only once this many disclosures are in the window.
+        ceiling_step: how much the pair's trust ceiling drops each time it is exceeded.
+    """
+
+    max_attempted_oer: Micro = Field(ge=0.0, le=1.0)
+    window_seconds: int = Field(default=3600, gt=0, le=_MAX_WINDOW)
+    min_disclosures: int = Field(default=10, gt=0, le=1_000_000)
+    ceiling_step: Micro = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class BaselineLimits(_Frozen):
+    """Behavioural baselines and throttling for the pair (:mod:`policy.baselines`).
+
+    Attributes:
+        window_seconds: history kept per agent and per pair.
+        recent_seconds: the part of it a sudden shift is judged on.
+        probe_min_events: requests in the window before probing is judged.
+        probe_min_fields: distinct fields asked for and not released that make probing.
+        rate_factor: a recent rate this many times the key's own earlier rate is a shift.
+        rate_min_recent: and at least this many requests in ``recent_seconds``.
+        novelty_ratio: share of recent requests with a purpose or field never seen before.
+        suspend_seconds: how long a probing agent is refused (``AGENT_SUSPENDED_ANOMALY``).
+        session_requests: the request cap a tightened session gets (``SESSION_THROTTLED``).
+        trust_penalty: τ penalty per anomaly, in [0, 1] (recovers with the trust half-life).
+    """
+
+    window_seconds: int = Field(default=3600, gt=1, le=30 * 24 * 3600)
+    recent_seconds: int = Field(default=60, gt=0, le=24 * 3600)
+    probe_min_events: int = Field(default=6, gt=0, le=100_000)
+    probe_min_fields: int = Field(default=4, gt=0, le=10_000)
+    rate_factor: Micro = Field(default=5.0, gt=1.0, le=1_000_000.0)
+    rate_min_recent: int = Field(default=20, gt=0, le=1_000_000)
+    novelty_ratio: Micro = Field(default=0.6, gt=0.0, le=1.0)
+    suspend_seconds: int = Field(default=900, gt=0, le=30 * 24 * 3600)
+    session_requests: int = Field(default=10, gt=0, le=1_000_000)
+    trust_penalty: Micro = Field(default=0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> BaselineLimits:
+        if self.recent_seconds >= self.window_seconds:
+            raise ValueError("recent_seconds must be shorter than window_seconds")
+        return self
+
+
 class ContractSignature(_Frozen):
     """One party's detached JWS over the contract's version hash.
 
@@ -712,6 +823,11 @@ class Contract(_Frozen):
             written before it).
         retired_at: node-local retirement time (not covered by the hash).
         signatures: the parties' signatures (not covered by the hash).
+        approval: requests that wait for an operator (:class:`ApprovalPolicy`), or None.
+        onward: onward sharing and retention at the requester (:class:`OnwardFlow`), or None
+            (no onward sharing, no retention limit).
+        exposure_tolerance: the attempted-OER limit per window (:class:`ExposureTolerance`), or None.
+        baselines: behavioural baselines and throttling for the pair (:class:`BaselineLimits`), or None.
     """
 
     id: Annotated[str, _identifier("contract")]
@@ -733,6 +849,11 @@ class Contract(_Frozen):
     content: ContentControls | None = None
     retired_at: Timestamp | None = None
     signatures: list[ContractSignature] = Field(default_factory=list, max_length=8)
+    # issue #15 (next/approvals): optional, omitted from the terms when absent
+    approval: ApprovalPolicy | None = None
+    onward: OnwardFlow | None = None
+    exposure_tolerance: ExposureTolerance | None = None
+    baselines: BaselineLimits | None = None
 
     @field_validator("purposes")
     @classmethod
@@ -760,9 +881,7 @@ class Contract(_Frozen):
         if v is None:
             return None
         if v.microsecond:
-            raise ValueError(
-                f"{info.field_name} must be whole seconds (policy time is Unix seconds)"
-            )
+            raise ValueError(f"{info.field_name} must be whole seconds (policy time is Unix seconds)")
         return _utc(v, info.field_name)
 
     @field_validator("rego_module")
@@ -912,7 +1031,14 @@ class Contract(_Frozen):
 
     # ------------------------------------------------------------ signing
 
-    def sign(self, *, org: str, verification_method: str, seed: bytes) -> Contract:
+    def sign(
+        self,
+        *,
+        org: str,
+        verification_method: str,
+        seed: bytes | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> Contract:
         """Return a copy carrying ``org``'s detached JWS over the version hash.
 
         An earlier signature by the same org is replaced.
@@ -920,7 +1046,10 @@ class Contract(_Frozen):
         Args:
             org: signing organization DID; must be a party.
             verification_method: DID URL ``<org>#<fragment>`` naming the key.
-            seed: 32-byte Ed25519 private key seed (RFC 8032).
+            seed: 32-byte Ed25519 private key seed (RFC 8032), or
+            signer: a function returning the 64-byte Ed25519 signature of its
+                argument (a key held in an HSM: the seed never leaves it).
+                Exactly one of ``seed`` and ``signer``.
 
         Returns:
             A new :class:`Contract`.
@@ -930,15 +1059,18 @@ class Contract(_Frozen):
                 belong to ``org``, or ``seed`` is not 32 bytes.
         """
         self._check_signer(org, verification_method)
-        if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+        if signer is None and (not isinstance(seed, bytes | bytearray) or len(seed) != 32):
             raise ContractSignatureError("Ed25519 seed must be 32 bytes", metadata={"org": org})
+        if signer is not None and seed is not None:
+            raise ContractSignatureError("give a seed or a signer, not both", metadata={"org": org})
         header = dict(_JWS_HEADER, kid=verification_method)
         h64 = _b64u(rfc8785.dumps(header))
         signing_input = h64 + "." + _b64u(self.version_hash.encode("ascii"))
-        sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
-        new = ContractSignature(
-            org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}"
-        )
+        if signer is not None:
+            sig = signer(signing_input.encode("ascii"))
+        else:
+            sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
+        new = ContractSignature(org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}")
         sigs = [s for s in self.signatures if s.org != org] + [new]
         return self.model_copy(update={"signatures": sigs})
 
@@ -969,8 +1101,7 @@ class Contract(_Frozen):
         ):
             if party.org not in seen:
                 raise ContractUnsignedError(
-                    f"contract {self.id} v{self.version} lacks the {role}'s signature "
-                    f"({party.org})",
+                    f"contract {self.id} v{self.version} lacks the {role}'s signature ({party.org})",
                     metadata={"contract_id": self.id, "org": party.org, "role": role},
                 )
 
@@ -1001,8 +1132,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("JWS is not valid base64url/JSON", metadata=meta) from None
         if not isinstance(header, dict) or header.get("alg") != "EdDSA":
             raise ContractSignatureError(
-                "JWS alg must be EdDSA, got "
-                f"{header.get('alg') if isinstance(header, dict) else None!r}",
+                f"JWS alg must be EdDSA, got {header.get('alg') if isinstance(header, dict) else None!r}",
                 metadata=meta,
             )
         if header.get("kid") != s.verification_method:
@@ -1022,9 +1152,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("resolved key is not 32 bytes", metadata=meta)
         signing_input = parts[0] + "." + _b64u(self.version_hash.encode("ascii"))
         try:
-            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(
-                sig, signing_input.encode("ascii")
-            )
+            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(sig, signing_input.encode("ascii"))
         except InvalidSignature:
             raise ContractSignatureError(
                 f"signature by {s.org} does not verify over version hash {self.version_hash[:16]}…",
@@ -1054,8 +1182,7 @@ class Contract(_Frozen):
             return self.purposes[name]
         except KeyError:
             raise UnknownPurposeError(
-                f"contract {self.id} has no purpose {name!r} "
-                f"(has: {', '.join(sorted(self.purposes))})",
+                f"contract {self.id} has no purpose {name!r} (has: {', '.join(sorted(self.purposes))})",
                 metadata={"contract_id": self.id, "purpose": name},
             ) from None
 
@@ -1077,9 +1204,7 @@ class Contract(_Frozen):
         for pname, purpose in sorted(self.purposes.items()):
             for kind, fields in (("mni", purpose.mni), ("optional", sorted(purpose.optional))):
                 for f in fields:
-                    if not any(
-                        a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail
-                    ):
+                    if not any(a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail):
                         raise ContractInvalidError(
                             f"contract {self.id}: purpose {pname!r} {kind} field {f!r} "
                             "is not in the dataset schema",
@@ -1134,8 +1259,10 @@ class ContractIssue:
         self.source, self.line, self.key, self.message = source, line, key, message
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.line}: " if self.source and self.line else (
-            f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else "")
+        where = (
+            f"{self.source}:{self.line}: "
+            if self.source and self.line
+            else (f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else ""))
         )
         return f"{where}{self.key or '<root>'}: {self.message}"
 

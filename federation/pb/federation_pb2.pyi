@@ -124,6 +124,38 @@ class Outcome(_message.Message):
     receipt: Receipt
     def __init__(self, disclosure_id: _Optional[str] = ..., decision: _Optional[str] = ..., released_fields: _Optional[_Iterable[str]] = ..., stripped_fields: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., record_count: _Optional[int] = ..., reasons: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[str]] = ..., effective_trust: _Optional[float] = ..., decision_hash: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
+class KeyRotationStep(_message.Message):
+    __slots__ = ("statement_json", "bundle_json")
+    STATEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_JSON_FIELD_NUMBER: _ClassVar[int]
+    statement_json: bytes
+    bundle_json: bytes
+    def __init__(self, statement_json: _Optional[bytes] = ..., bundle_json: _Optional[bytes] = ...) -> None: ...
+
+class AnnounceKeyRotationRequest(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[KeyRotationStep]
+    def __init__(self, steps: _Optional[_Iterable[_Union[KeyRotationStep, _Mapping]]] = ...) -> None: ...
+
+class AnnounceKeyRotationResponse(_message.Message):
+    __slots__ = ("fingerprint", "outcome")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    outcome: str
+    def __init__(self, fingerprint: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class GetAgentCardsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAgentCardsResponse(_message.Message):
+    __slots__ = ("agent_card_json",)
+    AGENT_CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    agent_card_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, agent_card_json: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class QueryEntriesRequest(_message.Message):
     __slots__ = ("contract_id", "purpose", "field", "decision", "kind", "limit")
     CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -330,7 +330,7 @@ class Tx:
         if self.conn.dialect.name == "sqlite":
             return func.instr(column, needle) > 0
         escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
-        return column.op("LIKE")(b"%" + escaped + b"%")
+        return column.op("LIKE", is_comparison=True)(b"%" + escaped + b"%")
 
     def query(self, flt, *, time_bounds: tuple[int | None, int | None]) -> list[EntryRow]:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds).

@@ -27,6 +27,7 @@ from credentials import (
     did_key_resolver,
 )
 from credentials.pool import VerifierPool
+from federation import content
 from federation.admission import PresessionGuard
 from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
@@ -253,16 +254,18 @@ class Node(ProviderSide, RequesterSide):
         """
         from federation.config import load_config
 
-        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both)
+        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both);
+        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves)
         fresh = load_config(self.paths.root)
         self.config = self.config.model_copy(
-            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum}
+            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum, "a2a": fresh.a2a}
         )
+        from federation.rotation import key_mapping, refresh_identity
+
+        refresh_identity(self)  # a rotated organization key, a renewed TLS certificate
         self.peers = PeerRegistry.load(self.paths.peers)
-        mapping = {self.identity.verification_method: self.identity.org_key.public_key}
-        for bundle in self.peers:
-            mapping[bundle.verification_method] = bundle.public_key
-        self.resolver = StaticKeyResolver(mapping, fallback=did_key_resolver)
+        # current and retired organization keys (ours and pinned peers'): old signatures still verify
+        self.resolver = StaticKeyResolver(key_mapping(self.identity, self.peers), fallback=did_key_resolver)
         for bundle in self.peers:
             self.witness.add_log(bundle.ledger_origin, bundle.ledger_vkey)
         from federation.witnessing import witness_policy_for
@@ -292,6 +295,7 @@ class Node(ProviderSide, RequesterSide):
         contracts = self._forward_only(contracts, rejected)
         self.contracts = contracts
         self.rejected_contracts = rejected
+        content.preload(self, contracts.values())  # screening models, when a contract screens free text
         self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
         self.datasets.load()

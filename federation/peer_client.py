@@ -60,6 +60,8 @@ class PeerClient:
         self._channels: dict[tuple[str, str, str], tuple[grpc.aio.Channel, pbg.FederationServiceStub]] = {}
         #: channel keys whose peer passed :meth:`negotiate` (bounded by the pinned peers)
         self._negotiated: set[tuple[str, str, str]] = set()
+        #: channels of a replaced certificate, closing with a grace period
+        self._closing: set[Any] = set()
 
     @staticmethod
     def _channel_key(bundle: Any) -> tuple[str, str, str]:
@@ -179,6 +181,43 @@ class PeerClient:
             self.stub(bundle).GetConsistencyProof, pb.GetConsistencyProofRequest(size1=size1, size2=size2)
         )
         return list(r.hashes)
+
+    async def announce_key_rotation(self, bundle: Any, steps: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """``AnnounceKeyRotation`` (feature ``accord.key-rotation.v1``): (statement, bundle) JSON steps.
+
+        Returns:
+            (fingerprint the peer now pins, its outcome: ``"rotation"`` / ``"unchanged"``).
+
+        Raises:
+            federation.errors.FederationError: the peer refused (``BAD_ROTATION``, …) or is unreachable.
+
+        """
+        request = pb.AnnounceKeyRotationRequest(
+            steps=[pb.KeyRotationStep(statement_json=s, bundle_json=b) for s, b in steps]
+        )
+        r = await self._call(self.stub(bundle).AnnounceKeyRotation, request)
+        return r.fingerprint, r.outcome
+
+    def update_certificate(self, *, cert_pem: bytes, key_pem: bytes) -> None:
+        """Present a renewed certificate on new channels (``accord node renew-tls``).
+
+        Channels opened with the old certificate are closed with a grace
+        period (calls in flight finish on them), so no exchange fails.
+        """
+        import asyncio
+
+        self._cert, self._key = cert_pem, key_pem
+        old, self._channels = list(self._channels.values()), {}
+        self._negotiated.clear()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        for channel, _ in old:
+            if loop is not None:
+                task = loop.create_task(channel.close(grace=30.0))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Close every channel."""

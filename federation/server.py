@@ -99,6 +99,7 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     if node.peer_client is None:
         raise ValueError("a serving node needs a peer client: open it with federation.server.open_node")
     trust = DynamicTrust(node)
+    node.tls_trust = trust  # SIGHUP swaps the served certificate too (see _serve)
     creds = grpc.dynamic_ssl_server_credentials(
         trust.initial, trust.fetch, require_client_authentication=True
     )
@@ -126,6 +127,16 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     node.writer.start()
     await server.start()
     return server, port
+
+
+def _reload_on_hangup(node: Node) -> None:
+    """SIGHUP: reload the node directory (peers, contracts, keys, TLS certificates), as ``Reload`` does."""
+    try:
+        counts = node.reload()
+        node.tls_trust.mark_dirty()  # type: ignore[attr-defined]
+        log.info("reloaded on SIGHUP", **counts)
+    except Exception as exc:  # keep serving with what is loaded
+        log.error("reload on SIGHUP failed", error=str(exc)[:300])
 
 
 async def _persist_loop(node: Node, every: float = 5.0) -> None:
@@ -202,6 +213,7 @@ async def _serve(
 ) -> None:
     from grpc_health.v1 import health
 
+    from federation import upkeep
     from federation.health import HealthMonitor
     from federation.observability import LEDGER_SIZE
 
@@ -248,11 +260,18 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     if node.lease is not None:  # replicas: the periodic once-per-node duties follow the integrator lease
         await asyncio.to_thread(node.lease.renew)
+    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
+    from federation.renewal import renewal_loop
+    from federation.rotation import announce_loop
+
     tasks = [
         *([asyncio.create_task(node.lease.run_forever())] if node.lease is not None else []),
         asyncio.create_task(_persist_loop(node)),
         asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds, lease=node.lease)),
+        asyncio.create_task(announce_loop(node, max(node.config.witness_interval_seconds, 10.0))),
+        asyncio.create_task(renewal_loop(node)),
         asyncio.create_task(monitor.run_forever()),
+        asyncio.create_task(upkeep.run_forever(node)),  # approvals, retention (issue #15)
     ]
     await stop.wait()
     log.info("node stopping", org=node.config.org_name)

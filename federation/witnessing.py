@@ -118,7 +118,10 @@ class WitnessCoordinator:
         """Record and log one failure of witness ``name`` to cosign ``size``."""
         import time
 
+        from federation.observability import WITNESS_FAILURES
+
         self.failures[name] = error
+        WITNESS_FAILURES.labels(witness=name).inc()
         st = self.witness_status.setdefault(name, {})
         st.update(last_error=error[:500], last_error_at=now_utc().isoformat(), failing=True)
         st["failures"] = int(st.get("failures", 0)) + 1
@@ -207,6 +210,11 @@ class WitnessCoordinator:
         )
         await self.settle_receipts()
         await self._save_status()
+        from federation.observability import CHECKPOINT_SIZE, WITNESSED_SIZE
+
+        marks = await n.writer.run_sync(n.ledger.watermarks)
+        CHECKPOINT_SIZE.set(marks.checkpointed)
+        WITNESSED_SIZE.set(marks.witnessed)
         return dict(self.cosigned)
 
     async def _save_status(self) -> None:

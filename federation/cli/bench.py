@@ -66,6 +66,19 @@ def hostile(
         raise typer.Exit(1)
 
 
+@app.command("adapters")
+def adapters(
+    requests: Annotated[
+        int, typer.Option("--requests", min=10, max=100_000, help="Requests per path.")
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One request through each agent adapter (MCP stdio, ...) next to the Python SDK, same run."""
+    from benchmarks.bench_adapters import run
+
+    run(requests=requests, json_output=as_json)
+
+
 def _optional(name: str, module: str, doc: str) -> None:
     def cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
         mod = __import__(module, fromlist=["run"])
@@ -81,6 +94,11 @@ _optional(
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
+_optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,000 entries vs a bare query.")
+_optional(
+    "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
+)
+_optional("a2a", "benchmarks.bench_a2a", "One request through the A2A gateway vs the Python SDK, same run.")
 
 
 def _trust_sweep() -> None:

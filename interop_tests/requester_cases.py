@@ -347,7 +347,10 @@ async def _recorded(ctx: RequesterContext, got: Asked, *, peer: str, reason: str
 
 
 async def case_trn_4_server_from_another_ca(ctx: RequesterContext) -> str:
-    """R-TRN-4: a provider whose server certificate does not chain to the pinned CA gets no request."""
+    """R-TRN-4: a provider whose server certificate does not chain to the pinned CA gets no request.
+
+    The certificate names the persona's own DID and hosts: only its issuing CA differs.
+    """
     from federation.tls import mint_tls_material
 
     p = ctx.use(ALIEN)

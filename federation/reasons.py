@@ -65,6 +65,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_TRUST_TIER",
         "BAD_VALIDITY",
         "IDEMPOTENCY_KEY_CONFLICT",
+        # MCP / local adapters: a tool argument over its bound (federation.mcp.catalog)
+        "ARGUMENT_TOO_LARGE",
         # credentials: documents that are not well-formed or too big
         "MALFORMED_CREDENTIAL",
         "MALFORMED_KEY",
@@ -100,6 +102,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "ENTRY_NOT_CHECKPOINTED",
         "WITNESS_QUORUM_NOT_MET",
         "LEDGER_CONFIGURATION",
+        # issue #15: operator keys and approval decisions (federation.approvals)
+        "BAD_OPERATOR_KEY",
+        "OPERATOR_EXISTS",
+        "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
         # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
@@ -132,6 +138,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_NONCE",
         "REPLAYED_REQUEST",
         "STALE_REQUEST",
+        # agent bearer tokens of the local HTTP adapters (federation.agent_tokens)
+        "TOKEN_INVALID",
+        "TOKEN_EXPIRED",
+        "TOKEN_REVOKED",
         # credentials: does not verify
         "VERIFICATION_FAILED",
         "INVALID_SIGNATURE",
@@ -182,6 +192,12 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # value-level content controls (federation.content; docs/content-controls.md)
         "VALUE_CONSTRAINT_VIOLATED",
         "CONTENT_SCREENING_DENIED",
+        # issue #15: approvals, behavioural throttling, onward flow
+        "APPROVAL_DENIED",
+        "APPROVAL_SIGNATURE_INVALID",
+        "NOT_AN_OPERATOR",
+        "AGENT_SUSPENDED_ANOMALY",
+        "ONWARD_SHARING_FORBIDDEN",
     ),
     "NOT_FOUND": (
         # no such exposed A2A agent at the partner (for this organization)
@@ -192,6 +208,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_SUBJECT",
         "NO_CHECKPOINT",
         "NO_WALLET",
+        "UNKNOWN_APPROVAL",
+        "UNKNOWN_TOKEN",
     ),
     "FAILED_PRECONDITION": (
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
@@ -229,10 +247,15 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "SCHEMA_MISMATCH",
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
+        "INSECURE_BIND",
         "BACKUP_INVALID",
         # replicas (federation.replicas; operator commands)
         "REPLICAS_NEED_POSTGRESQL",
         "BAD_REPLICA",
+        # issue #15: a request waiting for, or outlived by, an operator's decision
+        "APPROVAL_PENDING",
+        "APPROVAL_EXPIRED",
+        "APPROVAL_NOT_PENDING",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",
@@ -246,6 +269,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BUDGET_KEYS_EXHAUSTED",
         "AUDIT_CAPACITY",
         "VERIFICATION_TIMEOUT",
+        # issue #15: approvers' hourly cap; behavioural throttling
+        "APPROVER_CAP_REACHED",
+        "AGENT_THROTTLED",
+        "SESSION_THROTTLED",
     ),
     "UNAVAILABLE": (
         "SCREENING_UNAVAILABLE",

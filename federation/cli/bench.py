@@ -66,6 +66,19 @@ def hostile(
         raise typer.Exit(1)
 
 
+@app.command("adapters")
+def adapters(
+    requests: Annotated[
+        int, typer.Option("--requests", min=10, max=100_000, help="Requests per path.")
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One request through each agent adapter (MCP stdio, ...) next to the Python SDK, same run."""
+    from benchmarks.bench_adapters import run
+
+    run(requests=requests, json_output=as_json)
+
+
 def _optional(name: str, module: str, doc: str) -> None:
     def cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
         mod = __import__(module, fromlist=["run"])

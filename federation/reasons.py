@@ -108,8 +108,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
-        # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
-        "A2A_TOKEN_INVALID",
+        # the A2A gateway: a partner's signed Agent Card
         "AGENT_CARD_UNPINNED",
         "AGENT_CARD_SIGNATURE_INVALID",
         "UNAUTHENTICATED",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import stat
-
 import pytest
 from a2a.types import Message, Part, Role
 from google.protobuf import json_format, struct_pb2
@@ -82,23 +79,22 @@ def test_the_gateway_keeps_an_answer_to_the_released_fields() -> None:
     assert e.value.reason == "A2A_REPLY_BEYOND_RELEASED"
 
 
-def test_tokens_are_kept_hashed_and_only_for_registered_agents(tmp_path) -> None:
-    from federation.a2a.auth import GatewayTokens
+def test_a_revoked_token_stops_the_agent_at_the_gateway_at_once(tmp_path) -> None:
+    from federation import agent_tokens as at
+    from federation.a2a.gateway import Gateway
+    from federation.demo.setup import provision
 
-    (tmp_path / "agents").mkdir()
-    (tmp_path / "agents" / "coordinator.json").write_text("{}")
-    store = GatewayTokens(tmp_path)
-    token = store.mint("coordinator")
-    text = store.path.read_text()
-    assert token not in text and "coordinator" in json.loads(text).values()
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert GatewayTokens(tmp_path).agent_for(token) == "coordinator"
+    layout = provision(tmp_path, orgs=("hospital", "relief"), with_interop=False)
+    gw = Gateway(layout.orgs["relief"], base_url="http://127.0.0.1:1")
+    token, rec = at.mint(layout.orgs["relief"], "triage-coordinator", ttl_days=1)
+    assert gw.agent_for(token) == "triage-coordinator"
+    at.revoke(layout.orgs["relief"], rec.id)
     with pytest.raises(FederationError) as e:
-        store.agent_for(token + "x")
-    assert e.value.reason == "A2A_TOKEN_INVALID"
-    with pytest.raises(FederationError) as e:
-        store.mint("nobody")
-    assert e.value.reason == "UNKNOWN_AGENT"
+        gw.agent_for(token)
+    assert e.value.reason == "TOKEN_REVOKED"
+    import asyncio
+
+    asyncio.run(gw.close())
 
 
 def test_serve_refuses_a_non_loopback_address(tmp_path) -> None:

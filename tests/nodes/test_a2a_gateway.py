@@ -33,6 +33,8 @@ from google.protobuf import json_format, struct_pb2
 from federation.supervisor import NodeProcess, free_port
 from tests.nodes.conftest import Fed, start
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("a2a")]  # one federation per module, one worker
+
 PURPOSE = "triage-coordination"
 CONTRACT = "relief-hospital-triage"
 MNI = ["patient_id", "triage_level", "mobility", "shelter"]

@@ -112,8 +112,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
     "UNAUTHENTICATED": (
         # the operator console: a session cookie that does not verify (HTTP 401)
         "FORGED_SESSION",
-        # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
-        "A2A_TOKEN_INVALID",
+        # the A2A gateway: a partner's signed Agent Card
         "AGENT_CARD_UNPINNED",
         "AGENT_CARD_SIGNATURE_INVALID",
         "UNAUTHENTICATED",

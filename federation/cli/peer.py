@@ -182,6 +182,7 @@ def remove(
     if bundle is None:
         raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)")
     cfg = load_config(d)
+    new_cfg = None
     if name in cfg.witnesses:
         rest = [w for w in cfg.witnesses if w != name]
         if len(rest) < cfg.witness_quorum:
@@ -190,10 +191,28 @@ def remove(
                 f"{cfg.witness_quorum}: change witnesses / witness_quorum there first",
                 metadata={"field": "witness_quorum"},
             )
-        save_config(d, cfg.model_copy(update={"witnesses": rest}))
+        new_cfg = cfg.model_copy(update={"witnesses": rest})
+    # Atomic across files: the bundle is first renamed aside (one rename, not matched by
+    # `*.json`), then node.toml is replaced (one rename); if that fails the bundle is put back,
+    # so the peer is either still pinned and a witness, or neither.
+    staged = []
     for p in paths.peers.glob("*.json"):
         if _names(p, bundle.org_did):
-            p.unlink()
+            aside = p.with_name(f".{p.name}.removing")
+            p.replace(aside)
+            staged.append((aside, p))
+    try:
+        if new_cfg is not None:
+            save_config(d, new_cfg)
+    except BaseException:
+        for aside, p in staged:
+            aside.replace(p)
+        raise
+    for aside, _ in staged:
+        aside.unlink(missing_ok=True)
+    from federation.rotation import remove_retired
+
+    remove_retired(paths.peers, bundle.org_name)  # its rotated-away keys no longer resolve
     naming = []
     for p in sorted(paths.contracts.glob("*.json")):
         try:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from federation.a2a.config import A2AConfig
 from federation.errors import ConfigError
 
 CONFIG_NAME = "node.toml"
@@ -125,11 +126,18 @@ class NodeConfig(BaseModel):
             version's head (Alembic) by itself; with ``false`` it refuses a
             database that is behind and the operator runs ``accord node migrate``
             (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
+        peer_endpoints: the addresses to dial for a peer instead of its pinned
+            bundle's ``endpoint`` (a peer run as several replicas, or reached
+            through another network): organization name -> list of
+            ``HOST:PORT`` (1 to 16), dialled in turn (round robin per call,
+            skipping one whose connection is failing). Every address is
+            authenticated as the bundle's is (pinned CA, the bundle host's name).
         policy: the Rego engine settings.
         renewal: what the node renews by itself before it expires (agent
             credentials, its TLS certificates): :class:`RenewalConfig`.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
+        a2a: the agents exposed to partners over A2A (:mod:`federation.a2a.config`).
 
     Unknown keys are refused (``extra="forbid"``): a typo, or a key from an
     older version such as the removed test-only ``unsafe_misbehaviour``, is a
@@ -162,9 +170,11 @@ class NodeConfig(BaseModel):
     witness_quorum: int = Field(default=1, ge=1, le=64)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     auto_migrate: bool = True
+    peer_endpoints: dict[str, list[str]] = Field(default_factory=dict, max_length=256)
     policy: PolicyConfig = PolicyConfig()
     renewal: RenewalConfig = RenewalConfig()
     provider_agent: str = "source"
+    a2a: A2AConfig = A2AConfig()
 
     @field_validator("presession_rate_limit")
     @classmethod
@@ -204,6 +214,22 @@ class NodeConfig(BaseModel):
     @classmethod
     def _org_did(cls, value: str) -> str:
         return check_did_web(value)
+
+    @field_validator("peer_endpoints")
+    @classmethod
+    def _peer_endpoints(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        import re
+
+        for name, addresses in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+                raise ValueError(f"peer_endpoints: not an organization name: {name!r}")
+            if not 1 <= len(addresses) <= 16:
+                raise ValueError(f"peer_endpoints.{name}: 1 to 16 addresses")
+            for a in addresses:
+                host, sep, port = a.rpartition(":")
+                if not sep or not host or len(a) > 262 or not port.isdigit() or not 0 < int(port) <= 65535:
+                    raise ValueError(f"peer_endpoints.{name}: expected HOST:PORT, got {a[:80]!r}")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -60,6 +60,18 @@ AUDIT_DENIALS = Counter(
 )
 EQUIVOCATIONS = Gauge("accord_equivocations", "Equivocation evidence held (own log and witnessed logs)")
 LEDGER_SIZE = Gauge("accord_ledger_size_entries", "Entries sequenced in this node's ledger")
+CHECKPOINT_SIZE = Gauge(
+    "accord_ledger_checkpoint_size_entries", "Tree size of this node's latest signed checkpoint"
+)
+WITNESSED_SIZE = Gauge(
+    "accord_ledger_witnessed_size_entries",
+    "Tree size of this node's latest checkpoint cosigned by a witness quorum (lag = checkpoint - witnessed)",
+)
+WITNESS_FAILURES = Counter(
+    "accord_witness_failures_total",
+    "Failed attempts to have a witness cosign this node's checkpoint",
+    ["witness"],
+)
 
 
 EXCHANGE_KINDS = frozenset({"disclosure", "denial", "received"})

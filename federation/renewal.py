@@ -152,6 +152,10 @@ async def renewal_loop(node: Any) -> None:
     from federation.observability import RENEWALS
 
     while True:
+        lease = getattr(node, "lease", None)
+        if lease is not None and not lease.holds():  # replicas: one renewer per node, the lease holder
+            await asyncio.sleep(node.config.renewal.check_interval_seconds)
+            continue
         try:
             report = await asyncio.to_thread(renew_due, node.identity)
             if report.agents:

@@ -118,7 +118,10 @@ class WitnessCoordinator:
         """Record and log one failure of witness ``name`` to cosign ``size``."""
         import time
 
+        from federation.observability import WITNESS_FAILURES
+
         self.failures[name] = error
+        WITNESS_FAILURES.labels(witness=name).inc()
         st = self.witness_status.setdefault(name, {})
         st.update(last_error=error[:500], last_error_at=now_utc().isoformat(), failing=True)
         st["failures"] = int(st.get("failures", 0)) + 1
@@ -207,6 +210,11 @@ class WitnessCoordinator:
         )
         await self.settle_receipts()
         await self._save_status()
+        from federation.observability import CHECKPOINT_SIZE, WITNESSED_SIZE
+
+        marks = await n.writer.run_sync(n.ledger.watermarks)
+        CHECKPOINT_SIZE.set(marks.checkpointed)
+        WITNESSED_SIZE.set(marks.witnessed)
         return dict(self.cosigned)
 
     async def _save_status(self) -> None:
@@ -302,11 +310,24 @@ class WitnessCoordinator:
             return
         self._fail(bundle.org_name, "CONFLICT: witness answered 409 twice", size=size)
 
-    async def run_forever(self, every_seconds: float) -> None:
-        """Call :meth:`round` every ``every_seconds`` seconds."""
+    async def run_forever(self, every_seconds: float, *, lease: Any = None) -> None:
+        """Call :meth:`round` every ``every_seconds`` seconds.
+
+        With ``lease`` (a :class:`federation.replicas.IntegratorLease`: the node
+        runs as several replicas) the round — integration of the entries
+        appended without a receipt, checkpoints to the witnesses, the sweep of
+        expired shared rows — runs only while this replica holds the lease;
+        the others only settle the receipts they received.
+        """
         while True:
             await asyncio.sleep(every_seconds)
             try:
-                await self.round()
+                if lease is None:
+                    await self.round()
+                elif lease.holds():
+                    await self.round()
+                    await asyncio.to_thread(self.node.nonces.sweep)
+                else:
+                    await self.settle_receipts()
             except Exception as exc:  # keep witnessing
                 log.warning("witness round error", error=str(exc))

@@ -718,7 +718,7 @@ class TransparencyLog:
         return self.get(index).state
 
     def query(self, flt: EntryFilter) -> list[StoredEntry]:
-        """Return entries matching ``flt``, in index order (at most ``flt.limit``)."""
+        """Return at most ``flt.limit`` entries matching ``flt``, by index (descending: ``newest_first``)."""
         bounds = (
             None if flt.since is None else _us(flt.since),
             None if flt.until is None else _us(flt.until),

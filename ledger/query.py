@@ -26,7 +26,12 @@ class EntryFilter:
         since: Entries whose ``time`` is at or after this aware datetime.
         until: Entries whose ``time`` is strictly before this aware datetime.
         start_index: Only entries with index ``>=`` this (for paging).
+        end_index: Only entries with index ``<`` this, or ``None`` (keyset paging
+            backwards from the newest entry: the next page's ``end_index`` is the
+            smallest index of the current page).
         limit: At most this many entries, in index order (1..10,000).
+        newest_first: Return the entries in descending index order (the newest
+            ``limit`` matches below ``end_index``) instead of ascending order.
 
     Raises:
         ValueError: On construction, if ``limit`` is out of range, a datetime is
@@ -44,13 +49,17 @@ class EntryFilter:
     since: datetime | None = None
     until: datetime | None = None
     start_index: int = 0
+    end_index: int | None = None
     limit: int = 100
+    newest_first: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_QUERY_LIMIT:
             raise ValueError(f"limit must be in [1, {MAX_QUERY_LIMIT}], got {self.limit}")
         if self.start_index < 0:
             raise ValueError("start_index must be >= 0")
+        if self.end_index is not None and self.end_index < 0:
+            raise ValueError("end_index must be >= 0")
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:

@@ -153,17 +153,65 @@ def _refuse_orphaning_a_ledger(d) -> None:
 def start(
     directory: DirOption = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=64,
+            help="Run the node as this many processes on its PostgreSQL database, each on the "
+            "configured ports + its index (docs/operator-guide.md, 'Replicas').",
+        ),
+    ] = 1,
+    replica: Annotated[
+        int | None,
+        typer.Option(
+            "--replica", min=0, help="Serve only replica INDEX of --replicas (a supervisor starts these)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM (or `accord node stop`).
 
     Refused in one line when a node already runs on the directory (its
-    ``node.pid`` is locked) or a configured address is in use.
+    ``node.pid`` is locked) or a configured address is in use. With
+    ``--replicas N`` (N > 1) this process supervises N replica processes
+    (restarting one that dies) and prints each one's READY line.
     """
+    from federation.errors import ConfigError
     from federation.observability import configure_logging
+    from federation.replicas import ReplicaRole
     from federation.server import run
 
     configure_logging(json_logs=json_logs)
-    asyncio.run(run(node_dir(directory), json_ready=json_logs))
+    if replica is None and replicas > 1:
+        _supervise_replicas(node_dir(directory), replicas, json_logs=json_logs)
+        return
+    try:
+        role = ReplicaRole(index=replica or 0, count=replicas)
+    except ValueError as exc:
+        raise ConfigError(str(exc), reason="BAD_REPLICA") from None
+    asyncio.run(run(node_dir(directory), json_ready=json_logs, replica=role if role.shared else None))
+
+
+def _supervise_replicas(directory, count: int, *, json_logs: bool) -> None:
+    """Run ``count`` replicas of the node until SIGINT/SIGTERM (:class:`federation.supervisor.ReplicaSet`)."""
+    import signal
+    import threading
+
+    from federation.config import load_config
+    from federation.errors import ConfigError
+    from federation.supervisor import ReplicaSet
+
+    if not load_config(directory).database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"{count} replicas need the node database on PostgreSQL (database_url in node.toml)",
+            reason="REPLICAS_NEED_POSTGRESQL",
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    replicas = ReplicaSet(directory, count, json_logs=json_logs)
+    replicas.supervise(stop=stop, on_ready=lambda i, line: print(line, flush=True))
 
 
 @app.command("stop")

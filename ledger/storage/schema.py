@@ -92,9 +92,13 @@ entries = Table(
     Column("contract_id", Text, nullable=False),
     Column("purpose", Text, nullable=False),
     Column("decision", String(8), nullable=False),
-    Index("ix_ledger_entries_provider_org", "provider_org"),
-    Index("ix_ledger_entries_requester_org", "requester_org"),
-    Index("ix_ledger_entries_contract_id", "contract_id"),
+    # (column, idx): newest-first filtered pages stop after the page (migration 0002)
+    Index("ix_ledger_entries_kind_idx", "kind", "idx"),
+    Index("ix_ledger_entries_provider_org_idx", "provider_org", "idx"),
+    Index("ix_ledger_entries_requester_org_idx", "requester_org", "idx"),
+    Index("ix_ledger_entries_contract_id_idx", "contract_id", "idx"),
+    Index("ix_ledger_entries_requester_agent_idx", "requester_agent", "idx"),
+    Index("ix_ledger_entries_provider_agent_idx", "provider_agent", "idx"),
     Index("ix_ledger_entries_time_us", "time_us"),
 )
 

@@ -15,7 +15,7 @@ import pytest
 import typer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ("operator-guide.md", "quickstart.md")
+PAGES = ("operator-guide.md", "quickstart.md", "agents.md")
 COMMAND = re.compile(r"accord((?: [a-z][a-z-]*)+)((?: [^`|\n]*)?)")
 
 

@@ -1,0 +1,280 @@
+"""Console benchmark: the ledger explorer's first page at 1,000,000 entries, next to a bare query.
+
+A real node directory (``accord node init``) gets a ledger of N entries (rows
+inserted in bulk with the same columns and field rows the log writes; the tree
+is not integrated: the explorer does not read it), then an ``accord console``
+process serves it. For each case the explorer page is requested over HTTP
+and its server time read from the ``Server-Timing: app;dur=`` header
+(authentication, the query, rendering 50 rows); in the same run the bare
+``TransparencyLog.query`` of the same page (the read ``accord ledger query``
+does, newest first) is timed in-process.
+
+Run: ``accord bench console [--entries N] [--samples K] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+TARGET_MS = 50.0
+CASES = [
+    ("first page", ""),
+    ("kind=denial", "kind=denial"),
+    ("contract filter", "contract=contract-7"),
+    ("decision=deny + field", "decision=deny&field=diagnosis"),
+    ("deep page (before=N/2)", "before={half}"),
+]
+
+
+def _kind(i: int) -> str:
+    return "audit_denial" if i % 50 == 0 else "denial" if i % 12 == 0 else "disclosure"
+
+
+def _template(kind: str) -> tuple[bytes, dict, list[tuple[int, str]]]:
+    """One entry of ``kind`` with placeholders, built and canonicalized by the ledger's own model."""
+    from ledger import DisclosureEntry
+    from ledger.log import _indexed
+
+    decision = "allow" if kind == "disclosure" else "deny"
+    e = DisclosureEntry(
+        kind=kind,
+        disclosure_id="bench-@ID@",
+        time="2026-11-01T05:00:00Z",
+        provider_org="did:web:bench.accord.test",
+        requester_org="did:web:requester@R@.accord.test",
+        requester_agent="did:key:z6MkAgent@A@",
+        contract_id="contract-@C@",
+        contract_hash="ab" * 32,
+        purpose="care-coordination",
+        fields_requested=("name", "diagnosis", "zip"),
+        fields_released=("diagnosis",) if decision == "allow" else (),
+        fields_stripped=("name",) if decision == "allow" else (),
+        record_count=1 if decision == "allow" else 0,
+        decision=decision,
+        reason="" if decision == "allow" else "NOT_PERMITTED",
+        decision_hash="cd" * 32,
+        request_digest="01" * 32,
+        response_digest="02" * 32 if decision == "allow" else "",
+        effective_trust=0.75,
+    )
+    cols, fields = _indexed(e)
+    return e.canonical_bytes(), cols, fields
+
+
+def _entry_bytes(i: int, templates: dict) -> tuple[bytes, dict, list[tuple[int, str]]]:
+    """Entry ``i`` from its kind's template (placeholders replaced: ids, times, orgs, agents, contracts)."""
+    data, cols, fields = templates[_kind(i)]
+    t = 1_790_000_000 + i  # one entry per second
+    import datetime as dt
+
+    when = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r, a, c = str(i % 7), str(i % 101), str(i % 13)
+    data = (
+        data.replace(b"@ID@", f"{i:09d}".encode())
+        .replace(b"2026-11-01T05:00:00Z", when.encode())
+        .replace(b"requester@R@", b"requester" + r.encode())
+        .replace(b"Agent@A@", b"Agent" + a.encode())
+        .replace(b"contract-@C@", b"contract-" + c.encode())
+    )
+    cols = {
+        **cols,
+        "time_us": t * 1_000_000,
+        "requester_org": f"did:web:requester{r}.accord.test",
+        "requester_agent": f"did:key:z6MkAgent{a}",
+        "contract_id": f"contract-{c}",
+    }
+    return data, cols, fields
+
+
+def fill(node_dir: Path, n: int, *, progress=print) -> None:
+    """Insert ``n`` entries into the node's ledger tables in bulk (same rows the log writes)."""
+    from federation.identity import NodeIdentity
+    from federation.ledger_view import open_ledger_readonly
+    from ledger import leaf_hash
+    from ledger.storage import schema
+
+    ident = NodeIdentity.load(node_dir)
+    open_ledger_readonly(ident).close()  # creates and migrates the schema
+    engine = sa.create_engine(f"sqlite:///{node_dir / 'node.db'}")
+    batch = 20_000
+    t0 = time.perf_counter()
+    with engine.begin() as c:
+        c.exec_driver_sql("PRAGMA journal_mode=WAL")
+    templates = {k: _template(k) for k in ("disclosure", "denial", "audit_denial")}
+    for start in range(0, n, batch):
+        rows, frows = [], []
+        for i in range(start, min(n, start + batch)):
+            data, cols, fields = _entry_bytes(i, templates)
+            rows.append(
+                {
+                    "idx": i,
+                    "disclosure_id": f"bench-{i:09d}",
+                    "leaf_hash": leaf_hash(data),
+                    "data": data,
+                    "sequenced_at_us": cols["time_us"],
+                    **cols,
+                }
+            )
+            frows += [{"idx": i, "role": role, "field": f} for role, f in fields]
+        with engine.begin() as c:
+            c.execute(sa.insert(schema.entries), rows)
+            c.execute(sa.insert(schema.entry_fields), frows)
+        done = min(n, start + batch)
+        if done % 100_000 == 0 or done == n:
+            progress(f"  filled {done:,} / {n:,} entries ({time.perf_counter() - t0:.0f} s)")
+    with engine.begin() as c:
+        c.execute(sa.update(schema.sequence).values(next_index=n))
+        c.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def _pct(samples: list[float]) -> dict:
+    s = sorted(samples)
+    return {"p50_ms": round(statistics.median(s), 3), "p95_ms": round(s[max(0, int(len(s) * 0.95) - 1)], 3)}
+
+
+def _bare(ledger, query: str) -> tuple[list[float], int]:
+    """Time the bare ``TransparencyLog.query`` of the page (plus the CLI's row conversion)."""
+    from urllib.parse import parse_qs
+
+    from federation.cli.ledger import entry_row
+    from ledger import EntryFilter
+
+    q = {k: v[0] for k, v in parse_qs(query).items()}
+    flt = EntryFilter(
+        kind=q.get("kind"),
+        contract_id=q.get("contract"),
+        decision=q.get("decision"),
+        field=q.get("field"),
+        end_index=int(q["before"]) if "before" in q else None,
+        limit=51,
+        newest_first=True,
+    )
+    out = []
+    for _ in range(ARGS_SAMPLES[0]):
+        t0 = time.perf_counter()
+        rows = [entry_row(e) for e in ledger.query(flt)]
+        out.append((time.perf_counter() - t0) * 1000)
+    return out, min(len(rows), 50)
+
+
+ARGS_SAMPLES = [50]
+
+
+def run(
+    *, entries: int = 1_000_000, samples: int = 50, json_output: bool = False, workdir: Path | None = None
+):
+    """Build the ledger, serve it, time the explorer and the bare query; print the comparison."""
+    from federation.identity import NodeIdentity, init_node
+    from federation.ledger_view import open_ledger_readonly
+
+    ARGS_SAMPLES[0] = samples
+    say = (lambda *_: None) if json_output else print
+    tmp = tempfile.TemporaryDirectory(prefix="accord-bench-console-")
+    root = Path(workdir or tmp.name) / "bench"
+    if not (root / "node.toml").exists():
+        init_node(root, org_name="bench", listen="127.0.0.1:0")
+        say(f"filling a ledger of {entries:,} entries in {root} …")
+        fill(root, entries, progress=say)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "federation.cli.main", "console", "--dir", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("console: "):
+            raise RuntimeError(f"console did not start: {line!r} {proc.stderr.read()[:500]}")
+        port = int(line.split()[1].rstrip("/").rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        ledger = open_ledger_readonly(NodeIdentity.load(root))
+        results = []
+        for name, query in CASES:
+            query = query.format(half=entries // 2)
+            url = "/ledger" + (f"?{query}" if query else "")
+            server, wall = [], []
+            rows = 0
+            for k in range(samples + 3):
+                t0 = time.perf_counter()
+                conn.request("GET", url)
+                resp = conn.getresponse()
+                body = resp.read()
+                t1 = time.perf_counter()
+                if resp.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {resp.status}")
+                if k < 3:  # warm-up
+                    continue
+                dur = resp.getheader("server-timing", "").split("dur=")[-1]
+                server.append(float(dur))
+                wall.append((t1 - t0) * 1000)
+                rows = body.count(b"<tr data-index=")
+            bare, bare_rows = _bare(ledger, query)
+            assert rows == bare_rows, f"{name}: page shows {rows} rows, the bare query {bare_rows}"
+            results.append(
+                {
+                    "case": name,
+                    "url": url,
+                    "rows": rows,
+                    "server": _pct(server),
+                    "http_wall": _pct(wall),
+                    "bare_query": _pct(bare),
+                }
+            )
+        ledger.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        tmp.cleanup()
+    out = {
+        "entries": entries,
+        "samples": samples,
+        "target_p50_ms": TARGET_MS,
+        "cases": results,
+        "first_page_meets_target": results[0]["server"]["p50_ms"] < TARGET_MS,
+        "machine": "2-core python-svc, shared with other sessions (loaded)",
+    }
+    if json_output:
+        print(json.dumps(out, indent=2))
+        return out
+    print(
+        f"\nledger explorer at {entries:,} entries ({samples} requests per case; "
+        f"target p50 < {TARGET_MS:g} ms)"
+    )
+    print(
+        f"{'case':26s} {'rows':>4s} {'server p50':>11s} {'p95':>8s} {'bare query p50':>15s} {'overhead':>9s}"
+    )
+    for r in results:
+        s, b = r["server"], r["bare_query"]
+        print(
+            f"{r['case']:26s} {r['rows']:4d} {s['p50_ms']:9.2f}ms {s['p95_ms']:6.2f}ms {b['p50_ms']:13.2f}ms "
+            f"{s['p50_ms'] - b['p50_ms']:7.2f}ms"
+        )
+    print("first page " + ("meets" if out["first_page_meets_target"] else "MISSES") + " the target")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--entries", type=int, default=1_000_000)
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="Keep (and reuse) the filled node directory here."
+    )
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    run(entries=a.entries, samples=a.samples, json_output=a.json, workdir=a.workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ import typer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = ("operator-guide.md", "quickstart.md", "agents.md")
-COMMAND = re.compile(r"accord((?: [a-z][a-z-]*)+)((?: [^`|\n]*)?)")
+COMMAND = re.compile(r"accord((?: [a-z][a-z0-9-]*)+)((?: [^`|\n]*)?)")
 
 
 def _is_group(cmd) -> bool:

@@ -228,6 +228,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # encrypted node keys at rest (federation.identity)
         "KEY_PASSPHRASE_MISSING",
         "KEY_DECRYPT_FAILED",
+        # `peer reset-witness` named another size than the witness holds (ledger.Witness.reset_log)
+        "WITNESS_STATE_CHANGED",
         # the organization key in a PKCS#11 token (federation.keystore)
         "KEY_STORE_UNAVAILABLE",
         "KEY_NOT_EXPORTABLE",

@@ -592,6 +592,22 @@ class Tx:
         )
         return res.rowcount == 1
 
+    def witness_reset_log(self, witness: str, origin: str, now_us: int) -> int | None:
+        """Forget what a witness cosigned for ``origin`` (size 0, no checkpoint; vkey kept).
+
+        Returns the size it held, or None when the log is not configured.
+        Equivocation evidence is not touched.
+        """
+        w = s.witness_logs.c
+        cond = and_(w.witness == witness, w.origin == origin)
+        row = self.conn.execute(select(w.size).where(cond)).first()
+        if row is None:
+            return None
+        self.conn.execute(
+            update(s.witness_logs).where(cond).values(size=0, root=None, note=None, updated_at_us=now_us)
+        )
+        return int(row[0])
+
     def witness_logs(self, witness: str) -> list[tuple[str, str, int]]:
         """Return ``(origin, vkey, size)`` of every log a witness knows."""
         w = s.witness_logs.c

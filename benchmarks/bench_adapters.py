@@ -154,8 +154,8 @@ PATHS: list[AdapterPath] = [AdapterPath("sdk", _sdk), AdapterPath("mcp-stdio", _
 
 #: rows that decompose an adapter's cost (not ways in): printed after the paths
 DIAGNOSTICS: list[AdapterPath] = [
-    AdapterPath("mcp in-process (no pipe)", _mcp_in_process),
-    AdapterPath("mcp-stdio list_partners (no crossing)", _mcp_transport_only),
+    AdapterPath("mcp-inproc (diag.)", _mcp_in_process),
+    AdapterPath("mcp-stdio-noop (diag.)", _mcp_transport_only),
 ]
 
 

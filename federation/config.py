@@ -15,6 +15,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from federation.a2a.config import A2AConfig
 from federation.errors import ConfigError
 
 CONFIG_NAME = "node.toml"
@@ -134,6 +135,7 @@ class NodeConfig(BaseModel):
             credentials, its TLS certificates): :class:`RenewalConfig`.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
+        a2a: the agents exposed to partners over A2A (:mod:`federation.a2a.config`).
 
     Unknown keys are refused (``extra="forbid"``): a typo, or a key from an
     older version such as the removed test-only ``unsafe_misbehaviour``, is a
@@ -170,6 +172,7 @@ class NodeConfig(BaseModel):
     policy: PolicyConfig = PolicyConfig()
     renewal: RenewalConfig = RenewalConfig()
     provider_agent: str = "source"
+    a2a: A2AConfig = A2AConfig()
 
     @field_validator("presession_rate_limit")
     @classmethod

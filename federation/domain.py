@@ -161,6 +161,8 @@ class LocalSession:
     agent_did: str
     agent_public_key: bytes
     expires_at: float
+    #: requests of this session that carried data received under another contract (AD; issue #15)
+    drift_events: int = 0
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from credentials import (
     CredentialError,
     public_key_from_did_key,
 )
-from federation import content, entries, exchange
+from federation import approvals, behaviour, content, entries, exchange
 from federation import observability as obs
 from federation.domain import Outcome, Request
 from federation.errors import (
@@ -415,8 +415,11 @@ class ProviderSide:
                 reason=reason,
                 metadata={"contract_id": request.contract_id},
             )
+        behaviour.admit(self, sess, request, contract, now)  # issue #15: suspended agent, throttled session
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
+        # issue #15: an operator's approval in effect for requests of this shape (or a refusal)
+        approval_id = await approvals.precheck_request(self, peer.org_did, request, contract, now)
         decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
@@ -424,6 +427,8 @@ class ProviderSide:
         sess.requests += 1
         records: list[dict[str, Any]] = []
         refused = "" if decision.allow else exchange.deny_reason(decision)
+        if decision.allow and not approval_id:
+            await approvals.hold_if_needed(self, peer.org_did, request, contract, decision, now)
         if decision.allow:
             try:
                 max_records = decision.max_records or 100
@@ -440,6 +445,18 @@ class ProviderSide:
         if refused:
             sess.denials += 1
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+            await behaviour.observe(
+                self,
+                peer_org=peer.org_did,
+                sess=sess,
+                request=request,
+                contract=contract,
+                fields=request.fields,
+                released=(),
+                refused=True,
+                audit_hit=False,
+                now=now,
+            )
             await self._deny(
                 peer, exchange.plan_refusal(base, reason=refused, reasons=decision.reason_codes), decision
             )
@@ -464,10 +481,25 @@ class ProviderSide:
             stripped=stripped,
             record_count=len(records),
             reasons=tuple(decision.reason_codes),
-            extra=extra or None,
+            extra={**extra, **({"approval_id": approval_id} if approval_id else {})} or None,
         )
         written = await self._log_disclosure(plan.entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
+        await behaviour.exposure(  # issue #15: attempted OER per window against the contract's tolerance
+            self, peer_org=peer.org_did, request=request, contract=contract, offered=gate.offered, now=now
+        )
+        await behaviour.observe(
+            self,
+            peer_org=peer.org_did,
+            sess=sess,
+            request=request,
+            contract=contract,
+            fields=request.fields,
+            released=released,
+            refused=False,
+            audit_hit=False,
+            now=now,
+        )
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return exchange.outcome(plan, decision, written)
@@ -656,6 +688,18 @@ class ProviderSide:
             sess.denials += 1
             if reason == "RECONSTRUCTION_RISK":
                 self.trust.record_audit_hit((peer.org_did, self.did), now=now)
+            await behaviour.observe(
+                self,
+                peer_org=peer.org_did,
+                sess=sess,
+                request=request,
+                contract=contract,
+                fields=aggregate_columns(query),
+                released=(),
+                refused=True,
+                audit_hit=reason == "RECONSTRUCTION_RISK",
+                now=now,
+            )
             if reason in (
                 "RECONSTRUCTION_RISK",
                 "AUDIT_CAPACITY",

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from credentials import public_key_from_did_key
-from federation import content, entries
+from federation import content, entries, onward
 from federation.domain import LocalSession, ReceivedOutcome, Request
 from federation.entries import sha256_hex
 from federation.errors import (
@@ -197,6 +197,8 @@ class RequesterSide:
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
         bundle = self.peers.get(local.peer_org)
+        # issue #15: data received under a contract does not go on to a third organization unless allowed
+        await onward.check_outgoing(self, request=request, target_org=bundle.org_did, now=now, local=local)
         envelope = sign_payload(
             self.identity.org_key,
             pb.ExchangeEnvelope(
@@ -301,6 +303,15 @@ class RequesterSide:
             # an unverified outcome whose members do not form an entry: record what this node knows
             entry = entries.received_unformable(received)
         written = await self.writer.write(entry, receipt=False)
+        if ok and outcome.decision == "allow":  # issue #15: keep its disclosure id, obligations, onward terms
+            await onward.keep_received(
+                self,
+                provider_org=bundle.org_did,
+                request=request,
+                outcome=outcome,
+                contract=contract,
+                now=now,
+            )
         if screened.labels:
             outcome = dataclasses.replace(
                 outcome, payload_json=screened.payload_json, content_labels=screened.labels

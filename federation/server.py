@@ -213,6 +213,7 @@ async def _serve(
 ) -> None:
     from grpc_health.v1 import health
 
+    from federation import upkeep
     from federation.health import HealthMonitor
     from federation.observability import LEDGER_SIZE
 
@@ -270,6 +271,7 @@ async def _serve(
         asyncio.create_task(announce_loop(node, max(node.config.witness_interval_seconds, 10.0))),
         asyncio.create_task(renewal_loop(node)),
         asyncio.create_task(monitor.run_forever()),
+        asyncio.create_task(upkeep.run_forever(node)),  # approvals, retention (issue #15)
     ]
     await stop.wait()
     log.info("node stopping", org=node.config.org_name)

@@ -66,6 +66,8 @@ class Session:
     created_at: float
     expires_at: float
     state: str = "open"
+    #: issue #15: a request cap set by behavioural throttling (``federation.behaviour``), or None
+    throttle_cap: int | None = None
     requests: int = 0
     denials: int = 0
     fields_released: set[str] = field(default_factory=set)

@@ -908,3 +908,281 @@ class ReplicaStateStore:
                         conn.execute(state.insert().values(key=k, value=raw, updated_at=now))
 
         return cm()
+# ---------------------------------------------------------------- issue #15 (next/approvals)
+#
+# Operators and the approval queue (federation.approvals), and the data this node received
+# under contracts with onward-flow or retention terms (federation.onward). Additive tables,
+# Alembic revision 0004_approvals.
+
+operators = Table(
+    "node_operators",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+approvals = Table(
+    "node_approvals",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("shape", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("requester_org", String(256), nullable=False),
+    Column("requester_agent", String(256), nullable=False),
+    Column("contract_id", String(256), nullable=False),
+    Column("contract_hash", String(128), nullable=False),
+    Column("purpose", String(256), nullable=False),
+    Column("resource", String(256), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("rule", String(300), nullable=False),
+    Column("risk", Float, nullable=False),
+    Column("risk_reason", String(400), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("subjects", JSON, nullable=False),
+    Column("agents", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("grant_seconds", Integer, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(100), nullable=True),
+    Column("note", String(300), nullable=True),
+    Column("signed_decision", Text, nullable=True),
+    Column("signature", String(200), nullable=True),
+    Column("grant_until", DateTime(timezone=True), nullable=True),
+    Column("ledgered", Boolean, nullable=False, default=False),
+    Column("reported", Boolean, nullable=False, default=False),
+)
+
+received_data = Table(
+    "node_received_data",
+    metadata,
+    Column("disclosure_id", String(256), primary_key=True),
+    Column("provider_org", String(256), nullable=False),
+    Column("contract_id", String(256), nullable=False),
+    Column("contract_hash", String(128), nullable=False),
+    Column("agent_did", String(256), nullable=False),
+    Column("obligations", JSON, nullable=False),
+    Column("onward", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("retain_until", DateTime(timezone=True), nullable=True, index=True),
+    Column("payload", Text, nullable=False),
+    Column("value_digests", JSON, nullable=False),
+)
+
+#: columns of ``node_approvals`` a caller may set on insert or update
+APPROVAL_COLUMNS = frozenset(c.name for c in approvals.columns)
+
+
+def _aware(v: Any) -> Any:
+    """SQLite returns naive datetimes for timezone columns: read them back as UTC."""
+    if isinstance(v, dt.datetime) and v.tzinfo is None:
+        return v.replace(tzinfo=dt.UTC)
+    return v
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {k: _aware(v) for k, v in row._mapping.items()}
+
+
+class ApprovalStore:
+    """Operators and the approval queue over the node database (only SQL; no policy).
+
+    Rows are plain dicts (the ``node_approvals`` columns); :mod:`federation.approvals`
+    gives them meaning.
+    """
+
+    def __init__(self, store: NodeStore) -> None:
+        self.engine = store.engine
+
+    # ------------------------------------------------------------ operators
+
+    def add_operator(self, name: str, public_key: str, *, now: dt.datetime) -> None:
+        """Register an operator's Ed25519 public key (base64url, 32 bytes).
+
+        Raises:
+            InvalidRequestError: ``OPERATOR_EXISTS`` when the name or key is taken.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    operators.insert().values(name=name, public_key=public_key, revoked=False, created_at=now)
+                )
+        except IntegrityError as exc:
+            raise InvalidRequestError(
+                f"operator {name!r} (or its key) is already registered", reason="OPERATOR_EXISTS"
+            ) from exc
+
+    def revoke_operator(self, name: str) -> bool:
+        """Mark an operator revoked; False if there is none by that name."""
+        with self.engine.begin() as conn:
+            n = conn.execute(update(operators).where(operators.c.name == name).values(revoked=True)).rowcount
+        return bool(n)
+
+    def operators(self) -> list[dict[str, Any]]:
+        """Every registered operator: ``name``, ``public_key``, ``revoked``, ``created_at``."""
+        with self.engine.connect() as conn:
+            return [_row_dict(r) for r in conn.execute(select(operators).order_by(operators.c.name)).all()]
+
+    def operator(self, name: str) -> dict[str, Any] | None:
+        """One operator row, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(operators).where(operators.c.name == name)).first()
+        return None if row is None else _row_dict(row)
+
+    # ------------------------------------------------------------ approvals
+
+    def insert(self, row: dict[str, Any]) -> None:
+        """Insert one approval row (every column of :data:`approvals` not defaulted)."""
+        with self.engine.begin() as conn:
+            conn.execute(approvals.insert().values(**row))
+
+    def get(self, approval_id: str) -> dict[str, Any] | None:
+        """One approval row by id, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+        return None if row is None else _row_dict(row)
+
+    def latest_for_shape(self, shape: str) -> dict[str, Any] | None:
+        """The newest approval row of a request shape, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(approvals)
+                .where(approvals.c.shape == shape)
+                .order_by(approvals.c.created_at.desc(), approvals.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else _row_dict(row)
+
+    def rows(self, *, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Approval rows (newest first), optionally of one status; at most ``limit``."""
+        q = select(approvals).order_by(approvals.c.created_at.desc()).limit(limit)
+        if status is not None:
+            q = q.where(approvals.c.status == status)
+        with self.engine.connect() as conn:
+            return [_row_dict(r) for r in conn.execute(q).all()]
+
+    def unledgered(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Settled rows (not ``pending``) whose outcome is not yet in the ledger, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(approvals)
+                .where(approvals.c.ledgered.is_(False) & (approvals.c.status != "pending"))
+                .order_by(approvals.c.created_at)
+                .limit(limit)
+            ).all()
+        return [_row_dict(r) for r in rows]
+
+    def overdue(self, *, now: dt.datetime, limit: int = 1000) -> list[str]:
+        """Ids of pending rows whose expiry is at or before ``now``."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(approvals.c.id)
+                    .where((approvals.c.status == "pending") & (approvals.c.expires_at <= now))
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def update(self, approval_id: str, *, expect_status: str | None = None, **values: Any) -> bool:
+        """Update one row; with ``expect_status`` only if its status still is that (compare-and-set).
+
+        Returns:
+            True if a row was updated.
+        """
+        q = update(approvals).where(approvals.c.id == approval_id)
+        if expect_status is not None:
+            q = q.where(approvals.c.status == expect_status)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(q.values(**values)).rowcount)
+
+    def decisions_by(self, operator: str, *, since: dt.datetime) -> int:
+        """How many decisions ``operator`` signed since ``since``.
+
+        One per signature (a batch is one); ``invalid`` rows (not the operator's signature) do not count.
+        """
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count(approvals.c.signature.distinct()))
+                    .select_from(approvals)
+                    .where(
+                        (approvals.c.decided_by == operator)
+                        & (approvals.c.decided_at >= since)
+                        & (approvals.c.status != "invalid")  # not signed by the operator: not its prompt
+                    )
+                ).scalar()
+                or 0
+            )
+
+    def count(self, *, status: str) -> int:
+        """Rows of one status."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(approvals).where(approvals.c.status == status)
+                ).scalar()
+                or 0
+            )
+
+
+class ReceivedStore:
+    """Records received under contracts with onward-flow or retention terms (only SQL)."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.engine = store.engine
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Insert one received disclosure (idempotent on ``disclosure_id``)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(received_data.insert().values(**row))
+        except IntegrityError:
+            pass  # the same disclosure twice: already kept
+
+    def rows(self, *, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Every kept disclosure (oldest first), at most ``limit``."""
+        with self.engine.connect() as conn:
+            return [
+                _row_dict(r)
+                for r in conn.execute(
+                    select(received_data).order_by(received_data.c.received_at).limit(limit)
+                ).all()
+            ]
+
+    def get(self, disclosure_id: str) -> dict[str, Any] | None:
+        """One kept disclosure, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(received_data).where(received_data.c.disclosure_id == disclosure_id)
+            ).first()
+        return None if row is None else _row_dict(row)
+
+    def due(self, *, now: dt.datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Disclosures whose retention ended at or before ``now`` (oldest first)."""
+        with self.engine.connect() as conn:
+            return [
+                _row_dict(r)
+                for r in conn.execute(
+                    select(received_data)
+                    .where(received_data.c.retain_until.is_not(None) & (received_data.c.retain_until <= now))
+                    .order_by(received_data.c.retain_until)
+                    .limit(limit)
+                ).all()
+            ]
+
+    def delete(self, disclosure_ids: list[str]) -> int:
+        """Delete kept disclosures; returns how many were deleted."""
+        if not disclosure_ids:
+            return 0
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    received_data.delete().where(received_data.c.disclosure_id.in_(disclosure_ids))
+                ).rowcount
+            )

@@ -200,6 +200,42 @@ class BudgetLedger:
                 s.requantize()
             self._dirty.add(key)
 
+    def refund(self, key: BudgetKey, units: float) -> int:
+        """Take back up to ``units`` (≥ 0, finite) from the key's latest charges (issue #15).
+
+        For a decision whose release did not happen (a request held for an
+        operator's approval): the budget pays only for what crosses.
+
+        Returns:
+            The micro-units taken back (at most what was charged).
+
+        Raises:
+            BudgetStateError: negative/non-finite units or a malformed key.
+        """
+        if isinstance(units, bool) or not isinstance(units, int | float) or not (
+            math.isfinite(units) and units >= 0
+        ):
+            raise BudgetStateError(f"units must be finite and >= 0, got {units!r}")
+        self._check_key(key)
+        left = micros_up(units)
+        back = 0
+        with self._lock:
+            s = self._keys.get(key)
+            if s is None:
+                return 0
+            for slot in reversed(s.charges):
+                take = min(left, slot[1])
+                slot[1] -= take
+                left -= take
+                back += take
+                if not left:
+                    break
+            kept = [c for c in s.charges if c[1] > 0]
+            s.charges.clear()
+            s.charges.extend(kept)
+            self._dirty.add(key)
+        return back
+
     def spent_micros(self, key: BudgetKey, *, window_seconds: float, now: datetime) -> int:
         """Micro-units charged in the window ``(now - window_seconds, ∞)`` (later stamps count too).
 

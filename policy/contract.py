@@ -659,6 +659,123 @@ class SessionLimits(_Frozen):
     max_fields: int | None = Field(gt=0, le=_MAX_COUNT)
 
 
+# ---------------------------------------------------------------- issue #15 (next/approvals):
+# human approval, onward flow and retention, exposure tolerance. Optional blocks: a contract
+# without them hashes as before (``to_dict`` omits defaults).
+
+
+class ApprovalRule(_Frozen):
+    """When an allowed request must wait for an operator's approval (any condition met).
+
+    Attributes:
+        fields: the request needs approval if any of these field paths would be released.
+        min_sensitivity: ... if the released beyond-MNI fields' summed ``sensitivity`` is at least this.
+        below_trust: ... if the effective trust τ is below this, in [0, 1].
+        budget_fraction: ... if the trust budget spent in the window, this request included,
+            reaches this fraction of ``trust_budget.units``, in (0, 1].
+        purposes: ... if the request's purpose is one of these.
+    """
+
+    fields: Annotated[list[str], _distinct("approval field")] = Field(default_factory=list, max_length=256)
+    min_sensitivity: Micro | None = Field(default=None, gt=0.0, le=1_000_000.0)
+    below_trust: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    budget_fraction: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    purposes: Annotated[list[str], _distinct("approval purpose")] = Field(
+        default_factory=list, max_length=256
+    )
+
+    @model_validator(mode="after")
+    def _not_vacuous(self) -> ApprovalRule:
+        if not (self.fields or self.purposes) and all(
+            v is None for v in (self.min_sensitivity, self.below_trust, self.budget_fraction)
+        ):
+            raise ValueError("an approval rule needs at least one condition")
+        for f in self.fields:
+            if not is_valid_path(f):
+                raise ValueError(f"invalid field path {f!r} in approval.fields")
+        return self
+
+
+class ApprovalPolicy(_Frozen):
+    """Human approval of some requests (docs/content-controls.md, "Human approval").
+
+    Attributes:
+        require: the conditions (:class:`ApprovalRule`).
+        expires_seconds: a pending request not decided within this many seconds expires (denied).
+        grant_seconds: how long an approval covers requests of the same shape (batching).
+    """
+
+    require: ApprovalRule
+    expires_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    grant_seconds: int = Field(default=3600, gt=0, le=30 * 24 * 3600)
+
+
+class OnwardFlow(_Frozen):
+    """What the requester's node may do with data received under this contract.
+
+    Attributes:
+        allowed: the data may be passed on to a third organization.
+        orgs: when ``allowed``, only to these organizations (empty: any pinned peer).
+        retention_seconds: the requester's node purges what it received after this
+            many seconds (None: no limit set by the contract).
+    """
+
+    allowed: bool = False
+    orgs: Annotated[list[Did], _distinct("onward organization")] = Field(default_factory=list, max_length=64)
+    retention_seconds: int | None = Field(default=None, gt=0, le=_MAX_WINDOW)
+
+
+class ExposureTolerance(_Frozen):
+    """The highest attempted over-exposure rate (before the gate) tolerated per window.
+
+    Attributes:
+        max_attempted_oer: largest share of released disclosures whose source
+            offered a field beyond the purpose's MNI, in [0, 1].
+        window_seconds: the sliding window.
+        min_disclosures: the rate is judged only once this many disclosures are in the window.
+        ceiling_step: how much the pair's trust ceiling drops each time it is exceeded.
+    """
+
+    max_attempted_oer: Micro = Field(ge=0.0, le=1.0)
+    window_seconds: int = Field(default=3600, gt=0, le=_MAX_WINDOW)
+    min_disclosures: int = Field(default=10, gt=0, le=1_000_000)
+    ceiling_step: Micro = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class BaselineLimits(_Frozen):
+    """Behavioural baselines and throttling for the pair (:mod:`policy.baselines`).
+
+    Attributes:
+        window_seconds: history kept per agent and per pair.
+        recent_seconds: the part of it a sudden shift is judged on.
+        probe_min_events: requests in the window before probing is judged.
+        probe_min_fields: distinct fields asked for and not released that make probing.
+        rate_factor: a recent rate this many times the key's own earlier rate is a shift.
+        rate_min_recent: and at least this many requests in ``recent_seconds``.
+        novelty_ratio: share of recent requests with a purpose or field never seen before.
+        suspend_seconds: how long a probing agent is refused (``AGENT_SUSPENDED_ANOMALY``).
+        session_requests: the request cap a tightened session gets (``SESSION_THROTTLED``).
+        trust_penalty: τ penalty per anomaly, in [0, 1] (recovers with the trust half-life).
+    """
+
+    window_seconds: int = Field(default=3600, gt=1, le=30 * 24 * 3600)
+    recent_seconds: int = Field(default=60, gt=0, le=24 * 3600)
+    probe_min_events: int = Field(default=6, gt=0, le=100_000)
+    probe_min_fields: int = Field(default=4, gt=0, le=10_000)
+    rate_factor: Micro = Field(default=5.0, gt=1.0, le=1_000_000.0)
+    rate_min_recent: int = Field(default=20, gt=0, le=1_000_000)
+    novelty_ratio: Micro = Field(default=0.6, gt=0.0, le=1.0)
+    suspend_seconds: int = Field(default=900, gt=0, le=30 * 24 * 3600)
+    session_requests: int = Field(default=10, gt=0, le=1_000_000)
+    trust_penalty: Micro = Field(default=0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> BaselineLimits:
+        if self.recent_seconds >= self.window_seconds:
+            raise ValueError("recent_seconds must be shorter than window_seconds")
+        return self
+
+
 class ContractSignature(_Frozen):
     """One party's detached JWS over the contract's version hash.
 
@@ -706,6 +823,11 @@ class Contract(_Frozen):
             written before it).
         retired_at: node-local retirement time (not covered by the hash).
         signatures: the parties' signatures (not covered by the hash).
+        approval: requests that wait for an operator (:class:`ApprovalPolicy`), or None.
+        onward: onward sharing and retention at the requester (:class:`OnwardFlow`), or None
+            (no onward sharing, no retention limit).
+        exposure_tolerance: the attempted-OER limit per window (:class:`ExposureTolerance`), or None.
+        baselines: behavioural baselines and throttling for the pair (:class:`BaselineLimits`), or None.
     """
 
     id: Annotated[str, _identifier("contract")]
@@ -727,6 +849,11 @@ class Contract(_Frozen):
     content: ContentControls | None = None
     retired_at: Timestamp | None = None
     signatures: list[ContractSignature] = Field(default_factory=list, max_length=8)
+    # issue #15 (next/approvals): optional, omitted from the terms when absent
+    approval: ApprovalPolicy | None = None
+    onward: OnwardFlow | None = None
+    exposure_tolerance: ExposureTolerance | None = None
+    baselines: BaselineLimits | None = None
 
     @field_validator("purposes")
     @classmethod

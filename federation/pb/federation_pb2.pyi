@@ -146,6 +146,16 @@ class AnnounceKeyRotationResponse(_message.Message):
     outcome: str
     def __init__(self, fingerprint: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
 
+class GetAgentCardsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAgentCardsResponse(_message.Message):
+    __slots__ = ("agent_card_json",)
+    AGENT_CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    agent_card_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, agent_card_json: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class QueryEntriesRequest(_message.Message):
     __slots__ = ("contract_id", "purpose", "field", "decision", "kind", "limit")
     CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -93,6 +93,11 @@ class FederationServiceStub:
                 request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.SerializeToString,
                 response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.FromString,
                 _registered_method=True)
+        self.GetAgentCards = channel.unary_unary(
+                '/accord.federation.v1.FederationService/GetAgentCards',
+                request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.SerializeToString,
+                response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -188,6 +193,17 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAgentCards(self, request, context):
+        """The A2A Agent Cards of the agents the callee exposes to the caller's
+        organization (A2A specification, Agent Card), each signed with the
+        callee's organization key (JWS, A2A "Agent Card Signing"). Only skills
+        whose purpose a contract in force between the two organizations names
+        are listed; an organization that is not pinned gets no card.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +261,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.AnnounceKeyRotation,
                     request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.FromString,
                     response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.SerializeToString,
+            ),
+            'GetAgentCards': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgentCards,
+                    request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.FromString,
+                    response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -548,6 +569,33 @@ class FederationService:
             '/accord.federation.v1.FederationService/AnnounceKeyRotation',
             accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.SerializeToString,
             accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgentCards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.federation.v1.FederationService/GetAgentCards',
+            accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.SerializeToString,
+            accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -184,3 +184,12 @@ class FederationServicer(pbg.FederationServiceServicer):
         peer = self._peer(context)
         fingerprint, outcome = await accept_announcement(self.node, peer.org_did, request)
         return pb.AnnounceKeyRotationResponse(fingerprint=fingerprint, outcome=outcome)
+
+    @rpc
+    async def GetAgentCards(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)  # pinned partners only
+        if not self.node.config.a2a.expose:
+            return pb.GetAgentCardsResponse()
+        from federation.a2a.cards import cards_for_partner  # a2a-sdk is loaded only when cards are served
+
+        return pb.GetAgentCardsResponse(agent_card_json=cards_for_partner(self.node, peer.org_did))

@@ -336,7 +336,7 @@ class Tx:
         conds = [e.idx >= flt.start_index]
         if flt.end_index is not None:
             conds.append(e.idx < flt.end_index)
-        # one OR filter is split into index-ordered selects, one per alternative (below); any other stays an OR
+        # one OR filter is split into index-ordered selects, one per alternative; any other stays an OR
         split: list[Any] | None = None
         if flt.counterpart_org is not None:
             split = [e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org]

@@ -232,8 +232,8 @@ PATHS: list[AdapterPath] = [
 
 #: rows that decompose an adapter's cost (not ways in): printed after the paths
 DIAGNOSTICS: list[AdapterPath] = [
-    AdapterPath("mcp in-process (no pipe)", _mcp_in_process),
-    AdapterPath("mcp-stdio list_partners (no crossing)", _mcp_transport_only),
+    AdapterPath("mcp-inproc (diag.)", _mcp_in_process),
+    AdapterPath("mcp-stdio-noop (diag.)", _mcp_transport_only),
 ]
 
 

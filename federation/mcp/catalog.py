@@ -148,6 +148,8 @@ class Catalog:
     partners: dict[str, PartnerView] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)
     contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    next_change: dt.datetime | None = None
+    """The earliest future time a loaded contract comes into or goes out of force (None: never)."""
 
     @classmethod
     def load(
@@ -171,11 +173,12 @@ class Catalog:
                     c = Contract.load(p)
                 except (PolicyError, ValueError, OSError):
                     continue
-                if (
-                    c.parties.requester.org != own
-                    or c.parties.provider.org not in by_did
-                    or not c.in_force(now)
-                ):
+                if c.parties.requester.org != own or c.parties.provider.org not in by_did:
+                    continue
+                for t in (c.valid_from, c.valid_until, c.retired_at):
+                    if t is not None and t > now and (cat.next_change is None or t < cat.next_change):
+                        cat.next_change = t
+                if not c.in_force(now):
                     continue
                 if len(c.signatures) < 2:  # the node refuses a contract one party has not signed
                     continue

@@ -128,24 +128,29 @@ class AgentAdapter:
     # ------------------------------------------------------------ catalog (re-read when files change)
 
     def _stamp(self) -> tuple[Any, ...]:
-        out: list[Any] = []
+        out: list[Any] = [(self.node_dir / "node.toml").stat().st_mtime_ns]
         for sub in ("contracts", "peers"):
             d = self.node_dir / sub
             if d.is_dir():
                 out += sorted((p.name, p.stat().st_mtime_ns) for p in d.glob("*.json"))
-        # a contract comes into or goes out of force with time: re-read at least every minute
-        return (*out, int(time.time() // 60))
+        return tuple(out)
 
     def catalog(self) -> cat.Catalog:
-        """The catalog for now (cached until a contract or peer file changes)."""
+        """The catalog for now.
+
+        Re-read when a contract, peer or config file changes, or when a contract
+        comes into or goes out of force (``Catalog.next_change``).
+        """
         stamp = self._stamp()
-        if self._catalog is None or stamp != self._catalog_stamp:
+        now = dt.datetime.now(dt.UTC)
+        c = self._catalog
+        if c is None or stamp != self._catalog_stamp or (c.next_change is not None and now >= c.next_change):
             self._catalog = cat.Catalog.load(
                 self.node_dir,
                 agent=self.agent,
                 agent_did=self.wallet.did,
                 scopes=self.scopes,
-                now=dt.datetime.now(dt.UTC),
+                now=now,
             )
             self._catalog_stamp = stamp
         return self._catalog

@@ -33,6 +33,9 @@ CASES = [
     ("contract filter", "contract=contract-7"),
     ("decision=deny + field", "decision=deny&field=diagnosis"),
     ("deep page (before=N/2)", "before={half}"),
+    ("counterpart (1 of 7)", "counterpart=did:web:requester3.accord.test"),
+    ("agent (1 of 101)", "agent=did:key:z6MkAgent5"),
+    ("kind=drift (no match)", "kind=drift"),
 ]
 
 
@@ -152,6 +155,8 @@ def _bare(ledger, query: str) -> tuple[list[float], int]:
 
     q = {k: v[0] for k, v in parse_qs(query).items()}
     flt = EntryFilter(
+        counterpart_org=q.get("counterpart"),
+        agent_did=q.get("agent"),
         kind=q.get("kind"),
         contract_id=q.get("contract"),
         decision=q.get("decision"),

@@ -1,5 +1,5 @@
 # Fresh-machine entry points: `make demo` and `make test` create .venv and
-# install the project (editable, with dev extras) when it is missing.
+# install the project (editable, with the dev, dp and examples extras) when it is missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +10,11 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,dp]'
+	$(BIN)/python -m pip install -q -e '.[dev,dp,examples]'
+	# AutoGen for examples/autogen_triage.py: autogen-core 0.7 pins protobuf~=5.29 (Accord's
+	# generated code needs >= 7.35); it imports and runs with protobuf 7, so without its pins
+	$(BIN)/python -m pip install -q --no-deps 'autogen-core==0.7.5' 'autogen-agentchat==0.7.5' \
+	  'autogen-ext==0.7.5' 'jsonref>=1.1,<2'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,6 +9,13 @@ two-process hop over mutual TLS with the same request and reply sizes
 (:mod:`benchmarks.relay`). Both at 1, 8 and 64 requests in flight, with the
 CPU milliseconds each process spends per exchange (steadier than throughput
 on a shared machine).
+
+With ``--replicas N`` the provider's database is PostgreSQL (a schema of
+its own in ``--database-url``, dropped afterwards) and the full exchange is
+measured twice in the same run: the provider as one process, then as N
+replicas (``node start --replica I --replicas N``; sessions, replay cache
+and budgets shared in the database) with the requester dialling them in
+turn (``peer_endpoints``). The CPU of every replica is counted.
 """
 
 from __future__ import annotations
@@ -180,25 +187,130 @@ async def _raw(
         return {c: await _load(call, concurrency=c, seconds=seconds, pids=pids) for c in levels}
 
 
+def _to_postgresql(layout, org: str, database_url: str) -> tuple[str, Any]:
+    """Move ``org``'s node database to a new PostgreSQL schema (agents and datasets copied).
+
+    Returns (the schema's URL, a function that drops the schema).
+    """
+    import datetime as dt
+    import uuid
+
+    import sqlalchemy as sa
+
+    from federation.agents import open_store
+    from federation.config import load_config, save_config
+    from federation.identity import NodeIdentity
+
+    schema = f"accord_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(database_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{schema}"
+    d = layout.orgs[org]
+    old = open_store(NodeIdentity.load(d))
+    agents, datasets = old.agents(), old.datasets()
+    save_config(d, load_config(d).model_copy(update={"database_url": url}))
+    new = open_store(NodeIdentity.load(d))
+    now = dt.datetime.now(dt.UTC)
+    for a in agents:
+        new.add_agent(a, now=now)
+    for spec, recs in datasets:
+        new.put_dataset(spec["name"], spec, recs, id_column=spec["id"], now=now)
+    new.engine.dispose()
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url, drop
+
+
+def _replica_phase(
+    layout, replicas: int, *, levels: tuple[int, ...], seconds: float
+) -> tuple[dict[int, dict], int, int]:
+    """The full exchange with the supplier as ``replicas`` processes (1 = a single process)."""
+    from federation.config import load_config, save_config
+    from federation.supervisor import ReplicaSet
+
+    sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
+    port = int(load_config(sup).listen.rpartition(":")[2])
+    extra = {"supplier": [f"127.0.0.1:{port + i}" for i in range(replicas)]} if replicas > 1 else {}
+    save_config(rel, load_config(rel).model_copy(update={"peer_endpoints": extra}))
+    provider: Any = ReplicaSet(sup, replicas) if replicas > 1 else NodeProcess(sup)
+    requester = NodeProcess(rel)
+    try:
+        provider.start()
+        requester.start()
+        ppids = [p.pid for p in provider.procs] if replicas > 1 else [provider.pid]
+        pids = {"requester node": requester.pid, "agent": os.getpid()}
+        pids.update({f"provider replica {i}": pid for i, pid in enumerate(ppids)})
+        return asyncio.run(_full(layout, levels=levels, seconds=seconds, pids=pids))
+    finally:
+        requester.stop()
+        provider.stop()
+
+
 def run(
     *,
     seconds: float = 4.0,
     concurrency: tuple[int, ...] = (1, 8, 64),
     json_output: bool = False,
     console: Console | None = None,
+    replicas: int = 1,
+    database_url: str | None = None,
+    rounds: int = 2,
 ) -> dict[str, Any]:
-    """Run both measurements and print the comparison; returns the figures."""
+    """Run the measurements and print the comparison; returns the figures.
+
+    Args:
+        seconds: measuring time per point (seconds).
+        concurrency: requests in flight, one point each.
+        json_output: print JSON instead of tables.
+        console: where tables go.
+        replicas: with N > 1, also measure the provider run as N replicas on
+            PostgreSQL, against one process on the same database (same run).
+        database_url: PostgreSQL URL for ``replicas`` > 1 (a schema is created
+            and dropped in it).
+        rounds: with ``replicas`` > 1, how many times the 1-process and the
+            N-replica phases are run, alternately.
+
+    Raises:
+        ValueError: ``replicas`` > 1 without a PostgreSQL ``database_url``.
+
+    """
+    if replicas > 1 and not (database_url or "").startswith("postgresql"):
+        raise ValueError(
+            "--replicas needs --database-url postgresql+psycopg://… (or ACCORD_BENCH_DATABASE_URL)"
+        )
     console = console or Console(stderr=json_output)
     root = Path(tempfile.mkdtemp(prefix="accord-bench-"))
     layout = provision(root, orgs=("relief", "supplier"), with_interop=False, status_ttl_seconds=60)
-    procs = [NodeProcess(layout.orgs[o]).start() for o in ("relief", "supplier")]
+    scaled: list[tuple[int, dict[int, dict]]] = []  # (replicas, points by in-flight), in run order
+    drop = None
+    if replicas > 1:
+        assert database_url is not None
+        _, drop = _to_postgresql(layout, "supplier", database_url)
+    procs = [] if replicas > 1 else [NodeProcess(layout.orgs[o]).start() for o in ("relief", "supplier")]
     relays: list[subprocess.Popen[str]] = []
     try:
-        console.print("measuring full exchanges (relief agent → relief node → supplier node)…")
-        full_pids = {"requester node": procs[0].pid, "provider node": procs[1].pid, "agent": os.getpid()}
-        full, req_bytes, reply_bytes = asyncio.run(
-            _full(layout, levels=concurrency, seconds=seconds, pids=full_pids)
-        )
+        if replicas > 1:
+            for r in range(rounds):  # alternated: the machine's load drifts between phases
+                for n in (1, replicas):
+                    console.print(
+                        f"round {r + 1}/{rounds}: full exchanges, provider on PostgreSQL as {n} process(es)…"
+                    )
+                    points, req_bytes, reply_bytes = _replica_phase(
+                        layout, n, levels=concurrency, seconds=seconds
+                    )
+                    scaled.append((n, points))
+            full = scaled[0][1]
+        else:
+            console.print("measuring full exchanges (relief agent → relief node → supplier node)…")
+            full_pids = {"requester node": procs[0].pid, "provider node": procs[1].pid, "agent": os.getpid()}
+            full, req_bytes, reply_bytes = asyncio.run(
+                _full(layout, levels=concurrency, seconds=seconds, pids=full_pids)
+            )
         for p in procs:
             p.stop()
         sup, rel = layout.orgs["supplier"], layout.orgs["relief"]
@@ -250,6 +362,8 @@ def run(
         for r in relays:
             r.terminate()
             r.wait(5)
+        if drop is not None:
+            drop()
     result = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -271,6 +385,23 @@ def run(
             for c in concurrency
         ],
     }
+    if scaled:
+        pairs = [(scaled[i][1], scaled[i + 1][1]) for i in range(0, len(scaled), 2)]
+        result["replicas"] = {
+            "database": "postgresql",
+            "counts": [1, replicas],
+            "points": [
+                {
+                    "round": r + 1,
+                    "in_flight": c,
+                    "replicas_1": one[c],
+                    f"replicas_{replicas}": many[c],
+                    "gain": many[c]["throughput"] / one[c]["throughput"] if one[c]["throughput"] else None,
+                }
+                for r, (one, many) in enumerate(pairs)
+                for c in concurrency
+            ],
+        }
     if json_output:
         print(json.dumps(result, indent=2))
     else:
@@ -301,22 +432,53 @@ def run(
                 f"{r['throughput']:.0f}",
                 f"{r['p50_ms']:.2f}",
                 f"{r['p99_ms']:.2f}",
-                f"{p['ratio']:.2f}",
+                f"{p['ratio']:.2f}" if p["ratio"] is not None else "n/a",
                 _cpu_text(f),
                 _cpu_text(r),
             )
         console.print(t)
-        console.print(
-            "CPU ms per exchange, per process (full: requester node / provider node / agent; "
-            "relay: front / back / client):"
-        )
+        console.print("CPU ms per exchange, per process:")
         for p in result["points"]:
             f, r = p["full"]["cpu_ms_per_call"], p["raw_relay"]["cpu_ms_per_call"]
             console.print(
                 f"  {p['in_flight']:>3} in flight: full "
-                + " / ".join(f"{v:.2f}" for v in f.values())
-                + "   relay "
-                + " / ".join(f"{v:.2f}" for v in r.values())
+                + ", ".join(f"{k} {v:.2f}" for k, v in f.items())
+                + "; relay "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r.items())
+            )
+    if scaled and not json_output:
+        t = Table(title=f"provider as 1 vs {replicas} replicas on PostgreSQL (same run)")
+        for col in (
+            "round",
+            "in flight",
+            "1: /s",
+            "1: p50 ms",
+            f"{replicas}: /s",
+            f"{replicas}: p50 ms",
+            "gain",
+            "1: CPU ms/ex",
+            f"{replicas}: CPU ms/ex",
+        ):
+            t.add_column(col, justify="right")
+        for p in result["replicas"]["points"]:
+            one, many = p["replicas_1"], p[f"replicas_{replicas}"]
+            t.add_row(
+                str(p["round"]),
+                str(p["in_flight"]),
+                f"{one['throughput']:.0f}",
+                f"{one['p50_ms']:.2f}",
+                f"{many['throughput']:.0f}",
+                f"{many['p50_ms']:.2f}",
+                f"{p['gain']:.2f}" if p["gain"] is not None else "n/a",
+                _cpu_text(one),
+                _cpu_text(many),
+            )
+        console.print(t)
+        for p in result["replicas"]["points"]:
+            many = p[f"replicas_{replicas}"]["cpu_ms_per_call"]
+            console.print(
+                f"  round {p['round']}, {p['in_flight']:>3} in flight, {replicas} replicas: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in many.items())
             )
     return result
 

@@ -220,9 +220,7 @@ async def _benign(agent: AgentClient, session: Any, *, concurrency: int, seconds
     }
 
 
-def _flood_process(
-    interop_dir: str, supplier_bundle: str, endpoint: str, seconds: float, queue: Any
-) -> None:
+def _flood_process(interop_dir: str, supplier_bundle: str, endpoint: str, seconds: float, queue: Any) -> None:
     """Run every hostile worker for ``seconds`` in this (separate) process; put the tally on ``queue``."""
 
     async def main() -> dict[str, int]:

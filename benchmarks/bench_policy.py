@@ -26,9 +26,7 @@ from typing import Any
 
 from policy import Contract, DecisionInput, RegopyEngine
 
-CONTRACT_FILE = (
-    Path(__file__).resolve().parent.parent / "tests" / "policy" / "data" / "hospital.yaml"
-)
+CONTRACT_FILE = Path(__file__).resolve().parent.parent / "tests" / "policy" / "data" / "hospital.yaml"
 
 
 def _input() -> DecisionInput:
@@ -104,9 +102,7 @@ def run(*, seconds: float = 2.0, json_output: bool = False) -> dict[str, Any]:
         print(f"{'path':<15}{'decisions/s':>13}{'p50 µs':>10}{'p99 µs':>10}{'n':>8}")
         for k in ("bare_query", "decide", "decide_cached"):
             s = result[k]
-            print(
-                f"{k:<15}{s['per_second']:>13.0f}{s['p50_us']:>10.1f}{s['p99_us']:>10.1f}{s['n']:>8}"
-            )
+            print(f"{k:<15}{s['per_second']:>13.0f}{s['p50_us']:>10.1f}{s['p99_us']:>10.1f}{s['n']:>8}")
         print(f"decide/bare p50 ratio: {ratio:.3f}  targets: {result['targets']}")
     return result
 

@@ -19,7 +19,7 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import base58
 from cryptography.exceptions import InvalidSignature
@@ -35,6 +35,7 @@ __all__ = [
     "ED25519_PRIV_MULTICODEC",
     "ED25519_PUB_MULTICODEC",
     "Ed25519KeyPair",
+    "Ed25519Signer",
     "multibase_decode",
     "multibase_encode_base58btc",
     "public_key_from_jwk",
@@ -174,6 +175,30 @@ def verify_ed25519(public_key: bytes, signature: bytes, message: bytes) -> None:
         key.verify(signature, message)
     except InvalidSignature as exc:
         raise InvalidSignatureError("Ed25519 signature does not verify") from exc
+
+
+class Ed25519Signer(Protocol):
+    """What signs with an Ed25519 key, wherever the private key is (a key store abstraction).
+
+    :class:`Ed25519KeyPair` holds the seed in memory; a key in an HSM
+    (``federation.keystore.Pkcs11Ed25519Key``) signs in the token and refuses
+    to give its seed. Signers take either.
+
+    Attributes:
+        public_key: 32-byte Ed25519 public key.
+
+    """
+
+    public_key: bytes
+
+    @property
+    def public_key_multibase(self) -> str:
+        """Multikey ``publicKeyMultibase`` (``z6Mk…``)."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` (RFC 8032, pure Ed25519); 64 bytes."""
+        ...
 
 
 @dataclass(frozen=True, repr=False)

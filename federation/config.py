@@ -15,6 +15,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from federation.a2a.config import A2AConfig
 from federation.errors import ConfigError
 
 CONFIG_NAME = "node.toml"
@@ -35,6 +36,44 @@ class PolicyConfig(BaseModel):
     engine: Literal["regopy", "opa"] = "regopy"
     opa_url: str = ""
     opa_timeout_seconds: float = Field(default=1.0, gt=0)
+
+
+class RenewalConfig(BaseModel):
+    """What the running node renews by itself before it expires (``[renewal]``).
+
+    Attributes:
+        agents_before_days: renew an agent's AgentCredential (and its TLS
+            client certificate) when it expires within this many days; ``0``
+            turns automatic agent renewal off (``accord agent renew`` by hand).
+            Revoked agents are never renewed.
+        agent_days: validity of an automatically renewed agent credential, days.
+        tls_before_days: renew the node's own TLS certificates (node and
+            operator) when the node certificate expires within this many days;
+            ``0`` turns it off (``accord node renew-tls`` by hand).
+        tls_days: validity of automatically renewed TLS certificates, days.
+        check_interval_seconds: how often the node looks, seconds.
+
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    agents_before_days: float = Field(default=7.0, ge=0, le=3650)
+    agent_days: int = Field(default=30, ge=1, le=3650)
+    tls_before_days: float = Field(default=30.0, ge=0, le=3650)
+    tls_days: int = Field(default=365, ge=1, le=3650)
+    check_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _window_inside_validity(self) -> RenewalConfig:
+        if self.agents_before_days and self.agents_before_days >= self.agent_days:
+            raise ValueError(
+                f"agents_before_days {self.agents_before_days} must be less than agent_days "
+                f"{self.agent_days}: a renewed credential would be due again at once"
+            )
+        if self.tls_before_days and self.tls_before_days >= self.tls_days:
+            raise ValueError(
+                f"tls_before_days {self.tls_before_days} must be less than tls_days {self.tls_days}"
+            )
+        return self
 
 
 class NodeConfig(BaseModel):
@@ -85,9 +124,18 @@ class NodeConfig(BaseModel):
             version's head (Alembic) by itself; with ``false`` it refuses a
             database that is behind and the operator runs ``accord node migrate``
             (recommended with PostgreSQL replicas: one upgrade, at a chosen time).
+        peer_endpoints: the addresses to dial for a peer instead of its pinned
+            bundle's ``endpoint`` (a peer run as several replicas, or reached
+            through another network): organization name -> list of
+            ``HOST:PORT`` (1 to 16), dialled in turn (round robin per call,
+            skipping one whose connection is failing). Every address is
+            authenticated as the bundle's is (pinned CA, the bundle host's name).
         policy: the Rego engine settings.
+        renewal: what the node renews by itself before it expires (agent
+            credentials, its TLS certificates): :class:`RenewalConfig`.
         provider_agent: the provider-side agent model (``federation.provider_agents``):
             what this organization's agent offers before the gate.
+        a2a: the agents exposed to partners over A2A (:mod:`federation.a2a.config`).
 
     Unknown keys are refused (``extra="forbid"``): a typo, or a key from an
     older version such as the removed test-only ``unsafe_misbehaviour``, is a
@@ -120,8 +168,11 @@ class NodeConfig(BaseModel):
     witness_quorum: int = Field(default=1, ge=1, le=64)
     witness_interval_seconds: float = Field(default=2.0, gt=0)
     auto_migrate: bool = True
+    peer_endpoints: dict[str, list[str]] = Field(default_factory=dict, max_length=256)
     policy: PolicyConfig = PolicyConfig()
+    renewal: RenewalConfig = RenewalConfig()
     provider_agent: str = "source"
+    a2a: A2AConfig = A2AConfig()
 
     @field_validator("presession_rate_limit")
     @classmethod
@@ -156,6 +207,22 @@ class NodeConfig(BaseModel):
         if self.org_name in self.witnesses:
             raise ValueError("a node cannot witness its own log: remove its name from witnesses")
         return self
+
+    @field_validator("peer_endpoints")
+    @classmethod
+    def _peer_endpoints(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        import re
+
+        for name, addresses in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+                raise ValueError(f"peer_endpoints: not an organization name: {name!r}")
+            if not 1 <= len(addresses) <= 16:
+                raise ValueError(f"peer_endpoints.{name}: 1 to 16 addresses")
+            for a in addresses:
+                host, sep, port = a.rpartition(":")
+                if not sep or not host or len(a) > 262 or not port.isdigit() or not 0 < int(port) <= 65535:
+                    raise ValueError(f"peer_endpoints.{name}: expected HOST:PORT, got {a[:80]!r}")
+        return value
 
     @field_validator("database_url")
     @classmethod

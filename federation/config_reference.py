@@ -39,7 +39,7 @@ HEADER = """\
 anything binds; an unknown key, a wrong type or a value out of bounds is
 refused in one line naming the file, the line and the key. Relative paths
 (the SQLite file) are relative to the node directory. A running node re-reads
-`witnesses` and `witness_quorum` on reload (`accord peer add/remove` trigger
+`witnesses`, `witness_quorum` and `[a2a]` on reload (`accord peer add/remove` trigger
 one); every other key needs a restart (`accord node stop`, then `accord node start`).
 """
 

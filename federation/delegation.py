@@ -136,6 +136,8 @@ class DelegatedAuthority:
         chain_agents: DIDs from the root agent to the holder.
         root_credential: the verified root AgentCredential (for a status check by
             a caller that verified the chain with ``status=None``, e.g. in a worker).
+        chain_credentials: credential ids from the root AgentCredential to the
+            last link (provenance: recorded in every disclosure entry of the session).
     """
 
     holder: str
@@ -147,6 +149,24 @@ class DelegatedAuthority:
     fields: frozenset[str] = frozenset()
     chain_agents: tuple[str, ...] = field(default_factory=tuple)
     root_credential: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    chain_credentials: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def root_agent(self) -> str:
+        """The DID of the agent that rooted the chain (first of :attr:`chain_agents`)."""
+        return self.chain_agents[0] if self.chain_agents else self.holder
+
+    def provenance(self) -> dict[str, str]:
+        """Ledger-entry ``extra`` members that attribute a request through the chain.
+
+        ``root_agent`` (DID), ``chain_agents`` (DIDs root → holder, comma-separated),
+        ``delegation_chain`` (credential ids root → last link, comma-separated).
+        """
+        return {
+            "root_agent": self.root_agent,
+            "chain_agents": ",".join(self.chain_agents),
+            "delegation_chain": ",".join(self.chain_credentials),
+        }
 
 
 # --------------------------------------------------------------------- issuing
@@ -694,6 +714,7 @@ def verify_delegated_presentation(
         fields=fields or frozenset(),
         chain_agents=tuple(agents),
         root_credential=root.credential,
+        chain_credentials=(root_id, *(link.id for link in links)),
     )
 
 

@@ -161,6 +161,8 @@ class LocalSession:
     agent_did: str
     agent_public_key: bytes
     expires_at: float
+    #: requests of this session that carried data received under another contract (AD; issue #15)
+    drift_events: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ class ReceivedOutcome:
         effective_trust: τ the provider used, in [0, 1].
         decision_hash: hex digest of the provider's decision.
         receipt: the receipt for the logged disclosure.
+        content_labels: flagged free text (this node's screening), for the agent.
 
     """
 
@@ -211,6 +214,9 @@ class ReceivedOutcome:
     effective_trust: float
     decision_hash: str
     receipt: ReceivedReceipt
+    #: ``(record, field, verdict, findings, quarantined)`` per flagged free-text value,
+    #: set by this node's screening (:func:`federation.content.requester_controls`)
+    content_labels: tuple[tuple[int, str, str, tuple[str, ...], bool], ...] = ()
 
 
 class PeerLink(Protocol):

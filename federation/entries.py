@@ -32,6 +32,7 @@ __all__ = [
     "disclosure",
     "drift",
     "equivocation",
+    "node_event",
     "provider_base",
     "received_base",
     "received_denial",
@@ -212,9 +213,15 @@ def received_outcome(
     contract_hash: str,
     verified: bool,
     response_digest: str,
+    extra: Mapping[str, str] | None = None,
 ) -> DisclosureEntry:
-    """The "received" entry for an outcome passed on (``RECEIPT_INVALID`` if its receipt did not verify)."""
+    """The "received" entry for an outcome passed on (``RECEIPT_INVALID`` if its receipt did not verify).
+
+    ``extra``: this node's screening of the incoming free text (verdict, detector
+    versions, labels; :func:`federation.content.requester_controls`), if any.
+    """
     return DisclosureEntry(
+        **({"extra": dict(extra)} if extra else {}),
         **{**base, "disclosure_id": outcome.disclosure_id, "contract_hash": contract_hash},
         fields_released=list(outcome.released_fields),
         fields_stripped=list(outcome.stripped_fields),
@@ -306,4 +313,50 @@ def equivocation(*, log_owner: str, this_org: str, evidence: Any, now: dt.dateti
             "note_a_sha256": sha256_hex(evidence.note_a.encode()),
             "note_b_sha256": sha256_hex(evidence.note_b.encode()),
         },
+    )
+
+
+# ---------------------------------------------------------------- node-local events (issue #15)
+
+
+def node_event(
+    *,
+    kind: str,
+    prefix: str,
+    provider_org: str,
+    requester_org: str,
+    reason: str,
+    now: dt.datetime,
+    agent: str = "",
+    contract_id: str = "",
+    contract_hash: str = "",
+    purpose: str = "",
+    fields: tuple[str, ...] | list[str] = (),
+    decision: str = "deny",
+    effective_trust: float = 0.0,
+    extra: Mapping[str, Any] | None = None,
+    disclosure_id: str = "",
+) -> DisclosureEntry:
+    """A node-local event (issue #15): approval, anomaly, onward refusal, retention purge, exposure alert.
+
+    Names, codes and digests only, never values; evidence goes in ``extra``
+    (bounded by :func:`bounded_extra`). The id is ``prefix`` + 32 random hex
+    digits unless ``disclosure_id`` is given.
+    """
+    return DisclosureEntry(
+        kind=kind,  # type: ignore[arg-type]
+        disclosure_id=disclosure_id or prefix + secrets.token_hex(16),
+        time=rfc3339(now),
+        provider_org=provider_org,
+        requester_org=requester_org,
+        requester_agent=agent,
+        provider_agent="",
+        contract_id=contract_id,
+        contract_hash=contract_hash,
+        purpose=purpose,
+        fields_requested=list(fields),
+        decision=decision,  # type: ignore[arg-type]
+        reason=reason[:256],
+        effective_trust=max(0.0, min(1.0, effective_trust)),
+        extra=bounded_extra(extra or {}),
     )

@@ -12,6 +12,14 @@ writes the organization, ledger and witness Ed25519 keys as encrypted PKCS#8
 ``org.jwk`` / ``*.seed`` files, and records in ``keys/encryption.json`` where
 the passphrase comes from (an environment variable or a file, never the
 passphrase itself). ``NodeIdentity.load`` then needs that passphrase.
+
+Organization key history: ``keys/org-history.json`` (written by
+:func:`federation.rotation.rotate_org_key`) lists every organization key the
+node has had, as ``{"keys": [{"id": "key-N", "publicKeyMultibase",
+"validFrom", "validUntil"}]}`` (RFC 3339 UTC; ``validUntil`` null for the
+current key). The current key's verification method is ``<did>#key-N``;
+retired keys stay resolvable so that what they signed (contracts, agent
+credentials) still verifies. A node without the file has one key, ``key-1``.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credentials import Ed25519KeyPair, did_web_document
+from credentials.keys import Ed25519Signer
 from federation.config import NodeConfig, load_config, org_did_for, save_config
 from federation.errors import ConfigError
+from federation.keystore import Pkcs11Config
 from federation.paths import NodePaths, make_private_dir, write_private
 from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
@@ -32,11 +42,16 @@ from federation.tls import mint_tls_material
 #: Encrypted PKCS#8 key files (keys/<name>.p8) and the passphrase-source record.
 ENCRYPTED_KEYS = ("org", "ledger", "witness")
 ENCRYPTION_RECORD = "encryption.json"
+#: The organization key history (module docstring).
+KEY_HISTORY = "org-history.json"
+#: Most organization keys a history may list (bounded: the file is read at every start).
+MAX_KEY_HISTORY = 64
 #: Largest passphrase file read, bytes (a passphrase, not a document).
 MAX_PASSPHRASE_FILE_BYTES = 4096
 
 __all__ = [
     "KeyPassphrase",
+    "OrgKeyRecord",
     "NodeIdentity",
     "export_bundle",
     "init_node",
@@ -165,30 +180,146 @@ def _decrypt_seed(path: Path, passphrase: bytes, source: str) -> bytes:
     )
 
 
-def _load_seeds(paths: NodePaths) -> tuple[bytes, bytes, bytes]:
+def _load_seeds(paths: NodePaths) -> tuple[bytes | None, bytes, bytes]:
     """(org seed, ledger seed, witness seed) of a node directory, decrypting when encrypted.
+
+    The org seed is None when the organization key is in a PKCS#11 token
+    (``keys/pkcs11.json``).
 
     Raises:
         ConfigError: a key file is missing or unreadable; for encrypted keys,
             ``KEY_PASSPHRASE_MISSING`` / ``KEY_DECRYPT_FAILED``.
 
     """
+    from federation.keystore import PKCS11_RECORD
+
     keys = paths.root / "keys"
+    in_token = (keys / PKCS11_RECORD).is_file()
     record = keys / ENCRYPTION_RECORD
     if record.is_file():
         source = KeyPassphrase.from_record(record)
         passphrase = source.read()
-        org, ledger, witness = (
-            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ENCRYPTED_KEYS
+        org = None if in_token else _decrypt_seed(keys / "org.p8", passphrase, source.source())
+        ledger, witness = (
+            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ("ledger", "witness")
         )
         return org, ledger, witness
     try:
-        org_key = Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text()))
+        org_seed = None if in_token else Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text())).seed
         ledger_seed = bytes.fromhex(paths.ledger_seed.read_text().strip())
         witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{paths.root}: cannot read node keys: {exc}") from exc
-    return org_key.seed, ledger_seed, witness_seed
+    return org_seed, ledger_seed, witness_seed
+
+
+def _load_org_key(paths: NodePaths, seed: bytes | None) -> Ed25519Signer:
+    """The organization key: from its seed, or opened in the PKCS#11 token named by ``keys/pkcs11.json``."""
+    if seed is not None:
+        return Ed25519KeyPair.from_seed(seed)
+    from federation.keystore import PKCS11_RECORD, Pkcs11Config, open_pkcs11_key
+
+    return open_pkcs11_key(Pkcs11Config.from_record(paths.root / "keys" / PKCS11_RECORD))
+
+
+@dataclass(frozen=True)
+class OrgKeyRecord:
+    """One organization key in the node's key history.
+
+    Attributes:
+        fragment: verification method fragment, ``key-N`` (N >= 1).
+        public_key_multibase: the Ed25519 public key, Multikey form (``z6Mk…``).
+        valid_from: RFC 3339 UTC time the key became current ("" when unknown: the first key).
+        valid_until: RFC 3339 UTC time it was retired ("" for the current key).
+
+    """
+
+    fragment: str
+    public_key_multibase: str
+    valid_from: str = ""
+    valid_until: str = ""
+
+    def to_json(self) -> dict[str, str | None]:
+        """The record as written in ``keys/org-history.json``."""
+        return {
+            "id": self.fragment,
+            "publicKeyMultibase": self.public_key_multibase,
+            "validFrom": self.valid_from or None,
+            "validUntil": self.valid_until or None,
+        }
+
+
+def load_key_history(paths: NodePaths) -> tuple[OrgKeyRecord, ...]:
+    """The organization key history of a node directory (empty when there is no history file).
+
+    Raises:
+        ConfigError: the file is unreadable, over ``MAX_KEY_HISTORY`` keys, or
+            a record is malformed (``id`` not ``key-N``, a key that is not a
+            Multikey Ed25519 key, duplicate ids).
+
+    """
+    import re
+
+    from credentials import public_key_from_multibase
+
+    path = paths.root / "keys" / KEY_HISTORY
+    if not path.is_file():
+        return ()
+    try:
+        raw = path.read_bytes()
+        if len(raw) > 64 * 1024:
+            raise ValueError("larger than 64 KiB")
+        records = json.loads(raw)["keys"]
+        if not isinstance(records, list) or not 0 < len(records) <= MAX_KEY_HISTORY:
+            raise ValueError(f"keys must list 1..{MAX_KEY_HISTORY} records")
+        out = []
+        for r in records:
+            frag, pk = r["id"], r["publicKeyMultibase"]
+            if not isinstance(frag, str) or not re.fullmatch(r"key-[1-9][0-9]{0,5}", frag):
+                raise ValueError(f"id must be key-N, got {str(frag)[:40]!r}")
+            public_key_from_multibase(pk)
+            out.append(OrgKeyRecord(frag, pk, str(r.get("validFrom") or ""), str(r.get("validUntil") or "")))
+        if len({r.fragment for r in out}) != len(out):
+            raise ValueError("duplicate key ids")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: bad organization key history: {exc}") from exc
+    except Exception as exc:  # a key that does not decode (credentials' typed errors)
+        raise ConfigError(f"{path}: bad organization key history: {exc}") from exc
+    return tuple(out)
+
+
+def write_key_history(paths: NodePaths, history: tuple[OrgKeyRecord, ...]) -> None:
+    """Write ``keys/org-history.json`` atomically (owner-only)."""
+    write_private(
+        paths.root / "keys" / KEY_HISTORY,
+        json.dumps({"keys": [r.to_json() for r in history]}, indent=2),
+    )
+
+
+def write_org_key(paths: NodePaths, key: Ed25519Signer) -> None:
+    """Make ``key`` the organization key on disk.
+
+    A file (encrypted when the node's keys are), or, for a key in a PKCS#11
+    token, the record naming it (the old key files are deleted).
+
+    Raises:
+        ConfigError: for encrypted keys, ``KEY_PASSPHRASE_MISSING``.
+
+    """
+    from federation.keystore import PKCS11_RECORD, Pkcs11Ed25519Key
+
+    keys = paths.root / "keys"
+    record = keys / ENCRYPTION_RECORD
+    if isinstance(key, Pkcs11Ed25519Key):  # the key is in the token already: record where
+        write_private(keys / PKCS11_RECORD, key.config.to_json())
+        for plain in (paths.org_key, keys / "org.p8"):
+            plain.unlink(missing_ok=True)
+    elif record.is_file():
+        write_private(keys / "org.p8", _encrypt_seed(key.seed, KeyPassphrase.from_record(record).read()))
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
+    else:
+        write_private(paths.org_key, json.dumps(key.to_jwk(include_private=True)))
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -198,26 +329,48 @@ class NodeIdentity:
     Attributes:
         paths: the node directory layout.
         config: the validated configuration.
-        org_key: organization Ed25519 key (signs credentials, envelopes, bundles).
+        org_key: organization Ed25519 key (signs credentials, envelopes, bundles): an
+            :class:`credentials.Ed25519KeyPair`, or a
+            :class:`federation.keystore.Pkcs11Ed25519Key` whose private half stays in an HSM.
         ledger_seed: 32-byte seed of the log's signed-note key.
         witness_seed: 32-byte seed of the witness cosignature key.
+        key_history: the organization keys this node has had (``keys/org-history.json``;
+            empty: one key, ``key-1``).
 
     """
 
     paths: NodePaths
     config: NodeConfig
-    org_key: Ed25519KeyPair
+    org_key: Ed25519Signer
     ledger_seed: bytes
     witness_seed: bytes
+    key_history: tuple[OrgKeyRecord, ...] = ()
 
     @property
     def org_did(self) -> str:  # noqa: D102
         return self.config.org_did
 
     @property
+    def key_fragment(self) -> str:
+        """Fragment of the current organization key's verification method (``key-N``)."""
+        mine = self.org_key.public_key_multibase
+        return next((r.fragment for r in self.key_history if r.public_key_multibase == mine), "key-1")
+
+    @property
     def verification_method(self) -> str:
-        """DID URL of the organization key."""
-        return f"{self.config.org_did}#key-1"
+        """DID URL of the current organization key (``<did>#key-N``)."""
+        return f"{self.config.org_did}#{self.key_fragment}"
+
+    def key_mapping(self) -> dict[str, bytes]:
+        """Verification method id → 32-byte public key, for the current and every retired organization key."""
+        from credentials import public_key_from_multibase
+
+        out = {
+            f"{self.config.org_did}#{r.fragment}": public_key_from_multibase(r.public_key_multibase)
+            for r in self.key_history
+        }
+        out[self.verification_method] = self.org_key.public_key
+        return out
 
     def tls_pem(self, name: str) -> bytes:
         """Read ``tls/<name>``."""
@@ -240,9 +393,10 @@ class NodeIdentity:
         return cls(
             paths=paths,
             config=config,
-            org_key=Ed25519KeyPair.from_seed(org_seed),
+            org_key=_load_org_key(paths, org_seed),
             ledger_seed=ledger_seed,
             witness_seed=witness_seed,
+            key_history=load_key_history(paths),
         )
 
 
@@ -255,17 +409,21 @@ def init_node(
     database_url: str = "sqlite:///node.db",
     force: bool = False,
     passphrase: KeyPassphrase | None = None,
+    pkcs11: Pkcs11Config | None = None,
 ) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
     ``passphrase`` set: the organization, ledger and witness keys are written
     encrypted (module docstring); the passphrase is read before anything is
-    written.
+    written. ``pkcs11`` set: the organization key pair is generated in that
+    token (:mod:`federation.keystore`, before anything is written) and only
+    ``keys/pkcs11.json`` names it; no organization key file is written.
 
     Raises:
         ConfigError: the directory already holds a node (unless ``force``),
             or the arguments are invalid; ``KEY_PASSPHRASE_MISSING`` when
-            ``passphrase`` yields none.
+            ``passphrase`` yields none; ``KEY_STORE_UNAVAILABLE`` when the
+            token cannot be opened or cannot generate an Ed25519 key pair.
 
     """
     from pydantic import ValidationError
@@ -289,24 +447,41 @@ def init_node(
         option = {"org_name": "--org", "org_did": "--org"}.get(field, "--" + field.replace("_", "-"))
         raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
     secret = passphrase.read() if passphrase is not None else None
+    token_key = None
+    if pkcs11 is not None:
+        from federation.keystore import generate_pkcs11_key
+
+        token_key = generate_pkcs11_key(pkcs11, label_prefix=f"accord-{org_name}-org")
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)
     org_key = Ed25519KeyPair.generate()
     seeds = {"org": org_key.seed, "ledger": secrets.token_bytes(32), "witness": secrets.token_bytes(32)}
     keys = node_dir / "keys"
+    in_files = [n for n in ENCRYPTED_KEYS if not (n == "org" and token_key is not None)]
     if passphrase is not None and secret is not None:
-        for name in ENCRYPTED_KEYS:
+        for name in in_files:
             write_private(keys / f"{name}.p8", _encrypt_seed(seeds[name], secret))
         for plain in (paths.org_key, paths.ledger_seed, paths.witness_seed):
             plain.unlink(missing_ok=True)  # --force over a plain node: no plaintext copy stays behind
         write_private(keys / ENCRYPTION_RECORD, passphrase.to_json())
     else:
-        write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
+        if token_key is None:
+            write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
         write_private(paths.ledger_seed, seeds["ledger"].hex())
         write_private(paths.witness_seed, seeds["witness"].hex())
         for name in (*(f"{n}.p8" for n in ENCRYPTED_KEYS), ENCRYPTION_RECORD):
             (keys / name).unlink(missing_ok=True)
+    from federation.keystore import PKCS11_RECORD
+
+    if token_key is not None:
+        write_org_key(paths, token_key)  # keys/pkcs11.json; no organization key file
+    else:
+        (keys / PKCS11_RECORD).unlink(missing_ok=True)
+    import shutil
+
+    (keys / KEY_HISTORY).unlink(missing_ok=True)  # --force: a new organization key starts a new history
+    shutil.rmtree(keys / "rotations", ignore_errors=True)
     host = (advertise or listen).rpartition(":")[0]
     hosts = tuple(dict.fromkeys(("localhost", "127.0.0.1", host)))
     tls = mint_tls_material(org_name=org_name, org_did=config.org_did, hosts=hosts)
@@ -346,7 +521,7 @@ def export_bundle(
         org_did=cfg.org_did,
         verification_method=identity.verification_method,
         public_key_multibase=identity.org_key.public_key_multibase,
-        did_document=did_web_document(cfg.org_did, identity.org_key.public_key),
+        did_document=did_web_document(cfg.org_did, identity.org_key.public_key, key_id=identity.key_fragment),
         ca_certificate_pem=identity.tls_pem("ca.pem").decode(),
         endpoint=endpoint or cfg.advertise or cfg.listen,
         ledger_origin=ledger_origin(cfg.org_name),

@@ -23,8 +23,9 @@ SIGNATURE_ALGORITHMS: tuple[str, ...] = ("ed25519",)
 #: receipts, RFC 9162 SHA-256 Merkle trees. A requester needs all three to
 #: verify a provider's receipt.
 LEDGER_FORMATS: tuple[str, ...] = ("c2sp-tlog-checkpoint", "c2sp-tlog-proof", "rfc9162-sha256")
-#: Optional features (additions after v1) this node understands. None yet.
-FEATURES: tuple[str, ...] = ()
+#: Optional features (additions after v1) this node understands: "accord.key-rotation.v1"
+#: = it serves FederationService.AnnounceKeyRotation (federation.rotation).
+FEATURES: tuple[str, ...] = ("accord.key-rotation.v1",)
 #: Most entries read from each NodeInfo list (a peer's longer list is cut here).
 MAX_ADVERTISED = 64
 

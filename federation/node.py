@@ -27,21 +27,31 @@ from credentials import (
     did_key_resolver,
 )
 from credentials.pool import VerifierPool
+from federation import content
 from federation.admission import PresessionGuard
 from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
-from federation.domain import LocalSession, PeerLink
+from federation.domain import PeerLink
 from federation.identity import NodeIdentity, ledger_origin, witness_name
 from federation.ledger_writer import LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
 from federation.provider import ProviderSide
 from federation.provider_agents import ProviderAgent, load_provider_agent
+from federation.replicas import IntegratorLease, ReplicaRole
 from federation.requester import RequesterSide
-from federation.sessions import ChallengeTable, NonceCache, SessionTable
+from federation.sessions import (
+    ChallengeTable,
+    NonceCache,
+    SessionTable,
+    SharedChallengeTable,
+    SharedLocalSessions,
+    SharedNonceCache,
+    SharedSessionTable,
+)
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, PolicyStateStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, ReplicaStateStore, make_engine
 from federation.witnessing import WitnessCoordinator
 from ledger import (
     NoteSigner,
@@ -73,6 +83,7 @@ class Node(ProviderSide, RequesterSide):
         writer_factory: Callable[[TransparencyLog], LedgerWriter] | None = None,
         engine: Any = None,
         provider_agent: ProviderAgent | None = None,
+        replica: ReplicaRole | None = None,
     ) -> None:
         """Open the node's database, ledger and witness and wire its parts (then :meth:`reload`).
 
@@ -87,9 +98,16 @@ class Node(ProviderSide, RequesterSide):
             engine: the Rego engine behind the decision point (default from ``[policy]``).
             provider_agent: what this organization's agent offers (default from
                 ``provider_agent`` in ``node.toml``).
+            replica: which replica of the node this process is
+                (:class:`federation.replicas.ReplicaRole`); with more than one,
+                sessions, challenges, the replay cache and the budget/rate
+                ledgers live in the node database (PostgreSQL only) and the
+                configured ports move up by the replica index.
 
         Raises:
             ValueError: an unknown ``provider_agent`` model.
+            ConfigError: several replicas on a database that is not PostgreSQL
+                (``REPLICAS_NEED_POSTGRESQL``).
             PeerError / PolicyError: from :meth:`reload`.
 
         """
@@ -97,6 +115,17 @@ class Node(ProviderSide, RequesterSide):
         self.clock: Clock = clock or SystemClock()
         self.peer_client = peer_client
         self.config = identity.config
+        self.replica = replica or ReplicaRole()
+        if self.replica.index:
+            self.config = self.config.model_copy(
+                update={
+                    "listen": self.replica.shift(self.config.listen),
+                    "http_listen": self.replica.shift(self.config.http_listen),
+                    "metrics_port": self.config.metrics_port + self.replica.index
+                    if self.config.metrics_port
+                    else 0,
+                }
+            )
         self.did = identity.org_did
         self.paths = identity.paths
         self.engine_db = make_engine(database_url_for(self.paths.root, self.config))
@@ -117,12 +146,7 @@ class Node(ProviderSide, RequesterSide):
             name=witness_name(self.config.org_name),
             seed=identity.witness_seed,
         )
-        self.sessions = SessionTable(
-            ttl_seconds=self.config.session_ttl_seconds,
-            max_per_agent=self.config.max_sessions_per_agent,
-            max_per_peer=self.config.max_sessions_per_peer,
-        )
-        self.challenges = ChallengeTable(max_per_owner=self.config.max_challenges_per_peer)
+        self._open_sessions()
         #: worker processes verifying presentations and delegation chains within a deadline;
         #: started (and awaited) by the server before it reports READY
         self.verifier = VerifierPool(
@@ -134,8 +158,6 @@ class Node(ProviderSide, RequesterSide):
             rate_limit=self.config.presession_rate_limit,
             concurrency=self.config.presentation_concurrency,
         )
-        self.nonces = NonceCache(skew_seconds=self.config.clock_skew_seconds)
-        self.local_sessions: dict[str, LocalSession] = {}
         self.status = StatusListPublisher(identity, self.store)
         self.peers = PeerRegistry()
         self.contracts: dict[str, Contract] = {}
@@ -143,11 +165,13 @@ class Node(ProviderSide, RequesterSide):
         self.policy_state = PolicyStateStore(self.store).load()  # rows per pair / key (#10.2)
         self.trust = self.policy_state.trust
         self.budgets = self.policy_state.budgets
+        self.policy_state.ledgers_shared = self.shared_state is not None
         self.pdp = PolicyDecisionPoint(
             self.policy,
             trust=self.trust,
             budgets=self.budgets,
             requests=self.policy_state.requests,
+            shared_keys=self.shared_state.locked_ledger_rows if self.shared_state is not None else None,
         )
         self.data = DataSource({})
         from federation.datasets import DatasetService
@@ -164,6 +188,43 @@ class Node(ProviderSide, RequesterSide):
         #: sends this node's checkpoints to its witnesses (run by the server; read by the health checks)
         self.coordinator = WitnessCoordinator(self)
         self.reload()
+
+    def _open_sessions(self) -> None:
+        """Sessions, challenges, the replay cache: in memory, or in the database for replicas."""
+        cfg = self.config
+        #: the replicas' shared tables (None for a single process)
+        self.shared_state: ReplicaStateStore | None = None
+        #: the integrator lease (replicas only; taken by the server)
+        self.lease: IntegratorLease | None = None
+        if not self.replica.shared:
+            self.sessions: Any = SessionTable(
+                ttl_seconds=cfg.session_ttl_seconds,
+                max_per_agent=cfg.max_sessions_per_agent,
+                max_per_peer=cfg.max_sessions_per_peer,
+            )
+            self.challenges: Any = ChallengeTable(max_per_owner=cfg.max_challenges_per_peer)
+            self.nonces: Any = NonceCache(skew_seconds=cfg.clock_skew_seconds)
+            self.local_sessions: Any = {}
+            return
+        if self.engine_db.dialect.name != "postgresql":
+            from federation.errors import ConfigError
+
+            raise ConfigError(
+                f"{self.replica.count} replicas need the node database on PostgreSQL "
+                "(database_url in node.toml)",
+                reason="REPLICAS_NEED_POSTGRESQL",
+            )
+        shared = self.shared_state = ReplicaStateStore(self.engine_db)
+        self.sessions = SharedSessionTable(
+            shared,
+            ttl_seconds=cfg.session_ttl_seconds,
+            max_per_agent=cfg.max_sessions_per_agent,
+            max_per_peer=cfg.max_sessions_per_peer,
+        )
+        self.challenges = SharedChallengeTable(shared, max_per_owner=cfg.max_challenges_per_peer)
+        self.nonces = SharedNonceCache(shared, skew_seconds=cfg.clock_skew_seconds)
+        self.local_sessions = SharedLocalSessions(shared)
+        self.lease = IntegratorLease(shared, holder=self.replica.holder)
 
     @classmethod
     def open(cls, node_dir: Path, **parts: Any) -> Node:
@@ -193,16 +254,18 @@ class Node(ProviderSide, RequesterSide):
         """
         from federation.config import load_config
 
-        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both)
+        # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both);
+        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves)
         fresh = load_config(self.paths.root)
         self.config = self.config.model_copy(
-            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum}
+            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum, "a2a": fresh.a2a}
         )
+        from federation.rotation import key_mapping, refresh_identity
+
+        refresh_identity(self)  # a rotated organization key, a renewed TLS certificate
         self.peers = PeerRegistry.load(self.paths.peers)
-        mapping = {self.identity.verification_method: self.identity.org_key.public_key}
-        for bundle in self.peers:
-            mapping[bundle.verification_method] = bundle.public_key
-        self.resolver = StaticKeyResolver(mapping, fallback=did_key_resolver)
+        # current and retired organization keys (ours and pinned peers'): old signatures still verify
+        self.resolver = StaticKeyResolver(key_mapping(self.identity, self.peers), fallback=did_key_resolver)
         for bundle in self.peers:
             self.witness.add_log(bundle.ledger_origin, bundle.ledger_vkey)
         from federation.witnessing import witness_policy_for
@@ -232,6 +295,7 @@ class Node(ProviderSide, RequesterSide):
         contracts = self._forward_only(contracts, rejected)
         self.contracts = contracts
         self.rejected_contracts = rejected
+        content.preload(self, contracts.values())  # screening models, when a contract screens free text
         self.pdp.load(list(contracts.values()))
         self.data = DataSource.load(self.paths.data)
         self.datasets.load()
@@ -313,8 +377,10 @@ class Node(ProviderSide, RequesterSide):
         return len(records)
 
     async def close(self) -> None:
-        """Drain the ledger writer and persist state."""
+        """Drain the ledger writer and persist state (and give up the integrator lease)."""
         await self.writer.stop()
+        if self.lease is not None:
+            self.lease.release()
         self.persist_state()
         self.ledger.close()
         self.witness.close()

@@ -8,8 +8,8 @@ from federation.peers import PeerRegistry
 
 
 def key_resolver(identity: NodeIdentity) -> StaticKeyResolver:
-    """Resolver for this org's and every pinned peer's organization keys (plus did:key)."""
-    mapping = {identity.verification_method: identity.org_key.public_key}
-    for b in PeerRegistry.load(identity.paths.peers):
-        mapping[b.verification_method] = b.public_key
+    """Resolver for this org's and every pinned peer's organization keys, current and retired, and did:key."""
+    from federation.rotation import key_mapping
+
+    mapping = key_mapping(identity, PeerRegistry.load(identity.paths.peers))
     return StaticKeyResolver(mapping, fallback=did_key_resolver)

@@ -27,6 +27,9 @@ EXCHANGE_SECONDS = Histogram(
 )
 SESSIONS_OPENED = Counter("accord_sessions_opened_total", "Sessions opened (VP verified)", ["peer"])
 REFUSED = Counter("accord_refused_total", "RPCs refused before a decision", ["reason"])
+RENEWALS = Counter(
+    "accord_renewals_total", "Credentials the node renewed by itself (federation.renewal)", ["kind"]
+)
 FIELDS_STRIPPED = Counter(
     "accord_fields_stripped_total", "Fields stripped by the MNI gate", ["peer", "field"]
 )

@@ -38,27 +38,62 @@ def client_credentials(*, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> grp
 class PeerClient:
     """FederationService client for every pinned peer of one node."""
 
-    def __init__(self, *, cert_pem: bytes, key_pem: bytes, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        cert_pem: bytes,
+        key_pem: bytes,
+        timeout_seconds: float = 10.0,
+        extra_endpoints: dict[str, list[str]] | None = None,
+    ) -> None:
+        """A client presenting ``cert_pem``/``key_pem``; ``timeout_seconds`` per call.
+
+        ``extra_endpoints``: organization name -> the ``HOST:PORT`` to dial for that peer
+        instead of its bundle's endpoint (``peer_endpoints`` in ``node.toml``: a peer run
+        as several replicas), one channel each, in turn (round robin per call).
+        """
         self._cert = cert_pem
         self._key = key_pem
         self._timeout = timeout_seconds
+        self._extra = {k: list(v) for k, v in (extra_endpoints or {}).items()}
+        self._turn: dict[tuple[str, str, str], int] = {}
         self._channels: dict[tuple[str, str, str], tuple[grpc.aio.Channel, pbg.FederationServiceStub]] = {}
         #: channel keys whose peer passed :meth:`negotiate` (bounded by the pinned peers)
         self._negotiated: set[tuple[str, str, str]] = set()
+        #: channels of a replaced certificate, closing with a grace period
+        self._closing: set[Any] = set()
 
     @staticmethod
     def _channel_key(bundle: Any) -> tuple[str, str, str]:
         return (bundle.org_did, bundle.endpoint, bundle.ca_certificate_pem)
 
+    def endpoints(self, bundle: Any) -> list[str]:
+        """The addresses of a peer: its configured ``peer_endpoints``, else its bundle's endpoint."""
+        return list(self._extra.get(bundle.org_name) or [bundle.endpoint])
+
     def stub(self, bundle: Any) -> pbg.FederationServiceStub:
-        """The stub for a peer (channel created on first use)."""
-        key = self._channel_key(bundle)
+        """The stub for a peer's next address in turn (each address's channel created on first use)."""
+        addresses = self.endpoints(bundle)
+        peer_key = self._channel_key(bundle)
+        turn = self._turn.get(peer_key, 0)
+        address = addresses[turn % len(addresses)]
+        for step in range(len(addresses)):  # skip replicas whose channel is failing (down), if any is not
+            candidate = addresses[(turn + step) % len(addresses)]
+            known = self._channels.get((bundle.org_did, candidate, bundle.ca_certificate_pem))
+            if known is None or known[0].get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                address, turn = candidate, turn + step
+                break
+        self._turn[peer_key] = (turn + 1) % len(addresses)
+        key = (bundle.org_did, address, bundle.ca_certificate_pem)
         hit = self._channels.get(key)
         if hit is None:
             creds = client_credentials(
                 ca_pem=bundle.ca_certificate_pem.encode(), cert_pem=self._cert, key_pem=self._key
             )
-            channel = grpc.aio.secure_channel(bundle.endpoint, creds, options=CHANNEL_OPTIONS)
+            options = list(CHANNEL_OPTIONS)
+            if address != bundle.endpoint:  # the certificate names the bundle's host
+                options.append(("grpc.ssl_target_name_override", bundle.endpoint.rpartition(":")[0]))
+            channel = grpc.aio.secure_channel(address, creds, options=options)
             hit = (channel, pbg.FederationServiceStub(channel))
             self._channels[key] = hit
         return hit[1]
@@ -146,6 +181,43 @@ class PeerClient:
             self.stub(bundle).GetConsistencyProof, pb.GetConsistencyProofRequest(size1=size1, size2=size2)
         )
         return list(r.hashes)
+
+    async def announce_key_rotation(self, bundle: Any, steps: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """``AnnounceKeyRotation`` (feature ``accord.key-rotation.v1``): (statement, bundle) JSON steps.
+
+        Returns:
+            (fingerprint the peer now pins, its outcome: ``"rotation"`` / ``"unchanged"``).
+
+        Raises:
+            federation.errors.FederationError: the peer refused (``BAD_ROTATION``, …) or is unreachable.
+
+        """
+        request = pb.AnnounceKeyRotationRequest(
+            steps=[pb.KeyRotationStep(statement_json=s, bundle_json=b) for s, b in steps]
+        )
+        r = await self._call(self.stub(bundle).AnnounceKeyRotation, request)
+        return r.fingerprint, r.outcome
+
+    def update_certificate(self, *, cert_pem: bytes, key_pem: bytes) -> None:
+        """Present a renewed certificate on new channels (``accord node renew-tls``).
+
+        Channels opened with the old certificate are closed with a grace
+        period (calls in flight finish on them), so no exchange fails.
+        """
+        import asyncio
+
+        self._cert, self._key = cert_pem, key_pem
+        old, self._channels = list(self._channels.values()), {}
+        self._negotiated.clear()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        for channel, _ in old:
+            if loop is not None:
+                task = loop.create_task(channel.close(grace=30.0))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Close every channel."""

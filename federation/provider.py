@@ -28,7 +28,7 @@ from credentials import (
     CredentialError,
     public_key_from_did_key,
 )
-from federation import entries, exchange
+from federation import approvals, behaviour, content, entries, exchange
 from federation import observability as obs
 from federation.domain import Outcome, Request
 from federation.errors import (
@@ -276,6 +276,7 @@ class ProviderSide:
             claims=dict(authority.claims),
             credential_id=authority.credential_id,
             not_after=authority.not_after,
+            delegation=authority,  # stored with the session (replicas share it)
         )
         sess.delegation = authority
         self.trust.record_verification((peer.org_did, self.did), now=now)
@@ -414,8 +415,11 @@ class ProviderSide:
                 reason=reason,
                 metadata={"contract_id": request.contract_id},
             )
+        behaviour.admit(self, sess, request, contract, now)  # issue #15: suspended agent, throttled session
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
+        # issue #15: an operator's approval in effect for requests of this shape (or a refusal)
+        approval_id = await approvals.precheck_request(self, peer.org_did, request, contract, now)
         decision = self._decide(peer, sess, request, contract, now)
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
@@ -423,6 +427,8 @@ class ProviderSide:
         sess.requests += 1
         records: list[dict[str, Any]] = []
         refused = "" if decision.allow else exchange.deny_reason(decision)
+        if decision.allow and not approval_id:
+            await approvals.hold_if_needed(self, peer.org_did, request, contract, decision, now)
         if decision.allow:
             try:
                 max_records = decision.max_records or 100
@@ -439,10 +445,34 @@ class ProviderSide:
         if refused:
             sess.denials += 1
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+            await behaviour.observe(
+                self,
+                peer_org=peer.org_did,
+                sess=sess,
+                request=request,
+                contract=contract,
+                fields=request.fields,
+                released=(),
+                refused=True,
+                audit_hit=False,
+                now=now,
+            )
             await self._deny(
                 peer, exchange.plan_refusal(base, reason=refused, reasons=decision.reason_codes), decision
             )
         gate, payload, stripped, released = self._gate(records, decision)
+        # typed values and free-text screening (federation.content): after the gate, before the digest
+        checked = await content.provider_controls(payload, contract, content.screener_for(self))
+        extra = {**self._provenance(sess), **checked.extra}
+        if checked.deny_reason:
+            sess.denials += 1
+            obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
+            await self._deny(
+                peer,
+                exchange.plan_refusal(base, reason=checked.deny_reason, extra=extra),
+                decision,
+            )
+        payload, stripped = checked.payload, (*stripped, *checked.stripped)
         sess.fields_released.update(released)
         plan = exchange.plan_disclosure(
             base,
@@ -451,12 +481,40 @@ class ProviderSide:
             stripped=stripped,
             record_count=len(records),
             reasons=tuple(decision.reason_codes),
+            extra={**extra, **({"approval_id": approval_id} if approval_id else {})} or None,
         )
         written = await self._log_disclosure(plan.entry)
         self._count_release(peer.bundle.org_name, contract, request.purpose, gate, released)
+        await behaviour.exposure(  # issue #15: attempted OER per window against the contract's tolerance
+            self, peer_org=peer.org_did, request=request, contract=contract, offered=gate.offered, now=now
+        )
+        await behaviour.observe(
+            self,
+            peer_org=peer.org_did,
+            sess=sess,
+            request=request,
+            contract=contract,
+            fields=request.fields,
+            released=released,
+            refused=False,
+            audit_hit=False,
+            now=now,
+        )
         obs.EXCHANGES.labels(peer=peer.bundle.org_name, decision="allow").inc()
         obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
         return exchange.outcome(plan, decision, written)
+
+    def _provenance(self, sess: Session) -> dict[str, str]:
+        """Entry ``extra`` attributing the request: the delegation chain (if any) and the provider agent.
+
+        For a delegated session: ``root_agent``, ``chain_agents`` and
+        ``delegation_chain`` (credential ids), so ``accord ledger query --agent``
+        finds the request under any agent of the chain, and ``provider_agent``:
+        the provider-side agent model that acted. Empty for an undelegated session.
+        """
+        if sess.delegation is None:
+            return {}
+        return {**sess.delegation.provenance(), "provider_agent": str(self.config.provider_agent)[:200]}
 
     def _decide(
         self,
@@ -604,7 +662,7 @@ class ProviderSide:
         )
         reason = ""
         answer = None
-        extra = {"query_digest": query.digest(), "dataset": request.resource}
+        extra = {"query_digest": query.digest(), "dataset": request.resource, **self._provenance(sess)}
         if not decision.allow:
             reason = exchange.deny_reason(decision)
         else:
@@ -630,6 +688,18 @@ class ProviderSide:
             sess.denials += 1
             if reason == "RECONSTRUCTION_RISK":
                 self.trust.record_audit_hit((peer.org_did, self.did), now=now)
+            await behaviour.observe(
+                self,
+                peer_org=peer.org_did,
+                sess=sess,
+                request=request,
+                contract=contract,
+                fields=aggregate_columns(query),
+                released=(),
+                refused=True,
+                audit_hit=reason == "RECONSTRUCTION_RISK",
+                now=now,
+            )
             if reason in (
                 "RECONSTRUCTION_RISK",
                 "AUDIT_CAPACITY",

@@ -32,6 +32,13 @@ __all__ = ["EXPLICIT_STATUS_MODULES", "STATUS_BY_REASON", "STATUSES", "status_fo
 
 _BY_STATUS: dict[str, tuple[str, ...]] = {
     "INVALID_ARGUMENT": (
+        # an A2A message to the gateway (federation.a2a; docs/agents.md "A2A")
+        "A2A_MALFORMED_MESSAGE",
+        "A2A_MESSAGE_TOO_LARGE",
+        "A2A_PART_TOO_LARGE",
+        "A2A_TOO_MANY_PARTS",
+        "A2A_PART_UNSUPPORTED",
+        "A2A_UNKNOWN_SKILL",
         # signed payloads (federation.signing; docs/spec/accord-v1.md §4.4)
         "PAYLOAD_TOO_LARGE",
         "WRONG_PAYLOAD_TYPE",
@@ -58,6 +65,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_TRUST_TIER",
         "BAD_VALIDITY",
         "IDEMPOTENCY_KEY_CONFLICT",
+        # MCP / local adapters: a tool argument over its bound (federation.mcp.catalog)
+        "ARGUMENT_TOO_LARGE",
         # credentials: documents that are not well-formed or too big
         "MALFORMED_CREDENTIAL",
         "MALFORMED_KEY",
@@ -93,8 +102,16 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "ENTRY_NOT_CHECKPOINTED",
         "WITNESS_QUORUM_NOT_MET",
         "LEDGER_CONFIGURATION",
+        # issue #15: operator keys and approval decisions (federation.approvals)
+        "BAD_OPERATOR_KEY",
+        "OPERATOR_EXISTS",
+        "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
+        # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
+        "A2A_TOKEN_INVALID",
+        "AGENT_CARD_UNPINNED",
+        "AGENT_CARD_SIGNATURE_INVALID",
         "UNAUTHENTICATED",
         "UNKNOWN_PEER",
         "BAD_BUNDLE",
@@ -121,6 +138,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_NONCE",
         "REPLAYED_REQUEST",
         "STALE_REQUEST",
+        # agent bearer tokens of the local HTTP adapters (federation.agent_tokens)
+        "TOKEN_INVALID",
+        "TOKEN_EXPIRED",
+        "TOKEN_REVOKED",
         # credentials: does not verify
         "VERIFICATION_FAILED",
         "INVALID_SIGNATURE",
@@ -137,6 +158,10 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "INVALID_STATUS_LIST",
     ),
     "PERMISSION_DENIED": (
+        # a free-text A2A part where the contract does not allow free text
+        "FREE_TEXT_NOT_ALLOWED",
+        # the A2A gateway's reply check: a record field beyond the released set
+        "A2A_REPLY_BEYOND_RELEASED",
         "POLICY_DENIED",
         "ENGINE_ERROR",
         # the base policy's deny reasons (policy/rego/accord.rego)
@@ -164,14 +189,27 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "DELEGATION_TOO_DEEP",
         "DELEGATION_EXPIRED",
         "FOREIGN_ORG",
+        # value-level content controls (federation.content; docs/content-controls.md)
+        "VALUE_CONSTRAINT_VIOLATED",
+        "CONTENT_SCREENING_DENIED",
+        # issue #15: approvals, behavioural throttling, onward flow
+        "APPROVAL_DENIED",
+        "APPROVAL_SIGNATURE_INVALID",
+        "NOT_AN_OPERATOR",
+        "AGENT_SUSPENDED_ANOMALY",
+        "ONWARD_SHARING_FORBIDDEN",
     ),
     "NOT_FOUND": (
+        # no such exposed A2A agent at the partner (for this organization)
+        "A2A_UNKNOWN_AGENT",
         "NOT_FOUND",
         "UNKNOWN_CONTRACT",
         "UNKNOWN_RESOURCE",
         "UNKNOWN_SUBJECT",
         "NO_CHECKPOINT",
         "NO_WALLET",
+        "UNKNOWN_APPROVAL",
+        "UNKNOWN_TOKEN",
     ),
     "FAILED_PRECONDITION": (
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
@@ -180,6 +218,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # encrypted node keys at rest (federation.identity)
         "KEY_PASSPHRASE_MISSING",
         "KEY_DECRYPT_FAILED",
+        # the organization key in a PKCS#11 token (federation.keystore)
+        "KEY_STORE_UNAVAILABLE",
+        "KEY_NOT_EXPORTABLE",
         # versions and negotiation (docs/spec/accord-v1.md §4.4 step 2, §5)
         "UNSUPPORTED_VERSION",
         "UNSUPPORTED_ALGORITHM",
@@ -206,7 +247,15 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "SCHEMA_MISMATCH",
         "LEDGER_EXISTS",
         "WORKDIR_IN_USE",
+        "INSECURE_BIND",
         "BACKUP_INVALID",
+        # replicas (federation.replicas; operator commands)
+        "REPLICAS_NEED_POSTGRESQL",
+        "BAD_REPLICA",
+        # issue #15: a request waiting for, or outlived by, an operator's decision
+        "APPROVAL_PENDING",
+        "APPROVAL_EXPIRED",
+        "APPROVAL_NOT_PENDING",
     ),
     "RESOURCE_EXHAUSTED": (
         "RESOURCE_LIMIT",
@@ -220,8 +269,13 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BUDGET_KEYS_EXHAUSTED",
         "AUDIT_CAPACITY",
         "VERIFICATION_TIMEOUT",
+        # issue #15: approvers' hourly cap; behavioural throttling
+        "APPROVER_CAP_REACHED",
+        "AGENT_THROTTLED",
+        "SESSION_THROTTLED",
     ),
     "UNAVAILABLE": (
+        "SCREENING_UNAVAILABLE",
         "PEER_UNAVAILABLE",
         "RECEIPTS_UNSETTLED",
     ),

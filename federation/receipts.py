@@ -47,6 +47,8 @@ import base64
 import hashlib
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -519,6 +521,35 @@ def persist_book(node: Any) -> None:
     node.store.put_state("peer_logs", receipt_book(node).to_dict(), now=datetime.now(UTC))
 
 
+#: Checkpoint notes whose signature verified, by (origin, log vkey, note text): the receipts of one
+#: provider batch share one signed checkpoint, verified once (bounded; the key is the exact signed text)
+_VERIFIED_NOTES: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_VERIFIED_NOTES_MAX = 256
+_VERIFIED_NOTES_LOCK = threading.Lock()
+
+
+def open_checkpoint_cached(note: str, verifier: NoteVerifier, *, origin: str) -> Any:
+    """:func:`ledger.open_checkpoint`, remembering the last notes that verified.
+
+    The cache key is the note's exact text with the origin and the verifier
+    key, so a hit is a note whose bytes, signature included, were verified
+    with that key before; any other note is verified. Raises as
+    :func:`ledger.open_checkpoint` (failures are never cached).
+    """
+    key = (origin, verifier.vkey, note)
+    with _VERIFIED_NOTES_LOCK:
+        hit = _VERIFIED_NOTES.get(key)
+        if hit is not None:
+            _VERIFIED_NOTES.move_to_end(key)
+            return hit
+    signed = open_checkpoint(note, verifier, origin=origin)
+    with _VERIFIED_NOTES_LOCK:
+        _VERIFIED_NOTES[key] = signed
+        while len(_VERIFIED_NOTES) > _VERIFIED_NOTES_MAX:
+            _VERIFIED_NOTES.popitem(last=False)
+    return signed
+
+
 def check_receipt(
     book: PeerLogBook,
     *,
@@ -558,7 +589,7 @@ def check_receipt(
     lh = leaf_hash(entry_bytes)
     try:
         receipt = Receipt.parse(tlog_proof)
-        signed = open_checkpoint(receipt.checkpoint_note, verifier, origin=origin)
+        signed = open_checkpoint_cached(receipt.checkpoint_note, verifier, origin=origin)
         cp = signed.checkpoint
         verify_inclusion(receipt.index, cp.size, lh, receipt.proof, cp.root)
     except LedgerError:

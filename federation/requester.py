@@ -11,13 +11,14 @@ a "received" entry for every answer, released or refused. It is a part of
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 from typing import Any
 
 import structlog
 
 from credentials import public_key_from_did_key
-from federation import entries
+from federation import content, entries, onward
 from federation.domain import LocalSession, ReceivedOutcome, Request
 from federation.entries import sha256_hex
 from federation.errors import (
@@ -196,6 +197,8 @@ class RequesterSide:
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
         bundle = self.peers.get(local.peer_org)
+        # issue #15: data received under a contract does not go on to a third organization unless allowed
+        await onward.check_outgoing(self, request=request, target_org=bundle.org_did, now=now, local=local)
         envelope = sign_payload(
             self.identity.org_key,
             pb.ExchangeEnvelope(
@@ -283,19 +286,36 @@ class RequesterSide:
             written = await self.writer.write(entry, receipt=False)
             refusal.metadata["received_leaf_index"] = str(written.index)
             raise refusal
+        contract = self.contracts.get(request.contract_id)
+        # free text from another organization is untrusted: screen it, label it or quarantine it
+        screener = content.screener_for(self)
+        screened = await content.requester_controls(outcome.payload_json, contract, screener)
         try:
-            contract = self.contracts.get(request.contract_id)
             entry = entries.received_outcome(
                 received,
                 outcome,
                 contract_hash=contract.version_hash if contract is not None else "",
                 verified=ok,
                 response_digest=expected["response_digest"],
+                extra=screened.extra,
             )
         except (ValidationError, LedgerError):
             # an unverified outcome whose members do not form an entry: record what this node knows
             entry = entries.received_unformable(received)
         written = await self.writer.write(entry, receipt=False)
+        if ok and outcome.decision == "allow":  # issue #15: keep its disclosure id, obligations, onward terms
+            await onward.keep_received(
+                self,
+                provider_org=bundle.org_did,
+                request=request,
+                outcome=outcome,
+                contract=contract,
+                now=now,
+            )
+        if screened.labels:
+            outcome = dataclasses.replace(
+                outcome, payload_json=screened.payload_json, content_labels=screened.labels
+            )
         return outcome, written.index, ok
 
     def _received_base(

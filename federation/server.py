@@ -66,16 +66,24 @@ class DynamicTrust:
         return self._config()
 
 
-def open_node(node_dir: Path, *, node_cls: type[Node] = Node) -> Node:
+def open_node(node_dir: Path, *, node_cls: type[Node] = Node, replica: Any = None) -> Node:
     """Open the node in ``node_dir`` with a :class:`PeerClient` presenting its node certificate.
+
+    ``replica``: a :class:`federation.replicas.ReplicaRole` (default: the single process).
 
     Raises:
         ConfigError: the directory is not a valid node directory.
 
     """
     identity = NodeIdentity.load(node_dir)
-    peer_client = PeerClient(cert_pem=identity.tls_pem("node.pem"), key_pem=identity.tls_pem("node.key"))
-    return node_cls(identity, peer_client=peer_client)
+    peer_client = PeerClient(
+        cert_pem=identity.tls_pem("node.pem"),
+        key_pem=identity.tls_pem("node.key"),
+        extra_endpoints=identity.config.peer_endpoints,
+    )
+    if replica is None:
+        return node_cls(identity, peer_client=peer_client)
+    return node_cls(identity, peer_client=peer_client, replica=replica)
 
 
 async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc.aio.Server, int]:
@@ -91,6 +99,7 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     if node.peer_client is None:
         raise ValueError("a serving node needs a peer client: open it with federation.server.open_node")
     trust = DynamicTrust(node)
+    node.tls_trust = trust  # SIGHUP swaps the served certificate too (see _serve)
     creds = grpc.dynamic_ssl_server_credentials(
         trust.initial, trust.fetch, require_client_authentication=True
     )
@@ -120,6 +129,16 @@ async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc
     return server, port
 
 
+def _reload_on_hangup(node: Node) -> None:
+    """SIGHUP: reload the node directory (peers, contracts, keys, TLS certificates), as ``Reload`` does."""
+    try:
+        counts = node.reload()
+        node.tls_trust.mark_dirty()  # type: ignore[attr-defined]
+        log.info("reloaded on SIGHUP", **counts)
+    except Exception as exc:  # keep serving with what is loaded
+        log.error("reload on SIGHUP failed", error=str(exc)[:300])
+
+
 async def _persist_loop(node: Node, every: float = 5.0) -> None:
     while True:
         await asyncio.sleep(every)
@@ -130,7 +149,9 @@ async def _persist_loop(node: Node, every: float = 5.0) -> None:
             log.warning("persisting state failed", error=str(exc))
 
 
-async def run(node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool = False) -> None:
+async def run(
+    node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool = False, replica: Any = None
+) -> None:
     """Open the node in ``node_dir``, serve until SIGINT/SIGTERM, then stop cleanly.
 
     Takes the instance lock ``node.pid`` first (:class:`federation.lifecycle.PidFile`:
@@ -142,21 +163,34 @@ async def run(node_dir: Path, *, node_cls: type[Node] = Node, json_ready: bool =
     ``json_ready``, so that ``--json-logs`` output is JSON throughout).
     ``node_cls`` is the :class:`Node` class to open (test code passes a
     subclass with substituted parts, see ``interop_tests.misbehaving``).
+    ``replica`` (a :class:`federation.replicas.ReplicaRole`) runs this process
+    as one of several replicas of the node: its own lock file
+    (``node-replica-<i>.pid`` beyond replica 0) and ports (configured + index).
     """
     from federation.config import load_config
     from federation.lifecycle import PidFile, check_bindable
     from federation.paths import NodePaths
+    from federation.replicas import ReplicaRole
 
-    pidfile = PidFile.acquire(NodePaths(node_dir).pidfile)
+    role = replica or ReplicaRole()
+    pidfile = PidFile.acquire(NodePaths(node_dir).root / role.pidfile_name())
     try:
         config = load_config(node_dir)
+        if role.index:
+            config = config.model_copy(
+                update={
+                    "listen": role.shift(config.listen),
+                    "http_listen": role.shift(config.http_listen),
+                    "metrics_port": config.metrics_port + role.index if config.metrics_port else 0,
+                }
+            )
         _require_current_schema(node_dir, config)
         check_bindable(config.listen, setting="listen")
         if config.http_listen:
             check_bindable(config.http_listen, setting="http_listen")
         if config.metrics_port:
             check_bindable(f"127.0.0.1:{config.metrics_port}", setting="metrics_port")
-        await _serve(node_dir, node_cls=node_cls, pidfile=pidfile, json_ready=json_ready)
+        await _serve(node_dir, node_cls=node_cls, pidfile=pidfile, json_ready=json_ready, replica=replica)
     finally:
         pidfile.release()
 
@@ -174,13 +208,16 @@ def _require_current_schema(node_dir: Path, config) -> None:
         engine.dispose()
 
 
-async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool) -> None:
+async def _serve(
+    node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: bool, replica: Any = None
+) -> None:
     from grpc_health.v1 import health
 
+    from federation import upkeep
     from federation.health import HealthMonitor
     from federation.observability import LEDGER_SIZE
 
-    node = open_node(node_dir, node_cls=node_cls)
+    node = open_node(node_dir, node_cls=node_cls, replica=replica)
     health_servicer = health.aio.HealthServicer()
     LEDGER_SIZE.set(await asyncio.to_thread(node.ledger.size))  # not 0 until the next exchange
     if not await node.verifier.wait_ready():  # presentations are never verified on the event loop
@@ -221,10 +258,20 @@ async def _serve(node_dir: Path, *, node_cls: type[Node], pidfile, json_ready: b
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if node.lease is not None:  # replicas: the periodic once-per-node duties follow the integrator lease
+        await asyncio.to_thread(node.lease.renew)
+    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
+    from federation.renewal import renewal_loop
+    from federation.rotation import announce_loop
+
     tasks = [
+        *([asyncio.create_task(node.lease.run_forever())] if node.lease is not None else []),
         asyncio.create_task(_persist_loop(node)),
-        asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds)),
+        asyncio.create_task(coordinator.run_forever(node.config.witness_interval_seconds, lease=node.lease)),
+        asyncio.create_task(announce_loop(node, max(node.config.witness_interval_seconds, 10.0))),
+        asyncio.create_task(renewal_loop(node)),
         asyncio.create_task(monitor.run_forever()),
+        asyncio.create_task(upkeep.run_forever(node)),  # approvals, retention (issue #15)
     ]
     await stop.wait()
     log.info("node stopping", org=node.config.org_name)

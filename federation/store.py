@@ -19,7 +19,9 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -75,6 +77,58 @@ dataset_records = Table(
     Column("dataset", String(100), primary_key=True),
     Column("record_id", BigInteger, primary_key=True),
     Column("data", Text, nullable=False),
+)
+
+# ---------------------------------------------------------------- state the replicas share (0003)
+
+sessions_t = Table(
+    "node_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("peer_org", String(256), nullable=False),
+    Column("agent_did", String(200), nullable=False),
+    Column("agent_public_key", LargeBinary, nullable=False),
+    Column("claims", Text, nullable=False),
+    Column("credential_id", String(512), nullable=False),
+    Column("delegation", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+)
+
+local_sessions_t = Table(
+    "node_local_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("peer_org", String(256), nullable=False),
+    Column("agent_did", String(200), nullable=False),
+    Column("agent_public_key", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+challenges_t = Table(
+    "node_challenges",
+    metadata,
+    Column("challenge", String(64), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("subject", String(700), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+nonces_t = Table(
+    "node_nonces",
+    metadata,
+    Column("nonce", String(128), primary_key=True),
+    Column("seen_at", Float, nullable=False),
+)
+
+leases_t = Table(
+    "node_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
 )
 
 
@@ -358,6 +412,8 @@ TRUST_CONFIG_KEY = "trust:config"
 TRUST_PAIR_PREFIX = "trust:pair:"
 #: Operator changes (``accord trust set``) waiting for the running node to apply them.
 TRUST_SET_PREFIX = "trust:set:"
+#: Replicas: a queued operator trust change stays this long (seconds) so that every replica applies it.
+TRUST_SET_KEEP_SECONDS = 600.0
 _LEDGER_PREFIX = {"budgets": "budgets:key:", "requests": "requests:key:"}
 #: The earlier whole-document rows, imported once then deleted.
 _LEGACY_KEYS = ("trust", "budgets", "requests")
@@ -384,6 +440,10 @@ class PolicyState:
     budgets: Any
     requests: Any
     legacy: bool = False
+    #: the ledgers' rows are written through by the decision point (replicas): not persisted here
+    ledgers_shared: bool = False
+    #: replicas: the queued operator trust changes this process has applied (their rows stay a while)
+    trust_sets_applied: set[str] = field(default_factory=set, repr=False, compare=False)
     #: one writer at a time, so an older snapshot never lands after a newer one
     write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -482,19 +542,39 @@ class PolicyStateStore:
         )
         return key
 
-    def apply_trust_sets(self, trust: Any, *, now: dt.datetime) -> dict[str, None]:
-        """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete."""
+    def apply_trust_sets(
+        self, trust: Any, *, now: dt.datetime, applied: set[str] | None = None
+    ) -> dict[str, None]:
+        """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete.
+
+        With ``applied`` (a node run as several replicas: every replica must
+        apply each change), a change is applied once per process (its key is
+        added to ``applied``) and its row is deleted only once it is older
+        than :data:`TRUST_SET_KEEP_SECONDS`, by which time every replica's
+        periodic persist (every few seconds) has applied it.
+        """
         from policy import TrustStateError
 
         done: dict[str, None] = {}
         for key, cmd in sorted(self.get_rows(TRUST_SET_PREFIX).items()):
+            if applied is not None:
+                try:
+                    old = now.timestamp() - float(cmd["at"]) > TRUST_SET_KEEP_SECONDS
+                except (KeyError, TypeError, ValueError):
+                    old = True
+                if old:
+                    done[key] = None
+                if key in applied:
+                    continue
+                applied.add(key)
             try:
                 at = dt.datetime.fromtimestamp(float(cmd["at"]), tz=dt.UTC)
                 pair = (str(cmd["requester"]), str(cmd["provider"]))
                 trust.set_baseline(pair, cmd["value"], reason=str(cmd["reason"]), now=at)
             except (TrustStateError, KeyError, TypeError, ValueError, OverflowError):
                 pass  # malformed: dropped (it was written by the operator tool; nothing to apply)
-            done[key] = None
+            if applied is None:
+                done[key] = None
         return done
 
     def persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
@@ -509,11 +589,17 @@ class PolicyStateStore:
     def _persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
         from dataclasses import asdict
 
-        rows: dict[str, Any] = self.apply_trust_sets(ps.trust, now=now)
+        rows: dict[str, Any] = self.apply_trust_sets(
+            ps.trust, now=now, applied=ps.trust_sets_applied if ps.ledgers_shared else None
+        )
         for led in (ps.budgets, ps.requests):
             led.prune(now=now)
         trust_dirty = ps.trust.take_dirty()
         ledger_dirty = {name: getattr(ps, name).take_dirty() for name in _LEDGER_PREFIX}
+        if (
+            ps.ledgers_shared
+        ):  # written by the decision point under the replicas' lock; a copy here could be stale
+            ledger_dirty = {name: {} for name in _LEDGER_PREFIX}
         for pair, row in trust_dirty.items():
             rows[_digest_key(TRUST_PAIR_PREFIX, pair)] = row
         if trust_dirty:
@@ -534,3 +620,569 @@ class PolicyStateStore:
         if rows:
             ps.legacy = False
         return len(rows)
+
+
+# ---------------------------------------------------------------- replicas: shared state
+
+
+def _advisory_key(*parts: str) -> int:
+    """A signed 64-bit PostgreSQL advisory-lock key for ``parts`` (SHA-256 prefix)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256("\n".join(parts).encode()).digest()[:8], "big", signed=True)
+
+
+class ReplicaStateStore:
+    """The SQL of the state that the replicas of one node share (docs/architecture.md, "Scale-out").
+
+    Sessions, the agents' local sessions, challenges, the replay cache
+    (request nonces), leases, and the per-key rows of the trust-budget and
+    rate ledgers read and written under a PostgreSQL advisory lock. Times
+    are Unix seconds (floats) supplied by the caller (the clock is a
+    parameter). Works on SQLite too (one process; the unit tests), where the
+    advisory locks are no-ops.
+
+    Raises (every method):
+        sqlalchemy.exc.SQLAlchemyError: the database failed (nothing was changed).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pg = engine.dialect.name == "postgresql"
+        #: single statements (a read, one insert, one delete … returning) run in autocommit: one
+        #: round trip each instead of BEGIN, statement, COMMIT (they are atomic on their own)
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else engine
+
+    def _single(self):
+        """A connection for one self-contained statement (PostgreSQL autocommit; SQLite a transaction)."""
+        return self._auto.connect() if self._pg else self.engine.begin()
+
+    def _insert(self, table: Table):
+        if self._pg:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def _lock(self, conn: Any, *parts: str) -> None:
+        if self._pg:
+            from sqlalchemy import text
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(*parts)})
+
+    # ---- provider sessions
+    def session_create(
+        self, row: dict[str, Any], *, now: float, max_per_agent: int, max_per_peer: int
+    ) -> str:
+        """Insert a session row unless the caps are reached; returns ``""`` or the cap hit.
+
+        Under an advisory lock per requesting organization, the open
+        sessions of the (peer, agent) and of the peer are counted and the row
+        inserted in one transaction, so two replicas cannot both pass a cap.
+
+        Returns:
+            ``""`` when inserted, else ``"agent"`` or ``"peer"`` (the cap reached).
+
+        """
+        from sqlalchemy import and_
+
+        t = sessions_t
+        is_open = and_(t.c.state == "open", t.c.expires_at > now)
+        with self.engine.begin() as conn:
+            self._lock(conn, "session-cap", row["peer_org"])
+            n_agent = conn.execute(
+                select(func.count())
+                .select_from(t)
+                .where(t.c.peer_org == row["peer_org"], t.c.agent_did == row["agent_did"], is_open)
+            ).scalar_one()
+            if n_agent >= max_per_agent:
+                return "agent"
+            n_peer = conn.execute(
+                select(func.count()).select_from(t).where(t.c.peer_org == row["peer_org"], is_open)
+            ).scalar_one()
+            if n_peer >= max_per_peer:
+                return "peer"
+            conn.execute(t.insert().values(**row))
+        return ""
+
+    def session_get(self, session_id: str) -> Any | None:
+        """The session row (all columns) or None."""
+        with self._single() as conn:
+            return conn.execute(select(sessions_t).where(sessions_t.c.id == session_id)).first()
+
+    def session_state(self, session_id: str) -> str | None:
+        """The session's state column, or None when there is no such row."""
+        with self._single() as conn:
+            return conn.execute(
+                select(sessions_t.c.state).where(sessions_t.c.id == session_id)
+            ).scalar_one_or_none()
+
+    def session_set_state(self, session_id: str, state_: str, *, only_from: str = "open") -> bool:
+        """Move one session from ``only_from`` to ``state_``; True if a row moved."""
+        t = sessions_t
+        with self._single() as conn:
+            done = conn.execute(
+                update(t).where(t.c.id == session_id, t.c.state == only_from).values(state=state_)
+            )
+        return done.rowcount > 0
+
+    def sessions_terminate_agent(self, agent_did: str) -> int:
+        """Terminate every open session of ``agent_did`` (any peer); returns how many."""
+        t = sessions_t
+        with self._single() as conn:
+            done = conn.execute(
+                update(t).where(t.c.agent_did == agent_did, t.c.state == "open").values(state="terminated")
+            )
+        return done.rowcount
+
+    def sessions_open(self, *, now: float) -> int:
+        """How many sessions are open now."""
+        t = sessions_t
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(t).where(t.c.state == "open", t.c.expires_at > now)
+            ).scalar_one()
+
+    # ---- the agents' sessions at this node (requester side)
+    def local_session_put(self, row: dict[str, Any]) -> None:
+        """Insert one requester-side session row."""
+        with self._single() as conn:
+            conn.execute(local_sessions_t.insert().values(**row))
+
+    def local_session_get(self, session_id: str) -> Any | None:
+        """The requester-side session row or None."""
+        with self._single() as conn:
+            return conn.execute(select(local_sessions_t).where(local_sessions_t.c.id == session_id)).first()
+
+    # ---- challenges
+    def challenge_issue(
+        self,
+        challenge: str,
+        *,
+        owner: str,
+        subject: str,
+        expires_at: float,
+        now: float,
+        max_per_owner: int,
+        max_open: int,
+    ) -> bool:
+        """Insert a challenge unless ``owner`` or the table holds the most allowed; True if inserted."""
+        t = challenges_t
+        with self.engine.begin() as conn:
+            self._lock(conn, "challenge-cap", owner)
+            per_owner = conn.execute(
+                select(func.count()).select_from(t).where(t.c.owner == owner, t.c.expires_at > now)
+            ).scalar_one()
+            if per_owner >= max_per_owner:
+                return False
+            total = conn.execute(select(func.count()).select_from(t).where(t.c.expires_at > now)).scalar_one()
+            if total >= max_open:
+                return False
+            conn.execute(
+                t.insert().values(challenge=challenge, owner=owner, subject=subject, expires_at=expires_at)
+            )
+        return True
+
+    def challenge_take(self, challenge: str) -> tuple[str, str, float] | None:
+        """Delete a challenge; returns its (owner, subject, expires_at), or None (used or never issued)."""
+        t = challenges_t
+        with self._single() as conn:
+            row = conn.execute(
+                t.delete().where(t.c.challenge == challenge).returning(t.c.owner, t.c.subject, t.c.expires_at)
+            ).first()
+        return None if row is None else (row.owner, row.subject, row.expires_at)
+
+    def challenges_open(self, *, now: float) -> int:
+        """How many challenges are unexpired."""
+        t = challenges_t
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t).where(t.c.expires_at > now)).scalar_one()
+
+    # ---- replay cache
+    def nonce_first_use(self, nonce: str, *, now: float) -> bool:
+        """Record ``nonce``; True the first time, False when it was recorded before (a replay)."""
+        stmt = (
+            self._insert(nonces_t)
+            .values(nonce=nonce, seen_at=now)
+            .on_conflict_do_nothing()
+            .returning(nonces_t.c.nonce)
+        )
+        with self._single() as conn:
+            return conn.execute(stmt).first() is not None
+
+    # ---- sweeping
+    def sweep(self, *, now: float, nonce_cutoff: float) -> dict[str, int]:
+        """Delete expired sessions, local sessions, challenges and nonces seen before ``nonce_cutoff``.
+
+        Returns the rows deleted per table (short names).
+        """
+        out: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            out["sessions"] = conn.execute(sessions_t.delete().where(sessions_t.c.expires_at <= now)).rowcount
+            out["local_sessions"] = conn.execute(
+                local_sessions_t.delete().where(local_sessions_t.c.expires_at <= now)
+            ).rowcount
+            out["challenges"] = conn.execute(
+                challenges_t.delete().where(challenges_t.c.expires_at <= now)
+            ).rowcount
+            out["nonces"] = conn.execute(nonces_t.delete().where(nonces_t.c.seen_at < nonce_cutoff)).rowcount
+        return out
+
+    # ---- leases
+    def lease_acquire(self, name: str, *, holder: str, ttl_seconds: float, now: float) -> int | None:
+        """Take or renew the lease ``name`` for ``holder``; returns its epoch, or None if another holds it.
+
+        A lease is held until ``expires_at``; an expired lease is taken over
+        and its epoch incremented (the epoch tells holders apart in logs and
+        tests). The row is read ``FOR UPDATE`` (PostgreSQL), so two replicas
+        never both take it.
+        """
+        t = leases_t
+        with self.engine.begin() as conn:
+            q = select(t).where(t.c.name == name)
+            row = conn.execute(q.with_for_update() if self._pg else q).first()
+            if row is None:
+                stmt = self._insert(t).values(name=name, holder=holder, expires_at=now + ttl_seconds, epoch=1)
+                done = conn.execute(stmt.on_conflict_do_nothing().returning(t.c.epoch)).first()
+                return 1 if done is not None else None
+            if row.holder != holder and row.expires_at > now:
+                return None
+            epoch = row.epoch if row.holder == holder else row.epoch + 1
+            conn.execute(
+                update(t)
+                .where(t.c.name == name)
+                .values(holder=holder, expires_at=now + ttl_seconds, epoch=epoch)
+            )
+            return epoch
+
+    def lease_release(self, name: str, *, holder: str) -> None:
+        """Give the lease up now (only if ``holder`` holds it)."""
+        t = leases_t
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.name == name, t.c.holder == holder).values(expires_at=0.0))
+
+    def lease_holder(self, name: str) -> tuple[str, float, int] | None:
+        """(holder, expires_at, epoch) of the lease, or None."""
+        t = leases_t
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.name == name)).first()
+        return None if row is None else (row.holder, row.expires_at, row.epoch)
+
+    # ---- budget and rate ledgers: per-key rows under an advisory lock
+    def locked_ledger_rows(self, key: tuple[str, str]):
+        """Context manager: lock ``key`` across replicas, yield its ledger rows, write them back.
+
+        Yields a dict ``{"budgets": row | None, "requests": row | None}``
+        (the :class:`policy.BudgetLedger` rows of the key, as persisted in
+        ``node_state``); whatever the caller leaves in it is written in the
+        same transaction, which commits (and releases the advisory lock) on
+        exit. An exception rolls everything back.
+        """
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            names = {name: _digest_key(prefix, key) for name, prefix in _LEDGER_PREFIX.items()}
+            with self.engine.begin() as conn:
+                self._lock(conn, "ledger-key", *key)
+                rows = conn.execute(
+                    select(state.c.key, state.c.value).where(state.c.key.in_(names.values()))
+                ).all()
+                by_key = {r.key: json.loads(r.value) for r in rows}
+                got = {name: by_key.get(k) for name, k in names.items()}
+                before = json.dumps(got, sort_keys=True)
+                yield got
+                if json.dumps(got, sort_keys=True) == before:
+                    return
+                now = dt.datetime.now(dt.UTC)
+                for name, k in names.items():
+                    value = got.get(name)
+                    if value is None:
+                        conn.execute(state.delete().where(state.c.key == k))
+                        continue
+                    raw = json.dumps(value, sort_keys=True)
+                    done = conn.execute(
+                        update(state).where(state.c.key == k).values(value=raw, updated_at=now)
+                    )
+                    if done.rowcount == 0:
+                        conn.execute(state.insert().values(key=k, value=raw, updated_at=now))
+
+        return cm()
+# ---------------------------------------------------------------- issue #15 (next/approvals)
+#
+# Operators and the approval queue (federation.approvals), and the data this node received
+# under contracts with onward-flow or retention terms (federation.onward). Additive tables,
+# Alembic revision 0004_approvals.
+
+operators = Table(
+    "node_operators",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+approvals = Table(
+    "node_approvals",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("shape", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("requester_org", String(256), nullable=False),
+    Column("requester_agent", String(256), nullable=False),
+    Column("contract_id", String(256), nullable=False),
+    Column("contract_hash", String(128), nullable=False),
+    Column("purpose", String(256), nullable=False),
+    Column("resource", String(256), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("rule", String(300), nullable=False),
+    Column("risk", Float, nullable=False),
+    Column("risk_reason", String(400), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("subjects", JSON, nullable=False),
+    Column("agents", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("grant_seconds", Integer, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(100), nullable=True),
+    Column("note", String(300), nullable=True),
+    Column("signed_decision", Text, nullable=True),
+    Column("signature", String(200), nullable=True),
+    Column("grant_until", DateTime(timezone=True), nullable=True),
+    Column("ledgered", Boolean, nullable=False, default=False),
+    Column("reported", Boolean, nullable=False, default=False),
+)
+
+received_data = Table(
+    "node_received_data",
+    metadata,
+    Column("disclosure_id", String(256), primary_key=True),
+    Column("provider_org", String(256), nullable=False),
+    Column("contract_id", String(256), nullable=False),
+    Column("contract_hash", String(128), nullable=False),
+    Column("agent_did", String(256), nullable=False),
+    Column("obligations", JSON, nullable=False),
+    Column("onward", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("retain_until", DateTime(timezone=True), nullable=True, index=True),
+    Column("payload", Text, nullable=False),
+    Column("value_digests", JSON, nullable=False),
+)
+
+#: columns of ``node_approvals`` a caller may set on insert or update
+APPROVAL_COLUMNS = frozenset(c.name for c in approvals.columns)
+
+
+def _aware(v: Any) -> Any:
+    """SQLite returns naive datetimes for timezone columns: read them back as UTC."""
+    if isinstance(v, dt.datetime) and v.tzinfo is None:
+        return v.replace(tzinfo=dt.UTC)
+    return v
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {k: _aware(v) for k, v in row._mapping.items()}
+
+
+class ApprovalStore:
+    """Operators and the approval queue over the node database (only SQL; no policy).
+
+    Rows are plain dicts (the ``node_approvals`` columns); :mod:`federation.approvals`
+    gives them meaning.
+    """
+
+    def __init__(self, store: NodeStore) -> None:
+        self.engine = store.engine
+
+    # ------------------------------------------------------------ operators
+
+    def add_operator(self, name: str, public_key: str, *, now: dt.datetime) -> None:
+        """Register an operator's Ed25519 public key (base64url, 32 bytes).
+
+        Raises:
+            InvalidRequestError: ``OPERATOR_EXISTS`` when the name or key is taken.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    operators.insert().values(name=name, public_key=public_key, revoked=False, created_at=now)
+                )
+        except IntegrityError as exc:
+            raise InvalidRequestError(
+                f"operator {name!r} (or its key) is already registered", reason="OPERATOR_EXISTS"
+            ) from exc
+
+    def revoke_operator(self, name: str) -> bool:
+        """Mark an operator revoked; False if there is none by that name."""
+        with self.engine.begin() as conn:
+            n = conn.execute(update(operators).where(operators.c.name == name).values(revoked=True)).rowcount
+        return bool(n)
+
+    def operators(self) -> list[dict[str, Any]]:
+        """Every registered operator: ``name``, ``public_key``, ``revoked``, ``created_at``."""
+        with self.engine.connect() as conn:
+            return [_row_dict(r) for r in conn.execute(select(operators).order_by(operators.c.name)).all()]
+
+    def operator(self, name: str) -> dict[str, Any] | None:
+        """One operator row, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(operators).where(operators.c.name == name)).first()
+        return None if row is None else _row_dict(row)
+
+    # ------------------------------------------------------------ approvals
+
+    def insert(self, row: dict[str, Any]) -> None:
+        """Insert one approval row (every column of :data:`approvals` not defaulted)."""
+        with self.engine.begin() as conn:
+            conn.execute(approvals.insert().values(**row))
+
+    def get(self, approval_id: str) -> dict[str, Any] | None:
+        """One approval row by id, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+        return None if row is None else _row_dict(row)
+
+    def latest_for_shape(self, shape: str) -> dict[str, Any] | None:
+        """The newest approval row of a request shape, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(approvals)
+                .where(approvals.c.shape == shape)
+                .order_by(approvals.c.created_at.desc(), approvals.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else _row_dict(row)
+
+    def rows(self, *, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Approval rows (newest first), optionally of one status; at most ``limit``."""
+        q = select(approvals).order_by(approvals.c.created_at.desc()).limit(limit)
+        if status is not None:
+            q = q.where(approvals.c.status == status)
+        with self.engine.connect() as conn:
+            return [_row_dict(r) for r in conn.execute(q).all()]
+
+    def unledgered(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Settled rows (not ``pending``) whose outcome is not yet in the ledger, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(approvals)
+                .where(approvals.c.ledgered.is_(False) & (approvals.c.status != "pending"))
+                .order_by(approvals.c.created_at)
+                .limit(limit)
+            ).all()
+        return [_row_dict(r) for r in rows]
+
+    def overdue(self, *, now: dt.datetime, limit: int = 1000) -> list[str]:
+        """Ids of pending rows whose expiry is at or before ``now``."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(approvals.c.id)
+                    .where((approvals.c.status == "pending") & (approvals.c.expires_at <= now))
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def update(self, approval_id: str, *, expect_status: str | None = None, **values: Any) -> bool:
+        """Update one row; with ``expect_status`` only if its status still is that (compare-and-set).
+
+        Returns:
+            True if a row was updated.
+        """
+        q = update(approvals).where(approvals.c.id == approval_id)
+        if expect_status is not None:
+            q = q.where(approvals.c.status == expect_status)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(q.values(**values)).rowcount)
+
+    def decisions_by(self, operator: str, *, since: dt.datetime) -> int:
+        """How many decisions ``operator`` signed since ``since``.
+
+        One per signature (a batch is one); ``invalid`` rows (not the operator's signature) do not count.
+        """
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count(approvals.c.signature.distinct()))
+                    .select_from(approvals)
+                    .where(
+                        (approvals.c.decided_by == operator)
+                        & (approvals.c.decided_at >= since)
+                        & (approvals.c.status != "invalid")  # not signed by the operator: not its prompt
+                    )
+                ).scalar()
+                or 0
+            )
+
+    def count(self, *, status: str) -> int:
+        """Rows of one status."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(approvals).where(approvals.c.status == status)
+                ).scalar()
+                or 0
+            )
+
+
+class ReceivedStore:
+    """Records received under contracts with onward-flow or retention terms (only SQL)."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.engine = store.engine
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Insert one received disclosure (idempotent on ``disclosure_id``)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(received_data.insert().values(**row))
+        except IntegrityError:
+            pass  # the same disclosure twice: already kept
+
+    def rows(self, *, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Every kept disclosure (oldest first), at most ``limit``."""
+        with self.engine.connect() as conn:
+            return [
+                _row_dict(r)
+                for r in conn.execute(
+                    select(received_data).order_by(received_data.c.received_at).limit(limit)
+                ).all()
+            ]
+
+    def get(self, disclosure_id: str) -> dict[str, Any] | None:
+        """One kept disclosure, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(received_data).where(received_data.c.disclosure_id == disclosure_id)
+            ).first()
+        return None if row is None else _row_dict(row)
+
+    def due(self, *, now: dt.datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Disclosures whose retention ended at or before ``now`` (oldest first)."""
+        with self.engine.connect() as conn:
+            return [
+                _row_dict(r)
+                for r in conn.execute(
+                    select(received_data)
+                    .where(received_data.c.retain_until.is_not(None) & (received_data.c.retain_until <= now))
+                    .order_by(received_data.c.retain_until)
+                    .limit(limit)
+                ).all()
+            ]
+
+    def delete(self, disclosure_ids: list[str]) -> int:
+        """Delete kept disclosures; returns how many were deleted."""
+        if not disclosure_ids:
+            return 0
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    received_data.delete().where(received_data.c.disclosure_id.in_(disclosure_ids))
+                ).rowcount
+            )

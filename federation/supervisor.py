@@ -3,6 +3,9 @@
 Each node runs as its own OS process (``python -m federation.cli.main node
 start --dir DIR``); :class:`NodeProcess` waits for its ``READY`` line,
 and stops it with SIGTERM (SIGKILL after a grace period).
+:class:`ReplicaSet` runs the replicas of one node directory
+(``node start --replica I --replicas N``, each on its own port) and
+restarts one that dies (``accord node start --replicas N``).
 """
 
 from __future__ import annotations
@@ -190,3 +193,108 @@ def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> b
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def replica_command(directory: Path, index: int, count: int, *, json_logs: bool = False) -> list[str]:
+    """The argv serving replica ``index`` of ``count`` of the node in ``directory``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "federation.cli.main",
+        "node",
+        "start",
+        "--dir",
+        str(directory),
+        "--replica",
+        str(index),
+        "--replicas",
+        str(count),
+    ]
+    return [*cmd, "--json-logs"] if json_logs else cmd
+
+
+class ReplicaSet:
+    """The replicas of one node directory, each a :class:`NodeProcess` (logs ``node-replica-<i>.log``).
+
+    Args:
+        directory: the node directory (its database must be PostgreSQL).
+        count: how many replicas (2..64).
+        env: extra environment for the processes.
+        json_logs: start them with ``--json-logs``.
+
+    """
+
+    def __init__(
+        self, directory: Path, count: int, *, env: dict[str, str] | None = None, json_logs: bool = False
+    ) -> None:
+        from federation.replicas import ReplicaRole
+
+        ReplicaRole(index=0, count=count)  # validates the count
+        self.directory = Path(directory)
+        self.count = count
+        self.procs: list[NodeProcess] = []
+        for i in range(count):
+            p = NodeProcess(
+                self.directory,
+                env=env,
+                command=replica_command(self.directory, i, count, json_logs=json_logs),
+            )
+            p.log_path = self.directory / ("node.log" if i == 0 else f"node-replica-{i}.log")
+            self.procs.append(p)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """``HOST:PORT`` of each replica (once started)."""
+        return [p.endpoint for p in self.procs]
+
+    def start(self, *, timeout: float = 120.0) -> ReplicaSet:
+        """Start every replica and wait for each READY line (replica 0 first: it migrates the database).
+
+        Raises:
+            RuntimeError: a replica did not start (the others are stopped).
+
+        """
+        try:
+            for p in self.procs:
+                p.start(timeout=timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def restart(self, index: int, *, timeout: float = 120.0) -> NodeProcess:
+        """Start replica ``index`` again (after it died or was stopped)."""
+        p = self.procs[index]
+        p.stop()
+        return p.start(timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop every replica (SIGTERM, then SIGKILL after the grace period)."""
+        for p in self.procs:
+            p.stop()
+
+    def supervise(self, *, stop: threading.Event, on_ready=None, backoff: float = 1.0) -> None:
+        """Keep every replica running until ``stop`` is set; ``on_ready(index, ready_line)`` after each start.
+
+        A replica that exits is started again after ``backoff`` seconds (doubling
+        up to 30 s while it keeps failing to start).
+        """
+        delays = [backoff] * self.count
+        while not stop.is_set():
+            for i, p in enumerate(self.procs):
+                if stop.is_set() or p.alive():
+                    continue
+                try:
+                    p.start()
+                except RuntimeError as exc:
+                    print(
+                        f"replica {i} did not start: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True
+                    )
+                    delays[i] = min(delays[i] * 2, 30.0)
+                    stop.wait(delays[i])
+                    continue
+                delays[i] = backoff
+                if on_ready is not None:
+                    on_ready(i, p.ready_line)
+            stop.wait(backoff)
+        self.stop()

@@ -283,3 +283,56 @@ def issue_client_certificate(
         now=now or dt.datetime.now(dt.UTC),
         days=days,
     )
+
+
+def renew_node_certificate(
+    *,
+    ca_pem: bytes,
+    ca_key_pem: bytes,
+    current_cert_pem: bytes,
+    days: int = 365,
+    now: dt.datetime | None = None,
+) -> tuple[bytes, bytes]:
+    """A fresh node certificate (new key pair) from the organization CA, same SAN URI, names and usages.
+
+    The subject common name, SAN URI (the organization DID) and SAN DNS
+    names / IP addresses are copied from ``current_cert_pem``; the CA stays
+    the one pinned in peers' bundles, so no peer re-pins.
+
+    Args:
+        ca_pem: the organization CA certificate.
+        ca_key_pem: its private key (PKCS#8 PEM, unencrypted).
+        current_cert_pem: the node certificate being replaced.
+        days: validity of the new certificate, days (1..3650).
+        now: issuance time (UTC).
+
+    Returns:
+        (certificate PEM, private key PEM).
+
+    Raises:
+        ValueError: ``days`` out of range, or the current certificate has no single SAN URI.
+
+    """
+    if not 1 <= days <= 3650:
+        raise ValueError(f"certificate validity must be 1..3650 days, got {days}")
+    current = x509.load_pem_x509_certificate(current_cert_pem)
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if len(uris) != 1:
+        raise ValueError("the current node certificate has no single SAN URI")
+    hosts = tuple(san.get_values_for_type(x509.DNSName)) + tuple(
+        str(ip) for ip in san.get_values_for_type(x509.IPAddress)
+    )
+    cn = current.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return _leaf(
+        ca_key=ca_key,
+        ca_name=ca.subject,
+        common_name=str(cn[0].value) if cn else "node",
+        san_uri=uris[0],
+        hosts=hosts,
+        now=now or dt.datetime.now(dt.UTC),
+        days=days,
+    )

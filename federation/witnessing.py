@@ -310,11 +310,24 @@ class WitnessCoordinator:
             return
         self._fail(bundle.org_name, "CONFLICT: witness answered 409 twice", size=size)
 
-    async def run_forever(self, every_seconds: float) -> None:
-        """Call :meth:`round` every ``every_seconds`` seconds."""
+    async def run_forever(self, every_seconds: float, *, lease: Any = None) -> None:
+        """Call :meth:`round` every ``every_seconds`` seconds.
+
+        With ``lease`` (a :class:`federation.replicas.IntegratorLease`: the node
+        runs as several replicas) the round — integration of the entries
+        appended without a receipt, checkpoints to the witnesses, the sweep of
+        expired shared rows — runs only while this replica holds the lease;
+        the others only settle the receipts they received.
+        """
         while True:
             await asyncio.sleep(every_seconds)
             try:
-                await self.round()
+                if lease is None:
+                    await self.round()
+                elif lease.holds():
+                    await self.round()
+                    await asyncio.to_thread(self.node.nonces.sweep)
+                else:
+                    await self.settle_receipts()
             except Exception as exc:  # keep witnessing
                 log.warning("witness round error", error=str(exc))

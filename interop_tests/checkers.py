@@ -217,3 +217,23 @@ def consistency_proof(m: int, leaves: list[bytes]) -> list[bytes]:
         return subproof(m - k, d[k:], False) + [mth(d[:k])]
 
     return subproof(m, leaves, True) if 0 < m < len(leaves) else []
+
+
+def inclusion_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH(m, D[n]) over leaf hashes (the tester's provider log).
+
+    Raises:
+        CheckFailed: ``m`` is not an index of ``leaves``.
+
+    """
+    n = len(leaves)
+    if not 0 <= m < n:
+        raise CheckFailed(f"leaf {m} is not in a tree of {n}")
+    if n == 1:
+        return []
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m < k:
+        return inclusion_path(m, leaves[:k]) + [mth(leaves[k:])]
+    return inclusion_path(m - k, leaves[k:]) + [mth(leaves[:k])]

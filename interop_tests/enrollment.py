@@ -21,7 +21,17 @@ It adds exactly these, and records them in ``NODE_DIR/interop-enrollment.json``
   ``conformance-stats``), and ``interop-unsigned-<org>``, the same terms
   signed by the node only, which the node must refuse (``CONTRACT_UNSIGNED``);
 * the resource ``data/interop-records.json`` (three synthetic records);
-* the dataset ``interop-stats`` (20 synthetic records) in the node database.
+* the dataset ``interop-stats`` (20 synthetic records) in the node database;
+* for the requester role (``accord interop run --role requester``): the bundles of
+  two more tester organizations (*personas*, in ``<tester>/personas/``, no witness
+  key either), ``interop-fork`` (a provider that equivocates: once a node has caught
+  it, the node refuses its receipts for good, so it has a log of its own) and
+  ``interop-alien`` (a provider that speaks nothing in common with v1: negotiation
+  refusals), pinned as ``peers/<name>.json``; and a **tester agent** registered at the
+  node (``interop-tester-<hex>``, scope ``interop:read``) whose wallet is copied to
+  ``<tester>/targets/<org>-agent.json``: the suite drives the node's ``AgentService``
+  with it. :func:`unenroll` revokes that agent (its row stays, as every agent's does)
+  and removes its wallet file.
 
 It refuses (one line, nothing written) when any of these names is taken, so
 it never replaces or weakens anything the node already has. A running node
@@ -56,6 +66,21 @@ TESTER_AGENTS: dict[str, tuple[bool, dict[str, bool]]] = {
     "tester-suspended": (True, {"suspended": True}),
 }
 TESTER_SCOPES = ["interop:read"]
+#: the other tester organizations (requester role): name -> what it plays
+PERSONAS: dict[str, str] = {
+    "interop-fork": "a provider that equivocates (two roots at one size)",
+    "interop-alien": "a provider that speaks nothing in common with v1 (negotiation)",
+}
+
+
+def persona_dir(tester_dir: Path, name: str) -> Path:
+    """The node directory of persona ``name`` (the tester itself for ``interop``)."""
+    return tester_dir if name == TESTER_ORG else tester_dir / "personas" / name
+
+
+def agent_wallet_path(tester_dir: Path, node_org: str) -> Path:
+    """Where enrollment keeps the wallet of the tester agent registered at ``node_org``."""
+    return tester_dir / "targets" / f"{node_org}-agent.json"
 
 
 def default_tester_dir() -> Path:
@@ -78,15 +103,15 @@ class Item:
     """One thing an enrollment added to a node.
 
     Attributes:
-        kind: ``peer``, ``contract``, ``resource`` or ``dataset``.
-        name: the peer DID, contract id, resource name or dataset name.
+        kind: ``peer``, ``contract``, ``resource``, ``dataset`` or ``agent``.
+        name: the peer DID, contract id, resource name, dataset name or agent name.
         path: the file, relative to the node directory ("" for a dataset, which
             lives in the node database).
         detail: what it is (fingerprint, signers, record count).
 
     """
 
-    kind: Literal["peer", "contract", "resource", "dataset"]
+    kind: Literal["peer", "contract", "resource", "dataset", "agent"]
     name: str
     path: str
     detail: str
@@ -150,6 +175,10 @@ def ensure_tester(tester_dir: Path) -> Any:
             )
             if bits:
                 store.set_status(name, **bits)
+    for name in PERSONAS:
+        pdir = persona_dir(tester_dir, name)
+        if not (pdir / "node.toml").exists():
+            init_node(pdir, org_name=name, listen=f"127.0.0.1:{free_port()}")
     ident = NodeIdentity.load(tester_dir)
     missing = [n for n in TESTER_AGENTS if not (tester_dir / "agents" / f"{n}.json").is_file()]
     if ident.config.org_name != TESTER_ORG or missing:
@@ -219,8 +248,11 @@ def _taken(node: Any, store: Any, node_org: str) -> list[str]:
         taken.append(f"data/{INTEROP_RESOURCE}.json")
     if any(spec.get("name") == INTEROP_DATASET for spec, _ in store.datasets()):
         taken.append(f"dataset {INTEROP_DATASET}")
-    if any(b.org_name == TESTER_ORG for b in PeerRegistry.load(paths.peers)):
-        taken.append(f"a peer named {TESTER_ORG}")
+    for name in (TESTER_ORG, *PERSONAS):
+        if name != TESTER_ORG and (paths.peers / f"{name}.json").exists():
+            taken.append(f"peers/{name}.json")
+        if any(b.org_name == name for b in PeerRegistry.load(paths.peers)):
+            taken.append(f"a peer named {name}")
     return taken
 
 
@@ -305,6 +337,10 @@ def enroll(
     )
     records = interop_records()
     stats = interop_stats()
+    from federation.identity import NodeIdentity as _NI
+
+    personas = {name: tester_bundle(_NI.load(persona_dir(tester_dir, name)), now=now) for name in PERSONAS}
+    agent_name = f"interop-tester-{os.urandom(3).hex()}"
     items = [
         Item("peer", tester.org_did, f"peers/{TESTER_ORG}.json", f"fingerprint {bundle.fingerprint()}"),
         Item(
@@ -323,6 +359,16 @@ def enroll(
             f"{len(records['records'])} synthetic records",
         ),
         Item("dataset", INTEROP_DATASET, "", f"{len(stats)} synthetic records"),
+        *(
+            Item("peer", b.org_did, f"peers/{name}.json", f"persona: {PERSONAS[name]}")
+            for name, b in personas.items()
+        ),
+        Item(
+            "agent",
+            agent_name,
+            f"agents/{agent_name}.json",
+            f"the tester agent (scope {TESTER_SCOPES[0]}) that drives AgentService in the requester role",
+        ),
     ]
     # the manifest first: a crash half-way leaves it, and `unenroll` removes what exists
     write_private(
@@ -342,6 +388,20 @@ def enroll(
         unsigned.dump(node.paths.contracts / f"{unsigned_id}.json")
         write_private(node.paths.data / f"{INTEROP_RESOURCE}.json", json.dumps(records, indent=1))
         store.put_dataset(INTEROP_DATASET, INTEROP_DATASET_SPEC, stats, id_column="id", now=now)
+        for b in personas.values():
+            pin_bundle(node.paths.peers, b, own_did=node.org_did)
+        from federation.agents import register_agent
+
+        wallet = register_agent(
+            node,
+            name=agent_name,
+            role="conformance-tester",
+            scopes=TESTER_SCOPES,
+            trust_tier=1,
+            valid_days=90,
+        )
+        (tester_dir / "targets").mkdir(mode=0o700, exist_ok=True)
+        write_private(agent_wallet_path(tester_dir, org), wallet.to_json())
     except BaseException:
         _remove(node, store, items)
         manifest.unlink(missing_ok=True)
@@ -375,6 +435,15 @@ def _remove(node: Any, store: Any, items: list[Item]) -> list[Item]:
     """Remove ``items`` from the node; returns those that were there."""
     removed = []
     for item in items:
+        if item.kind == "agent":
+            try:
+                store.set_status(item.name, revoked=True)
+            except Exception:  # noqa: BLE001 - not registered (a crash before it was): nothing to revoke
+                pass
+            else:
+                removed.append(item)
+            (node.paths.root / item.path).unlink(missing_ok=True)
+            continue
         if item.kind == "dataset":
             if store.delete_dataset(item.name):
                 removed.append(item)
@@ -419,9 +488,9 @@ def unenroll(node_dir: Path, *, reload: bool = True) -> tuple[list[Item], str | 
     for item in items:
         if item.kind == "peer":
             path = node.paths.root / item.path
-            if path.exists() and json.loads(path.read_text()).get("org_did") != tester_did:
+            if path.exists() and json.loads(path.read_text()).get("org_did") not in (item.name, tester_did):
                 raise ConfigError(
-                    f"{item.path} no longer holds the tester ({tester_did}); leaving it, remove it by hand"
+                    f"{item.path} no longer holds the tester ({item.name}); leaving it, remove it by hand"
                 )
     removed = _remove(node, open_store(node), items)
     manifest.unlink()

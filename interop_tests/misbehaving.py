@@ -19,6 +19,8 @@ Behaviours:
     ``type_blind_signatures``: accept a signed payload whose signature was
         made for any v1 payload type (no domain separation), and parse it as
         whatever the field expects.
+    ``trusting_requester``: as a requester, bind a provider's receipt to nothing
+        (the logged entry is parsed but never compared with the exchange).
 """
 
 from __future__ import annotations
@@ -106,6 +108,21 @@ class TypeBlindSignatures(Node):
         return expected.FromString(signed.payload)
 
 
+class TrustingRequester(Node):
+    """As a requester: takes any receipt that verifies, whatever entry it proves.
+
+    The substituted part is the receipt binding (:func:`federation.receipts.bind_entry`,
+    replaced in this node process only): the entry is parsed, never compared.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from federation import receipts
+        from ledger import DisclosureEntry
+
+        super().__init__(*args, **kwargs)
+        receipts.bind_entry = lambda entry_bytes, expected: DisclosureEntry.from_canonical_bytes(entry_bytes)
+
+
 #: behaviour name -> the Node subclass that implements it
 BEHAVIOURS: dict[str, type[Node]] = {
     "skip_gate": SkipGate,
@@ -113,6 +130,7 @@ BEHAVIOURS: dict[str, type[Node]] = {
     "bad_receipt": BadReceipt,
     "skip_presentation_check": SkipPresentationCheck,
     "type_blind_signatures": TypeBlindSignatures,
+    "trusting_requester": TrustingRequester,
 }
 
 

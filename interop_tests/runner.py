@@ -2,7 +2,11 @@
 
 Suites (:data:`SUITES`): ``conformance`` (:mod:`interop_tests.cases`, the
 protocol) and ``security`` (:mod:`interop_tests.security`, the red-team
-attacks of issues #10 and #18). Each result carries the specification
+attacks of issues #10 and #18), both against a node in its *provider* role;
+``requester`` (:mod:`interop_tests.requester_cases`) turns the kit around:
+the tester organizations serve as providers (:mod:`interop_tests.provider`)
+and the node under test asks them, driven through its ``AgentService``
+(``accord interop run --role requester``). Each result carries the specification
 section it checks and its RFC 2119 level (:mod:`interop_tests.requirements`):
 a failed MUST fails the run; a failed SHOULD is reported (and fails the run
 only with ``strict``).
@@ -16,17 +20,26 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from interop_tests.cases import CASES, Case, Context
+from interop_tests.cases import CASES, Context
 from interop_tests.peer import InteropIdentity
+from interop_tests.requester_cases import REQUESTER_CASES, RequesterContext
 from interop_tests.requirements import requirement_for
 from interop_tests.security import SECURITY_CASES, Skipped
+from interop_tests.spec_cases import SPEC_CASES
 
 #: suite name -> its cases in run order
-SUITES: dict[str, list[tuple[str, Case]]] = {"conformance": CASES, "security": SECURITY_CASES}
+SUITES: dict[str, list[tuple[str, Any]]] = {
+    "conformance": [*CASES, *SPEC_CASES],
+    "security": SECURITY_CASES,
+    "requester": REQUESTER_CASES,
+}
+#: the suites of each role of the node under test
+ROLES: dict[str, tuple[str, ...]] = {"provider": ("conformance", "security"), "requester": ("requester",)}
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ class CaseResult:
 
 
 async def run_cases(
-    ctx: Context, *, only: set[str] | None = None, suite: str = "conformance"
+    ctx: Context | RequesterContext, *, only: set[str] | None = None, suite: str = "conformance"
 ) -> list[CaseResult]:
     """Run every case of ``suite`` (or ``only`` those names) in order.
 
@@ -117,6 +130,68 @@ async def _with_status_server(
     finally:
         if server is not None:
             await server.stop(0.5)
+
+
+async def with_personas(
+    *,
+    target: str,
+    node_bundle: dict[str, Any],
+    tester_dir: Path,
+    driver: Any = None,
+    only: set[str] | None = None,
+) -> list[CaseResult]:
+    """Serve the personas as providers and run the requester suite against the node at ``target``.
+
+    Args:
+        target: ``HOST:PORT`` of the node under test.
+        node_bundle: its peer bundle.
+        tester_dir: the tester organization's directory (personas in ``personas/``).
+        driver: how the node is made to ask (default: an
+            :class:`interop_tests.requester_cases.AgentDriver` with the wallet that
+            ``accord interop enroll`` copied for this node).
+        only: run only these cases.
+
+    Raises:
+        FileNotFoundError: no tester agent wallet for this node (not enrolled with a kit that has one).
+        RuntimeError: a persona's endpoint is taken.
+
+    """
+    from interop_tests.enrollment import PERSONAS, TESTER_ORG, agent_wallet_path, persona_dir
+    from interop_tests.provider import start_provider
+    from interop_tests.requester_cases import AgentDriver
+
+    dirs = {name: persona_dir(tester_dir, name) for name in (TESTER_ORG, *PERSONAS)}
+    servers: dict[str, Any] = {}
+    providers: dict[str, Any] = {}
+
+    async def restart(name: str, cert_pem: bytes | None, key_pem: bytes | None) -> None:
+        old = servers.pop(name, None)
+        if old is not None:
+            await old.stop(0)
+        servers[name], providers[name] = await start_provider(
+            dirs[name], node_bundle, cert_pem=cert_pem, key_pem=key_pem
+        )
+
+    own_driver = driver is None
+    if own_driver:
+        wallet = agent_wallet_path(tester_dir, node_bundle["org_name"])
+        if not wallet.is_file():
+            raise FileNotFoundError(
+                f"no tester agent wallet {wallet}: run `accord interop enroll` for this node again"
+            )
+        driver = AgentDriver(
+            target=target, wallet=json.loads(wallet.read_text()), node_bundle=node_bundle, personas=dirs
+        )
+    try:
+        for name in dirs:
+            await restart(name, None, None)
+        ctx = RequesterContext(driver=driver, providers=providers, restart=restart, node_bundle=node_bundle)
+        return await run_cases(ctx, suite="requester", only=only)
+    finally:
+        for server in servers.values():
+            await server.stop(0)
+        if own_driver:
+            await driver.close()
 
 
 def write_junit(results: list[CaseResult], path: Path, *, target: str) -> None:
@@ -174,6 +249,41 @@ def write_markdown(results: list[CaseResult], path: Path, *, target: str, org: s
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_json(results: list[CaseResult], path: Path, *, target: str, org: str, suite: str) -> None:
+    """A JSON report: ``{"suite", "target", "org", "counts", "requirements", "cases": [...]}``.
+
+    Each case carries ``name``, ``verdict`` (``pass``/``FAIL``/``warn``/``skip``),
+    ``level``, ``section``, ``requirements`` (a list of ids, ``R-SIG-2``, …),
+    ``detail`` and ``seconds``; ``requirements`` maps each requirement id to the
+    verdicts of the cases that check it.
+    """
+    cases = [
+        {
+            "name": r.name,
+            "verdict": r.verdict,
+            "level": r.level,
+            "section": r.section,
+            "requirements": [x.strip() for x in (r.requirement or "").split(",") if x.strip()],
+            "detail": r.detail,
+            "seconds": round(r.seconds, 3),
+        }
+        for r in results
+    ]
+    by_req: dict[str, list[dict[str, str]]] = {}
+    for c in cases:
+        for rid in c["requirements"]:
+            by_req.setdefault(rid, []).append({"case": c["name"], "verdict": c["verdict"]})
+    doc = {
+        "suite": suite,
+        "target": target,
+        "org": org,
+        "counts": {v: sum(r.verdict == v for r in results) for v in ("pass", "FAIL", "warn", "skip")},
+        "requirements": dict(sorted(by_req.items())),
+        "cases": cases,
+    }
+    Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
 def suite_ok(results: list[CaseResult], *, strict: bool = False) -> bool:
     """True when no MUST case failed (and, with ``strict``, no SHOULD case either)."""
     return not any(r.verdict == "FAIL" or (strict and r.verdict == "warn") for r in results)
@@ -191,6 +301,7 @@ def run_suite(
     suite: str = "conformance",
     http: str = "",
     strict: bool = False,
+    json_path: Path | None = None,
 ) -> bool:
     """Run a suite; print a table; write JUnit XML and a Markdown report if asked.
 
@@ -204,9 +315,11 @@ def run_suite(
         report_path: write a Markdown report here.
         contract_id: the interop contract (default ``interop-<target org>``).
         console: where the table goes.
-        suite: ``"conformance"`` or ``"security"`` (:data:`SUITES`).
+        suite: ``"conformance"``, ``"security"`` (the node as provider) or
+            ``"requester"`` (the node as requester) (:data:`SUITES`).
         http: the target's tlog-tiles HTTP ``HOST:PORT`` (security suite; "" skips that case).
         strict: a failed SHOULD fails the run too.
+        json_path: write a JSON report (:func:`write_json`) here.
 
     Returns:
         :func:`suite_ok` of the results.
@@ -227,14 +340,17 @@ def run_suite(
             f"no tester organization in {tester_dir}: run `accord interop enroll --dir NODE_DIR` first"
         )
     bundle = json.loads(Path(bundle_path).read_text())
-    ctx = Context(
-        target=target,
-        bundle=bundle,
-        ident=InteropIdentity.load(tester_dir),
-        contract_id=contract_id or f"interop-{bundle['org_name']}",
-        http=http,
-    )
-    results = asyncio.run(_with_status_server(ctx, tester_dir, suite=suite))
+    if suite == "requester":
+        results = asyncio.run(with_personas(target=target, node_bundle=bundle, tester_dir=tester_dir))
+    else:
+        ctx = Context(
+            target=target,
+            bundle=bundle,
+            ident=InteropIdentity.load(tester_dir),
+            contract_id=contract_id or f"interop-{bundle['org_name']}",
+            http=http,
+        )
+        results = asyncio.run(_with_status_server(ctx, tester_dir, suite=suite))
     t = Table(title=f"Accord {suite} suite against {bundle['org_name']} at {target}")
     t.add_column("case")
     t.add_column("level")
@@ -267,4 +383,6 @@ def run_suite(
         write_junit(results, junit_path, target=target)
     if report_path is not None:
         write_markdown(results, report_path, target=target, org=bundle["org_name"], suite=suite)
+    if json_path is not None:
+        write_json(results, json_path, target=target, org=bundle["org_name"], suite=suite)
     return suite_ok(results, strict=strict)

@@ -30,7 +30,21 @@ MAX_ENTRY_BYTES = 65535
 """Largest canonical entry (bytes): tlog-tiles entry bundles use uint16 length prefixes."""
 
 EntryKind = Literal[
-    "disclosure", "received", "denial", "drift", "equivocation", "audit_denial", "operator_action"
+    "disclosure",
+    "received",
+    "denial",
+    "drift",
+    "equivocation",
+    "audit_denial",
+    # issue #15: node-local events (never in a receipt): an operator's approval decision or an
+    # expiry, a behavioural anomaly, an onward-sharing refusal, a retention purge, an exposure alert
+    "approval",
+    "anomaly",
+    "onward_refusal",
+    "retention_purge",
+    "exposure_alert",
+    # a console write action (federation.console)
+    "operator_action",
 ]
 
 _HEX = re.compile(r"^(?:[0-9a-f]{2})*$")
@@ -66,7 +80,9 @@ class DisclosureEntry(BaseModel):
 
     Attributes:
         kind: ``disclosure`` | ``received`` | ``denial`` | ``drift`` |
-            ``equivocation`` | ``audit_denial`` | ``operator_action`` (a console write action).
+            ``equivocation`` | ``audit_denial``; node-local events (issue #15):
+            ``approval`` | ``anomaly`` | ``onward_refusal`` | ``retention_purge`` |
+            ``exposure_alert``; ``operator_action`` (a console write action).
         disclosure_id: Idempotency key (non-empty, at most 256 characters).
         time: RFC 3339 timestamp in UTC.
         provider_org: Provider organization DID.

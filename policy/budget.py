@@ -175,8 +175,10 @@ class BudgetLedger:
             BudgetStateError: negative/non-finite units, malformed key or naive ``now``.
             BudgetKeysExhaustedError: ``key`` is new and the ledger is full (see :meth:`admit`).
         """
-        if isinstance(units, bool) or not isinstance(units, int | float) or not (
-            math.isfinite(units) and units >= 0
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int | float)
+            or not (math.isfinite(units) and units >= 0)
         ):
             raise BudgetStateError(f"units must be finite and >= 0, got {units!r}")
         self._check_key(key)
@@ -198,14 +200,52 @@ class BudgetLedger:
                 s.requantize()
             self._dirty.add(key)
 
+    def refund(self, key: BudgetKey, units: float) -> int:
+        """Take back up to ``units`` (≥ 0, finite) from the key's latest charges (issue #15).
+
+        For a decision whose release did not happen (a request held for an
+        operator's approval): the budget pays only for what crosses.
+
+        Returns:
+            The micro-units taken back (at most what was charged).
+
+        Raises:
+            BudgetStateError: negative/non-finite units or a malformed key.
+        """
+        if isinstance(units, bool) or not isinstance(units, int | float) or not (
+            math.isfinite(units) and units >= 0
+        ):
+            raise BudgetStateError(f"units must be finite and >= 0, got {units!r}")
+        self._check_key(key)
+        left = micros_up(units)
+        back = 0
+        with self._lock:
+            s = self._keys.get(key)
+            if s is None:
+                return 0
+            for slot in reversed(s.charges):
+                take = min(left, slot[1])
+                slot[1] -= take
+                left -= take
+                back += take
+                if not left:
+                    break
+            kept = [c for c in s.charges if c[1] > 0]
+            s.charges.clear()
+            s.charges.extend(kept)
+            self._dirty.add(key)
+        return back
+
     def spent_micros(self, key: BudgetKey, *, window_seconds: float, now: datetime) -> int:
         """Micro-units charged in the window ``(now - window_seconds, ∞)`` (later stamps count too).
 
         Raises:
             BudgetStateError: window not in (0, retention_seconds] or naive ``now``.
         """
-        if isinstance(window_seconds, bool) or not isinstance(window_seconds, int | float) or not (
-            0 < window_seconds <= self.retention_seconds
+        if (
+            isinstance(window_seconds, bool)
+            or not isinstance(window_seconds, int | float)
+            or not (0 < window_seconds <= self.retention_seconds)
         ):
             raise BudgetStateError(
                 f"window_seconds must be in (0, {self.retention_seconds}], got {window_seconds!r}"
@@ -296,6 +336,45 @@ class BudgetLedger:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             return {k: (self._row(k, self._keys[k]) if k in self._keys else None) for k in dirty}
+
+    def key_row(self, key: BudgetKey) -> dict[str, Any] | None:
+        """The persisted row of one key (shape as in :meth:`to_dict`), or None when it is not tracked.
+
+        With :meth:`set_key_row`, lets several processes share one key's
+        charges: read the row under a lock they share, load it, decide and
+        charge, write this row back (the node's replicas, docs/architecture.md).
+        """
+        with self._lock:
+            s = self._keys.get(self._check_key(key))
+            return None if s is None else self._row(key, s)
+
+    def set_key_row(self, key: BudgetKey, row: Mapping[str, Any] | None) -> None:
+        """Replace what this ledger holds for ``key`` by ``row`` (None: forget the key).
+
+        The key is not marked dirty (the row came from where it is persisted).
+
+        Raises:
+            BudgetStateError: malformed row, or a row for another key.
+        """
+        key = self._check_key(key)
+        with self._lock:
+            old = self._keys.pop(key, None)
+            if row is None:
+                return
+            if (row.get("contract_id"), row.get("requester")) != key:
+                if old is not None:
+                    self._keys[key] = old
+                raise BudgetStateError("row is for another key")
+            try:
+                self._load_row(row)
+            except BudgetStateError:
+                if old is not None:
+                    self._keys[key] = old
+                raise
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                if old is not None:
+                    self._keys[key] = old
+                raise BudgetStateError(f"malformed budget row: {exc}") from None
 
     def mark_dirty(self, keys: Iterable[BudgetKey]) -> None:
         """Mark ``keys`` changed again (after a failed write of :meth:`take_dirty` rows)."""

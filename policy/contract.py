@@ -63,8 +63,13 @@ __all__ = [
     "lint_contract",
     "load_document",
     "parse_hook_header",
+    "ContentControls",
     "ContractSignature",
+    "FieldType",
+    "MAX_PATTERN_CHARS",
     "OptionalField",
+    "ScreeningPolicy",
+    "compile_pattern",
     "Parties",
     "PartyRef",
     "Purpose",
@@ -206,11 +211,7 @@ def hook_calls(source: str) -> set[str]:
     its compiled plan: :func:`policy.engine_regopy.hook_plan`.)
     """
     text = _COMMENT_RE.sub("", _STRING_RE.sub('""', source))
-    return {
-        n
-        for n in _CALL_RE.findall(text)
-        if n not in _KEYWORDS and not n.startswith(("data.", "input."))
-    }
+    return {n for n in _CALL_RE.findall(text) if n not in _KEYWORDS and not n.startswith(("data.", "input."))}
 
 
 def hook_functions(source: str) -> set[str]:
@@ -323,9 +324,7 @@ class Aggregates(_Frozen):
     """
 
     dataset: ResourceId
-    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(
-        min_length=1
-    )
+    kinds: Annotated[list[Literal["count", "sum", "avg"]], _distinct("aggregate kind")] = Field(min_length=1)
     columns: Annotated[list[ColumnId], _distinct("column")] = Field(min_length=1, max_length=256)
     allow_ids: bool = False
 
@@ -464,6 +463,181 @@ class Purpose(_Frozen):
                 )
 
 
+#: Longest ``pattern`` a contract may declare, characters (patterns are hostile input).
+MAX_PATTERN_CHARS = 256
+#: Most memory RE2 may use to compile one contract pattern, bytes.
+PATTERN_MAX_MEM = 1 << 20
+#: Longest value a string field may declare (``max_length``), characters.
+MAX_VALUE_CHARS = 1_000_000
+_ENUM_VALUE = (
+    Annotated[str, Field(min_length=1, max_length=256)] | Annotated[int, Field(ge=-(2**53), le=2**53)]
+)
+
+
+def compile_pattern(pattern: str) -> Any:
+    """Compile a contract's value pattern with RE2 (linear time: no catastrophic backtracking).
+
+    Patterns come from the other party and are hostile: they are bounded to
+    :data:`MAX_PATTERN_CHARS` and compiled by RE2 (``google-re2``), which has
+    no backreferences or look-around and matches in time linear in the value,
+    within :data:`PATTERN_MAX_MEM` bytes.
+
+    Args:
+        pattern: an RE2 regular expression (matched against the whole value).
+
+    Returns:
+        The compiled ``re2`` pattern.
+
+    Raises:
+        ValueError: too long, or not a valid RE2 pattern (the message names why).
+    """
+    import re2
+
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"pattern is longer than {MAX_PATTERN_CHARS} characters ({len(pattern)})")
+    opts = re2.Options()
+    opts.log_errors = False
+    opts.max_mem = PATTERN_MAX_MEM
+    try:
+        return re2.compile(pattern, opts)
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else b""
+        detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)
+        raise ValueError(f"pattern {pattern[:60]!r} is not a valid RE2 expression: {detail}") from None
+
+
+class FieldType(_Frozen):
+    """The declared type and constraints of one field's values (``content.fields.<path>``).
+
+    Both parties sign it (it is inside the contract's terms). The provider
+    checks every released value against it before the value leaves
+    (:func:`policy.gate.check_values`).
+
+    Attributes:
+        type: ``string``, ``integer``, ``number``, ``boolean`` or ``enum``.
+        values: for ``enum``: the allowed values (strings or integers, 1..256, distinct).
+        minimum / maximum: for ``integer``/``number``: inclusive bounds.
+        pattern: for ``string``: an RE2 expression the whole value must match
+            (at most :data:`MAX_PATTERN_CHARS` characters).
+        max_length: for ``string``: most characters a value may have.
+        free_text: for ``string``: whether prose is allowed. ``false`` (the
+            default) admits a single token (no whitespace or control
+            characters, at most 256 characters); ``true`` admits prose, which
+            is screened for personal data and prompt injection at the boundary
+            (:mod:`policy.screening`).
+    """
+
+    type: Literal["string", "integer", "number", "boolean", "enum"]
+    values: list[_ENUM_VALUE] | None = Field(default=None, min_length=1, max_length=256)
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    pattern: str | None = Field(default=None, min_length=1)
+    max_length: int | None = Field(default=None, ge=1, le=MAX_VALUE_CHARS)
+    free_text: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            compile_pattern(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldType:
+        t = self.type
+        if t == "enum":
+            if self.values is None:
+                raise ValueError("type enum needs 'values' (the allowed values)")
+            keys = [(type(x).__name__, x) for x in self.values]
+            if len(set(keys)) != len(keys):
+                raise ValueError("duplicate value in 'values'")
+        elif self.values is not None:
+            raise ValueError(f"'values' applies to type enum only, not {t}")
+        numeric = t in ("integer", "number")
+        for name in ("minimum", "maximum"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not numeric:
+                raise ValueError(f"{name!r} applies to types integer and number only, not {t}")
+            if isinstance(v, bool) or abs(v) > 2**53:
+                raise ValueError(f"{name!r} must be a number within ±2^53")
+            if t == "integer" and not isinstance(v, int):
+                raise ValueError(f"{name!r} of an integer field must be an integer")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} is greater than maximum {self.maximum}")
+        if t != "string":
+            for name in ("pattern", "max_length"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name!r} applies to type string only, not {t}")
+            if self.free_text:
+                raise ValueError(f"'free_text' applies to type string only, not {t}")
+        return self
+
+    @functools.cached_property
+    def compiled(self) -> Any:
+        """The compiled RE2 pattern, or None."""
+        return compile_pattern(self.pattern) if self.pattern is not None else None
+
+
+class ScreeningPolicy(_Frozen):
+    """What the boundary does with screened free text (``content.screening``).
+
+    Attributes:
+        personal_data: provider side, a released free-text value in which
+            personal data was found: ``strip`` the field (default), ``deny``
+            the request, or ``allow`` it (recorded in the entry either way).
+        injection: provider side, a released free-text value that looks like
+            a prompt injection: ``strip`` (default) or ``deny``.
+        received: requester side, incoming free text flagged by screening:
+            ``label`` it for the agents (default) or ``quarantine`` it (the
+            agent gets the record without the flagged fields).
+    """
+
+    personal_data: Literal["strip", "deny", "allow"] = "strip"
+    injection: Literal["strip", "deny"] = "strip"
+    received: Literal["label", "quarantine"] = "label"
+
+
+class ContentControls(_Frozen):
+    """Value-level controls of a contract (``content``): typed fields and free-text screening.
+
+    A contract without ``content`` behaves as before: values are not typed
+    and not screened (and its version hash is unchanged, since defaults are
+    omitted from the signed terms).
+
+    Attributes:
+        fields: field path → :class:`FieldType` (each path one the contract
+            names under some purpose's ``mni`` or ``optional``, or below one).
+        on_violation: a released value that breaks its type: ``strip`` the
+            field (default) or ``deny`` the request. Either way the ledger
+            entry records the field and the reason.
+        screening: what screening verdicts lead to.
+    """
+
+    fields: dict[str, FieldType] = Field(default_factory=dict, max_length=1024)
+    on_violation: Literal["strip", "deny"] = "strip"
+    screening: ScreeningPolicy = Field(default_factory=ScreeningPolicy)
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, v: dict[str, FieldType]) -> dict[str, FieldType]:
+        out: dict[str, FieldType] = {}
+        for p, spec in v.items():
+            if not is_valid_path(p) or not is_identifier(p, "field"):
+                raise ValueError(f"invalid field path {p!r} (expected e.g. 'patient.age')")
+            c = canonical_path(p)
+            if c in out:
+                raise ValueError(f"duplicate typed field {c!r}")
+            out[c] = spec
+        return out
+
+    @property
+    def free_text_fields(self) -> frozenset[str]:
+        """Paths declared ``free_text: true``."""
+        return frozenset(p for p, t in self.fields.items() if t.free_text)
+
+
 class TrustBudget(_Frozen):
     """Beyond-MNI disclosure allowance: sensitivity units per sliding window."""
 
@@ -483,6 +657,123 @@ class SessionLimits(_Frozen):
 
     max_requests: int | None = Field(gt=0, le=_MAX_COUNT)
     max_fields: int | None = Field(gt=0, le=_MAX_COUNT)
+
+
+# ---------------------------------------------------------------- issue #15 (next/approvals):
+# human approval, onward flow and retention, exposure tolerance. Optional blocks: a contract
+# without them hashes as before (``to_dict`` omits defaults).
+
+
+class ApprovalRule(_Frozen):
+    """When an allowed request must wait for an operator's approval (any condition met).
+
+    Attributes:
+        fields: the request needs approval if any of these field paths would be released.
+        min_sensitivity: ... if the released beyond-MNI fields' summed ``sensitivity`` is at least this.
+        below_trust: ... if the effective trust τ is below this, in [0, 1].
+        budget_fraction: ... if the trust budget spent in the window, this request included,
+            reaches this fraction of ``trust_budget.units``, in (0, 1].
+        purposes: ... if the request's purpose is one of these.
+    """
+
+    fields: Annotated[list[str], _distinct("approval field")] = Field(default_factory=list, max_length=256)
+    min_sensitivity: Micro | None = Field(default=None, gt=0.0, le=1_000_000.0)
+    below_trust: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    budget_fraction: Micro | None = Field(default=None, gt=0.0, le=1.0)
+    purposes: Annotated[list[str], _distinct("approval purpose")] = Field(
+        default_factory=list, max_length=256
+    )
+
+    @model_validator(mode="after")
+    def _not_vacuous(self) -> ApprovalRule:
+        if not (self.fields or self.purposes) and all(
+            v is None for v in (self.min_sensitivity, self.below_trust, self.budget_fraction)
+        ):
+            raise ValueError("an approval rule needs at least one condition")
+        for f in self.fields:
+            if not is_valid_path(f):
+                raise ValueError(f"invalid field path {f!r} in approval.fields")
+        return self
+
+
+class ApprovalPolicy(_Frozen):
+    """Human approval of some requests (docs/content-controls.md, "Human approval").
+
+    Attributes:
+        require: the conditions (:class:`ApprovalRule`).
+        expires_seconds: a pending request not decided within this many seconds expires (denied).
+        grant_seconds: how long an approval covers requests of the same shape (batching).
+    """
+
+    require: ApprovalRule
+    expires_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    grant_seconds: int = Field(default=3600, gt=0, le=30 * 24 * 3600)
+
+
+class OnwardFlow(_Frozen):
+    """What the requester's node may do with data received under this contract.
+
+    Attributes:
+        allowed: the data may be passed on to a third organization.
+        orgs: when ``allowed``, only to these organizations (empty: any pinned peer).
+        retention_seconds: the requester's node purges what it received after this
+            many seconds (None: no limit set by the contract).
+    """
+
+    allowed: bool = False
+    orgs: Annotated[list[Did], _distinct("onward organization")] = Field(default_factory=list, max_length=64)
+    retention_seconds: int | None = Field(default=None, gt=0, le=_MAX_WINDOW)
+
+
+class ExposureTolerance(_Frozen):
+    """The highest attempted over-exposure rate (before the gate) tolerated per window.
+
+    Attributes:
+        max_attempted_oer: largest share of released disclosures whose source
+            offered a field beyond the purpose's MNI, in [0, 1].
+        window_seconds: the sliding window.
+        min_disclosures: the rate is judged only once this many disclosures are in the window.
+        ceiling_step: how much the pair's trust ceiling drops each time it is exceeded.
+    """
+
+    max_attempted_oer: Micro = Field(ge=0.0, le=1.0)
+    window_seconds: int = Field(default=3600, gt=0, le=_MAX_WINDOW)
+    min_disclosures: int = Field(default=10, gt=0, le=1_000_000)
+    ceiling_step: Micro = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class BaselineLimits(_Frozen):
+    """Behavioural baselines and throttling for the pair (:mod:`policy.baselines`).
+
+    Attributes:
+        window_seconds: history kept per agent and per pair.
+        recent_seconds: the part of it a sudden shift is judged on.
+        probe_min_events: requests in the window before probing is judged.
+        probe_min_fields: distinct fields asked for and not released that make probing.
+        rate_factor: a recent rate this many times the key's own earlier rate is a shift.
+        rate_min_recent: and at least this many requests in ``recent_seconds``.
+        novelty_ratio: share of recent requests with a purpose or field never seen before.
+        suspend_seconds: how long a probing agent is refused (``AGENT_SUSPENDED_ANOMALY``).
+        session_requests: the request cap a tightened session gets (``SESSION_THROTTLED``).
+        trust_penalty: τ penalty per anomaly, in [0, 1] (recovers with the trust half-life).
+    """
+
+    window_seconds: int = Field(default=3600, gt=1, le=30 * 24 * 3600)
+    recent_seconds: int = Field(default=60, gt=0, le=24 * 3600)
+    probe_min_events: int = Field(default=6, gt=0, le=100_000)
+    probe_min_fields: int = Field(default=4, gt=0, le=10_000)
+    rate_factor: Micro = Field(default=5.0, gt=1.0, le=1_000_000.0)
+    rate_min_recent: int = Field(default=20, gt=0, le=1_000_000)
+    novelty_ratio: Micro = Field(default=0.6, gt=0.0, le=1.0)
+    suspend_seconds: int = Field(default=900, gt=0, le=30 * 24 * 3600)
+    session_requests: int = Field(default=10, gt=0, le=1_000_000)
+    trust_penalty: Micro = Field(default=0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> BaselineLimits:
+        if self.recent_seconds >= self.window_seconds:
+            raise ValueError("recent_seconds must be shorter than window_seconds")
+        return self
 
 
 class ContractSignature(_Frozen):
@@ -527,8 +818,16 @@ class Contract(_Frozen):
             delegation); empty = only the requester's own agents.
         rego_module: optional Rego v1 source of a contract hook
             (``package accord.hooks.<name>``; see ``docs/contracts.md``).
+        content: typed values and free-text screening (:class:`ContentControls`),
+            or None (values untyped, unscreened: the behaviour of contracts
+            written before it).
         retired_at: node-local retirement time (not covered by the hash).
         signatures: the parties' signatures (not covered by the hash).
+        approval: requests that wait for an operator (:class:`ApprovalPolicy`), or None.
+        onward: onward sharing and retention at the requester (:class:`OnwardFlow`), or None
+            (no onward sharing, no retention limit).
+        exposure_tolerance: the attempted-OER limit per window (:class:`ExposureTolerance`), or None.
+        baselines: behavioural baselines and throttling for the pair (:class:`BaselineLimits`), or None.
     """
 
     id: Annotated[str, _identifier("contract")]
@@ -547,8 +846,14 @@ class Contract(_Frozen):
     delegation_orgs: Annotated[list[Did], _distinct("organization in delegation_orgs")] = Field(
         default_factory=list, max_length=64
     )
+    content: ContentControls | None = None
     retired_at: Timestamp | None = None
     signatures: list[ContractSignature] = Field(default_factory=list, max_length=8)
+    # issue #15 (next/approvals): optional, omitted from the terms when absent
+    approval: ApprovalPolicy | None = None
+    onward: OnwardFlow | None = None
+    exposure_tolerance: ExposureTolerance | None = None
+    baselines: BaselineLimits | None = None
 
     @field_validator("purposes")
     @classmethod
@@ -576,9 +881,7 @@ class Contract(_Frozen):
         if v is None:
             return None
         if v.microsecond:
-            raise ValueError(
-                f"{info.field_name} must be whole seconds (policy time is Unix seconds)"
-            )
+            raise ValueError(f"{info.field_name} must be whole seconds (policy time is Unix seconds)")
         return _utc(v, info.field_name)
 
     @field_validator("rego_module")
@@ -606,6 +909,19 @@ class Contract(_Frozen):
                     "(read the time from input.now_unix)"
                 )
         return v
+
+    @model_validator(mode="after")
+    def _typed_fields_named(self) -> Contract:
+        """Every typed field lies at, above or below a field some purpose names."""
+        if self.content is None:
+            return self
+        named = {p for pur in self.purposes.values() for p in (*pur.mni, *pur.optional)}
+        for f in self.content.fields:
+            if not any(n == f or n.startswith(f + ".") or f.startswith(n + ".") for n in named):
+                raise ValueError(
+                    f"content.fields names {f!r}, which no purpose lists under mni or optional"
+                )
+        return self
 
     @field_validator("valid_until")
     @classmethod
@@ -715,7 +1031,14 @@ class Contract(_Frozen):
 
     # ------------------------------------------------------------ signing
 
-    def sign(self, *, org: str, verification_method: str, seed: bytes) -> Contract:
+    def sign(
+        self,
+        *,
+        org: str,
+        verification_method: str,
+        seed: bytes | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> Contract:
         """Return a copy carrying ``org``'s detached JWS over the version hash.
 
         An earlier signature by the same org is replaced.
@@ -723,7 +1046,10 @@ class Contract(_Frozen):
         Args:
             org: signing organization DID; must be a party.
             verification_method: DID URL ``<org>#<fragment>`` naming the key.
-            seed: 32-byte Ed25519 private key seed (RFC 8032).
+            seed: 32-byte Ed25519 private key seed (RFC 8032), or
+            signer: a function returning the 64-byte Ed25519 signature of its
+                argument (a key held in an HSM: the seed never leaves it).
+                Exactly one of ``seed`` and ``signer``.
 
         Returns:
             A new :class:`Contract`.
@@ -733,15 +1059,18 @@ class Contract(_Frozen):
                 belong to ``org``, or ``seed`` is not 32 bytes.
         """
         self._check_signer(org, verification_method)
-        if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+        if signer is None and (not isinstance(seed, bytes | bytearray) or len(seed) != 32):
             raise ContractSignatureError("Ed25519 seed must be 32 bytes", metadata={"org": org})
+        if signer is not None and seed is not None:
+            raise ContractSignatureError("give a seed or a signer, not both", metadata={"org": org})
         header = dict(_JWS_HEADER, kid=verification_method)
         h64 = _b64u(rfc8785.dumps(header))
         signing_input = h64 + "." + _b64u(self.version_hash.encode("ascii"))
-        sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
-        new = ContractSignature(
-            org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}"
-        )
+        if signer is not None:
+            sig = signer(signing_input.encode("ascii"))
+        else:
+            sig = Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(signing_input.encode("ascii"))
+        new = ContractSignature(org=org, verification_method=verification_method, jws=f"{h64}..{_b64u(sig)}")
         sigs = [s for s in self.signatures if s.org != org] + [new]
         return self.model_copy(update={"signatures": sigs})
 
@@ -772,8 +1101,7 @@ class Contract(_Frozen):
         ):
             if party.org not in seen:
                 raise ContractUnsignedError(
-                    f"contract {self.id} v{self.version} lacks the {role}'s signature "
-                    f"({party.org})",
+                    f"contract {self.id} v{self.version} lacks the {role}'s signature ({party.org})",
                     metadata={"contract_id": self.id, "org": party.org, "role": role},
                 )
 
@@ -804,8 +1132,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("JWS is not valid base64url/JSON", metadata=meta) from None
         if not isinstance(header, dict) or header.get("alg") != "EdDSA":
             raise ContractSignatureError(
-                "JWS alg must be EdDSA, got "
-                f"{header.get('alg') if isinstance(header, dict) else None!r}",
+                f"JWS alg must be EdDSA, got {header.get('alg') if isinstance(header, dict) else None!r}",
                 metadata=meta,
             )
         if header.get("kid") != s.verification_method:
@@ -825,9 +1152,7 @@ class Contract(_Frozen):
             raise ContractSignatureError("resolved key is not 32 bytes", metadata=meta)
         signing_input = parts[0] + "." + _b64u(self.version_hash.encode("ascii"))
         try:
-            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(
-                sig, signing_input.encode("ascii")
-            )
+            Ed25519PublicKey.from_public_bytes(bytes(raw)).verify(sig, signing_input.encode("ascii"))
         except InvalidSignature:
             raise ContractSignatureError(
                 f"signature by {s.org} does not verify over version hash {self.version_hash[:16]}…",
@@ -857,8 +1182,7 @@ class Contract(_Frozen):
             return self.purposes[name]
         except KeyError:
             raise UnknownPurposeError(
-                f"contract {self.id} has no purpose {name!r} "
-                f"(has: {', '.join(sorted(self.purposes))})",
+                f"contract {self.id} has no purpose {name!r} (has: {', '.join(sorted(self.purposes))})",
                 metadata={"contract_id": self.id, "purpose": name},
             ) from None
 
@@ -880,9 +1204,7 @@ class Contract(_Frozen):
         for pname, purpose in sorted(self.purposes.items()):
             for kind, fields in (("mni", purpose.mni), ("optional", sorted(purpose.optional))):
                 for f in fields:
-                    if not any(
-                        a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail
-                    ):
+                    if not any(a == f or a.startswith(f + ".") or f.startswith(a + ".") for a in avail):
                         raise ContractInvalidError(
                             f"contract {self.id}: purpose {pname!r} {kind} field {f!r} "
                             "is not in the dataset schema",
@@ -937,8 +1259,10 @@ class ContractIssue:
         self.source, self.line, self.key, self.message = source, line, key, message
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.line}: " if self.source and self.line else (
-            f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else "")
+        where = (
+            f"{self.source}:{self.line}: "
+            if self.source and self.line
+            else (f"{self.source}: " if self.source else (f"line {self.line}: " if self.line else ""))
         )
         return f"{where}{self.key or '<root>'}: {self.message}"
 

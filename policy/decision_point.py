@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,14 @@ class PolicyDecisionPoint:
         budgets: trust-budget ledger (default: new).
         requests: request counter for rate limits (default: new).
         log: decision log (default: new).
+        shared_keys: for a node run as several processes (replicas): called
+            with a (contract id, requester org) key, returns a context manager
+            that holds a lock the processes share and yields the key's ledger
+            rows ``{"budgets": row | None, "requests": row | None}``, writing back
+            what is left in it on exit. The ledgers' rows for the key are loaded
+            from it before deciding and stored into it after charging, so a
+            budget or rate limit is spent once across the replicas. Only used
+            for contracts with a trust budget or a rate limit. None: one process.
     """
 
     def __init__(
@@ -53,8 +62,10 @@ class PolicyDecisionPoint:
         budgets: BudgetLedger | None = None,
         requests: BudgetLedger | None = None,
         log: DecisionLog | None = None,
+        shared_keys: Callable[[tuple[str, str]], AbstractContextManager[dict[str, Any]]] | None = None,
     ) -> None:
         self.engine = engine
+        self._shared_keys = shared_keys
         self.trust = trust if trust is not None else TrustBook()
         self.budgets = budgets if budgets is not None else BudgetLedger()
         self.requests = requests if requests is not None else BudgetLedger()
@@ -174,7 +185,11 @@ class PolicyDecisionPoint:
         # only registered contracts get state (#10.2): the id is the requester's string
         self.budgets.admit(key, now=now)
         self.requests.admit(key, now=now)
-        with self._lock(key):
+        shared = self._shared_keys is not None and (c.trust_budget is not None or c.rate_limit is not None)
+        with self._lock(key), self._shared_keys(key) if shared else nullcontext() as rows:  # type: ignore[misc]
+            if rows is not None:  # the replicas' common rows for this key (under their shared lock)
+                self.budgets.set_key_row(key, rows.get("budgets"))
+                self.requests.set_key_row(key, rows.get("requests"))
             tau = self.trust.effective_trust(pair, ceiling=c.trust_ceiling, now=now)
             used = (
                 self.budgets.spent(key, window_seconds=c.trust_budget.window_seconds, now=now)
@@ -193,5 +208,8 @@ class PolicyDecisionPoint:
                 self.budgets.charge(key, decision.budget_spent, now=now)
             elif not decision.allow and "ENGINE_ERROR" not in decision.reasons:
                 self.trust.record_denial(pair, now=now)
+            if rows is not None:
+                rows["budgets"] = self.budgets.key_row(key)
+                rows["requests"] = self.requests.key_row(key)
         self.log.append(inp, decision)
         return decision

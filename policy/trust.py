@@ -57,7 +57,15 @@ _PENALTY_EPSILON = 1e-9
 _MAX_REASON = 200
 #: Config keys of the earlier trust model, accepted and ignored when loading.
 _LEGACY_CONFIG_KEYS = frozenset({"verification_boost"})
-_EVENT_COUNTERS = ("verifications", "denials", "audit_hits", "drifts", "operator_sets")
+_EVENT_COUNTERS = (
+    "verifications",
+    "denials",
+    "audit_hits",
+    "drifts",
+    "operator_sets",
+    "anomalies",
+    "exposures",
+)
 
 
 class TrustStateError(PolicyError):
@@ -134,6 +142,8 @@ class _PairState:
     last_verified_at: float | None = None
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_EVENT_COUNTERS, 0))
     history: deque[dict[str, Any]] = field(default_factory=deque)
+    #: issue #15: a ceiling below the contract's, lowered by exposure alerts (None: none)
+    ceiling_cap: float | None = None
 
 
 def _ts(now: datetime) -> float:
@@ -190,7 +200,7 @@ class TrustBook:
     def _evictable(self, t: float) -> Pair | None:
         best: tuple[float, Pair] | None = None
         for p, st in self._pairs.items():
-            if st.baseline is None and self._penalty(st, t) == 0.0:
+            if st.baseline is None and st.ceiling_cap is None and self._penalty(st, t) == 0.0:
                 key = st.updated_at or 0.0
                 if best is None or key < best[0]:
                     best = (key, p)
@@ -242,13 +252,24 @@ class TrustBook:
         """
         if isinstance(ceiling, bool) or not isinstance(ceiling, int | float) or not 0 <= ceiling <= 1:
             raise TrustStateError(f"ceiling must be in [0, 1], got {ceiling!r}")
+        with self._lock:
+            st = self._pairs.get(pair)
+            cap = None if st is None else st.ceiling_cap
+        if cap is not None:
+            ceiling = min(float(ceiling), cap)
         return min(float(ceiling), self.score(pair, now=now))
+
+    def ceiling_cap(self, pair: Pair) -> float | None:
+        """The pair's lowered trust ceiling (exposure alerts), or None when the contract's applies."""
+        with self._lock:
+            st = self._pairs.get(pair)
+            return None if st is None else st.ceiling_cap
 
     def history(self, pair: Pair) -> list[dict[str, Any]]:
         """Return the pair's recorded score changes, oldest first.
 
         Each entry: ``{"at": Unix seconds, "cause": "denial" | "audit_hit" | "drift"
-        | "operator", "old": score before, "new": score after, "reason": str}``
+        | "anomaly" | "exposure" | "operator", "old": score before, "new": score after, "reason": str}``
         (``reason`` is the operator's text, empty for the other causes).
         """
         with self._lock:
@@ -276,7 +297,16 @@ class TrustBook:
             st.events[counter] += 1
             new = self._score(st, t)
             if new != old:
-                self._log(st, {"at": t, "cause": counter.rstrip("s"), "old": old, "new": new, "reason": ""})
+                self._log(
+                    st,
+                    {
+                        "at": t,
+                        "cause": "anomaly" if counter == "anomalies" else counter.rstrip("s"),
+                        "old": old,
+                        "new": new,
+                        "reason": "",
+                    },
+                )
             self._dirty.add(pair)
             return new
 
@@ -335,6 +365,7 @@ class TrustBook:
             old = self._score(st, t)
             st.baseline = v
             st.penalty = 0.0
+            st.ceiling_cap = None  # the operator re-establishes the pair: exposure caps are lifted
             st.updated_at = max(t, st.updated_at if st.updated_at is not None else t)
             st.events["operator_sets"] += 1
             new = self._score(st, t)
@@ -342,6 +373,55 @@ class TrustBook:
             self._log(st, {"at": t, "cause": "operator", "old": old, "new": new, "reason": note})
             self._dirty.add(pair)
             return new
+
+    def record_anomaly(self, pair: Pair, amount: float, *, now: datetime) -> float:
+        """Add ``amount`` in [0, 1] of penalty for a behavioural anomaly (issue #15); return the new score.
+
+        Raises:
+            TrustStateError: amount outside [0, 1], bad pair or naive ``now``.
+        """
+        return self._penalize(pair, now, _unit("anomaly penalty", amount), "anomalies")
+
+    def lower_ceiling(self, pair: Pair, step: float, *, ceiling: float, now: datetime) -> float:
+        """Lower the pair's trust ceiling by ``step`` below ``min(ceiling, current cap)`` (exposure).
+
+        The cap is kept until an operator sets the pair's baseline
+        (:meth:`set_baseline`); the change is in the history with cause ``"exposure"``.
+
+        Args:
+            pair: (requester org DID, provider org DID).
+            step: how much to lower it, in [0, 1].
+            ceiling: the contract's ``trust_ceiling``.
+            now: timezone-aware time.
+
+        Returns:
+            The new cap, in [0, 1].
+
+        Raises:
+            TrustStateError: step or ceiling outside [0, 1], bad pair or naive ``now``.
+        """
+        t = _ts(now)
+        _check_pair(pair)
+        step = _unit("ceiling step", step)
+        ceiling = _unit("ceiling", ceiling)
+        with self._lock:
+            st = self._state(pair, t, force=True)
+            assert st is not None
+            old = min(ceiling, st.ceiling_cap) if st.ceiling_cap is not None else ceiling
+            st.ceiling_cap = max(0.0, round(old - step, 6))
+            st.events["exposures"] += 1
+            self._log(
+                st,
+                {
+                    "at": t,
+                    "cause": "exposure",
+                    "old": old,
+                    "new": st.ceiling_cap,
+                    "reason": "ceiling lowered",
+                },
+            )
+            self._dirty.add(pair)
+            return st.ceiling_cap
 
     # ------------------------------------------------------------ persistence
 
@@ -355,6 +435,7 @@ class TrustBook:
             "last_verified_at": st.last_verified_at,
             "events": dict(st.events),
             "history": [dict(e) for e in st.history],
+            "ceiling_cap": st.ceiling_cap,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,6 +486,8 @@ class TrustBook:
                 if not math.isfinite(v):
                     raise ValueError(f"{name} is not finite")
             setattr(st, name, v)
+        if item.get("ceiling_cap") is not None:
+            st.ceiling_cap = _unit("ceiling_cap", item["ceiling_cap"])
         for k, v in dict(item.get("events") or {}).items():
             if k in st.events:
                 st.events[k] = int(v)

@@ -16,11 +16,40 @@ def exchange(
         list[int] | None, typer.Option("--concurrency", help="Requests in flight (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    replicas: Annotated[
+        int,
+        typer.Option("--replicas", min=1, max=8, help="Also run the provider as N replicas on PostgreSQL."),
+    ] = 1,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, max=10, help="With --replicas: alternations of 1 vs N.")
+    ] = 2,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="ACCORD_BENCH_DATABASE_URL",
+            help="PostgreSQL URL for --replicas (a schema is created and dropped).",
+        ),
+    ] = None,
 ) -> None:
     """Full cross-org exchanges vs a raw gRPC relay with the same hops, TLS and payload."""
     from benchmarks.bench_exchange import run
+    from federation.errors import ConfigError
 
-    run(seconds=seconds, concurrency=tuple(concurrency or (1, 8, 64)), json_output=as_json)
+    if replicas > 1 and not (database_url or "").startswith("postgresql"):
+        raise ConfigError(
+            "--replicas needs --database-url postgresql+psycopg://USER@HOST:PORT/DB "
+            "(or ACCORD_BENCH_DATABASE_URL)",
+            reason="REPLICAS_NEED_POSTGRESQL",
+        )
+    run(
+        seconds=seconds,
+        concurrency=tuple(concurrency or (1, 8, 64)),
+        json_output=as_json,
+        replicas=replicas,
+        database_url=database_url,
+        rounds=rounds,
+    )
 
 
 @app.command("hostile")
@@ -35,6 +64,19 @@ def hostile(
     out = run(seconds=seconds, concurrency=concurrency, json_output=as_json)
     if not out["all_refused"]:
         raise typer.Exit(1)
+
+
+@app.command("adapters")
+def adapters(
+    requests: Annotated[
+        int, typer.Option("--requests", min=10, max=100_000, help="Requests per path.")
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One request through each agent adapter (MCP stdio, ...) next to the Python SDK, same run."""
+    from benchmarks.bench_adapters import run
+
+    run(requests=requests, json_output=as_json)
 
 
 def _optional(name: str, module: str, doc: str) -> None:
@@ -53,6 +95,10 @@ _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
 _optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,000 entries vs a bare query.")
+_optional(
+    "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
+)
+_optional("a2a", "benchmarks.bench_a2a", "One request through the A2A gateway vs the Python SDK, same run.")
 
 
 def _trust_sweep() -> None:

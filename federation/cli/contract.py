@@ -34,7 +34,7 @@ def sign(
 
     ident = NodeIdentity.load(node_dir(directory))
     c = Contract.load(file).sign(
-        org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed
+        org=ident.org_did, verification_method=ident.verification_method, signer=ident.org_key.sign
     )
     target = out or file.with_suffix(".json")
     c.dump(target)

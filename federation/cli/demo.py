@@ -19,9 +19,13 @@ def demo(
         bool,
         typer.Option("--keep-running", help="Leave the nodes running after the scenario (Ctrl-C stops)."),
     ] = False,
+    agents: Annotated[
+        bool,
+        typer.Option("--agents", help="Also do the triage exchange through the A2A gateway next to the SDK."),
+    ] = False,
 ) -> None:
     """Start three real nodes on localhost and run a cross-domain disaster-response scenario."""
     from federation.demo.run import run_demo
 
-    code = run_demo(workdir, keep_running=keep_running)
+    code = run_demo(workdir, keep_running=keep_running, agents=agents)
     raise typer.Exit(code)

@@ -88,8 +88,24 @@ def run(
         str | None, typer.Option("--contract", help="Interop contract id (default interop-<target org>).")
     ] = None,
     suite: Annotated[
-        str, typer.Option("--suite", help="conformance (the protocol) or security (the red-team attacks).")
-    ] = "conformance",
+        str,
+        typer.Option(
+            "--suite",
+            help="conformance (the protocol) or security (the red-team attacks); "
+            "with --role requester: requester.",
+        ),
+    ] = "",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="provider: the kit asks the node; requester: the kit's organizations serve as "
+            "providers and the node asks them, driven by the tester agent `interop enroll` registered.",
+        ),
+    ] = "provider",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write a JSON report (requirement ids per case) here.")
+    ] = None,
     http: Annotated[
         str, typer.Option("--http", help="HOST:PORT of the target's tlog-tiles HTTP endpoint (security).")
     ] = "",
@@ -97,10 +113,13 @@ def run(
 ) -> None:
     """Connect as a peer would and run a suite of cases; exit 1 if a MUST case fails."""
     from federation.errors import ConfigError
-    from interop_tests.runner import SUITES, run_suite
+    from interop_tests.runner import ROLES, run_suite
 
-    if suite not in SUITES:
-        raise ConfigError(f"unknown suite {suite!r}; known: {', '.join(sorted(SUITES))}")
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}; known: {', '.join(sorted(ROLES))}")
+    suite = suite or ROLES[role][0]
+    if suite not in ROLES[role]:
+        raise ConfigError(f"suite {suite!r} is not one of the {role} role's: {', '.join(ROLES[role])}")
     tester_dir = _tester(tester)
     if not (tester_dir / "node.toml").is_file():
         raise ConfigError(
@@ -116,5 +135,6 @@ def run(
         suite=suite,
         http=http,
         strict=strict,
+        json_path=json_out,
     )
     raise typer.Exit(0 if ok else 1)

@@ -25,7 +25,11 @@ def _org(value: str | None) -> str | None:
 def _matches(r: dict, *, counterpart: str | None, agent: str | None) -> bool:
     if counterpart and counterpart not in (r.get("provider_org"), r.get("requester_org")):
         return False
-    return not agent or agent in (r.get("requester_agent"), r.get("provider_agent"))
+    if not agent:
+        return True
+    extra = r.get("extra") or {}
+    chain = str(extra.get("chain_agents", "")).split(",") if isinstance(extra, dict) else []
+    return agent in (r.get("requester_agent"), r.get("provider_agent"), *chain)
 
 
 def _time(value: str | None):
@@ -57,7 +61,10 @@ def query(
     counterpart: Annotated[
         str | None, typer.Option("--counterpart", help="Counterpart org (name or DID).")
     ] = None,
-    agent: Annotated[str | None, typer.Option("--agent", help="Agent DID.")] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent DID (also finds delegated requests whose chain holds it)."),
+    ] = None,
     contract: Annotated[str | None, typer.Option("--contract", help="Contract id.")] = None,
     purpose: Annotated[str | None, typer.Option("--purpose", help="Purpose.")] = None,
     field: Annotated[str | None, typer.Option("--field", help="Field name requested or released.")] = None,

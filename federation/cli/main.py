@@ -59,6 +59,7 @@ app.add_typer(dataset.app, name="dataset", help="Datasets for audited aggregate 
 app.add_typer(interop.app, name="interop", help="Run the conformance suite against a node.")
 app.add_typer(bench.app, name="bench", help="Benchmarks.")
 app.command("demo")(demo.demo)
+agent.app.command("token")(__import__("federation.cli.agent_token", fromlist=["token"]).token)
 app.command("metrics")(__import__("federation.cli.trust", fromlist=["metrics"]).metrics)
 
 for _mod, _name, _help in (
@@ -66,7 +67,10 @@ for _mod, _name, _help in (
     ("federation.cli.audit", "audit", "Reconstruction-attack auditing."),
     ("federation.cli.trust", "trust", "Effective trust and trust budgets."),
     ("federation.cli.tvp", "tvp", "Trust-Vulnerability Paradox scenario suite."),
+    ("federation.cli.mcp", "mcp", "Serve an agent over the Model Context Protocol."),
     ("federation.cli.console", "console", "The operator console in a browser."),
+    ("federation.cli.approvals", "approvals", "Human approval of held requests (signed by operators)."),
+    ("federation.cli.a2a", "a2a", "The A2A gateway: serve, agent tokens, partners' agent cards."),
 ):
     _m = __import__(_mod, fromlist=["app"])
     app.add_typer(_m.app, name=_name, help=_help)

@@ -1,4 +1,4 @@
-"""``accord node``: init, start, stop, status, migrate."""
+"""``accord node``: init, start, stop, status, migrate, backup, restore, rotate-key, renew-tls."""
 
 from __future__ import annotations
 
@@ -36,13 +36,25 @@ def init(
     passphrase_file: Annotated[
         Path | None, typer.Option("--passphrase-file", help="File holding the passphrase.")
     ] = None,
+    key_store: Annotated[
+        str, typer.Option("--key-store", help="Where the organization key lives: file | pkcs11.")
+    ] = "file",
+    pkcs11_module: Annotated[
+        str | None, typer.Option("--pkcs11-module", help="PKCS#11 module (shared library) path.")
+    ] = None,
+    pkcs11_token: Annotated[str | None, typer.Option("--pkcs11-token", help="PKCS#11 token label.")] = None,
+    pin_env: Annotated[
+        str | None, typer.Option("--pin-env", help="Environment variable holding the token's user PIN.")
+    ] = None,
 ) -> None:
     """Create keys, DID, CA, TLS certificates and node.toml.
 
     With ``--encrypt-keys`` (and exactly one of ``--passphrase-env VAR`` /
     ``--passphrase-file F``) the signing keys are encrypted at rest; every
     later command on the directory, ``node start`` included, needs the same
-    variable or file.
+    variable or file. With ``--key-store pkcs11`` the organization key pair is
+    generated in the token and never leaves it (signatures are made there);
+    every later command needs the PIN in ``--pin-env``'s variable.
     """
     from federation.identity import KeyPassphrase, init_node
 
@@ -57,6 +69,7 @@ def init(
         )
     elif passphrase_env is not None or passphrase_file is not None:
         raise typer.BadParameter("--passphrase-env / --passphrase-file need --encrypt-keys")
+    pkcs11 = _pkcs11_options(key_store, pkcs11_module, pkcs11_token, pin_env)
     d = node_dir(directory, must_exist=False)
     if force:
         _refuse_orphaning_a_ledger(d)
@@ -68,8 +81,27 @@ def init(
         database_url=database_url,
         force=force,
         passphrase=passphrase,
+        pkcs11=pkcs11,
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
+
+
+def _pkcs11_options(key_store: str, module: str | None, token: str | None, pin_env: str | None):
+    """The :class:`federation.keystore.Pkcs11Config` of ``--key-store pkcs11`` (None for ``file``)."""
+    from federation.keystore import Pkcs11Config
+
+    if key_store not in ("file", "pkcs11"):
+        raise typer.BadParameter(f"--key-store must be file or pkcs11, got {key_store!r}")
+    given = [
+        o for o, v in (("--pkcs11-module", module), ("--pkcs11-token", token), ("--pin-env", pin_env)) if v
+    ]
+    if key_store == "file":
+        if given:
+            raise typer.BadParameter(f"{given[0]} needs --key-store pkcs11")
+        return None
+    if len(given) != 3:
+        raise typer.BadParameter("--key-store pkcs11 needs --pkcs11-module, --pkcs11-token and --pin-env")
+    return Pkcs11Config(module=str(Path(module).resolve()), token=token, pin_env=pin_env)
 
 
 def _refuse_orphaning_a_ledger(d) -> None:
@@ -116,17 +148,65 @@ def _refuse_orphaning_a_ledger(d) -> None:
 def start(
     directory: DirOption = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=64,
+            help="Run the node as this many processes on its PostgreSQL database, each on the "
+            "configured ports + its index (docs/operator-guide.md, 'Replicas').",
+        ),
+    ] = 1,
+    replica: Annotated[
+        int | None,
+        typer.Option(
+            "--replica", min=0, help="Serve only replica INDEX of --replicas (a supervisor starts these)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the node (gRPC over mTLS) until SIGINT/SIGTERM (or `accord node stop`).
 
     Refused in one line when a node already runs on the directory (its
-    ``node.pid`` is locked) or a configured address is in use.
+    ``node.pid`` is locked) or a configured address is in use. With
+    ``--replicas N`` (N > 1) this process supervises N replica processes
+    (restarting one that dies) and prints each one's READY line.
     """
+    from federation.errors import ConfigError
     from federation.observability import configure_logging
+    from federation.replicas import ReplicaRole
     from federation.server import run
 
     configure_logging(json_logs=json_logs)
-    asyncio.run(run(node_dir(directory), json_ready=json_logs))
+    if replica is None and replicas > 1:
+        _supervise_replicas(node_dir(directory), replicas, json_logs=json_logs)
+        return
+    try:
+        role = ReplicaRole(index=replica or 0, count=replicas)
+    except ValueError as exc:
+        raise ConfigError(str(exc), reason="BAD_REPLICA") from None
+    asyncio.run(run(node_dir(directory), json_ready=json_logs, replica=role if role.shared else None))
+
+
+def _supervise_replicas(directory, count: int, *, json_logs: bool) -> None:
+    """Run ``count`` replicas of the node until SIGINT/SIGTERM (:class:`federation.supervisor.ReplicaSet`)."""
+    import signal
+    import threading
+
+    from federation.config import load_config
+    from federation.errors import ConfigError
+    from federation.supervisor import ReplicaSet
+
+    if not load_config(directory).database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"{count} replicas need the node database on PostgreSQL (database_url in node.toml)",
+            reason="REPLICAS_NEED_POSTGRESQL",
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    replicas = ReplicaSet(directory, count, json_logs=json_logs)
+    replicas.supervise(stop=stop, on_ready=lambda i, line: print(line, flush=True))
 
 
 @app.command("stop")
@@ -175,6 +255,8 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
         "contracts": contracts,
         "ledger_size": lg.size(),
         "bundle_fingerprint": export_bundle(ident).fingerprint(),
+        "org_key": ident.verification_method,
+        "tls_not_after": _not_after(ident.tls_pem("node.pem")),
     }
     if as_json:
         print_json(info)
@@ -284,3 +366,112 @@ def restore(
         "beside it; if its ledger is older than what the witnesses cosigned, see docs/operator-guide.md",
         soft_wrap=True,
     )
+
+
+def _not_after(pem: bytes) -> str:
+    from cryptography import x509
+
+    t = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+    return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    directory: DirOption = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="HOST:PORT in the new bundle (default: advertise/listen)."),
+    ] = None,
+    announce: Annotated[
+        bool, typer.Option("--announce/--no-announce", help="Send the rotation to every pinned peer now.")
+    ] = True,
+    key_store: Annotated[
+        str,
+        typer.Option("--key-store", help="Move the key: pkcs11 (generate the new key in a token), or file."),
+    ] = "file",
+    pkcs11_module: Annotated[str | None, typer.Option("--pkcs11-module", help="PKCS#11 module path.")] = None,
+    pkcs11_token: Annotated[str | None, typer.Option("--pkcs11-token", help="PKCS#11 token label.")] = None,
+    pin_env: Annotated[
+        str | None, typer.Option("--pin-env", help="Environment variable holding the token's user PIN.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the organization signing key; pinned peers follow through a statement signed by the old key.
+
+    Writes the new key (encrypted if the node's keys are), retires the old
+    one into ``keys/org-history.json`` (its signatures keep verifying) and
+    the rotation step into ``keys/rotations/``; reloads a running node, then
+    announces the rotation to every pinned peer (``AnnounceKeyRotation``).
+    Peers not reached now are retried by the running node. The ledger
+    (checkpoint) and witness keys do not rotate: see docs/operator-guide.md.
+    ``--key-store pkcs11 …`` generates the new key in an HSM token (moving a
+    file key into it); a key already in a token is rotated within that token.
+    """
+    from federation.cli.common import nudge_running_node
+    from federation.identity import NodeIdentity
+    from federation.observability import configure_logging
+    from federation.paths import NodePaths
+    from federation.peers import PeerRegistry
+    from federation.rotation import announce_rotation, rotate_org_key
+
+    configure_logging()  # log lines on stderr: stdout is the result (--json)
+    into = _pkcs11_options(key_store, pkcs11_module, pkcs11_token, pin_env)
+    d = node_dir(directory)
+    step = rotate_org_key(d, endpoint=endpoint, into=into)
+    ident = NodeIdentity.load(d)
+    note = nudge_running_node(d)
+    results: dict[str, str] = {}
+    if announce:
+        from federation.peer_client import PeerClient
+
+        async def go() -> dict[str, str]:
+            client = PeerClient(cert_pem=ident.tls_pem("node.pem"), key_pem=ident.tls_pem("node.key"))
+            try:
+                return await announce_rotation(ident, PeerRegistry.load(NodePaths(d).peers), client)
+            finally:
+                await client.close()
+
+        results = asyncio.run(go())
+    if as_json:
+        print_json(
+            {
+                "old_fingerprint": step.statement.old_fingerprint,
+                "new_fingerprint": step.statement.new_fingerprint,
+                "verification_method": ident.verification_method,
+                "peers": results,
+            }
+        )
+        return
+    console.print(
+        f"rotated the organization key of {ident.config.org_name}: {ident.verification_method}, "
+        f"fingerprint {step.statement.old_fingerprint} -> {step.statement.new_fingerprint}"
+    )
+    if note:
+        console.print(note)
+    for name, outcome in sorted(results.items()):
+        console.print(f"  {name}: {outcome}")
+
+
+@app.command("renew-tls")
+def renew_tls(
+    directory: DirOption = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3650, help="Validity of the new certificates.")
+    ] = 365,
+) -> None:
+    """Issue fresh node and operator TLS certificates from the organization CA.
+
+    A running node is reloaded (as by ``kill -HUP``) and uses them for new
+    connections without a restart (calls in flight finish on the old ones).
+    The CA is unchanged, so peers do not re-pin.
+    """
+    from federation.cli.common import nudge_running_node
+    from federation.paths import NodePaths
+    from federation.renewal import renew_tls_files
+
+    d = node_dir(directory)
+    until = renew_tls_files(NodePaths(d), days=days)
+    note = nudge_running_node(d)
+    console.print(f"renewed the TLS certificates of {d} until {until}")
+    if note:
+        console.print(note)

@@ -372,9 +372,17 @@ async def _scenario(layout: Layout, console: Console) -> Runner:
 
 
 def run_demo(
-    workdir: Path | None = None, *, console: Console | None = None, keep_running: bool = False
+    workdir: Path | None = None,
+    *,
+    console: Console | None = None,
+    keep_running: bool = False,
+    agents: bool = False,
 ) -> int:
-    """Run the whole demo; returns the process exit code (0 = every check passed)."""
+    """Run the whole demo; returns the process exit code (0 = every check passed).
+
+    ``agents``: also run the triage exchange through the agent adapters next to
+    the SDK (A2A: :mod:`federation.demo.a2a`).
+    """
     if console is None:
         console = Console(emoji=False)
         if not console.is_terminal or console.width < 140:
@@ -400,6 +408,10 @@ def run_demo(
     try:
         with console.status("provisioning three organizations (keys, CAs, bundles, agents, contracts)"):
             layout = provision(root)
+            if agents:
+                from federation.demo.a2a import expose_triage_desk
+
+                expose_triage_desk(layout)
         console.print(f"[bold]Accord demo[/] — node directories in {root}")
         with console.status("starting three node processes (gRPC over mutual TLS)"):
             for org in orgs:
@@ -422,6 +434,10 @@ def run_demo(
             plot_growth({org: layout.orgs[org] for org in orgs}, png)
             console.print(f"ledger growth plot: {png}")
         problems = check_results(runner.results)
+        if agents:
+            from federation.demo.a2a import run_a2a_triage
+
+            problems += run_a2a_triage(layout, console)
         problems += [
             f"{org}: latest checkpoint not witnessed"
             for org, st in witnessed.items()

@@ -124,6 +124,38 @@ class Outcome(_message.Message):
     receipt: Receipt
     def __init__(self, disclosure_id: _Optional[str] = ..., decision: _Optional[str] = ..., released_fields: _Optional[_Iterable[str]] = ..., stripped_fields: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., record_count: _Optional[int] = ..., reasons: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[str]] = ..., effective_trust: _Optional[float] = ..., decision_hash: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
+class KeyRotationStep(_message.Message):
+    __slots__ = ("statement_json", "bundle_json")
+    STATEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_JSON_FIELD_NUMBER: _ClassVar[int]
+    statement_json: bytes
+    bundle_json: bytes
+    def __init__(self, statement_json: _Optional[bytes] = ..., bundle_json: _Optional[bytes] = ...) -> None: ...
+
+class AnnounceKeyRotationRequest(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[KeyRotationStep]
+    def __init__(self, steps: _Optional[_Iterable[_Union[KeyRotationStep, _Mapping]]] = ...) -> None: ...
+
+class AnnounceKeyRotationResponse(_message.Message):
+    __slots__ = ("fingerprint", "outcome")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    outcome: str
+    def __init__(self, fingerprint: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class GetAgentCardsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAgentCardsResponse(_message.Message):
+    __slots__ = ("agent_card_json",)
+    AGENT_CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    agent_card_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, agent_card_json: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class QueryEntriesRequest(_message.Message):
     __slots__ = ("contract_id", "purpose", "field", "decision", "kind", "limit")
     CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -319,14 +351,30 @@ class SendRequestRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., request: _Optional[_Union[SignedPayload, _Mapping]] = ...) -> None: ...
 
 class SendRequestResponse(_message.Message):
-    __slots__ = ("outcome", "received_leaf_index", "receipt_verified")
+    __slots__ = ("outcome", "received_leaf_index", "receipt_verified", "content_labels")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_LABELS_FIELD_NUMBER: _ClassVar[int]
     outcome: Outcome
     received_leaf_index: int
     receipt_verified: bool
-    def __init__(self, outcome: _Optional[_Union[Outcome, _Mapping]] = ..., received_leaf_index: _Optional[int] = ..., receipt_verified: _Optional[bool] = ...) -> None: ...
+    content_labels: _containers.RepeatedCompositeFieldContainer[ContentLabel]
+    def __init__(self, outcome: _Optional[_Union[Outcome, _Mapping]] = ..., received_leaf_index: _Optional[int] = ..., receipt_verified: _Optional[bool] = ..., content_labels: _Optional[_Iterable[_Union[ContentLabel, _Mapping]]] = ...) -> None: ...
+
+class ContentLabel(_message.Message):
+    __slots__ = ("record", "field", "verdict", "findings", "quarantined")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    record: int
+    field: str
+    verdict: str
+    findings: _containers.RepeatedScalarFieldContainer[str]
+    quarantined: bool
+    def __init__(self, record: _Optional[int] = ..., field: _Optional[str] = ..., verdict: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ..., quarantined: _Optional[bool] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

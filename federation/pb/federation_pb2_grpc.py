@@ -88,6 +88,16 @@ class FederationServiceStub:
                 request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.SerializeToString,
                 response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.FromString,
                 _registered_method=True)
+        self.AnnounceKeyRotation = channel.unary_unary(
+                '/accord.federation.v1.FederationService/AnnounceKeyRotation',
+                request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.SerializeToString,
+                response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.FromString,
+                _registered_method=True)
+        self.GetAgentCards = channel.unary_unary(
+                '/accord.federation.v1.FederationService/GetAgentCards',
+                request_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.SerializeToString,
+                response_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -172,6 +182,28 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnnounceKeyRotation(self, request, context):
+        """Optional feature "accord.key-rotation.v1" (sent only to a callee that
+        advertises it in NodeInfo.features): the caller announces that its
+        organization key rotated. The callee walks the steps from the bundle it
+        has pinned for the caller, verifies each rotation statement with the
+        pinned (old) key and each new bundle's self-signature, and re-pins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgentCards(self, request, context):
+        """The A2A Agent Cards of the agents the callee exposes to the caller's
+        organization (A2A specification, Agent Card), each signed with the
+        callee's organization key (JWS, A2A "Agent Card Signing"). Only skills
+        whose purpose a contract in force between the two organizations names
+        are listed; an organization that is not pinned gets no card.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +256,16 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.QueryEntries,
                     request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.FromString,
                     response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.SerializeToString,
+            ),
+            'AnnounceKeyRotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnounceKeyRotation,
+                    request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.FromString,
+                    response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.SerializeToString,
+            ),
+            'GetAgentCards': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgentCards,
+                    request_deserializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.FromString,
+                    response_serializer=accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -500,6 +542,60 @@ class FederationService:
             '/accord.federation.v1.FederationService/QueryEntries',
             accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesRequest.SerializeToString,
             accord_dot_federation_dot_v1_dot_federation__pb2.QueryEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnnounceKeyRotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.federation.v1.FederationService/AnnounceKeyRotation',
+            accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationRequest.SerializeToString,
+            accord_dot_federation_dot_v1_dot_federation__pb2.AnnounceKeyRotationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgentCards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.federation.v1.FederationService/GetAgentCards',
+            accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsRequest.SerializeToString,
+            accord_dot_federation_dot_v1_dot_federation__pb2.GetAgentCardsResponse.FromString,
             options,
             channel_credentials,
             insecure,

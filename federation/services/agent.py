@@ -64,5 +64,11 @@ class AgentServicer(pbg.AgentServiceServicer):
             raise InvalidRequestError("SendRequestRequest.request is required", metadata={"field": "request"})
         outcome, index, ok = await self.node.forward(request.session_id, request.request, caller_agent=caller)
         return pb.SendRequestResponse(
-            outcome=received_outcome_to_pb(outcome), received_leaf_index=index, receipt_verified=ok
+            outcome=received_outcome_to_pb(outcome),
+            received_leaf_index=index,
+            receipt_verified=ok,
+            content_labels=[
+                pb.ContentLabel(record=r, field=f, verdict=v, findings=list(fs), quarantined=q)
+                for r, f, v, fs, q in outcome.content_labels
+            ],
         )

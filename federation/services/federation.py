@@ -175,3 +175,21 @@ class FederationServicer(pbg.FederationServiceServicer):
             lambda: witness.add_checkpoint(request.body, now=dt.datetime.now(dt.UTC))
         )
         return pb.AddCheckpointResponse(status=resp.status, body=resp.body)
+
+    @rpc
+    async def AnnounceKeyRotation(self, request, context):  # noqa: N802
+        """Feature ``accord.key-rotation.v1``: follow the caller's key rotation (federation.rotation)."""
+        from federation.rotation import accept_announcement
+
+        peer = self._peer(context)
+        fingerprint, outcome = await accept_announcement(self.node, peer.org_did, request)
+        return pb.AnnounceKeyRotationResponse(fingerprint=fingerprint, outcome=outcome)
+
+    @rpc
+    async def GetAgentCards(self, request, context):  # noqa: N802, D102
+        peer = self._peer(context)  # pinned partners only
+        if not self.node.config.a2a.expose:
+            return pb.GetAgentCardsResponse()
+        from federation.a2a.cards import cards_for_partner  # a2a-sdk is loaded only when cards are served
+
+        return pb.GetAgentCardsResponse(agent_card_json=cards_for_partner(self.node, peer.org_did))

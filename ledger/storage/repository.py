@@ -25,8 +25,10 @@ from sqlalchemy import (
     create_engine,
     event,
     exists,
+    false,
     func,
     insert,
+    not_,
     or_,
     select,
     text,
@@ -323,23 +325,33 @@ class Tx:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds).
 
         A counterpart filter (``provider_org = X OR requester_org = X``), or else an
-        agent filter, runs as two index-ordered, limited selects (one per column,
-        on the ``(column, idx)`` indexes of migration 0002) merged by index: an
-        ``OR`` would make the database collect and sort every match before the
-        ``LIMIT``.
+        agent filter, runs as index-ordered, limited selects (one per alternative;
+        the column ones on the ``(column, idx)`` indexes of migration 0002) merged
+        by index: an ``OR`` would make the database collect and sort every match
+        before the ``LIMIT``. The agent filter's delegation-provenance alternatives
+        (``extra.root_agent``/``extra.chain_agents``) match the entry bytes and are
+        not indexed.
         """
         e = s.entries.c
         conds = [e.idx >= flt.start_index]
         if flt.end_index is not None:
             conds.append(e.idx < flt.end_index)
-        # one OR filter is split into two index-ordered selects (below); any other stays an OR
-        split: tuple[Any, Any, str] | None = None
+        # one OR filter is split into index-ordered selects, one per alternative; any other stays an OR
+        split: list[Any] | None = None
         if flt.counterpart_org is not None:
-            split = (e.provider_org, e.requester_org, flt.counterpart_org)
-        elif flt.agent_did is not None:
-            split = (e.requester_agent, e.provider_agent, flt.agent_did)
-        if flt.agent_did is not None and flt.counterpart_org is not None:
-            conds.append(or_(e.requester_agent == flt.agent_did, e.provider_agent == flt.agent_did))
+            split = [e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org]
+        if flt.agent_did is not None:
+            agent = [
+                e.requester_agent == flt.agent_did,
+                e.provider_agent == flt.agent_did,
+                # delegation provenance (root agent, chain agents) inside the entry bytes:
+                # not indexed, so this part scans in index order until it has ``limit`` rows
+                *(e.data.like(p, escape="\\") for p in _chain_patterns(flt.agent_did)),
+            ]
+            if split is None:
+                split = agent
+            else:
+                conds.append(or_(*agent))
         for name in ("contract_id", "purpose", "decision", "kind"):
             value = getattr(flt, name)
             if value is not None:
@@ -360,17 +372,18 @@ class Tx:
         if split is None:
             q = select(*cols).where(and_(*conds)).order_by(ordered(e.idx)).limit(flt.limit)
         else:
-            first, second, x = split
-            one = (
-                select(*cols).where(and_(*conds, first == x)).order_by(ordered(e.idx)).limit(flt.limit)
-            ).subquery()
-            two = (
-                select(*cols)
-                .where(and_(*conds, second == x, first != x))
-                .order_by(ordered(e.idx))
-                .limit(flt.limit)
-            ).subquery()
-            both = union_all(select(*one.c), select(*two.c)).subquery()
+            parts = []
+            for i, alternative in enumerate(split):
+                # each row comes from the first alternative it matches (NULL counts as no match)
+                earlier = [not_(func.coalesce(c, false())) for c in split[:i]]
+                parts.append(
+                    select(*cols)
+                    .where(and_(*conds, alternative, *earlier))
+                    .order_by(ordered(e.idx))
+                    .limit(flt.limit)
+                    .subquery()
+                )
+            both = union_all(*(select(*p.c) for p in parts)).subquery()
             q = select(*both.c).order_by(ordered(both.c.idx)).limit(flt.limit)
         return [EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4])) for r in self.conn.execute(q)]
 
@@ -651,3 +664,24 @@ class LedgerStore:
     def close(self) -> None:
         """Dispose of the engine's connections."""
         self.engine.dispose()
+
+
+def _chain_patterns(agent_did: str) -> list[bytes]:
+    """LIKE patterns over an entry's JCS bytes that find ``agent_did`` in its delegation provenance.
+
+    A delegated request's entry names the root agent (``extra.root_agent``) and
+    every agent of the chain (``extra.chain_agents``, comma-separated); these
+    patterns match the DID as a whole item there, never as a prefix of another.
+    """
+    d = agent_did.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', "")
+    return [
+        p.encode()
+        for p in (
+            f'%"root_agent":"{d}"%',
+            f'%"chain_agents":"{d}"%',
+            f'%"chain_agents":"{d},%',
+            f'%,{d},%',
+            f'%,{d}"%',
+        )
+    ]
+

@@ -20,7 +20,7 @@ from federation.agents import register_agent
 from federation.client import AgentClient, AgentWallet
 from federation.errors import FederationError
 from federation.identity import NodeIdentity
-from nodes.conftest import run, start
+from nodes.conftest import Fed, run
 from nodes.test_cli_walkthrough import accord, ok, one_line_error
 
 pytestmark = pytest.mark.xdist_group("cli")
@@ -135,9 +135,20 @@ def test_renew_bad_input_is_one_line(capsys, node):
 
 
 def test_renew_on_running_nodes_lets_an_expired_agent_open_a_session(tmp_path):
-    fed = start(tmp_path / "fed", orgs=("hospital", "relief"), with_interop=False)
+    from federation.config import load_config, save_config
+    from federation.demo.setup import provision
+    from federation.supervisor import NodeProcess
+
+    layout = provision(tmp_path / "fed", orgs=("hospital", "relief"), with_interop=False)
+    relief = layout.orgs["relief"]
+    cfg = load_config(relief)  # the node would renew the expired agent by itself (test_auto_renewal.py)
+    save_config(
+        relief, cfg.model_copy(update={"renewal": cfg.renewal.model_copy(update={"agents_before_days": 0})})
+    )
+    fed = Fed(layout, {})
     try:
-        relief = fed.layout.orgs["relief"]
+        for org in ("hospital", "relief"):
+            fed.procs[org] = NodeProcess(layout.orgs[org]).start()
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
         wallet = register_agent(
             NodeIdentity.load(relief),

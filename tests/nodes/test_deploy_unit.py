@@ -23,7 +23,9 @@ def _directives() -> list[tuple[str, str]]:
 
 
 def test_exec_lines_are_accord_commands_that_parse():
-    execs = [v for k, v in _directives() if k.startswith("Exec")]
+    reload = [v for k, v in _directives() if k == "ExecReload"]
+    assert reload == ["/bin/kill -HUP $MAINPID"]  # SIGHUP reloads the node directory (keys, certificates)
+    execs = [v for k, v in _directives() if k.startswith("Exec") and k != "ExecReload"]
     assert execs and any(" node start" in v for v in execs)
     for value in execs:
         argv = shlex.split(value.lstrip("-+!@"))

@@ -15,7 +15,7 @@ import pytest
 import typer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ("operator-guide.md", "quickstart.md")
+PAGES = ("operator-guide.md", "quickstart.md", "agents.md")
 COMMAND = re.compile(r"accord((?: [a-z][a-z-]*)+)((?: [^`|\n]*)?)")
 
 
@@ -35,7 +35,7 @@ def _mentions(page: str) -> list[tuple[int, list[str], list[str]]]:
         for m in COMMAND.finditer(line):
             words = m.group(1).split()
             rest = m.group(2)
-            out.append((n, words, re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest)))
+            out.append((n, words, re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)))
     return out
 
 

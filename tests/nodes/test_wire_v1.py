@@ -270,7 +270,7 @@ def test_node_info_advertises_what_it_speaks(fed):
     assert set(info.cryptosuites) == {"eddsa-rdfc-2022", "eddsa-jcs-2022"}
     assert list(info.signature_algorithms) == ["ed25519"]
     assert set(info.ledger_formats) == {"c2sp-tlog-checkpoint", "c2sp-tlog-proof", "rfc9162-sha256"}
-    assert list(info.features) == []
+    assert list(info.features) == ["accord.key-rotation.v1"]
 
 
 # ------------------------------------------------------------------------ requester side

@@ -154,6 +154,24 @@ export class ReceiptError extends Error {
   }
 }
 
+/** Receipt refusals that withhold the outcome (spec §7.3 steps 1, 3, 4; R-RCP-5). */
+const REFUSING = new Set(['OUTCOME_TOO_LARGE', 'RECEIPT_MISMATCH', 'PEER_LOG_INCONSISTENT']);
+/** Most receipt checkpoints kept per provider log (R-RCP-4). */
+const MAX_RECEIPT_CHECKPOINTS = 4096;
+
+/**
+ * RFC 4648 §4 base64 decoded strictly (R-RCP-7): only the alphabet, padding only at the end
+ * and only as needed; undefined for anything else (Buffer.from(s, 'base64') skips what it
+ * does not know, so a corrupted value could decode to the true entry).
+ */
+export function strictBase64(text: string): Buffer | undefined {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
+    return undefined;
+  }
+  const out = Buffer.from(text, 'base64');
+  return out.toString('base64') === text ? out : undefined;
+}
+
 function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -316,6 +334,7 @@ export class RequesterNode {
         expected.fields_requested = body.fields;
       }
       bindEntry(entry, expected);
+      this.observeReceipt(session.peer, v.checkpoint, receipt.tlog_proof);
       witnessed = await this.witnessed(session.peer, v.index, v.leafHash, v.checkpoint, opts.waitWitnessedMs ?? 0);
       verified = true;
     } catch (err) {
@@ -353,10 +372,14 @@ export class RequesterNode {
     if ((m.entry_b64 ?? '').length > (4 * OUTCOME_LIMITS.entryBytes) / 3 + 4 || (m.tlog_proof ?? '').length > OUTCOME_LIMITS.tlogProofBytes) {
       throw new ReceiptError('OUTCOME_TOO_LARGE', 'the refusal carries an entry or receipt larger than the bounds');
     }
-    const entry = Buffer.from(m.entry_b64 ?? '', 'base64');
+    const entry = strictBase64(m.entry_b64 ?? '');
     let verified = false;
     let witnessed: ExchangeResult['witnessed'];
+    let refused: ReceiptError | undefined;
     try {
+      if (entry === undefined) {
+        throw new ReceiptError('RECEIPT_MISMATCH', 'the refusal\'s entry_b64 is not strict base64', {mismatch: 'entry'});
+      }
       const v = verifyReceipt(m.tlog_proof, entry, session.peer.ledger_vkey);
       if (m.leaf_index !== undefined && m.leaf_index !== String(v.index)) {
         throw new ReceiptError('RECEIPT_MISMATCH', 'denial leaf_index differs from the tlog-proof index');
@@ -367,21 +390,37 @@ export class RequesterNode {
         purpose: base.purpose, request_digest: base.request_digest, decision: 'deny', reason: err.reason,
         decision_hash: m.decision_hash ?? '', fields_released: [], record_count: 0,
       });
+      this.observeReceipt(session.peer, v.checkpoint, m.tlog_proof);
       witnessed = await this.witnessed(session.peer, v.index, v.leafHash, v.checkpoint, opts.waitWitnessedMs ?? 0);
       verified = true;
     } catch (e) {
       if (!(e instanceof ReceiptError) && !(e instanceof NoteError)) {
         throw e;
       }
+      // R-RCP-5/R-RCP-7: a receipt refused in step 1, 3 or 4 is not passed on; one that merely
+      // does not verify (step 2) passes the provider's reason on, unverified
+      if (e instanceof ReceiptError && REFUSING.has(e.reason)) {
+        refused = e;
+      }
     }
+    const reason = refused ? refused.reason : verified ? err.reason : 'RECEIPT_INVALID';
     const written = this.log.append({
       ...base,
       disclosure_id: verified ? m.disclosure_id : 'rcv_' + String(base.request_digest).slice(0, 32),
       fields_released: [], fields_stripped: [], record_count: 0, decision: 'deny',
-      reason: verified ? err.reason : 'RECEIPT_INVALID', decision_hash: verified ? (m.decision_hash ?? '') : '',
-      response_digest: '', effective_trust: 0, provider_leaf_hash: Buffer.from(leafHash(entry)).toString('base64'),
+      reason, decision_hash: verified ? (m.decision_hash ?? '') : '',
+      response_digest: '', effective_trust: 0,
+      provider_leaf_hash: entry ? Buffer.from(leafHash(entry)).toString('base64') : '',
       extra: {provider_reason: err.reason.slice(0, 200), ...(witnessed ? {witnessed_size: witnessed.size} : {})},
     });
+    if (refused) {
+      return {
+        decision: 'deny', receipt_verified: false,
+        error: {status: refused.status, reason: refused.reason, message: `provider refusal's receipt refused: ${refused.message}`,
+          metadata: {...refused.metadata, provider_reason: err.reason.slice(0, 200), received_leaf_index: String(written.index)}},
+        received_leaf_index: written.index, received_checkpoint: written.checkpoint,
+      };
+    }
     return {
       decision: 'deny', receipt_verified: verified, witnessed,
       error: {status: err.status, reason: err.reason, metadata: m, message: err.message},
@@ -497,6 +536,46 @@ export class RequesterNode {
       renameSync(path + '.tmp', path);
     }
     return true;
+  }
+
+  /**
+   * R-RCP-4: every verified receipt checkpoint of a provider's log is kept (per origin, by
+   * size, in `ledger/peer-receipts.json`, at most MAX_RECEIPT_CHECKPOINTS sizes, the smallest
+   * dropped first); a second root at a size already seen is PEER_LOG_INCONSISTENT, both
+   * receipts (tlog-proof text, with their signed checkpoints) are kept as equivocation
+   * evidence, and the log is refused from then on.
+   * Throws ReceiptError PEER_LOG_INCONSISTENT.
+   */
+  private observeReceipt(peer: PeerBundle, checkpoint: {size: bigint; root: Uint8Array}, proofText: string): void {
+    const path = join(this.identity.dir, 'ledger', 'peer-receipts.json');
+    type Log = {inconsistent: string; evidence: string[]; sizes: Record<string, [string, string]>};
+    const book: Record<string, Log> = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {};
+    const log: Log = book[peer.ledger_origin] ?? {inconsistent: '', evidence: [], sizes: {}};
+    if (log.inconsistent) {
+      throw new ReceiptError('PEER_LOG_INCONSISTENT', `${peer.ledger_origin} was found inconsistent: ${log.inconsistent}`, {origin: peer.ledger_origin});
+    }
+    const size = String(checkpoint.size);
+    const root = Buffer.from(checkpoint.root).toString('base64');
+    const note = proofText;
+    const held = log.sizes[size];
+    let error: ReceiptError | undefined;
+    if (held !== undefined && held[0] !== root) {
+      log.inconsistent = `two roots at size ${size}`;
+      log.evidence = [held[1], note];
+      error = new ReceiptError('PEER_LOG_INCONSISTENT', `${peer.ledger_origin}: two roots at size ${size}`, {origin: peer.ledger_origin, size});
+    } else if (held === undefined) {
+      log.sizes[size] = [root, note];
+      const sizes = Object.keys(log.sizes).map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const s of sizes.slice(0, Math.max(0, sizes.length - MAX_RECEIPT_CHECKPOINTS))) {
+        delete log.sizes[String(s)];
+      }
+    }
+    book[peer.ledger_origin] = log;
+    writeFileSync(path + '.tmp', JSON.stringify(book), {mode: 0o600});
+    renameSync(path + '.tmp', path);
+    if (error) {
+      throw error;
+    }
   }
 
   /** A fresh request nonce (16 random bytes, base64url). */

@@ -3,7 +3,7 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import canonicalize from 'canonicalize';
-import {bindEntry, checkOutcomeSize, ReceiptError} from '../src/requester.js';
+import {bindEntry, checkOutcomeSize, ReceiptError, strictBase64} from '../src/requester.js';
 
 const ok = {
   payload_json: Buffer.from('[]'), released_fields: ['a'], stripped_fields: [], reasons: [], obligations: [],
@@ -40,4 +40,16 @@ test('entry binding: canonical JCS, every expected member equal', () => {
   // the same JSON, not canonical (key order, spacing): refused
   assert.match(reason(() => bindEntry(Buffer.from(JSON.stringify(entry, null, 1)), {})), /not RFC 8785 canonical/);
   assert.match(reason(() => bindEntry(Buffer.from('{"kind":'), {})), /not JSON/);
+});
+
+test('entry_b64 is decoded strictly (R-RCP-7): what a lax decoder skips is refused', () => {
+  const entry = Buffer.from('{"kind":"denial","disclosure_id":"dsc_1"}');
+  const b64 = entry.toString('base64');
+  assert.deepEqual(strictBase64(b64), entry);
+  for (const bad of [b64.slice(0, 8) + '!' + b64.slice(8), b64.slice(0, 8) + '\n' + b64.slice(8), b64.slice(0, -4) + '****', b64 + 'A', b64.replace(/=+$/, '')]) {
+    assert.equal(strictBase64(bad), undefined, JSON.stringify(bad));
+    if (bad !== b64.replace(/=+$/, '')) {
+      assert.ok(Buffer.from(bad, 'base64').length > 0); // a lax decoder reads something
+    }
+  }
 });

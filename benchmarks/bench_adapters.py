@@ -1,0 +1,294 @@
+"""``accord bench adapters``: one request through each agent adapter next to the Python SDK, same run.
+
+Two real node processes (relief requests, supplier provides, over mTLS) serve
+the same MNI request (``relief-supplier-procurement`` / ``emergency-procurement``,
+no rate limit) through every path in :data:`PATHS`, round-robin, one at a time,
+so each path sees the same machine load:
+
+- ``sdk``: :class:`federation.client.AgentClient` in this process (the baseline,
+  always first);
+- ``mcp-stdio``: the official ``mcp`` client calling ``request_records`` on
+  ``accord mcp serve`` (a child process over stdio), which makes the same SDK
+  call to the same node.
+
+Each row gives p50/p99 latency (ms) and what the path adds over the SDK at
+p50 and p99 (target: ≤ 2 ms added at p50).
+
+Hook for more adapters (the A2A gateway): append an :class:`AdapterPath` to
+:data:`PATHS`; its ``open(layout)`` is an async context manager yielding an
+``async call(subject) -> None`` that performs the request once and raises on
+any refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from federation.client import AgentClient
+from federation.demo.setup import Layout, provision
+from federation.supervisor import NodeProcess
+
+AGENT = "logistics"
+CONTRACT = "relief-supplier-procurement"
+PURPOSE = "emergency-procurement"
+PARTNER = "supplier"
+FIELDS = ["sku", "name", "stock", "warehouse"]
+SUBJECT = "SKU-1001"
+
+Call = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AdapterPath:
+    """One way for an agent to make the request.
+
+    Attributes:
+        name: row label (``sdk``, ``mcp-stdio``, ``a2a``, ...).
+        open: ``open(layout)`` → async context manager yielding ``call(subject)``.
+
+    """
+
+    name: str
+    open: Callable[[Layout], AbstractAsyncContextManager[Call]]
+
+
+@asynccontextmanager
+async def _sdk(layout: Layout) -> AsyncIterator[Call]:
+    async with AgentClient.from_wallet(layout.wallets[f"relief/{AGENT}"]) as agent:
+        session = await agent.open_session(PARTNER)
+
+        async def call(subject: str) -> None:
+            r = await agent.request(
+                session,
+                contract_id=CONTRACT,
+                purpose=PURPOSE,
+                resource="inventory",
+                subject=subject,
+                fields=FIELDS,
+            )
+            if r.decision != "allow":
+                raise RuntimeError(r.decision)
+
+        yield call
+
+
+@asynccontextmanager
+async def _mcp_stdio(layout: Layout, *, tool: str = "request_records") -> AsyncIterator[Call]:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "federation.cli.main",
+            "mcp",
+            "serve",
+            "--dir",
+            str(layout.orgs["relief"]),
+            "--agent",
+            AGENT,
+        ],
+        env=dict(os.environ),
+    )
+    async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+
+        async def call(subject: str) -> None:
+            res = await s.call_tool(
+                "request_records",
+                {"partner": PARTNER, "purpose": PURPOSE, "subject": subject, "fields": FIELDS},
+            )
+            if res.is_error:
+                raise RuntimeError(res.content[0].text if res.content else "tool error")
+
+        yield call
+
+
+@asynccontextmanager
+async def _mcp_in_process(layout: Layout) -> AsyncIterator[Call]:
+    """Diagnostic row: the same tool call with the MCP server in this process (no pipe, no process hop)."""
+    from mcp.client.client import Client
+
+    from federation.mcp.server import AgentAdapter, build_server
+
+    adapter = AgentAdapter(layout.orgs["relief"], AGENT)
+    try:
+        async with Client(build_server(adapter)) as c:
+
+            async def call(subject: str) -> None:
+                res = await c.call_tool(
+                    "request_records",
+                    {"partner": PARTNER, "purpose": PURPOSE, "subject": subject, "fields": FIELDS},
+                )
+                if res.is_error:
+                    raise RuntimeError(res.content[0].text if res.content else "tool error")
+
+            yield call
+    finally:
+        await adapter.close()
+
+
+def _mcp_transport_only(layout: Layout) -> AbstractAsyncContextManager[Call]:
+    """Diagnostic row: an MCP tool call that never leaves the server (``list_partners``)."""
+    return _mcp_stdio(layout, tool="list_partners")
+
+
+#: the paths measured, baseline (the SDK) first; other adapters append here
+PATHS: list[AdapterPath] = [AdapterPath("sdk", _sdk), AdapterPath("mcp-stdio", _mcp_stdio)]
+
+#: rows that decompose an adapter's cost (not ways in): printed after the paths
+DIAGNOSTICS: list[AdapterPath] = [
+    AdapterPath("mcp in-process (no pipe)", _mcp_in_process),
+    AdapterPath("mcp-stdio list_partners (no crossing)", _mcp_transport_only),
+]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> set[int]:
+    """Pids of this process's direct children (Linux ``/proc``)."""
+    me = os.getpid()
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                    out.add(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+async def _measure(
+    layout: Layout, paths: list[AdapterPath], *, requests: int, warmup: int
+) -> dict[str, list[float]]:
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        calls = []
+        for p in paths:
+            before = _children()
+            call = await stack.enter_async_context(p.open(layout))
+            calls.append((p.name, call, sorted(_children() - before)))  # the adapter's own processes
+        for _ in range(warmup):
+            for _, call, _ in calls:
+                await call(SUBJECT)
+        lat: dict[str, list[float]] = {name: [] for name, _, _ in calls}
+        cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name, _, _ in calls}  # [this process, adapter's]
+        with Progress(transient=True) as progress:
+            task = progress.add_task("round-robin requests", total=requests)
+            for _ in range(requests):
+                for name, call, pids in calls:
+                    c0, a0 = time.process_time(), sum(_cpu_seconds(p) for p in pids)
+                    t0 = time.perf_counter()
+                    await call(SUBJECT)
+                    lat[name].append((time.perf_counter() - t0) * 1000)
+                    cpu[name][0] += time.process_time() - c0
+                    cpu[name][1] += sum(_cpu_seconds(p) for p in pids) - a0
+                progress.advance(task)
+        for name in cpu:
+            cpu[name] = [1000 * v / requests for v in cpu[name]]
+        return {"latency": lat, "cpu": cpu}
+
+
+def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> dict[str, Any]:
+    """Measure every path in :data:`PATHS`; print a table (or JSON) and return the figures."""
+    root = Path(tempfile.mkdtemp(prefix="accord-bench-adapters-"))
+    layout = provision(root, orgs=("relief", "supplier"), with_interop=False, status_ttl_seconds=60)
+    procs = [NodeProcess(layout.orgs[o]).start() for o in ("relief", "supplier")]
+    try:
+        measured = asyncio.run(_measure(layout, PATHS + DIAGNOSTICS, requests=requests, warmup=warmup))
+    finally:
+        for p in procs:
+            p.stop()
+    lat, cpu = measured["latency"], measured["cpu"]
+    base = PATHS[0].name
+    b50, b99 = _pct(lat[base], 0.5), _pct(lat[base], 0.99)
+    base_cpu = sum(cpu[base])
+    rows = []
+    for name, values in lat.items():
+        p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
+        rows.append(
+            {
+                "path": name,
+                "requests": len(values),
+                "p50_ms": round(p50, 3),
+                "p99_ms": round(p99, 3),
+                "added_p50_ms": round(p50 - b50, 3),
+                "added_p99_ms": round(p99 - b99, 3),
+                "client_cpu_ms": round(cpu[name][0], 3),
+                "adapter_cpu_ms": round(cpu[name][1], 3),
+                "added_cpu_ms": round(sum(cpu[name]) - base_cpu, 3),
+            }
+        )
+    out = {
+        "benchmark": "adapters",
+        "baseline": base,
+        "target_added_p50_ms": 2.0,
+        "rows": rows,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg": os.getloadavg(),
+        },
+    }
+    if json_output:
+        print(json.dumps(out, indent=2))
+        return out
+    t = Table(
+        "path",
+        "n",
+        "p50 ms",
+        "p99 ms",
+        "+p50",
+        "+p99",
+        "client CPU ms",
+        "adapter CPU ms",
+        "+CPU ms",
+        title=f"one request per path, round-robin; + = added over {base} in this run",
+    )
+    for r in rows:
+        t.add_row(
+            r["path"],
+            str(r["requests"]),
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['added_p50_ms']:+.2f}",
+            f"{r['added_p99_ms']:+.2f}",
+            f"{r['client_cpu_ms']:.2f}",
+            f"{r['adapter_cpu_ms']:.2f}",
+            f"{r['added_cpu_ms']:+.2f}",
+        )
+    c = Console()
+    c.print(t)
+    c.print(f"target: ≤ 2 ms added at p50; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return out

@@ -1,0 +1,206 @@
+"""The organization key in an HSM through PKCS#11, with a real SoftHSM2 token (issue #11).
+
+SoftHSM2 (Debian's ``softhsm2``) runs in a temporary directory
+(``SOFTHSM2_CONF``); tokens are initialized with ``softhsm2-util``.
+``node init --key-store pkcs11`` generates the key pair in the token: no key
+file is written, the private key is sensitive and not extractable, and every
+signature is made in the token. On real node processes a file key is moved
+into a token by ``node rotate-key --key-store pkcs11``; the node then signs
+envelopes and new agents' credentials in the token and a peer accepts them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from federation.errors import ConfigError
+from federation.identity import NodeIdentity, export_bundle
+from federation.peers import PeerBundle
+
+pytestmark = pytest.mark.xdist_group("federation")
+
+PIN_ENV = "ACCORD_TEST_HSM_PIN"
+PIN = "314159"
+TOKENS = ("init", "node", "rotate")
+_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+)
+
+
+@pytest.fixture(scope="module")
+def hsm(tmp_path_factory):
+    """A SoftHSM2 configuration with one initialized token per test (created before the module is loaded)."""
+    module = next((m for m in _MODULES if Path(m).is_file()), None)
+    if module is None or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+    pytest.importorskip("pkcs11")
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    saved = {k: os.environ.get(k) for k in ("SOFTHSM2_CONF", PIN_ENV)}
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    os.environ[PIN_ENV] = PIN
+    for label in TOKENS:
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "271828"],
+            check=True,
+            capture_output=True,
+        )
+    yield module
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _accord(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _pkcs11_args(module, token):
+    return ["--key-store", "pkcs11", "--pkcs11-module", module, "--pkcs11-token", token, "--pin-env", PIN_ENV]
+
+
+def test_init_generates_the_org_key_in_the_token_and_signs_there(hsm, tmp_path):
+    import pkcs11
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from federation.keystore import Pkcs11Ed25519Key
+
+    d = tmp_path / "alpha"
+    p = _accord(
+        "node", "init", "--org", "alpha", "--dir", d, "--listen", "127.0.0.1:7631", *_pkcs11_args(hsm, "init")
+    )
+    assert p.returncode == 0, p.stderr
+    keys = d / "keys"
+    assert not (keys / "org.jwk").exists() and not (keys / "org.p8").exists()
+    record = json.loads((keys / "pkcs11.json").read_text())
+    assert record["pin_env"] == PIN_ENV and PIN not in (keys / "pkcs11.json").read_text()
+    ident = NodeIdentity.load(d)
+    key = ident.org_key
+    assert isinstance(key, Pkcs11Ed25519Key) and key.label == record["key_label"]
+    sig = key.sign(b"accord")
+    Ed25519PublicKey.from_public_bytes(key.public_key).verify(sig, b"accord")  # raises if it does not verify
+    with pytest.raises(ConfigError) as ei:
+        _ = key.seed
+    assert ei.value.reason == "KEY_NOT_EXPORTABLE"
+    # the bundle is signed in the token and verifies under the token's public key
+    bundle = PeerBundle.parse(export_bundle(ident).model_dump_json())
+    assert bundle.public_key == key.public_key
+    # the token holds the private key as sensitive and not extractable
+    tok = pkcs11.lib(str(Path(hsm).resolve())).get_token(token_label="init")
+    with tok.open() as s:  # this process is logged in already (the identity's session)
+        priv = s.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=record["key_label"])
+        assert priv[pkcs11.Attribute.SENSITIVE] is True
+        assert priv[pkcs11.Attribute.EXTRACTABLE] is False
+        with pytest.raises(pkcs11.PKCS11Error):
+            _ = priv[pkcs11.Attribute.VALUE]
+    # an agent credential signed in the token verifies under the bundle key
+    from credentials import StaticKeyResolver, verify_credential
+    from federation.agents import register_agent
+
+    wallet = register_agent(ident, name="bot", role="r", scopes=["x:read"])
+    verify_credential(
+        wallet.credential, resolve_key=StaticKeyResolver({ident.verification_method: key.public_key})
+    )
+    # bad input: one line, non-zero exit
+    p = _accord("node", "status", "--dir", d, env={PIN_ENV: "000000"})
+    assert (
+        p.returncode != 0 and "KEY_STORE_UNAVAILABLE" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    )
+    p = _accord("node", "status", "--dir", d, env={PIN_ENV: ""})
+    assert p.returncode != 0 and "KEY_PASSPHRASE_MISSING" in p.stderr
+    p = _accord(
+        "node", "init", "--org", "beta", "--dir", tmp_path / "beta", *_pkcs11_args(hsm, "no-such-token")
+    )
+    assert p.returncode != 0 and "KEY_STORE_UNAVAILABLE" in p.stderr
+    assert not (tmp_path / "beta").exists()  # nothing half-written
+    p = _accord("node", "init", "--org", "beta", "--dir", tmp_path / "beta", "--key-store", "pkcs11")
+    assert p.returncode != 0 and "--pkcs11-module" in p.stderr
+
+
+def test_a_node_process_signs_in_the_token_and_a_peer_accepts_it(hsm, tmp_path):
+    from federation.client import AgentClient
+    from federation.demo.setup import provision
+    from federation.supervisor import NodeProcess
+    from nodes.conftest import run
+
+    layout = provision(tmp_path / "fed", orgs=("hospital", "relief"), with_interop=False)
+    relief, hospital = layout.orgs["relief"], layout.orgs["hospital"]
+    procs = {}
+    try:
+        for org in ("hospital", "relief"):
+            procs[org] = NodeProcess(layout.orgs[org]).start()
+        # move relief's organization key into the token while the nodes run
+        p = _accord("node", "rotate-key", "--dir", relief, "--json", *_pkcs11_args(hsm, "node"))
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout)
+        # "unchanged": the running node's own retry loop announced it first
+        assert out["peers"]["hospital"] in ("rotation", "unchanged")
+        assert not (relief / "keys" / "org.jwk").exists()
+        ident = NodeIdentity.load(relief)
+        assert type(ident.org_key).__name__ == "Pkcs11Ed25519Key"
+        pinned = PeerBundle.parse((hospital / "peers" / "relief.json").read_bytes())
+        assert pinned.public_key == ident.org_key.public_key
+
+        async def triage(wallet):
+            async with AgentClient.from_wallet(wallet, endpoint=procs["relief"].endpoint) as c:
+                s = await c.open_session("hospital")
+                r = await c.request(
+                    s,
+                    contract_id="relief-hospital-triage",
+                    purpose="triage-coordination",
+                    resource="patients",
+                    subject="patient-001",
+                    fields=["patient_id", "triage_level", "mobility", "shelter"],
+                )
+                return r.decision, r.receipt_verified
+
+        # the envelope is signed in the token; the agent's credential by the retired file key
+        assert run(triage(layout.wallets["relief/triage-coordinator"])) == ("allow", True)
+        # a new agent: its credential is signed in the token (CLI, then the running node reloads)
+        p = _accord(
+            "agent", "register", "--dir", relief, "--name", "medic", "--role", "triage-coordinator",
+            "--scope", "patients:read", "--trust-tier", "2",
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        wallet = json.loads((relief / "agents" / "medic.json").read_text())
+        assert wallet["credential"]["proof"]["verificationMethod"].endswith("#key-2")
+        from federation.cli.common import nudge_running_node
+
+        assert "reloaded" in (nudge_running_node(relief) or "")
+        assert run(triage(relief / "agents" / "medic.json")) == ("allow", True)
+        # rotate again, within the token
+        p = _accord("node", "rotate-key", "--dir", relief, "--json")
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout)
+        assert out["peers"]["hospital"] in ("rotation", "unchanged")
+        pinned = PeerBundle.parse((hospital / "peers" / "relief.json").read_bytes())
+        assert pinned.fingerprint() == out["new_fingerprint"]
+        assert run(triage(layout.wallets["relief/triage-coordinator"])) == ("allow", True)
+    finally:
+        for proc in procs.values():
+            proc.stop()
+    history = json.loads((relief / "keys" / "org-history.json").read_text())["keys"]
+    assert [k["id"] for k in history] == ["key-1", "key-2", "key-3"]
+    assert all(k["validUntil"] for k in history[:2]) and dt.datetime.fromisoformat(history[2]["validFrom"])

@@ -1,0 +1,346 @@
+"""Two replicas of one node on one PostgreSQL database, with real partner processes.
+
+The hospital runs as two processes (``node start --replica I --replicas 2``)
+on one PostgreSQL schema; the relief node (requester) lists both addresses
+in ``peer_endpoints`` and dials them in turn; the interop tester speaks to
+each replica directly. Checked: exchanges land on both replicas; a session
+(and a challenge) opened through one is used through the other; a request
+replayed to the other replica is refused (``REPLAYED_REQUEST``); a trust
+budget is spent once across the replicas; ``kill -9`` of the integrator
+lease holder under load loses no acknowledged entry, duplicates none, the
+other replica takes the lease, the signed size an observer polls never
+goes back, and the log verifies with every checkpoint consistent with the
+one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from federation.client import AgentClient
+from federation.errors import FederationError
+
+PG_URL = os.environ.get("ACCORD_TEST_DATABASE_URL")
+pytestmark = [
+    pytest.mark.xdist_group("replicas"),
+    pytest.mark.skipif(
+        not PG_URL,
+        reason="replica tests need ACCORD_TEST_DATABASE_URL (postgresql+psycopg://USER@HOST:PORT/DB)",
+    ),
+]
+
+CONTRACT = "relief-hospital-triage"
+PURPOSE = "triage-coordination"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Replicated:
+    """The running federation: the hospital's replicas, the relief node, the layout, the schema URL."""
+
+    def __init__(self, layout, replicas, relief, url: str) -> None:
+        self.layout, self.replicas, self.relief, self.url = layout, replicas, relief, url
+
+    def sql(self, query: str, **params):
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text(query), params).all()
+        finally:
+            engine.dispose()
+
+    def lease(self) -> tuple[str, float, int]:
+        rows = self.sql("SELECT holder, expires_at, epoch FROM node_leases WHERE name = 'integrator'")
+        return tuple(rows[0])
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory):
+    from federation.agents import open_store
+    from federation.config import load_config, save_config
+    from federation.demo.setup import provision
+    from federation.identity import NodeIdentity
+    from federation.supervisor import NodeProcess, ReplicaSet
+
+    schema = f"accord_replicas_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    layout = provision(tmp_path_factory.mktemp("replicas"), orgs=("hospital", "relief"))
+    hdir = layout.orgs["hospital"]
+    cfg = load_config(hdir)
+    port = int(cfg.listen.rpartition(":")[2])
+    if not _bindable(port + 1):
+        pytest.skip(f"port {port + 1} (replica 1 of the hospital) is taken on this machine")
+    # the agents and datasets live in the node database: provisioned on SQLite, copied to PostgreSQL
+    sqlite_store = open_store(NodeIdentity.load(hdir))
+    agents, datasets = sqlite_store.agents(), sqlite_store.datasets()
+    save_config(hdir, cfg.model_copy(update={"database_url": url}))
+    pg_store = open_store(NodeIdentity.load(hdir))
+    now = dt.datetime.now(dt.UTC)
+    for a in agents:
+        pg_store.add_agent(a, now=now)
+    for spec, recs in datasets:
+        pg_store.put_dataset(spec["name"], spec, recs, id_column=spec["id"], now=now)
+    rdir = layout.orgs["relief"]
+    both = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"]
+    save_config(rdir, load_config(rdir).model_copy(update={"peer_endpoints": {"hospital": both}}))
+    replicas = ReplicaSet(hdir, 2)
+    relief = None
+    try:
+        replicas.start()
+        relief = NodeProcess(rdir).start()
+        yield Replicated(layout, replicas, relief, url)
+    finally:
+        if relief is not None:
+            relief.stop()
+        replicas.stop()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _interop(replicated, index: int):
+    from interop_tests.cases import Context
+    from interop_tests.peer import InteropIdentity
+
+    layout = replicated.layout
+    return Context(
+        target=replicated.replicas.endpoints[index],
+        bundle=json.loads(layout.bundle_path("hospital").read_text()),
+        ident=InteropIdentity.load(layout.orgs["interop"]),
+        contract_id="interop-hospital",
+    )
+
+
+def _reason(exc: grpc.aio.AioRpcError) -> str:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(exc)
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""
+
+
+async def _requests(client: AgentClient, session, subjects: range):
+    return [
+        await client.request(
+            session,
+            contract_id=CONTRACT,
+            purpose=PURPOSE,
+            resource="patients",
+            subject=f"patient-{i:03d}",
+            fields=["patient_id", "triage_level"],
+        )
+        for i in subjects
+    ]
+
+
+def test_exchanges_land_on_both_replicas_through_one_requester_session(replicated):
+    wallet = replicated.layout.wallets["relief/triage-coordinator"]
+
+    async def go():
+        async with AgentClient.from_wallet(wallet) as c:
+            # GetChallenge goes to one replica, OpenSession to the other: the challenge is shared
+            s = await c.open_session("hospital")
+            return await _requests(c, s, range(1, 7))
+
+    results = asyncio.run(go())
+    assert all(r.decision == "allow" and r.receipt_verified for r in results)
+    ids = [r.disclosure_id for r in results]
+    logs = [p.log_path.read_text() for p in replicated.replicas.procs]
+    served = [sum(1 for d in ids if d in text) for text in logs]
+    assert all(n >= 2 for n in served), f"exchanges per replica: {served}"
+    assert sum(served) == len(ids)
+
+
+def test_a_session_opened_on_one_replica_serves_on_the_other_and_a_replay_there_is_refused(replicated):
+    from interop_tests.cases import MNI
+
+    a, b = _interop(replicated, 0), _interop(replicated, 1)
+
+    async def go():
+        peer_a, peer_b = a.peer(), b.peer()
+        try:
+            sess = await peer_a.open_session(a.ident)
+            first = await peer_b.exchange(b.ident, sess.session_id, b.request(fields=MNI, subject="rec-1"))
+            signed = a.request(fields=MNI, subject="rec-2")
+            await peer_a.exchange(a.ident, sess.session_id, signed)
+            try:
+                await peer_b.exchange(b.ident, sess.session_id, signed)
+            except grpc.aio.AioRpcError as exc:
+                return first, exc
+            return first, None
+        finally:
+            await peer_a.close()
+            await peer_b.close()
+
+    first, refused = asyncio.run(go())
+    assert first.outcome.decision == "allow"
+    assert refused is not None, "the request replayed to the other replica was accepted"
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED and _reason(refused) == "REPLAYED_REQUEST"
+
+
+def test_a_trust_budget_is_spent_once_across_the_replicas(replicated):
+    """The interop contract allows 2 units of beyond-MNI fields per hour: 2 releases of ``region`` in all."""
+    ctxs = [_interop(replicated, 0), _interop(replicated, 1)]
+
+    async def go():
+        peers = [c.peer() for c in ctxs]
+        try:
+            sess = await peers[0].open_session(ctxs[0].ident)
+            released = []
+            for i in range(8):
+                c = ctxs[i % 2]
+                r = await peers[i % 2].exchange(
+                    c.ident,
+                    sess.session_id,
+                    c.request(fields=["record_id", "region"], purpose="conformance-budget", subject="rec-1"),
+                )
+                released.append("region" in r.outcome.released_fields)
+            return released
+        finally:
+            for p in peers:
+                await p.close()
+
+    released = asyncio.run(go())
+    assert sum(released) == 2, f"region released {sum(released)} times across replicas: {released}"
+    assert released[:2] == [True, True]
+
+
+def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(replicated):
+    from ledger.proofs import verify_consistency
+
+    holder, _, epoch = replicated.lease()
+    pid = int(holder.split(":")[-2])
+    victim = next(p for p in replicated.replicas.procs if p.pid == pid)
+    wallet = replicated.layout.wallets["relief/triage-coordinator"]
+    acknowledged: dict[str, int] = {}
+    failed: list[str] = []
+
+    async def one(c: AgentClient, s, i: int) -> None:
+        try:
+            r = await c.request(
+                s,
+                contract_id=CONTRACT,
+                purpose=PURPOSE,
+                resource="patients",
+                subject=f"patient-{1 + i % 6:03d}",
+                fields=["patient_id", "triage_level"],
+            )
+        except FederationError as exc:
+            failed.append(exc.reason)
+            return
+        assert r.receipt_verified
+        acknowledged[r.disclosure_id] = r.outcome.receipt.leaf_index
+
+    signed_sizes: list[int] = []  # the log's last signed size, as an observer polling it sees it
+    polling = True
+
+    def poll() -> None:
+        engine = sa.create_engine(replicated.url)
+        try:
+            while polling:
+                with engine.connect() as conn:
+                    signed_sizes.append(conn.execute(sa.text("SELECT size FROM ledger_signer")).scalar_one())
+                time.sleep(0.01)
+        finally:
+            engine.dispose()
+
+    async def go():
+        async with AgentClient.from_wallet(wallet) as c:
+            s = await c.open_session("hospital")
+            sem = asyncio.Semaphore(8)
+
+            async def bounded(i):
+                async with sem:
+                    await one(c, s, i)
+
+            tasks = [asyncio.create_task(bounded(i)) for i in range(120)]
+            while len(acknowledged) < 30:
+                await asyncio.sleep(0.02)
+            victim.kill()  # SIGKILL mid-load: its in-flight requests fail, nothing acknowledged is lost
+            await asyncio.gather(*tasks)
+            return len(acknowledged)
+
+    import threading
+
+    observer = threading.Thread(target=poll, daemon=True)
+    observer.start()
+    try:
+        asyncio.run(go())
+    finally:
+        polling = False
+        observer.join(10)
+    assert not victim.alive()
+    assert len(signed_sizes) > 10 and signed_sizes == sorted(signed_sizes), "a signed size went backwards"
+    assert len(acknowledged) >= 60, f"only {len(acknowledged)} acknowledged; failures {failed[:5]}"
+    # the surviving replica takes the integrator lease once the dead one's expires
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        new_holder, _, new_epoch = replicated.lease()
+        if new_holder != holder:
+            break
+        time.sleep(0.2)
+    assert new_holder != holder and new_epoch == epoch + 1 and f":{victim.pid}:" not in new_holder
+    # every acknowledged entry is in the log, at the index its receipt proved, once
+    rows = replicated.sql("SELECT disclosure_id, idx FROM ledger_entries")
+    by_id = {}
+    for did, idx in rows:
+        assert did not in by_id, f"disclosure {did} logged twice"
+        by_id[did] = idx
+    missing = {d: i for d, i in acknowledged.items() if by_id.get(d) != i}
+    assert not missing, f"acknowledged entries lost or moved: {list(missing.items())[:3]}"
+    assert sorted(by_id.values()) == list(range(len(by_id))), "the log has gaps"
+    # checkpoints: one per size, each consistent with the one before (one append-only tree)
+    cps = replicated.sql("SELECT size, root FROM ledger_checkpoints ORDER BY size")
+    assert cps[-1].size == len(by_id)
+    from federation.identity import NodeIdentity, ledger_origin
+    from ledger import NoteSigner, TransparencyLog
+
+    ident = NodeIdentity.load(replicated.layout.orgs["hospital"])
+    tlog = TransparencyLog.open(
+        replicated.url,
+        origin=ledger_origin(ident.config.org_name),
+        signer=NoteSigner(ledger_origin(ident.config.org_name), ident.ledger_seed),
+    )
+    try:
+        for older, newer in zip(cps, cps[1:], strict=False):
+            if 0 < older.size < newer.size:
+                proof = tlog.consistency_proof(older.size, newer.size)
+                verify_consistency(older.size, newer.size, bytes(older.root), bytes(newer.root), proof)
+    finally:
+        tlog.close()
+    v = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "ledger", "verify", "--dir", str(ident.paths.root)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert v.returncode == 0, v.stdout + v.stderr
+    # the dead replica comes back and joins (the lease stays where it is)
+    replicated.replicas.restart(replicated.replicas.procs.index(victim))
+    assert replicated.lease()[0] == new_holder

@@ -1,0 +1,235 @@
+"""The state a node's replicas share, with a fake clock: two tables over one database act as one.
+
+Each test builds two sets of ``Shared*`` tables over one database (two
+``ReplicaStateStore`` on two engines: what two replica processes hold) and
+checks that what one does the other sees. On SQLite, and on PostgreSQL
+when ``ACCORD_TEST_DATABASE_URL`` is set (a schema per test); the
+multi-process tests are ``test_replicas.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from federation.errors import AuthenticationError, ResourceLimitError
+from federation.replicas import IntegratorLease, ReplicaRole
+from federation.sessions import (
+    SharedChallengeTable,
+    SharedLocalSessions,
+    SharedNonceCache,
+    SharedSessionTable,
+)
+from federation.store import NodeStore, ReplicaStateStore, make_engine
+
+
+class FakeClock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+PG_URL = os.environ.get("ACCORD_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two(request, tmp_path):
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'node.db'}"
+    else:
+        if not PG_URL:
+            pytest.skip("needs ACCORD_TEST_DATABASE_URL")
+        schema = f"accord_rep_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    engines = [make_engine(url), make_engine(url)]
+    NodeStore(engines[0])  # migrates
+    yield [ReplicaStateStore(e) for e in engines]
+    for e in engines:
+        e.dispose()
+    if schema is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _open(table, agent="did:key:z6MkA", peer="did:web:relief.accord.test", **kw):
+    return table.create(
+        peer_org=peer,
+        agent_did=agent,
+        agent_public_key=b"\x01" * 32,
+        claims={"role": "r", "scopes": ["a"]},
+        credential_id="urn:uuid:1",
+        **kw,
+    )
+
+
+def test_a_session_opened_on_one_replica_is_usable_and_terminated_on_the_other(two):
+    clock = FakeClock()
+    a, b = (SharedSessionTable(s, ttl_seconds=60, clock=clock) for s in two)
+    sess = _open(a)
+    got = b.get(sess.id, peer_org="did:web:relief.accord.test")
+    assert (got.agent_did, got.agent_public_key, got.claims) == (sess.agent_did, b"\x01" * 32, sess.claims)
+    with pytest.raises(AuthenticationError) as e:
+        b.get(sess.id, peer_org="did:web:other.accord.test")
+    assert e.value.reason == "UNKNOWN_SESSION"
+    assert b.terminate_agent("did:key:z6MkA") == 1
+    with pytest.raises(AuthenticationError) as e:  # a holds it cached: the state is read anyway
+        a.get(sess.id, peer_org="did:web:relief.accord.test")
+    assert e.value.reason == "SESSION_TERMINATED"
+
+
+def test_session_expiry_and_the_agent_cap_hold_across_replicas(two):
+    clock = FakeClock()
+    a, b = (SharedSessionTable(s, ttl_seconds=60, max_per_agent=2, clock=clock) for s in two)
+    s1 = _open(a)
+    _open(b)
+    with pytest.raises(ResourceLimitError) as e:
+        _open(a)
+    assert e.value.reason == "SESSION_LIMIT_AGENT"
+    clock.t += 61
+    with pytest.raises(AuthenticationError) as e:
+        b.get(s1.id, peer_org="did:web:relief.accord.test")
+    assert e.value.reason == "SESSION_EXPIRED"
+    _open(a)  # the expired ones no longer count
+
+
+def test_delegation_authority_travels_with_the_session(two):
+    from federation.delegation import DelegatedAuthority
+
+    clock = FakeClock()
+    a, b = (SharedSessionTable(s, ttl_seconds=60, clock=clock) for s in two)
+    auth = DelegatedAuthority(
+        holder="did:key:z6MkB",
+        claims={"id": "did:key:z6MkB", "scopes": ["a"]},
+        credential_id="urn:uuid:2",
+        not_after=clock.t + 30,
+        scopes=frozenset({"a"}),
+        fields=frozenset({"x", "y"}),
+        chain_agents=("did:key:z6MkA", "did:key:z6MkB"),
+        root_credential={"id": "urn:uuid:0"},
+    )
+    sess = _open(a, agent="did:key:z6MkB", not_after=auth.not_after, delegation=auth)
+    got = b.get(sess.id, peer_org="did:web:relief.accord.test")
+    assert got.delegation == auth and got.delegation.root_credential == {"id": "urn:uuid:0"}
+    assert got.expires_at == auth.not_after
+
+
+def test_a_challenge_is_used_once_whichever_replica_issued_it(two):
+    clock = FakeClock()
+    a, b = (SharedChallengeTable(s, ttl_seconds=10, max_per_owner=2, clock=clock) for s in two)
+    ch, _ = a.issue("peer agent", owner="peer")
+    with pytest.raises(AuthenticationError):
+        b.consume(ch, "peer other-agent")  # wrong subject: consumed and refused
+    ch, _ = a.issue("peer agent", owner="peer")
+    b.consume(ch, "peer agent")
+    with pytest.raises(AuthenticationError) as e:
+        a.consume(ch, "peer agent")
+    assert e.value.reason == "WRONG_CHALLENGE"
+    a.issue("s", owner="peer")
+    b.issue("s", owner="peer")
+    with pytest.raises(ResourceLimitError) as e:
+        a.issue("s", owner="peer")
+    assert e.value.reason == "CHALLENGE_LIMIT"
+    clock.t += 11
+    late, _ = b.issue("s", owner="peer")  # the expired ones no longer count
+    clock.t += 11
+    with pytest.raises(AuthenticationError):
+        a.consume(late, "s")
+
+
+def test_a_nonce_seen_by_one_replica_is_a_replay_at_the_other_until_swept(two):
+    clock = FakeClock()
+    a, b = (SharedNonceCache(s, skew_seconds=5, clock=clock) for s in two)
+    ts = int(clock.t * 1000)
+    a.check("n" * 20, ts)
+    with pytest.raises(AuthenticationError) as e:
+        b.check("n" * 20, ts)
+    assert e.value.reason == "REPLAYED_REQUEST"
+    with pytest.raises(AuthenticationError) as e:
+        b.check("short", ts)
+    assert e.value.reason == "BAD_NONCE"
+    clock.t += 11
+    assert b.sweep()["nonces"] == 1
+    with pytest.raises(AuthenticationError) as e:  # swept, but the old request is stale anyway
+        a.check("n" * 20, ts)
+    assert e.value.reason == "STALE_REQUEST"
+
+
+def test_local_sessions_are_shared(two):
+    from federation.domain import LocalSession
+
+    a, b = (SharedLocalSessions(s) for s in two)
+    local = LocalSession("sid-1", "did:web:h.accord.test", "did:key:z6MkA", b"\x02" * 32, 123.0)
+    a["sid-1"] = local
+    assert b.get("sid-1") == local
+    assert b.get("nope") is None
+
+
+def test_the_integrator_lease_has_one_holder_and_moves_when_it_expires(two):
+    clock = FakeClock()
+    a = IntegratorLease(two[0], holder="host:1:r0", ttl_seconds=3, clock=clock)
+    b = IntegratorLease(two[1], holder="host:2:r1", ttl_seconds=3, clock=clock)
+    assert a.renew() and not b.renew()
+    clock.t += 2
+    assert a.renew() and not b.renew()  # renewed: still a's
+    clock.t += 3.5  # a stopped renewing (killed)
+    assert not a.holds()
+    assert b.renew() and b.epoch == a.epoch + 1
+    assert not a.renew()
+    b.release()
+    assert a.renew()
+
+
+def test_budget_rows_are_read_and_written_under_the_shared_lock(two):
+    from policy import BudgetLedger
+
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    key = ("contract-1", "did:web:relief.accord.test")
+    led_a, led_b = BudgetLedger(), BudgetLedger()
+    for store, led in ((two[0], led_a), (two[1], led_b), (two[0], led_a)):
+        with store.locked_ledger_rows(key) as rows:
+            led.set_key_row(key, rows["budgets"])
+            led.charge(key, 1.5, now=now)
+            rows["budgets"] = led.key_row(key)
+    with two[1].locked_ledger_rows(key) as rows:
+        led_b.set_key_row(key, rows["budgets"])
+    assert led_b.spent(key, window_seconds=3600, now=now) == pytest.approx(4.5)
+
+
+def test_replica_role_ports_and_lock_files():
+    r = ReplicaRole(index=2, count=3)
+    assert r.shared and r.shift("127.0.0.1:7000") == "127.0.0.1:7002"
+    assert r.shift("127.0.0.1:0") == "127.0.0.1:0" and r.shift("") == ""
+    assert r.pidfile_name() == "node-replica-2.pid" and ReplicaRole().pidfile_name() == "node.pid"
+    with pytest.raises(ValueError):
+        ReplicaRole(index=3, count=3)
+
+
+def test_a_queued_operator_trust_change_reaches_every_replica(two):
+    from federation.store import TRUST_SET_KEEP_SECONDS, NodeStore, PolicyStateStore
+
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    stores = [PolicyStateStore(NodeStore(s.engine)) for s in two]
+    states = [pss.load() for pss in stores]
+    for ps in states:
+        ps.ledgers_shared = True  # as the node sets it for replicas
+    pair = ("did:web:r.example", "did:web:p.example")
+    stores[0].request_trust_set(pair[0], pair[1], 0.8, reason="contract review", now=now)
+    for pss, ps in zip(stores, states, strict=True):
+        pss.persist(ps, now=now + dt.timedelta(seconds=5))
+        pss.persist(ps, now=now + dt.timedelta(seconds=10))
+    for ps in states:  # each replica applied it, once
+        assert ps.trust.score(pair, now=now) == 0.8 and len(ps.trust.history(pair)) == 1
+    assert stores[1].get_rows("trust:set:")  # kept while a replica may not have seen it
+    stores[1].persist(states[1], now=now + dt.timedelta(seconds=TRUST_SET_KEEP_SECONDS + 1))
+    assert not stores[0].get_rows("trust:set:")

@@ -346,7 +346,7 @@ class Tx:
                 e.provider_agent == flt.agent_did,
                 # delegation provenance (root agent, chain agents) inside the entry bytes:
                 # not indexed, so this part scans in index order until it has ``limit`` rows
-                *(e.data.like(p, escape="\\") for p in _chain_patterns(flt.agent_did)),
+                *(e.data.like(p, escape="!") for p in _chain_patterns(flt.agent_did)),
             ]
             if split is None:
                 split = agent
@@ -673,7 +673,9 @@ def _chain_patterns(agent_did: str) -> list[bytes]:
     every agent of the chain (``extra.chain_agents``, comma-separated); these
     patterns match the DID as a whole item there, never as a prefix of another.
     """
-    d = agent_did.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', "")
+    # escape character "!", not a backslash: PostgreSQL reads the ESCAPE literal (and the
+    # pattern) as bytea here, where a lone backslash is invalid input
+    d = agent_did.replace("!", "!!").replace("%", "!%").replace("_", "!_").replace('"', "")
     return [
         p.encode()
         for p in (

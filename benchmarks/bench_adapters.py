@@ -9,7 +9,11 @@ so each path sees the same machine load:
   always first);
 - ``mcp-stdio``: the official ``mcp`` client calling ``request_records`` on
   ``accord mcp serve`` (a child process over stdio), which makes the same SDK
-  call to the same node.
+  call to the same node;
+- ``a2a``: a2a-sdk's client sending ``SendMessage`` (one data part) to the
+  supplier's exposed ``stock-desk`` through relief's A2A gateway
+  (``accord a2a serve``, a child process on loopback HTTP), which makes the
+  same SDK call to the same node.
 
 Each row gives p50/p99 latency (ms) and what the path adds over the SDK at
 p50 and p99 (target: ≤ 2 ms added at p50).
@@ -149,8 +153,82 @@ def _mcp_transport_only(layout: Layout) -> AbstractAsyncContextManager[Call]:
     return _mcp_stdio(layout, tool="list_partners")
 
 
+A2A_AGENT = "stock-desk"
+"""The supplier's agent exposed over A2A for the benchmark (skill: :data:`PURPOSE`)."""
+
+
+def _expose_a2a(layout: Layout) -> None:
+    """Expose :data:`A2A_AGENT` in the supplier's ``node.toml`` (before the node starts)."""
+    import tomllib
+
+    import tomli_w
+
+    path = layout.orgs[PARTNER] / "node.toml"
+    cfg = tomllib.loads(path.read_text())
+    cfg["a2a"] = {"expose": [{"agent": A2A_AGENT, "skills": [PURPOSE]}]}
+    path.write_text(tomli_w.dumps(cfg))
+
+
+@asynccontextmanager
+async def _a2a(layout: Layout) -> AsyncIterator[Call]:
+    import httpx
+    from a2a.client import ClientConfig, create_client
+    from a2a.types import Message, Part, Role, SendMessageRequest
+    from google.protobuf import json_format, struct_pb2
+
+    from federation.agent_tokens import mint
+    from federation.supervisor import free_port
+
+    relief = layout.orgs["relief"]
+    gw = NodeProcess(
+        relief,
+        command=[
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "a2a",
+            "serve",
+            "--dir",
+            str(relief),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+    )
+    gw.log_path = relief / "a2a.log"
+    await asyncio.to_thread(gw.start, timeout=60)
+    token, _ = mint(relief, AGENT, ttl_days=1, label="accord bench adapters")
+    meta = struct_pb2.Struct()
+    meta.update({"skill": PURPOSE})
+    try:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            client = await create_client(
+                f"http://{gw.endpoint}/a2a/{PARTNER}/{A2A_AGENT}/",
+                client_config=ClientConfig(httpx_client=http, streaming=False),
+            )
+            n = 0
+
+            async def call(subject: str) -> None:
+                nonlocal n
+                n += 1
+                body = json_format.ParseDict({"subject": subject, "fields": FIELDS}, struct_pb2.Value())
+                msg = Message(
+                    message_id=f"bench-{n}", role=Role.ROLE_USER, parts=[Part(data=body)], metadata=meta
+                )
+                out = [e async for e in client.send_message(SendMessageRequest(message=msg))]
+                if not out or not out[0].task.artifacts:
+                    raise RuntimeError(f"no records: {out}")
+
+            yield call
+    finally:
+        gw.stop()
+
+
 #: the paths measured, baseline (the SDK) first; other adapters append here
-PATHS: list[AdapterPath] = [AdapterPath("sdk", _sdk), AdapterPath("mcp-stdio", _mcp_stdio)]
+PATHS: list[AdapterPath] = [
+    AdapterPath("sdk", _sdk),
+    AdapterPath("mcp-stdio", _mcp_stdio),
+    AdapterPath("a2a", _a2a),
+]
 
 #: rows that decompose an adapter's cost (not ways in): printed after the paths
 DIAGNOSTICS: list[AdapterPath] = [
@@ -223,6 +301,7 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
     """Measure every path in :data:`PATHS`; print a table (or JSON) and return the figures."""
     root = Path(tempfile.mkdtemp(prefix="accord-bench-adapters-"))
     layout = provision(root, orgs=("relief", "supplier"), with_interop=False, status_ttl_seconds=60)
+    _expose_a2a(layout)
     procs = [NodeProcess(layout.orgs[o]).start() for o in ("relief", "supplier")]
     try:
         measured = asyncio.run(_measure(layout, PATHS + DIAGNOSTICS, requests=requests, warmup=warmup))

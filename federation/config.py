@@ -81,7 +81,9 @@ class NodeConfig(BaseModel):
 
     Attributes:
         org_name: short organization name, ``[a-z0-9-]+`` (e.g. ``"hospital"``).
-        org_did: organization DID, ``did:web:<org_name>.accord.test``.
+        org_did: organization DID: ``did:web:<org_name>.accord.test`` by default, or
+            the organization's own ``did:web:DOMAIN`` (``node init --did``); its DID
+            document is served at ``/.well-known/did.json`` on ``http_listen``.
         listen: ``HOST:PORT`` the gRPC server binds (port 0 = any free port).
         advertise: ``HOST:PORT`` peers dial (defaults to ``listen``).
         database_url: SQLAlchemy URL of the node database (ledger included):
@@ -208,6 +210,11 @@ class NodeConfig(BaseModel):
             raise ValueError("a node cannot witness its own log: remove its name from witnesses")
         return self
 
+    @field_validator("org_did")
+    @classmethod
+    def _org_did(cls, value: str) -> str:
+        return check_did_web(value)
+
     @field_validator("peer_endpoints")
     @classmethod
     def _peer_endpoints(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -273,6 +280,34 @@ def check_database_url(value: str) -> str:
     if backend == "sqlite" and not url.database:
         raise ValueError(f"an SQLite URL needs a file path ({expected})")
     return value
+
+
+#: A did:web DID (W3C did:web method §3.1): a host (DNS name, lower case), an
+#: optional port as ``%3A<port>``, optional ``:``-separated path segments.
+DID_WEB_PATTERN = (
+    r"did:web:(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
+    r"(?:%3A[0-9]{1,5})?(?::[A-Za-z0-9._~-]{1,64}){0,8}"
+)
+
+
+def check_did_web(value: str) -> str:
+    """Check ``value`` is a did:web DID of a domain (``did:web:example.org[:path…]``), at most 256 characters.
+
+    Raises:
+        ValueError: it is not.
+
+    """
+    import re
+
+    if len(value) > 256 or not re.fullmatch(DID_WEB_PATTERN, value):
+        raise ValueError(f"expected did:web:DOMAIN[:PATH…] (lower-case host), got {value[:80]!r}")
+    return value
+
+
+def did_web_document_path(did: str) -> str:
+    """HTTP path of a did:web DID document: ``/.well-known/did.json`` or ``/<path>/did.json`` (did:web)."""
+    parts = did.split(":")[3:]
+    return "/" + "/".join(parts) + "/did.json" if parts else "/.well-known/did.json"
 
 
 def org_did_for(org_name: str) -> str:

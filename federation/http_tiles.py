@@ -6,6 +6,9 @@
   ``no-cache``).
 * ``POST /add-checkpoint`` — c2sp.org/tlog-witness: the node's witness
   cosigns a peer's checkpoint (status codes as in the spec).
+* ``GET /.well-known/did.json`` (``/<path>/did.json`` for a did:web with a
+  path) — the organization's DID document for did:web resolution
+  (:func:`federation.identity.did_document`; at most 16 KiB).
 * ``GET /healthz``, ``GET /readyz`` — liveness and readiness
   (:mod:`federation.health`); ``/readyz`` answers only ``{"ready": bool}``
   here (the loopback metrics port adds each check's details).
@@ -113,6 +116,19 @@ def make_app(node: Any) -> web.Application:
     from federation.health import add_routes
 
     add_routes(app, node, details=False)  # /healthz and /readyz; the checks' details only on the metrics port
+    from federation.config import did_web_document_path
+
+    async def did_json(request: web.Request) -> web.Response:
+        from federation.identity import did_document
+
+        return web.json_response(
+            did_document(node.identity),
+            content_type="application/did+json",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    # did:web resolution (W3C did:web §3.2): the organization's DID document, current and retired keys
+    app.router.add_get(did_web_document_path(node.did), did_json)
     app.router.add_post("/add-checkpoint", add_checkpoint)
     app.router.add_get("/{path:(checkpoint|tile/.+)}", read)
     app.on_cleanup.append(cleanup)

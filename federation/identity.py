@@ -410,6 +410,7 @@ def init_node(
     force: bool = False,
     passphrase: KeyPassphrase | None = None,
     pkcs11: Pkcs11Config | None = None,
+    did: str | None = None,
 ) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
@@ -418,6 +419,9 @@ def init_node(
     written. ``pkcs11`` set: the organization key pair is generated in that
     token (:mod:`federation.keystore`, before anything is written) and only
     ``keys/pkcs11.json`` names it; no organization key file is written.
+    ``did``: the organization's own ``did:web:DOMAIN`` instead of
+    ``did:web:<org_name>.accord.test`` (its DID document is then served on
+    ``http_listen``, see :func:`did_document`).
 
     Raises:
         ConfigError: the directory already holds a node (unless ``force``),
@@ -434,7 +438,7 @@ def init_node(
     try:
         config = NodeConfig(
             org_name=org_name,
-            org_did=org_did_for(org_name),
+            org_did=did or org_did_for(org_name),
             listen=listen,
             advertise=advertise,
             database_url=database_url,
@@ -444,7 +448,9 @@ def init_node(
 
         first = exc.errors()[0]
         field = ".".join(map(str, first["loc"]))
-        option = {"org_name": "--org", "org_did": "--org"}.get(field, "--" + field.replace("_", "-"))
+        option = {"org_name": "--org", "org_did": "--did" if did else "--org"}.get(
+            field, "--" + field.replace("_", "-")
+        )
         raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
     secret = passphrase.read() if passphrase is not None else None
     token_key = None
@@ -497,6 +503,40 @@ def init_node(
 
     create_private_sqlite(database_url_for(node_dir, config))
     return config
+
+
+#: Largest DID document served, bytes (did:web resolvers bound what they read).
+MAX_DID_DOCUMENT_BYTES = 16 * 1024
+
+
+def did_document(identity: NodeIdentity) -> dict:
+    """The organization's did:web DID document (W3C DID Core; did:web §3.2).
+
+    ``verificationMethod`` lists the current organization key and every
+    retired one still in the key history (so signatures they made resolve);
+    ``assertionMethod`` and ``authentication`` name only the current key.
+
+    Raises:
+        ValueError: the document would exceed ``MAX_DID_DOCUMENT_BYTES``.
+
+    """
+    did = identity.org_did
+    current = identity.verification_method
+    doc = did_web_document(did, identity.org_key.public_key, key_id=identity.key_fragment)
+    for r in identity.key_history:
+        vm = f"{did}#{r.fragment}"
+        if vm != current:
+            doc["verificationMethod"].append(
+                {
+                    "id": vm,
+                    "type": "Multikey",
+                    "controller": did,
+                    "publicKeyMultibase": r.public_key_multibase,
+                }
+            )
+    if len(json.dumps(doc)) > MAX_DID_DOCUMENT_BYTES:
+        raise ValueError(f"the DID document is larger than {MAX_DID_DOCUMENT_BYTES} bytes")
+    return doc
 
 
 def export_bundle(

@@ -9,7 +9,10 @@ an organization not in it is refused with UNAUTHENTICATED.
 
 Every field of a bundle is bounded and checked (:meth:`PeerBundle.verify`):
 the organization name is a DNS label, and every name derived from it is
-bound to it: the DID is ``did:web:<name>.accord.test``, the ledger origin
+bound to it: the DID is ``did:web:<name>.accord.test`` (or the
+organization's own ``did:web:DOMAIN``, whose binding to the organization is
+the pin itself: the operator checks the fingerprint out of band, and no two
+pinned organizations may claim one DID), the ledger origin
 ``<name>.accord.test/ledger`` (also the ledger vkey's key name), the witness
 key name ``<name>.accord.test/witness``, the status lists
 ``https://<name>.accord.test/status/…``; the DID document carries exactly the
@@ -80,7 +83,7 @@ class PeerBundle(BaseModel):
     Attributes:
         version: bundle format version (1).
         org_name: short organization name, a DNS label ``[a-z0-9][a-z0-9-]{0,62}``.
-        org_did: organization DID, ``did:web:<org_name>.accord.test``.
+        org_did: organization DID, ``did:web:<org_name>.accord.test`` or the organization's own did:web.
         verification_method: DID URL of the organization key (``<did>#key-1``).
         public_key_multibase: the organization Ed25519 key, Multikey form.
         did_document: the organization's DID document (at most 8 KiB as JSON).
@@ -168,7 +171,19 @@ class PeerBundle(BaseModel):
                 metadata={"field": "signature"},
             ) from exc
         if self.org_did != f"did:web:{self.org_name}.{DOMAIN_SUFFIX}":
-            raise _bad(f"org_did must be did:web:{self.org_name}.{DOMAIN_SUFFIX}", "org_did")
+            from federation.config import check_did_web
+
+            try:  # an organization's own did:web (`node init --did`); collisions are checked at pin time
+                check_did_web(self.org_did)
+                host = self.org_did.split(":")[2]
+                if host == DOMAIN_SUFFIX or host.endswith("." + DOMAIN_SUFFIX):
+                    raise ValueError(f"names under {DOMAIN_SUFFIX} are bound to org_name")
+            except ValueError as exc:
+                raise _bad(
+                    f"org_did must be did:web:{self.org_name}.{DOMAIN_SUFFIX} or a did:web of the "
+                    f"organization's domain: {exc}",
+                    "org_did",
+                ) from exc
         if not self.verification_method.startswith(self.org_did + "#") or not re.fullmatch(
             r"[A-Za-z0-9._-]{1,64}", self.verification_method[len(self.org_did) + 1 :]
         ):

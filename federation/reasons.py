@@ -32,6 +32,8 @@ __all__ = ["EXPLICIT_STATUS_MODULES", "STATUS_BY_REASON", "STATUSES", "status_fo
 
 _BY_STATUS: dict[str, tuple[str, ...]] = {
     "INVALID_ARGUMENT": (
+        # the operator console (federation.console; HTTP 400)
+        "UNKNOWN_ACTION",
         # an A2A message to the gateway (federation.a2a; docs/agents.md "A2A")
         "A2A_MALFORMED_MESSAGE",
         "A2A_MESSAGE_TOO_LARGE",
@@ -108,8 +110,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "BAD_APPROVAL_BATCH",
     ),
     "UNAUTHENTICATED": (
-        # the A2A gateway: a local agent's bearer token; a partner's signed Agent Card
-        "A2A_TOKEN_INVALID",
+        # the operator console: a session cookie that does not verify (HTTP 401)
+        "FORGED_SESSION",
+        # the A2A gateway: a partner's signed Agent Card
         "AGENT_CARD_UNPINNED",
         "AGENT_CARD_SIGNATURE_INVALID",
         "UNAUTHENTICATED",
@@ -158,6 +161,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "INVALID_STATUS_LIST",
     ),
     "PERMISSION_DENIED": (
+        # the operator console (HTTP 403): a write without the write role, a form without its CSRF token
+        "WRITE_ROLE_REQUIRED",
+        "CSRF",
         # a free-text A2A part where the contract does not allow free text
         "FREE_TEXT_NOT_ALLOWED",
         # the A2A gateway's reply check: a record field beyond the released set
@@ -212,12 +218,18 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "UNKNOWN_TOKEN",
     ),
     "FAILED_PRECONDITION": (
+        # the operator console: off loopback without TLS, a bad [console] table, a retired contract
+        "TLS_REQUIRED",
+        "CONSOLE_CONFIG",
+        "CONTRACT_RETIRED",
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
         "AGENT_REVOKED",
         "WALLET_MISMATCH",
         # encrypted node keys at rest (federation.identity)
         "KEY_PASSPHRASE_MISSING",
         "KEY_DECRYPT_FAILED",
+        # `peer reset-witness` named another size than the witness holds (ledger.Witness.reset_log)
+        "WITNESS_STATE_CHANGED",
         # the organization key in a PKCS#11 token (federation.keystore)
         "KEY_STORE_UNAVAILABLE",
         "KEY_NOT_EXPORTABLE",
@@ -292,7 +304,15 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
 
 #: modules that may give an error an explicit status (a peer's answer; negotiation; signed payloads)
 EXPLICIT_STATUS_MODULES = frozenset(
-    {"federation/wire.py", "federation/negotiation.py", "federation/signing.py"}
+    {
+        "federation/wire.py",
+        "federation/negotiation.py",
+        "federation/signing.py",
+        # the operator console answers HTTP: its errors carry an HTTP status, not a gRPC one
+        "federation/console/actions.py",
+        "federation/console/app.py",
+        "federation/console/auth.py",
+    }
 )
 
 #: the gRPC status names the table uses

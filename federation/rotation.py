@@ -460,15 +460,33 @@ async def announce_loop(node: Any, every: float = 30.0) -> None:
         await asyncio.sleep(every)
 
 
+#: Files whose change means the organization key changed (read, not parsed, at every reload).
+_KEY_FILES = ("org.jwk", "org.p8", "pkcs11.json", "org-history.json", "encryption.json")
+
+
+def _key_files_digest(paths: NodePaths) -> bytes:
+    """SHA-256 over the organization key files as they are on disk (cheap: no decryption, no token)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in _KEY_FILES:
+        p = paths.root / "keys" / name
+        h.update(name.encode() + b"\0")
+        h.update(p.read_bytes() if p.is_file() else b"-")
+    return h.digest()
+
+
 def refresh_identity(node: Any) -> bool:
     """Re-read the node's keys and TLS certificate if they changed on disk (rotation, TLS renewal).
 
-    Called by :meth:`federation.node.Node.reload`. The new organization key is
-    used for everything signed from now on (envelopes, credentials, status
+    Called by :meth:`federation.node.Node.reload`. The key files are compared
+    byte for byte with what was loaded (an encrypted key is decrypted, or a
+    PKCS#11 session opened, only when they changed). The new organization key
+    is used for everything signed from now on (envelopes, credentials, status
     lists); a new node certificate goes to the peer client (new connections
-    present it; the server side is swapped by the server's TLS callback).
-    A key that cannot be loaded (e.g. its passphrase is gone) is logged and
-    the node keeps the identity it has.
+    present it; the server side is swapped by the server's TLS callback). A key
+    that cannot be loaded (e.g. its passphrase is gone) is logged and the node
+    keeps the identity it has.
 
     Returns:
         True when something changed.
@@ -477,26 +495,28 @@ def refresh_identity(node: Any) -> bool:
     from federation.errors import ConfigError
 
     old = node.identity
+    digest = _key_files_digest(node.paths)
+    cert, key = old.tls_pem("node.pem"), old.tls_pem("node.key")
     if getattr(node, "_tls_pair", None) is None:  # first load: the identity was just read
-        node._tls_pair = (old.tls_pem("node.pem"), old.tls_pem("node.key"))
+        node._tls_pair, node._key_digest = (cert, key), digest
         return False
-    try:
-        fresh = NodeIdentity.load(node.paths.root)
-    except ConfigError as exc:
-        log.error("node keys not reloaded", error=str(exc)[:300])
-        return False
-    key_changed = fresh.org_key.public_key != old.org_key.public_key or fresh.key_history != old.key_history
-    cert, key = fresh.tls_pem("node.pem"), fresh.tls_pem("node.key")
     tls_changed = node._tls_pair != (cert, key)
-    node._tls_pair = (cert, key)
+    key_changed = node._key_digest != digest
     if not key_changed and not tls_changed:
         return False
-    node.identity = dataclasses.replace(fresh, config=old.config)
     if key_changed:
+        try:
+            fresh = NodeIdentity.load(node.paths.root)
+        except ConfigError as exc:
+            log.error("node keys not reloaded", error=str(exc)[:300])
+            return False
+        node.identity = dataclasses.replace(fresh, config=old.config)
+        node._key_digest = digest
         from federation.statuslists import StatusListPublisher
 
         node.status = StatusListPublisher(node.identity, node.store)
         log.info("organization key loaded", key=node.identity.verification_method)
+    node._tls_pair = (cert, key)
     if tls_changed and node.peer_client is not None and hasattr(node.peer_client, "update_certificate"):
         node.peer_client.update_certificate(cert_pem=cert, key_pem=key)
         log.info("node TLS certificate reloaded")

@@ -139,20 +139,25 @@ class Enrollment:
     reload_note: str | None
 
 
-def ensure_tester(tester_dir: Path) -> Any:
+def ensure_tester(tester_dir: Path, *, listen: str | None = None, advertise: str = "") -> Any:
     """Load the tester organization from ``tester_dir``, creating it on first use.
 
     A new tester gets fresh keys, CA and certificates (``node init`` with org
-    name ``interop``, listening on a free 127.0.0.1 port where the suite
-    serves its status lists) and the agents of :data:`TESTER_AGENTS`; the
-    revoked and suspended ones have their status bits set.
+    name ``interop``) and the agents of :data:`TESTER_AGENTS`; the revoked
+    and suspended ones have their status bits set. The suite serves the
+    tester's status lists on ``listen`` (default a free 127.0.0.1 port: a node
+    on this machine) and the tester's bundle names ``advertise`` (default
+    ``listen``): for a node on another machine give an address it can reach,
+    e.g. ``listen="0.0.0.0:7499", advertise="tester.example.org:7499"`` (the
+    tester's TLS certificate names that host).
 
     Returns:
         The tester's :class:`federation.identity.NodeIdentity`.
 
     Raises:
         ConfigError: ``tester_dir`` holds a node that is not the kit's tester
-            (another org name, or agents missing).
+            (another org name, or agents missing), or one made for other
+            ``listen`` / ``advertise`` addresses than those given.
 
     """
     from federation.agents import open_store, register_agent
@@ -160,7 +165,9 @@ def ensure_tester(tester_dir: Path) -> Any:
     from federation.supervisor import free_port
 
     if not (tester_dir / "node.toml").exists():
-        init_node(tester_dir, org_name=TESTER_ORG, listen=f"127.0.0.1:{free_port()}")
+        init_node(
+            tester_dir, org_name=TESTER_ORG, listen=listen or f"127.0.0.1:{free_port()}", advertise=advertise
+        )
         ident = NodeIdentity.load(tester_dir)
         store = open_store(ident)
         for name, (with_status, bits) in TESTER_AGENTS.items():
@@ -180,6 +187,13 @@ def ensure_tester(tester_dir: Path) -> Any:
         if not (pdir / "node.toml").exists():
             init_node(pdir, org_name=name, listen=f"127.0.0.1:{free_port()}")
     ident = NodeIdentity.load(tester_dir)
+    have = (ident.config.listen, ident.config.advertise)
+    if (listen is not None and listen != have[0]) or (advertise and advertise != have[1]):
+        raise ConfigError(
+            f"the tester in {tester_dir} listens on {have[0]} (advertise {have[1] or '-'}), not "
+            f"{listen or have[0]} (advertise {advertise or '-'}): give another --tester directory",
+            metadata={"path": str(tester_dir)},
+        )
     missing = [n for n in TESTER_AGENTS if not (tester_dir / "agents" / f"{n}.json").is_file()]
     if ident.config.org_name != TESTER_ORG or missing:
         raise ConfigError(
@@ -263,6 +277,8 @@ def enroll(
     bundle_out: Path | None = None,
     now: dt.datetime | None = None,
     reload: bool = True,
+    tester_listen: str | None = None,
+    tester_advertise: str = "",
 ) -> Enrollment:
     """Add the conformance kit to the node in ``node_dir`` (see the module docstring).
 
@@ -272,6 +288,8 @@ def enroll(
         bundle_out: also write the node's peer bundle here.
         now: enrollment time (UTC); contracts are valid from a day before to 90 days after.
         reload: ask a running node to reload (AdminService).
+        tester_listen: where a new tester's status lists are served (:func:`ensure_tester`).
+        tester_advertise: what its bundle names for them (default ``tester_listen``).
 
     Returns:
         What was added (:class:`Enrollment`).
@@ -312,7 +330,7 @@ def enroll(
             "has (remove them, or enroll at another node)",
             metadata={"path": str(node_dir)},
         )
-    tester = ensure_tester(tester_dir)
+    tester = ensure_tester(tester_dir, listen=tester_listen, advertise=tester_advertise)
     if tester.org_did == node.org_did:
         raise ConfigError("the node under test is the tester organization itself")
     cid, unsigned_id = contract_ids(org)

@@ -551,7 +551,7 @@ async def start_provider(
     ``cert_pem``/``key_pem`` replace the persona's server certificate (R-TRN-4: one from another CA).
 
     Raises:
-        RuntimeError: the endpoint cannot be bound (the port is taken).
+        federation.errors.ConfigError: the endpoint cannot be bound (the port is taken).
 
     """
     servicer = TesterProvider(persona_dir, node_bundle)
@@ -564,7 +564,17 @@ async def start_provider(
         require_client_auth=True,
     )
     endpoint = ident.config.advertise or ident.config.listen
-    if server.add_secure_port(endpoint, creds) == 0:
-        raise RuntimeError(f"persona {ident.config.org_name}: cannot listen on {endpoint}")
+    try:
+        bound = server.add_secure_port(endpoint, creds)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        from federation.errors import ConfigError
+
+        raise ConfigError(
+            f"persona {ident.config.org_name}: cannot listen on {endpoint} (its bundle's endpoint): "
+            "is another run of the suite using it?",
+            metadata={"endpoint": endpoint},
+        )
     await server.start()
     return server, servicer

@@ -151,6 +151,9 @@ class AgentDriver:
         )
         self.channel = grpc.aio.secure_channel(target, creds)
         self.stub = pbg.AgentServiceStub(self.channel)
+        #: this run's purpose: ``QueryEntries`` (index order, at most 1,000) filters the node's
+        #: received entries by it, so earlier runs' entries never crowd this run's out
+        self.purpose = f"conformance-run-{secrets.token_hex(4)}"
 
     async def close(self) -> None:
         """Close the channel."""
@@ -199,11 +202,11 @@ class AgentDriver:
             timeout=30,
         )
 
-    def body(self, peer_org: str, *, fields: list[str], purpose: str = "conformance") -> pb.RequestBody:
-        """A fresh ``RequestBody`` of this agent to ``peer_org``."""
+    def body(self, peer_org: str, *, fields: list[str], purpose: str = "") -> pb.RequestBody:
+        """A fresh ``RequestBody`` of this agent to ``peer_org`` (``purpose`` default: this run's)."""
         return pb.RequestBody(
             contract_id=f"interop-{self.node_bundle['org_name']}",
-            purpose=purpose,
+            purpose=purpose or self.purpose,
             resource="interop-records",
             subject="rec-1",
             fields=fields,
@@ -236,7 +239,7 @@ class AgentDriver:
         peer: str,
         *,
         fields: list[str],
-        purpose: str = "conformance",
+        purpose: str = "",
         signed: Callable[[str], pb.SignedPayload] | None = None,
         wrapper_extra: bytes = b"",
     ) -> Asked:
@@ -275,7 +278,7 @@ class AgentDriver:
         try:
             while True:
                 r = await reader.stub.QueryEntries(
-                    pb.QueryEntriesRequest(kind="received", limit=1000), timeout=10
+                    pb.QueryEntriesRequest(kind="received", purpose=self.purpose, limit=1000), timeout=10
                 )
                 for e in r.entries:
                     if e.leaf_index == index:
@@ -344,7 +347,10 @@ async def _recorded(ctx: RequesterContext, got: Asked, *, peer: str, reason: str
 
 
 async def case_trn_4_server_from_another_ca(ctx: RequesterContext) -> str:
-    """R-TRN-4: a provider whose server certificate does not chain to the pinned CA gets no request."""
+    """R-TRN-4: a provider whose server certificate does not chain to the pinned CA gets no request.
+
+    The certificate names the persona's own DID and hosts: only its issuing CA differs.
+    """
     from federation.tls import mint_tls_material
 
     p = ctx.use(ALIEN)

@@ -152,8 +152,8 @@ async def with_personas(
         only: run only these cases.
 
     Raises:
-        FileNotFoundError: no tester agent wallet for this node (not enrolled with a kit that has one).
-        RuntimeError: a persona's endpoint is taken.
+        federation.errors.ConfigError: no tester agent wallet for this node (enrolled with a kit
+            that had none), or a persona's endpoint is taken.
 
     """
     from interop_tests.enrollment import PERSONAS, TESTER_ORG, agent_wallet_path, persona_dir
@@ -176,8 +176,12 @@ async def with_personas(
     if own_driver:
         wallet = agent_wallet_path(tester_dir, node_bundle["org_name"])
         if not wallet.is_file():
-            raise FileNotFoundError(
-                f"no tester agent wallet {wallet}: run `accord interop enroll` for this node again"
+            from federation.errors import ConfigError
+
+            raise ConfigError(
+                f"no tester agent wallet {wallet}: the kit was enrolled at {node_bundle['org_name']} before "
+                "it had one; run `accord interop unenroll` and `accord interop enroll` there again",
+                metadata={"path": str(wallet)},
             )
         driver = AgentDriver(
             target=target, wallet=json.loads(wallet.read_text()), node_bundle=node_bundle, personas=dirs

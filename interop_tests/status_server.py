@@ -29,7 +29,10 @@ class _StatusOnly(pbg.FederationServiceServicer):
 
 
 async def start_status_server(tester_dir: Path, target_ca_pem: bytes) -> grpc.aio.Server | None:
-    """Serve the tester's status lists on its bundle endpoint; None if the port is taken."""
+    """Serve the tester's status lists on its ``listen`` address (its bundle names ``advertise``).
+
+    Returns None when the address is taken.
+    """
     from federation.agents import open_store
     from federation.identity import NodeIdentity
     from federation.statuslists import StatusListPublisher
@@ -43,7 +46,7 @@ async def start_status_server(tester_dir: Path, target_ca_pem: bytes) -> grpc.ai
         root_certificates=target_ca_pem,
         require_client_auth=True,
     )
-    endpoint = ident.config.advertise or ident.config.listen
+    endpoint = ident.config.listen  # bound here; peers dial the bundle's endpoint (advertise, else listen)
     try:
         if server.add_secure_port(endpoint, creds) == 0:
             return None

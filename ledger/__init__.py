@@ -38,6 +38,7 @@ from ledger.errors import (
     StorageError,
     TreeSizeError,
     UnknownLogError,
+    WitnessStateChangedError,
 )
 from ledger.hashing import EMPTY_ROOT, leaf_hash, merkle_root, node_hash
 from ledger.log import FsckReport, IntegratedBatch, TransparencyLog, Watermarks
@@ -125,6 +126,7 @@ __all__ = [
     "TransparencyLog",
     "TreeSizeError",
     "UnknownLogError",
+    "WitnessStateChangedError",
     "Watermarks",
     "IntegratedBatch",
     "key_id",

@@ -31,6 +31,7 @@ __all__ = [
     "EquivocationError",
     "QuorumNotMetError",
     "UnknownLogError",
+    "WitnessStateChangedError",
     "ConfigurationError",
     "StorageError",
 ]
@@ -206,6 +207,13 @@ class UnknownLogError(LedgerError):
     """A witness was asked about a log origin it is not configured for."""
 
     reason = "UNKNOWN_LOG"
+    caller_fault = True
+
+
+class WitnessStateChangedError(LedgerError):
+    """A witness reset named another size than the one the witness holds (it moved, or was misread)."""
+
+    reason = "WITNESS_STATE_CHANGED"
     caller_fault = True
 
 

@@ -238,6 +238,38 @@ class Witness:
         with self._store.write() as tx:
             tx.witness_add_log(self.name, origin, vkey, _us(now or datetime.now(UTC)))
 
+    def reset_log(self, origin: str, *, expected_size: int, now: datetime | None = None) -> None:
+        """Forget the checkpoint cosigned for ``origin``, so the log is accepted again from size 0.
+
+        The operator's recovery after the log's owner restored an older backup
+        (docs/operator-guide.md, "Restoring an older backup"): the witness
+        then accepts a log that does not extend the one it cosigned (trust on
+        first use again). The vkey and all stored equivocation evidence stay.
+
+        Args:
+            origin: the log's origin.
+            expected_size: the size the operator saw held (guards against
+                resetting a state that moved since it was read).
+            now: the time recorded.
+
+        Raises:
+            UnknownLogError: the origin is not configured.
+            WitnessStateChangedError: the held size is not ``expected_size``.
+
+        """
+        from ledger.errors import WitnessStateChangedError
+
+        with self._store.write() as tx:
+            st = tx.witness_state(self.name, origin, lock=True)
+            if st is None:
+                raise UnknownLogError(f"unknown log {origin!r}", metadata={"origin": origin})
+            if st[1] != expected_size:
+                raise WitnessStateChangedError(
+                    f"the witness holds size {st[1]} for {origin}, not {expected_size}",
+                    metadata={"origin": origin, "held": str(st[1]), "expected": str(expected_size)},
+                )
+            tx.witness_reset_log(self.name, origin, _us(now or datetime.now(UTC)))
+
     def known_logs(self) -> list[tuple[str, str, int]]:
         """Return ``(origin, log vkey, last cosigned size)`` for every configured log."""
         with self._store.read() as tx:

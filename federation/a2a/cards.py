@@ -64,6 +64,8 @@ class SkillTerms:
         contract_id: the contract naming it.
         resources: the purpose's resources.
         fields: MNI fields first, then optional ones (contract field names).
+        free_text: the fields among ``fields`` the contract types
+            ``free_text: true`` (``content.fields``, docs/content-controls.md).
 
     """
 
@@ -71,6 +73,7 @@ class SkillTerms:
     contract_id: str
     resources: tuple[str, ...]
     fields: tuple[str, ...]
+    free_text: tuple[str, ...] = ()
 
 
 def skill_terms(contracts: Iterable[Any], *, provider: str, requester: str) -> dict[str, list[SkillTerms]]:
@@ -92,8 +95,16 @@ def skill_terms(contracts: Iterable[Any], *, provider: str, requester: str) -> d
             if p.aggregates is not None and not p.mni:
                 continue  # aggregate-only purposes are not record skills
             fields = tuple(dict.fromkeys([*p.mni, *p.optional]))
+            content = getattr(c, "content", None)
+            free = content.free_text_fields if content is not None else frozenset()
             out.setdefault(name, []).append(
-                SkillTerms(purpose=name, contract_id=c.id, resources=tuple(p.resources), fields=fields)
+                SkillTerms(
+                    purpose=name,
+                    contract_id=c.id,
+                    resources=tuple(p.resources),
+                    fields=fields,
+                    free_text=tuple(f for f in fields if f in free),
+                )
             )
     return out
 

@@ -11,8 +11,8 @@ a2a-sdk's JSON-RPC routes on Starlette/uvicorn) to its own node's gateway:
 * ``POST /a2a/<partner>/<agent>/`` — ``SendMessage`` (and ``GetTask`` for the
   caller's own recent tasks).
 
-Every request carries ``Authorization: Bearer <token>`` (a token minted for
-one registered agent, :mod:`federation.a2a.auth`). The gateway then acts as
+Every request carries ``Authorization: Bearer <token>`` (a per-agent token
+minted by ``accord agent token NAME``, :mod:`federation.agent_tokens`). The gateway then acts as
 that agent with the Python SDK (:class:`federation.client.AgentClient`,
 the agent's wallet from the node directory) through the node's
 AgentService: the own node opens the session at the partner with the
@@ -40,6 +40,7 @@ import collections
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from federation.a2a import cards as cardlib
-from federation.a2a.auth import GatewayTokens, TokenCheck
 from federation.a2a.errors import to_a2a_error
 from federation.a2a.messages import RecordAsk, check_reply, completed_task, parse_message
 from federation.errors import ConfigError, FederationError, InvalidRequestError, NotFoundError, PeerError
@@ -109,14 +109,16 @@ class Gateway:
     Args:
         node_dir: the node directory (keys, pinned peers, contracts, wallets).
         base_url: ``http://HOST:PORT`` the gateway is reached at (written in local cards).
-        tokens: the bearer-token check (default: the directory's :class:`GatewayTokens`).
+        tokens: maps a bearer token to a local agent name (default: the node
+            directory's per-agent tokens, :mod:`federation.agent_tokens`, minted by
+            ``accord agent token NAME``; revocation is seen at the next request).
 
     Raises:
         ConfigError: not a node directory.
 
     """
 
-    def __init__(self, node_dir: Path, *, base_url: str, tokens: TokenCheck | None = None) -> None:
+    def __init__(self, node_dir: Path, *, base_url: str, tokens: Callable[[str], str] | None = None) -> None:
         from federation.identity import NodeIdentity
         from federation.peer_client import PeerClient
 
@@ -124,7 +126,15 @@ class Gateway:
         self.did = self.identity.org_did
         self.settings = self.identity.config.a2a
         self.base_url = base_url.rstrip("/")
-        self.tokens: TokenCheck = tokens or GatewayTokens(node_dir)
+        if tokens is None:
+            from federation.agent_tokens import TokenBook
+
+            book = TokenBook(node_dir)
+
+            def tokens(token: str) -> str:
+                return book.verify(token).agent
+
+        self.agent_for: Callable[[str], str] = tokens
         self.peer_client = PeerClient(
             cert_pem=self.identity.tls_pem("node.pem"), key_pem=self.identity.tls_pem("node.key")
         )
@@ -400,7 +410,7 @@ class GatewayHandler(RequestHandler):
     def _caller(self, context: Any) -> tuple[str, str, str]:
         partner, agent = context.state.get("route", ("", ""))
         try:
-            name = self.gateway.tokens.agent_for(context.state.get("token", ""))
+            name = self.gateway.agent_for(context.state.get("token", ""))
             if not NAME.match(partner) or not NAME.match(agent):
                 raise PeerError(f"no partner agent {partner!r}/{agent!r}", reason="UNKNOWN_PEER")
         except FederationError as exc:
@@ -478,14 +488,14 @@ def make_app(gateway: Gateway) -> Any:
         partner = request.path_params["partner"]
         agent = request.path_params["agent"]
         try:
-            gateway.tokens.agent_for(_bearer(request.headers))
+            gateway.agent_for(_bearer(request.headers))
             if not NAME.match(partner) or not NAME.match(agent):
                 raise PeerError(f"no partner agent {partner!r}/{agent!r}", reason="UNKNOWN_PEER")
             pa = await gateway.partner_agent(partner, agent)
             body = gateway.local_card(pa, partner, agent)
         except FederationError as exc:
             code = {"UNAUTHENTICATED": 401, "NOT_FOUND": 404, "INVALID_ARGUMENT": 400}.get(exc.status, 403)
-            if exc.reason == "A2A_TOKEN_INVALID":
+            if exc.reason in ("TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"):
                 code = 401
             return JSONResponse({"reason": exc.reason, "detail": str(exc)[:500]}, status_code=code)
         return Response(body, media_type="application/json")

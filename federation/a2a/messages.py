@@ -57,6 +57,7 @@ class RecordAsk:
         contract_id: the contract the request is made under.
         resource / subject: what records.
         fields: requested field names (contract field names, no repeats).
+        free_text: the contract's free-text fields among them (answered as text parts).
 
     """
 
@@ -65,24 +66,33 @@ class RecordAsk:
     resource: str
     subject: str
     fields: tuple[str, ...]
+    free_text: tuple[str, ...] = ()
 
 
 def screen_free_text(terms: SkillTerms, text: str) -> None:
-    """The free-text hook: may this text part cross under ``terms``' contract and purpose?
+    """The free-text hook for a text part the *caller* sends: may it cross under ``terms``?
 
-    Contracts do not yet type their fields, so no contract allows free text
-    and every text part is refused. When contracts gain field types with a
-    "free text allowed" flag, this is the one place that decides (and hands
-    the text to the content controls that screen it); the text would then
-    travel as the value of that contract field.
+    Free text crosses only as the value of a contract field typed
+    ``free_text: true`` (``content.fields``, docs/content-controls.md), and
+    an Accord request carries field *names*, never values: a requester's
+    text would be a channel no contract field covers. So a text part in a
+    request is refused, and the message says where free text does cross —
+    in answers, as the contract's free-text fields, screened at both nodes
+    (:func:`completed_task` hands them to the agent as text parts). This is
+    the one place to change if requests ever carry a free-text field.
 
     Raises:
-        DeniedError: ``FREE_TEXT_NOT_ALLOWED`` (always, for now).
+        DeniedError: ``FREE_TEXT_NOT_ALLOWED``.
 
     """
+    where = (
+        f"free text crosses only in answers, as its free-text fields {list(terms.free_text)}"
+        if terms.free_text
+        else "it types no field as free text"
+    )
     raise DeniedError(
-        f"contract {terms.contract_id}, purpose {terms.purpose}: free text may not cross "
-        f"({len(text)} characters in a text part); ask with a data part naming contract fields",
+        f"contract {terms.contract_id}, purpose {terms.purpose}: a request carries no free text "
+        f"({len(text)} characters in a text part; {where}); ask with a data part naming contract fields",
         reason="FREE_TEXT_NOT_ALLOWED",
         metadata={"contract_id": terms.contract_id, "purpose": terms.purpose},
     )
@@ -217,7 +227,12 @@ def parse_message(
             metadata={"fields": ",".join(unknown)[:500]},
         )
     return RecordAsk(
-        skill=skill, contract_id=terms.contract_id, resource=resource, subject=subject, fields=names
+        skill=skill,
+        contract_id=terms.contract_id,
+        resource=resource,
+        subject=subject,
+        fields=names,
+        free_text=tuple(f for f in names if f in terms.free_text),
     )
 
 
@@ -243,15 +258,46 @@ def check_reply(records: list[dict[str, Any]], released: Sequence[str]) -> None:
 def completed_task(message: Message, ask: RecordAsk, result: Any) -> Task:
     """The completed A2A task for an answered request.
 
+    Free text crosses here, and only here: each value of a field the
+    contract types ``free_text: true`` (screened by the provider's and the
+    own node's content controls, docs/content-controls.md) is taken out of
+    its record and handed over as a **text part** whose metadata names it
+    (``accord.field``, ``accord.record``) and carries the own node's verdict
+    when it flagged the value (``accord.label``: ``verdict``, ``findings``) —
+    text for the agent to treat as untrusted data, never as instructions.
+    The data part holds the rest of each record.
+
     Args:
         message: the caller's message (kept as the task's history).
         ask: what was asked.
-        result: the :class:`federation.client.Result`.
+        result: the :class:`federation.client.Result` (``content_labels``: the
+            own node's labels for flagged or unscreened free text).
 
     """
     context_id = message.context_id or uuid.uuid4().hex
+    labels = {
+        (int(lb.record), lb.field): {"verdict": lb.verdict, "findings": list(lb.findings)}
+        for lb in getattr(result, "content_labels", ())
+    }
+    structured: list[Any] = []
+    texts: list[Part] = []
+    for i, rec in enumerate(result.records):
+        if not isinstance(rec, dict) or not ask.free_text:
+            structured.append(rec)
+            continue
+        rest = dict(rec)
+        for f in ask.free_text:
+            if f in rest:
+                value = rest.pop(f)
+                meta = struct_pb2.Struct()
+                info: dict[str, Any] = {"field": f, "record": i}
+                if (i, f) in labels:
+                    info["label"] = labels[(i, f)]
+                meta.update({"accord": info})
+                texts.append(Part(text=value if isinstance(value, str) else str(value), metadata=meta))
+        structured.append(rest)
     records = struct_pb2.Value()
-    records.struct_value.update({"records": result.records})  # JSON values (from the provider's JSON)
+    records.struct_value.update({"records": structured})  # JSON values (from the provider's JSON)
     evidence = struct_pb2.Struct()
     evidence.update(
         {
@@ -264,6 +310,7 @@ def completed_task(message: Message, ask: RecordAsk, result: Any) -> Task:
                 "releasedFields": list(result.released_fields),
                 "strippedFields": list(result.stripped_fields),
                 "effectiveTrust": float(result.effective_trust),
+                "contentLabels": [{"record": r, "field": f, **v} for (r, f), v in sorted(labels.items())],
             }
         }
     )
@@ -279,7 +326,7 @@ def completed_task(message: Message, ask: RecordAsk, result: Any) -> Task:
                 artifact_id=uuid.uuid4().hex,
                 name="records",
                 description=f"records released under {ask.contract_id} / {ask.skill}",
-                parts=[Part(data=records, media_type="application/json")],
+                parts=[Part(data=records, media_type="application/json"), *texts],
                 metadata=evidence,
             )
         ],

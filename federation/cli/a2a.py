@@ -1,4 +1,4 @@
-"""``accord a2a``: the A2A gateway (serve), its agents' tokens, partners' agent cards."""
+"""``accord a2a``: the A2A gateway (serve) and partners' agent cards (tokens: ``accord agent token``)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def serve(
         sys.stdout.flush()
 
     try:
-        import uvloop  # libuv event loop: the gateway adds least latency on it (benchmarks/bench_a2a.py)
+        import uvloop  # libuv event loop: the gateway adds least latency on it (accord bench adapters)
 
         uvloop.install()
     except ImportError:
@@ -46,17 +46,6 @@ def serve(
         asyncio.run(run(node_dir(directory), host=host, port=int(port), on_ready=ready))
     except KeyboardInterrupt:
         pass
-
-
-@app.command("token")
-def token(
-    agent: Annotated[str, typer.Option("--agent", help="A registered agent of this node.")],
-    directory: DirOption = None,
-) -> None:
-    """Mint a bearer token for AGENT to call the gateway (printed once; only its hash is kept)."""
-    from federation.a2a.auth import GatewayTokens
-
-    typer.echo(GatewayTokens(node_dir(directory)).mint(agent))
 
 
 @app.command("cards")

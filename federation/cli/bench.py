@@ -98,7 +98,6 @@ _optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,
 _optional(
     "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
 )
-_optional("a2a", "benchmarks.bench_a2a", "One request through the A2A gateway vs the Python SDK, same run.")
 
 
 def _trust_sweep() -> None:

@@ -40,11 +40,32 @@ def enroll(
             "--bundle-out", help="Also write the node's peer bundle here (for `interop run --bundle`)."
         ),
     ] = None,
+    tester_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--tester-listen",
+            help="HOST:PORT where `interop run` serves the tester's status lists (new tester; "
+            "default a free 127.0.0.1 port).",
+        ),
+    ] = None,
+    tester_advertise: Annotated[
+        str,
+        typer.Option(
+            "--tester-advertise",
+            help="HOST:PORT the node under test dials for them (default: --tester-listen).",
+        ),
+    ] = "",
 ) -> None:
     """Pin the kit's tester organization at a node and register what the suites need; print what was added."""
     from interop_tests.enrollment import enroll as do_enroll
 
-    result = do_enroll(node_dir(directory), tester_dir=_tester(tester), bundle_out=bundle_out)
+    result = do_enroll(
+        node_dir(directory),
+        tester_dir=_tester(tester),
+        bundle_out=bundle_out,
+        tester_listen=tester_listen,
+        tester_advertise=tester_advertise,
+    )
     console.print(f"added to {escape(str(result.node_dir))}:")
     for item in result.items:
         where = item.path or "node database"

@@ -70,7 +70,7 @@ for _mod, _name, _help in (
     ("federation.cli.mcp", "mcp", "Serve an agent over the Model Context Protocol."),
     ("federation.cli.console", "console", "The operator console in a browser."),
     ("federation.cli.approvals", "approvals", "Human approval of held requests (signed by operators)."),
-    ("federation.cli.a2a", "a2a", "The A2A gateway: serve, agent tokens, partners' agent cards."),
+    ("federation.cli.a2a", "a2a", "The A2A gateway: serve, partners' agent cards."),
 ):
     _m = __import__(_mod, fromlist=["app"])
     app.add_typer(_m.app, name=_name, help=_help)

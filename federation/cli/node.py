@@ -36,6 +36,10 @@ def init(
     passphrase_file: Annotated[
         Path | None, typer.Option("--passphrase-file", help="File holding the passphrase.")
     ] = None,
+    did: Annotated[
+        str | None,
+        typer.Option("--did", help="The organization's own did:web (default did:web:<org>.accord.test)."),
+    ] = None,
     key_store: Annotated[
         str, typer.Option("--key-store", help="Where the organization key lives: file | pkcs11.")
     ] = "file",
@@ -82,6 +86,7 @@ def init(
         force=force,
         passphrase=passphrase,
         pkcs11=pkcs11,
+        did=did,
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
 

@@ -1,4 +1,4 @@
-"""``accord peer``: export-bundle, add, remove, sign-rotation, list."""
+"""``accord peer``: export-bundle, add, remove, sign-rotation, list, reset-witness."""
 
 from __future__ import annotations
 
@@ -182,6 +182,7 @@ def remove(
     if bundle is None:
         raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)")
     cfg = load_config(d)
+    new_cfg = None
     if name in cfg.witnesses:
         rest = [w for w in cfg.witnesses if w != name]
         if len(rest) < cfg.witness_quorum:
@@ -190,10 +191,28 @@ def remove(
                 f"{cfg.witness_quorum}: change witnesses / witness_quorum there first",
                 metadata={"field": "witness_quorum"},
             )
-        save_config(d, cfg.model_copy(update={"witnesses": rest}))
+        new_cfg = cfg.model_copy(update={"witnesses": rest})
+    # Atomic across files: the bundle is first renamed aside (one rename, not matched by
+    # `*.json`), then node.toml is replaced (one rename); if that fails the bundle is put back,
+    # so the peer is either still pinned and a witness, or neither.
+    staged = []
     for p in paths.peers.glob("*.json"):
         if _names(p, bundle.org_did):
-            p.unlink()
+            aside = p.with_name(f".{p.name}.removing")
+            p.replace(aside)
+            staged.append((aside, p))
+    try:
+        if new_cfg is not None:
+            save_config(d, new_cfg)
+    except BaseException:
+        for aside, p in staged:
+            aside.replace(p)
+        raise
+    for aside, _ in staged:
+        aside.unlink(missing_ok=True)
+    from federation.rotation import remove_retired
+
+    remove_retired(paths.peers, bundle.org_name)  # its rotated-away keys no longer resolve
     naming = []
     for p in sorted(paths.contracts.glob("*.json")):
         try:
@@ -218,3 +237,61 @@ def _names(path: Path, org_did: str) -> bool:
         return json.loads(path.read_text()).get("org_did") == org_did
     except (OSError, ValueError, AttributeError):
         return False
+
+
+@app.command("reset-witness")
+def reset_witness(
+    name: Annotated[str, typer.Argument(help="The peer whose log this node witnesses (as in `peer list`).")],
+    held_size: Annotated[
+        int | None,
+        typer.Option(
+            "--held-size",
+            min=0,
+            help="The size this node's witness holds for the peer's log (shown without it); resets.",
+        ),
+    ] = None,
+    directory: DirOption = None,
+) -> None:
+    """Let this node's witness accept a peer's log again from size 0 (the peer restored an older backup).
+
+    Without ``--held-size`` the command only shows what the witness holds and
+    changes nothing. With it (the size shown, so that a state that moved
+    meanwhile is not reset: ``WITNESS_STATE_CHANGED``) the witness forgets
+    the checkpoint it cosigned for the peer's origin; the next checkpoint the
+    peer sends is accepted as a new log (trust on first use again). Stored
+    equivocation evidence and the peer's pinned keys are kept. Takes effect
+    at once, also on a running node. See docs/operator-guide.md, "Restoring an
+    older backup".
+    """
+    from federation.config import database_url_for
+    from federation.errors import PeerError
+    from federation.identity import NodeIdentity, witness_name
+    from federation.peers import PeerRegistry
+    from ledger import Witness
+
+    ident = NodeIdentity.load(node_dir(directory))
+    try:
+        bundle = PeerRegistry.load(ident.paths.peers).get(name)
+    except PeerError:
+        raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)") from None
+    witness = Witness.open(
+        database_url_for(ident.paths.root, ident.config),
+        name=witness_name(ident.config.org_name),
+        seed=ident.witness_seed,
+    )
+    try:
+        latest = witness.latest(bundle.ledger_origin)
+        held = latest.checkpoint.size if latest else 0
+        if held_size is None:
+            console.print(
+                f"the witness holds size {held} for {bundle.ledger_origin}; to accept {name}'s log again "
+                f"from size 0: accord peer reset-witness {name} --held-size {held}"
+            )
+            return
+        witness.reset_log(bundle.ledger_origin, expected_size=held_size)
+    finally:
+        witness.close()
+    console.print(
+        f"reset the witness state of {bundle.ledger_origin} (was size {held}); its next checkpoint "
+        "starts a new history here (equivocation evidence kept)"
+    )

@@ -13,11 +13,10 @@ agent's status list or the contract file.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from federation.clock import rfc3339
+from federation import entries
 from federation.console.auth import Principal
 from federation.console.views import ConsoleData
 from ledger import DisclosureEntry
@@ -61,19 +60,17 @@ def operator_action_entry(
     ``reason`` is the action's code from :data:`ACTIONS`; ``extra`` names the
     action, the target and the actor (bounded to 200 characters each).
     """
-    return DisclosureEntry(
+    return entries.node_event(
         kind="operator_action",
-        disclosure_id="op_" + secrets.token_hex(16),
-        time=rfc3339(now),
+        prefix="op_",
         provider_org=org_did,
         requester_org=org_did,
-        requester_agent=agent_did,
-        provider_agent="",
+        reason=ACTIONS[action],
+        now=now,
+        agent=agent_did,
         contract_id=contract_id,
         contract_hash=contract_hash,
-        purpose="",
         decision="allow",
-        reason=ACTIONS[action],
         extra={
             "action": action,
             "target": target[:200],

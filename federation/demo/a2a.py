@@ -73,7 +73,7 @@ async def _exchanges(layout: Layout, url: str) -> list[dict[str, Any]]:
     from a2a.utils.errors import A2AError
     from google.protobuf import json_format, struct_pb2
 
-    from federation.a2a.auth import GatewayTokens
+    from federation.agent_tokens import mint
     from federation.client import AgentClient
 
     rows: list[dict[str, Any]] = []
@@ -97,7 +97,7 @@ async def _exchanges(layout: Layout, url: str) -> list[dict[str, Any]]:
                 "receipt": r.receipt_verified,
             }
         )
-    token = GatewayTokens(layout.orgs["relief"]).mint("triage-coordinator")
+    token, _ = mint(layout.orgs["relief"], "triage-coordinator", ttl_days=1, label="accord demo --agents")
     meta = struct_pb2.Struct()
     meta.update({"skill": PURPOSE})
     body = json_format.ParseDict({"subject": SUBJECT, "fields": FIELDS}, struct_pb2.Value())

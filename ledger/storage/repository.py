@@ -9,6 +9,7 @@ version table.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -321,6 +322,16 @@ class Tx:
         """Return the number of entry rows."""
         return int(self.conn.execute(select(func.count()).select_from(s.entries)).scalar_one())
 
+    def _contains(self, column, needle: bytes):
+        """``column`` (bytes) contains ``needle``.
+
+        ``instr`` on SQLite (its LIKE does not match BLOBs), bytea ``LIKE`` on PostgreSQL.
+        """
+        if self.conn.dialect.name == "sqlite":
+            return func.instr(column, needle) > 0
+        escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
+        return column.op("LIKE", is_comparison=True)(b"%" + escaped + b"%")
+
     def query(self, flt, *, time_bounds: tuple[int | None, int | None]) -> list[EntryRow]:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds).
 
@@ -346,7 +357,7 @@ class Tx:
                 e.provider_agent == flt.agent_did,
                 # delegation provenance (root agent, chain agents) inside the entry bytes:
                 # not indexed, so this part scans in index order until it has ``limit`` rows
-                *(e.data.like(p, escape="!") for p in _chain_patterns(flt.agent_did)),
+                *(self._contains(e.data, p) for p in _chain_patterns(flt.agent_did)),
             ]
             if split is None:
                 split = agent
@@ -581,6 +592,22 @@ class Tx:
         )
         return res.rowcount == 1
 
+    def witness_reset_log(self, witness: str, origin: str, now_us: int) -> int | None:
+        """Forget what a witness cosigned for ``origin`` (size 0, no checkpoint; vkey kept).
+
+        Returns the size it held, or None when the log is not configured.
+        Equivocation evidence is not touched.
+        """
+        w = s.witness_logs.c
+        cond = and_(w.witness == witness, w.origin == origin)
+        row = self.conn.execute(select(w.size).where(cond)).first()
+        if row is None:
+            return None
+        self.conn.execute(
+            update(s.witness_logs).where(cond).values(size=0, root=None, note=None, updated_at_us=now_us)
+        )
+        return int(row[0])
+
     def witness_logs(self, witness: str) -> list[tuple[str, str, int]]:
         """Return ``(origin, vkey, size)`` of every log a witness knows."""
         w = s.witness_logs.c
@@ -667,23 +694,20 @@ class LedgerStore:
 
 
 def _chain_patterns(agent_did: str) -> list[bytes]:
-    """LIKE patterns over an entry's JCS bytes that find ``agent_did`` in its delegation provenance.
+    """Byte strings whose presence in an entry's JCS bytes puts ``agent_did`` in its delegation provenance.
 
     A delegated request's entry names the root agent (``extra.root_agent``) and
     every agent of the chain (``extra.chain_agents``, comma-separated); these
-    patterns match the DID as a whole item there, never as a prefix of another.
+    match the DID as a whole item there, never as a prefix of another.
     """
-    # escape character "!", not a backslash: PostgreSQL reads the ESCAPE literal (and the
-    # pattern) as bytea here, where a lone backslash is invalid input
-    d = agent_did.replace("!", "!!").replace("%", "!%").replace("_", "!_").replace('"', "")
+    d = json.dumps(agent_did)[1:-1]  # as JCS writes it inside a string
     return [
         p.encode()
         for p in (
-            f'%"root_agent":"{d}"%',
-            f'%"chain_agents":"{d}"%',
-            f'%"chain_agents":"{d},%',
-            f'%,{d},%',
-            f'%,{d}"%',
+            f'"root_agent":"{d}"',
+            f'"chain_agents":"{d}"',
+            f'"chain_agents":"{d},',
+            f',{d},',
+            f',{d}"',
         )
     ]
-

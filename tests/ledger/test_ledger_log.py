@@ -480,3 +480,58 @@ def test_append_integrated_keeps_idempotency(log):
     with pytest.raises(IdempotencyConflictError):
         log.append_integrated([make_entry(3, purpose="other")])
     assert log.size() == 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_log(request, tmp_path, signer):
+    """A log on SQLite, and on PostgreSQL when ACCORD_TEST_DATABASE_URL is set (own schema)."""
+    import os
+    import uuid
+
+    if request.param == "sqlite":
+        lg = TransparencyLog.open(f"sqlite:///{tmp_path / 'chain.db'}", origin=ORIGIN, signer=signer)
+        yield lg
+        lg.close()
+        return
+    pg = os.environ.get("ACCORD_TEST_DATABASE_URL")
+    if not pg:
+        pytest.skip("PostgreSQL tests need ACCORD_TEST_DATABASE_URL")
+    import sqlalchemy as sa
+
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg else "?"
+    lg = TransparencyLog.open(f"{pg}{sep}options=-csearch_path%3D{schema}", origin=ORIGIN, signer=signer)
+    try:
+        yield lg
+    finally:
+        lg.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_agent_filter_finds_every_agent_of_a_delegation_chain(any_log):
+    """Provenance (issue #15): ``extra.root_agent`` / ``extra.chain_agents`` match, as whole items only.
+
+    SQLite's LIKE never matches a BLOB: this failed there (no row found) before
+    the filter used ``instr``; on PostgreSQL it runs as bytea LIKE (``_`` escaped).
+    """
+    chain = "did:key:z6MkRoot,did:key:z6MkMid_1,did:key:z6MkLeaf"
+    any_log.append(
+        [
+            make_entry(0),
+            make_entry(
+                1,
+                requester_agent="did:key:z6MkLeaf",
+                extra={"root_agent": "did:key:z6MkRoot", "chain_agents": chain, "delegation_chain": "a,b,c"},
+            ),
+        ]
+    )
+    ids = lambda flt: [s.index for s in any_log.query(flt)]  # noqa: E731
+    for agent in ("did:key:z6MkRoot", "did:key:z6MkMid_1", "did:key:z6MkLeaf"):
+        assert ids(EntryFilter(agent_did=agent)) == [1], agent
+    for outsider in ("did:key:z6MkMid", "did:key:z6MkMidX1", "did:key:z6Mk", "did:key:z6MkRoot,"):
+        assert ids(EntryFilter(agent_did=outsider)) == [], outsider

@@ -33,6 +33,8 @@ from google.protobuf import json_format, struct_pb2
 from federation.supervisor import NodeProcess, free_port
 from tests.nodes.conftest import Fed, start
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("a2a")]  # one federation per module, one worker
+
 PURPOSE = "triage-coordination"
 CONTRACT = "relief-hospital-triage"
 MNI = ["patient_id", "triage_level", "mobility", "shelter"]
@@ -49,9 +51,9 @@ class Gateway:
         self.hospital = fed.layout.orgs["hospital"]
 
     def token(self, agent: str) -> str:
-        from federation.a2a.auth import GatewayTokens
+        from federation.agent_tokens import mint
 
-        return GatewayTokens(self.relief).mint(agent)
+        return mint(self.relief, agent, ttl_days=1)[0]
 
     def agent_url(self, agent: str = "triage-desk", partner: str = "hospital") -> str:
         return f"{self.url}/a2a/{partner}/{agent}/"
@@ -224,7 +226,7 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
     r = httpx.get(
         f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": "Bearer nope"}, timeout=30
     )
-    assert r.status_code == 401 and r.json()["reason"] == "A2A_TOKEN_INVALID"
+    assert r.status_code == 401 and r.json()["reason"] == "TOKEN_INVALID"
 
 
 def refused(gw: Gateway, token: str, message: Message, *, agent: str = "triage-desk") -> A2AError:
@@ -297,7 +299,7 @@ def test_unknown_partner_agent_and_token_are_refused(gw: Gateway) -> None:
 
     assert reason(asyncio.run(post(gw.agent_url("nobody"), token))) == "A2A_UNKNOWN_AGENT"
     assert reason(asyncio.run(post(gw.agent_url(partner="supplier"), token))) == "UNKNOWN_PEER"
-    assert reason(asyncio.run(post(gw.agent_url(), "a2a_forged"))) == "A2A_TOKEN_INVALID"
+    assert reason(asyncio.run(post(gw.agent_url(), "acc_000000000000.forged"))) == "TOKEN_INVALID"
     malformed = asyncio.run(
         _raw(gw.agent_url(), token, b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":7}}')
     )

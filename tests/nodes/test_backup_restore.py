@@ -88,14 +88,18 @@ def cosigned_by(node: Path, peer: str) -> int:
     return st["checkpointed"] if f"\u2014 {peer}.accord.test/witness " in st["checkpoint"] else 0
 
 
-def reset_witness_row(witness_node: Path, origin: str) -> None:
-    """What docs/operator-guide.md tells a partner's operator to do (SQL on their node database)."""
-    import sqlite3
+def _cli(*args) -> tuple[int, str, str]:
+    """Run ``accord ARGS`` in a subprocess: (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
 
-    con = sqlite3.connect(witness_node / "node.db", timeout=30)
-    with con:
-        assert con.execute("DELETE FROM ledger_witness_logs WHERE origin = ?", (origin,)).rowcount == 1
-    con.close()
+    p = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return p.returncode, p.stdout, p.stderr
 
 
 def witness_size(witness_node: Path, origin: str) -> int:
@@ -171,11 +175,15 @@ def test_backup_under_exchanges_restores_verifies_and_stays_witnessed(tmp_path):
         assert wait_until(lambda: refused in json.dumps(status(older)["witnessing"]), timeout=60)
         assert witness_size(relief, origin) == held > manifest["ledger_size"] == status(older)["checkpointed"]
 
-        # 4. the documented recovery: the partner's operator resets its witness row for the origin
-        reset_witness_row(relief, origin)
-        from federation.cli.common import nudge_running_node
-
-        assert "reloaded" in (nudge_running_node(relief) or "")
+        # 4. the documented recovery: the partner's operator resets its witness for the origin
+        #    (`accord peer reset-witness`: shows the held size, then resets only with that size)
+        shown = _cli("peer", "reset-witness", "hospital", "--dir", relief)
+        assert shown[0] == 0 and f"--held-size {held}" in shown[1]
+        wrong = _cli("peer", "reset-witness", "hospital", "--dir", relief, "--held-size", held + 1)
+        assert wrong[0] != 0 and "WITNESS_STATE_CHANGED" in wrong[2]
+        assert witness_size(relief, origin) == held  # nothing changed
+        done = _cli("peer", "reset-witness", "hospital", "--dir", relief, "--held-size", held)
+        assert done[0] == 0, done
         assert wait_until(lambda: witness_size(relief, origin) == manifest["ledger_size"], timeout=60)
     finally:
         fed.stop()

@@ -95,3 +95,25 @@ def test_requester_suite_fails_against_a_requester_that_trusts_any_receipt(tmp_p
     for name in only - {"R-SIG-1 envelope signed as a provider checks it"}:
         assert not results[name].passed, name
         assert "passed the outcome on" in results[name].detail, results[name].detail
+
+
+def test_requester_role_without_a_tester_agent_is_one_line(enrolled, tmp_path):
+    """A node enrolled by a kit that had no tester agent: the CLI says what to do in one line, exit 1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from interop_tests.enrollment import agent_wallet_path
+
+    proc, result = enrolled
+    tester = tmp_path / "tester"
+    shutil.copytree(result.tester_dir, tester)
+    agent_wallet_path(tester, "acme").unlink()
+    p = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "interop", "run", "--role", "requester",
+         "--target", proc.endpoint, "--bundle", str(result.node_bundle), "--tester", str(tester)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "no tester agent wallet" in p.stderr, p.stderr

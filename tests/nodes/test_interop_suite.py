@@ -78,3 +78,30 @@ def test_suite_fails_the_cases_a_misbehaving_node_breaks(bad_fed):
         "refused expired credential",
     ):
         assert not results[broken].passed, broken
+
+
+def test_cases_named_by_requirement_fail_against_a_type_blind_node(tmp_path):
+    """The R-SIG-3 and R-SIG-10 cases fail against a node that checks signatures for any v1 type."""
+    from interop_tests.spec_cases import SPEC_CASES
+
+    layout = provision(tmp_path, orgs=("hospital",))
+    proc = misbehaving_process(layout.orgs["hospital"], ["type_blind_signatures"]).start()
+    try:
+        fed = Fed(layout, {"hospital": proc})
+        only = {n for n, _ in SPEC_CASES}
+        results = {
+            r.name: r
+            for r in asyncio.run(
+                _with_status_server(_ctx(fed, "hospital"), layout.orgs["interop"], only=only)
+            )
+        }
+    finally:
+        proc.stop()
+    sig3 = results["R-SIG-3 payload type checked"]
+    assert not sig3.passed and "expected INVALID_ARGUMENT / WRONG_PAYLOAD_TYPE" in sig3.detail, sig3
+    assert not results["R-SIG-10 receiver order"].passed
+    for kept in (
+        "R-EXC-1 requester mismatch refused",
+        "R-ROL-1 status lists served",
+    ):
+        assert results[kept].passed, (kept, results[kept].detail)

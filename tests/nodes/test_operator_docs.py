@@ -16,11 +16,12 @@ import typer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = ("operator-guide.md", "quickstart.md", "agents.md")
-COMMAND = re.compile(r"accord((?: [a-z][a-z-]*)+)((?: [^`|\n]*)?)")
+COMMAND = re.compile(r"accord((?: [a-z][a-z0-9-]*)+)((?: [^`|\n]*)?)")
 
 
 def _is_group(cmd) -> bool:
-    return hasattr(cmd, "commands")
+    """A group that needs a subcommand (``accord console`` runs by itself: not one of these)."""
+    return hasattr(cmd, "commands") and not getattr(cmd, "invoke_without_command", False)
 
 
 def _cli():

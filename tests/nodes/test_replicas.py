@@ -231,6 +231,41 @@ def test_a_trust_budget_is_spent_once_across_the_replicas(replicated):
     assert released[:2] == [True, True]
 
 
+def test_an_agent_session_opened_through_one_replica_is_used_through_the_other(replicated):
+    """Requester side: the hospital's agent opens its session through replica 0, asks through replica 1."""
+    wallet = replicated.layout.wallets["hospital/bed-manager"]
+    a, b = replicated.replicas.endpoints
+
+    async def go():
+        async with (
+            AgentClient.from_wallet(wallet, endpoint=a) as via_a,
+            AgentClient.from_wallet(wallet, endpoint=b) as via_b,
+        ):
+            s = await via_a.open_session("relief")
+            out = []
+            for client in (via_b, via_a, via_b):
+                out.append(
+                    await client.request(
+                        s,
+                        contract_id="hospital-relief-shelters",
+                        purpose="bed-planning",
+                        resource="shelters",
+                        subject="north-school",
+                        fields=["shelter_id", "capacity", "occupancy", "location"],
+                    )
+                )
+            return out
+
+    results = asyncio.run(go())
+    assert all(r.decision == "allow" and r.receipt_verified for r in results)
+    # each replica wrote the "received" entries of the requests it forwarded, in the one shared log
+    indices = [r.received_leaf_index for r in results]
+    assert len(set(indices)) == 3
+    logs = [p.log_path.read_text() for p in replicated.replicas.procs]
+    assert sum(results[0].disclosure_id in t for t in logs) >= 1
+    assert results[1].disclosure_id in logs[0] and results[0].disclosure_id in logs[1]
+
+
 def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(replicated):
     from ledger.proofs import verify_consistency
 
@@ -344,3 +379,39 @@ def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(repl
     # the dead replica comes back and joins (the lease stays where it is)
     replicated.replicas.restart(replicated.replicas.procs.index(victim))
     assert replicated.lease()[0] == new_holder
+
+
+def test_node_start_replicas_supervises_and_stops_them(replicated):
+    """``accord node start --replicas 2`` prints each replica's READY line and stops both on SIGTERM."""
+    import signal
+
+    from federation.supervisor import ready_endpoint
+
+    replicated.replicas.stop()
+    hdir = replicated.layout.orgs["hospital"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "federation.cli.main", "node", "start", "--dir", str(hdir), "--replicas", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        endpoints = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if ready_endpoint(line):
+                endpoints.append(ready_endpoint(line))
+            if len(endpoints) == 2:
+                break
+        ports = sorted(int(e.rpartition(":")[2]) for e in endpoints)
+        assert ports[1] == ports[0] + 1, endpoints
+        pids = [json.loads((hdir / name).read_text())["pid"] for name in ("node.pid", "node-replica-1.pid")]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        for pid in pids:  # the replicas are gone with their supervisor
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

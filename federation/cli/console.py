@@ -37,6 +37,12 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="Server key PEM (default: tls/node.key).")
     ] = None,
+    approver: Annotated[
+        str, typer.Option("--approver", help="Approvals operator whose key signs console decisions.")
+    ] = "",
+    approver_key: Annotated[
+        Path | None, typer.Option("--approver-key", help="That operator's Ed25519 private key (PEM).")
+    ] = None,
 ) -> None:
     """Serve the operator console for a node directory (read-only unless a write role is granted)."""
     if ctx.invoked_subcommand is not None:
@@ -54,6 +60,8 @@ def serve(
             tls=tls,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            approver=approver,
+            approver_key=approver_key,
         )
     except ValueError as exc:
         raise ConfigError(str(exc), reason="CONSOLE_CONFIG") from None

@@ -13,6 +13,7 @@ agent's status list or the contract file.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from federation import entries
@@ -20,13 +21,15 @@ from federation.console.auth import Principal
 from federation.console.views import ConsoleData
 from ledger import DisclosureEntry
 
-__all__ = ["ACTIONS", "operator_action_entry", "apply_action", "ActionError"]
+__all__ = ["ACTIONS", "operator_action_entry", "apply_action", "decide_approval", "Approver", "ActionError"]
 
 ACTIONS = {
     "agent.revoke": "AGENT_REVOKED",
     "agent.suspend": "AGENT_SUSPENDED",
     "agent.reinstate": "AGENT_REINSTATED",
     "contract.retire": "CONTRACT_RETIRED",
+    "approval.approve": "APPROVAL_APPROVED",
+    "approval.deny": "APPROVAL_DENIED",
 }
 """Console write actions -> the reason code recorded in their ledger entry."""
 
@@ -85,6 +88,76 @@ def _record(data: ConsoleData, entry: DisclosureEntry) -> int:
         return data.ledger.append_integrated([entry]).results[0].index
     except CheckpointConflictError:  # the running node signed meanwhile: sequence only, it integrates
         return data.ledger.append([entry])[0].index
+
+
+@dataclass(frozen=True)
+class Approver:
+    """The operator identity the console signs approval decisions with (``--approver``).
+
+    Attributes:
+        name: the operator's name registered in the node (``accord approvals add-operator``).
+        key: the operator's Ed25519 private key.
+    """
+
+    name: str
+    key: Any
+
+
+def decide_approval(
+    data: ConsoleData, *, approval_id: str, approve: bool, principal: Principal, approver: Approver | None
+) -> dict[str, Any]:
+    """Ledger, then sign and record an approval decision with the console's approver key.
+
+    The node writes its own ``approval`` entry when it settles the decision; the
+    console's ``operator_action`` entry names who pressed the button.
+
+    Raises:
+        PermissionError: no write role.
+        ActionError: no approver configured (409), unknown id (404), or the queue refused
+            (its reason: cap reached, not pending, …; 409).
+    """
+    from federation.approvals import ApprovalError
+
+    if not principal.can_write:
+        raise PermissionError("the write role is required")
+    if approver is None:
+        raise ActionError(
+            "this console has no approver key: start it with --approver NAME --approver-key PEM",
+            status=409,
+            reason="NO_APPROVER",
+        )
+    q = data.approval_queue()
+    try:
+        row = q.show(approval_id)
+    except ApprovalError as exc:
+        raise ActionError(str(exc), status=404, reason=exc.reason) from None
+    if row["status"] != "pending":
+        raise ActionError(f"approval {row['id']} is {row['status']}", status=409, reason="NOT_PENDING")
+    action = "approval.approve" if approve else "approval.deny"
+    now = dt.datetime.now(dt.UTC)
+    index = _record(
+        data,
+        operator_action_entry(
+            org_did=data.org_did,
+            action=action,
+            target=row["id"],
+            principal=principal,
+            now=now,
+            contract_id=row["contract_id"],
+            contract_hash=row["contract_hash"],
+        ),
+    )
+    try:
+        out = q.decide([row["id"]], approve=approve, operator=approver.name, key=approver.key, now=now)
+    except ApprovalError as exc:
+        raise ActionError(
+            f"{exc} (ledger entry {index} records the attempt)", status=409, reason=exc.reason
+        ) from None
+    return {
+        "index": index,
+        "message": f"{out['decision']}d {row['id']} as operator {approver.name}",
+        "reload": "",
+    }
 
 
 def apply_action(data: ConsoleData, *, action: str, target: str, principal: Principal) -> dict[str, Any]:

@@ -14,6 +14,7 @@ Routes (every one behind :func:`federation.console.auth.principal_for`):
 ``GET /auditor``                       reconstruction auditor state per dataset and scope
 ``POST /agents/{name}/{action}``       revoke / suspend / reinstate (write role, CSRF, ledgered)
 ``POST /contracts/{id}/retire``        retire (write role, CSRF, ledgered)
+``POST /approvals/{id}/approve|deny``  sign a decision with ``--approver`` (write role, CSRF, ledgered)
 ====================================  ============================================================
 
 Every response carries ``Server-Timing: app;dur=<ms>`` (time in the application
@@ -147,7 +148,11 @@ class _Guard:
 
 
 def make_app(
-    data: ConsoleData, *, loopback_role: Role = "read", session_secret: bytes | None = None
+    data: ConsoleData,
+    *,
+    loopback_role: Role = "read",
+    session_secret: bytes | None = None,
+    approver: Any = None,
 ) -> Starlette:
     """The console application for one node directory.
 
@@ -156,6 +161,8 @@ def make_app(
         loopback_role: the role of plain-HTTP loopback requests (``read`` unless the
             console was started with ``--write``).
         session_secret: the session cookie's HMAC key (random per process by default).
+        approver: the :class:`federation.console.actions.Approver` whose key signs approval
+            decisions made in the console, or ``None`` (the queue is then read-only).
 
     Returns:
         The ASGI application.
@@ -282,10 +289,8 @@ def make_app(
 
     def approvals_page(request: Request) -> Response:
         if approvals is None:
-            return page(request, "approvals.html", available=False, items=[])
-        lister = getattr(approvals, "pending", None) or getattr(approvals, "list_pending", None)
-        items = lister(data.identity) if callable(lister) else []
-        return page(request, "approvals.html", available=True, items=items)
+            return page(request, "approvals.html", available=False, queue={}, approver=None)
+        return page(request, "approvals.html", available=True, queue=data.approvals(), approver=approver)
 
     # ---------------------------------------------------------------- writes
     async def act(request: Request, action: str, target: str) -> Response:
@@ -304,6 +309,35 @@ def make_app(
         except ActionError as exc:
             return error_page(request, exc.status, exc.reason, str(exc))
         return page(request, "done.html", done=done, action=action, target=target)
+
+    async def approval_action(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        from federation.console.actions import ActionError, decide_approval
+
+        verb = request.path_params["verb"]
+        if approvals is None or verb not in ("approve", "deny"):
+            return error_page(request, 404, "UNKNOWN_ACTION", f"no approval action {verb[:40]!r}")
+        try:
+            p = require_write(request)
+            same_origin(request)
+            form = await form_of(request)
+            check_csrf(request.scope["state"]["session"], form.get("csrf"))
+            done = await run_in_threadpool(
+                decide_approval,
+                data,
+                approval_id=request.path_params["aid"][:64],
+                approve=verb == "approve",
+                principal=p,
+                approver=approver,
+            )
+        except ConsoleAuthError as exc:
+            return error_page(request, exc.status, exc.reason, str(exc))
+        except ActionError as exc:
+            return error_page(request, exc.status, exc.reason, str(exc))
+        return page(
+            request, "done.html", done=done, action=f"approval.{verb}", target=request.path_params["aid"]
+        )
 
     async def agent_action(request: Request) -> Response:
         action = request.path_params["action"]
@@ -349,6 +383,7 @@ def make_app(
         Route("/agents", agents),
         Route("/agents/{name}/{action}", agent_action, methods=["POST"]),
         Route("/approvals", approvals_page),
+        Route("/approvals/{aid}/{verb}", approval_action, methods=["POST"]),
         Route("/exposure", exposure),
         Route("/exposure.svg", exposure_svg),
         Route("/auditor", auditor),

@@ -36,6 +36,9 @@ class ConsoleSettings:
             default the node's ``tls/node.pem``/``node.key`` (SAN localhost, 127.0.0.1
             and the hosts given at ``node init``).
         tls: serve TLS even on loopback (client certificates then required there too).
+        approver: operator name registered for approvals (``accord approvals add-operator``)
+            whose key signs decisions made in the console, or ``""``.
+        approver_key: that operator's Ed25519 private key (PEM).
 
     Raises:
         ValueError: on construction, ``write`` together with an off-loopback host
@@ -49,8 +52,12 @@ class ConsoleSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls: bool = False
+    approver: str = ""
+    approver_key: Path | None = None
 
     def __post_init__(self) -> None:
+        if bool(self.approver) != (self.approver_key is not None):
+            raise ValueError("--approver and --approver-key go together")
         if self.write and self.uses_tls:
             raise ValueError(
                 "--write grants the write role to plain loopback requests only; over TLS the role comes "
@@ -104,7 +111,13 @@ def build_server(settings: ConsoleSettings) -> Any:
     from federation.identity import NodeIdentity
 
     ident = NodeIdentity.load(settings.node_dir)
-    app = make_app(ConsoleData(ident), loopback_role=settings.loopback_role)
+    approver = None
+    if settings.approver:
+        from federation.approvals import load_operator_key
+        from federation.console.actions import Approver
+
+        approver = Approver(settings.approver, load_operator_key(settings.approver_key.read_bytes()))
+    app = make_app(ConsoleData(ident), loopback_role=settings.loopback_role, approver=approver)
     kw: dict[str, Any] = {}
     if settings.uses_tls:
         tls = ident.paths.tls

@@ -486,6 +486,18 @@ class ConsoleData:
             )
         return rows
 
+    # ------------------------------------------------------------------ approvals
+    def approval_queue(self) -> Any:
+        """The node's :class:`federation.approvals.ApprovalQueue`."""
+        from federation.approvals import ApprovalQueue
+
+        return ApprovalQueue(self.store(), org_did=self.org_did)
+
+    def approvals(self) -> dict[str, Any]:
+        """Pending approval rows (riskiest first) and the 20 newest rows of any status."""
+        q = self.approval_queue()
+        return {"pending": q.pending(now=dt.datetime.now(dt.UTC)), "recent": q.list(limit=20)}
+
     # ------------------------------------------------------------------ auditor
     def auditor_rows(self) -> list[dict[str, Any]]:
         """Per dataset and scope: the reconstruction auditor's persisted state (``accord audit status``)."""

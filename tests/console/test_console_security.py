@@ -221,3 +221,65 @@ def test_read_certificate_cannot_write_over_tls(tls_console, demo_dirs, tmp_path
         urllib.request.urlopen(req, timeout=30, context=ctx)
     assert err.value.code == 403 and "WRITE_ROLE_REQUIRED" in err.value.read().decode()
     assert accord_json("agent", "list", "--dir", str(d))[0]["status"] != "revoked"
+
+
+def test_approval_decided_in_the_console_is_signed_and_ledgered(demo_dirs, browser, tmp_path):
+    """A held request (a real queue row) approved through the browser with the console's approver key."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from federation.agents import open_store
+    from federation.approvals import ApprovalError, ApprovalQueue, Assessment
+    from federation.identity import NodeIdentity
+    from policy.contract import ApprovalPolicy, ApprovalRule
+    from tests.console.conftest import ConsoleProcess
+
+    d = demo_dirs["relief"]
+    key = tmp_path / "op.pem"
+    p = accord("approvals", "operator-keygen", "--out", str(key))
+    assert p.returncode == 0, p.stderr
+    public = p.stdout.strip().split()[-1]
+    assert (
+        accord("approvals", "operator-add", "dana", "--public-key", public, "--dir", str(d)).returncode == 0
+    )
+    ident = NodeIdentity.load(d)
+    queue = ApprovalQueue(open_store(ident), org_did=ident.org_did)
+    contract = SimpleNamespace(
+        id="relief-hospital-triage",
+        version_hash="ab" * 32,
+        approval=ApprovalPolicy(require=ApprovalRule(fields=["allergies"])),
+    )
+    with pytest.raises(ApprovalError) as held:
+        queue.hold(
+            shape="console-test-shape",
+            contract=contract,
+            requester_org="did:web:hospital.accord.test",
+            agent="did:key:z6MkTest",
+            purpose="triage-coordination",
+            resource="patients",
+            subject="p-1",
+            fields=["allergies", "patient_id"],
+            assessment=Assessment(rule="fields:allergies", risk=0.8, reason="releases allergies beyond MNI"),
+            now=dt.datetime.now(dt.UTC),
+        )
+    approval_id = held.value.metadata["approval_id"]
+    c = ConsoleProcess(d, "--write", "--approver", "dana", "--approver-key", str(key))
+    try:
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        pg.goto(c.url + "/approvals")
+        assert pg.locator("#approver").text_content() == "dana"
+        row = pg.locator(f"tr[data-approval='{approval_id}']")
+        assert "releases allergies beyond MNI" in row.text_content()
+        row.locator(f"button[aria-label='approve {approval_id}']").click()
+        pg.wait_for_selector("#done-entry")
+        index = int(pg.locator("#done-entry").text_content())
+        ctx.close()
+    finally:
+        c.stop()
+    row = queue.show(approval_id)
+    assert row["status"] == "approved" and row["decided_by"] == "dana" and row["signed"]
+    queue.verify_decision(queue.rows.get(approval_id))  # the signature is the registered operator's
+    ops = accord_json("ledger", "query", "--dir", str(d), "--kind", "operator_action")
+    entry = next(r for r in ops if r["index"] == index)
+    assert entry["extra"]["action"] == "approval.approve" and entry["extra"]["target"] == approval_id

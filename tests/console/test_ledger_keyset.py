@@ -1,4 +1,4 @@
-"""Newest-first keyset paging of ``TransparencyLog.query`` (the explorer's read) agrees with a brute-force filter.
+"""Newest-first keyset paging of ``TransparencyLog.query`` (the explorer's read) agrees with brute force.
 
 The counterpart and agent filters run as two index-ordered selects merged by
 index (``ledger/storage/repository.py``); every page of every filter must be
@@ -107,7 +107,9 @@ def test_every_page_of_every_filter_matches_brute_force(tmp_path, newest_first):
 
 
 def test_end_index_bounds_and_validation(tmp_path):
-    lg = TransparencyLog.open(f"sqlite:///{tmp_path / 'b.db'}", origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32)))
+    lg = TransparencyLog.open(
+        f"sqlite:///{tmp_path / 'b.db'}", origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32))
+    )
     try:
         lg.append([_entry(i) for i in range(30)])
         assert [e.index for e in lg.query(EntryFilter(end_index=3, limit=10, newest_first=True))] == [2, 1, 0]

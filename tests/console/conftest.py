@@ -125,8 +125,14 @@ def tls_console(demo_dirs):
     c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module.
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in
+    the worker's main thread while it is open, and every later test of that worker
+    that calls ``asyncio.run`` would fail ("cannot be called from a running event loop").
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -22,7 +22,10 @@ def _node(tmp_path, signer):
     log.append([make_entry(i) for i in range(5)])
     log.integrate()
     witness = Witness.open(url, name="w.example", seed=b"\x46" * 32)
-    return SimpleNamespace(ledger=log, witness=witness, writer=LedgerWriter(log))
+    # did: the organization DID whose did:web document the endpoint serves (federation.http_tiles)
+    return SimpleNamespace(
+        ledger=log, witness=witness, writer=LedgerWriter(log), did="did:web:hospital.accord.test"
+    )
 
 
 async def _with_client(node, fn):

@@ -222,6 +222,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "TLS_REQUIRED",
         "CONSOLE_CONFIG",
         "CONTRACT_RETIRED",
+        # the console's approval actions: no approver key configured, a request no longer pending
+        "NO_APPROVER",
+        "NOT_PENDING",
         # operator commands on an agent that cannot be renewed (federation.agents.renew_agent)
         "AGENT_REVOKED",
         "WALLET_MISMATCH",

@@ -140,7 +140,7 @@ def run(
         raise ConfigError(f"unknown role {role!r}; known: {', '.join(sorted(ROLES))}")
     suite = suite or ROLES[role][0]
     if suite not in ROLES[role]:
-        raise ConfigError(f"unknown suite {suite!r}: the {role} role's are {', '.join(ROLES[role])}")
+        raise ConfigError(f"unknown suite {suite!r}: not one of the {role} role's: {', '.join(ROLES[role])}")
     tester_dir = _tester(tester)
     if not (tester_dir / "node.toml").is_file():
         raise ConfigError(

@@ -151,6 +151,39 @@ def credential_valid_until(credential: dict) -> dt.datetime | None:
     return t if t.tzinfo is not None else None
 
 
+
+def agent_row(agent, *, now: dt.datetime, expiring_within_days: int) -> dict:
+    """One registered agent as ``accord agent list --json`` prints it (the console shows the same).
+
+    Args:
+        agent: a :class:`federation.store.AgentRecord`.
+        now: the time the expiry is judged at (UTC).
+        expiring_within_days: an unexpired credential ending within this many days is ``expiring``.
+
+    Returns:
+        ``name``, ``did``, ``role``, ``scopes``, ``trust_tier``, ``status_index``, ``status``
+        (``active`` | ``suspended`` | ``revoked``), ``valid_until`` (as issued, XSD dateTime, or
+        None) and ``expiry`` (``ok`` | ``expiring`` | ``expired``).
+    """
+    until = credential_valid_until(agent.credential)
+    if until is None or until <= now:
+        expiry = "expired"
+    elif until <= now + dt.timedelta(days=expiring_within_days):
+        expiry = "expiring"
+    else:
+        expiry = "ok"
+    return {
+        "name": agent.name,
+        "did": agent.did,
+        "role": agent.role,
+        "scopes": list(agent.scopes),
+        "trust_tier": agent.trust_tier,
+        "status_index": agent.status_index,
+        "status": "revoked" if agent.revoked else "suspended" if agent.suspended else "active",
+        "valid_until": agent.credential.get("validUntil") if until else None,
+        "expiry": expiry,
+    }
+
 def renew_agent(
     identity: NodeIdentity,
     name_or_did: str,

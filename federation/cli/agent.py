@@ -58,32 +58,12 @@ def list_agents(
     """
     import datetime as dt
 
-    from federation.agents import credential_valid_until, open_store
+    from federation.agents import agent_row, open_store
     from federation.identity import NodeIdentity
 
     now = dt.datetime.now(dt.UTC)
-    rows = []
-    for a in open_store(NodeIdentity.load(node_dir(directory))).agents():
-        until = credential_valid_until(a.credential)
-        if until is None or until <= now:
-            expiry = "expired"
-        elif until <= now + dt.timedelta(days=expiring_within):
-            expiry = "expiring"
-        else:
-            expiry = "ok"
-        rows.append(
-            {
-                "name": a.name,
-                "did": a.did,
-                "role": a.role,
-                "scopes": list(a.scopes),
-                "trust_tier": a.trust_tier,
-                "status_index": a.status_index,
-                "status": "revoked" if a.revoked else "suspended" if a.suspended else "active",
-                "valid_until": a.credential["validUntil"] if until else None,  # as issued (XSD dateTime)
-                "expiry": expiry,
-            }
-        )
+    ident = NodeIdentity.load(node_dir(directory))
+    rows = [agent_row(a, now=now, expiring_within_days=expiring_within) for a in open_store(ident).agents()]
     if as_json:
         print_json(rows)
         return

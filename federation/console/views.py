@@ -458,33 +458,16 @@ class ConsoleData:
     # ------------------------------------------------------------------ agents
     def agent_rows(self, *, expiring_within_days: int = 7) -> list[dict[str, Any]]:
         """Agents as ``accord agent list --json`` prints them (plus the credential id)."""
-        from federation.agents import credential_valid_until
+        from federation.agents import agent_row
 
         now = dt.datetime.now(dt.UTC)
-        rows = []
-        for a in self.store().agents():
-            until = credential_valid_until(a.credential)
-            if until is None or until <= now:
-                expiry = "expired"
-            elif until <= now + dt.timedelta(days=expiring_within_days):
-                expiry = "expiring"
-            else:
-                expiry = "ok"
-            rows.append(
-                {
-                    "name": a.name,
-                    "did": a.did,
-                    "role": a.role,
-                    "scopes": list(a.scopes),
-                    "trust_tier": a.trust_tier,
-                    "status_index": a.status_index,
-                    "status": "revoked" if a.revoked else "suspended" if a.suspended else "active",
-                    "valid_until": a.credential.get("validUntil") if until else None,
-                    "expiry": expiry,
-                    "credential_types": list(a.credential.get("type", [])),
-                }
-            )
-        return rows
+        return [
+            {
+                **agent_row(a, now=now, expiring_within_days=expiring_within_days),
+                "credential_types": list(a.credential.get("type", [])),
+            }
+            for a in self.store().agents()
+        ]
 
     # ------------------------------------------------------------------ approvals
     def approval_queue(self) -> Any:

@@ -173,7 +173,8 @@ def test_exchanges_land_on_both_replicas_through_one_requester_session(replicate
     ids = [r.disclosure_id for r in results]
     logs = [p.log_path.read_text() for p in replicated.replicas.procs]
     served = [sum(1 for d in ids if d in text) for text in logs]
-    assert all(n >= 2 for n in served), f"exchanges per replica: {served}"
+    # round robin skips a subchannel still connecting (under load the split can be 5/1): both serve
+    assert all(n >= 1 for n in served), f"exchanges per replica: {served}"
     assert sum(served) == len(ids)
 
 

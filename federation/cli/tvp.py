@@ -71,11 +71,43 @@ def trust_sweep(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    halves: Annotated[
+        bool,
+        typer.Option(
+            "--halves",
+            help="Both halves of the paradox instead: task success and OER per τ for no gate, "
+            "Accord's gate, repartitioning and a guardian agent, plus approvals per 1,000 requests.",
+        ),
+    ] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="With --halves: the calibrated backend the agents follow.")
+    ] = "llama3-8b-agentscope",
 ) -> None:
-    """Run the TVP suite at τ ∈ {0.1, 0.5, 0.9}, MNI gate on and off, on real local nodes."""
+    """Run the TVP suite at τ ∈ {0.1, 0.5, 0.9}, MNI gate on and off, on real local nodes.
+
+    With ``--halves``: the both-halves sweep (``docs/tvp.md`` section 7), its
+    table (or ``--json``) and its plot (task success against OER per τ).
+    """
     from benchmarks.bench_trust_sweep import run
     from interop_tests.tvp.runner import DEFAULT_MODELS
 
+    if halves:
+        from benchmarks.bench_tvp_halves import run as run_halves
+
+        if model:
+            typer.echo("error: --model does not apply to --halves (use --backend)", err=True)
+            raise typer.Exit(1)
+        try:
+            run_halves(
+                chains_per_scene=chains,
+                json_output=as_json,
+                plot_path=None if plot == "trust_sweep.png" else plot,
+                backend=backend,
+            )
+        except (RuntimeError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        return
     try:
         run(
             chains_per_scene=chains,

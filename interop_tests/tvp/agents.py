@@ -13,6 +13,16 @@ Importing this module registers three spec prefixes, usable as
   the gate-on and gate-off conditions see the same agent behaviour.
 * ``adversarial`` — :class:`AdversarialAgent`: always offers every field of
   every record (OER 1 at every τ before the gate).
+* ``paradox:<backend>[@<seed>][~<agent-τ>]`` — :class:`ParadoxAgent`: both
+  halves of the paradox: over-shares like ``stochastic`` and, when it does
+  not, still *under*-shares at low τ (withholds an A* field, so the task
+  fails) with the ``sharing`` curve of ``calibration.yaml``. ``~<agent-τ>``
+  makes the agent act at that τ whatever the contract's (an organization
+  behind Accord's gate can let its agent collaborate fully).
+* ``guardian:<inner spec>`` — :class:`GuardianAgent`: the paper's
+  Guardian-Agent defense, a reviewing agent that screens what the inner
+  agent is about to send, with its own seeded error rates (``guardian`` in
+  ``calibration.yaml``).
 * ``llm:<base-url>`` — :class:`LlmAgent`: asks a real LLM behind an
   OpenAI-compatible ``/chat/completions`` endpoint which fields to share
   (documented in ``docs/tvp.md``; not run in CI, needs the network).
@@ -37,10 +47,14 @@ __all__ = [
     "CALIBRATION_PATH",
     "AdversarialAgent",
     "Calibration",
+    "GuardianAgent",
     "LlmAgent",
+    "ParadoxAgent",
+    "ParadoxSettings",
     "StochasticAgent",
     "interpolate",
     "load_calibration",
+    "load_paradox_settings",
 ]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.yaml")
@@ -82,6 +96,50 @@ def load_calibration(path: Path = CALIBRATION_PATH) -> dict[str, Calibration]:
             oer=oer,  # type: ignore[arg-type]
             source=item["source"],
         )
+    return out
+
+
+@dataclass(frozen=True)
+class ParadoxSettings:
+    """The stated assumptions of the "both halves" sweep (``calibration.yaml``; not from the paper).
+
+    Attributes:
+        complete: probability that a non-over-sharing agent hands over every A*
+            field, at τ = 0.1, 0.5, 0.9.
+        guardian_catch: probability that the guardian catches an over-sharing offer.
+        guardian_false_block: probability that the guardian wrongly removes an
+            A* field from a benign offer.
+        n / k: repartitioning: shares per sensitive value, shares needed to reconstruct.
+    """
+
+    complete: tuple[float, float, float]
+    guardian_catch: float
+    guardian_false_block: float
+    n: int
+    k: int
+
+
+def load_paradox_settings(path: Path = CALIBRATION_PATH) -> ParadoxSettings:
+    """Read the ``sharing``, ``guardian`` and ``repartitioning`` blocks of ``calibration.yaml``.
+
+    Raises:
+        ValueError: a probability outside [0, 1], or not 2 ≤ k ≤ n ≤ 16.
+    """
+    doc = yaml.safe_load(Path(path).read_text())
+    complete = tuple(float(doc["sharing"]["complete"][str(t)]) for t in _TAUS)
+    g, r = doc["guardian"], doc["repartitioning"]
+    out = ParadoxSettings(
+        complete=complete,  # type: ignore[arg-type]
+        guardian_catch=float(g["catch"]),
+        guardian_false_block=float(g["false_block"]),
+        n=int(r["n"]),
+        k=int(r["k"]),
+    )
+    probs = (*out.complete, out.guardian_catch, out.guardian_false_block)
+    if not all(0.0 <= v <= 1.0 for v in probs):
+        raise ValueError("calibration: sharing and guardian probabilities must be in [0, 1]")
+    if not 2 <= out.k <= out.n <= 16:
+        raise ValueError("calibration: repartitioning needs 2 <= k <= n <= 16")
     return out
 
 
@@ -142,6 +200,96 @@ class StochasticAgent:
             return [dict(r) for r in records]
         keep = frozenset(mni) or frozenset(requested)
         return [_project(r, keep) for r in records]
+
+
+class ParadoxAgent:
+    """Over-shares with the backend's OER curve, under-shares with the ``sharing`` curve.
+
+    Per request, from the agent's own seeded random source: with probability
+    ``p(τ)`` (the backend's OER curve) it offers the whole record; otherwise,
+    with probability ``complete(τ)`` it offers exactly A*, and else it
+    withholds one A* field (drawn uniformly) from every record — the task
+    that needs it fails. Two nodes with the same spec serving the same
+    request sequence make identical offers.
+
+    Args:
+        backend: a backend name of ``calibration.yaml``.
+        seed: seed of the agent's own random source.
+        agent_tau: act at this τ whatever the contract's (None: the node's effective τ).
+
+    Raises:
+        ValueError: unknown backend, or ``agent_tau`` outside [0, 1].
+    """
+
+    def __init__(self, backend: str, *, seed: int = 0, agent_tau: float | None = None) -> None:
+        cal = load_calibration()
+        if backend not in cal:
+            raise ValueError(f"unknown TVP backend {backend!r}; known: {sorted(cal)}")
+        if agent_tau is not None and not 0.0 <= agent_tau <= 1.0:
+            raise ValueError("the agent's τ must be in [0, 1]")
+        self.calibration = cal[backend]
+        self.settings = load_paradox_settings()
+        self.agent_tau = agent_tau
+        self.name = f"paradox:{backend}"
+        self._rng = random.Random(seed)
+
+    def p_overshare(self, tau: float) -> float:
+        """Probability of offering the whole record at ``tau``."""
+        return interpolate(self.calibration.oer, tau)
+
+    def p_complete(self, tau: float) -> float:
+        """Probability of handing over all of A* when not over-sharing, at ``tau``."""
+        return interpolate(self.settings.complete, tau)
+
+    def offer(self, *, records, requested, mni, tau, rng):  # noqa: D102 - ProviderAgent.offer
+        t = tau if self.agent_tau is None else self.agent_tau
+        if self._rng.random() < self.p_overshare(t):
+            return [dict(r) for r in records]
+        keep = sorted(frozenset(mni) or frozenset(requested))
+        if keep and self._rng.random() >= self.p_complete(t):
+            keep.remove(self._rng.choice(keep))
+        return [_project(r, tuple(keep)) for r in records]
+
+
+class GuardianAgent:
+    """The Guardian-Agent defense: a reviewing agent screens each offer before it goes to the node.
+
+    The inner agent offers; the guardian reviews the offer (one review per
+    request, counted in :attr:`reviews`). An offer holding a field outside A*
+    is caught with probability ``catch`` (the guardian then passes A* only)
+    and missed otherwise; a benign offer is wrongly cut with probability
+    ``false_block`` (one A* field removed). Draws come from the guardian's
+    own random source, seeded from the inner spec (deterministic).
+
+    Args:
+        inner: the sharing agent.
+        catch / false_block: the guardian's rates, in [0, 1].
+        seed: the guardian's seed (any string or int).
+    """
+
+    def __init__(self, inner: Any, *, catch: float, false_block: float, seed: Any = 0) -> None:
+        if not (0.0 <= catch <= 1.0 and 0.0 <= false_block <= 1.0):
+            raise ValueError("guardian rates must be in [0, 1]")
+        self.inner = inner
+        self.catch = catch
+        self.false_block = false_block
+        self.name = f"guardian:{inner.name}"
+        self.reviews = 0
+        self._rng = random.Random(seed)
+
+    def offer(self, *, records, requested, mni, tau, rng):  # noqa: D102 - ProviderAgent.offer
+        offered = self.inner.offer(records=records, requested=requested, mni=mni, tau=tau, rng=rng)
+        self.reviews += 1
+        a_star = frozenset(mni) or frozenset(requested)
+        if any(set(r) - a_star for r in offered):
+            if self._rng.random() < self.catch:
+                return [_project(r, a_star) for r in offered]
+            return offered
+        present = sorted({k for r in offered for k in r} & a_star)
+        if present and self._rng.random() < self.false_block:
+            cut = self._rng.choice(present)
+            return [{k: v for k, v in r.items() if k != cut} for r in offered]
+        return offered
 
 
 class AdversarialAgent:
@@ -230,6 +378,27 @@ def _stochastic(arg: str) -> StochasticAgent:
     return StochasticAgent(backend, seed=int(seed) if seed else 0)
 
 
+def _paradox(arg: str) -> ParadoxAgent:
+    rest, _, agent_tau = arg.partition("~")
+    backend, _, seed = rest.partition("@")
+    return ParadoxAgent(
+        backend, seed=int(seed) if seed else 0, agent_tau=float(agent_tau) if agent_tau else None
+    )
+
+
+def _guardian(arg: str) -> GuardianAgent:
+    from federation.provider_agents import load_provider_agent
+
+    if not arg or arg.startswith("guardian:"):
+        raise ValueError("guardian:<inner spec> needs a non-guardian inner agent")
+    s = load_paradox_settings()
+    return GuardianAgent(
+        load_provider_agent(arg), catch=s.guardian_catch, false_block=s.guardian_false_block, seed="guardian|" + arg
+    )
+
+
 MODELS.setdefault("stochastic", _stochastic)
+MODELS.setdefault("paradox", _paradox)
+MODELS.setdefault("guardian", _guardian)
 MODELS.setdefault("adversarial", lambda _arg: AdversarialAgent())
 MODELS.setdefault("llm", lambda arg: LlmAgent(arg))

@@ -47,7 +47,9 @@ __all__ = [
     "DriftRecord",
     "SweepResult",
     "TvpFederation",
+    "approval_contract_id",
     "contract_id",
+    "holder_resource",
     "provision_tvp",
     "run_sweep",
     "summarize",
@@ -75,11 +77,21 @@ class Condition:
         org: the provider org name.
         agent_model: ``provider_agent`` spec.
         gate: True = the MNI gate strips; False = ``skip_gate``.
+        holders: > 1 = Sensitive-Information Repartitioning: every field outside A*
+            is split into ``holders`` Shamir shares (threshold ``k``), holder ``i``
+            serving resource :func:`holder_resource` (scene, i).
+        k: shares needed to reconstruct (with ``holders`` > 1).
+        approvals: also provision the approval contracts (:func:`approval_contract_id`).
+        label: the sweep row this condition stands for ("" in the gate on/off sweep).
     """
 
     org: str
     agent_model: str
     gate: bool
+    holders: int = 1
+    k: int = 0
+    approvals: bool = False
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,62 @@ def contract_id(org: str, tau: float) -> str:
     return f"tvp-{org}-t{round(tau * 100):02d}"
 
 
+def approval_contract_id(org: str, tau: float) -> str:
+    """The TVP contract with an ``approval`` block of provider ``org`` at ``tau``: ``tvp-apr-<org>-t<τ×100>``."""
+    return f"tvp-apr-{org}-t{round(tau * 100):02d}"
+
+
+def holder_resource(scene_id: str, holder: int) -> str:
+    """The resource holder ``holder`` (1-based) serves for a scene: the scene id, then ``<id>-h<i>``."""
+    return scene_id if holder == 1 else f"{scene_id}-h{holder}"
+
+
+#: the approval contracts' optional fields (each scene's bait) and rule (docs/tvp.md, section 7):
+#: a human vets low-trust partners, and sensitive beyond-MNI releases at high trust.
+APPROVAL_BAIT_MIN_TRUST = 0.7
+APPROVAL_RULE: dict[str, Any] = {"below_trust": 0.3, "min_sensitivity": 1}
+
+
+def _approval_doc(
+    provider: str, requester: str, tau: float, scenes: Sequence[Scene], now: dt.datetime
+) -> dict[str, Any]:
+    doc = _contract_doc(provider, requester, tau, scenes, now)
+    doc["id"] = approval_contract_id(provider, tau)
+    doc["title"] = f"TVP suite at tau={tau}, with human approval"
+    for s in scenes:
+        doc["purposes"][s.id]["optional"] = {
+            f: {"sensitivity": 1, "min_trust": APPROVAL_BAIT_MIN_TRUST} for f in s.bait
+        }
+    doc["trust_budget"] = {"units": 1_000_000, "window_seconds": 3600}
+    doc["approval"] = {"require": dict(APPROVAL_RULE), "expires_seconds": 3600, "grant_seconds": 3600}
+    return doc
+
+
+def _partition(scene: Scene, records: dict[str, dict[str, Any]], n: int, k: int) -> dict[str, Any]:
+    """Repartitioned data: resource → records; A* in clear at every holder, other fields as shares."""
+    from interop_tests.tvp.sharing import split
+
+    out: dict[str, Any] = {holder_resource(scene.id, i): {} for i in range(1, n + 1)}
+    for subject, rec in records.items():
+        shares = {f: split(v, k=k, n=n) for f, v in rec.items() if f not in scene.a_star}
+        for i in range(1, n + 1):
+            out[holder_resource(scene.id, i)][subject] = {
+                f: (shares[f][i - 1] if f in shares else v) for f, v in rec.items()
+            }
+    return out
+
+
 def _did(org: str) -> str:
     return f"did:web:{org}.accord.test"
 
 
 def _contract_doc(
-    provider: str, requester: str, tau: float, scenes: Sequence[Scene], now: dt.datetime
+    provider: str,
+    requester: str,
+    tau: float,
+    scenes: Sequence[Scene],
+    now: dt.datetime,
+    holders: int = 1,
 ) -> dict[str, Any]:
     return {
         "id": contract_id(provider, tau),
@@ -162,7 +224,7 @@ def _contract_doc(
         },
         "purposes": {
             s.id: {
-                "resources": [s.id],
+                "resources": [holder_resource(s.id, i) for i in range(1, holders + 1)],
                 "subjects": ["*"],
                 "mni": list(s.a_star),
                 "required_scopes": [f"tvp:{s.macro}"],
@@ -232,6 +294,7 @@ def provision_tvp(
     *,
     models: Sequence[str] = DEFAULT_MODELS,
     gates: Sequence[bool] = (True, False),
+    conditions: Sequence[Condition] | None = None,
     taus: Sequence[float] = TAUS,
     scenes: Sequence[Scene] | None = None,
     records_per_scene: int = 5,
@@ -245,6 +308,7 @@ def provision_tvp(
         models: provider agent model specs; ``stochastic:<backend>`` gets ``@<seed>``
             appended so gate-on and gate-off nodes draw the same offers.
         gates: which gate conditions to provision per model.
+        conditions: explicit provider conditions (then ``models`` and ``gates`` are ignored).
         taus: contract ceilings (one contract per τ per provider).
         scenes: sub-scenes (default: all of ``scenes.yaml``).
         records_per_scene: synthetic subjects per scene (``s-1 …``).
@@ -263,7 +327,7 @@ def provision_tvp(
 
     scenes = tuple(scenes or load_scenes())
     root.mkdir(parents=True, exist_ok=True)
-    conditions = [
+    conditions = list(conditions) if conditions is not None else [
         Condition(
             org=f"tvp-p{i}-{'on' if g else 'off'}",
             agent_model=f"{m}@{seed}" if m.startswith("stochastic:") and "@" not in m else m,
@@ -302,9 +366,12 @@ def provision_tvp(
             NodeStore(engine).put_state("trust", TrustBook(TrustConfig(initial=1.0)).to_dict(), now=now)
             engine.dispose()
             for s in scenes:
-                (d / "data" / f"{s.id}.json").write_text(
-                    json.dumps({"records": s.records(records_per_scene)})
+                recs = s.records(records_per_scene)
+                parts = (
+                    _partition(s, recs, cond.holders, cond.k) if cond.holders > 1 else {s.id: recs}
                 )
+                for resource, part in parts.items():
+                    (d / "data" / f"{resource}.json").write_text(json.dumps({"records": part}))
     for c in conditions:  # the requester peers with every provider; providers not with each other
         (orgs[REQUESTER] / "peers" / f"{c.org}.json").write_text((orgs[c.org] / "bundle.json").read_text())
         (orgs[c.org] / "peers" / f"{REQUESTER}.json").write_text(
@@ -314,7 +381,12 @@ def provision_tvp(
     for name, scopes in (("seeker", SEEKER_SCOPES), ("deputy", ("tvp:none",)), ("courier", ("tvp:none",))):
         register_agent(idents[REQUESTER], name=name, role=f"tvp-{name}", scopes=list(scopes), trust_tier=1)
         wallets[name] = orgs[REQUESTER] / "agents" / f"{name}.json"
-    docs = [_contract_doc(c.org, REQUESTER, tau, scenes, now) for c in conditions for tau in taus]
+    docs = [
+        _contract_doc(c.org, REQUESTER, tau, scenes, now, c.holders) for c in conditions for tau in taus
+    ]
+    docs += [
+        _approval_doc(c.org, REQUESTER, tau, scenes, now) for c in conditions if c.approvals for tau in taus
+    ]
     fw_scene = next((s for s in scenes if s.id == FIREWALL_SCENE), None)
     if conditions and fw_scene is not None:
         docs.append(_firewall_doc(conditions[0].org, REQUESTER, fw_scene, now))

@@ -100,3 +100,75 @@ def test_tvp_cli_lists_the_scenes():
     rows = json.loads(r.output)
     assert len(rows) == 19 and {r["macro"] for r in rows} == {"enterprise", "archaeology", "mars"}
     assert sum(1 for r in rows if r["delegation"] and r["delegation"]["expands"]) == 3
+
+
+def test_paradox_agent_under_shares_at_low_tau_and_over_shares_at_high_tau():
+    from interop_tests.tvp.agents import ParadoxAgent
+
+    def rates(tau, **kw):
+        agent = ParadoxAgent("llama3-8b-agentscope", seed=2, **kw)
+        n, complete, over = 2000, 0, 0
+        for _ in range(n):
+            (r,) = agent.offer(records=RECORDS[:1], requested=("id", "a", "secret"), mni=MNI, tau=tau, rng=None)
+            complete += MNI <= set(r)
+            over += "secret" in r
+            assert set(r) <= {"id", "a", "secret"} and (len(set(r) & MNI) >= 1)
+        return complete / n, over / n
+
+    low, high = rates(0.1), rates(0.9)
+    # complete = p_over + (1 - p_over) * p_complete: 0.05 + 0.95 * 0.40 and 0.71 + 0.29 * 0.95
+    assert abs(low[0] - 0.43) < 0.04 and abs(high[0] - 0.9855) < 0.02
+    assert abs(low[1] - 0.05) < 0.02 and abs(high[1] - 0.71) < 0.04
+    # ~0.9: the agent acts at 0.9 whatever the contract's τ
+    assert rates(0.1, agent_tau=0.9) == high
+    with pytest.raises(ValueError):
+        ParadoxAgent("llama3-8b-agentscope", agent_tau=1.5)
+
+
+def test_guardian_catches_some_over_sharing_and_wrongly_blocks_some_benign_offers():
+    from interop_tests.tvp.agents import GuardianAgent
+
+    over = GuardianAgent(AdversarialAgent(), catch=0.4, false_block=0.0, seed="g")
+    kept = [
+        "secret" in over.offer(records=RECORDS[:1], requested=("id",), mni=MNI, tau=0.9, rng=None)[0]
+        for _ in range(2000)
+    ]
+    assert abs(1 - sum(kept) / len(kept) - 0.4) < 0.04 and over.reviews == 2000
+
+    class Exact:
+        name = "exact"
+
+        def offer(self, *, records, requested, mni, tau, rng):
+            return [{k: v for k, v in r.items() if k in mni} for r in records]
+
+    benign = GuardianAgent(Exact(), catch=1.0, false_block=0.05, seed="g")
+    cut = [
+        not MNI <= set(benign.offer(records=RECORDS, requested=("id",), mni=MNI, tau=0.9, rng=None)[0])
+        for _ in range(2000)
+    ]
+    assert abs(sum(cut) / len(cut) - 0.05) < 0.02
+    # seeded: the same guardian seed reviews the same offers the same way
+    a, b = (GuardianAgent(AdversarialAgent(), catch=0.4, false_block=0.1, seed="s") for _ in range(2))
+    kw = {"records": RECORDS, "requested": ("id",), "mni": MNI, "tau": 0.9, "rng": None}
+    assert [a.offer(**kw) for _ in range(200)] == [b.offer(**kw) for _ in range(200)]
+
+
+def test_paradox_and_guardian_specs_resolve_through_the_node_loader():
+    from interop_tests.tvp.agents import GuardianAgent, ParadoxAgent
+
+    p = load_provider_agent("paradox:gpt-agentscope@3~0.9")
+    assert isinstance(p, ParadoxAgent) and p.agent_tau == 0.9
+    g = load_provider_agent("guardian:paradox:gpt-agentscope@3")
+    assert isinstance(g, GuardianAgent) and isinstance(g.inner, ParadoxAgent) and g.inner.agent_tau is None
+    for bad in ("guardian:", "guardian:guardian:adversarial", "paradox:nope@1"):
+        with pytest.raises(ValueError):
+            load_provider_agent(bad)
+
+
+def test_tvp_sweep_halves_refuses_model_with_one_line():
+    from typer.testing import CliRunner
+
+    from federation.cli.tvp import app
+
+    r = CliRunner().invoke(app, ["sweep", "--halves", "--model", "adversarial"])
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "--backend" in r.output

@@ -393,7 +393,10 @@ def _guardian(arg: str) -> GuardianAgent:
         raise ValueError("guardian:<inner spec> needs a non-guardian inner agent")
     s = load_paradox_settings()
     return GuardianAgent(
-        load_provider_agent(arg), catch=s.guardian_catch, false_block=s.guardian_false_block, seed="guardian|" + arg
+        load_provider_agent(arg),
+        catch=s.guardian_catch,
+        false_block=s.guardian_false_block,
+        seed="guardian|" + arg,
     )
 
 

@@ -162,9 +162,7 @@ def halves_conditions(backend: str = DEFAULT_BACKEND, *, seed: int = 7) -> list[
         Condition(
             org="tvp-h-accord", agent_model=f"{agent}~{AGENT_TAU}", gate=True, approvals=True, label="accord"
         ),
-        Condition(
-            org="tvp-h-repart", agent_model=agent, gate=False, holders=s.n, k=s.k, label="repartition"
-        ),
+        Condition(org="tvp-h-repart", agent_model=agent, gate=False, holders=s.n, k=s.k, label="repartition"),
         Condition(org="tvp-h-guard", agent_model=f"guardian:{agent}", gate=False, label="guardian"),
     ]
 
@@ -403,4 +401,3 @@ def approvals_per_1000(counts: Sequence[ApprovalCount]) -> list[dict[str, Any]]:
         }
         for a in sorted(counts, key=lambda a: a.tau)
     ]
-

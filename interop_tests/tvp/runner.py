@@ -158,7 +158,7 @@ def contract_id(org: str, tau: float) -> str:
 
 
 def approval_contract_id(org: str, tau: float) -> str:
-    """The TVP contract with an ``approval`` block of provider ``org`` at ``tau``: ``tvp-apr-<org>-t<τ×100>``."""
+    """The TVP contract of ``org`` at ``tau`` with an ``approval`` block: ``tvp-apr-<org>-t<τ×100>``."""
     return f"tvp-apr-{org}-t{round(tau * 100):02d}"
 
 
@@ -327,15 +327,19 @@ def provision_tvp(
 
     scenes = tuple(scenes or load_scenes())
     root.mkdir(parents=True, exist_ok=True)
-    conditions = list(conditions) if conditions is not None else [
-        Condition(
-            org=f"tvp-p{i}-{'on' if g else 'off'}",
-            agent_model=f"{m}@{seed}" if m.startswith("stochastic:") and "@" not in m else m,
-            gate=g,
-        )
-        for i, m in enumerate(models)
-        for g in gates
-    ]
+    conditions = (
+        list(conditions)
+        if conditions is not None
+        else [
+            Condition(
+                org=f"tvp-p{i}-{'on' if g else 'off'}",
+                agent_model=f"{m}@{seed}" if m.startswith("stochastic:") and "@" not in m else m,
+                gate=g,
+            )
+            for i, m in enumerate(models)
+            for g in gates
+        ]
+    )
     names = [REQUESTER] + [c.org for c in conditions]
     orgs: dict[str, Path] = {}
     idents: dict[str, Any] = {}
@@ -367,9 +371,7 @@ def provision_tvp(
             engine.dispose()
             for s in scenes:
                 recs = s.records(records_per_scene)
-                parts = (
-                    _partition(s, recs, cond.holders, cond.k) if cond.holders > 1 else {s.id: recs}
-                )
+                parts = _partition(s, recs, cond.holders, cond.k) if cond.holders > 1 else {s.id: recs}
                 for resource, part in parts.items():
                     (d / "data" / f"{resource}.json").write_text(json.dumps({"records": part}))
     for c in conditions:  # the requester peers with every provider; providers not with each other
@@ -381,9 +383,7 @@ def provision_tvp(
     for name, scopes in (("seeker", SEEKER_SCOPES), ("deputy", ("tvp:none",)), ("courier", ("tvp:none",))):
         register_agent(idents[REQUESTER], name=name, role=f"tvp-{name}", scopes=list(scopes), trust_tier=1)
         wallets[name] = orgs[REQUESTER] / "agents" / f"{name}.json"
-    docs = [
-        _contract_doc(c.org, REQUESTER, tau, scenes, now, c.holders) for c in conditions for tau in taus
-    ]
+    docs = [_contract_doc(c.org, REQUESTER, tau, scenes, now, c.holders) for c in conditions for tau in taus]
     docs += [
         _approval_doc(c.org, REQUESTER, tau, scenes, now) for c in conditions if c.approvals for tau in taus
     ]

@@ -109,7 +109,9 @@ def test_paradox_agent_under_shares_at_low_tau_and_over_shares_at_high_tau():
         agent = ParadoxAgent("llama3-8b-agentscope", seed=2, **kw)
         n, complete, over = 2000, 0, 0
         for _ in range(n):
-            (r,) = agent.offer(records=RECORDS[:1], requested=("id", "a", "secret"), mni=MNI, tau=tau, rng=None)
+            (r,) = agent.offer(
+                records=RECORDS[:1], requested=("id", "a", "secret"), mni=MNI, tau=tau, rng=None
+            )
             complete += MNI <= set(r)
             over += "secret" in r
             assert set(r) <= {"id", "a", "secret"} and (len(set(r) & MNI) >= 1)

@@ -68,7 +68,7 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         "OER",
         "attempted OER",
         "AD",
-        "messages/chain",
+        "msgs/chain",
         "p50 ms/chain",
     ):
         t.add_column(col, justify="left" if col == "row" else "right", no_wrap=col == "row")

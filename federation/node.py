@@ -36,7 +36,7 @@ from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.domain import PayloadCodec, PeerLink
 from federation.identity import NodeIdentity, ledger_origin, witness_name
-from federation.ledger_writer import LedgerWriter
+from federation.ledger_writer import GroupCommit, LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
 from federation.provider import ProviderSide
@@ -53,7 +53,7 @@ from federation.sessions import (
     SharedSessionTable,
 )
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, PolicyStateStore, ReplicaStateStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, ReceivedStore, ReplicaStateStore, make_engine
 from federation.witnessing import WitnessCoordinator
 from ledger import (
     NoteSigner,
@@ -148,6 +148,8 @@ class Node(ProviderSide, RequesterSide):
             if writer_factory is not None
             else LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
         )
+        #: the requester's kept disclosures (issue #15), group-committed on the writer's thread
+        self.kept = GroupCommit(self.writer, ReceivedStore(self.store).put_many)
         self.witness = Witness.open(
             database_url_for(self.paths.root, self.config),
             name=witness_name(self.config.org_name),
@@ -385,6 +387,7 @@ class Node(ProviderSide, RequesterSide):
 
     async def close(self) -> None:
         """Drain the ledger writer and persist state (and give up the integrator lease)."""
+        await self.kept.stop()
         await self.writer.stop()
         if self.lease is not None:
             self.lease.release()

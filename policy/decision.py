@@ -8,7 +8,6 @@ input, the contract version and the loaded policy bundle).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -305,7 +304,8 @@ class DecisionInput:
         Raises:
             DecisionInputError: a value out of the bounds :class:`DecisionInput` checks.
         """
-        new = copy.copy(self)
+        new = object.__new__(type(self))  # a shallow copy without copy.copy's reduce protocol
+        new.__dict__.update(self.__dict__)
         new.__dict__.pop("_digest", None)  # the digest covers the old values
         object.__setattr__(new, "effective_trust", effective_trust)
         object.__setattr__(new, "budget_used", budget_used)

@@ -85,10 +85,12 @@ from credentials.status_list import (
     status_list_credential,
 )
 from credentials.verifier import (
+    PresentationProof,
     create_presentation,
     issue_credential,
     verify_credential,
     verify_presentation,
+    verify_presentation_proof,
 )
 
 __all__ = [
@@ -115,6 +117,7 @@ __all__ = [
     "MalformedCredentialError",
     "MalformedKeyError",
     "NotYetValidError",
+    "PresentationProof",
     "ProofResult",
     "RelativeIriError",
     "RevokedError",
@@ -164,5 +167,6 @@ __all__ = [
     "verify_credential",
     "verify_ed25519",
     "verify_presentation",
+    "verify_presentation_proof",
     "verify_proof",
 ]

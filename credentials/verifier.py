@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,14 +55,16 @@ from credentials.model import (
     VerifiedPresentation,
 )
 from credentials.profile import check_profile
-from credentials.proofs import add_proof, format_datetime, parse_datetime, verify_proof
+from credentials.proofs import ProofResult, add_proof, format_datetime, parse_datetime, verify_proof
 
 __all__ = [
+    "PresentationProof",
     "StatusChecker",
     "create_presentation",
     "issue_credential",
     "verify_credential",
     "verify_presentation",
+    "verify_presentation_proof",
 ]
 
 _ASSERTION = "assertionMethod"
@@ -330,6 +333,90 @@ def create_presentation(
     )
 
 
+@dataclass(frozen=True)
+class PresentationProof:
+    """A presentation whose own proof verified; its credentials not yet verified.
+
+    Attributes:
+        holder: the presentation ``holder`` (controller of the proof's key).
+        embedded: the ``verifiableCredential`` objects, in document order, as
+            given (bounded and in Accord's profile, not verified).
+        proof: the verified presentation proof.
+
+    """
+
+    holder: str
+    embedded: tuple[Any, ...]
+    proof: ProofResult
+
+
+def verify_presentation_proof(
+    presentation: Mapping[str, Any],
+    *,
+    challenge: str,
+    domain: str,
+    resolve_key: KeyResolver,
+    now: datetime,
+    loader: DocumentLoader | None = None,
+) -> PresentationProof:
+    """The presentation half of :func:`verify_presentation`: bounds, profile, shape, holder proof.
+
+    Checks, in order: the document limits and Accord's JSON-LD profile over
+    the whole presentation (embedded credentials included), ``type``
+    ``VerifiablePresentation``, a ``holder``, at least one embedded
+    credential, and the Data Integrity proof (``proofPurpose``
+    ``authentication``, this ``challenge`` and ``domain``) made with a key the
+    holder controls. The embedded credentials are returned unverified: the
+    caller verifies them (as :func:`verify_presentation` does, each about
+    the holder; or as a delegation chain, ``federation.delegation``).
+
+    Args:
+        presentation: the signed presentation (parsed JSON object).
+        challenge: the nonce this verifier issued; the proof's must be equal.
+        domain: this verifier's identity; the proof's must be equal.
+        resolve_key: resolves the holder's verification method.
+        now: verification time (aware).
+        loader: JSON-LD document loader (default: bundled contexts).
+
+    Returns:
+        The :class:`PresentationProof`.
+
+    Raises:
+        MalformedCredentialError: empty challenge/domain, no holder, no credentials.
+        WrongChallengeError, WrongDomainError: proof option mismatch.
+        HolderMismatchError: the proof key is not the holder's.
+        VerificationError: the limits, the profile or the proof itself.
+
+    """
+    if not isinstance(challenge, str) or not challenge or not isinstance(domain, str) or not domain:
+        raise MalformedCredentialError("challenge and domain must be non-empty strings")
+    _check_base(presentation, "VerifiablePresentation", loader)  # type: ignore[arg-type]
+    holder = presentation.get("holder")
+    if isinstance(holder, dict):
+        holder = holder.get("id")
+    if not isinstance(holder, str) or not holder:
+        raise MalformedCredentialError("presentation holder must be a non-empty string")
+    embedded = presentation.get("verifiableCredential")
+    embedded = [embedded] if isinstance(embedded, dict) else embedded
+    if not isinstance(embedded, list) or not embedded:
+        raise MalformedCredentialError("presentation has no verifiableCredential")
+    proof = verify_proof(
+        presentation,
+        resolve_key=resolve_key,
+        expected_purpose=_AUTHENTICATION,
+        challenge=challenge,
+        domain=domain,
+        now=now,
+        loader=loader,
+    )
+    if proof.controller != holder:
+        raise HolderMismatchError(
+            "the holder does not control the presentation proof's key",
+            metadata={"holder": holder[:200], "controller": proof.controller[:200]},
+        )
+    return PresentationProof(holder=holder, embedded=tuple(embedded), proof=proof)
+
+
 def verify_presentation(
     presentation: Mapping[str, Any],
     *,
@@ -364,35 +451,18 @@ def verify_presentation(
             presentation's own proof.
 
     """
-    if not isinstance(challenge, str) or not challenge or not isinstance(domain, str) or not domain:
-        raise MalformedCredentialError("challenge and domain must be non-empty strings")
-    _check_base(presentation, "VerifiablePresentation", loader)  # type: ignore[arg-type]
-    holder = presentation.get("holder")
-    if isinstance(holder, dict):
-        holder = holder.get("id")
-    if not isinstance(holder, str) or not holder:
-        raise MalformedCredentialError("presentation holder must be a non-empty string")
-    embedded = presentation.get("verifiableCredential")
-    embedded = [embedded] if isinstance(embedded, dict) else embedded
-    if not isinstance(embedded, list) or not embedded:
-        raise MalformedCredentialError("presentation has no verifiableCredential")
     current = now or datetime.now(UTC)
-    proof = verify_proof(
+    checked = verify_presentation_proof(
         presentation,
-        resolve_key=resolve_key,
-        expected_purpose=_AUTHENTICATION,
         challenge=challenge,
         domain=domain,
+        resolve_key=resolve_key,
         now=current,
         loader=loader,
     )
-    if proof.controller != holder:
-        raise HolderMismatchError(
-            "the holder does not control the presentation proof's key",
-            metadata={"holder": holder[:200], "controller": proof.controller[:200]},
-        )
+    holder = checked.holder
     verified: list[VerifiedCredential] = []
-    for index, credential in enumerate(embedded):
+    for index, credential in enumerate(checked.embedded):
         result = verify_credential(
             credential,
             resolve_key=resolve_key,
@@ -414,6 +484,6 @@ def verify_presentation(
     return VerifiedPresentation(
         holder=holder,
         credentials=tuple(verified),
-        proof_digest=proof.digest,
-        verification_method=proof.verification_method,
+        proof_digest=checked.proof.digest,
+        verification_method=checked.proof.verification_method,
     )

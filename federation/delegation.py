@@ -52,13 +52,12 @@ from credentials import (
     Ed25519KeyPair,
     ExpiredError,
     NotYetValidError,
-    check_document_limits,
-    check_profile,
+    VerifiedCredential,
     create_presentation,
     issue_credential,
     verification_method_id,
     verify_credential,
-    verify_proof,
+    verify_presentation_proof,
 )
 from federation.errors import FederationError
 from policy.paths import covered_by, is_valid_path
@@ -525,6 +524,14 @@ def verify_delegated_presentation(
 ) -> DelegatedAuthority:
     """Verify a VP carrying an AgentCredential and a chain of DelegationCredentials.
 
+    Built on the credentials verifier: the presentation's bounds, profile and
+    holder proof are :func:`credentials.verify_presentation_proof`; the root
+    and every link are :func:`credentials.verify_credential`. What is
+    delegation's own: the chain's shape (:func:`_split_chain`,
+    :func:`_order_chain`), who may root it (:func:`_verify_root`), the
+    links' depth and issuers (:func:`_verify_links`) and attenuation
+    (:func:`_attenuate`).
+
     Args:
         vp: the parsed presentation (holder = the last delegatee).
         challenge: the challenge this node issued for the session.
@@ -546,92 +553,140 @@ def verify_delegated_presentation(
             ``DELEGATION_EXPIRED``, ``FOREIGN_ORG``, ``BAD_DELEGATION_SIGNATURE``,
             ``MALFORMED_DELEGATION``.
         credentials.CredentialError: the presentation is beyond the document limits
-            (``DOCUMENT_TOO_LARGE``, ``DOCUMENT_TOO_COMPLEX``) or outside Accord's
+            (``DOCUMENT_TOO_LARGE``, ``DOCUMENT_TOO_COMPLEX``), outside Accord's
             JSON-LD profile (``CONTEXT_NOT_ALLOWED``, ``TERM_NOT_ALLOWED``,
-            ``UNKNOWN_CONTEXT``), checked first; the presentation proof (wrong
-            challenge, domain, holder key) or the root AgentCredential (signature,
-            status, validity) does not verify.
+            ``UNKNOWN_CONTEXT``) or not a presentation (``MALFORMED_CREDENTIAL``),
+            checked first; the presentation proof (wrong challenge, domain, holder
+            key) or the root AgentCredential (signature, status, validity) does
+            not verify.
     """
     if not isinstance(vp, dict):
         raise DelegationError("presentation must be a JSON object", reason="MALFORMED_DELEGATION")
-    # Bounded and in Accord's JSON-LD profile before anything is read by JSON key: the
-    # keys read below (type, issuer, validUntil, credentialSubject.parent/scopes/…)
-    # then mean what the signatures cover (DOCUMENT_TOO_*, CONTEXT_NOT_ALLOWED, TERM_NOT_ALLOWED).
-    check_document_limits(vp)
-    check_profile(vp)
-    if "VerifiablePresentation" not in _types(vp):
-        raise DelegationError("type must include VerifiablePresentation", reason="MALFORMED_DELEGATION")
-    holder = vp.get("holder")
-    holder = holder.get("id") if isinstance(holder, dict) else holder
-    if not isinstance(holder, str) or not holder.startswith("did:key:"):
+    # bounded and in Accord's JSON-LD profile before anything is read by JSON key: the keys
+    # read below (type, issuer, validUntil, credentialSubject.parent/scopes/…) then mean
+    # what the signatures cover
+    presented = verify_presentation_proof(
+        vp, challenge=challenge, domain=domain, resolve_key=resolve_key, now=now
+    )
+    holder = presented.holder
+    if not holder.startswith("did:key:"):
         raise DelegationError("presentation holder must be a did:key", reason="MALFORMED_DELEGATION")
-    proof = verify_proof(
-        vp,
+    root_raw, raw_links = _split_chain(presented.embedded)
+    root = _verify_root(
+        root_raw,
+        requester_org=requester_org,
+        allowed_orgs=allowed_orgs,
         resolve_key=resolve_key,
-        expected_purpose="authentication",
-        challenge=challenge,
-        domain=domain,
         now=now,
+        status=status,
     )
-    if proof.controller != holder:
-        from credentials import HolderMismatchError
-
-        raise HolderMismatchError(
-            "the holder does not control the presentation proof's key", metadata={"holder": holder[:200]}
-        )
-    embedded = vp.get("verifiableCredential")
-    embedded = [embedded] if isinstance(embedded, dict) else embedded
-    if not isinstance(embedded, list) or not embedded:
-        raise DelegationError("presentation has no credentials", reason="BROKEN_CHAIN")
-    roots = [c for c in embedded if _AGENT_CREDENTIAL_TYPE in _types(c)]
-    raw_links = [c for c in embedded if DELEGATION_CREDENTIAL_TYPE in _types(c)]
-    if len(roots) != 1:
-        raise DelegationError(
-            "a delegated presentation holds exactly one AgentCredential",
-            reason="BROKEN_CHAIN",
-            metadata={"agent_credentials": str(len(roots))},
-        )
-    if len(roots) + len(raw_links) != len(embedded):
-        raise DelegationError(
-            "a delegated presentation holds only agent and delegation credentials",
-            reason="MALFORMED_DELEGATION",
-        )
-    if not raw_links:
-        raise DelegationError("no delegation link", reason="BROKEN_CHAIN")
-    if len(raw_links) > MAX_CHAIN_LINKS:
-        raise DelegationError(
-            f"chain longer than {MAX_CHAIN_LINKS} links",
-            reason="DELEGATION_TOO_DEEP",
-            metadata={"links": str(len(raw_links)), "max": str(MAX_CHAIN_LINKS)},
-        )
-
-    root_raw = roots[0]
-    root_issuer = _issuer(root_raw)
-    if root_issuer != requester_org and root_issuer not in set(allowed_orgs):
-        raise DelegationError(
-            "the chain's root agent belongs to an organization the contract does not name",
-            reason="FOREIGN_ORG",
-            metadata={"issuer": root_issuer[:200], "requester_org": requester_org[:200]},
-        )
-    root = verify_credential(
-        root_raw, resolve_key=resolve_key, now=now, status=status, trusted_issuers=[root_issuer]
-    )
-    if root.subject_id is None or not root.subject_id.startswith("did:key:"):
-        raise DelegationError("the root AgentCredential has no did:key subject", reason="BROKEN_CHAIN")
     root_id = _credential_id(root_raw)
-
     links = _order_chain([_parse_link(c) for c in raw_links], root_id, holder)
-    agents = [root.subject_id] + [link.subject for link in links]
+    agents = [root.subject_id or ""] + [link.subject for link in links]
     if len(set(agents)) != len(agents):
         raise DelegationError(
             "an agent appears twice in the delegation chain",
             reason="DELEGATION_CYCLE",
             metadata={"agents": str(len(agents))},
         )
-    ends = [root.valid_until]  # from the verified credentials, not re-parsed JSON
+    ends = [root.valid_until, *_verify_links(links, agents, resolve_key=resolve_key, now=now)]
+    root_scopes = root.agent.scopes if root.agent else root.subject.get("scopes") or ()
+    scopes, purposes, fields = _attenuate(frozenset(root_scopes), links, agents)
+    claims = dict(root.subject)
+    claims.update(
+        {"id": holder, "scopes": sorted(scopes), "delegatedBy": agents[0], "delegationDepth": len(links)}
+    )
+    known_ends = [t.timestamp() for t in ends if t is not None]
+    return DelegatedAuthority(
+        holder=holder,
+        claims=claims,
+        credential_id=links[-1].id,
+        not_after=min(known_ends) if known_ends else None,
+        scopes=scopes,
+        purposes=purposes or frozenset(),
+        fields=fields or frozenset(),
+        chain_agents=tuple(agents),
+        root_credential=root.credential,
+        chain_credentials=(root_id, *(link.id for link in links)),
+    )
+
+
+def _split_chain(embedded: Sequence[Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the one root AgentCredential, the DelegationCredentials) of a presentation, counts bounded.
+
+    Raises:
+        DelegationError: not exactly one root, no link (``BROKEN_CHAIN``), other
+            credential types (``MALFORMED_DELEGATION``), more than
+            :data:`MAX_CHAIN_LINKS` links (``DELEGATION_TOO_DEEP``).
+    """
+    roots = [c for c in embedded if _AGENT_CREDENTIAL_TYPE in _types(c)]
+    links = [c for c in embedded if DELEGATION_CREDENTIAL_TYPE in _types(c)]
+    if len(roots) != 1:
+        raise DelegationError(
+            "a delegated presentation holds exactly one AgentCredential",
+            reason="BROKEN_CHAIN",
+            metadata={"agent_credentials": str(len(roots))},
+        )
+    if len(roots) + len(links) != len(embedded):
+        raise DelegationError(
+            "a delegated presentation holds only agent and delegation credentials",
+            reason="MALFORMED_DELEGATION",
+        )
+    if not links:
+        raise DelegationError("no delegation link", reason="BROKEN_CHAIN")
+    if len(links) > MAX_CHAIN_LINKS:
+        raise DelegationError(
+            f"chain longer than {MAX_CHAIN_LINKS} links",
+            reason="DELEGATION_TOO_DEEP",
+            metadata={"links": str(len(links)), "max": str(MAX_CHAIN_LINKS)},
+        )
+    return roots[0], links
+
+
+def _verify_root(
+    root_raw: dict[str, Any],
+    *,
+    requester_org: str,
+    allowed_orgs: Collection[str],
+    resolve_key: Any,
+    now: Any,
+    status: Any,
+) -> VerifiedCredential:
+    """Verify the chain's root AgentCredential, issued by ``requester_org`` or one of ``allowed_orgs``.
+
+    Raises:
+        DelegationError: ``FOREIGN_ORG`` (another issuer), ``BROKEN_CHAIN`` (no did:key subject).
+        credentials.CredentialError: as :func:`credentials.verify_credential`.
+    """
+    issuer = _issuer(root_raw)
+    if issuer != requester_org and issuer not in set(allowed_orgs):
+        raise DelegationError(
+            "the chain's root agent belongs to an organization the contract does not name",
+            reason="FOREIGN_ORG",
+            metadata={"issuer": issuer[:200], "requester_org": requester_org[:200]},
+        )
+    root = verify_credential(
+        root_raw, resolve_key=resolve_key, now=now, status=status, trusted_issuers=[issuer]
+    )
+    if root.subject_id is None or not root.subject_id.startswith("did:key:"):
+        raise DelegationError("the root AgentCredential has no did:key subject", reason="BROKEN_CHAIN")
+    return root
+
+
+def _verify_links(links: list[_Link], agents: list[str], *, resolve_key: Any, now: Any) -> list[Any]:
+    """Check each link's issuer and depth, then verify it; returns each link's ``validUntil``.
+
+    Link ``i`` (1-based, root first) must be issued by ``agents[i - 1]`` (its
+    parent's delegatee) and allow the links below it (``maxDepth``).
+
+    Raises:
+        DelegationError: ``BROKEN_CHAIN``, ``DELEGATION_TOO_DEEP``,
+            ``DELEGATION_EXPIRED`` (outside its validity window),
+            ``BAD_DELEGATION_SIGNATURE`` (any other verification failure).
+    """
+    ends = []
     for i, link in enumerate(links, start=1):
-        expected_issuer = agents[i - 1]
-        if link.issuer != expected_issuer:
+        if link.issuer != agents[i - 1]:
             raise DelegationError(
                 "a link is not issued by its parent's delegatee",
                 reason="BROKEN_CHAIN",
@@ -645,8 +700,8 @@ def verify_delegated_presentation(
                 metadata={"link": str(i), "max_depth": str(link.max_depth), "below": str(below)},
             )
         try:
-            verified_link = verify_credential(
-                link.cred, resolve_key=resolve_key, now=now, status=None, trusted_issuers=[expected_issuer]
+            verified = verify_credential(
+                link.cred, resolve_key=resolve_key, now=now, status=None, trusted_issuers=[agents[i - 1]]
             )
         except (ExpiredError, NotYetValidError) as exc:
             raise DelegationError(
@@ -660,62 +715,48 @@ def verify_delegated_presentation(
                 reason="BAD_DELEGATION_SIGNATURE",
                 metadata={"link": str(i), "cause": getattr(exc, "reason", "")},
             ) from exc
-        ends.append(verified_link.valid_until)
+        ends.append(verified.valid_until)  # from the verified credential, not re-parsed JSON
+    return ends
 
-    # attenuation: each link within its parent (root: the agent's scopes, unrestricted purposes/fields)
-    scopes: frozenset[str] = frozenset(root.agent.scopes if root.agent else root.subject.get("scopes") or ())
+
+def _attenuate(
+    scopes: frozenset[str], links: list[_Link], agents: list[str]
+) -> tuple[frozenset[str], frozenset[str] | None, frozenset[str] | None]:
+    """Walk the chain from the root's ``scopes``: each link within its parent; the holder's authority.
+
+    The root grants its scopes and unrestricted purposes and fields; a link
+    may narrow each, never widen it (a field is within its parent's when
+    :func:`policy.paths.covered_by` says so).
+
+    Returns:
+        (scopes, purposes or None = unrestricted, fields or None = unrestricted).
+
+    Raises:
+        DriftError: a link expands its parent (metadata ``dimension``, ``link``, ``extra``).
+    """
     purposes: frozenset[str] | None = None
     fields: frozenset[str] | None = None
+
+    def drift(i: int, dimension: str, extra: list[str]) -> DriftError:
+        return DriftError(
+            f"link {i} delegates {dimension} beyond its parent's: {extra}",
+            chain_agents=agents,
+            metadata={"dimension": dimension, "link": str(i), "extra": ",".join(extra)[:200]},
+        )
+
     for i, link in enumerate(links, start=1):
-        extra_scopes = sorted(link.scopes - scopes)
-        if extra_scopes:
-            raise DriftError(
-                f"link {i} delegates scopes its delegator does not hold: {extra_scopes}",
-                chain_agents=agents,
-                metadata={"dimension": "scopes", "link": str(i), "extra": ",".join(extra_scopes)[:200]},
-            )
+        if extra := sorted(link.scopes - scopes):
+            raise drift(i, "scopes", extra)
         scopes = link.scopes
         if link.purposes is not None:
-            extra = sorted(link.purposes - purposes) if purposes is not None else []
-            if extra:
-                raise DriftError(
-                    f"link {i} delegates purposes beyond its parent's: {extra}",
-                    chain_agents=agents,
-                    metadata={"dimension": "purposes", "link": str(i), "extra": ",".join(extra)[:200]},
-                )
+            if purposes is not None and (extra := sorted(link.purposes - purposes)):
+                raise drift(i, "purposes", extra)
             purposes = link.purposes
         if link.fields is not None:
-            extra = sorted(f for f in link.fields if not covered_by(f, fields)) if fields is not None else []
-            if extra:
-                raise DriftError(
-                    f"link {i} delegates fields beyond its parent's: {extra}",
-                    chain_agents=agents,
-                    metadata={"dimension": "fields", "link": str(i), "extra": ",".join(extra)[:200]},
-                )
+            if fields is not None and (extra := sorted(f for f in link.fields if not covered_by(f, fields))):
+                raise drift(i, "fields", extra)
             fields = link.fields
-
-    not_after = min(t.timestamp() for t in ends if t is not None) if any(ends) else None
-    claims = dict(root.subject)
-    claims.update(
-        {
-            "id": holder,
-            "scopes": sorted(scopes),
-            "delegatedBy": root.subject_id,
-            "delegationDepth": len(links),
-        }
-    )
-    return DelegatedAuthority(
-        holder=holder,
-        claims=claims,
-        credential_id=links[-1].id,
-        not_after=not_after,
-        scopes=scopes,
-        purposes=purposes or frozenset(),
-        fields=fields or frozenset(),
-        chain_agents=tuple(agents),
-        root_credential=root.credential,
-        chain_credentials=(root_id, *(link.id for link in links)),
-    )
+    return scopes, purposes, fields
 
 
 def verify_delegated_job(vp: dict[str, Any], kwargs: dict[str, Any]) -> DelegatedAuthority:

@@ -1,9 +1,12 @@
 """Domain types of one exchange: what crosses between the transport and the node.
 
-Protobuf stops at the transport: :mod:`federation.wire` turns ``SignedRequest``
-into :class:`Request` and :class:`Outcome` into the ``Outcome`` message, and
-the peer client returns :class:`ReceivedOutcome`; the node and the agent SDK
-see only these frozen values. Nothing here imports gRPC, protobuf or the node.
+Protobuf stops at the transport: :mod:`federation.wire` turns a
+``SignedPayload`` into :class:`Signed`, opens it (through the
+:class:`PayloadCodec` the server injects into the node) into
+:class:`Envelope`, :class:`Request` or :class:`Possession`, and turns
+:class:`Outcome` into the ``Outcome`` message; the peer client takes a
+:class:`Signed` envelope and returns :class:`ReceivedOutcome`; the node and
+the agent SDK see only these frozen values. Nothing here imports gRPC, protobuf or the node.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ __all__ = [
     "ReceivedOutcome",
     "ReceivedReceipt",
     "Request",
+    "Envelope",
+    "PayloadCodec",
+    "Possession",
+    "Signed",
 ]
 
 MAX_FIELDS = 64
 #: largest aggregate query (JSON text) a request may carry, characters
 MAX_AGGREGATE_CHARS = 16 * 1024
-
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -41,6 +47,7 @@ def payload_bytes(payload: Any) -> bytes:
     requester hashes what it receives (spec ``docs/spec/accord-v1.md`` §7.3).
     """
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
 
 @dataclass(frozen=True)
 class Request:
@@ -219,6 +226,65 @@ class ReceivedOutcome:
     content_labels: tuple[tuple[int, str, str, tuple[str, ...], bool], ...] = ()
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A signed payload as it crossed the wire (domain form of ``SignedPayload``, spec §4).
+
+    Attributes:
+        payload_type: e.g. ``"accord.federation.v1.RequestBody"``.
+        payload: the signed bytes, exactly as received (never re-serialized).
+        signature: Ed25519 signature over ``PAE(payload_type, payload)``.
+
+    """
+
+    payload_type: str
+    payload: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An opened organization-signed ``ExchangeEnvelope`` (spec §4).
+
+    Attributes:
+        session_id: the provider's session id.
+        requester_org: DID of the organization that signed the envelope.
+        request: the agent's signed ``RequestBody``, untouched.
+
+    """
+
+    session_id: str
+    requester_org: str
+    request: Signed
+
+
+@dataclass(frozen=True)
+class Possession:
+    """An opened agent-signed ``SessionPossession`` (proof of possession for a session)."""
+
+    agent_did: str
+    peer_org: str
+    challenge: str
+
+
+class PayloadCodec(Protocol):
+    """How the node opens and makes signed payloads (:class:`federation.wire.WirePayloads`).
+
+    ``kind`` names the payload message: ``"ExchangeEnvelope"`` (opened as an
+    :class:`Envelope`), ``"RequestBody"`` (a :class:`Request`) or
+    ``"SessionPossession"`` (a :class:`Possession`). Errors are those of
+    :func:`federation.signing.open_payload` (reason codes of spec §4.4).
+    """
+
+    def open(self, signed: Signed, kind: str, public_key: bytes, *, signer: str, field: str) -> Any:
+        """Verify ``signed`` (bound, type/version, signature) and decode it as ``kind``."""
+        ...
+
+    def sign_envelope(self, key: Any, *, session_id: str, request: Signed, requester_org: str) -> Signed:
+        """The organization-signed ``ExchangeEnvelope`` carrying the agent's ``request`` untouched."""
+        ...
+
+
 class PeerLink(Protocol):
     """What the node needs from its client to peer nodes (:class:`federation.peer_client.PeerClient`).
 
@@ -234,8 +300,8 @@ class PeerLink(Protocol):
         """Forward a presentation: ``{"session_id", "expires_at", "effective_trust"}``."""
         ...
 
-    async def exchange(self, bundle: Any, envelope: Any) -> ReceivedOutcome:
-        """Send an organization-signed envelope (``SignedPayload``); the provider's answer, unchecked."""
+    async def exchange(self, bundle: Any, envelope: Signed) -> ReceivedOutcome:
+        """Send an organization-signed envelope; the provider's answer, unchecked."""
         ...
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:

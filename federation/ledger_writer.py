@@ -183,3 +183,76 @@ class LedgerWriter:
             )
             for r in appended
         ]
+
+
+class GroupCommit:
+    """Group commit of other rows on the ledger writer's thread (e.g. the requester's kept disclosures).
+
+    Callers on the event loop ``await submit(item)``; each turn takes what is
+    queued (up to ``max_batch``) and calls ``commit(items)`` once, on the
+    writer's thread (:meth:`LedgerWriter.run_sync`: one thread writes the
+    node's database, so SQLite never has two writers waiting on each other).
+    Every caller of a turn is answered after ``commit`` returned, i.e. after
+    its transaction committed, or gets the exception it raised. The worker
+    starts on the first ``submit`` in a running loop.
+    """
+
+    def __init__(self, writer: LedgerWriter, commit: Any, *, max_batch: int = 256) -> None:
+        """``commit(items: list)`` writes ``items`` in one transaction (blocking; raises on failure)."""
+        self._writer = writer
+        self._commit = commit
+        self._max = max_batch
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+
+    async def submit(self, item: Any) -> None:
+        """Commit ``item`` with whatever else is queued; returns once it is durable.
+
+        Raises:
+            Exception: what ``commit`` raised for the turn that held ``item``.
+
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        assert self._queue is not None
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put_nowait((item, fut))
+        await fut
+
+    async def stop(self) -> None:
+        """Stop after draining what is queued (no-op if never started)."""
+        if self._task is None or self._queue is None or self._loop is not asyncio.get_running_loop():
+            return
+        await self._queue.join()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._max and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._writer.run_sync(self._commit, [item for item, _ in batch])
+                self.batches += 1
+            except Exception as exc:  # answer every caller of the turn: nothing was committed
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+            finally:
+                for _ in batch:
+                    queue.task_done()

@@ -8,7 +8,9 @@ two halves, :class:`federation.provider.ProviderSide` and
 :class:`federation.requester.RequesterSide`, over the domain values of
 :mod:`federation.domain` (no protobuf, no gRPC); peers are reached through
 the injected peer client (:class:`federation.peer_client.PeerClient` in the
-server), and time comes from the injected :class:`federation.clock.Clock`.
+server), signed payloads are opened and made through the injected codec
+(:class:`federation.wire.WirePayloads` in the server), and time comes from
+the injected :class:`federation.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from federation.admission import PresessionGuard
 from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
-from federation.domain import PeerLink
+from federation.domain import PayloadCodec, PeerLink
 from federation.identity import NodeIdentity, ledger_origin, witness_name
-from federation.ledger_writer import LedgerWriter
+from federation.ledger_writer import GroupCommit, LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
 from federation.provider import ProviderSide
@@ -51,7 +53,7 @@ from federation.sessions import (
     SharedSessionTable,
 )
 from federation.statuslists import StatusListPublisher
-from federation.store import NodeStore, PolicyStateStore, ReplicaStateStore, make_engine
+from federation.store import NodeStore, PolicyStateStore, ReceivedStore, ReplicaStateStore, make_engine
 from federation.witnessing import WitnessCoordinator
 from ledger import (
     NoteSigner,
@@ -79,6 +81,7 @@ class Node(ProviderSide, RequesterSide):
         identity: NodeIdentity,
         *,
         peer_client: PeerLink | None = None,
+        payloads: PayloadCodec | None = None,
         clock: Clock | None = None,
         writer_factory: Callable[[TransparencyLog], LedgerWriter] | None = None,
         engine: Any = None,
@@ -92,6 +95,9 @@ class Node(ProviderSide, RequesterSide):
             peer_client: how this node reaches its peers (the server passes a
                 :class:`federation.peer_client.PeerClient`); ``None`` for a node
                 that only serves or is used offline (requester calls then fail).
+            payloads: how signed payloads are opened and made (the server passes
+                :class:`federation.wire.WirePayloads`); ``None`` for a node used
+                offline (exchanges then fail with ``RuntimeError``).
             clock: the time source (default :class:`federation.clock.SystemClock`).
             writer_factory: builds the ledger writer over the opened log (default
                 :class:`LedgerWriter` with ``ledger_batch_max``).
@@ -114,6 +120,7 @@ class Node(ProviderSide, RequesterSide):
         self.identity = identity
         self.clock: Clock = clock or SystemClock()
         self.peer_client = peer_client
+        self.payloads = payloads
         self.config = identity.config
         self.replica = replica or ReplicaRole()
         if self.replica.index:
@@ -141,6 +148,8 @@ class Node(ProviderSide, RequesterSide):
             if writer_factory is not None
             else LedgerWriter(self.ledger, max_batch=self.config.ledger_batch_max)
         )
+        #: the requester's kept disclosures (issue #15), group-committed on the writer's thread
+        self.kept = GroupCommit(self.writer, ReceivedStore(self.store).put_many)
         self.witness = Witness.open(
             database_url_for(self.paths.root, self.config),
             name=witness_name(self.config.org_name),
@@ -378,6 +387,7 @@ class Node(ProviderSide, RequesterSide):
 
     async def close(self) -> None:
         """Drain the ledger writer and persist state (and give up the integrator lease)."""
+        await self.kept.stop()
         await self.writer.stop()
         if self.lease is not None:
             self.lease.release()

@@ -190,7 +190,7 @@ async def keep_received(
         "value_digests": digests,
     }
     idx = _index(node)
-    await asyncio.to_thread(ReceivedStore(node.store).put, row)
+    await node.kept.submit(row)  # group-committed with other exchanges' rows (federation.ledger_writer)
     idx.add(_source(row), digests)
 
 

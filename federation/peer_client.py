@@ -12,11 +12,11 @@ from typing import Any
 
 import grpc
 
-from federation.domain import ReceivedOutcome
+from federation.domain import ReceivedOutcome, Signed
 from federation.negotiation import check_peer_info
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
-from federation.wire import from_rpc_error, received_outcome_from_pb
+from federation.wire import from_rpc_error, received_outcome_from_pb, signed_to_pb
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 4 << 20),
@@ -144,7 +144,7 @@ class PeerClient:
         )
         return {"session_id": r.session_id, "expires_at": r.expires_at, "effective_trust": r.effective_trust}
 
-    async def exchange(self, bundle: Any, envelope: pb.SignedPayload) -> ReceivedOutcome:
+    async def exchange(self, bundle: Any, envelope: Signed) -> ReceivedOutcome:
         """Send the org-signed ``ExchangeEnvelope``; the peer's ``Outcome`` as a domain value (unchecked).
 
         Raises:
@@ -153,7 +153,7 @@ class PeerClient:
 
         """
         await self.negotiate(bundle)
-        r = await self._call(self.stub(bundle).Exchange, pb.ExchangeRequest(envelope=envelope))
+        r = await self._call(self.stub(bundle).Exchange, pb.ExchangeRequest(envelope=signed_to_pb(envelope)))
         return received_outcome_from_pb(r.outcome)
 
     async def get_status_list(self, bundle: Any, purpose: str) -> dict[str, Any]:

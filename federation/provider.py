@@ -30,7 +30,7 @@ from credentials import (
 )
 from federation import approvals, behaviour, content, entries, exchange
 from federation import observability as obs
-from federation.domain import Outcome, Request
+from federation.domain import Envelope, Outcome, Request, Signed
 from federation.errors import (
     AuthenticationError,
     DeniedError,
@@ -316,16 +316,22 @@ class ProviderSide:
         ceiling = contract.trust_ceiling if contract is not None else 1.0
         return self.trust.effective_trust((requester_org, self.did), ceiling=ceiling, now=now)
 
-    def _open_payload(self, signed: Any, expected: Any, public_key: bytes, *, signer: str, field: str) -> Any:
-        """Verify and parse one signed payload (the seam every signature check goes through).
+    def _open_payload(self, signed: Signed, kind: str, public_key: bytes, *, signer: str, field: str) -> Any:
+        """Verify and decode one signed payload (the seam every signature check goes through).
 
-        See :func:`federation.signing.open_payload` (arguments, result, errors).
+        Through the injected :class:`federation.domain.PayloadCodec` (the
+        server's :class:`federation.wire.WirePayloads`); arguments, result and
+        errors as its ``open``.
+
+        Raises:
+            RuntimeError: the node was built without a payload codec.
+
         """
-        from federation.signing import open_payload
+        if self.payloads is None:
+            raise RuntimeError("this node was built without a payload codec (federation.server.open_node)")
+        return self.payloads.open(signed, kind, public_key, signer=signer, field=field)
 
-        return open_payload(signed, expected, public_key, signer=signer, field=field)  # type: ignore[arg-type]
-
-    def authenticate_request(self, peer: AuthenticatedPeer, envelope: Any) -> tuple[Session, Request]:
+    def authenticate_request(self, peer: AuthenticatedPeer, envelope: Signed) -> tuple[Session, Request]:
         """Open the organization-signed envelope, then the agent-signed request, then check replay.
 
         Receiver order of docs/spec/accord-v1.md §4.4 for each signed payload
@@ -336,7 +342,7 @@ class ProviderSide:
 
         Args:
             peer: the mTLS-authenticated caller.
-            envelope: the ``SignedPayload`` of ``ExchangeRequest.envelope``.
+            envelope: ``ExchangeRequest.envelope`` as received.
 
         Returns:
             (the session, the domain request whose ``signed_bytes`` are the
@@ -348,21 +354,17 @@ class ProviderSide:
             ``UNKNOWN_SESSION``, ``AGENT_MISMATCH``, ``WRONG_PROVIDER``, replay.
 
         """
-        from federation.pb import federation_pb2 as pb
-        from federation.wire import request_from_pb
-
-        env = self._open_payload(
-            envelope, pb.ExchangeEnvelope, peer.bundle.public_key, signer="org", field="envelope"
+        env: Envelope = self._open_payload(
+            envelope, "ExchangeEnvelope", peer.bundle.public_key, signer="org", field="envelope"
         )
         if env.requester_org != peer.org_did:
             raise AuthenticationError(
                 "envelope names another requesting organization", reason="REQUESTER_MISMATCH"
             )
         sess = self.sessions.get(env.session_id, peer_org=peer.org_did)
-        body = self._open_payload(
-            env.request, pb.RequestBody, sess.agent_public_key, signer="agent", field="envelope.request"
+        request: Request = self._open_payload(
+            env.request, "RequestBody", sess.agent_public_key, signer="agent", field="envelope.request"
         )
-        request = request_from_pb(body, env.request)
         request.validate()  # bounded, grammar-checked identifiers before any use
         if request.agent_did != sess.agent_did:
             raise AuthenticationError(
@@ -373,12 +375,12 @@ class ProviderSide:
         self.nonces.check(request.nonce, request.timestamp_ms)
         return sess, request
 
-    async def serve(self, peer: AuthenticatedPeer, envelope: Any) -> Outcome:
+    async def serve(self, peer: AuthenticatedPeer, envelope: Signed) -> Outcome:
         """Provider side of one exchange (DESIGN.md steps 3–7).
 
         Args:
             peer: the mTLS-authenticated caller.
-            envelope: the organization-signed ``SignedPayload`` (``ExchangeEnvelope``).
+            envelope: the organization-signed ``ExchangeEnvelope`` as received.
 
         Raises:
             AuthenticationError / InvalidRequestError: before any decision;

@@ -19,7 +19,7 @@ import structlog
 
 from credentials import public_key_from_did_key
 from federation import content, entries, onward
-from federation.domain import LocalSession, ReceivedOutcome, Request
+from federation.domain import LocalSession, Possession, ReceivedOutcome, Request, Signed
 from federation.entries import sha256_hex
 from federation.errors import (
     AuthenticationError,
@@ -104,7 +104,7 @@ class RequesterSide:
         *,
         agent_did: str,
         peer_org: str,
-        possession: Any,
+        possession: Signed,
         presentation_json: bytes,
     ) -> dict[str, Any]:
         """Requester side: check the agent's proof of possession, forward its VP.
@@ -112,7 +112,7 @@ class RequesterSide:
         Args:
             agent_did: the agent (its client certificate was checked by the service).
             peer_org: the peer organization (DID or registered name).
-            possession: the agent-signed ``SignedPayload`` (``SessionPossession``).
+            possession: the agent-signed ``SessionPossession`` as received.
             presentation_json: the VP for the peer, forwarded as is.
 
         Raises:
@@ -123,13 +123,11 @@ class RequesterSide:
             PeerUnavailableError / the peer's error: the peer refused.
 
         """
-        from federation.pb import federation_pb2 as pb
-
         self._local_agent(agent_did)
         bundle = self.peers.get(peer_org)
-        proof = self._open_payload(
+        proof: Possession = self._open_payload(
             possession,
-            pb.SessionPossession,
+            "SessionPossession",
             public_key_from_did_key(agent_did),
             signer="agent",
             field="possession",
@@ -150,7 +148,7 @@ class RequesterSide:
         return resp
 
     async def forward(
-        self, session_id: str, signed: Any, *, caller_agent: str
+        self, session_id: str, signed: Signed, *, caller_agent: str
     ) -> tuple[ReceivedOutcome, int, bool]:
         """Requester side of one exchange: verify, wrap, sign, forward, verify the receipt, log "received".
 
@@ -160,7 +158,7 @@ class RequesterSide:
 
         Args:
             session_id: the peer's session id (from ``open_agent_session``).
-            signed: the agent-signed ``SignedPayload`` (``RequestBody``).
+            signed: the agent-signed ``RequestBody`` as received.
             caller_agent: the agent DID of the mTLS client certificate.
 
         Returns:
@@ -174,10 +172,6 @@ class RequesterSide:
             the peer's error (re-raised as FederationError) after the denial is logged.
 
         """
-        from federation.pb import federation_pb2 as pb
-        from federation.signing import sign_payload
-        from federation.wire import request_from_pb
-
         now = self.clock.now()  # the one reading of the clock for this request
         local = self.local_sessions.get(session_id)
         if local is None:
@@ -187,10 +181,9 @@ class RequesterSide:
                 "request agent differs from the session's agent", reason="AGENT_MISMATCH"
             )
         self._local_agent(local.agent_did, now=now)
-        body = self._open_payload(
-            signed, pb.RequestBody, local.agent_public_key, signer="agent", field="request"
+        request: Request = self._open_payload(
+            signed, "RequestBody", local.agent_public_key, signer="agent", field="request"
         )
-        request = request_from_pb(body, signed)
         request.validate()
         if request.agent_did != local.agent_did:
             raise AuthenticationError(
@@ -199,16 +192,9 @@ class RequesterSide:
         bundle = self.peers.get(local.peer_org)
         # issue #15: data received under a contract does not go on to a third organization unless allowed
         await onward.check_outgoing(self, request=request, target_org=bundle.org_did, now=now, local=local)
-        envelope = sign_payload(
-            self.identity.org_key,
-            pb.ExchangeEnvelope(
-                session_id=session_id,
-                # the agent's three fields, untouched (nothing unsigned rides along)
-                request=pb.SignedPayload(
-                    payload_type=signed.payload_type, payload=signed.payload, signature=signed.signature
-                ),
-                requester_org=self.did,
-            ),
+        # the agent's three members, untouched (nothing unsigned rides along)
+        envelope = self.payloads.sign_envelope(
+            self.identity.org_key, session_id=session_id, request=signed, requester_org=self.did
         )
         verifier = NoteVerifier.from_vkey(bundle.ledger_vkey)
         try:

@@ -25,6 +25,7 @@ from federation.node import Node
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peer_client import PeerClient
 from federation.services import AdminServicer, AgentServicer, FederationServicer
+from federation.wire import WirePayloads
 
 log = structlog.get_logger("accord.server")
 
@@ -69,6 +70,8 @@ class DynamicTrust:
 def open_node(node_dir: Path, *, node_cls: type[Node] = Node, replica: Any = None) -> Node:
     """Open the node in ``node_dir`` with a :class:`PeerClient` presenting its node certificate.
 
+    The node opens signed payloads with :class:`federation.wire.WirePayloads`.
+
     ``replica``: a :class:`federation.replicas.ReplicaRole` (default: the single process).
 
     Raises:
@@ -82,8 +85,8 @@ def open_node(node_dir: Path, *, node_cls: type[Node] = Node, replica: Any = Non
         extra_endpoints=identity.config.peer_endpoints,
     )
     if replica is None:
-        return node_cls(identity, peer_client=peer_client)
-    return node_cls(identity, peer_client=peer_client, replica=replica)
+        return node_cls(identity, peer_client=peer_client, payloads=WirePayloads())
+    return node_cls(identity, peer_client=peer_client, payloads=WirePayloads(), replica=replica)
 
 
 async def start_server(node: Node, *, health_servicer: Any = None) -> tuple[grpc.aio.Server, int]:

@@ -908,6 +908,8 @@ class ReplicaStateStore:
                         conn.execute(state.insert().values(key=k, value=raw, updated_at=now))
 
         return cm()
+
+
 # ---------------------------------------------------------------- issue #15 (next/approvals)
 #
 # Operators and the approval queue (federation.approvals), and the data this node received
@@ -1144,6 +1146,29 @@ class ReceivedStore:
                 conn.execute(received_data.insert().values(**row))
         except IntegrityError:
             pass  # the same disclosure twice: already kept
+
+    def put_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert received disclosures in one transaction (one statement, many rows).
+
+        Idempotent on ``disclosure_id``: a batch holding a disclosure already
+        kept (or one twice) is rolled back and inserted row by row with
+        :meth:`put`. Blocking; the node runs it through a
+        :class:`federation.ledger_writer.GroupCommit`.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database failed (nothing of the batch was kept).
+
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(received_data.insert(), rows)
+        except IntegrityError:
+            for row in rows:
+                self.put(row)
 
     def rows(self, *, limit: int = 100_000) -> list[dict[str, Any]]:
         """Every kept disclosure (oldest first), at most ``limit``."""

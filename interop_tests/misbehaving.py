@@ -87,7 +87,7 @@ class SkipPresentationCheck(Node):
 class TypeBlindSignatures(Node):
     """Checks signatures without binding the payload type: a signature for any v1 message is taken."""
 
-    def _open_payload(self, signed, expected, public_key, *, signer, field):  # noqa: D102
+    def _open_payload(self, signed, kind, public_key, *, signer, field):  # noqa: D102
         from credentials import CredentialError, verify_ed25519
         from federation.errors import AuthenticationError
         from federation.signing import pae
@@ -105,7 +105,7 @@ class TypeBlindSignatures(Node):
                 "signature does not verify",
                 reason="BAD_ORG_SIGNATURE" if signer == "org" else "BAD_AGENT_SIGNATURE",
             )
-        return expected.FromString(signed.payload)
+        return self.payloads.decode(signed, kind)
 
 
 class TrustingRequester(Node):

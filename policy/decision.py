@@ -8,7 +8,6 @@ input, the contract version and the loaded policy bundle).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -140,9 +139,7 @@ def _json_safe(obj: Any, where: str) -> Any:
         jcs_bytes(value)  # I-JSON numbers only (|int| < 2**53), else digests fail
         return value
     except (TypeError, ValueError):
-        raise DecisionInputError(
-            f"{where} must be JSON-serializable", metadata={"field": where}
-        ) from None
+        raise DecisionInputError(f"{where} must be JSON-serializable", metadata={"field": where}) from None
 
 
 @dataclass(frozen=True)
@@ -232,16 +229,19 @@ class DecisionInput:
         object.__setattr__(self, "requested_fields", tuple(seen))
         self._check_state()
         if not isinstance(self.now, datetime) or self.now.tzinfo is None:
-            raise DecisionInputError(
-                "now must be a timezone-aware datetime", metadata={"field": "now"}
-            )
+            raise DecisionInputError("now must be a timezone-aware datetime", metadata={"field": "now"})
         sess: dict[str, Any] = {"requests": 0, "fields_released": 0, "denials": 0}
         for k, v in dict(self.session or {}).items():
             if k == "released_names":  # the distinct field paths released so far in the session
-                if (not isinstance(v, list | tuple) or len(v) > 10_000
-                        or not all(isinstance(f, str) and 0 < len(f) <= 256 for f in v)):
-                    raise DecisionInputError("session.released_names must be a list of field paths",
-                                             metadata={"field": "session.released_names"})
+                if (
+                    not isinstance(v, list | tuple)
+                    or len(v) > 10_000
+                    or not all(isinstance(f, str) and 0 < len(f) <= 256 for f in v)
+                ):
+                    raise DecisionInputError(
+                        "session.released_names must be a list of field paths",
+                        metadata={"field": "session.released_names"},
+                    )
                 sess[k] = sorted(set(v))
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _MAX_INT:
@@ -262,9 +262,7 @@ class DecisionInput:
                 metadata={"field": f"agent_claims.{loc}" if loc else "agent_claims"},
             ) from None
         object.__setattr__(self, "agent_claims", _freeze(claims))
-        object.__setattr__(
-            self, "context", _freeze(_json_safe(dict(self.context or {}), "context"))
-        )
+        object.__setattr__(self, "context", _freeze(_json_safe(dict(self.context or {}), "context")))
         validate_policy_input(self.to_rego_input())
 
     def _check_state(self) -> None:
@@ -305,7 +303,8 @@ class DecisionInput:
         Raises:
             DecisionInputError: a value out of the bounds :class:`DecisionInput` checks.
         """
-        new = copy.copy(self)
+        new = object.__new__(type(self))  # a shallow copy without copy.copy's reduce protocol
+        new.__dict__.update(self.__dict__)
         new.__dict__.pop("_digest", None)  # the digest covers the old values
         object.__setattr__(new, "effective_trust", effective_trust)
         object.__setattr__(new, "budget_used", budget_used)

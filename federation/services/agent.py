@@ -8,7 +8,7 @@ from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.services.base import rpc
 from federation.tls import check_chain, san_uri_of_pem
-from federation.wire import peer_cert, received_outcome_to_pb
+from federation.wire import peer_cert, received_outcome_to_pb, signed_from_pb
 
 
 class AgentServicer(pbg.AgentServiceServicer):
@@ -50,7 +50,7 @@ class AgentServicer(pbg.AgentServiceServicer):
         r = await self.node.open_agent_session(
             agent_did=request.agent_did,
             peer_org=request.peer_org,
-            possession=request.possession,
+            possession=signed_from_pb(request.possession),
             presentation_json=request.presentation_json,
         )
         return pb.AgentOpenSessionResponse(
@@ -62,7 +62,9 @@ class AgentServicer(pbg.AgentServiceServicer):
         caller = self._agent(context, None)
         if not request.HasField("request"):
             raise InvalidRequestError("SendRequestRequest.request is required", metadata={"field": "request"})
-        outcome, index, ok = await self.node.forward(request.session_id, request.request, caller_agent=caller)
+        outcome, index, ok = await self.node.forward(
+            request.session_id, signed_from_pb(request.request), caller_agent=caller
+        )
         return pb.SendRequestResponse(
             outcome=received_outcome_to_pb(outcome),
             received_leaf_index=index,

@@ -13,7 +13,7 @@ from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peers import AuthenticatedPeer
 from federation.services.base import rpc
-from federation.wire import outcome_to_pb, peer_cert
+from federation.wire import outcome_to_pb, peer_cert, signed_from_pb
 
 SOFTWARE = "accord-federation 0.1.0"
 
@@ -71,7 +71,7 @@ class FederationServicer(pbg.FederationServiceServicer):
         peer = self._peer(context)
         if not request.HasField("envelope"):
             raise InvalidRequestError("ExchangeRequest.envelope is required", metadata={"field": "envelope"})
-        outcome = await self.node.serve(peer, request.envelope)
+        outcome = await self.node.serve(peer, signed_from_pb(request.envelope))
         return pb.ExchangeResponse(outcome=outcome_to_pb(outcome))
 
     @rpc

@@ -136,7 +136,7 @@ def _chunks(items: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
         yield items[i : i + n]
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=16)
 def _node_lookup(n: int):
     terms = " OR ".join(f"(level = :l{j} AND idx = :i{j})" for j in range(n))
     return text(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")
@@ -404,11 +404,15 @@ class Tx:
         out: dict[tuple[int, int], bytes] = {}
         for chunk in _chunks(sorted(set(keys)), 200):
             # A textual OR of primary-key equalities: each term is an index lookup
-            # (a row-value IN defeats SQLite's PK index) and the statement text only
-            # depends on the number of keys, so SQLAlchemy's cache keeps it compiled.
-            stmt = _node_lookup(len(chunk))
+            # (a row-value IN defeats SQLite's PK index). The key list is padded (the
+            # last key repeated) to a power of two, so there are a handful of statement
+            # texts and SQLAlchemy's compiled cache keeps every one of them (one text
+            # per key count recompiled whenever the cache had evicted it).
+            width = min(200, 1 << (len(chunk) - 1).bit_length())
+            stmt = _node_lookup(width)
             params = {}
-            for j, (level, idx) in enumerate(chunk):
+            for j in range(width):
+                level, idx = chunk[min(j, len(chunk) - 1)]
                 params[f"l{j}"] = level
                 params[f"i{j}"] = idx
             for r in self.conn.execute(stmt, params):
@@ -707,7 +711,7 @@ def _chain_patterns(agent_did: str) -> list[bytes]:
             f'"root_agent":"{d}"',
             f'"chain_agents":"{d}"',
             f'"chain_agents":"{d},',
-            f',{d},',
+            f",{d},",
             f',{d}"',
         )
     ]

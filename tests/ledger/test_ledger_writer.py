@@ -115,3 +115,80 @@ def test_received_entries_are_group_committed_and_durable_when_acknowledged(db_u
         assert reopened.get(wr.index).entry.disclosure_id == make_entry(i).disclosure_id
     assert reopened.verify().ok
     reopened.close()
+
+
+def _kept_row(i: int) -> dict:
+    import datetime as dt
+
+    return {
+        "disclosure_id": f"disc-{i:06d}",
+        "provider_org": "did:web:hospital.example",
+        "contract_id": "c",
+        "contract_hash": "h",
+        "agent_did": "did:key:z6Mk",
+        "obligations": [],
+        "onward": {},
+        "received_at": dt.datetime(2026, 12, 4, tzinfo=dt.UTC),
+        "retain_until": None,
+        "payload": "[]",
+        "value_digests": [],
+    }
+
+
+def test_kept_disclosures_are_group_committed_on_the_writer_thread(tmp_path, db_url, signer):
+    """The requester's kept disclosures (issue #15): many callers, one transaction per turn, each durable."""
+    import threading
+
+    from federation.ledger_writer import GroupCommit
+    from federation.store import NodeStore, ReceivedStore, make_engine
+
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+    store = ReceivedStore(NodeStore(make_engine(f"sqlite:///{tmp_path / 'node.db'}")))
+    turns: list[tuple[int, str]] = []
+
+    def commit(rows):
+        turns.append((len(rows), threading.current_thread().name))
+        store.put_many(rows)
+
+    async def main():
+        w = LedgerWriter(log)
+        w.start()
+        kept = GroupCommit(w, commit, max_batch=16)
+        try:
+            await asyncio.gather(*(kept.submit(_kept_row(i)) for i in range(40)))
+            await kept.submit(_kept_row(3))  # the same disclosure again: idempotent
+        finally:
+            await kept.stop()
+            await w.stop()
+
+    asyncio.run(main())
+    log.close()
+    assert [n for n, _ in turns] == [16, 16, 8, 1]
+    assert all(name.startswith("ledger") for _, name in turns)  # the one thread writing the database
+    assert sorted(r["disclosure_id"] for r in store.rows()) == [f"disc-{i:06d}" for i in range(40)]
+
+
+def test_a_failed_group_commit_answers_every_caller_of_its_turn(db_url, signer):
+    from federation.ledger_writer import GroupCommit
+
+    log = TransparencyLog.open(db_url, origin=ORIGIN, signer=signer)
+
+    def commit(rows):
+        if any(r == "bad" for r in rows):
+            raise RuntimeError("database down")
+
+    async def main():
+        w = LedgerWriter(log)
+        w.start()
+        kept = GroupCommit(w, commit)
+        try:
+            first = await asyncio.gather(kept.submit("a"), kept.submit("bad"), return_exceptions=True)
+            return first, await kept.submit("b")  # the worker keeps serving after a failed turn
+        finally:
+            await kept.stop()
+            await w.stop()
+
+    (a, bad), b = asyncio.run(main())
+    log.close()
+    assert isinstance(a, RuntimeError) and isinstance(bad, RuntimeError)  # nothing of the turn committed
+    assert b is None

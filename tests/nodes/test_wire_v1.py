@@ -376,6 +376,7 @@ def _open_with(layout, rewrite):
     from federation.node import Node
     from federation.peer_client import PeerClient
     from federation.server import start_server
+    from federation.wire import WirePayloads
 
     async def go():
         ident = NodeIdentity.load(layout.orgs["relief"])
@@ -383,7 +384,7 @@ def _open_with(layout, rewrite):
         link = _advertising(PeerClient, rewrite)(
             cert_pem=ident.tls_pem("node.pem"), key_pem=ident.tls_pem("node.key")
         )
-        node = Node(ident, peer_client=link)
+        node = Node(ident, peer_client=link, payloads=WirePayloads())
         server, _ = await start_server(node)
         try:
             async with AgentClient.from_wallet(layout.wallets["relief/triage-coordinator"]) as c:

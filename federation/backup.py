@@ -141,10 +141,10 @@ def _snapshot_sqlite(db: Path, dest: Path) -> None:
 def _ledger_head(identity: Any, db_url: str) -> tuple[int, str]:
     """(size, latest signed checkpoint note or "") of the node's log in the database at ``db_url``."""
     from federation.identity import ledger_origin
-    from ledger import NoteSigner, TransparencyLog
+    from ledger import TransparencyLog
 
     origin = ledger_origin(identity.config.org_name)
-    lg = TransparencyLog.open(db_url, origin=origin, signer=NoteSigner(origin, identity.ledger_seed))
+    lg = TransparencyLog.open(db_url, origin=origin, signer=identity.ledger_signer())
     try:
         cp = lg.latest_checkpoint()
         return lg.size(), (cp.note if cp else "")

@@ -33,7 +33,7 @@ from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.domain import PeerLink
-from federation.identity import NodeIdentity, ledger_origin, witness_name
+from federation.identity import NodeIdentity, ledger_origin
 from federation.ledger_writer import LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
@@ -54,7 +54,6 @@ from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, PolicyStateStore, ReplicaStateStore, make_engine
 from federation.witnessing import WitnessCoordinator
 from ledger import (
-    NoteSigner,
     TransparencyLog,
     Witness,
 )
@@ -130,7 +129,7 @@ class Node(ProviderSide, RequesterSide):
         self.paths = identity.paths
         self.engine_db = make_engine(database_url_for(self.paths.root, self.config))
         self.store = NodeStore(self.engine_db)
-        self.ledger_signer = NoteSigner(ledger_origin(self.config.org_name), identity.ledger_seed)
+        self.ledger_signer = identity.ledger_signer()
         self.ledger = TransparencyLog.open(
             database_url_for(self.paths.root, self.config),
             origin=ledger_origin(self.config.org_name),
@@ -143,8 +142,7 @@ class Node(ProviderSide, RequesterSide):
         )
         self.witness = Witness.open(
             database_url_for(self.paths.root, self.config),
-            name=witness_name(self.config.org_name),
-            seed=identity.witness_seed,
+            signer=identity.witness_signer(),
         )
         self._open_sessions()
         #: worker processes verifying presentations and delegation chains within a deadline;

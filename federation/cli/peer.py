@@ -265,7 +265,7 @@ def reset_witness(
     """
     from federation.config import database_url_for
     from federation.errors import PeerError
-    from federation.identity import NodeIdentity, witness_name
+    from federation.identity import NodeIdentity
     from federation.peers import PeerRegistry
     from ledger import Witness
 
@@ -276,8 +276,7 @@ def reset_witness(
         raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)") from None
     witness = Witness.open(
         database_url_for(ident.paths.root, ident.config),
-        name=witness_name(ident.config.org_name),
-        seed=ident.witness_seed,
+        signer=ident.witness_signer(),
     )
     try:
         latest = witness.latest(bundle.ledger_origin)

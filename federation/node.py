@@ -253,10 +253,16 @@ class Node(ProviderSide, RequesterSide):
         from federation.config import load_config
 
         # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both);
-        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves)
+        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves) and what the node
+        # renews by itself (`[renewal]`: federation.renewal.renewal_loop reads node.config at each turn)
         fresh = load_config(self.paths.root)
         self.config = self.config.model_copy(
-            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum, "a2a": fresh.a2a}
+            update={
+                "witnesses": fresh.witnesses,
+                "witness_quorum": fresh.witness_quorum,
+                "a2a": fresh.a2a,
+                "renewal": fresh.renewal,
+            }
         )
         from federation.rotation import key_mapping, refresh_identity
 

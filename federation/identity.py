@@ -404,6 +404,30 @@ class NodeIdentity:
         """
         return self._key("witness", self.witness_seed)
 
+    def key_locations(self) -> dict[str, str]:
+        """Where each signing key is (read from the records; no token is opened).
+
+        Returns:
+            role (``org``, ``ledger``, ``witness``) → ``file``, ``file (encrypted)``
+            or ``pkcs11 token <token label> key <CKA_LABEL>``.
+
+        Raises:
+            ConfigError: a ``keys/pkcs11*.json`` record is unreadable.
+
+        """
+        from federation.keystore import PKCS11_RECORDS
+
+        keys = self.paths.root / "keys"
+        encrypted = (keys / ENCRYPTION_RECORD).is_file()
+        out = {}
+        for role, record in PKCS11_RECORDS.items():
+            if (keys / record).is_file():
+                cfg = Pkcs11Config.from_record(keys / record)
+                out[role] = f"pkcs11 token {cfg.token} key {cfg.key_label}"
+            else:
+                out[role] = "file (encrypted)" if encrypted else "file"
+        return out
+
     def ledger_signer(self) -> NoteSigner:
         """The signed-note signer of this node's log (c2sp.org/signed-note, Ed25519 type 0x01).
 

@@ -282,6 +282,7 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
         "ledger_size": lg.size(),
         "bundle_fingerprint": export_bundle(ident).fingerprint(),
         "org_key": ident.verification_method,
+        "key_store": ", ".join(f"{role}: {where}" for role, where in ident.key_locations().items()),
         "tls_not_after": _not_after(ident.tls_pem("node.pem")),
     }
     if as_json:

@@ -349,6 +349,11 @@ def test_only_the_ledger_key_in_the_token(hsm, tmp_path):
 
     v = NoteVerifier.from_vkey(p.stdout.strip())
     assert v.public_key == _token_public_key(hsm, "ledger", record["key_label"])
+    p = _accord("node", "status", "--dir", d, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["key_store"] == (
+        f"org: file, ledger: pkcs11 token ledger key {record['key_label']}, witness: file"
+    )
     # the org key is a file: commands that do not sign checkpoints need no PIN
     p = _accord("peer", "list", "--dir", d, env={PIN_ENV: ""})
     assert p.returncode == 0, p.stderr

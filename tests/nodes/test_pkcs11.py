@@ -374,3 +374,37 @@ def test_only_the_ledger_key_in_the_token(hsm, tmp_path):
     p = _accord("node", "init", "--org", "delta", "--dir", tmp_path / "delta", "--pkcs11-keys", "ledger")
     assert p.returncode != 0 and "--key-store pkcs11" in p.stderr
     assert not (tmp_path / "delta").exists()
+
+
+def test_encrypted_files_and_a_token_key_together(hsm, tmp_path, monkeypatch):
+    """``--encrypt-keys`` and ``--pkcs11-keys witness``: org, ledger encrypted; the witness in the token."""
+    from federation.identity import KeyPassphrase, init_node
+    from federation.keystore import Pkcs11Config
+
+    monkeypatch.setenv("ACCORD_TEST_KEY_PASSPHRASE", "correct horse")
+    d = tmp_path / "eps"
+    init_node(
+        d,
+        org_name="eps",
+        listen="127.0.0.1:7633",
+        passphrase=KeyPassphrase(env="ACCORD_TEST_KEY_PASSPHRASE"),
+        pkcs11=Pkcs11Config(module=hsm, token="ledger", pin_env=PIN_ENV),
+        pkcs11_keys=("witness",),
+    )
+    keys = d / "keys"
+    assert sorted(f.name for f in keys.iterdir()) == [
+        "encryption.json", "ledger.p8", "org.p8", "pkcs11-witness.json",
+    ]  # fmt: skip
+    ident = NodeIdentity.load(d)
+    assert ident.ledger_seed is not None and ident.witness_seed is None
+    record = json.loads((keys / "pkcs11-witness.json").read_text())
+    assert ident.witness_signer().public_key == _token_public_key(hsm, "ledger", record["key_label"])
+    assert ident.key_locations() == {
+        "org": "file (encrypted)",
+        "ledger": "file (encrypted)",
+        "witness": f"pkcs11 token ledger key {record['key_label']}",
+    }
+    monkeypatch.setenv("ACCORD_TEST_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ConfigError) as ei:
+        NodeIdentity.load(d)
+    assert ei.value.reason == "KEY_DECRYPT_FAILED"

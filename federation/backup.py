@@ -3,7 +3,8 @@
 ``accord node backup --out FILE`` writes a gzip'd POSIX tar archive holding
 
 * the node directory as it is on disk: ``node.toml``, ``keys/`` (the
-  organization, ledger and witness **private keys**), ``tls/`` (CA and TLS
+  organization, ledger and witness **private keys**, or for a key held in a
+  PKCS#11 token only the record naming it: restoring needs that token), ``tls/`` (CA and TLS
   private keys), ``peers/``, ``agents/`` (wallets with the agents' private
   keys), ``contracts/``, ``data/``, ``decisions.jsonl``, …; not ``node.pid``,
   ``node.log`` or the live database files;

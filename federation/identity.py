@@ -582,10 +582,24 @@ def init_node(
     if pkcs11 is not None:
         from federation.keystore import generate_pkcs11_key
 
-        for role in dict.fromkeys(pkcs11_keys):
-            token_keys[role] = generate_pkcs11_key(
-                pkcs11, label_prefix=f"accord-{org_name}-{role}", role=role
-            )
+        try:
+            for role in dict.fromkeys(pkcs11_keys):
+                token_keys[role] = generate_pkcs11_key(
+                    pkcs11, label_prefix=f"accord-{org_name}-{role}", role=role
+                )
+        except ConfigError as exc:  # nothing half-made: the key pairs generated so far leave the token too
+            left = []
+            for made in token_keys.values():
+                try:
+                    made.destroy()  # type: ignore[attr-defined]
+                except ConfigError:
+                    left.append(made.label)  # type: ignore[attr-defined]
+            if left:
+                raise ConfigError(
+                    f"{exc}; and the key pairs already generated could not be deleted: {', '.join(left)}",
+                    reason=exc.reason,
+                ) from exc
+            raise
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)

@@ -236,6 +236,31 @@ class Pkcs11Ed25519Key:
             raise _unavailable(self._cfg, f"the token returned a {len(sig)}-byte signature")
         return bytes(sig)
 
+    def destroy(self) -> None:
+        """Delete the key pair (private and public objects with its label) from the token; unusable after.
+
+        Used when ``node init`` fails after generating some of its keys, so
+        that no orphaned key pair stays behind in the token.
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` when the token refuses.
+
+        """
+        import pkcs11
+        from pkcs11 import Attribute, ObjectClass
+
+        with self._lock:
+            self._session.close()
+            session = _session(self._cfg, rw=True)
+            try:
+                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                    for obj in list(session.get_objects({Attribute.CLASS: cls, Attribute.LABEL: self.label})):
+                        obj.destroy()
+            except pkcs11.PKCS11Error as exc:
+                raise _unavailable(self._cfg, f"cannot delete key pair {self.label!r}", exc) from exc
+            finally:
+                session.close()
+
     def to_jwk(self, *, include_private: bool = False) -> dict[str, str]:
         """The public key as an RFC 8037 OKP JWK.
 

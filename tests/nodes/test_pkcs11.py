@@ -408,3 +408,45 @@ def test_encrypted_files_and_a_token_key_together(hsm, tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as ei:
         NodeIdentity.load(d)
     assert ei.value.reason == "KEY_DECRYPT_FAILED"
+
+
+def _labels(module: str, token: str) -> set[str]:
+    """The labels of every key object in the token (read without Accord)."""
+    import pkcs11
+
+    tok = pkcs11.lib(str(Path(module).resolve())).get_token(token_label=token)
+    try:
+        session = tok.open(user_pin=PIN)
+    except pkcs11.UserAlreadyLoggedIn:  # a key this process holds is open on the token
+        session = tok.open()
+    with session as s:
+        return {o[pkcs11.Attribute.LABEL] for o in s.get_objects({pkcs11.Attribute.TOKEN: True})}
+
+
+def test_init_that_fails_midway_leaves_no_key_pair_in_the_token(hsm, tmp_path, monkeypatch):
+    """The token refuses the third key pair: the two made before are deleted and no directory is written."""
+    import pkcs11
+
+    from federation import keystore
+    from federation.identity import init_node
+
+    real = keystore.generate_pkcs11_key
+
+    def refuse_the_witness(cfg, *, label_prefix, role="org"):  # the token fails on the third key (simulated)
+        if role == "witness":
+            raise keystore._unavailable(cfg, "cannot generate an Ed25519 key pair", pkcs11.DeviceMemory())
+        return real(cfg, label_prefix=label_prefix, role=role)
+
+    monkeypatch.setattr(keystore, "generate_pkcs11_key", refuse_the_witness)
+    before = _labels(hsm, "rotate")
+    with pytest.raises(ConfigError) as ei:
+        init_node(
+            tmp_path / "zeta",
+            org_name="zeta",
+            listen="127.0.0.1:7634",
+            pkcs11=keystore.Pkcs11Config(module=hsm, token="rotate", pin_env=PIN_ENV),
+            pkcs11_keys=("org", "ledger", "witness"),
+        )
+    assert ei.value.reason == "KEY_STORE_UNAVAILABLE" and "DeviceMemory" in str(ei.value)
+    assert not (tmp_path / "zeta").exists()
+    assert _labels(hsm, "rotate") == before and not any(lab.startswith("accord-zeta") for lab in before)

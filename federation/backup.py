@@ -3,7 +3,8 @@
 ``accord node backup --out FILE`` writes a gzip'd POSIX tar archive holding
 
 * the node directory as it is on disk: ``node.toml``, ``keys/`` (the
-  organization, ledger and witness **private keys**), ``tls/`` (CA and TLS
+  organization, ledger and witness **private keys**, or for a key held in a
+  PKCS#11 token only the record naming it: restoring needs that token), ``tls/`` (CA and TLS
   private keys), ``peers/``, ``agents/`` (wallets with the agents' private
   keys), ``contracts/``, ``data/``, ``decisions.jsonl``, …; not ``node.pid``,
   ``node.log`` or the live database files;
@@ -141,10 +142,10 @@ def _snapshot_sqlite(db: Path, dest: Path) -> None:
 def _ledger_head(identity: Any, db_url: str) -> tuple[int, str]:
     """(size, latest signed checkpoint note or "") of the node's log in the database at ``db_url``."""
     from federation.identity import ledger_origin
-    from ledger import NoteSigner, TransparencyLog
+    from ledger import TransparencyLog
 
     origin = ledger_origin(identity.config.org_name)
-    lg = TransparencyLog.open(db_url, origin=origin, signer=NoteSigner(origin, identity.ledger_seed))
+    lg = TransparencyLog.open(db_url, origin=origin, signer=identity.ledger_signer())
     try:
         cp = lg.latest_checkpoint()
         return lg.size(), (cp.note if cp else "")

@@ -39,8 +39,11 @@ HEADER = """\
 anything binds; an unknown key, a wrong type or a value out of bounds is
 refused in one line naming the file, the line and the key. Relative paths
 (the SQLite file) are relative to the node directory. A running node re-reads
-`witnesses`, `witness_quorum` and `[a2a]` on reload (`accord peer add/remove` trigger
-one); every other key needs a restart (`accord node stop`, then `accord node start`).
+`witnesses`, `witness_quorum`, `[a2a]` and `[renewal]` on reload (SIGHUP, `accord
+peer add/remove` trigger one); every other key needs a restart (`accord node stop`,
+then `accord node start`). Where keys held in a PKCS#11 token live is not here
+but in `keys/pkcs11.json`, `keys/pkcs11-ledger.json` and `keys/pkcs11-witness.json`
+(`accord node init --key-store pkcs11 --pkcs11-keys …`; see the operator guide).
 """
 
 

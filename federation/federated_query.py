@@ -75,15 +75,11 @@ def query_peers(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Rows (as ``accord ledger query --json`` prints them) from every pinned peer, each verified."""
-    from federation.identity import witness_name
     from federation.peers import PeerRegistry
-    from ledger import CosignatureSigner
 
     peers = list(PeerRegistry.load(ident.paths.peers))
     witnesses = {b.org_name: b.witness_vkey for b in peers if b.witness_vkey}
-    witnesses[ident.config.org_name] = CosignatureSigner(
-        witness_name(ident.config.org_name), ident.witness_seed
-    ).vkey
+    witnesses[ident.config.org_name] = ident.witness_signer().vkey
     req = pb.QueryEntriesRequest(
         contract_id=contract_id or "",
         purpose=purpose or "",

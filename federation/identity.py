@@ -27,8 +27,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from credentials import Ed25519KeyPair, did_web_document
 from credentials.keys import Ed25519Signer
@@ -38,6 +39,9 @@ from federation.keystore import Pkcs11Config
 from federation.paths import NodePaths, make_private_dir, write_private
 from federation.peers import PeerBundle, ledger_origin, witness_name
 from federation.tls import mint_tls_material
+
+if TYPE_CHECKING:
+    from ledger import CosignatureSigner, NoteSigner
 
 #: Encrypted PKCS#8 key files (keys/<name>.p8) and the passphrase-source record.
 ENCRYPTED_KEYS = ("org", "ledger", "witness")
@@ -180,46 +184,69 @@ def _decrypt_seed(path: Path, passphrase: bytes, source: str) -> bytes:
     )
 
 
-def _load_seeds(paths: NodePaths) -> tuple[bytes | None, bytes, bytes]:
+def _in_token(paths: NodePaths) -> frozenset[str]:
+    """The key roles (``org``, ``ledger``, ``witness``) a ``keys/pkcs11*.json`` record puts in a token."""
+    from federation.keystore import PKCS11_RECORDS
+
+    keys = paths.root / "keys"
+    return frozenset(role for role, name in PKCS11_RECORDS.items() if (keys / name).is_file())
+
+
+def _load_seeds(paths: NodePaths) -> tuple[bytes | None, bytes | None, bytes | None]:
     """(org seed, ledger seed, witness seed) of a node directory, decrypting when encrypted.
 
-    The org seed is None when the organization key is in a PKCS#11 token
-    (``keys/pkcs11.json``).
+    A seed is None when that key is in a PKCS#11 token (``keys/pkcs11.json``,
+    ``keys/pkcs11-ledger.json``, ``keys/pkcs11-witness.json``).
 
     Raises:
         ConfigError: a key file is missing or unreadable; for encrypted keys,
             ``KEY_PASSPHRASE_MISSING`` / ``KEY_DECRYPT_FAILED``.
 
     """
-    from federation.keystore import PKCS11_RECORD
-
     keys = paths.root / "keys"
-    in_token = (keys / PKCS11_RECORD).is_file()
+    in_token = _in_token(paths)
     record = keys / ENCRYPTION_RECORD
-    if record.is_file():
+    if record.is_file() and len(in_token) < len(ENCRYPTED_KEYS):
         source = KeyPassphrase.from_record(record)
         passphrase = source.read()
-        org = None if in_token else _decrypt_seed(keys / "org.p8", passphrase, source.source())
-        ledger, witness = (
-            _decrypt_seed(keys / f"{n}.p8", passphrase, source.source()) for n in ("ledger", "witness")
+        org, ledger, witness = (
+            None if n in in_token else _decrypt_seed(keys / f"{n}.p8", passphrase, source.source())
+            for n in ENCRYPTED_KEYS
         )
         return org, ledger, witness
     try:
-        org_seed = None if in_token else Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text())).seed
-        ledger_seed = bytes.fromhex(paths.ledger_seed.read_text().strip())
-        witness_seed = bytes.fromhex(paths.witness_seed.read_text().strip())
+        org_seed = (
+            None if "org" in in_token else Ed25519KeyPair.from_jwk(json.loads(paths.org_key.read_text())).seed
+        )
+        ledger_seed = None if "ledger" in in_token else bytes.fromhex(paths.ledger_seed.read_text().strip())
+        witness_seed = (
+            None if "witness" in in_token else bytes.fromhex(paths.witness_seed.read_text().strip())
+        )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{paths.root}: cannot read node keys: {exc}") from exc
+    for name, seed in (("ledger", ledger_seed), ("witness", witness_seed)):
+        if seed is not None and len(seed) != 32:
+            raise ConfigError(f"{paths.root}: keys/{name}.seed is not a 32-byte seed (64 hex digits)")
     return org_seed, ledger_seed, witness_seed
+
+
+def _open_token_key(paths: NodePaths, role: str) -> Ed25519Signer:
+    """Open the ``role`` key in the PKCS#11 token its ``keys/pkcs11*.json`` record names.
+
+    Raises:
+        ConfigError: ``KEY_STORE_UNAVAILABLE`` / ``KEY_PASSPHRASE_MISSING`` (module, token, PIN, label).
+
+    """
+    from federation.keystore import PKCS11_RECORDS, Pkcs11Config, open_pkcs11_key
+
+    return open_pkcs11_key(Pkcs11Config.from_record(paths.root / "keys" / PKCS11_RECORDS[role]), role=role)
 
 
 def _load_org_key(paths: NodePaths, seed: bytes | None) -> Ed25519Signer:
     """The organization key: from its seed, or opened in the PKCS#11 token named by ``keys/pkcs11.json``."""
     if seed is not None:
         return Ed25519KeyPair.from_seed(seed)
-    from federation.keystore import PKCS11_RECORD, Pkcs11Config, open_pkcs11_key
-
-    return open_pkcs11_key(Pkcs11Config.from_record(paths.root / "keys" / PKCS11_RECORD))
+    return _open_token_key(paths, "org")
 
 
 @dataclass(frozen=True)
@@ -332,8 +359,11 @@ class NodeIdentity:
         org_key: organization Ed25519 key (signs credentials, envelopes, bundles): an
             :class:`credentials.Ed25519KeyPair`, or a
             :class:`federation.keystore.Pkcs11Ed25519Key` whose private half stays in an HSM.
-        ledger_seed: 32-byte seed of the log's signed-note key.
-        witness_seed: 32-byte seed of the witness cosignature key.
+        ledger_seed: 32-byte seed of the log's signed-note key; None when the key is
+            in a PKCS#11 token (``keys/pkcs11-ledger.json``). Sign with
+            :meth:`ledger_signer`, which works either way.
+        witness_seed: 32-byte seed of the witness cosignature key; None when it is
+            in a token (``keys/pkcs11-witness.json``); see :meth:`witness_signer`.
         key_history: the organization keys this node has had (``keys/org-history.json``;
             empty: one key, ``key-1``).
 
@@ -342,9 +372,93 @@ class NodeIdentity:
     paths: NodePaths
     config: NodeConfig
     org_key: Ed25519Signer
-    ledger_seed: bytes
-    witness_seed: bytes
+    ledger_seed: bytes | None
+    witness_seed: bytes | None
     key_history: tuple[OrgKeyRecord, ...] = ()
+    #: keys opened in a token, by role (opened on first use: a command that does
+    #: not sign checkpoints or cosignatures does not log in for them)
+    _token_keys: dict[str, Ed25519Signer] = field(default_factory=dict, repr=False, compare=False)
+
+    def _key(self, role: str, seed: bytes | None) -> Ed25519Signer:
+        if seed is not None:
+            return Ed25519KeyPair.from_seed(seed)
+        if role not in self._token_keys:
+            self._token_keys[role] = _open_token_key(self.paths, role)
+        return self._token_keys[role]
+
+    def ledger_key(self) -> Ed25519Signer:
+        """The log's Ed25519 signed-note key: from ``keys/ledger.seed`` (or ``.p8``), or in its PKCS#11 token.
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` / ``KEY_PASSPHRASE_MISSING`` for a token key.
+
+        """
+        return self._key("ledger", self.ledger_seed)
+
+    def witness_key(self) -> Ed25519Signer:
+        """The witness's Ed25519 cosignature key: from its seed file, or in its PKCS#11 token.
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` / ``KEY_PASSPHRASE_MISSING`` for a token key.
+
+        """
+        return self._key("witness", self.witness_seed)
+
+    def key_locations(self) -> dict[str, str]:
+        """Where each signing key is (read from the records; no token is opened).
+
+        Returns:
+            role (``org``, ``ledger``, ``witness``) → ``file``, ``file (encrypted)``
+            or ``pkcs11 token <token label> key <CKA_LABEL>``.
+
+        Raises:
+            ConfigError: a ``keys/pkcs11*.json`` record is unreadable.
+
+        """
+        from federation.keystore import PKCS11_RECORDS
+
+        keys = self.paths.root / "keys"
+        encrypted = (keys / ENCRYPTION_RECORD).is_file()
+        out = {}
+        for role, record in PKCS11_RECORDS.items():
+            if (keys / record).is_file():
+                cfg = Pkcs11Config.from_record(keys / record)
+                out[role] = f"pkcs11 token {cfg.token} key {cfg.key_label}"
+            else:
+                out[role] = "file (encrypted)" if encrypted else "file"
+        return out
+
+    def ledger_signer(self) -> NoteSigner:
+        """The signed-note signer of this node's log (c2sp.org/signed-note, Ed25519 type 0x01).
+
+        Its name is :func:`federation.peers.ledger_origin`; its key is the seed
+        file's, or the PKCS#11 token's (signing with ``CKM_EDDSA``; the seed
+        never leaves the token).
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` / ``KEY_PASSPHRASE_MISSING`` for a token key.
+
+        """
+        from ledger import NoteSigner
+
+        origin = ledger_origin(self.config.org_name)
+        if self.ledger_seed is not None:
+            return NoteSigner(origin, self.ledger_seed)
+        return NoteSigner(origin, key=self.ledger_key())
+
+    def witness_signer(self) -> CosignatureSigner:
+        """This node's witness cosigner (c2sp.org/tlog-cosignature ``cosignature/v1``), :func:`witness_name`.
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` / ``KEY_PASSPHRASE_MISSING`` for a token key.
+
+        """
+        from ledger import CosignatureSigner
+
+        name = witness_name(self.config.org_name)
+        if self.witness_seed is not None:
+            return CosignatureSigner(name, self.witness_seed)
+        return CosignatureSigner(name, key=self.witness_key())
 
     @property
     def org_did(self) -> str:  # noqa: D102
@@ -410,15 +524,19 @@ def init_node(
     force: bool = False,
     passphrase: KeyPassphrase | None = None,
     pkcs11: Pkcs11Config | None = None,
+    pkcs11_keys: tuple[str, ...] = ("org",),
     did: str | None = None,
 ) -> NodeConfig:
     """Create a node directory with fresh keys, CA, certificates and config.
 
     ``passphrase`` set: the organization, ledger and witness keys are written
     encrypted (module docstring); the passphrase is read before anything is
-    written. ``pkcs11`` set: the organization key pair is generated in that
-    token (:mod:`federation.keystore`, before anything is written) and only
-    ``keys/pkcs11.json`` names it; no organization key file is written.
+    written. ``pkcs11`` set: the key pairs named by ``pkcs11_keys`` (``org``,
+    ``ledger``, ``witness``) are generated in that token
+    (:mod:`federation.keystore`, before anything is written) and only their
+    records (``keys/pkcs11.json``, ``keys/pkcs11-ledger.json``,
+    ``keys/pkcs11-witness.json``) name them; no file holds those keys, and no
+    seed of theirs ever exists outside the token.
     ``did``: the organization's own ``did:web:DOMAIN`` instead of
     ``did:web:<org_name>.accord.test`` (its DID document is then served on
     ``http_listen``, see :func:`did_document`).
@@ -452,38 +570,68 @@ def init_node(
             field, "--" + field.replace("_", "-")
         )
         raise ConfigError(f"{option}: {validation_message(first)}", metadata={"field": field}) from exc
+    from federation.keystore import PKCS11_RECORDS
+
+    unknown = [k for k in pkcs11_keys if k not in PKCS11_RECORDS]
+    if unknown or not pkcs11_keys:
+        raise ConfigError(
+            f"--pkcs11-keys: expected some of org, ledger, witness, got {','.join(pkcs11_keys)!r}"
+        )
     secret = passphrase.read() if passphrase is not None else None
-    token_key = None
+    token_keys: dict[str, Ed25519Signer] = {}
     if pkcs11 is not None:
         from federation.keystore import generate_pkcs11_key
 
-        token_key = generate_pkcs11_key(pkcs11, label_prefix=f"accord-{org_name}-org")
+        try:
+            for role in dict.fromkeys(pkcs11_keys):
+                token_keys[role] = generate_pkcs11_key(
+                    pkcs11, label_prefix=f"accord-{org_name}-{role}", role=role
+                )
+        except ConfigError as exc:  # nothing half-made: the key pairs generated so far leave the token too
+            left = []
+            for made in token_keys.values():
+                try:
+                    made.destroy()  # type: ignore[attr-defined]
+                except ConfigError:
+                    left.append(made.label)  # type: ignore[attr-defined]
+            if left:
+                raise ConfigError(
+                    f"{exc}; and the key pairs already generated could not be deleted: {', '.join(left)}",
+                    reason=exc.reason,
+                ) from exc
+            raise
     make_private_dir(node_dir)
     for sub in ("keys", "tls", "peers", "agents", "contracts", "data"):
         make_private_dir(node_dir / sub)
-    org_key = Ed25519KeyPair.generate()
-    seeds = {"org": org_key.seed, "ledger": secrets.token_bytes(32), "witness": secrets.token_bytes(32)}
+    # only the keys that live in files get a seed here: a token key's seed exists only in the token
+    in_files = [n for n in ENCRYPTED_KEYS if n not in token_keys]
+    org_key = Ed25519KeyPair.generate() if "org" in in_files else None
+    seeds = {n: org_key.seed if n == "org" and org_key else secrets.token_bytes(32) for n in in_files}
     keys = node_dir / "keys"
-    in_files = [n for n in ENCRYPTED_KEYS if not (n == "org" and token_key is not None)]
+    plain_files = {"org": paths.org_key, "ledger": paths.ledger_seed, "witness": paths.witness_seed}
+    for plain in plain_files.values():
+        plain.unlink(missing_ok=True)  # --force over a node: no old key stays behind
     if passphrase is not None and secret is not None:
         for name in in_files:
             write_private(keys / f"{name}.p8", _encrypt_seed(seeds[name], secret))
-        for plain in (paths.org_key, paths.ledger_seed, paths.witness_seed):
-            plain.unlink(missing_ok=True)  # --force over a plain node: no plaintext copy stays behind
+        for name in token_keys:
+            (keys / f"{name}.p8").unlink(missing_ok=True)
         write_private(keys / ENCRYPTION_RECORD, passphrase.to_json())
     else:
-        if token_key is None:
+        if org_key is not None:
             write_private(paths.org_key, json.dumps(org_key.to_jwk(include_private=True)))
-        write_private(paths.ledger_seed, seeds["ledger"].hex())
-        write_private(paths.witness_seed, seeds["witness"].hex())
+        for name in ("ledger", "witness"):
+            if name in seeds:
+                write_private(plain_files[name], seeds[name].hex())
         for name in (*(f"{n}.p8" for n in ENCRYPTED_KEYS), ENCRYPTION_RECORD):
             (keys / name).unlink(missing_ok=True)
-    from federation.keystore import PKCS11_RECORD
-
-    if token_key is not None:
-        write_org_key(paths, token_key)  # keys/pkcs11.json; no organization key file
-    else:
-        (keys / PKCS11_RECORD).unlink(missing_ok=True)
+    for role, record in PKCS11_RECORDS.items():
+        if role == "org" and role in token_keys:
+            write_org_key(paths, token_keys[role])  # keys/pkcs11.json; no organization key file
+        elif role in token_keys:
+            write_private(keys / record, token_keys[role].config.to_json())  # type: ignore[attr-defined]
+        else:
+            (keys / record).unlink(missing_ok=True)
     import shutil
 
     (keys / KEY_HISTORY).unlink(missing_ok=True)  # --force: a new organization key starts a new history
@@ -550,12 +698,10 @@ def export_bundle(
         now: bundle time (UTC).
 
     """
-    from ledger import CosignatureSigner, NoteSigner
-
     now = now or dt.datetime.now(dt.UTC)
     cfg = identity.config
-    signer = NoteSigner(ledger_origin(cfg.org_name), identity.ledger_seed)
-    witness_vkey = CosignatureSigner(witness_name(cfg.org_name), identity.witness_seed).vkey
+    signer = identity.ledger_signer()
+    witness_vkey = identity.witness_signer().vkey
     bundle = PeerBundle(
         org_name=cfg.org_name,
         org_did=cfg.org_did,

@@ -1,4 +1,4 @@
-"""The organization signing key held in an HSM through PKCS#11 (OASIS PKCS#11 v2.40 / v3.0).
+"""The node's signing keys held in an HSM through PKCS#11 (OASIS PKCS#11 v2.40 / v3.0).
 
 ``accord node init --key-store pkcs11 --pkcs11-module LIB --pkcs11-token LABEL
 --pin-env VAR`` generates the organization's Ed25519 key pair *in the token*
@@ -12,10 +12,17 @@ rotation statements) is then computed in the token with ``CKM_EDDSA``
 (pure Ed25519, RFC 8032); the private key never leaves it, and
 :attr:`Pkcs11Ed25519Key.seed` refuses.
 
+The ledger's signed-note key (checkpoints, c2sp.org/signed-note type 0x01)
+and the witness's cosignature key (c2sp.org/tlog-cosignature
+``cosignature/v1``) are Ed25519 keys too; ``--pkcs11-keys org,ledger,witness``
+(the default with ``--key-store pkcs11``) generates each of them in the token
+the same way and records it in ``keys/pkcs11-ledger.json`` /
+``keys/pkcs11-witness.json`` (same members). Their seeds then exist nowhere
+but in the token: no ``ledger.seed`` / ``witness.seed`` file is written. A
+key not named there stays a file (optionally encrypted: ``--encrypt-keys``).
+
 The library is ``python-pkcs11``; tests use SoftHSM2 (Debian's
 ``softhsm2``), whose module is ``/usr/lib/softhsm/libsofthsm2.so``.
-The ledger and witness keys stay files (optionally encrypted:
-``--encrypt-keys``).
 """
 
 from __future__ import annotations
@@ -33,15 +40,27 @@ from federation.errors import ConfigError
 
 #: The record of a node whose organization key is in a PKCS#11 token.
 PKCS11_RECORD = "pkcs11.json"
+#: Key role → the record (in ``keys/``) naming that key when it is in a PKCS#11 token.
+PKCS11_RECORDS = {"org": PKCS11_RECORD, "ledger": "pkcs11-ledger.json", "witness": "pkcs11-witness.json"}
+#: Key role → how messages name it.
+KEY_ROLES = {"org": "organization key", "ledger": "ledger signing key", "witness": "witness key"}
 #: DER of the Ed25519 curve OID (RFC 8410), the key pair's CKA_EC_PARAMS.
 _ED25519_PARAMS = bytes.fromhex("06032b6570")
 
-__all__ = ["PKCS11_RECORD", "Pkcs11Config", "Pkcs11Ed25519Key", "generate_pkcs11_key", "open_pkcs11_key"]
+__all__ = [
+    "KEY_ROLES",
+    "PKCS11_RECORD",
+    "PKCS11_RECORDS",
+    "Pkcs11Config",
+    "Pkcs11Ed25519Key",
+    "generate_pkcs11_key",
+    "open_pkcs11_key",
+]
 
 
 @dataclass(frozen=True)
 class Pkcs11Config:
-    """Where the organization key lives in a PKCS#11 token.
+    """Where one of the node's keys lives in a PKCS#11 token.
 
     Attributes:
         module: path of the PKCS#11 module (shared library).
@@ -147,22 +166,28 @@ def _raw_point(ec_point: bytes) -> bytes:
 
 
 class Pkcs11Ed25519Key:
-    """An Ed25519 organization key whose private half stays in a PKCS#11 token.
+    """An Ed25519 key (organization, ledger or witness) whose private half stays in a PKCS#11 token.
 
     The same signing surface as :class:`credentials.Ed25519KeyPair`
     (``public_key``, ``public_key_multibase``, ``sign``, ``to_jwk``), so every
-    signer in the node takes either. Signing is serialized (one session,
-    used from the event loop and worker threads).
+    signer in the node takes either; it is also a
+    :class:`ledger.Ed25519SigningKey` for note and cosignature signers.
+    Signing is serialized (one session, used from the event loop and worker
+    threads).
 
     Attributes:
         public_key: 32-byte Ed25519 public key (read from the token).
         label: the key pair's ``CKA_LABEL``.
-        config: the token and label (what ``keys/pkcs11.json`` records).
+        config: the token and label (what ``keys/pkcs11*.json`` records).
+        role: ``org``, ``ledger`` or ``witness``.
 
     """
 
-    def __init__(self, cfg: Pkcs11Config, session: Any, private: Any, public_key: bytes) -> None:
+    def __init__(
+        self, cfg: Pkcs11Config, session: Any, private: Any, public_key: bytes, *, role: str = "org"
+    ) -> None:
         """Use :func:`open_pkcs11_key` or :func:`generate_pkcs11_key`."""
+        self.role = role
         self._cfg = cfg
         self._session = session
         self._private = private
@@ -188,7 +213,8 @@ class Pkcs11Ed25519Key:
 
         """
         raise ConfigError(
-            f"the organization key is held in PKCS#11 token {self._cfg.token!r} and cannot be exported",
+            f"the {KEY_ROLES.get(self.role, 'key')} is held in PKCS#11 token {self._cfg.token!r} "
+            "and cannot be exported",
             reason="KEY_NOT_EXPORTABLE",
         )
 
@@ -210,6 +236,31 @@ class Pkcs11Ed25519Key:
             raise _unavailable(self._cfg, f"the token returned a {len(sig)}-byte signature")
         return bytes(sig)
 
+    def destroy(self) -> None:
+        """Delete the key pair (private and public objects with its label) from the token; unusable after.
+
+        Used when ``node init`` fails after generating some of its keys, so
+        that no orphaned key pair stays behind in the token.
+
+        Raises:
+            ConfigError: ``KEY_STORE_UNAVAILABLE`` when the token refuses.
+
+        """
+        import pkcs11
+        from pkcs11 import Attribute, ObjectClass
+
+        with self._lock:
+            self._session.close()
+            session = _session(self._cfg, rw=True)
+            try:
+                for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                    for obj in list(session.get_objects({Attribute.CLASS: cls, Attribute.LABEL: self.label})):
+                        obj.destroy()
+            except pkcs11.PKCS11Error as exc:
+                raise _unavailable(self._cfg, f"cannot delete key pair {self.label!r}", exc) from exc
+            finally:
+                session.close()
+
     def to_jwk(self, *, include_private: bool = False) -> dict[str, str]:
         """The public key as an RFC 8037 OKP JWK.
 
@@ -229,8 +280,12 @@ class Pkcs11Ed25519Key:
         }
 
 
-def open_pkcs11_key(cfg: Pkcs11Config) -> Pkcs11Ed25519Key:
-    """Open the organization key named by ``cfg`` (a session kept open for the process's lifetime).
+def open_pkcs11_key(cfg: Pkcs11Config, *, role: str = "org") -> Pkcs11Ed25519Key:
+    """Open the key named by ``cfg`` (a session kept open for the process's lifetime).
+
+    Args:
+        cfg: the token and the key pair's label.
+        role: ``org``, ``ledger`` or ``witness`` (for messages).
 
     Raises:
         ConfigError: ``KEY_STORE_UNAVAILABLE`` (module, token, login, or no
@@ -251,16 +306,19 @@ def open_pkcs11_key(cfg: Pkcs11Config) -> Pkcs11Ed25519Key:
         point = _raw_point(bytes(public[Attribute.EC_POINT]))
     except (pkcs11.PKCS11Error, ValueError) as exc:
         session.close()
-        raise _unavailable(cfg, f"no Ed25519 key pair labelled {cfg.key_label!r}", exc) from exc
-    return Pkcs11Ed25519Key(cfg, session, private, point)
+        raise _unavailable(
+            cfg, f"no Ed25519 {KEY_ROLES.get(role, 'key')} labelled {cfg.key_label!r}", exc
+        ) from exc
+    return Pkcs11Ed25519Key(cfg, session, private, point, role=role)
 
 
-def generate_pkcs11_key(cfg: Pkcs11Config, *, label_prefix: str) -> Pkcs11Ed25519Key:
+def generate_pkcs11_key(cfg: Pkcs11Config, *, label_prefix: str, role: str = "org") -> Pkcs11Ed25519Key:
     """Generate a new Ed25519 key pair in the token (sensitive, not extractable) and open it.
 
     Args:
         cfg: the token (its ``key_label`` is ignored).
         label_prefix: the new ``CKA_LABEL`` is ``<label_prefix>-<8 hex digits>`` (unique).
+        role: ``org``, ``ledger`` or ``witness`` (for messages).
 
     Returns:
         The key, whose ``label`` is to be recorded in ``keys/pkcs11.json``.
@@ -293,4 +351,4 @@ def generate_pkcs11_key(cfg: Pkcs11Config, *, label_prefix: str) -> Pkcs11Ed2551
         raise _unavailable(cfg, "cannot generate an Ed25519 key pair", exc) from exc
     finally:
         session.close()
-    return open_pkcs11_key(dataclasses.replace(cfg, key_label=label))
+    return open_pkcs11_key(dataclasses.replace(cfg, key_label=label), role=role)

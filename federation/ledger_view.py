@@ -10,10 +10,10 @@ from federation.identity import NodeIdentity, ledger_origin
 
 def open_ledger_readonly(identity: NodeIdentity) -> Any:
     """The node's :class:`ledger.TransparencyLog` (the CLI only reads from it)."""
-    from ledger import NoteSigner, TransparencyLog
+    from ledger import TransparencyLog
 
     return TransparencyLog.open(
         database_url_for(identity.paths.root, identity.config),
         origin=ledger_origin(identity.config.org_name),
-        signer=NoteSigner(ledger_origin(identity.config.org_name), identity.ledger_seed),
+        signer=identity.ledger_signer(),
     )

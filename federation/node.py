@@ -35,7 +35,7 @@ from federation.clock import Clock, SystemClock, now_utc
 from federation.config import database_url_for
 from federation.datasource import DataSource
 from federation.domain import PayloadCodec, PeerLink
-from federation.identity import NodeIdentity, ledger_origin, witness_name
+from federation.identity import NodeIdentity, ledger_origin
 from federation.ledger_writer import GroupCommit, LedgerWriter
 from federation.paths import open_private_append
 from federation.peers import PeerRegistry
@@ -56,7 +56,6 @@ from federation.statuslists import StatusListPublisher
 from federation.store import NodeStore, PolicyStateStore, ReceivedStore, ReplicaStateStore, make_engine
 from federation.witnessing import WitnessCoordinator
 from ledger import (
-    NoteSigner,
     TransparencyLog,
     Witness,
 )
@@ -137,7 +136,7 @@ class Node(ProviderSide, RequesterSide):
         self.paths = identity.paths
         self.engine_db = make_engine(database_url_for(self.paths.root, self.config))
         self.store = NodeStore(self.engine_db)
-        self.ledger_signer = NoteSigner(ledger_origin(self.config.org_name), identity.ledger_seed)
+        self.ledger_signer = identity.ledger_signer()
         self.ledger = TransparencyLog.open(
             database_url_for(self.paths.root, self.config),
             origin=ledger_origin(self.config.org_name),
@@ -152,8 +151,7 @@ class Node(ProviderSide, RequesterSide):
         self.kept = GroupCommit(self.writer, ReceivedStore(self.store).put_many)
         self.witness = Witness.open(
             database_url_for(self.paths.root, self.config),
-            name=witness_name(self.config.org_name),
-            seed=identity.witness_seed,
+            signer=identity.witness_signer(),
         )
         self._open_sessions()
         #: worker processes verifying presentations and delegation chains within a deadline;
@@ -264,10 +262,16 @@ class Node(ProviderSide, RequesterSide):
         from federation.config import load_config
 
         # the witness policy is re-read with the peers (`peer add --witness` and `peer remove` edit both);
-        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves)
+        # so are the agents exposed over A2A (`[a2a]`: what GetAgentCards serves) and what the node
+        # renews by itself (`[renewal]`: federation.renewal.renewal_loop reads node.config at each turn)
         fresh = load_config(self.paths.root)
         self.config = self.config.model_copy(
-            update={"witnesses": fresh.witnesses, "witness_quorum": fresh.witness_quorum, "a2a": fresh.a2a}
+            update={
+                "witnesses": fresh.witnesses,
+                "witness_quorum": fresh.witness_quorum,
+                "a2a": fresh.a2a,
+                "renewal": fresh.renewal,
+            }
         )
         from federation.rotation import key_mapping, refresh_identity
 

@@ -125,6 +125,9 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "NO_CLIENT_CERTIFICATE",
         "PEER_COLLISION",
         "PIN_CHANGE_REFUSED",
+        # `peer add --check-did`: the partner's did:web document (federation.didweb)
+        "DID_UNRESOLVABLE",
+        "DID_MISMATCH",
         "SELF_PEER",
         "NOT_AN_AGENT",
         "NOT_OPERATOR",

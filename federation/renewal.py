@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 from cryptography import x509
 
+from federation.config import RenewalConfig
 from federation.identity import NodeIdentity
 from federation.paths import NodePaths
 
@@ -90,12 +91,15 @@ def renew_tls_files(paths: NodePaths, *, days: int, now: dt.datetime | None = No
     return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def renew_due(identity: NodeIdentity, *, now: dt.datetime | None = None) -> RenewalReport:
-    """Renew what ``identity.config.renewal`` says is due at ``now`` (blocking: run it in a thread).
+def renew_due(
+    identity: NodeIdentity, *, now: dt.datetime | None = None, renewal: RenewalConfig | None = None
+) -> RenewalReport:
+    """Renew what ``renewal`` (default ``identity.config.renewal``) says is due at ``now`` (blocking).
 
     Args:
         identity: the node (its current organization key signs the renewed credentials).
         now: the time to judge expiry by (UTC; default the current time).
+        renewal: the ``[renewal]`` settings (a running node passes the ones it last reloaded).
 
     Returns:
         What was renewed (:class:`RenewalReport`).
@@ -104,7 +108,7 @@ def renew_due(identity: NodeIdentity, *, now: dt.datetime | None = None) -> Rene
     from federation.agents import credential_valid_until, open_store, renew_agent
     from federation.errors import FederationError
 
-    cfg = identity.config.renewal
+    cfg = renewal or identity.config.renewal
     now = now or dt.datetime.now(dt.UTC)
     report = RenewalReport()
     if cfg.agents_before_days > 0:
@@ -147,17 +151,33 @@ def renew_due(identity: NodeIdentity, *, now: dt.datetime | None = None) -> Rene
     return report
 
 
+async def _wait_next_check(node: Any) -> None:
+    """Sleep ``[renewal] check_interval_seconds``, as the node's config says *during* the wait.
+
+    The setting is looked at again every second, so a reload (SIGHUP) that
+    shortens the interval takes effect at once rather than after the old one.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while (left := started + node.config.renewal.check_interval_seconds - loop.time()) > 0:
+        await asyncio.sleep(min(left, 1.0))
+
+
 async def renewal_loop(node: Any) -> None:
-    """Run :func:`renew_due` every ``[renewal] check_interval_seconds``; reload the node when it renewed."""
+    """Run :func:`renew_due` every ``[renewal] check_interval_seconds``; reload the node when it renewed.
+
+    ``[renewal]`` is read from ``node.config`` at every turn: a reload
+    (SIGHUP, ``accord peer add``) that changes it applies from the next check.
+    """
     from federation.observability import RENEWALS
 
     while True:
         lease = getattr(node, "lease", None)
         if lease is not None and not lease.holds():  # replicas: one renewer per node, the lease holder
-            await asyncio.sleep(node.config.renewal.check_interval_seconds)
+            await _wait_next_check(node)
             continue
         try:
-            report = await asyncio.to_thread(renew_due, node.identity)
+            report = await asyncio.to_thread(renew_due, node.identity, renewal=node.config.renewal)
             if report.agents:
                 RENEWALS.labels(kind="agent").inc(len(report.agents))
             if report.tls:
@@ -169,4 +189,4 @@ async def renewal_loop(node: Any) -> None:
                     trust.mark_dirty()
         except Exception as exc:  # noqa: BLE001 - retried at the next check
             log.error("renewal check failed", error=str(exc)[:300])
-        await asyncio.sleep(node.config.renewal.check_interval_seconds)
+        await _wait_next_check(node)

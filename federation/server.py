@@ -249,6 +249,13 @@ async def _serve(
         log.info("tlog-tiles over HTTP", port=http_port)
     monitor = HealthMonitor(node, health_servicer)
     await monitor.update()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # before READY: a supervisor may reload (SIGHUP) as soon as it reads it, and SIGHUP's
+    # default action would end the process
+    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
     if json_ready:
         print(
             json.dumps({"event": "READY", "org": node.config.org_name, "endpoint": f"{host}:{port}"}),
@@ -257,13 +264,8 @@ async def _serve(
     else:
         print(f"READY {node.config.org_name} {host}:{port}", flush=True)
     log.info("node serving", org=node.config.org_name, port=port, pid=os.getpid())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     if node.lease is not None:  # replicas: the periodic once-per-node duties follow the integrator lease
         await asyncio.to_thread(node.lease.renew)
-    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, node)
     from federation.renewal import renewal_loop
     from federation.rotation import announce_loop
 

@@ -111,15 +111,16 @@ class ProviderLog:
         path: the JSON file of leaf hashes.
         origin: the log origin (``<org>.accord.test/ledger``, as the persona's bundle names it).
         seed: 32-byte Ed25519 seed of the log key (the bundle's ``ledger_vkey``).
+        key: instead of ``seed``, the log key as a signing key (e.g. in an HSM).
 
     """
 
-    def __init__(self, path: Path, origin: str, seed: bytes) -> None:
+    def __init__(self, path: Path, origin: str, seed: bytes | None = None, *, key: Any = None) -> None:
         from ledger import NoteSigner
 
         self.path = path
         self.origin = origin
-        self.signer = NoteSigner(origin, seed)
+        self.signer = NoteSigner(origin, seed, key=key)
         doc = json.loads(path.read_text()) if path.is_file() else {"origin": origin, "leaves": []}
         self.leaves: list[bytes] = [bytes.fromhex(h) for h in doc["leaves"]]
 
@@ -233,7 +234,7 @@ class TesterProvider(pbg.FederationServiceServicer):
         self.node_bundle = node_bundle
         self.node_key = public_key_from_multibase(node_bundle["public_key_multibase"])
         origin = f"{self.ident.config.org_name}.accord.test/ledger"
-        self.log = ProviderLog(persona_dir / "interop-provider-log.json", origin, self.ident.ledger_seed)
+        self.log = ProviderLog(persona_dir / "interop-provider-log.json", origin, key=self.ident.ledger_key())
         self.mode = "honest"
         self.extra_fields = False
         self.node_info: dict[str, list[str]] = dict(SPEAKS)

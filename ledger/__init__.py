@@ -42,7 +42,15 @@ from ledger.errors import (
 )
 from ledger.hashing import EMPTY_ROOT, leaf_hash, merkle_root, node_hash
 from ledger.log import FsckReport, IntegratedBatch, TransparencyLog, Watermarks
-from ledger.note import MAX_NOTE_BYTES, NoteSigner, NoteVerifier, key_id, open_note, parse_note
+from ledger.note import (
+    MAX_NOTE_BYTES,
+    Ed25519SigningKey,
+    NoteSigner,
+    NoteVerifier,
+    key_id,
+    open_note,
+    parse_note,
+)
 from ledger.policy import WitnessPolicy
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.query import EntryFilter
@@ -115,6 +123,7 @@ __all__ = [
     "MalformedPolicyError",
     "MalformedProofError",
     "NotCheckpointedError",
+    "Ed25519SigningKey",
     "NoteSigner",
     "NoteVerifier",
     "OriginMismatchError",

@@ -9,6 +9,7 @@ included). ML-DSA-44 (type 0x06): ``timestamp u64 || ml-dsa-44[2420]`` over the
 from __future__ import annotations
 
 import base64
+import functools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,10 +27,13 @@ from ledger.errors import InvalidKeyError, InvalidSignatureError, LedgerError
 from ledger.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
+    Ed25519SigningKey,
     b64decode_strict,
     check_key_name,
+    check_signing_key,
     key_id,
     parse_note,
+    sign_with_key,
 )
 
 __all__ = [
@@ -91,21 +95,39 @@ class CosignatureSigner:
         name: Cosigner name (schema-less URL recommended; no spaces, no ``+``).
         seed: 32-byte private seed (Ed25519 RFC 8032 seed, or ML-DSA-44 ξ seed).
         sig_type: :data:`~ledger.note.SIG_COSIGNATURE_V1` (0x04) or :data:`SIG_MLDSA44`.
+        key: instead of ``seed``, an Ed25519 key that signs where it is (an HSM);
+            ``cosignature/v1`` only.
 
     Raises:
-        InvalidKeyError: On a bad name, seed length or type.
+        InvalidKeyError: On a bad name, seed length, key or type; neither or both
+            of ``seed`` and ``key``.
 
     """
 
-    def __init__(self, name: str, seed: bytes, *, sig_type: int = SIG_COSIGNATURE_V1) -> None:
+    def __init__(
+        self,
+        name: str,
+        seed: bytes | None = None,
+        *,
+        sig_type: int = SIG_COSIGNATURE_V1,
+        key: Ed25519SigningKey | None = None,
+    ) -> None:
         check_key_name(name)
-        if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+        if (seed is None) == (key is None):
+            raise InvalidKeyError("give exactly one of a cosigner seed or a signing key")
+        if key is not None and sig_type != SIG_COSIGNATURE_V1:
+            raise InvalidKeyError("an external signing key cosigns with cosignature/v1 (Ed25519) only")
+        if seed is not None and (not isinstance(seed, bytes | bytearray) or len(seed) != 32):
             raise InvalidKeyError("cosigner seed must be 32 bytes")
         self._name = name
         self._type = sig_type
-        if sig_type == SIG_COSIGNATURE_V1:
-            self._ed = Ed25519PrivateKey.from_private_bytes(bytes(seed))
-            self._public = self._ed.public_key().public_bytes_raw()
+        if key is not None:
+            self._public = check_signing_key(name, key)
+            self._ed_sign = functools.partial(sign_with_key, name, key)
+        elif sig_type == SIG_COSIGNATURE_V1:
+            private = Ed25519PrivateKey.from_private_bytes(bytes(seed))
+            self._ed_sign = private.sign
+            self._public = private.public_key().public_bytes_raw()
         elif sig_type == SIG_MLDSA44:
             self._ml = mldsa.MLDSA44PrivateKey.from_seed_bytes(bytes(seed))
             self._public = self._ml.public_key().public_bytes_raw()
@@ -151,7 +173,7 @@ class CosignatureSigner:
         """
         ts = _ts(now)
         if self._type == SIG_COSIGNATURE_V1:
-            sig = self._ed.sign(cosigned_message(body, ts))
+            sig = self._ed_sign(cosigned_message(body, ts))
         else:
             sig = self._ml.sign(subtree_message(self._name, ts, Checkpoint.parse(body)))
         raw = self._key_id + struct.pack(">Q", ts) + sig

@@ -38,6 +38,7 @@ __all__ = [
     "NoteSignature",
     "Note",
     "SignatureVerifier",
+    "Ed25519SigningKey",
     "NoteSigner",
     "NoteVerifier",
     "parse_note",
@@ -279,28 +280,97 @@ def open_note(note: str | bytes, verifiers: Iterable[SignatureVerifier]) -> tupl
     return parsed, tuple(verified)
 
 
+@runtime_checkable
+class Ed25519SigningKey(Protocol):
+    """An Ed25519 private key held elsewhere (an HSM, a KMS): it signs, it does not give its seed.
+
+    Attributes:
+        public_key: 32-byte Ed25519 public key (RFC 8032).
+
+    """
+
+    public_key: bytes
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with pure Ed25519 (RFC 8032 §5.1.6); returns the 64-byte signature."""
+        ...
+
+
+def check_signing_key(name: str, key: Ed25519SigningKey) -> bytes:
+    """The 32-byte public key of an external Ed25519 signing key named ``name``.
+
+    Raises:
+        InvalidKeyError: no ``sign`` method, or ``public_key`` is not a valid Ed25519 key.
+
+    """
+    public = getattr(key, "public_key", None)
+    if (
+        not callable(getattr(key, "sign", None))
+        or not isinstance(public, bytes | bytearray)
+        or len(public) != 32
+    ):
+        raise InvalidKeyError(
+            "an Ed25519 signing key needs a 32-byte public_key and a sign() method", metadata={"name": name}
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes(public))
+    except ValueError as exc:
+        raise InvalidKeyError("not an Ed25519 public key", metadata={"name": name}) from exc
+    return bytes(public)
+
+
+def sign_with_key(name: str, key: Ed25519SigningKey, message: bytes) -> bytes:
+    """``key.sign(message)``, refused unless it is 64 bytes (a key store that misbehaves makes no note).
+
+    Raises:
+        InvalidSignatureError: the key returned something other than 64 bytes.
+
+    """
+    sig = key.sign(message)
+    if not isinstance(sig, bytes | bytearray) or len(sig) != 64:
+        raise InvalidSignatureError(
+            "the signing key returned no 64-byte Ed25519 signature", metadata={"name": name}
+        )
+    return bytes(sig)
+
+
 class NoteSigner:
     """An Ed25519 note signer (signature type 0x01, c2sp.org/signed-note).
+
+    The private key is either a seed held in memory or an external
+    :class:`Ed25519SigningKey` (e.g. a key in an HSM, which signs with
+    ``CKM_EDDSA``); the note format and key ID are the same.
 
     Args:
         name: Key name (non-empty, no spaces, no ``+``); for a log, its origin.
         seed: 32-byte Ed25519 private key seed (RFC 8032).
+        key: instead of ``seed``, a key that signs (its private half stays where it is).
 
     Raises:
-        InvalidKeyError: If the name or seed is invalid.
+        InvalidKeyError: If the name, seed or key is invalid, or neither / both are given.
 
     """
 
-    def __init__(self, name: str, seed: bytes) -> None:
+    def __init__(self, name: str, seed: bytes | None = None, *, key: Ed25519SigningKey | None = None) -> None:
         check_key_name(name)
-        if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
-            raise InvalidKeyError("Ed25519 seed must be 32 bytes", metadata={"name": name})
+        if (seed is None) == (key is None):
+            raise InvalidKeyError(
+                "give exactly one of an Ed25519 seed or a signing key", metadata={"name": name}
+            )
         self._name = name
-        self._seed = bytes(seed)
-        self._key = Ed25519PrivateKey.from_private_bytes(self._seed)
-        self._public = self._key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        self._seed: bytes | None = None
+        if key is not None:
+            self._public = check_signing_key(name, key)
+            self._sign = functools.partial(sign_with_key, name, key)
+        else:
+            if not isinstance(seed, bytes | bytearray) or len(seed) != 32:
+                raise InvalidKeyError("Ed25519 seed must be 32 bytes", metadata={"name": name})
+            self._seed = bytes(seed)
+            private = Ed25519PrivateKey.from_private_bytes(self._seed)
+            self._public = private.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            self._sign = private.sign
         self._key_id = key_id(name, SIG_ED25519, self._public)
 
     @classmethod
@@ -357,7 +427,16 @@ class NoteSigner:
 
     @property
     def skey(self) -> str:
-        """Go-style private key string; keep it secret."""
+        """Go-style private key string; keep it secret.
+
+        Raises:
+            InvalidKeyError: the signer holds no seed (its key signs elsewhere, e.g. in an HSM).
+
+        """
+        if self._seed is None:
+            raise InvalidKeyError(
+                "this signer's private key is not exportable", metadata={"name": self._name}
+            )
         b64 = base64.b64encode(bytes([SIG_ED25519]) + self._seed).decode()
         return f"PRIVATE+KEY+{self._name}+{self._key_id.hex()}+{b64}"
 
@@ -367,11 +446,11 @@ class NoteSigner:
 
     def sign_raw(self, text: bytes) -> bytes:
         """Return the 64-byte Ed25519 signature over ``text`` (no key ID)."""
-        return self._key.sign(text)
+        return self._sign(text)
 
     def signature_line(self, text: str) -> str:
         r"""Return the line ``"— <name> <base64(key ID || sig)>\n"`` for ``text``."""
-        sig = self._key_id + self._key.sign(text.encode("utf-8"))
+        sig = self._key_id + self._sign(text.encode("utf-8"))
         return f"{_EM_DASH} {self._name} {base64.b64encode(sig).decode()}\n"
 
     def sign(self, text: str) -> str:

@@ -17,6 +17,7 @@ from ledger.checkpoint import Checkpoint, SignedCheckpoint
 from ledger.cosignature import CosignatureSigner
 from ledger.errors import (
     EquivocationError,
+    InvalidKeyError,
     InvalidProofError,
     InvalidSignatureError,
     LedgerError,
@@ -196,20 +197,32 @@ class Witness:
         self._signer = signer
 
     @classmethod
-    def open(cls, database_url: str, *, name: str, seed: bytes) -> Witness:
+    def open(
+        cls,
+        database_url: str,
+        *,
+        name: str = "",
+        seed: bytes | None = None,
+        signer: CosignatureSigner | None = None,
+    ) -> Witness:
         """Open a witness on a database (migrating it) with an Ed25519 cosignature key.
 
         Args:
             database_url: SQLAlchemy URL.
-            name: Witness name.
+            name: Witness name (with ``seed``).
             seed: 32-byte Ed25519 seed of the cosignature (type 0x04) key.
+            signer: instead of ``name`` and ``seed``, the cosigning key (e.g. one
+                whose private half is in an HSM).
 
         Raises:
             StorageError: If the database cannot be opened.
-            InvalidKeyError: On a bad name or seed.
+            InvalidKeyError: On a bad name or seed, or both / neither of ``seed`` and ``signer``.
 
         """
-        signer = CosignatureSigner(name, seed)
+        if signer is None:
+            signer = CosignatureSigner(name, seed)
+        elif seed is not None or (name and name != signer.name):
+            raise InvalidKeyError("give a witness name and seed, or a signer")
         return cls(LedgerStore.open(database_url), signer)
 
     @property

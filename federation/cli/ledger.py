@@ -259,11 +259,10 @@ def _open(directory):
 @app.command("vkey")
 def vkey(directory: DirOption = None) -> None:
     """Print the log's C2SP signed-note verifier key."""
-    from federation.identity import NodeIdentity, ledger_origin
-    from ledger import NoteSigner
+    from federation.identity import NodeIdentity
 
     ident = NodeIdentity.load(node_dir(directory))
-    typer.echo(NoteSigner(ledger_origin(ident.config.org_name), ident.ledger_seed).vkey)
+    typer.echo(ident.ledger_signer().vkey)
 
 
 @app.command("prove-inclusion")
@@ -361,12 +360,10 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
 
     ident = NodeIdentity.load(node_dir(directory))
     from federation.config import database_url_for
-    from federation.identity import witness_name
 
     w = Witness.open(
         database_url_for(ident.paths.root, ident.config),
-        name=witness_name(ident.config.org_name),
-        seed=ident.witness_seed,
+        signer=ident.witness_signer(),
     )
     try:
         seen = w.equivocations()

@@ -41,8 +41,16 @@ def init(
         typer.Option("--did", help="The organization's own did:web (default did:web:<org>.accord.test)."),
     ] = None,
     key_store: Annotated[
-        str, typer.Option("--key-store", help="Where the organization key lives: file | pkcs11.")
+        str, typer.Option("--key-store", help="Where the signing keys live: file | pkcs11.")
     ] = "file",
+    pkcs11_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--pkcs11-keys",
+            help="With --key-store pkcs11: which keys to generate in the token, from org,ledger,witness "
+            "(default: all three); the others are files.",
+        ),
+    ] = None,
     pkcs11_module: Annotated[
         str | None, typer.Option("--pkcs11-module", help="PKCS#11 module (shared library) path.")
     ] = None,
@@ -56,9 +64,11 @@ def init(
     With ``--encrypt-keys`` (and exactly one of ``--passphrase-env VAR`` /
     ``--passphrase-file F``) the signing keys are encrypted at rest; every
     later command on the directory, ``node start`` included, needs the same
-    variable or file. With ``--key-store pkcs11`` the organization key pair is
-    generated in the token and never leaves it (signatures are made there);
-    every later command needs the PIN in ``--pin-env``'s variable.
+    variable or file. With ``--key-store pkcs11`` the organization, ledger
+    and witness key pairs (or those ``--pkcs11-keys`` names) are generated in
+    the token and never leave it (signatures are made there; no seed of theirs
+    is written anywhere); every later command needs the PIN in
+    ``--pin-env``'s variable.
     """
     from federation.identity import KeyPassphrase, init_node
 
@@ -74,6 +84,16 @@ def init(
     elif passphrase_env is not None or passphrase_file is not None:
         raise typer.BadParameter("--passphrase-env / --passphrase-file need --encrypt-keys")
     pkcs11 = _pkcs11_options(key_store, pkcs11_module, pkcs11_token, pin_env)
+    roles = ("org", "ledger", "witness")
+    if pkcs11_keys is not None and pkcs11 is None:
+        raise typer.BadParameter("--pkcs11-keys needs --key-store pkcs11")
+    listed = ",".join(roles) if pkcs11_keys is None else pkcs11_keys
+    in_token = tuple(k.strip() for k in listed.split(",") if k.strip())
+    bad = [k for k in in_token if k not in roles]
+    if bad or not in_token:
+        raise typer.BadParameter(
+            f"--pkcs11-keys: expected a list from org,ledger,witness, got {pkcs11_keys!r}"
+        )
     d = node_dir(directory, must_exist=False)
     if force:
         _refuse_orphaning_a_ledger(d)
@@ -86,6 +106,7 @@ def init(
         force=force,
         passphrase=passphrase,
         pkcs11=pkcs11,
+        pkcs11_keys=in_token,
         did=did,
     )
     console.print(f"initialized {cfg.org_name} ({cfg.org_did}) in {d}, listening on {cfg.listen}")
@@ -261,6 +282,7 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
         "ledger_size": lg.size(),
         "bundle_fingerprint": export_bundle(ident).fingerprint(),
         "org_key": ident.verification_method,
+        "key_store": ", ".join(f"{role}: {where}" for role, where in ident.key_locations().items()),
         "tls_not_after": _not_after(ident.tls_pem("node.pem")),
     }
     if as_json:

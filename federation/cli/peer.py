@@ -65,12 +65,29 @@ def add(
             help="Also name the peer in `witnesses` (node.toml): its witness cosigns our checkpoints.",
         ),
     ] = False,
+    check_did: Annotated[
+        bool,
+        typer.Option(
+            "--check-did",
+            help="Pin only if the bundle's did:web document, fetched over HTTPS, carries the bundle's key.",
+        ),
+    ] = False,
+    did_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--did-ca",
+            help="With --check-did: CA (PEM file) the DID host's certificate must chain to, or `bundle` "
+            "for the CA in the bundle (default: the system trust store).",
+        ),
+    ] = None,
 ) -> None:
     """Verify and pin a peer bundle.
 
     A peer already pinned with other keys, CA or endpoint is only re-pinned
     with ``--rotation`` or ``--replace-fingerprints OLD NEW``. Pinning never
-    changes the witness policy unless ``--witness`` is given.
+    changes the witness policy unless ``--witness`` is given. With
+    ``--check-did`` the organization's did:web DID document is resolved over
+    HTTPS (:mod:`federation.didweb`) and must name the bundle's key.
     """
     from federation.config import load_config, save_config
     from federation.errors import PeerError
@@ -84,6 +101,20 @@ def add(
         raise PeerError(
             f"{bundle_file}: the bundle of {bundle.org_name} has no witness key", reason="BAD_BUNDLE"
         )
+    if did_ca is not None and not check_did:
+        raise typer.BadParameter("--did-ca needs --check-did")
+    checked = ""
+    if check_did:
+        from federation.didweb import check_bundle_against_did, resolve_did_web
+
+        if did_ca is None or did_ca == "bundle":
+            ca_pem = bundle.ca_certificate_pem.encode() if did_ca else None
+        else:
+            try:
+                ca_pem = Path(did_ca).read_bytes()[: 64 * 1024]
+            except OSError as exc:
+                raise typer.BadParameter(f"--did-ca: {exc}") from None
+        checked = check_bundle_against_did(bundle, resolve_did_web(bundle.org_did, ca_pem=ca_pem))
     result = pin_bundle(
         NodePaths(d).peers,
         bundle,
@@ -100,6 +131,8 @@ def add(
         f"pinned {bundle.org_name} ({bundle.org_did}) at {bundle.endpoint}, "
         f"fingerprint {bundle.fingerprint()}{moved}"
     )
+    if checked:
+        console.print(f"the DID document of {bundle.org_did} names the bundle's key ({checked})")
     if witness and bundle.org_name not in cfg.witnesses:
         save_config(d, cfg.model_copy(update={"witnesses": [*cfg.witnesses, bundle.org_name]}))
         console.print(
@@ -265,7 +298,7 @@ def reset_witness(
     """
     from federation.config import database_url_for
     from federation.errors import PeerError
-    from federation.identity import NodeIdentity, witness_name
+    from federation.identity import NodeIdentity
     from federation.peers import PeerRegistry
     from ledger import Witness
 
@@ -276,8 +309,7 @@ def reset_witness(
         raise PeerError(f"{name} is not a pinned peer of this node (see `accord peer list`)") from None
     witness = Witness.open(
         database_url_for(ident.paths.root, ident.config),
-        name=witness_name(ident.config.org_name),
-        seed=ident.witness_seed,
+        signer=ident.witness_signer(),
     )
     try:
         latest = witness.latest(bundle.ledger_origin)

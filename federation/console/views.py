@@ -190,7 +190,6 @@ class ConsoleData:
         """Watermarks, the latest checkpoint note, witnessing status and equivocation evidence."""
         from federation.cli.ledger import _witnessing_status
         from federation.config import database_url_for
-        from federation.identity import witness_name
         from ledger import Witness
 
         lg = self.ledger
@@ -199,8 +198,7 @@ class ConsoleData:
         equivocations = list(lg.equivocations())
         w = Witness.open(
             database_url_for(self.identity.paths.root, self.identity.config),
-            name=witness_name(self.identity.config.org_name),
-            seed=self.identity.witness_seed,
+            signer=self.identity.witness_signer(),
         )
         try:
             equivocations += list(w.equivocations())
@@ -384,10 +382,7 @@ class ConsoleData:
         }
 
     def _vkey(self) -> str:
-        from federation.identity import ledger_origin
-        from ledger import NoteSigner
-
-        return NoteSigner(ledger_origin(self.identity.config.org_name), self.identity.ledger_seed).vkey
+        return self.identity.ledger_signer().vkey
 
     # ------------------------------------------------------------------ contracts
     def contract_rows(self) -> list[dict[str, Any]]:

@@ -144,7 +144,9 @@ def _sign_both(doc: dict[str, Any], idents: dict[str, NodeIdentity]) -> Contract
     c = Contract.from_dict(doc)
     for party in (c.parties.provider, c.parties.requester):
         ident = idents[party.name]
-        c = c.sign(org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed)
+        c = c.sign(
+            org=ident.org_did, verification_method=ident.verification_method, signer=ident.org_key.sign
+        )
     return c
 
 
@@ -289,7 +291,7 @@ def provision(
             doc["id"] = f"interop-unsigned-{org}"
             ident = idents[org]
             Contract.from_dict(doc).sign(
-                org=ident.org_did, verification_method=ident.verification_method, seed=ident.org_key.seed
+                org=ident.org_did, verification_method=ident.verification_method, signer=ident.org_key.sign
             ).dump(layout.orgs[org] / "contracts" / f"{doc['id']}.json")
     for doc in docs:
         c = _sign_both(doc, idents)

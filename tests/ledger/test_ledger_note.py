@@ -207,3 +207,62 @@ def test_parse_is_total(data):
             fn(data)
         except LedgerError:
             pass
+
+
+class _ExternalKey:
+    """An Ed25519 key that only signs (as a key in an HSM does): no seed is reachable through it."""
+
+    def __init__(self, seed: bytes, *, mangle: bool = False) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        k = Ed25519PrivateKey.from_private_bytes(seed)
+        self._sign = k.sign
+        self.public_key = k.public_key().public_bytes_raw()
+        self.mangle = mangle
+        self.calls = 0
+
+    def sign(self, message: bytes) -> bytes:
+        self.calls += 1
+        sig = self._sign(message)
+        return sig[:63] if self.mangle else sig
+
+
+def test_a_signer_over_an_external_key_makes_the_same_notes_and_gives_no_seed():
+    from ledger import CosignatureSigner, CosignatureVerifier, open_cosignatures
+
+    seed = bytes(range(32))
+    key = _ExternalKey(seed)
+    by_key, by_seed = NoteSigner("example.com/log", key=key), NoteSigner("example.com/log", seed)
+    assert by_key.vkey == by_seed.vkey and by_key.key_id == by_seed.key_id
+    text = "example.com/log\n1\n" + base64.b64encode(bytes(32)).decode() + "\n"
+    note = by_key.sign(text)
+    assert note == by_seed.sign(text) and key.calls == 1  # Ed25519 is deterministic (RFC 8032)
+    assert open_checkpoint(note, by_seed.verifier()).checkpoint.size == 1
+    with pytest.raises(InvalidKeyError, match="not exportable"):
+        _ = by_key.skey
+    cosigner = CosignatureSigner("example.com/witness", key=key)
+    assert cosigner.vkey == CosignatureSigner("example.com/witness", seed).vkey
+    line = cosigner.cosign(text, now=1_700_000_000)
+    _, cosigs = open_cosignatures(note + line, [CosignatureVerifier.from_vkey(cosigner.vkey)])
+    assert [c.timestamp for c in cosigs] == [1_700_000_000]
+
+
+def test_a_bad_external_key_is_refused():
+    from ledger import CosignatureSigner
+
+    seed = bytes(range(32))
+    with pytest.raises(InvalidKeyError, match="exactly one"):
+        NoteSigner("example.com/log")
+    with pytest.raises(InvalidKeyError, match="exactly one"):
+        NoteSigner("example.com/log", seed, key=_ExternalKey(seed))
+    short = _ExternalKey(seed)
+    short.public_key = short.public_key[:31]
+    with pytest.raises(InvalidKeyError, match="32-byte public_key"):
+        NoteSigner("example.com/log", key=short)
+    with pytest.raises(InvalidKeyError, match="sign"):
+        NoteSigner("example.com/log", key=object())  # type: ignore[arg-type]
+    # a key store returning a malformed signature makes no note
+    with pytest.raises(InvalidSignatureError, match="64-byte"):
+        NoteSigner("example.com/log", key=_ExternalKey(seed, mangle=True)).sign("x\n")
+    with pytest.raises(InvalidKeyError, match="cosignature/v1"):
+        CosignatureSigner("example.com/witness", key=_ExternalKey(seed), sig_type=0x06)

@@ -23,7 +23,7 @@ from federation.config import load_config, save_config
 from federation.errors import ConfigError
 from federation.identity import NodeIdentity, init_node
 from federation.renewal import renew_due
-from nodes.conftest import run, start
+from nodes.conftest import run
 
 pytestmark = pytest.mark.xdist_group("federation")
 
@@ -150,3 +150,52 @@ def test_running_node_renews_agents_and_its_certificate_before_expiry(tmp_path):
     finally:
         for p in procs.values():
             p.stop()
+
+
+def test_sighup_rereads_renewal(tmp_path):
+    """An edited ``[renewal]`` applies after SIGHUP (no restart); an invalid one is refused, the old kept."""
+    import os
+    import signal
+
+    from federation.demo.setup import provision
+    from federation.supervisor import NodeProcess
+
+    layout = provision(tmp_path / "fed", orgs=("hospital", "relief"), with_interop=False)
+    relief = layout.orgs["relief"]
+    # started with automatic agent renewal off, and a check only every hour
+    _set_renewal(relief, agents_before_days=0, check_interval_seconds=3600)
+    register_agent(
+        NodeIdentity.load(relief), name="soon", role="analyst", scopes=["shelters:read"], valid_days=1
+    )
+    wallet = relief / "agents" / "soon.json"
+    before = _valid_until(wallet)
+    log_path = relief / "node.log"
+    proc = NodeProcess(relief).start()
+    try:
+        # an invalid [renewal] (window longer than the validity): refused, the node keeps serving
+        import re
+
+        text = (relief / "node.toml").read_text()
+        bad = re.sub(r"(?m)^agents_before_days = .*$", "agents_before_days = 40.0", text)
+        assert bad != text and "\nagent_days = 30\n" in bad
+        (relief / "node.toml").write_text(bad)
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 90
+        while "reload on SIGHUP failed" not in log_path.read_text():
+            # a SIGHUP right after READY: the handler is installed before READY (its default would kill)
+            assert proc.alive(), log_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        assert proc.alive() and _valid_until(wallet) == before
+        # a valid one: renewal on, checks every second; applied from the running hour-long wait
+        (relief / "node.toml").write_text(text)
+        _set_renewal(relief, agents_before_days=2, agent_days=30, check_interval_seconds=1)
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 90
+        while _valid_until(wallet) == before:
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        assert _valid_until(wallet) - dt.datetime.now(dt.UTC) > dt.timedelta(days=29)
+        assert "reloaded on SIGHUP" in log_path.read_text()
+    finally:
+        proc.stop()

@@ -105,14 +105,13 @@ def _cli(*args) -> tuple[int, str, str]:
 def witness_size(witness_node: Path, origin: str) -> int:
     """The size the node in ``witness_node`` last cosigned for ``origin``."""
     from federation.config import database_url_for
-    from federation.identity import NodeIdentity, witness_name
+    from federation.identity import NodeIdentity
     from ledger import Witness
 
     ident = NodeIdentity.load(witness_node)
     w = Witness.open(
         database_url_for(ident.paths.root, ident.config),
-        name=witness_name(ident.config.org_name),
-        seed=ident.witness_seed,
+        signer=ident.witness_signer(),
     )
     try:
         latest = w.latest(origin)

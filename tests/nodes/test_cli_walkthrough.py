@@ -242,11 +242,10 @@ def test_pinning_a_tester_never_changes_the_witness_policy(tmp_path, capsys):
 
 
 def _log_vkey(directory) -> str:
-    from federation.identity import NodeIdentity, ledger_origin
-    from ledger import NoteSigner
+    from federation.identity import NodeIdentity
 
     ident = NodeIdentity.load(directory)
-    return NoteSigner(ledger_origin(ident.config.org_name), ident.ledger_seed).vkey
+    return ident.ledger_signer().vkey
 
 
 def test_witness_quorum_above_the_witnesses_is_refused(node, capsys):

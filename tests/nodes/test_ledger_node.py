@@ -402,13 +402,13 @@ def _forged_receipt(layout, entry_bytes, size, index):
     import os
 
     from federation.identity import NodeIdentity, ledger_origin
-    from ledger import Checkpoint, NoteSigner, Receipt, leaf_hash
+    from ledger import Checkpoint, Receipt, leaf_hash
     from ledger.hashing import CompactRange
     from ledger.proofs import inclusion_proof_from
 
     ident = NodeIdentity.load(layout.orgs["hospital"])
     origin = ledger_origin(ident.config.org_name)
-    signer = NoteSigner(origin, ident.ledger_seed)
+    signer = ident.ledger_signer()
     leaves = [leaf_hash(os.urandom(16)) for _ in range(size)]
     leaves[index] = leaf_hash(entry_bytes)
     rng = CompactRange()

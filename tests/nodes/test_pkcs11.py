@@ -29,7 +29,7 @@ pytestmark = pytest.mark.xdist_group("federation")
 
 PIN_ENV = "ACCORD_TEST_HSM_PIN"
 PIN = "314159"
-TOKENS = ("init", "node", "rotate")
+TOKENS = ("init", "node", "rotate", "fed", "ledger")
 _MODULES = (
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -204,3 +204,249 @@ def test_a_node_process_signs_in_the_token_and_a_peer_accepts_it(hsm, tmp_path):
     history = json.loads((relief / "keys" / "org-history.json").read_text())["keys"]
     assert [k["id"] for k in history] == ["key-1", "key-2", "key-3"]
     assert all(k["validUntil"] for k in history[:2]) and dt.datetime.fromisoformat(history[2]["validFrom"])
+
+
+def _token_public_key(module: str, token: str, label: str) -> bytes:
+    """The Ed25519 public key of key pair ``label``, read from the token (not through Accord)."""
+    import pkcs11
+
+    tok = pkcs11.lib(str(Path(module).resolve())).get_token(token_label=token)
+    with tok.open() as s:  # this process is logged in already (an identity's session)
+        pub = s.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=label)
+        point = bytes(pub[pkcs11.Attribute.EC_POINT])
+    return point[2:] if len(point) == 34 else point
+
+
+def test_ledger_and_witness_keys_in_the_token_sign_checkpoints_a_partner_cosigns(hsm, tmp_path, monkeypatch):
+    from federation.client import AgentClient
+    from federation.demo import setup
+    from federation.keystore import Pkcs11Config
+    from federation.ledger_view import open_ledger_readonly
+    from federation.supervisor import NodeProcess
+    from ledger import CosignatureVerifier, NoteVerifier, key_id, open_checkpoint, open_cosignatures
+    from ledger.note import SIG_COSIGNATURE_V1, SIG_ED25519
+    from nodes.conftest import run
+
+    token = Pkcs11Config(module=str(Path(hsm).resolve()), token="fed", pin_env=PIN_ENV)
+    real_init = setup.init_node
+
+    def init_in_token(d, **kw):  # relief's organization, ledger and witness keys are made in the token
+        if kw["org_name"] == "relief":
+            kw.update(pkcs11=token, pkcs11_keys=("org", "ledger", "witness"))
+        return real_init(d, **kw)
+
+    monkeypatch.setattr(setup, "init_node", init_in_token)
+    layout = setup.provision(tmp_path / "fed", orgs=("hospital", "relief"), with_interop=False)
+    relief, hospital = layout.orgs["relief"], layout.orgs["hospital"]
+    keys = relief / "keys"
+    # no key of relief is a file; the records name the token and the PIN's variable, not the PIN
+    assert sorted(f.name for f in keys.iterdir()) == [
+        "pkcs11-ledger.json",
+        "pkcs11-witness.json",
+        "pkcs11.json",
+    ]
+    records = {n: json.loads((keys / f"pkcs11{n}.json").read_text()) for n in ("", "-ledger", "-witness")}
+    assert all(r["token"] == "fed" and r["pin_env"] == PIN_ENV for r in records.values())
+    assert not any(PIN in (keys / f"pkcs11{n}.json").read_text() for n in records)
+    ident = NodeIdentity.load(relief)
+    assert ident.ledger_seed is None and ident.witness_seed is None
+    with pytest.raises(Exception, match="not exportable"):
+        _ = ident.ledger_signer().skey
+    # the verifier keys come from the token's public keys, read without Accord
+    ledger_pub = _token_public_key(hsm, "fed", records["-ledger"]["key_label"])
+    witness_pub = _token_public_key(hsm, "fed", records["-witness"]["key_label"])
+    origin, wname = "relief.accord.test/ledger", "relief.accord.test/witness"
+    log_verifier = NoteVerifier(origin, key_id(origin, SIG_ED25519, ledger_pub), SIG_ED25519, ledger_pub)
+    relief_witness = CosignatureVerifier(
+        wname, key_id(wname, SIG_COSIGNATURE_V1, witness_pub), SIG_COSIGNATURE_V1, witness_pub
+    )
+    pinned = PeerBundle.parse((hospital / "peers" / "relief.json").read_bytes())
+    assert NoteVerifier.from_vkey(pinned.ledger_vkey) == log_verifier
+    assert CosignatureVerifier.from_vkey(pinned.witness_vkey) == relief_witness
+    hospital_witness = CosignatureVerifier.from_vkey(
+        PeerBundle.parse((relief / "peers" / "hospital.json").read_bytes()).witness_vkey
+    )
+
+    procs = {}
+    try:
+        for org in ("hospital", "relief"):
+            procs[org] = NodeProcess(layout.orgs[org]).start()
+
+        async def triage():
+            async with AgentClient.from_wallet(
+                layout.wallets["relief/triage-coordinator"], endpoint=procs["relief"].endpoint
+            ) as c:
+                s = await c.open_session("hospital")
+                r = await c.request(
+                    s,
+                    contract_id="relief-hospital-triage",
+                    purpose="triage-coordination",
+                    resource="patients",
+                    subject="patient-001",
+                    fields=["patient_id", "triage_level", "mobility", "shelter"],
+                )
+                return r.decision, r.receipt_verified
+
+        assert run(triage()) == ("allow", True)
+
+        def witnessed(node_dir: Path):
+            lg = open_ledger_readonly(NodeIdentity.load(node_dir))
+            try:
+                return lg.latest_checkpoint(witnessed=True)
+            finally:
+                lg.close()
+
+        import time
+
+        deadline = time.monotonic() + 90
+        mine = theirs = None
+        while time.monotonic() < deadline:
+            mine, theirs = witnessed(relief), witnessed(hospital)
+            if mine and mine.checkpoint.size > 0 and theirs and theirs.checkpoint.size > 0:
+                break
+            time.sleep(0.25)
+        assert mine is not None and mine.checkpoint.size > 0, "relief's checkpoint was never witnessed"
+        assert theirs is not None and theirs.checkpoint.size > 0, "hospital's checkpoint was never witnessed"
+        # relief's checkpoint: signed in the token (the token's public key verifies it), cosigned by hospital
+        assert open_checkpoint(mine.note, log_verifier, origin=origin).checkpoint == mine.checkpoint
+        _, cosigs = open_cosignatures(mine.note, [hospital_witness])
+        assert [c.name for c in cosigs] == ["hospital.accord.test/witness"]
+        # hospital's checkpoint: cosigned by relief's witness key in the token
+        _, cosigs = open_cosignatures(theirs.note, [relief_witness])
+        assert [c.name for c in cosigs] == [wname]
+        # a checkpoint signed by another key under relief's name does not verify under the token's key
+        from ledger import NoteSigner
+
+        forged = NoteSigner(origin, bytes(32)).sign(mine.note.split("\n\n")[0] + "\n")
+        with pytest.raises(Exception, match="not signed by any trusted key"):
+            open_checkpoint(forged, log_verifier, origin=origin)
+    finally:
+        for proc in procs.values():
+            proc.stop()
+    # a wrong PIN: the node does not start, and says why in one line (no traceback)
+    p = _accord("node", "start", "--dir", relief, env={PIN_ENV: "000000"})
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "KEY_STORE_UNAVAILABLE" in p.stderr and "wrong PIN" in p.stderr
+    p = _accord("ledger", "vkey", "--dir", relief, env={PIN_ENV: ""})
+    assert p.returncode != 0 and "KEY_PASSPHRASE_MISSING" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_only_the_ledger_key_in_the_token(hsm, tmp_path):
+    """``--pkcs11-keys ledger``: only the ledger key is in the token; a lost token stops the node."""
+    d = tmp_path / "gamma"
+    p = _accord(
+        "node", "init", "--org", "gamma", "--dir", d, "--listen", "127.0.0.1:7632",
+        *_pkcs11_args(hsm, "ledger"), "--pkcs11-keys", "ledger",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    keys = d / "keys"
+    assert sorted(f.name for f in keys.iterdir()) == ["org.jwk", "pkcs11-ledger.json", "witness.seed"]
+    record = json.loads((keys / "pkcs11-ledger.json").read_text())
+    p = _accord("ledger", "vkey", "--dir", d)
+    assert p.returncode == 0, p.stderr
+    from ledger import NoteVerifier
+
+    v = NoteVerifier.from_vkey(p.stdout.strip())
+    assert v.public_key == _token_public_key(hsm, "ledger", record["key_label"])
+    p = _accord("node", "status", "--dir", d, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["key_store"] == (
+        f"org: file, ledger: pkcs11 token ledger key {record['key_label']}, witness: file"
+    )
+    # the org key is a file: commands that do not sign checkpoints need no PIN
+    p = _accord("peer", "list", "--dir", d, env={PIN_ENV: ""})
+    assert p.returncode == 0, p.stderr
+    # the token is gone: `ledger vkey` and `node start` fail in one line
+    (keys / "pkcs11-ledger.json").write_text(json.dumps({**record, "token": "no-such-token"}))
+    p = _accord("ledger", "vkey", "--dir", d)
+    assert p.returncode != 0 and "KEY_STORE_UNAVAILABLE" in p.stderr and "token not found" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = _accord("node", "start", "--dir", d)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "KEY_STORE_UNAVAILABLE" in p.stderr
+    # bad option values: one line, nothing written
+    for bad in (["--pkcs11-keys", "ledger,nope"], ["--pkcs11-keys", ""]):
+        p = _accord(
+            "node", "init", "--org", "delta", "--dir", tmp_path / "delta", *_pkcs11_args(hsm, "ledger"), *bad
+        )
+        assert p.returncode != 0 and "--pkcs11-keys" in p.stderr
+    p = _accord("node", "init", "--org", "delta", "--dir", tmp_path / "delta", "--pkcs11-keys", "ledger")
+    assert p.returncode != 0 and "--key-store pkcs11" in p.stderr
+    assert not (tmp_path / "delta").exists()
+
+
+def test_encrypted_files_and_a_token_key_together(hsm, tmp_path, monkeypatch):
+    """``--encrypt-keys`` and ``--pkcs11-keys witness``: org, ledger encrypted; the witness in the token."""
+    from federation.identity import KeyPassphrase, init_node
+    from federation.keystore import Pkcs11Config
+
+    monkeypatch.setenv("ACCORD_TEST_KEY_PASSPHRASE", "correct horse")
+    d = tmp_path / "eps"
+    init_node(
+        d,
+        org_name="eps",
+        listen="127.0.0.1:7633",
+        passphrase=KeyPassphrase(env="ACCORD_TEST_KEY_PASSPHRASE"),
+        pkcs11=Pkcs11Config(module=hsm, token="ledger", pin_env=PIN_ENV),
+        pkcs11_keys=("witness",),
+    )
+    keys = d / "keys"
+    assert sorted(f.name for f in keys.iterdir()) == [
+        "encryption.json", "ledger.p8", "org.p8", "pkcs11-witness.json",
+    ]  # fmt: skip
+    ident = NodeIdentity.load(d)
+    assert ident.ledger_seed is not None and ident.witness_seed is None
+    record = json.loads((keys / "pkcs11-witness.json").read_text())
+    assert ident.witness_signer().public_key == _token_public_key(hsm, "ledger", record["key_label"])
+    assert ident.key_locations() == {
+        "org": "file (encrypted)",
+        "ledger": "file (encrypted)",
+        "witness": f"pkcs11 token ledger key {record['key_label']}",
+    }
+    monkeypatch.setenv("ACCORD_TEST_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ConfigError) as ei:
+        NodeIdentity.load(d)
+    assert ei.value.reason == "KEY_DECRYPT_FAILED"
+
+
+def _labels(module: str, token: str) -> set[str]:
+    """The labels of every key object in the token (read without Accord)."""
+    import pkcs11
+
+    tok = pkcs11.lib(str(Path(module).resolve())).get_token(token_label=token)
+    try:
+        session = tok.open(user_pin=PIN)
+    except pkcs11.UserAlreadyLoggedIn:  # a key this process holds is open on the token
+        session = tok.open()
+    with session as s:
+        return {o[pkcs11.Attribute.LABEL] for o in s.get_objects({pkcs11.Attribute.TOKEN: True})}
+
+
+def test_init_that_fails_midway_leaves_no_key_pair_in_the_token(hsm, tmp_path, monkeypatch):
+    """The token refuses the third key pair: the two made before are deleted and no directory is written."""
+    import pkcs11
+
+    from federation import keystore
+    from federation.identity import init_node
+
+    real = keystore.generate_pkcs11_key
+
+    def refuse_the_witness(cfg, *, label_prefix, role="org"):  # the token fails on the third key (simulated)
+        if role == "witness":
+            raise keystore._unavailable(cfg, "cannot generate an Ed25519 key pair", pkcs11.DeviceMemory())
+        return real(cfg, label_prefix=label_prefix, role=role)
+
+    monkeypatch.setattr(keystore, "generate_pkcs11_key", refuse_the_witness)
+    before = _labels(hsm, "rotate")
+    with pytest.raises(ConfigError) as ei:
+        init_node(
+            tmp_path / "zeta",
+            org_name="zeta",
+            listen="127.0.0.1:7634",
+            pkcs11=keystore.Pkcs11Config(module=hsm, token="rotate", pin_env=PIN_ENV),
+            pkcs11_keys=("org", "ledger", "witness"),
+        )
+    assert ei.value.reason == "KEY_STORE_UNAVAILABLE" and "DeviceMemory" in str(ei.value)
+    assert not (tmp_path / "zeta").exists()
+    assert _labels(hsm, "rotate") == before and not any(lab.startswith("accord-zeta") for lab in before)

@@ -355,13 +355,13 @@ def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(repl
     cps = replicated.sql("SELECT size, root FROM ledger_checkpoints ORDER BY size")
     assert cps[-1].size == len(by_id)
     from federation.identity import NodeIdentity, ledger_origin
-    from ledger import NoteSigner, TransparencyLog
+    from ledger import TransparencyLog
 
     ident = NodeIdentity.load(replicated.layout.orgs["hospital"])
     tlog = TransparencyLog.open(
         replicated.url,
         origin=ledger_origin(ident.config.org_name),
-        signer=NoteSigner(ledger_origin(ident.config.org_name), ident.ledger_seed),
+        signer=ident.ledger_signer(),
     )
     try:
         for older, newer in zip(cps, cps[1:], strict=False):

@@ -422,7 +422,7 @@ class _HostileProvider:
 
         from federation.pb import federation_pb2 as pb
         from federation.pb import federation_pb2_grpc as pb_grpc
-        from ledger import NoteSigner, leaf_hash
+        from ledger import leaf_hash
         from ledger.checkpoint import Checkpoint
         from ledger.entry import DisclosureEntry
         from ledger.hashing import merkle_root
@@ -430,7 +430,7 @@ class _HostileProvider:
 
         ident = NodeIdentity.load(node_dir)
         origin = f"{ident.config.org_name}.accord.test/ledger"
-        signer = NoteSigner(origin, ident.ledger_seed)
+        signer = ident.ledger_signer()
         logged: list[bytes] = []  # leaf hashes this log holds
         tree: list[bytes] = []  # the leaves of the tree its last "witnessed" checkpoint shows
 

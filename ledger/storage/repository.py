@@ -373,7 +373,6 @@ class Tx:
         if until is not None:
             time_conds.append(e.time_us < until)
         lo, hi = flt.start_index, flt.end_index
-        in_range = [e.idx >= lo, *([] if hi is None else [e.idx < hi])]
         probe = [
             int(r[0])
             for r in self.conn.execute(select(e.idx).where(*time_conds).limit(TIME_WINDOW_PROBE + 1))
@@ -392,8 +391,13 @@ class Tx:
         first = self._query(flt, near[0], near[1], since, until)
         if len(first) >= flt.limit:
             return first
-        edge = (func.max if flt.newest_first else func.min)(e.idx)
-        got = self.conn.execute(select(edge).where(*time_conds, *in_range)).scalar_one()
+        # ``idx + 0``: no index on idx for this aggregate, or the database walks the primary key
+        # from the end until a row falls in the window (all rows newer than the window, for an old one);
+        # the window's (time_us, idx) index answers it from the window's entries alone
+        shifted = e.idx + 0
+        bounded = [shifted >= lo, *([] if hi is None else [shifted < hi])]
+        edge = (func.max if flt.newest_first else func.min)(shifted)
+        got = self.conn.execute(select(edge).where(*time_conds, *bounded)).scalar_one()
         if got is None:
             return []
         return self._query(flt, *((lo, int(got) + 1) if flt.newest_first else (int(got), hi)), since, until)

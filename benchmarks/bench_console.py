@@ -7,7 +7,10 @@ process serves it. For each case the explorer page is requested over HTTP
 and its server time read from the ``Server-Timing: app;dur=`` header
 (authentication, the query, rendering 50 rows); in the same run the bare
 ``TransparencyLog.query`` of the same page (the read ``accord ledger query``
-does, newest first) is timed in-process.
+does, newest first) is timed in-process. Besides column filters and keyset
+cursors, the cases include an agent named only in delegation provenance (every
+:data:`RARE_EVERY`-th entry; ``ledger_entry_agents``) and ``since``/``until``
+windows of several sizes and ages (entry *i* is dated ``T0 + i`` seconds).
 
 Run: ``accord bench console [--entries N] [--samples K] [--json]``.
 """

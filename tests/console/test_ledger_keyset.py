@@ -168,44 +168,40 @@ def test_migration_backfills_provenance_agents_and_verify_checks_them(tmp_path):
     from alembic import command
     from alembic.config import Config
 
-    url = f"sqlite:///{tmp_path / 'm.db'}"
     entries = [_entry(i) for i in range(60)]
-    lg = TransparencyLog.open(url, origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32)))
-    lg.append(entries)
     delegated = [i for i, e in enumerate(entries) if "did:key:z6MkRoot" in e.extra.get("chain_agents", "")]
     assert delegated
     flt = EntryFilter(agent_did="did:key:z6MkRoot", limit=100)
-    assert [e.index for e in lg.query(flt)] == delegated
-    lg.close()
-    # back to 0002 (no side table), then up again: the migration backfills from the entry bytes
-    eng = sa.create_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(repository.__file__).parent / "migrations"))
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
-    with eng.connect() as conn:
-        assert "ledger_entry_agents" not in sa.inspect(conn).get_table_names()
-    lg = TransparencyLog.open(url, origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32)))
-    try:
+    for url in _urls(tmp_path):
+        lg = TransparencyLog.open(url, origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32)))
+        lg.append(entries)
         assert [e.index for e in lg.query(flt)] == delegated
-        assert lg.verify().ok
-        with eng.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM ledger_entry_agents WHERE idx = ?", (delegated[0],))
-        report = lg.verify()
-        assert not report.ok and report.first_bad_index == delegated[0]
-        assert any("provenance agent rows" in p for p in report.problems)
-        # a row naming an agent the entry does not (it would show the entry under that agent)
-        with eng.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO ledger_entry_agents (agent_sha256, idx) VALUES (?, ?)",
-                (agent_key("did:key:z6MkRoot"), delegated[0]),
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO ledger_entry_agents (agent_sha256, idx) VALUES (?, ?)", (agent_key("did:x:y"), 1)
-            )
-        report = lg.verify()
-        assert not report.ok and report.first_bad_index == 1
-    finally:
         lg.close()
-        eng.dispose()
+        # back to 0002 (no side table), then up again: the migration backfills from the entry bytes
+        eng = sa.create_engine(url)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(repository.__file__).parent / "migrations"))
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0002")
+        with eng.connect() as conn:
+            assert "ledger_entry_agents" not in sa.inspect(conn).get_table_names()
+        lg = TransparencyLog.open(url, origin=ORIGIN, signer=NoteSigner(ORIGIN, bytes(32)))
+        add = sa.text("INSERT INTO ledger_entry_agents (agent_sha256, idx) VALUES (:k, :i)")
+        try:
+            assert [e.index for e in lg.query(flt)] == delegated
+            assert lg.verify().ok
+            with eng.begin() as conn:
+                conn.execute(sa.text("DELETE FROM ledger_entry_agents WHERE idx = :i"), {"i": delegated[0]})
+            report = lg.verify()
+            assert not report.ok and report.first_bad_index == delegated[0]
+            assert any("provenance agent rows" in p for p in report.problems)
+            # a row naming an agent the entry does not (it would show the entry under that agent)
+            with eng.begin() as conn:
+                conn.execute(add, {"k": agent_key("did:key:z6MkRoot"), "i": delegated[0]})
+                conn.execute(add, {"k": agent_key("did:x:y"), "i": 1})
+            report = lg.verify()
+            assert not report.ok and report.first_bad_index == 1
+        finally:
+            lg.close()
+            eng.dispose()

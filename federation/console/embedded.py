@@ -34,10 +34,13 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["add_console", "listener_ssl_context", "MAX_RESPONSE_BYTES"]
+__all__ = ["add_console", "bridge", "listener_ssl_context", "MAX_RESPONSE_BYTES", "MAX_INFLIGHT"]
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 """Largest console response relayed, bytes (a page, a proof, a static file; 500 beyond)."""
+MAX_INFLIGHT = 32
+"""Most console requests handled at once on the node's listener; more are answered ``503`` at once
+(the stand-alone ``accord console`` bounds its uvicorn server likewise)."""
 _HOP = {b"content-length", b"transfer-encoding", b"connection"}
 
 
@@ -85,10 +88,21 @@ def _scope(request: web.Request) -> dict[str, Any]:
     return scope
 
 
-def _bridge(asgi_app: Any):
-    """An aiohttp handler running ``asgi_app`` for one request."""
+def bridge(asgi_app: Any, *, max_inflight: int = MAX_INFLIGHT):
+    """An aiohttp handler running ``asgi_app`` (HTTP only) for one request, buffered.
+
+    At most ``max_inflight`` requests run at once; beyond that the answer is ``503``
+    with ``Retry-After: 1`` before the request body is read.
+    """
+    slots = asyncio.Semaphore(max_inflight)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if slots.locked():
+            return web.Response(status=503, text="too many console requests\n", headers={"Retry-After": "1"})
+        async with slots:
+            return await _run(request)
+
+    async def _run(request: web.Request) -> web.StreamResponse:
         body = await request.read()  # bounded by the application's client_max_size
         done = asyncio.Event()
         delivered = False
@@ -150,7 +164,7 @@ def add_console(app: web.Application, node: Any) -> None:
     data = ConsoleData(node.identity)
     role = "write" if node.config.console_write else "read"
     console = make_app(data, loopback_role=role)
-    app.router.add_route("*", "/{tail:.*}", _bridge(console))
+    app.router.add_route("*", "/{tail:.*}", bridge(console))
 
     async def close(_app: web.Application) -> None:
         data.close()

@@ -93,6 +93,14 @@ class NodeConfig(BaseModel):
         metrics_port: Prometheus exporter port on 127.0.0.1 (0 = disabled).
         http_listen: ``HOST:PORT`` for the C2SP tlog-tiles read endpoints and the
             tlog-witness ``add-checkpoint`` endpoint over HTTP ("" = off).
+        console: serve the operator console on ``http_listen`` too (needs
+            ``http_listen``): on a loopback address over plain HTTP to local
+            clients only; off loopback the listener then speaks TLS and the console
+            requires an operator client certificate of the node's CA
+            (``accord console issue-cert``; ``docs/console.md``).
+        console_write: grant the console's write role to loopback requests (the
+            ``accord console --write`` of the built-in console); only with a loopback
+            ``http_listen`` (off loopback the role comes from the certificate).
         session_ttl_seconds: lifetime of a federation session, seconds.
         max_sessions_per_agent: open sessions one agent of a peer may hold here;
             beyond it ``OpenSession`` is RESOURCE_EXHAUSTED (``SESSION_LIMIT_AGENT``).
@@ -154,6 +162,8 @@ class NodeConfig(BaseModel):
     database_url: str = "sqlite:///node.db"
     metrics_port: int = Field(default=0, ge=0, le=65535)
     http_listen: str = ""
+    console: bool = False
+    console_write: bool = False
     session_ttl_seconds: int = Field(default=900, gt=0)
     max_sessions_per_agent: int = Field(default=256, gt=0)
     max_sessions_per_peer: int = Field(default=4096, gt=0)
@@ -208,6 +218,15 @@ class NodeConfig(BaseModel):
             )
         if self.org_name in self.witnesses:
             raise ValueError("a node cannot witness its own log: remove its name from witnesses")
+        if self.console and not self.http_listen:
+            raise ValueError("console = true serves the console on http_listen: set http_listen too")
+        if self.console_write and not self.console:
+            raise ValueError("console_write needs console = true")
+        if self.console_write and not _is_loopback(self.http_listen.rpartition(":")[0]):
+            raise ValueError(
+                "console_write grants the write role to plain loopback requests only; with http_listen "
+                "off loopback the role comes from the operator certificate"
+            )
         return self
 
     @field_validator("org_did")
@@ -245,6 +264,18 @@ class NodeConfig(BaseModel):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT, got {value!r}")
         return value
+
+
+def _is_loopback(host: str) -> bool:
+    """True iff ``host`` is ``localhost`` or a loopback IP address (``[::1]`` included)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 SUPPORTED_DATABASES = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}

@@ -23,7 +23,9 @@ leaks no contents: a monitor checks consistency and the signed root from them.
 
 Served with aiohttp on the node's event loop when ``http_listen`` is set in
 ``node.toml`` (off by default; bind it to a loopback address unless the log is
-meant to be public). Reads run on their own small thread pool with their own
+meant to be public). With ``console = true`` the listener also serves the
+operator console at every other path (:mod:`federation.console.embedded`;
+off loopback the listener then speaks TLS). Reads run on their own small thread pool with their own
 database connections, never on the ledger writer's thread, so a flood of reads
 cannot delay a write; at most :data:`MAX_INFLIGHT` requests are handled at once
 and the rest are answered ``503`` at once (nothing queues without bound).
@@ -136,11 +138,25 @@ def make_app(node: Any) -> web.Application:
 
 
 async def start_http(node: Any, listen: str) -> tuple[web.AppRunner, int]:
-    """Start serving on ``listen`` (``HOST:PORT``); returns (runner, bound port)."""
+    """Start serving on ``listen`` (``HOST:PORT``); returns (runner, bound port).
+
+    With ``console = true`` the operator console is served too
+    (:mod:`federation.console.embedded`), and off loopback the listener then
+    speaks TLS (client certificates of the node's CA asked for, not required).
+    """
     host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(make_app(node), access_log=None)
+    app = make_app(node)
+    ssl_context = None
+    if node.config.console:
+        from federation.console.auth import is_loopback_host
+        from federation.console.embedded import add_console, listener_ssl_context
+
+        add_console(app, node)
+        if not is_loopback_host(host):
+            ssl_context = listener_ssl_context(node.identity.paths.tls)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
+    site = web.TCPSite(runner, host, int(port), ssl_context=ssl_context)
     await site.start()
     sock = site._server.sockets[0]  # type: ignore[union-attr]
     return runner, sock.getsockname()[1]

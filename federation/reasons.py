@@ -167,6 +167,11 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         # the operator console (HTTP 403): a write without the write role, a form without its CSRF token
         "WRITE_ROLE_REQUIRED",
         "CSRF",
+        # an operator certificate on the console's CRL; a CRL that does not verify (fail closed)
+        "OPERATOR_REVOKED",
+        "REVOCATION_LIST_INVALID",
+        # accord console revoke-operator: a certificate of another CA
+        "NOT_ISSUED_HERE",
         # a free-text A2A part where the contract does not allow free text
         "FREE_TEXT_NOT_ALLOWED",
         # the A2A gateway's reply check: a record field beyond the released set

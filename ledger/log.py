@@ -34,7 +34,7 @@ from ledger.hashing import EMPTY_ROOT, CompactRange, leaf_hash
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.policy import WitnessPolicy
 from ledger.proofs import consistency_proof_from, inclusion_proof_from, verify_consistency
-from ledger.query import EntryFilter
+from ledger.query import EntryFilter, agent_key, provenance_agents
 from ledger.receipt import Receipt
 from ledger.storage.repository import CheckpointRow, EntryRow, LedgerStore, Tx
 from ledger.tiles import (
@@ -90,6 +90,10 @@ def _indexed(e: DisclosureEntry) -> tuple[dict[str, object], list[tuple[int, str
     }
     fields = [(role, f) for role, name in enumerate(_ROLES) for f in dict.fromkeys(getattr(e, name))]
     return columns, fields
+
+
+def _agent_rows(index: int, e: DisclosureEntry) -> list[dict]:
+    return [{"agent_sha256": agent_key(a), "idx": index} for a in provenance_agents(e.extra)]
 
 
 def _us(dt: datetime) -> int:
@@ -390,6 +394,7 @@ class TransparencyLog:
         assigned: dict[str, AppendResult] = {}
         rows: list[dict] = []
         field_rows: list[dict] = []
+        agent_rows: list[dict] = []
         for e, data, lh in prepared:
             did = e.disclosure_id
             old = stored.get(did)
@@ -421,9 +426,10 @@ class TransparencyLog:
                 }
             )
             field_rows.extend({"idx": nxt, "role": role, "field": f} for role, f in fields)
+            agent_rows.extend(_agent_rows(nxt, e))
             nxt += 1
         if rows:
-            tx.insert_entries(rows, field_rows)
+            tx.insert_entries(rows, field_rows, agent_rows)
             tx.set_sequence(nxt)
         return results
 
@@ -922,8 +928,9 @@ class TransparencyLog:
         """Re-derive every hash from storage (like Tessera's fsck) and report mismatches.
 
         Recomputes every leaf hash from the stored entry bytes, checks indices are
-        contiguous, recomputes every query column and field row from the entry
-        (an edited column would hide the entry from filtered ``query`` calls),
+        contiguous, recomputes every query column, field row and provenance agent
+        row from the entry (an edited column would hide the entry from filtered
+        ``query`` calls),
         rebuilds every tree node and compares it with the stored rows, and
         re-verifies every signed checkpoint (signature and root).
 
@@ -964,6 +971,7 @@ class TransparencyLog:
             pending: list[tuple[int, int, bytes]] = []
             columns_iter = tx.iter_indexed_columns(0, nxt, chunk=chunk)
             expected_field_rows = 0
+            expected_agent_rows = 0
 
             def flush() -> None:
                 by_level: dict[int, list[tuple[int, bytes]]] = {}
@@ -1020,6 +1028,14 @@ class TransparencyLog:
                             problem(
                                 f"entry {row.index}: field rows differ from the entry's fields", row.index
                             )
+                        want_agents = {agent_key(a) for a in provenance_agents(entry.extra)}
+                        expected_agent_rows += len(want_agents)
+                        if stored_cols["agents"] != want_agents:
+                            problem(
+                                f"entry {row.index}: provenance agent rows differ from the entry's "
+                                "delegation provenance",
+                                row.index,
+                            )
                 except LedgerError:
                     problem(f"entry {row.index}: data is not a disclosure entry", row.index)
                 if row.index < tsize:
@@ -1037,6 +1053,11 @@ class TransparencyLog:
             if not bad and tx.count_entry_fields() != expected_field_rows:
                 problem(
                     f"expected {expected_field_rows} field rows, found {tx.count_entry_fields()} "
+                    "(rows that no entry holds)"
+                )
+            if not bad and tx.count_entry_agents() != expected_agent_rows:
+                problem(
+                    f"expected {expected_agent_rows} provenance agent rows, found {tx.count_entry_agents()} "
                     "(rows that no entry holds)"
                 )
             if rng.size == tsize and rng.root() != tree_root:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["EntryFilter", "MAX_QUERY_LIMIT"]
+__all__ = ["EntryFilter", "MAX_QUERY_LIMIT", "provenance_agents", "agent_key"]
 
 MAX_QUERY_LIMIT = 10_000
 """Largest ``limit`` accepted by a query (entries)."""
@@ -66,3 +67,30 @@ class EntryFilter:
                 raise ValueError(f"{name} must be timezone-aware")
         if self.since and self.until and self.since > self.until:
             raise ValueError("since is after until")
+
+
+def provenance_agents(extra: object) -> list[str]:
+    """The agent DIDs an entry's delegation provenance names, deduplicated, in order.
+
+    ``extra.root_agent`` and every non-empty item of ``extra.chain_agents``
+    (comma-separated, root to holder; :meth:`federation.delegation.DelegatedAuthority.provenance`).
+    These are what an agent filter matches besides ``requester_agent`` and
+    ``provider_agent``; the log stores their SHA-256 in ``ledger_entry_agents``
+    (migration 0003) so such a filter is an index read, not a scan of entry bytes.
+
+    Args:
+        extra: the entry's ``extra`` mapping (anything else names no agent).
+
+    Returns:
+        DIDs, possibly empty.
+    """
+    if not isinstance(extra, dict):
+        return []
+    found = [str(extra.get("root_agent", "") or "")]
+    found += str(extra.get("chain_agents", "") or "").split(",")
+    return [a for a in dict.fromkeys(found) if a]
+
+
+def agent_key(agent_did: str) -> bytes:
+    """The ``ledger_entry_agents`` key of an agent DID: SHA-256 of its UTF-8 bytes (32 bytes)."""
+    return hashlib.sha256(agent_did.encode("utf-8", "surrogatepass")).digest()

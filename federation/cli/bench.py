@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -94,7 +95,26 @@ _optional(
 _optional("ledger", "benchmarks.bench_ledger", "Ledger appends and proof latency vs raw inserts.")
 _optional("policy", "benchmarks.bench_policy", "Policy decisions vs a bare regopy query.")
 _optional("audit", "benchmarks.bench_audit", "Reconstruction auditor vs classic baselines.")
-_optional("console", "benchmarks.bench_console", "Ledger explorer page at 1,000,000 entries vs a bare query.")
+
+
+@app.command("console")
+def console_bench(
+    entries: Annotated[
+        int, typer.Option("--entries", min=1_000, max=10_000_000, help="Ledger entries to fill.")
+    ] = 1_000_000,
+    samples: Annotated[int, typer.Option("--samples", min=3, max=10_000, help="Requests per case.")] = 50,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Keep (and on a later run reuse) the filled node directory here."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ledger explorer page at 1,000,000 entries vs a bare query (agent, since/until, keyset cases)."""
+    from benchmarks.bench_console import run
+
+    run(entries=entries, samples=samples, workdir=workdir, json_output=as_json)
+
+
 _optional(
     "screening", "benchmarks.bench_screening", "Screening precision/recall, throughput, added ms/exchange."
 )

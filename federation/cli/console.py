@@ -1,4 +1,4 @@
-"""``accord console``: the operator console in a browser; ``accord console issue-cert`` for its operators."""
+"""``accord console``: the operator console; ``issue-cert``, ``revoke-operator`` for its operators."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from federation.cli.common import DirOption, console, node_dir
+from federation.cli.common import DirOption, JsonOption, console, node_dir, print_json
 
 app = typer.Typer(no_args_is_help=False)
 
@@ -130,3 +130,57 @@ def issue_cert(
     )
     write_private(out / f"{name}.p12", p12)
     console.print(f"issued {san} ({role}, {days} days): {out / name}.pem, .key, .p12")
+
+
+@app.command("revoke-operator")
+def revoke_operator(
+    cert: Annotated[Path, typer.Option("--cert", help="The operator certificate to revoke (PEM).")],
+    directory: DirOption = None,
+) -> None:
+    """Revoke a console operator certificate: add it to the node CA's console CRL (``tls/console-crl.pem``).
+
+    Takes effect on the next request of every console of this node (``accord console``
+    processes and ``console = true``), which then answers that certificate 403
+    ``OPERATOR_REVOKED``.
+    """
+    from cryptography import x509
+
+    from federation.console.revocation import RevocationError, revoke_certificate
+    from federation.errors import InvalidRequestError
+    from federation.identity import NodeIdentity
+
+    ident = NodeIdentity.load(node_dir(directory))
+    try:
+        raw = cert.read_bytes()[: 64 * 1024]
+        parsed = x509.load_pem_x509_certificate(raw)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"{cert}: not a readable PEM certificate", reason="BAD_CERTIFICATE"
+        ) from exc
+    try:
+        serial, new = revoke_certificate(ident.paths.tls, parsed)
+    except RevocationError as exc:
+        raise InvalidRequestError(f"{cert}: {exc}", reason=exc.reason) from exc
+    what = "revoked" if new else "already revoked"
+    console.print(f"{what}: serial {serial:x} ({ident.paths.tls / 'console-crl.pem'})")
+
+
+@app.command("revoked-operators")
+def revoked_operators(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """List the serial numbers (hex) and revocation times on the console CRL."""
+    from federation.console.revocation import RevocationError, revoked_serials
+    from federation.errors import InvalidRequestError
+    from federation.identity import NodeIdentity
+
+    ident = NodeIdentity.load(node_dir(directory))
+    try:
+        rows = [
+            {"serial": f"{s:x}", "revoked_at": t.isoformat()} for s, t in revoked_serials(ident.paths.tls)
+        ]
+    except RevocationError as exc:
+        raise InvalidRequestError(str(exc), reason=exc.reason) from exc
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        console.print(f"{r['serial']}  {r['revoked_at']}")

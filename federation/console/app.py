@@ -87,8 +87,11 @@ class _Guard:
     answers refusals itself with the error page.
     """
 
-    def __init__(self, app: Any, *, org_did: str, loopback_role: Role, codec: SessionCodec, render) -> None:
+    def __init__(
+        self, app: Any, *, org_did: str, loopback_role: Role, codec: SessionCodec, render, revocations=None
+    ) -> None:
         self.app = app
+        self.revocations = revocations
         self.org_did = org_did
         self.loopback_role = loopback_role
         self.codec = codec
@@ -104,7 +107,9 @@ class _Guard:
         try:
             if len(scope.get("query_string", b"")) > MAX_QUERY_STRING:
                 raise HTTPException(414, f"the query string is longer than {MAX_QUERY_STRING} bytes")
-            principal = principal_for(scope, org_did=self.org_did, loopback_role=self.loopback_role)
+            principal = principal_for(
+                scope, org_did=self.org_did, loopback_role=self.loopback_role, revocations=self.revocations
+            )
             session = self.codec.loads(request.cookies.get(SESSION_COOKIE))
             if session is None:
                 session, fresh = {"csrf": secrets.token_urlsafe(32)}, True
@@ -402,8 +407,15 @@ def make_app(
         lifespan=lifespan,
     )
     codec = SessionCodec(session_secret)
+    from federation.console.revocation import RevocationList
+
     app.add_middleware(
-        _Guard, org_did=data.org_did, loopback_role=loopback_role, codec=codec, render=error_page
+        _Guard,
+        org_did=data.org_did,
+        loopback_role=loopback_role,
+        codec=codec,
+        render=error_page,
+        revocations=RevocationList(data.identity.paths.tls),
     )
     return app
 

@@ -19,6 +19,10 @@ Two ways in (``docs/console.md``):
   anything else (e.g. the node's own cert)      refused (403)
   ============================================  ======
 
+  A certificate on the console's CRL (``tls/console-crl.pem``,
+  ``accord console revoke-operator``; :mod:`federation.console.revocation`)
+  is refused (403 ``OPERATOR_REVOKED``).
+
   ``accord console issue-cert`` mints the ``console-*`` certificates (and a
   PKCS#12 file for a browser's certificate store).
 
@@ -73,7 +77,8 @@ class ConsoleAuthError(Exception):
 
     Attributes:
         status: HTTP status (401, 403).
-        reason: stable reason code (``NOT_OPERATOR``, ``TLS_REQUIRED``, ``FORGED_SESSION``,
+        reason: stable reason code (``NOT_OPERATOR``, ``OPERATOR_REVOKED``,
+            ``REVOCATION_LIST_INVALID``, ``TLS_REQUIRED``, ``FORGED_SESSION``,
             ``WRITE_ROLE_REQUIRED``, ``CSRF``).
     """
 
@@ -129,25 +134,55 @@ def role_for_san(san: str, org_did: str) -> Role:
     )
 
 
-def principal_from_cert(pem: str, *, org_did: str) -> Principal:
+def principal_from_cert(pem: str, *, org_did: str, revocations: Any = None) -> Principal:
     """The principal of a TLS client certificate already chained to the node CA by the handshake.
 
+    Args:
+        pem: the client certificate (PEM).
+        org_did: this node's organization DID.
+        revocations: the console CRL (:class:`federation.console.revocation.RevocationList`),
+            or ``None`` to check none.
+
     Raises:
-        ConsoleAuthError: (403) no single SAN URI, or one granting no role.
+        ConsoleAuthError: (403) no single SAN URI, or one granting no role
+            (``NOT_OPERATOR``); a certificate on the console CRL (``OPERATOR_REVOKED``);
+            a CRL that does not verify (``REVOCATION_LIST_INVALID``: fail closed).
     """
+    from federation.console.revocation import RevocationError
     from federation.errors import PeerError
     from federation.tls import san_uri
 
     try:
-        san = san_uri(x509.load_pem_x509_certificate(pem.encode("ascii")))
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        san = san_uri(cert)
     except (PeerError, ValueError) as exc:
         raise ConsoleAuthError(
             "the client certificate names no single SAN URI", status=403, reason="NOT_OPERATOR"
         ) from exc
-    return Principal(role=role_for_san(san, org_did), actor=san, via="mtls")
+    role = role_for_san(san, org_did)
+    if revocations is not None:
+        try:
+            revoked = revocations.is_revoked(cert)
+        except RevocationError as exc:
+            raise ConsoleAuthError(
+                f"the console's certificate revocation list does not verify ({exc}): "
+                "certificate logins are refused until it is fixed",
+                status=403,
+                reason="REVOCATION_LIST_INVALID",
+            ) from exc
+        if revoked:
+            raise ConsoleAuthError(
+                f"this operator certificate ({san}, serial {cert.serial_number:x}) has been revoked "
+                "(accord console revoke-operator)",
+                status=403,
+                reason="OPERATOR_REVOKED",
+            )
+    return Principal(role=role, actor=san, via="mtls")
 
 
-def principal_for(scope: dict[str, Any], *, org_did: str, loopback_role: Role) -> Principal:
+def principal_for(
+    scope: dict[str, Any], *, org_did: str, loopback_role: Role, revocations: Any = None
+) -> Principal:
     """Authenticate one ASGI request from its connection (never from a header or cookie).
 
     Over TLS the handshake already required a client certificate chained to the
@@ -157,14 +192,15 @@ def principal_for(scope: dict[str, Any], *, org_did: str, loopback_role: Role) -
 
     Raises:
         ConsoleAuthError: (401 ``TLS_REQUIRED``) plain HTTP from off loopback, or TLS
-            without a client certificate; (403) a certificate granting no role.
+            without a client certificate; (403) a certificate granting no role or
+            revoked (:func:`principal_from_cert`; ``revocations`` is the console CRL).
     """
     tls = (scope.get("extensions") or {}).get("tls")
     if tls is not None:
         chain = tls.get("client_cert_chain") or []
         if not chain:
             raise ConsoleAuthError("a client certificate is required", status=401, reason="TLS_REQUIRED")
-        return principal_from_cert(chain[0], org_did=org_did)
+        return principal_from_cert(chain[0], org_did=org_did, revocations=revocations)
     client = scope.get("client") or ("", 0)
     if not is_loopback_host(str(client[0])):
         raise ConsoleAuthError(

@@ -9,7 +9,6 @@ version table.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ledger.errors import StorageError
+from ledger.query import agent_key
 from ledger.storage import schema as s
 
 __all__ = ["create_ledger_engine", "LedgerStore", "Tx", "CheckpointRow", "EntryRow", "INDEXED_COLUMNS"]
@@ -49,6 +49,8 @@ SQLITE_BUSY_TIMEOUT_S = 60
 """Seconds a SQLite writer waits for the database lock before failing."""
 
 _IN_CHUNK = 500
+TIME_WINDOW_PROBE = 10_000
+"""Entries of a ``since``/``until`` window read from the ``(time_us, idx)`` index to bound a query's walk."""
 _MIGRATION_LOCK_KEY = 0x1ED6E4  # pg_advisory_xact_lock key for ledger migrations
 
 
@@ -240,12 +242,14 @@ class Tx:
                 out[r[1]] = EntryRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), int(r[4]))
         return out
 
-    def insert_entries(self, rows: list[dict], field_rows: list[dict]) -> None:
-        """Insert entry rows and their field-name rows."""
+    def insert_entries(self, rows: list[dict], field_rows: list[dict], agent_rows: list[dict] = ()) -> None:
+        """Insert entry rows, their field-name rows and their provenance agent rows."""
         if rows:
             self.conn.execute(insert(s.entries), rows)
         if field_rows:
             self.conn.execute(insert(s.entry_fields), field_rows)
+        if agent_rows:
+            self.conn.execute(insert(s.entry_agents), list(agent_rows))
 
     def entry(self, index: int) -> EntryRow | None:
         """Return the entry at ``index``."""
@@ -286,10 +290,12 @@ class Tx:
         ``columns`` maps the ``ledger_entries`` index columns (``kind``, ``time_us``,
         organizations, agents, ``contract_id``, ``purpose``, ``decision``,
         ``disclosure_id``) to their stored values and ``"fields"`` to the set of
-        ``(role, field)`` rows of ``ledger_entry_fields`` for that index.
+        ``(role, field)`` rows of ``ledger_entry_fields`` for that index, ``"agents"``
+        to the set of ``ledger_entry_agents`` keys (agent SHA-256) for that index.
         """
         e = s.entries.c
         f = s.entry_fields.c
+        a = s.entry_agents.c
         cols = [e.idx, e.disclosure_id, *(getattr(e, n) for n in INDEXED_COLUMNS)]
         pos = lo
         while pos < hi:
@@ -302,15 +308,23 @@ class Tx:
             fields: dict[int, set[tuple[int, str]]] = {}
             for r in self.conn.execute(select(f.idx, f.role, f.field).where(f.idx >= pos, f.idx < top)):
                 fields.setdefault(int(r[0]), set()).add((int(r[1]), r[2]))
+            agents: dict[int, set[bytes]] = {}
+            for r in self.conn.execute(select(a.idx, a.agent_sha256).where(a.idx >= pos, a.idx < top)):
+                agents.setdefault(int(r[0]), set()).add(bytes(r[1]))
             for r in rows:
                 out = dict(zip(("disclosure_id", *INDEXED_COLUMNS), r[1:], strict=True))
                 out["fields"] = fields.get(int(r[0]), set())
+                out["agents"] = agents.get(int(r[0]), set())
                 yield int(r[0]), out
             pos = top
 
     def count_entry_fields(self) -> int:
         """Return the number of ``ledger_entry_fields`` rows."""
         return int(self.conn.execute(select(func.count()).select_from(s.entry_fields)).scalar_one())
+
+    def count_entry_agents(self) -> int:
+        """Return the number of ``ledger_entry_agents`` rows."""
+        return int(self.conn.execute(select(func.count()).select_from(s.entry_agents)).scalar_one())
 
     def leaf_hashes(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """Return ``(index, leaf hash)`` for ``lo <= index < hi``, in index order."""
@@ -322,47 +336,98 @@ class Tx:
         """Return the number of entry rows."""
         return int(self.conn.execute(select(func.count()).select_from(s.entries)).scalar_one())
 
-    def _contains(self, column, needle: bytes):
-        """``column`` (bytes) contains ``needle``.
-
-        ``instr`` on SQLite (its LIKE does not match BLOBs), bytea ``LIKE`` on PostgreSQL.
-        """
-        if self.conn.dialect.name == "sqlite":
-            return func.instr(column, needle) > 0
-        escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
-        return column.op("LIKE", is_comparison=True)(b"%" + escaped + b"%")
-
     def query(self, flt, *, time_bounds: tuple[int | None, int | None]) -> list[EntryRow]:
         """Run an :class:`~ledger.query.EntryFilter` (times given in microseconds).
 
         A counterpart filter (``provider_org = X OR requester_org = X``), or else an
-        agent filter, runs as index-ordered, limited selects (one per alternative;
-        the column ones on the ``(column, idx)`` indexes of migration 0002) merged
-        by index: an ``OR`` would make the database collect and sort every match
-        before the ``LIMIT``. The agent filter's delegation-provenance alternatives
-        (``extra.root_agent``/``extra.chain_agents``) match the entry bytes and are
-        not indexed.
+        agent filter, runs as index-ordered, limited selects (one per alternative)
+        merged by index: an ``OR`` would make the database collect and sort every
+        match before the ``LIMIT``. The column alternatives read the ``(column,
+        idx)`` indexes of migration 0002; the agent filter's delegation-provenance
+        alternative (``extra.root_agent``/``extra.chain_agents``) reads
+        ``ledger_entry_agents`` by ``(agent_sha256, idx)`` (migration 0003). A
+        ``since``/``until`` window first bounds the index range it can occupy
+        (:meth:`_time_window`), so the index-ordered walk never crosses entries
+        far outside the window.
+        """
+        since, until = time_bounds
+        if since is None and until is None:
+            return self._query(flt, flt.start_index, flt.end_index, since, until)
+        return self._query_window(flt, since, until)
+
+    def _query_window(self, flt, since: int | None, until: int | None) -> list[EntryRow]:
+        """:meth:`query` with a ``since``/``until`` window, its walk bounded to the window's index range.
+
+        Reads the ``(time_us, idx)`` index only. A window of at most
+        :data:`TIME_WINDOW_PROBE` entries: its smallest and largest index bound
+        the walk exactly. A larger window: first the newest (oldest, for ascending
+        order) :data:`TIME_WINDOW_PROBE` indices of the range are tried, which
+        answers a window that reaches them (``since`` an hour ago); otherwise the
+        window's largest (smallest) index below the cursor, an index-only
+        aggregate over the window, starts the walk.
         """
         e = s.entries.c
-        conds = [e.idx >= flt.start_index]
-        if flt.end_index is not None:
-            conds.append(e.idx < flt.end_index)
+        time_conds = []
+        if since is not None:
+            time_conds.append(e.time_us >= since)
+        if until is not None:
+            time_conds.append(e.time_us < until)
+        lo, hi = flt.start_index, flt.end_index
+        probe = [
+            int(r[0])
+            for r in self.conn.execute(select(e.idx).where(*time_conds).limit(TIME_WINDOW_PROBE + 1))
+        ]
+        if len(probe) <= TIME_WINDOW_PROBE:
+            inside = [i for i in probe if i >= lo and (hi is None or i < hi)]
+            if not inside:
+                return []
+            return self._query(flt, min(inside), max(inside) + 1, since, until)
+        # a large window: does it reach the first TIME_WINDOW_PROBE entries of the walk?
+        if flt.newest_first:
+            top = hi if hi is not None else self.next_index()
+            near = (max(lo, top - TIME_WINDOW_PROBE), top)
+        else:
+            near = (lo, lo + TIME_WINDOW_PROBE if hi is None else min(hi, lo + TIME_WINDOW_PROBE))
+        first = self._query(flt, near[0], near[1], since, until)
+        if len(first) >= flt.limit:
+            return first
+        # ``idx + 0``: no index on idx for this aggregate, or the database walks the primary key
+        # from the end until a row falls in the window (all rows newer than the window, for an old one);
+        # the window's (time_us, idx) index answers it from the window's entries alone
+        shifted = e.idx + 0
+        bounded = [shifted >= lo, *([] if hi is None else [shifted < hi])]
+        edge = (func.max if flt.newest_first else func.min)(shifted)
+        got = self.conn.execute(select(edge).where(*time_conds, *bounded)).scalar_one()
+        if got is None:
+            return []
+        return self._query(flt, *((lo, int(got) + 1) if flt.newest_first else (int(got), hi)), since, until)
+
+    def _query(self, flt, lo: int, hi: int | None, since: int | None, until: int | None) -> list[EntryRow]:
+        """:meth:`query` over the index range ``[lo, hi)`` (``hi`` ``None``: unbounded)."""
+        e = s.entries.c
+        conds = [e.idx >= lo]
+        if hi is not None:
+            conds.append(e.idx < hi)
         # one OR filter is split into index-ordered selects, one per alternative; any other stays an OR
         split: list[Any] | None = None
         if flt.counterpart_org is not None:
             split = [e.provider_org == flt.counterpart_org, e.requester_org == flt.counterpart_org]
+        provenance = None
         if flt.agent_did is not None:
-            agent = [
-                e.requester_agent == flt.agent_did,
-                e.provider_agent == flt.agent_did,
-                # delegation provenance (root agent, chain agents) inside the entry bytes:
-                # not indexed, so this part scans in index order until it has ``limit`` rows
-                *(self._contains(e.data, p) for p in _chain_patterns(flt.agent_did)),
-            ]
+            a = s.entry_agents.c
+            key = agent_key(flt.agent_did)
+            provenance = (a, key)
             if split is None:
-                split = agent
+                split = [e.requester_agent == flt.agent_did, e.provider_agent == flt.agent_did]
             else:
-                conds.append(or_(*agent))
+                conds.append(
+                    or_(
+                        e.requester_agent == flt.agent_did,
+                        e.provider_agent == flt.agent_did,
+                        exists().where(a.agent_sha256 == key, a.idx == e.idx),
+                    )
+                )
+                provenance = None
         for name in ("contract_id", "purpose", "decision", "kind"):
             value = getattr(flt, name)
             if value is not None:
@@ -370,7 +435,6 @@ class Tx:
         if flt.field is not None:
             f = s.entry_fields.c
             conds.append(exists().where(f.idx == e.idx, f.field == flt.field))
-        since, until = time_bounds
         if since is not None:
             conds.append(e.time_us >= since)
         if until is not None:
@@ -391,6 +455,19 @@ class Tx:
                     select(*cols)
                     .where(and_(*conds, alternative, *earlier))
                     .order_by(ordered(e.idx))
+                    .limit(flt.limit)
+                    .subquery()
+                )
+            if provenance is not None:
+                # driven by the (agent_sha256, idx) primary key of the side table, read in index order
+                a, key = provenance
+                earlier = [not_(func.coalesce(c, false())) for c in split]
+                bounds = [a.idx >= lo, *([] if hi is None else [a.idx < hi])]
+                parts.append(
+                    select(*cols)
+                    .select_from(s.entry_agents.join(s.entries, e.idx == a.idx))
+                    .where(a.agent_sha256 == key, *bounds, *conds, *earlier)
+                    .order_by(ordered(a.idx))
                     .limit(flt.limit)
                     .subquery()
                 )
@@ -695,23 +772,3 @@ class LedgerStore:
     def close(self) -> None:
         """Dispose of the engine's connections."""
         self.engine.dispose()
-
-
-def _chain_patterns(agent_did: str) -> list[bytes]:
-    """Byte strings whose presence in an entry's JCS bytes puts ``agent_did`` in its delegation provenance.
-
-    A delegated request's entry names the root agent (``extra.root_agent``) and
-    every agent of the chain (``extra.chain_agents``, comma-separated); these
-    match the DID as a whole item there, never as a prefix of another.
-    """
-    d = json.dumps(agent_did)[1:-1]  # as JCS writes it inside a string
-    return [
-        p.encode()
-        for p in (
-            f'"root_agent":"{d}"',
-            f'"chain_agents":"{d}"',
-            f'"chain_agents":"{d},',
-            f",{d},",
-            f',{d}"',
-        )
-    ]

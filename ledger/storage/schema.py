@@ -30,6 +30,7 @@ __all__ = [
     "signer",
     "entries",
     "entry_fields",
+    "entry_agents",
     "nodes",
     "checkpoints",
     "cosignatures",
@@ -99,7 +100,8 @@ entries = Table(
     Index("ix_ledger_entries_contract_id_idx", "contract_id", "idx"),
     Index("ix_ledger_entries_requester_agent_idx", "requester_agent", "idx"),
     Index("ix_ledger_entries_provider_agent_idx", "provider_agent", "idx"),
-    Index("ix_ledger_entries_time_us", "time_us"),
+    # (time_us, idx): a since/until window's indices read from the index alone (migration 0003)
+    Index("ix_ledger_entries_time_us_idx", "time_us", "idx"),
 )
 
 entry_fields = Table(
@@ -109,6 +111,17 @@ entry_fields = Table(
     Column("role", SmallInteger, primary_key=True, autoincrement=False),
     Column("field", String(256), primary_key=True),
     Index("ix_ledger_entry_fields_field", "field"),
+)
+
+entry_agents = Table(
+    "ledger_entry_agents",
+    metadata,
+    # SHA-256 of an agent DID named in the entry's delegation provenance
+    # (``extra.root_agent``, each item of ``extra.chain_agents``): fixed-size keys
+    # whatever the DID's length; (agent_sha256, idx) is read backwards for a page
+    Column("agent_sha256", LargeBinary(32), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Index("ix_ledger_entry_agents_idx", "idx"),
 )
 
 nodes = Table(

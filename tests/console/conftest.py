@@ -22,7 +22,10 @@ import pytest
 
 CHROMIUM = os.environ.get("ACCORD_CHROMIUM", "/usr/bin/chromium")
 
-pytestmark = pytest.mark.xdist_group("console")
+# Every module using ``demo_dirs`` sets ``pytestmark = pytest.mark.xdist_group("console")``
+# itself (a conftest's ``pytestmark`` marks nothing): with ``--dist loadgroup`` they then share
+# one worker and the demo federation starts once per run (tests/conftest.py keeps the groups
+# working on pytest 9.2).
 
 
 def accord(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -55,7 +55,7 @@ def test_upgrade_path_check_refuse_then_migrate(tmp_path, capsys):
         "node tables: would upgrade 0001_node_tables -> 0004_approvals "
         "(0002_datasets, 0003_replica_state, 0004_approvals)" in out
     )
-    assert "ledger tables: at 0002 (up to date)" in out
+    assert "ledger tables: at 0003 (up to date)" in out
     assert "node_datasets" not in _tables(url)  # --check changes nothing
     # with auto_migrate = false, node start refuses a database that is behind (before binding anything)
     cfg = d / "node.toml"
@@ -73,7 +73,7 @@ def test_upgrade_path_check_refuse_then_migrate(tmp_path, capsys):
     rows = json.loads(ok(capsys, "node", "migrate", "--dir", d, "--json"))
     assert [(r["tables"], r["from"], r["to"], r["status"]) for r in rows] == [
         ("node", "0001_node_tables", "0004_approvals", "upgraded"),
-        ("ledger", "0002", "0002", "up to date"),
+        ("ledger", "0003", "0003", "up to date"),
     ]
     assert {"node_datasets", "node_dataset_records"} <= _tables(url)
     assert "up to date" in ok(capsys, "node", "migrate", "--dir", d, "--check")

@@ -141,7 +141,9 @@ def make_engine(url: str) -> Engine:
     from federation.paths import create_private_sqlite
 
     create_private_sqlite(url)
-    engine = create_engine(url, future=True)
+    # PostgreSQL: a pooled connection is pinged before use, so after a server restart the
+    # pool reconnects by itself instead of handing out a dead connection (docs/operator-guide.md)
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -153,6 +155,48 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is the database being unreachable.
+
+    A connection-level failure: SQLAlchemy's ``OperationalError`` or
+    ``InterfaceError``, or any DBAPI error that invalidated its connection
+    (the server restarting or down, a reset connection, an administrator's
+    shutdown). Errors about the statement or the data are not.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OperationalError | InterfaceError):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def as_unavailable(exc: BaseException) -> BaseException:
+    """``exc`` translated to :class:`DatabaseUnavailableError` when it is a lost connection, else ``exc``.
+
+    Used at the RPC boundary (:func:`federation.services.base.rpc`): a request
+    that failed because the database was away answers ``UNAVAILABLE`` with the
+    reason ``DATABASE_UNAVAILABLE`` (retryable), not ``INTERNAL``. A typed
+    error whose reason already says what happened (a denial, a refusal) is kept.
+    """
+    from federation.errors import DatabaseUnavailableError
+
+    reason = getattr(exc, "reason", None)
+    if reason not in (None, "LEDGER_STORAGE", "AUDIT_ERROR", "INVALID_AUDIT_STATE") or not connection_lost(
+        exc
+    ):
+        return exc
+    err = DatabaseUnavailableError("the node database is unavailable; retry later")
+    err.__cause__ = exc
+    return err
 
 
 def migrate(engine: Engine) -> None:
@@ -908,6 +952,8 @@ class ReplicaStateStore:
                         conn.execute(state.insert().values(key=k, value=raw, updated_at=now))
 
         return cm()
+
+
 # ---------------------------------------------------------------- issue #15 (next/approvals)
 #
 # Operators and the approval queue (federation.approvals), and the data this node received

@@ -267,6 +267,47 @@ def test_an_agent_session_opened_through_one_replica_is_used_through_the_other(r
     assert results[1].disclosure_id in logs[0] and results[0].disclosure_id in logs[1]
 
 
+def test_a_reconstruction_attack_split_across_the_replicas_is_refused_and_lowers_trust_at_both(replicated):
+    """SUM(north) answered by replica 0, the differencing query sent to replica 1: refused there.
+
+    The refusal's audit penalty, earned at replica 1, lowers the τ replica 0 uses next.
+    """
+    from interop_tests.cases import MNI, NORTH, _aggregate
+
+    a, b = _interop(replicated, 0), _interop(replicated, 1)
+
+    async def tau(ctx) -> float:  # the τ an ordinary exchange is decided with, at ctx's replica
+        peer = ctx.peer()
+        try:
+            sess = await peer.open_session(ctx.ident)
+            r = await peer.exchange(ctx.ident, sess.session_id, ctx.request(fields=MNI, subject="rec-1"))
+            return r.outcome.effective_trust
+        finally:
+            await peer.close()
+
+    async def go():
+        before = await tau(a)
+        answered = await _aggregate(a, a.ident, "sum", NORTH)
+        attack = {"and": [NORTH, {"col": "unit", "op": "!=", "val": "x"}]}
+        try:
+            await _aggregate(b, b.ident, "sum", attack)
+        except grpc.aio.AioRpcError as exc:
+            refused = exc
+        else:
+            refused = None
+        return before, answered, refused, await tau(a), await tau(b)
+
+    before, answered, refused, after_a, after_b = asyncio.run(go())
+    assert answered["records"] > 1
+    assert refused is not None, "the differencing query sent to the other replica was answered"
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and _reason(refused) == "RECONSTRUCTION_RISK"
+    from policy.trust import TrustConfig
+
+    penalty = TrustConfig().audit_penalty
+    assert after_a <= before - 0.9 * penalty, (before, after_a)  # seen at the replica that did not refuse
+    assert after_b == pytest.approx(after_a, abs=1e-3)
+
+
 def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(replicated):
     from ledger.proofs import verify_consistency
 

@@ -94,6 +94,10 @@ sessions_t = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("state", String(16), nullable=False),
+    # 0005: the counters a contract's session limits read, shared by the replicas
+    Column("requests", BigInteger, nullable=False, server_default="0"),
+    Column("denials", BigInteger, nullable=False, server_default="0"),
+    Column("released", Text, nullable=False, server_default="[]"),
 )
 
 local_sessions_t = Table(
@@ -770,6 +774,44 @@ class ReplicaStateStore:
                 update(t).where(t.c.id == session_id, t.c.state == only_from).values(state=state_)
             )
         return done.rowcount > 0
+
+    def session_counters(self, session_id: str, *, add_request: bool = True):
+        """Context manager: lock one session's row across replicas; yields its counters, writes them.
+
+        Yields ``{"requests": int, "denials": int, "released": list[str]}``
+        (None when there is no such row); on exit the request counter is
+        incremented (``add_request``) and ``denials`` / ``released`` as the
+        caller left them are written, in the same transaction.
+        """
+        import contextlib
+
+        t = sessions_t
+
+        @contextlib.contextmanager
+        def cm():
+            with self.engine.begin() as conn:
+                q = select(t.c.requests, t.c.denials, t.c.released).where(t.c.id == session_id)
+                row = conn.execute(q.with_for_update() if self._pg else q).first()
+                if row is None:
+                    yield None
+                    return
+                cell = {
+                    "requests": int(row.requests),
+                    "denials": int(row.denials),
+                    "released": json.loads(row.released),
+                }
+                yield cell
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == session_id)
+                    .values(
+                        requests=int(cell["requests"]) + (1 if add_request else 0),
+                        denials=int(cell["denials"]),
+                        released=json.dumps(sorted(set(cell["released"]))),
+                    )
+                )
+
+        return cm()
 
     def sessions_terminate_agent(self, agent_did: str) -> int:
         """Terminate every open session of ``agent_did`` (any peer); returns how many."""

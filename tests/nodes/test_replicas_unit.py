@@ -253,3 +253,43 @@ def test_a_trust_penalty_at_one_replica_lowers_tau_at_the_other(two):
     assert a.score(pair, now=now) == pytest.approx(before - penalty)
     assert [h["cause"] for h in a.history(pair)] == ["audit_hit", "denial"]
     assert not a.take_dirty() and not b.take_dirty()  # already written through
+
+
+def test_session_counters_are_shared_and_a_request_is_counted_under_the_row_lock(two):
+    """A contract's session limits read counters every replica adds to (requests, denials, names)."""
+    from federation.sessions import SharedSessionTable
+
+    a, b = (SharedSessionTable(s, ttl_seconds=600) for s in two)
+    sess_a = a.create(
+        peer_org="did:web:r.example",
+        agent_did="did:key:z6Mkagent",
+        agent_public_key=b"\x01" * 32,
+        claims={},
+        credential_id="urn:uuid:1",
+    )
+    sess_b = b.get(sess_a.id, peer_org="did:web:r.example")
+    for table, sess in ((a, sess_a), (b, sess_b), (a, sess_a)):
+        with table.counted(sess):
+            pass  # the decision runs here
+    b.count(sess_b, denials=1, released=["name"])
+    a.count(sess_a, released=["stock", "name"])
+    with b.counted(sess_b):
+        assert sess_b.requests == 3 and sess_b.denials == 1
+        assert sess_b.fields_released == {"name", "stock"}
+    with a.counted(sess_a):
+        assert sess_a.requests == 4
+
+
+def test_shared_call_leaves_the_event_loop_only_for_replicas():
+    import asyncio
+    import threading
+
+    from federation.replicas import shared_call
+
+    async def go():
+        inline = await shared_call(None, threading.get_ident)
+        off = await shared_call(object(), threading.get_ident)
+        return inline, off, threading.get_ident()
+
+    inline, off, loop_thread = asyncio.run(go())
+    assert inline == loop_thread and off != loop_thread

@@ -8,7 +8,8 @@ requester's "received" entry. Reported:
 
 * ``errors``: failed exchanges (their reason codes, counted); a soak passes with none;
 * ``minutes``: per minute of the run (the last one may be partial), the exchanges
-  completed, the errors and the throughput (exchanges/s);
+  completed, the errors, the throughput (exchanges/s) and, for each full
+  minute, the RSS of each process at its end (``rss_kib``);
 * ``rss``: per node process (and this client), the resident set size in KiB
   at the start (after the warm-up) and at the end, and the growth, read from
   ``/proc/<pid>/status`` (``VmRSS``);
@@ -109,7 +110,18 @@ async def _soak(layout, *, seconds: float, in_flight: int, pids: dict[str, int])
                     continue
                 bucket()["calls"] += 1
 
+        async def sample() -> None:  # RSS at the end of each full minute
+            while True:
+                await asyncio.sleep(60.0 - (time.monotonic() - t0) % 60.0)
+                if time.monotonic() >= end:
+                    return
+                i = round((time.monotonic() - t0) / 60.0) - 1  # the minute that just ended
+                if 0 <= i < len(buckets):
+                    buckets[i]["rss_kib"] = {name: rss_kib(pid) for name, pid in pids.items()}
+
+        sampler = asyncio.create_task(sample())
         await asyncio.gather(*(worker() for _ in range(in_flight)))
+        sampler.cancel()
         wall = time.monotonic() - t0
         rss1 = {name: rss_kib(pid) for name, pid in pids.items()}
         cpu1 = {name: _cpu_seconds(pid) for name, pid in pids.items()}

@@ -10,6 +10,8 @@ no shutdown checkpoint, recovery from the WAL) and started again. Checked:
 * the node process is never restarted: after each outage exchanges succeed again;
 * a request that fails during an outage fails with ``UNAVAILABLE`` and the
   reason ``DATABASE_UNAVAILABLE`` (in the reason table), never ``INTERNAL``;
+* witnessing resumes: the partner cosigns a checkpoint covering every
+  acknowledged exchange;
 * every acknowledged exchange (a receipt returned to the requester) is in
   the supplier's ledger at the index its receipt proved, no disclosure is
   logged twice, the log has no gaps, and ``accord ledger verify`` passes.
@@ -96,7 +98,7 @@ def _bindable(port: int) -> bool:
 
 
 class Load:
-    """Concurrent exchanges from the relief's triage agent until stopped; what came back."""
+    """Concurrent exchanges from the relief's logistics agent until stopped; what came back."""
 
     def __init__(self) -> None:
         self.acknowledged: dict[str, int] = {}
@@ -139,6 +141,24 @@ class Load:
                     f"no progress: {len(self.acknowledged)} acknowledged, last failures {self.failures[-5:]}"
                 )
             await asyncio.sleep(0.05)
+
+
+def _wait_witnessed(url: str, size: int, timeout: float = 60.0) -> bool:
+    """Wait until a checkpoint of at least ``size`` entries met the witness quorum."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                got = conn.execute(
+                    sa.text("SELECT max(size) FROM ledger_checkpoints WHERE witnessed")
+                ).scalar_one()
+            if got is not None and got >= size:
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        engine.dispose()
 
 
 def _check_ledger(url: str, hdir, acknowledged: dict[str, int]) -> None:
@@ -203,6 +223,11 @@ def test_postgresql_restarted_under_load(server, tmp_path, replicas):
         bad = [f for f in load.failures if f[1] not in OUTAGE_REASONS or f[0] != "UNAVAILABLE"]
         assert not bad, f"failures other than UNAVAILABLE/DATABASE_UNAVAILABLE: {sorted(set(bad))}"
         assert STATUS_BY_REASON["DATABASE_UNAVAILABLE"] == "UNAVAILABLE"
+        # witnessing resumed: the partner cosigns a checkpoint covering every acknowledged entry
+        covered = max(load.acknowledged.values()) + 1
+        assert _wait_witnessed(url, covered), (
+            f"no witnessed checkpoint of size >= {covered} after the restarts"
+        )
     finally:
         relief.stop()
         supplier.stop()

@@ -385,7 +385,11 @@ class DatasetService:
             return self._answer_dp(dataset, spec, ds, query, ids, key, now)
         with self._lock:
             if self._shared is not None:
-                decision, value = self._audit_shared(dataset, ds, query, ids, key)
+                try:
+                    decision, value = self._audit_shared(dataset, ds, query, ids, key)
+                except BaseException:
+                    self._generation[dataset] = -1  # not committed: reload the stored state next time
+                    raise
             else:
                 auditor = self.auditors[dataset]
                 decision = auditor.check(key, query.kind, frozenset(ids))

@@ -276,8 +276,12 @@ class AggregateAnswer:
 class DatasetService:
     """Datasets, auditors and DP budgets of one node (see the module docstring)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, shared: Any = None) -> None:
+        """``store``: the :class:`federation.store.NodeStore`; ``shared``: the replicas' store or None."""
         self._store = store
+        self._shared = shared
+        #: replicas: the auditor-state generation each dataset's auditor was last loaded at
+        self._generation: dict[str, int | None] = {}
         self._lock = threading.Lock()
         self.specs: dict[str, DatasetSpec] = {}
         self.data: dict[str, Dataset] = {}
@@ -288,16 +292,14 @@ class DatasetService:
         """(Re)load every dataset and its persisted auditor/DP state."""
         with self._lock:
             self.specs, self.data, self.auditors, self.budgets = {}, {}, {}, {}
+            self._generation = {}
             for raw, records in self._store.datasets():
                 spec = DatasetSpec.from_dict(raw)
                 ds = Dataset(spec.schema(), [{k: r.get(k) for k in spec.schema().columns} for r in records])
-                state = self._store.get_state(f"audit:{spec.name}")
-                auditor = Auditor.from_state(state) if state else Auditor(ds.record_ids)
-                known = set(ds.record_ids)
-                if state:
-                    auditor.add_records(sorted(known))  # records added since: state stays valid
+                auditor = _auditor(ds, self._store.get_state(f"audit:{spec.name}"))
                 auditor.restore_denials(self._store.get_state(f"audit-denials:{spec.name}") or {})
                 self.specs[spec.name], self.data[spec.name], self.auditors[spec.name] = spec, ds, auditor
+                self._generation[spec.name] = -1  # replicas: re-read under the lock at the first query
                 if spec.dp:
                     dps = self._store.get_state(f"dp:{spec.name}")
                     self.budgets[spec.name] = (
@@ -382,27 +384,68 @@ class DatasetService:
         if spec.dp:
             return self._answer_dp(dataset, spec, ds, query, ids, key, now)
         with self._lock:
+            if self._shared is not None:
+                try:
+                    decision, value = self._audit_shared(dataset, ds, query, ids, key)
+                except BaseException:
+                    self._generation[dataset] = -1  # not committed: reload the stored state next time
+                    raise
+            else:
+                auditor = self.auditors[dataset]
+                decision = auditor.check(key, query.kind, frozenset(ids))
+                value = None
+                if not decision.allow:
+                    # a denial changes only the scopes' denial counters: persist those (a few bytes),
+                    # not the whole state (megabytes for a dense scope), which changes only on commit
+                    self._store.put_state(f"audit-denials:{dataset}", auditor.denials(), now=now)
+                else:
+                    value = _exact(ds.values(ids, query.column), query.kind)
+                    auditor.commit(key, query.kind, frozenset(ids))
+                    # durable before the answer leaves the node: a crash cannot forget an answered query
+                    self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
+        if not decision.allow:
+            raise DeniedError(  # status from federation.reasons (AUDIT_CAPACITY: RESOURCE_EXHAUSTED)
+                message=f"answering would let the requester determine a record exactly ({decision.reason})"
+                if decision.reason == "RECONSTRUCTION_RISK"
+                else f"denied: {decision.reason}",
+                reason=decision.reason,
+                metadata={"scope": key, "query_digest": query.digest()},
+            )
+        assert value is not None
+        return AggregateAnswer(
+            value=value, record_count=len(ids), scope_key=key, dp_epsilon=0.0, rank=decision.rank_after
+        )
+
+    def _audit_shared(
+        self, dataset: str, ds: Dataset, query: AggregateQuery, ids: list[int], key: str
+    ) -> tuple[Any, float | int | None]:
+        """Replicas: check and commit under the lock they share, on the state they share.
+
+        Returns (the auditor's decision, the value when allowed). The state
+        is re-read first when another replica committed since this one last
+        read it; on an allow the new state is written (generation + 1) before
+        the lock is released, on a denial the denial counters.
+        """
+        with self._shared.locked_audit_rows(dataset) as cell:
+            generation = cell["generation"] or 0
+            if generation != self._generation.get(dataset):
+                stored = cell["load"]("state")
+                if stored is not None:
+                    fresh = _auditor(ds, stored)
+                    self.auditors[dataset] = fresh
+                self._generation[dataset] = generation
             auditor = self.auditors[dataset]
+            auditor.restore_denials(cell["denials"] or {})
             decision = auditor.check(key, query.kind, frozenset(ids))
             if not decision.allow:
-                # a denial changes only the scopes' denial counters: persist those (a few bytes),
-                # not the whole state (megabytes for a dense scope), which changes only on commit
-                self._store.put_state(f"audit-denials:{dataset}", auditor.denials(), now=now)
-                raise DeniedError(  # status from federation.reasons (AUDIT_CAPACITY: RESOURCE_EXHAUSTED)
-                    message="answering would let the requester determine a record exactly "
-                    f"({decision.reason})"
-                    if decision.reason == "RECONSTRUCTION_RISK"
-                    else f"denied: {decision.reason}",
-                    reason=decision.reason,
-                    metadata={"scope": key, "query_digest": query.digest()},
-                )
+                cell["denials"] = auditor.denials()
+                return decision, None
             value = _exact(ds.values(ids, query.column), query.kind)
             auditor.commit(key, query.kind, frozenset(ids))
-            # durable before the answer leaves the node: a crash cannot forget an answered query
-            self._store.put_state(f"audit:{dataset}", auditor.to_state(), now=now)
-            return AggregateAnswer(
-                value=value, record_count=len(ids), scope_key=key, dp_epsilon=0.0, rank=decision.rank_after
-            )
+            # durable before the answer leaves the node (and before another replica audits)
+            cell["state"] = auditor.to_state()
+            cell["generation"] = self._generation[dataset] = generation + 1
+            return decision, value
 
     def _answer_dp(
         self,
@@ -422,6 +465,31 @@ class DatasetService:
         already bounds what any sequence of answers reveals about one record.
         """
         assert spec.dp is not None
+        if self._shared is not None:  # replicas: the scope's ε is spent under the lock they share
+            with self._lock, self._shared.locked_audit_rows(dataset) as cell:
+                budget = (
+                    PrivacyBudget.from_state(cell["dp"])
+                    if cell["dp"]
+                    else PrivacyBudget(float(spec.dp["epsilon_total"]))
+                )
+                dpa = dp_answer(
+                    budget,
+                    key,
+                    query.kind,
+                    ds.values(ids, query.column),
+                    epsilon=float(spec.dp["epsilon_per_query"]),
+                    bounds=spec.dp.get("bounds"),
+                )
+                if dpa.allow:
+                    cell["dp"] = budget.to_state()
+                self.budgets[dataset] = budget
+            if not dpa.allow:
+                raise DeniedError(
+                    "privacy budget spent for this scope", reason=dpa.reason, metadata={"scope": key}
+                )
+            return AggregateAnswer(
+                value=dpa.value, record_count=None, scope_key=key, dp_epsilon=dpa.epsilon, rank=0
+            )
         with self._lock:
             dpa = dp_answer(
                 self.budgets[dataset],
@@ -461,6 +529,15 @@ class DatasetService:
                     }
                 )
         return rows
+
+
+def _auditor(ds: Dataset, state: dict[str, Any] | None) -> Auditor:
+    """The dataset's auditor: from its persisted state (records added since included), or a new one."""
+    if not state:
+        return Auditor(ds.record_ids)
+    auditor = Auditor.from_state(state)
+    auditor.add_records(sorted(set(ds.record_ids)))  # records added since: state stays valid
+    return auditor
 
 
 def _check_dp(dp: Any) -> None:

@@ -110,6 +110,21 @@ class PeerUnavailableError(FederationError):
     caller_fault = False
 
 
+class DatabaseUnavailableError(FederationError):
+    """The node's database could not be reached, or dropped the connection mid-statement.
+
+    Raised (translated at the RPC boundary, :func:`federation.store.as_unavailable`)
+    for a connection-level failure: the server restarting or down, a
+    connection reset, an administrator's shutdown. Nothing the request asked
+    for was acknowledged; the caller may retry once the database is back (the
+    node reconnects by itself: pooled connections are pinged before use).
+    """
+
+    reason = "DATABASE_UNAVAILABLE"
+    status = "UNAVAILABLE"
+    caller_fault = False
+
+
 class ResourceLimitError(FederationError):
     """A per-peer or per-agent bound was reached (open sessions, challenges, request rate).
 

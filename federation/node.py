@@ -173,6 +173,8 @@ class Node(ProviderSide, RequesterSide):
         self.trust = self.policy_state.trust
         self.budgets = self.policy_state.budgets
         self.policy_state.ledgers_shared = self.shared_state is not None
+        if self.shared_state is not None:  # τ read and changed through the database (every replica's)
+            self.trust.share(self.shared_state.trust_row, self.shared_state.locked_trust_row)
         self.pdp = PolicyDecisionPoint(
             self.policy,
             trust=self.trust,
@@ -183,7 +185,7 @@ class Node(ProviderSide, RequesterSide):
         self.data = DataSource({})
         from federation.datasets import DatasetService
 
-        self.datasets = DatasetService(self.store)
+        self.datasets = DatasetService(self.store, shared=self.shared_state)
         self.provider_agent = provider_agent or load_provider_agent(self.config.provider_agent)
         self.rng = random.Random()
         self._oer_totals: dict[tuple[str, str, str], list[int]] = {}

@@ -39,6 +39,7 @@ from federation.errors import (
     NotFoundError,
 )
 from federation.peers import AuthenticatedPeer
+from federation.replicas import shared_call
 from federation.sessions import Session
 from federation.statuslists import StatusListPublisher
 from ledger import (
@@ -167,7 +168,7 @@ class ProviderSide:
             raise InvalidRequestError(f"malformed presentation: {exc}") from exc
         if not isinstance(holder, str) or not isinstance(challenge, str):
             raise InvalidRequestError("malformed presentation: holder and proof.challenge must be strings")
-        self.challenges.consume(challenge, f"{peer.org_did} {holder}")
+        await shared_call(self.shared_state, self.challenges.consume, challenge, f"{peer.org_did} {holder}")
         vcs = vp.get("verifiableCredential")
         await self.refresh_peer_status(peer, vcs if isinstance(vcs, list) else [vcs])
         return await self._verify_session(peer, vp, challenge)
@@ -219,7 +220,9 @@ class ProviderSide:
             if agent
             else {}
         )
-        sess = self.sessions.create(
+        sess = await shared_call(
+            self.shared_state,
+            self.sessions.create,
             peer_org=peer.org_did,
             agent_did=verified.holder,
             agent_public_key=public_key_from_did_key(verified.holder),
@@ -228,9 +231,9 @@ class ProviderSide:
             not_after=not_after,
         )
         now = self.clock.now()
-        self.trust.record_verification((peer.org_did, self.did), now=now)
+        tau = await shared_call(self.shared_state, self._verified, peer.org_did, now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
-        return sess, self._effective_trust(peer.org_did, None, now)
+        return sess, tau
 
     async def _open_delegated_session(
         self, peer: AuthenticatedPeer, vp: dict[str, Any], challenge: str
@@ -269,7 +272,9 @@ class ProviderSide:
         if self.status_cache is not None:
             # the root's own organization's list (a pinned peer's, fetched by refresh_peer_status)
             self.status_cache.check(authority.root_credential, now=now)
-        sess = self.sessions.create(
+        sess = await shared_call(
+            self.shared_state,
+            self.sessions.create,
             peer_org=peer.org_did,
             agent_did=authority.holder,
             agent_public_key=public_key_from_did_key(authority.holder),
@@ -279,9 +284,14 @@ class ProviderSide:
             delegation=authority,  # stored with the session (replicas share it)
         )
         sess.delegation = authority
-        self.trust.record_verification((peer.org_did, self.did), now=now)
+        tau = await shared_call(self.shared_state, self._verified, peer.org_did, now)
         obs.SESSIONS_OPENED.labels(peer=peer.bundle.org_name).inc()
-        return sess, self._effective_trust(peer.org_did, None, now)
+        return sess, tau
+
+    def _verified(self, requester_org: str, now: dt.datetime) -> float:
+        """Count a verification of ``requester_org`` and return its τ (blocking for replicas)."""
+        self.trust.record_verification((requester_org, self.did), now=now)
+        return self._effective_trust(requester_org, None, now)
 
     def _delegation_orgs(self, requester_org: str) -> frozenset[str]:
         """Organizations whose agents may root chains presented by ``requester_org`` (from contracts)."""
@@ -297,9 +307,13 @@ class ProviderSide:
     ) -> None:
         """Authorization Drift: ledger ``drift`` entry, τ drop, chain sessions terminated."""
         chain = list(getattr(err, "chain_agents", ()) or ())
-        for agent in chain:
-            self.sessions.terminate_agent(agent)
-        self.trust.record_drift((peer.org_did, self.did), now=now)
+
+        def terminate_and_penalize() -> None:
+            for agent in chain:
+                self.sessions.terminate_agent(agent)
+            self.trust.record_drift((peer.org_did, self.did), now=now)
+
+        await shared_call(self.shared_state, terminate_and_penalize)
         entry = entries.drift(
             provider_org=self.did,
             requester_org=peer.org_did,
@@ -391,7 +405,7 @@ class ProviderSide:
         """
         t0 = time.perf_counter()
         now = self.clock.now()  # the one reading of the clock for this request
-        sess, request = self.authenticate_request(peer, envelope)
+        sess, request = await shared_call(self.shared_state, self.authenticate_request, peer, envelope)
         authority = sess.delegation
         if authority is not None:
             from federation.delegation import DriftError, check_request_within
@@ -422,7 +436,9 @@ class ProviderSide:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
         # issue #15: an operator's approval in effect for requests of this shape (or a refusal)
         approval_id = await approvals.precheck_request(self, peer.org_did, request, contract, now)
-        decision = self._decide(peer, sess, request, contract, now)
+        decision = await shared_call(
+            self.shared_state, self._counted, sess, contract, self._decide, peer, sess, request, contract, now
+        )
         tau = decision.effective_trust
         if "ENGINE_ERROR" in decision.reasons:
             obs.POLICY_ENGINE_FAILURES.inc()
@@ -446,6 +462,7 @@ class ProviderSide:
         base = self._entry_base(peer, request, contract, decision, now, fields_requested=list(request.fields))
         if refused:
             sess.denials += 1
+            await self._count_shared(sess, contract, denials=1)
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             await behaviour.observe(
                 self,
@@ -468,6 +485,7 @@ class ProviderSide:
         extra = {**self._provenance(sess), **checked.extra}
         if checked.deny_reason:
             sess.denials += 1
+            await self._count_shared(sess, contract, denials=1)
             obs.EXCHANGE_SECONDS.observe(time.perf_counter() - t0)
             await self._deny(
                 peer,
@@ -476,6 +494,7 @@ class ProviderSide:
             )
         payload, stripped = checked.payload, (*stripped, *checked.stripped)
         sess.fields_released.update(released)
+        await self._count_shared(sess, contract, released=released)
         plan = exchange.plan_disclosure(
             base,
             payload=payload,
@@ -602,6 +621,30 @@ class ProviderSide:
             plan, org_name=self.config.org_name, decision_hash=decision.digest(), written=written
         )
 
+    def _counted(
+        self, sess: Session, contract: Contract | None, decide: Any, /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run ``decide`` with the session's counters as every replica counted them (blocking).
+
+        For replicas, under a contract with session limits, the decision runs
+        with the session's row locked and its shared counters loaded, and the
+        request is counted in the same transaction (a limit holds across the
+        replicas); otherwise ``decide`` runs as is.
+        """
+        if self.shared_state is None or not self._session_input(contract, sess):
+            return decide(*args, **kwargs)
+        with self.sessions.counted(sess):
+            return decide(*args, **kwargs)
+
+    async def _count_shared(
+        self, sess: Session, contract: Contract | None, *, denials: int = 0, released: Any = ()
+    ) -> None:
+        """Replicas, contract with session limits: add a denial / released names to the shared counters."""
+        if self.shared_state is not None and self._session_input(contract, sess):
+            await shared_call(
+                self.shared_state, self.sessions.count, sess, denials=denials, released=released
+            )
+
     @staticmethod
     def _session_input(contract: Contract | None, sess: Session) -> dict[str, int]:
         """The session's cumulative state for the policy input.
@@ -645,7 +688,12 @@ class ProviderSide:
         from federation.datasets import AggregateQuery
 
         query = AggregateQuery.parse(request.aggregate_json)
-        decision = self.pdp.decide(
+        decision = await shared_call(
+            self.shared_state,
+            self._counted,
+            sess,
+            contract,
+            self.pdp.decide,
             contract_id=request.contract_id,
             purpose=request.purpose,
             requester_org=peer.org_did,
@@ -688,8 +736,11 @@ class ProviderSide:
                 raise
         if reason:
             sess.denials += 1
+            await self._count_shared(sess, contract, denials=1)
             if reason == "RECONSTRUCTION_RISK":
-                self.trust.record_audit_hit((peer.org_did, self.did), now=now)
+                await shared_call(
+                    self.shared_state, self.trust.record_audit_hit, (peer.org_did, self.did), now=now
+                )
             await behaviour.observe(
                 self,
                 peer_org=peer.org_did,

@@ -301,6 +301,8 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "SCREENING_UNAVAILABLE",
         "PEER_UNAVAILABLE",
         "RECEIPTS_UNSETTLED",
+        # the node's database is restarting or down (federation.store.as_unavailable); retry later
+        "DATABASE_UNAVAILABLE",
     ),
     "INTERNAL": (
         # our fault: logged with a traceback at the node

@@ -30,10 +30,13 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+
+_T = TypeVar("_T")
 
 log = structlog.get_logger("accord.replicas")
 
@@ -84,6 +87,29 @@ class ReplicaRole:
     def pidfile_name(self) -> str:
         """``node.pid`` for replica 0, ``node-replica-<i>.pid`` for the others."""
         return "node.pid" if self.index == 0 else f"node-replica-{self.index}.pid"
+
+
+async def shared_call(shared: Any, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    """Call ``fn``: in a worker thread when ``shared`` (replicas), inline otherwise.
+
+    For replicas, sessions, challenges, the replay cache, trust and the
+    budget ledgers are database rows: the calls that read or write them run
+    statements (a round trip each, longer while the database is slow or
+    away), so they leave the event loop. For a single process the same
+    calls are dictionary operations, cheaper than a thread hop.
+
+    Args:
+        shared: the node's replica state store, or None for a single process.
+        fn: the (blocking) callable.
+        *args: its positional arguments.
+        **kwargs: its keyword arguments.
+
+    Raises:
+        Whatever ``fn`` raises.
+    """
+    if shared is None:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 class IntegratorLease:

@@ -28,6 +28,7 @@ from federation.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from federation.replicas import shared_call
 from ledger import NoteVerifier
 
 log = structlog.get_logger("accord.node")
@@ -90,7 +91,9 @@ class RequesterSide:
         """
         self._local_agent(agent_did)
         bundle = self.peers.get(peer)
-        local_challenge, _ = self.challenges.issue(f"local {agent_did} {bundle.org_did}")
+        local_challenge, _ = await shared_call(
+            self.shared_state, self.challenges.issue, f"local {agent_did} {bundle.org_did}"
+        )
         peer_challenge, domain, _ = await self.peer_client.get_challenge(bundle, agent_did)
         return {
             "local_challenge": local_challenge,
@@ -136,14 +139,19 @@ class RequesterSide:
             raise InvalidRequestError(
                 "the proof of possession names another agent or peer", reason="POSSESSION_MISMATCH"
             )
-        self.challenges.consume(proof.challenge, f"local {agent_did} {bundle.org_did}")
+        await shared_call(
+            self.shared_state, self.challenges.consume, proof.challenge, f"local {agent_did} {bundle.org_did}"
+        )
         resp = await self.peer_client.open_session(bundle, presentation_json)
-        self.local_sessions[resp["session_id"]] = LocalSession(
+        local_session = LocalSession(
             session_id=resp["session_id"],
             peer_org=bundle.org_did,
             agent_did=agent_did,
             agent_public_key=public_key_from_did_key(agent_did),
             expires_at=resp["expires_at"],
+        )
+        await shared_call(
+            self.shared_state, self.local_sessions.__setitem__, resp["session_id"], local_session
         )
         return resp
 
@@ -173,7 +181,7 @@ class RequesterSide:
 
         """
         now = self.clock.now()  # the one reading of the clock for this request
-        local = self.local_sessions.get(session_id)
+        local = await shared_call(self.shared_state, self.local_sessions.get, session_id)
         if local is None:
             raise AuthenticationError("unknown session", reason="UNKNOWN_SESSION")
         if caller_agent != local.agent_did:

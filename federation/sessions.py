@@ -19,8 +19,11 @@ restart (the agent opens a new one: one VP verification); shared ones do.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -420,6 +423,8 @@ class SharedSessionTable:
         self._clock = clock
         self._cache_max = cache_max
         self._cache: dict[str, Session] = {}
+        #: the calls run in worker threads (federation.replicas.shared_call): one cache writer at a time
+        self._cache_lock = threading.Lock()
 
     def create(
         self,
@@ -486,13 +491,14 @@ class SharedSessionTable:
         return sess
 
     def _remember(self, sess: Session) -> None:
-        if len(self._cache) >= self._cache_max:
-            now = self._clock()
-            for sid in [k for k, s in self._cache.items() if s.expires_at <= now or s.state != "open"]:
-                del self._cache[sid]
-            while len(self._cache) >= self._cache_max:  # oldest first
-                del self._cache[next(iter(self._cache))]
-        self._cache[sess.id] = sess
+        with self._cache_lock:
+            if len(self._cache) >= self._cache_max:
+                now = self._clock()
+                for sid in [k for k, s in self._cache.items() if s.expires_at <= now or s.state != "open"]:
+                    del self._cache[sid]
+                while len(self._cache) >= self._cache_max:  # oldest first
+                    del self._cache[next(iter(self._cache))]
+            self._cache[sess.id] = sess
 
     def get(self, session_id: str, *, peer_org: str) -> Session:
         """The open session ``session_id`` of ``peer_org`` (one indexed read of its row).
@@ -540,6 +546,31 @@ class SharedSessionTable:
             raise AuthenticationError("session terminated", reason="SESSION_TERMINATED")
         return sess
 
+    @contextlib.contextmanager
+    def counted(self, sess: Session) -> Iterator[None]:
+        """Hold ``sess``'s row locked across replicas with its shared counters loaded; count a request.
+
+        On entry ``sess.requests``, ``sess.denials`` and ``sess.fields_released``
+        become the counts of every replica; on exit the stored request counter
+        grows by one (the caller increments ``sess.requests`` itself after the
+        decision, as for a session of one process). Used around the decision
+        of a request under a contract with session limits, so that two
+        replicas cannot both admit the last request a limit allows. Blocking.
+        """
+        with self._store.session_counters(sess.id) as cell:
+            if cell is not None:
+                sess.requests, sess.denials = cell["requests"], cell["denials"]
+                sess.fields_released = set(cell["released"])
+            yield
+
+    def count(self, sess: Session, *, denials: int = 0, released: Iterable[str] = ()) -> None:
+        """Add a denial and/or released field names to the shared counters of ``sess`` (blocking)."""
+        with self._store.session_counters(sess.id, add_request=False) as cell:
+            if cell is not None:
+                cell["denials"] += denials
+                cell["released"] = sorted(set(cell["released"]) | set(released))
+                sess.denials, sess.fields_released = cell["denials"], set(cell["released"])
+
     def terminate(self, sess: Session) -> None:
         """Terminate one session at every replica."""
         if sess.state == "open":
@@ -548,7 +579,9 @@ class SharedSessionTable:
 
     def terminate_agent(self, agent_did: str) -> int:
         """Terminate every open session of an agent at every replica; returns how many rows moved."""
-        for sess in self._cache.values():
+        with self._cache_lock:
+            cached = list(self._cache.values())
+        for sess in cached:
             if sess.agent_did == agent_did and sess.state == "open":
                 sess.move("terminated")
         return self._store.sessions_terminate_agent(agent_did)
@@ -677,11 +710,13 @@ class SharedLocalSessions:
         self._store = store
         self._cache: dict[str, Any] = {}
         self._cache_max = cache_max
+        self._cache_lock = threading.Lock()
 
     def _remember(self, sid: str, value: Any) -> None:
-        while len(self._cache) >= self._cache_max:
-            del self._cache[next(iter(self._cache))]
-        self._cache[sid] = value
+        with self._cache_lock:
+            while len(self._cache) >= self._cache_max:
+                del self._cache[next(iter(self._cache))]
+            self._cache[sid] = value
 
     def __setitem__(self, session_id: str, value: Any) -> None:
         self._store.local_session_put(

@@ -94,6 +94,10 @@ sessions_t = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("state", String(16), nullable=False),
+    # 0005: the counters a contract's session limits read, shared by the replicas
+    Column("requests", BigInteger, nullable=False, server_default="0"),
+    Column("denials", BigInteger, nullable=False, server_default="0"),
+    Column("released", Text, nullable=False, server_default="[]"),
 )
 
 local_sessions_t = Table(
@@ -141,7 +145,9 @@ def make_engine(url: str) -> Engine:
     from federation.paths import create_private_sqlite
 
     create_private_sqlite(url)
-    engine = create_engine(url, future=True)
+    # PostgreSQL: a pooled connection is pinged before use, so after a server restart the
+    # pool reconnects by itself instead of handing out a dead connection (docs/operator-guide.md)
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -153,6 +159,48 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is the database being unreachable.
+
+    A connection-level failure: SQLAlchemy's ``OperationalError`` or
+    ``InterfaceError``, or any DBAPI error that invalidated its connection
+    (the server restarting or down, a reset connection, an administrator's
+    shutdown). Errors about the statement or the data are not.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OperationalError | InterfaceError):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def as_unavailable(exc: BaseException) -> BaseException:
+    """``exc`` translated to :class:`DatabaseUnavailableError` when it is a lost connection, else ``exc``.
+
+    Used at the RPC boundary (:func:`federation.services.base.rpc`): a request
+    that failed because the database was away answers ``UNAVAILABLE`` with the
+    reason ``DATABASE_UNAVAILABLE`` (retryable), not ``INTERNAL``. A typed
+    error whose reason already says what happened (a denial, a refusal) is kept.
+    """
+    from federation.errors import DatabaseUnavailableError
+
+    reason = getattr(exc, "reason", None)
+    if reason not in (None, "LEDGER_STORAGE", "AUDIT_ERROR", "INVALID_AUDIT_STATE") or not connection_lost(
+        exc
+    ):
+        return exc
+    err = DatabaseUnavailableError("the node database is unavailable; retry later")
+    err.__cause__ = exc
+    return err
 
 
 def migrate(engine: Engine) -> None:
@@ -412,8 +460,6 @@ TRUST_CONFIG_KEY = "trust:config"
 TRUST_PAIR_PREFIX = "trust:pair:"
 #: Operator changes (``accord trust set``) waiting for the running node to apply them.
 TRUST_SET_PREFIX = "trust:set:"
-#: Replicas: a queued operator trust change stays this long (seconds) so that every replica applies it.
-TRUST_SET_KEEP_SECONDS = 600.0
 _LEDGER_PREFIX = {"budgets": "budgets:key:", "requests": "requests:key:"}
 #: The earlier whole-document rows, imported once then deleted.
 _LEGACY_KEYS = ("trust", "budgets", "requests")
@@ -442,8 +488,6 @@ class PolicyState:
     legacy: bool = False
     #: the ledgers' rows are written through by the decision point (replicas): not persisted here
     ledgers_shared: bool = False
-    #: replicas: the queued operator trust changes this process has applied (their rows stay a while)
-    trust_sets_applied: set[str] = field(default_factory=set, repr=False, compare=False)
     #: one writer at a time, so an older snapshot never lands after a newer one
     write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -459,6 +503,16 @@ class PolicyStateStore:
         with self.store.engine.connect() as conn:
             rows = conn.execute(
                 select(state.c.key, state.c.value).where(state.c.key.startswith(prefix, autoescape=True))
+            ).all()
+        return {r.key: json.loads(r.value) for r in rows}
+
+    def take_rows(self, prefix: str) -> dict[str, Any]:
+        """Delete and return every row whose key starts with ``prefix`` (one statement: taken once)."""
+        with self.store.engine.begin() as conn:
+            rows = conn.execute(
+                state.delete()
+                .where(state.c.key.startswith(prefix, autoescape=True))
+                .returning(state.c.key, state.c.value)
             ).all()
         return {r.key: json.loads(r.value) for r in rows}
 
@@ -542,38 +596,34 @@ class PolicyStateStore:
         )
         return key
 
-    def apply_trust_sets(
-        self, trust: Any, *, now: dt.datetime, applied: set[str] | None = None
-    ) -> dict[str, None]:
+    def apply_trust_sets(self, trust: Any, *, now: dt.datetime, shared: bool = False) -> dict[str, None]:
         """Apply the queued operator changes to ``trust`` (oldest first); returns their keys to delete.
 
-        With ``applied`` (a node run as several replicas: every replica must
-        apply each change), a change is applied once per process (its key is
-        added to ``applied``) and its row is deleted only once it is older
-        than :data:`TRUST_SET_KEEP_SECONDS`, by which time every replica's
-        periodic persist (every few seconds) has applied it.
+        With ``shared`` (a node run as several replicas, whose trust book
+        writes every change through to the database: :meth:`policy.TrustBook.share`),
+        each change is taken (deleted) by one replica in one statement and
+        applied once, through the shared book; nothing is left to delete.
+
+        Raises (``shared``): the database failed while applying; the changes
+        not yet applied are queued again.
         """
         from policy import TrustStateError
 
         done: dict[str, None] = {}
-        for key, cmd in sorted(self.get_rows(TRUST_SET_PREFIX).items()):
-            if applied is not None:
-                try:
-                    old = now.timestamp() - float(cmd["at"]) > TRUST_SET_KEEP_SECONDS
-                except (KeyError, TypeError, ValueError):
-                    old = True
-                if old:
-                    done[key] = None
-                if key in applied:
-                    continue
-                applied.add(key)
+        cmds = self.take_rows(TRUST_SET_PREFIX) if shared else self.get_rows(TRUST_SET_PREFIX)
+        items = sorted(cmds.items())
+        for i, (key, cmd) in enumerate(items):
             try:
                 at = dt.datetime.fromtimestamp(float(cmd["at"]), tz=dt.UTC)
                 pair = (str(cmd["requester"]), str(cmd["provider"]))
                 trust.set_baseline(pair, cmd["value"], reason=str(cmd["reason"]), now=at)
             except (TrustStateError, KeyError, TypeError, ValueError, OverflowError):
                 pass  # malformed: dropped (it was written by the operator tool; nothing to apply)
-            if applied is None:
+            except Exception:
+                if shared:  # the database went away mid-way: queue the rest again
+                    self.put_rows(dict(items[i:]), now=now)
+                raise
+            if not shared:
                 done[key] = None
         return done
 
@@ -589,17 +639,16 @@ class PolicyStateStore:
     def _persist(self, ps: PolicyState, *, now: dt.datetime) -> int:
         from dataclasses import asdict
 
-        rows: dict[str, Any] = self.apply_trust_sets(
-            ps.trust, now=now, applied=ps.trust_sets_applied if ps.ledgers_shared else None
-        )
+        rows: dict[str, Any] = self.apply_trust_sets(ps.trust, now=now, shared=ps.ledgers_shared)
         for led in (ps.budgets, ps.requests):
             led.prune(now=now)
         trust_dirty = ps.trust.take_dirty()
         ledger_dirty = {name: getattr(ps, name).take_dirty() for name in _LEDGER_PREFIX}
-        if (
-            ps.ledgers_shared
-        ):  # written by the decision point under the replicas' lock; a copy here could be stale
+        if ps.ledgers_shared:
+            # written through under the replicas' locks (the decision point's ledgers, the
+            # shared trust book); a copy here could be stale
             ledger_dirty = {name: {} for name in _LEDGER_PREFIX}
+            trust_dirty = {}
         for pair, row in trust_dirty.items():
             rows[_digest_key(TRUST_PAIR_PREFIX, pair)] = row
         if trust_dirty:
@@ -725,6 +774,44 @@ class ReplicaStateStore:
                 update(t).where(t.c.id == session_id, t.c.state == only_from).values(state=state_)
             )
         return done.rowcount > 0
+
+    def session_counters(self, session_id: str, *, add_request: bool = True):
+        """Context manager: lock one session's row across replicas; yields its counters, writes them.
+
+        Yields ``{"requests": int, "denials": int, "released": list[str]}``
+        (None when there is no such row); on exit the request counter is
+        incremented (``add_request``) and ``denials`` / ``released`` as the
+        caller left them are written, in the same transaction.
+        """
+        import contextlib
+
+        t = sessions_t
+
+        @contextlib.contextmanager
+        def cm():
+            with self.engine.begin() as conn:
+                q = select(t.c.requests, t.c.denials, t.c.released).where(t.c.id == session_id)
+                row = conn.execute(q.with_for_update() if self._pg else q).first()
+                if row is None:
+                    yield None
+                    return
+                cell = {
+                    "requests": int(row.requests),
+                    "denials": int(row.denials),
+                    "released": json.loads(row.released),
+                }
+                yield cell
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == session_id)
+                    .values(
+                        requests=int(cell["requests"]) + (1 if add_request else 0),
+                        denials=int(cell["denials"]),
+                        released=json.dumps(sorted(set(cell["released"]))),
+                    )
+                )
+
+        return cm()
 
     def sessions_terminate_agent(self, agent_did: str) -> int:
         """Terminate every open session of ``agent_did`` (any peer); returns how many."""
@@ -868,35 +955,50 @@ class ReplicaStateStore:
             row = conn.execute(select(t).where(t.c.name == name)).first()
         return None if row is None else (row.holder, row.expires_at, row.epoch)
 
-    # ---- budget and rate ledgers: per-key rows under an advisory lock
-    def locked_ledger_rows(self, key: tuple[str, str]):
-        """Context manager: lock ``key`` across replicas, yield its ledger rows, write them back.
+    # ---- rows of node_state read and written under an advisory lock (budgets, trust, auditor)
+    def locked_state_rows(
+        self, lock: tuple[str, ...], names: dict[str, str], *, lazy: frozenset[str] = frozenset()
+    ):
+        """Context manager: lock ``lock`` across replicas, yield rows of ``node_state``, write them back.
 
-        Yields a dict ``{"budgets": row | None, "requests": row | None}``
-        (the :class:`policy.BudgetLedger` rows of the key, as persisted in
-        ``node_state``); whatever the caller leaves in it is written in the
-        same transaction, which commits (and releases the advisory lock) on
-        exit. An exception rolls everything back.
+        ``names`` maps a short name to a ``node_state`` key. Yields a dict
+        ``{name: JSON value | None}`` of those rows, except the names in
+        ``lazy``, which are not read up front: ``cell["load"](name)`` reads one
+        (a large row, e.g. an auditor state, read only when needed). Whatever
+        the caller leaves under a name (a lazy one only if it sets it) is
+        written in the same transaction (None deletes the row), which commits
+        and releases the lock on exit. An exception rolls everything back.
         """
         import contextlib
 
         @contextlib.contextmanager
         def cm():
-            names = {name: _digest_key(prefix, key) for name, prefix in _LEDGER_PREFIX.items()}
             with self.engine.begin() as conn:
-                self._lock(conn, "ledger-key", *key)
+                self._lock(conn, *lock)
+                eager = {n: k for n, k in names.items() if n not in lazy}
                 rows = conn.execute(
-                    select(state.c.key, state.c.value).where(state.c.key.in_(names.values()))
+                    select(state.c.key, state.c.value).where(state.c.key.in_(eager.values()))
                 ).all()
                 by_key = {r.key: json.loads(r.value) for r in rows}
-                got = {name: by_key.get(k) for name, k in names.items()}
+                got: dict[str, Any] = {n: by_key.get(k) for n, k in eager.items()}
                 before = json.dumps(got, sort_keys=True)
-                yield got
-                if json.dumps(got, sort_keys=True) == before:
-                    return
+
+                def load(name: str) -> Any:
+                    raw = conn.execute(select(state.c.value).where(state.c.key == names[name])).scalar()
+                    return None if raw is None else json.loads(raw)
+
+                cell: dict[str, Any] = {**got, "load": load}
+                yield cell
+                cell.pop("load", None)
+                changed = (
+                    {n: cell.get(n) for n in eager}
+                    if json.dumps({n: cell.get(n) for n in eager}, sort_keys=True) != before
+                    else {}
+                )
+                changed.update({n: cell[n] for n in lazy if n in cell})
                 now = dt.datetime.now(dt.UTC)
-                for name, k in names.items():
-                    value = got.get(name)
+                for n, value in changed.items():
+                    k = names[n]
                     if value is None:
                         conn.execute(state.delete().where(state.c.key == k))
                         continue
@@ -908,6 +1010,49 @@ class ReplicaStateStore:
                         conn.execute(state.insert().values(key=k, value=raw, updated_at=now))
 
         return cm()
+
+    def locked_ledger_rows(self, key: tuple[str, str]):
+        """Context manager: lock ``key`` across replicas, yield its ledger rows, write them back.
+
+        Yields a dict ``{"budgets": row | None, "requests": row | None}``
+        (the :class:`policy.BudgetLedger` rows of the key, as persisted in
+        ``node_state``); whatever the caller leaves in it is written in the
+        same transaction, which commits (and releases the advisory lock) on
+        exit. An exception rolls everything back.
+        """
+        names = {name: _digest_key(prefix, key) for name, prefix in _LEDGER_PREFIX.items()}
+        return self.locked_state_rows(("ledger-key", *key), names)
+
+    # ---- trust pairs: read-through and write-through (policy.TrustBook.share)
+    def trust_row(self, pair: tuple[str, str]) -> dict[str, Any] | None:
+        """The persisted row of a trust pair (:meth:`policy.TrustBook.take_dirty` shape), or None."""
+        key = _digest_key(TRUST_PAIR_PREFIX, pair)
+        with self._single() as conn:
+            raw = conn.execute(select(state.c.value).where(state.c.key == key)).scalar()
+        return None if raw is None else json.loads(raw)
+
+    def locked_trust_row(self, pair: tuple[str, str]):
+        """Context manager: lock a trust pair across replicas; yields ``{"row": row | None}``, writes it."""
+        return self.locked_state_rows(("trust-pair", *pair), {"row": _digest_key(TRUST_PAIR_PREFIX, pair)})
+
+    # ---- the reconstruction auditor and DP budgets of a dataset (federation.datasets)
+    def locked_audit_rows(self, dataset: str):
+        """Context manager: lock a dataset's auditing across replicas; yields its rows, writes them back.
+
+        Yields ``{"generation": int | None, "denials": dict | None, "dp": dict | None,
+        "load": callable}``: ``load("state")`` reads the auditor state (large:
+        read only when the generation moved since this replica last read it).
+        Set ``"state"`` (and bump ``"generation"``) after a commit, ``"denials"``
+        after a denial, ``"dp"`` after a charge; they are written in the same
+        transaction.
+        """
+        names = {
+            "state": f"audit:{dataset}",
+            "generation": f"audit-generation:{dataset}",
+            "denials": f"audit-denials:{dataset}",
+            "dp": f"dp:{dataset}",
+        }
+        return self.locked_state_rows(("audit", dataset), names, lazy=frozenset({"state"}))
 
 
 # ---------------------------------------------------------------- issue #15 (next/approvals)

@@ -32,6 +32,12 @@ new pair past the cap first evicts a pair that has nothing to lose (no
 operator baseline, no outstanding penalty: its score equals that of a pair
 never seen); if none can go, untracked pairs score 0 (fail closed) rather than
 forget a penalty. The node keys pairs by authenticated, pinned peer DIDs.
+
+A node run as several processes (replicas) shares the book through its
+database (:meth:`TrustBook.share`): every read of a pair re-reads the pair's
+row first, and every event changes the row under a lock the processes share
+(read, apply, write back in one transaction), so a penalty earned at one
+replica lowers τ at every other at its next request.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,6 +180,67 @@ class TrustBook:
         self._pairs: dict[Pair, _PairState] = {}
         self._dirty: set[Pair] = set()
         self._lock = threading.Lock()
+        self._read_row: Callable[[Pair], Mapping[str, Any] | None] | None = None
+        self._locked_row: Callable[[Pair], AbstractContextManager[dict[str, Any]]] | None = None
+
+    # ------------------------------------------------------------ shared by replicas
+
+    def share(
+        self,
+        read_row: Callable[[Pair], Mapping[str, Any] | None],
+        locked_row: Callable[[Pair], AbstractContextManager[dict[str, Any]]],
+    ) -> None:
+        """Keep the pairs in a store several processes share (read-through, write-through).
+
+        Args:
+            read_row: returns a pair's current row (:meth:`take_dirty` shape) or None;
+                called before every read of the pair.
+            locked_row: returns a context manager that holds a lock the
+                processes share for the pair and yields ``{"row": row | None}``;
+                whatever is left under ``"row"`` is written back on exit. Every
+                event runs inside it: the row is loaded, the event applied, the
+                new row stored. Changes written this way are not reported by
+                :meth:`take_dirty` (they are persisted already).
+
+        Raises (later, from the reads and events): whatever the callables raise
+        (the store is unreachable); nothing is changed then.
+        """
+        self._read_row = read_row
+        self._locked_row = locked_row
+
+    def _replace(self, pair: Pair, row: Mapping[str, Any] | None) -> None:
+        """Put the stored row of ``pair`` in place of this process's copy (under ``_lock``)."""
+        if row is None:
+            self._pairs.pop(pair, None)
+            return
+        try:
+            self._load_row(row)
+        except TrustStateError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise TrustStateError(f"malformed trust row: {exc}") from None
+
+    def _sync(self, pair: Pair) -> None:
+        """Shared book: re-read the pair's row (no-op for a book of one process)."""
+        if self._read_row is not None:
+            row = self._read_row(pair)
+            with self._lock:
+                self._replace(pair, row)
+
+    @contextmanager
+    def _writing(self, pair: Pair) -> Iterator[None]:
+        """Shared book: run an event on the pair's stored row under the shared lock, store the result."""
+        if self._locked_row is None:
+            yield
+            return
+        with self._locked_row(pair) as cell:
+            with self._lock:
+                self._replace(pair, cell.get("row"))
+            yield
+            with self._lock:
+                st = self._pairs.get(pair)
+                cell["row"] = None if st is None else self._row(pair, st)
+                self._dirty.discard(pair)
 
     # ------------------------------------------------------------ the rule
 
@@ -229,12 +297,14 @@ class TrustBook:
     def score(self, pair: Pair, *, now: datetime) -> float:
         """Return the score of ``pair`` at ``now`` (recovery applied), in [0, baseline]."""
         t = _ts(now)
+        self._sync(pair)
         with self._lock:
             st = self._pairs.get(pair)
             return self._untracked_score(t) if st is None else self._score(st, t)
 
     def baseline(self, pair: Pair) -> float:
         """Return the pair's baseline (operator-set, else ``TrustConfig.initial``)."""
+        self._sync(pair)
         with self._lock:
             st = self._pairs.get(pair)
             return min(self.config.initial, self.config.max_score) if st is None else self._baseline(st)
@@ -252,15 +322,19 @@ class TrustBook:
         """
         if isinstance(ceiling, bool) or not isinstance(ceiling, int | float) or not 0 <= ceiling <= 1:
             raise TrustStateError(f"ceiling must be in [0, 1], got {ceiling!r}")
+        t = _ts(now)
+        self._sync(pair)  # one read of the shared row (replicas)
         with self._lock:
             st = self._pairs.get(pair)
             cap = None if st is None else st.ceiling_cap
+            score = self._untracked_score(t) if st is None else self._score(st, t)
         if cap is not None:
             ceiling = min(float(ceiling), cap)
-        return min(float(ceiling), self.score(pair, now=now))
+        return min(float(ceiling), score)
 
     def ceiling_cap(self, pair: Pair) -> float | None:
         """The pair's lowered trust ceiling (exposure alerts), or None when the contract's applies."""
+        self._sync(pair)
         with self._lock:
             st = self._pairs.get(pair)
             return None if st is None else st.ceiling_cap
@@ -272,6 +346,7 @@ class TrustBook:
         | "anomaly" | "exposure" | "operator", "old": score before, "new": score after, "reason": str}``
         (``reason`` is the operator's text, empty for the other causes).
         """
+        self._sync(pair)
         with self._lock:
             st = self._pairs.get(pair)
             return [] if st is None else [dict(e) for e in st.history]
@@ -286,7 +361,7 @@ class TrustBook:
     def _penalize(self, pair: Pair, now: datetime, amount: float, counter: str) -> float:
         t = _ts(now)
         _check_pair(pair)
-        with self._lock:
+        with self._writing(pair), self._lock:
             st = self._state(pair, t)
             if st is None:  # book full: untracked pairs already score 0
                 return 0.0
@@ -314,7 +389,7 @@ class TrustBook:
         """Count a successful verification of the requester; return the (unchanged) score."""
         t = _ts(now)
         _check_pair(pair)
-        with self._lock:
+        with self._writing(pair), self._lock:
             st = self._state(pair, t)
             if st is None:
                 return 0.0
@@ -359,7 +434,7 @@ class TrustBook:
         v = _unit("trust value", value)
         if not isinstance(reason, str) or not reason.strip():
             raise TrustStateError("an operator trust change needs a reason")
-        with self._lock:
+        with self._writing(pair), self._lock:
             st = self._state(pair, t, force=True)
             assert st is not None
             old = self._score(st, t)
@@ -404,7 +479,7 @@ class TrustBook:
         _check_pair(pair)
         step = _unit("ceiling step", step)
         ceiling = _unit("ceiling", ceiling)
-        with self._lock:
+        with self._writing(pair), self._lock:
             st = self._state(pair, t, force=True)
             assert st is not None
             old = min(ceiling, st.ceiling_cap) if st.ceiling_cap is not None else ceiling

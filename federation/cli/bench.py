@@ -67,6 +67,27 @@ def hostile(
         raise typer.Exit(1)
 
 
+@app.command("soak")
+def soak(
+    minutes: Annotated[
+        float, typer.Option("--minutes", min=0.01, max=24 * 60, help="How long to keep the load on, minutes.")
+    ] = 10.0,
+    in_flight: Annotated[
+        int, typer.Option("--in-flight", min=1, max=1024, help="Full exchanges in flight.")
+    ] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The full exchange for a while: errors, throughput per minute, RSS of each node at start and end.
+
+    Exits 1 when any exchange failed.
+    """
+    from benchmarks.bench_soak import run
+
+    out = run(minutes=minutes, in_flight=in_flight, json_output=as_json)
+    if out["errors"]:
+        raise typer.Exit(1)
+
+
 @app.command("adapters")
 def adapters(
     requests: Annotated[

@@ -10,6 +10,7 @@ import grpc
 import structlog
 
 from federation import observability as obs
+from federation.store import as_unavailable
 from federation.wire import to_rpc_status
 
 log = structlog.get_logger("accord.rpc")
@@ -20,7 +21,9 @@ def rpc(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Wrap a servicer method: typed errors → status + ErrorInfo; anything else → INTERNAL.
 
     Errors with a ``reason`` (every package's typed errors) keep their
-    reason code; unexpected exceptions are logged with their traceback and
+    reason code; a lost database connection becomes ``UNAVAILABLE`` /
+    ``DATABASE_UNAVAILABLE`` (:func:`federation.store.as_unavailable`);
+    unexpected exceptions are logged with their traceback and
     answered with INTERNAL and no detail (never a stack trace on the wire).
     """
 
@@ -30,7 +33,8 @@ def rpc(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             return await handler(self, request, context)
         except grpc.aio.AbortError:
             raise
-        except Exception as exc:  # translated at exactly this point
+        except Exception as raised:  # translated at exactly this point
+            exc = as_unavailable(raised)  # the database away: UNAVAILABLE, DATABASE_UNAVAILABLE
             if not hasattr(exc, "reason"):
                 log.exception("unexpected error in RPC", method=handler.__name__)
             else:

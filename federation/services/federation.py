@@ -12,6 +12,7 @@ from federation.node import Node
 from federation.pb import federation_pb2 as pb
 from federation.pb import federation_pb2_grpc as pbg
 from federation.peers import AuthenticatedPeer
+from federation.replicas import shared_call
 from federation.services.base import rpc
 from federation.wire import outcome_to_pb, peer_cert, signed_from_pb
 
@@ -53,7 +54,9 @@ class FederationServicer(pbg.FederationServiceServicer):
     async def GetChallenge(self, request, context):  # noqa: N802, D102
         peer = self._peer(context)
         self.node.presession.admit(peer.org_did)
-        challenge, domain, expires = self.node.issue_challenge(peer, request.agent_did)
+        challenge, domain, expires = await shared_call(
+            self.node.shared_state, self.node.issue_challenge, peer, request.agent_did
+        )
         return pb.GetChallengeResponse(challenge=challenge, domain=domain, expires_at=int(expires))
 
     @rpc

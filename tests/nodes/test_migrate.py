@@ -52,8 +52,8 @@ def test_upgrade_path_check_refuse_then_migrate(tmp_path, capsys):
     code, out, _ = accord(capsys, "node", "migrate", "--dir", d, "--check")
     assert code == 1
     assert (
-        "node tables: would upgrade 0001_node_tables -> 0004_approvals "
-        "(0002_datasets, 0003_replica_state, 0004_approvals)" in out
+        "node tables: would upgrade 0001_node_tables -> 0005_session_counters "
+        "(0002_datasets, 0003_replica_state, 0004_approvals, 0005_session_counters)" in out
     )
     assert "ledger tables: at 0003 (up to date)" in out
     assert "node_datasets" not in _tables(url)  # --check changes nothing
@@ -72,7 +72,7 @@ def test_upgrade_path_check_refuse_then_migrate(tmp_path, capsys):
     assert not (d / "node.pid").exists()
     rows = json.loads(ok(capsys, "node", "migrate", "--dir", d, "--json"))
     assert [(r["tables"], r["from"], r["to"], r["status"]) for r in rows] == [
-        ("node", "0001_node_tables", "0004_approvals", "upgraded"),
+        ("node", "0001_node_tables", "0005_session_counters", "upgraded"),
         ("ledger", "0003", "0003", "up to date"),
     ]
     assert {"node_datasets", "node_dataset_records"} <= _tables(url)

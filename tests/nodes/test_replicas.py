@@ -73,6 +73,22 @@ class Replicated:
         return tuple(rows[0])
 
 
+LIMITED = "interop-limited-hospital"
+"""A contract between the hospital and the interop tester with a session limit of 3 requests."""
+
+
+def _add_limited_contract(layout) -> None:
+    from federation.demo.setup import INTEROP_ORG, _sign_both, interop_contract
+    from federation.identity import NodeIdentity
+
+    doc = interop_contract("hospital", dt.datetime.now(dt.UTC))
+    doc.update(
+        {"id": LIMITED, "trust_budget": None, "session_limits": {"max_requests": 3, "max_fields": None}}
+    )
+    idents = {o: NodeIdentity.load(layout.orgs[o]) for o in ("hospital", INTEROP_ORG)}
+    _sign_both(doc, idents).dump(layout.orgs["hospital"] / "contracts" / f"{LIMITED}.json")
+
+
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     from federation.agents import open_store
@@ -88,6 +104,7 @@ def replicated(tmp_path_factory):
     url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
     layout = provision(tmp_path_factory.mktemp("replicas"), orgs=("hospital", "relief"))
     hdir = layout.orgs["hospital"]
+    _add_limited_contract(layout)
     cfg = load_config(hdir)
     port = int(cfg.listen.rpartition(":")[2])
     if not _bindable(port + 1):
@@ -265,6 +282,78 @@ def test_an_agent_session_opened_through_one_replica_is_used_through_the_other(r
     logs = [p.log_path.read_text() for p in replicated.replicas.procs]
     assert sum(results[0].disclosure_id in t for t in logs) >= 1
     assert results[1].disclosure_id in logs[0] and results[0].disclosure_id in logs[1]
+
+
+def test_a_reconstruction_attack_split_across_the_replicas_is_refused_and_lowers_trust_at_both(replicated):
+    """SUM(north) answered by replica 0, the differencing query sent to replica 1: refused there.
+
+    The refusal's audit penalty, earned at replica 1, lowers the τ replica 0 uses next.
+    """
+    from interop_tests.cases import MNI, NORTH, _aggregate
+
+    a, b = _interop(replicated, 0), _interop(replicated, 1)
+
+    async def tau(ctx) -> float:  # the τ an ordinary exchange is decided with, at ctx's replica
+        peer = ctx.peer()
+        try:
+            sess = await peer.open_session(ctx.ident)
+            r = await peer.exchange(ctx.ident, sess.session_id, ctx.request(fields=MNI, subject="rec-1"))
+            return r.outcome.effective_trust
+        finally:
+            await peer.close()
+
+    async def go():
+        before = await tau(a)
+        answered = await _aggregate(a, a.ident, "sum", NORTH)
+        attack = {"and": [NORTH, {"col": "unit", "op": "!=", "val": "x"}]}
+        try:
+            await _aggregate(b, b.ident, "sum", attack)
+        except grpc.aio.AioRpcError as exc:
+            refused = exc
+        else:
+            refused = None
+        return before, answered, refused, await tau(a), await tau(b)
+
+    before, answered, refused, after_a, after_b = asyncio.run(go())
+    assert answered["records"] > 1
+    assert refused is not None, "the differencing query sent to the other replica was answered"
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and _reason(refused) == "RECONSTRUCTION_RISK"
+    from policy.trust import TrustConfig
+
+    penalty = TrustConfig().audit_penalty
+    assert after_a <= before - 0.9 * penalty, (before, after_a)  # seen at the replica that did not refuse
+    assert after_b == pytest.approx(after_a, abs=1e-3)
+
+
+def test_a_session_limit_counts_the_requests_of_both_replicas(replicated):
+    """max_requests = 3 per session: requests alternate between the replicas; the 4th is refused."""
+    import dataclasses
+
+    from interop_tests.cases import MNI
+
+    ctxs = [dataclasses.replace(_interop(replicated, i), contract_id=LIMITED) for i in (0, 1)]
+
+    async def go():
+        peers = [c.peer() for c in ctxs]
+        try:
+            sess = await peers[0].open_session(ctxs[0].ident)
+            out = []
+            for i in range(5):
+                c = ctxs[i % 2]
+                try:
+                    r = await peers[i % 2].exchange(
+                        c.ident, sess.session_id, c.request(fields=MNI, subject=f"rec-{1 + i % 3}")
+                    )
+                    out.append(r.outcome.decision)
+                except grpc.aio.AioRpcError as exc:
+                    out.append(_reason(exc))
+            return out
+        finally:
+            for p in peers:
+                await p.close()
+
+    got = asyncio.run(go())
+    assert got == ["allow", "allow", "allow", "SESSION_LIMIT", "SESSION_LIMIT"], got
 
 
 def test_kill_9_of_the_lease_holder_under_load_loses_and_duplicates_nothing(replicated):

@@ -215,21 +215,81 @@ def test_replica_role_ports_and_lock_files():
         ReplicaRole(index=3, count=3)
 
 
-def test_a_queued_operator_trust_change_reaches_every_replica(two):
-    from federation.store import TRUST_SET_KEEP_SECONDS, NodeStore, PolicyStateStore
+def _shared_states(two):
+    """Each replica's policy state with its trust book shared as the node shares it (write-through)."""
+    from federation.store import NodeStore, PolicyStateStore
 
-    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     stores = [PolicyStateStore(NodeStore(s.engine)) for s in two]
     states = [pss.load() for pss in stores]
-    for ps in states:
+    for ps, rs in zip(states, two, strict=True):
         ps.ledgers_shared = True  # as the node sets it for replicas
+        ps.trust.share(rs.trust_row, rs.locked_trust_row)
+    return stores, states
+
+
+def test_a_queued_operator_trust_change_is_applied_once_and_seen_by_every_replica(two):
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    stores, states = _shared_states(two)
     pair = ("did:web:r.example", "did:web:p.example")
     stores[0].request_trust_set(pair[0], pair[1], 0.8, reason="contract review", now=now)
     for pss, ps in zip(stores, states, strict=True):
         pss.persist(ps, now=now + dt.timedelta(seconds=5))
         pss.persist(ps, now=now + dt.timedelta(seconds=10))
-    for ps in states:  # each replica applied it, once
+    for ps in states:  # taken and applied by one replica, once; read by both
         assert ps.trust.score(pair, now=now) == 0.8 and len(ps.trust.history(pair)) == 1
-    assert stores[1].get_rows("trust:set:")  # kept while a replica may not have seen it
-    stores[1].persist(states[1], now=now + dt.timedelta(seconds=TRUST_SET_KEEP_SECONDS + 1))
     assert not stores[0].get_rows("trust:set:")
+
+
+def test_a_trust_penalty_at_one_replica_lowers_tau_at_the_other(two):
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    _, states = _shared_states(two)
+    a, b = states[0].trust, states[1].trust
+    pair = ("did:web:r.example", "did:web:p.example")
+    before = b.effective_trust(pair, ceiling=1.0, now=now)
+    a.record_audit_hit(pair, now=now)
+    b.record_denial(pair, now=now)  # applied on top of a's penalty, not on a stale copy
+    penalty = a.config.audit_penalty + a.config.denial_penalty
+    assert b.effective_trust(pair, ceiling=1.0, now=now) == pytest.approx(before - penalty)
+    assert a.score(pair, now=now) == pytest.approx(before - penalty)
+    assert [h["cause"] for h in a.history(pair)] == ["audit_hit", "denial"]
+    assert not a.take_dirty() and not b.take_dirty()  # already written through
+
+
+def test_session_counters_are_shared_and_a_request_is_counted_under_the_row_lock(two):
+    """A contract's session limits read counters every replica adds to (requests, denials, names)."""
+    from federation.sessions import SharedSessionTable
+
+    a, b = (SharedSessionTable(s, ttl_seconds=600) for s in two)
+    sess_a = a.create(
+        peer_org="did:web:r.example",
+        agent_did="did:key:z6Mkagent",
+        agent_public_key=b"\x01" * 32,
+        claims={},
+        credential_id="urn:uuid:1",
+    )
+    sess_b = b.get(sess_a.id, peer_org="did:web:r.example")
+    for table, sess in ((a, sess_a), (b, sess_b), (a, sess_a)):
+        with table.counted(sess):
+            pass  # the decision runs here
+    b.count(sess_b, denials=1, released=["name"])
+    a.count(sess_a, released=["stock", "name"])
+    with b.counted(sess_b):
+        assert sess_b.requests == 3 and sess_b.denials == 1
+        assert sess_b.fields_released == {"name", "stock"}
+    with a.counted(sess_a):
+        assert sess_a.requests == 4
+
+
+def test_shared_call_leaves_the_event_loop_only_for_replicas():
+    import asyncio
+    import threading
+
+    from federation.replicas import shared_call
+
+    async def go():
+        inline = await shared_call(None, threading.get_ident)
+        off = await shared_call(object(), threading.get_ident)
+        return inline, off, threading.get_ident()
+
+    inline, off, loop_thread = asyncio.run(go())
+    assert inline == loop_thread and off != loop_thread

@@ -128,10 +128,15 @@ class Gateway:
         self.base_url = base_url.rstrip("/")
         if tokens is None:
             from federation.agent_tokens import TokenBook
+            from federation.errors import AuthenticationError
 
             book = TokenBook(node_dir)
 
             def tokens(token: str) -> str:
+                if not token:
+                    raise AuthenticationError(
+                        "send Authorization: Bearer <token from accord agent token>", reason="TOKEN_MISSING"
+                    )
                 return book.verify(token).agent
 
         self.agent_for: Callable[[str], str] = tokens
@@ -495,7 +500,7 @@ def make_app(gateway: Gateway) -> Any:
             body = gateway.local_card(pa, partner, agent)
         except FederationError as exc:
             code = {"UNAUTHENTICATED": 401, "NOT_FOUND": 404, "INVALID_ARGUMENT": 400}.get(exc.status, 403)
-            if exc.reason in ("TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"):
+            if exc.reason in ("TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"):
                 code = 401
             return JSONResponse({"reason": exc.reason, "detail": str(exc)[:500]}, status_code=code)
         return Response(body, media_type="application/json")

@@ -227,6 +227,8 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
         f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": "Bearer nope"}, timeout=30
     )
     assert r.status_code == 401 and r.json()["reason"] == "TOKEN_INVALID"
+    r = httpx.get(f"{gw.agent_url()}.well-known/agent-card.json", timeout=30)
+    assert r.status_code == 401 and r.json()["reason"] == "TOKEN_MISSING"
 
 
 def refused(gw: Gateway, token: str, message: Message, *, agent: str = "triage-desk") -> A2AError:

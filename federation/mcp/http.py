@@ -241,6 +241,8 @@ def serve_http(
 
     import uvicorn
 
+    from federation.mcp.server import run_loop
+
     host, port = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("give both --tls-cert and --tls-key", reason="CONFIG_INVALID")
@@ -252,6 +254,7 @@ def serve_http(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         limit_concurrency=64,
@@ -273,4 +276,4 @@ def serve_http(
         finally:
             await adapter.close()
 
-    asyncio.run(main())
+    run_loop(main())

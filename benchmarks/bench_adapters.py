@@ -328,17 +328,20 @@ async def _measure(
                 await call(SUBJECT)
         lat: dict[str, list[float]] = {name: [] for name, _, _ in calls}
         cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name, _, _ in calls}  # [this process, adapter's]
-        with Progress(transient=True) as progress:
+        # no refresh thread: it would wake up in this process while a request is timed
+        with Progress(transient=True, auto_refresh=False) as progress:
             task = progress.add_task("round-robin requests", total=requests)
             for _ in range(requests):
                 for name, call, pids in calls:
-                    c0, a0 = time.process_time(), sum(_cpu_seconds(p) for p in pids)
+                    a0 = sum(_cpu_seconds(p) for p in pids)  # /proc read outside the timed span
+                    c0 = time.process_time()
                     t0 = time.perf_counter()
                     await call(SUBJECT)
                     lat[name].append((time.perf_counter() - t0) * 1000)
                     cpu[name][0] += time.process_time() - c0
                     cpu[name][1] += sum(_cpu_seconds(p) for p in pids) - a0
                 progress.advance(task)
+                progress.refresh()
         for name in cpu:
             cpu[name] = [1000 * v / requests for v in cpu[name]]
         return {"latency": lat, "cpu": cpu}

@@ -151,27 +151,34 @@ async def _mcp(layout: Layout) -> dict[str, dict]:
         env=dict(os.environ),
     )
     out: dict[str, dict] = {}
-    async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
-        await s.initialize()
-        for ask, fields in ((ASKS[0], MNI), (ASKS[1], OVER_BROAD)):
-            res = await s.call_tool(
-                "request_records",
-                {"partner": "hospital", "purpose": PURPOSE, "subject": SUBJECT, "fields": fields},
-            )
-            body = res.structured_content or {}
-            if res.is_error:
-                out[ask] = _refused(str(body.get("reason", "?")), crossed=bool(body.get("crossed")))
-            else:
-                rc = body.get("receipt", {})
-                out[ask] = _allowed(
-                    body.get("records", []),
-                    body.get("released_fields", []),
-                    body.get("stripped_fields", []),
-                    rc.get("verified", False),
-                    rc.get("disclosure_id", ""),
-                )
+    log = layout.orgs["relief"] / "mcp.log"  # the server's stderr (its log lines), not the demo's console
+    with log.open("a") as errlog:
+        async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as s:
+            await s.initialize()
+            await _mcp_asks(s, out)
     out[ASKS[2]] = {"outcome": "n/a", "note": "request_records takes field names only"}
     return out
+
+
+async def _mcp_asks(s: Any, out: dict[str, dict]) -> None:
+    """The MNI and over-broad asks through MCP session ``s`` (tool ``request_records``)."""
+    for ask, fields in ((ASKS[0], MNI), (ASKS[1], OVER_BROAD)):
+        res = await s.call_tool(
+            "request_records",
+            {"partner": "hospital", "purpose": PURPOSE, "subject": SUBJECT, "fields": fields},
+        )
+        body = res.structured_content or {}
+        if res.is_error:
+            out[ask] = _refused(str(body.get("reason", "?")), crossed=bool(body.get("crossed")))
+        else:
+            rc = body.get("receipt", {})
+            out[ask] = _allowed(
+                body.get("records", []),
+                body.get("released_fields", []),
+                body.get("stripped_fields", []),
+                rc.get("verified", False),
+                rc.get("disclosure_id", ""),
+            )
 
 
 async def _a2a(layout: Layout, url: str) -> dict[str, dict]:

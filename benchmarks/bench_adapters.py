@@ -430,6 +430,8 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
             f"{r['added_cpu_ms']:+.2f}",
         )
     c = Console()
+    if not c.is_terminal:  # a log file or a pipe: keep the rows whole
+        c = Console(width=150)
     c.print(t)
     for path, f in floors.items():
         c.print(

@@ -164,20 +164,14 @@ class Gateway:
                 out += sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in d.glob("*.json"))
         return tuple(out)
 
-    def reload(self) -> None:
-        """Re-read the pinned peers and the contracts (signatures verified with the pinned keys).
-
-        A contract file that does not load or verify is skipped (the node refuses it too).
-        Partners' cards are fetched again at their next use (their usable skills
-        depend on the contracts).
-        """
+    def _load(self) -> tuple[Any, list[Any], tuple[Any, ...]]:
+        """Read and verify the pinned peers and the contracts (file work: run it off the event loop)."""
         from federation.node_offline import key_resolver
         from federation.peers import PeerRegistry
         from policy import Contract, PolicyError
 
-        self._files = self._files_stamp()
-        self.peers = PeerRegistry.load(self.identity.paths.peers)
-        self.pinned = {b.verification_method: (b.org_did, b.public_key) for b in self.peers}
+        stamp = self._files_stamp()
+        peers = PeerRegistry.load(self.identity.paths.peers)
         resolver = key_resolver(self.identity)
         contracts = []
         if self.identity.paths.contracts.is_dir():
@@ -189,15 +183,32 @@ class Gateway:
                     log.warning("contract skipped", file=path.name, reason=exc.reason)
                     continue
                 contracts.append(c)
+        return peers, contracts, stamp
+
+    def _apply(self, loaded: tuple[Any, list[Any], tuple[Any, ...]]) -> None:
+        peers, contracts, stamp = loaded
+        self.peers = peers
+        self.pinned = {b.verification_method: (b.org_did, b.public_key) for b in peers}
         self.contracts = contracts
-        self._partners = {}
+        self._files = stamp
+        self._partners = {}  # usable skills depend on the contracts: fetch partners' cards again
+
+    def reload(self) -> None:
+        """Re-read the pinned peers and the contracts (signatures verified with the pinned keys).
+
+        A contract file that does not load or verify is skipped (the node refuses it too).
+        Partners' cards are fetched again at their next use (their usable skills
+        depend on the contracts).
+        """
+        self._apply(self._load())
 
     async def refresh(self) -> None:
-        """:meth:`reload` (in a worker thread) when a peer or contract file changed since the last load.
+        """:meth:`reload` when a peer or contract file changed since the last load.
 
         The files are looked at most every :data:`RELOAD_CHECK_SECONDS` (a glob
-        and a stat each), so a contract registered or removed while the gateway
-        runs is seen within that time, and each request costs no file system work.
+        and a stat each, in a worker thread, as is the reload), so a contract
+        registered or removed while the gateway runs is seen within that time,
+        and a request costs no file system work.
         """
         tick = time.monotonic()
         if tick - self._files_checked < RELOAD_CHECK_SECONDS:
@@ -207,7 +218,7 @@ class Gateway:
                 return
             self._files_checked = time.monotonic()
             if await asyncio.to_thread(self._files_stamp) != self._files:
-                await asyncio.to_thread(self.reload)
+                self._apply(await asyncio.to_thread(self._load))
                 log.info("peers and contracts reloaded", contracts=len(self.contracts))
 
     # -- partners' cards -------------------------------------------------------------------

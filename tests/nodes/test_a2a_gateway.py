@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -381,3 +382,35 @@ def test_demo_agents_mcp_and_a2a_clients_next_to_the_sdk(gw: Gateway) -> None:
     shown = out.getvalue()
     for word in ("MCP (stdio)", "A2A", "Python SDK", "FIELD_NOT_IN_CONTRACT", "FREE_TEXT_NOT_ALLOWED"):
         assert word in shown
+
+
+def test_a_contract_removed_or_restored_while_the_gateway_runs_is_seen_within_seconds(gw: Gateway) -> None:
+    """The gateway re-reads changed contract files (at most once a second) instead of only at start."""
+    token = gw.token("triage-coordinator")
+    msg = {"subject": "patient-001", "fields": MNI}
+    asyncio.run(call(gw, token, data_message(msg)))  # served now (and the partner's card is cached)
+    path = gw.relief / "contracts" / f"{CONTRACT}.json"
+    held = path.read_bytes()
+
+    def reason_now() -> str:
+        try:
+            asyncio.run(call(gw, token, data_message(msg)))
+        except A2AError as exc:
+            return exc.data["accordReason"]
+        return "served"
+
+    def wait_for(expected: str) -> None:
+        deadline = time.monotonic() + 30
+        seen = reason_now()
+        while seen != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = reason_now()
+        assert seen == expected
+
+    path.unlink()
+    try:
+        # relief no longer holds a contract giving the skill: refused at the gateway, nothing crosses
+        wait_for("A2A_UNKNOWN_SKILL")
+    finally:
+        path.write_bytes(held)
+    wait_for("served")

@@ -41,6 +41,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -358,6 +359,7 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
     finally:
         for p in procs:
             p.stop()
+        shutil.rmtree(root, ignore_errors=True)  # two node directories, ledgers, logs
     lat, cpu = measured["latency"], measured["cpu"]
     base = PATHS[0].name
     b50, b99 = _pct(lat[base], 0.5), _pct(lat[base], 0.99)

@@ -18,8 +18,19 @@ so each path sees the same machine load:
 Each row gives p50/p99 latency (ms) and what the path adds over the SDK at
 p50 and p99 (target: ≤ 2 ms added at p50).
 
-Hook for more adapters (the A2A gateway): append an :class:`AdapterPath` to
-:data:`PATHS`; its ``open(layout)`` is an async context manager yielding an
+Diagnostic rows (:data:`DIAGNOSTICS`, same round-robin) decompose the cost:
+
+- ``mcp-inproc``: the MCP server in this process through the SDK's in-memory
+  transport (no pipe, no second process);
+- ``mcp-floor`` / ``a2a-floor``: the protocol SDK alone — the same client
+  against a server process answering a canned result of the same shape, no
+  Accord work at all (:mod:`benchmarks.adapter_floor`). An adapter makes the
+  SDK path's own call *on top of* that round trip, so a floor row's p50 is
+  the least that adapter can add over the ``sdk`` row: where it exceeds
+  2 ms, the target cannot be met with that protocol SDK on that machine.
+
+Hook for more adapters: append an :class:`AdapterPath` to :data:`PATHS`;
+its ``open(layout)`` is an async context manager yielding an
 ``async call(subject) -> None`` that performs the request once and raises on
 any refusal.
 """
@@ -30,6 +41,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -92,13 +104,14 @@ async def _sdk(layout: Layout) -> AsyncIterator[Call]:
 
 
 @asynccontextmanager
-async def _mcp_stdio(layout: Layout, *, tool: str = "request_records") -> AsyncIterator[Call]:
+async def _mcp_stdio(layout: Layout, *, args: list[str] | None = None) -> AsyncIterator[Call]:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=[
+        args=args
+        or [
             "-m",
             "federation.cli.main",
             "mcp",
@@ -148,9 +161,39 @@ async def _mcp_in_process(layout: Layout) -> AsyncIterator[Call]:
         await adapter.close()
 
 
-def _mcp_transport_only(layout: Layout) -> AbstractAsyncContextManager[Call]:
-    """Diagnostic row: an MCP tool call that never leaves the server (``list_partners``)."""
-    return _mcp_stdio(layout, tool="list_partners")
+@asynccontextmanager
+async def _mcp_floor(layout: Layout) -> AsyncIterator[Call]:
+    """Diagnostic row: the same client and call against the MCP SDK alone (``adapter_floor``)."""
+    async with _mcp_stdio(layout, args=["-m", "benchmarks.adapter_floor", "mcp"]) as call:
+        yield call
+
+
+@asynccontextmanager
+async def _a2a_floor(layout: Layout) -> AsyncIterator[Call]:
+    """Diagnostic row: the same a2a-sdk client and message against a2a-sdk alone (``adapter_floor``)."""
+    from benchmarks.adapter_floor import floor_card
+    from federation.supervisor import free_port
+
+    relief = layout.orgs["relief"]
+    srv = NodeProcess(
+        relief,
+        command=[
+            sys.executable,
+            "-m",
+            "benchmarks.adapter_floor",
+            "a2a",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+    )
+    srv.log_path = relief / "a2a-floor.log"
+    await asyncio.to_thread(srv.start, timeout=60)
+    try:
+        card = floor_card(f"http://{srv.endpoint}/a2a/{PARTNER}/{A2A_AGENT}/")
+        async with _a2a_client(card, token="floor") as call:
+            yield call
+    finally:
+        srv.stop()
 
 
 A2A_AGENT = "stock-desk"
@@ -171,11 +214,6 @@ def _expose_a2a(layout: Layout) -> None:
 
 @asynccontextmanager
 async def _a2a(layout: Layout) -> AsyncIterator[Call]:
-    import httpx
-    from a2a.client import ClientConfig, create_client
-    from a2a.types import Message, Part, Role, SendMessageRequest
-    from google.protobuf import json_format, struct_pb2
-
     from federation.agent_tokens import mint
     from federation.supervisor import free_port
 
@@ -197,30 +235,39 @@ async def _a2a(layout: Layout) -> AsyncIterator[Call]:
     gw.log_path = relief / "a2a.log"
     await asyncio.to_thread(gw.start, timeout=60)
     token, _ = mint(relief, AGENT, ttl_days=1, label="accord bench adapters")
-    meta = struct_pb2.Struct()
-    meta.update({"skill": PURPOSE})
     try:
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-            client = await create_client(
-                f"http://{gw.endpoint}/a2a/{PARTNER}/{A2A_AGENT}/",
-                client_config=ClientConfig(httpx_client=http, streaming=False),
-            )
-            n = 0
-
-            async def call(subject: str) -> None:
-                nonlocal n
-                n += 1
-                body = json_format.ParseDict({"subject": subject, "fields": FIELDS}, struct_pb2.Value())
-                msg = Message(
-                    message_id=f"bench-{n}", role=Role.ROLE_USER, parts=[Part(data=body)], metadata=meta
-                )
-                out = [e async for e in client.send_message(SendMessageRequest(message=msg))]
-                if not out or not out[0].task.artifacts:
-                    raise RuntimeError(f"no records: {out}")
-
+        async with _a2a_client(f"http://{gw.endpoint}/a2a/{PARTNER}/{A2A_AGENT}/", token=token) as call:
             yield call
     finally:
         gw.stop()
+
+
+@asynccontextmanager
+async def _a2a_client(agent: Any, *, token: str) -> AsyncIterator[Call]:
+    """a2a-sdk's client for ``agent`` (a URL whose card it fetches, or a card): ``call`` sends one message."""
+    import httpx
+    from a2a.client import ClientConfig, create_client
+    from a2a.types import Message, Part, Role, SendMessageRequest
+    from google.protobuf import json_format, struct_pb2
+
+    meta = struct_pb2.Struct()
+    meta.update({"skill": PURPOSE})
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        client = await create_client(agent, client_config=ClientConfig(httpx_client=http, streaming=False))
+        n = 0
+
+        async def call(subject: str) -> None:
+            nonlocal n
+            n += 1
+            body = json_format.ParseDict({"subject": subject, "fields": FIELDS}, struct_pb2.Value())
+            msg = Message(
+                message_id=f"bench-{n}", role=Role.ROLE_USER, parts=[Part(data=body)], metadata=meta
+            )
+            out = [e async for e in client.send_message(SendMessageRequest(message=msg))]
+            if not out or not out[0].task.artifacts:
+                raise RuntimeError(f"no records: {out}")
+
+        yield call
 
 
 #: the paths measured, baseline (the SDK) first; other adapters append here
@@ -233,7 +280,8 @@ PATHS: list[AdapterPath] = [
 #: rows that decompose an adapter's cost (not ways in): printed after the paths
 DIAGNOSTICS: list[AdapterPath] = [
     AdapterPath("mcp-inproc (diag.)", _mcp_in_process),
-    AdapterPath("mcp-stdio-noop (diag.)", _mcp_transport_only),
+    AdapterPath("mcp-floor (diag.)", _mcp_floor),
+    AdapterPath("a2a-floor (diag.)", _a2a_floor),
 ]
 
 
@@ -281,17 +329,20 @@ async def _measure(
                 await call(SUBJECT)
         lat: dict[str, list[float]] = {name: [] for name, _, _ in calls}
         cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name, _, _ in calls}  # [this process, adapter's]
-        with Progress(transient=True) as progress:
+        # no refresh thread: it would wake up in this process while a request is timed
+        with Progress(transient=True, auto_refresh=False) as progress:
             task = progress.add_task("round-robin requests", total=requests)
             for _ in range(requests):
                 for name, call, pids in calls:
-                    c0, a0 = time.process_time(), sum(_cpu_seconds(p) for p in pids)
+                    a0 = sum(_cpu_seconds(p) for p in pids)  # /proc read outside the timed span
+                    c0 = time.process_time()
                     t0 = time.perf_counter()
                     await call(SUBJECT)
                     lat[name].append((time.perf_counter() - t0) * 1000)
                     cpu[name][0] += time.process_time() - c0
                     cpu[name][1] += sum(_cpu_seconds(p) for p in pids) - a0
                 progress.advance(task)
+                progress.refresh()
         for name in cpu:
             cpu[name] = [1000 * v / requests for v in cpu[name]]
         return {"latency": lat, "cpu": cpu}
@@ -308,6 +359,7 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
     finally:
         for p in procs:
             p.stop()
+        shutil.rmtree(root, ignore_errors=True)  # two node directories, ledgers, logs
     lat, cpu = measured["latency"], measured["cpu"]
     base = PATHS[0].name
     b50, b99 = _pct(lat[base], 0.5), _pct(lat[base], 0.99)
@@ -328,11 +380,23 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
                 "added_cpu_ms": round(sum(cpu[name]) - base_cpu, 3),
             }
         )
+    by_path = {r["path"]: r for r in rows}
+    floors = {}
+    for path, floor in (("mcp-stdio", "mcp-floor (diag.)"), ("a2a", "a2a-floor (diag.)")):
+        if path in by_path and floor in by_path:
+            added, bare = by_path[path]["added_p50_ms"], by_path[floor]["p50_ms"]
+            floors[path] = {
+                "added_p50_ms": added,
+                "sdk_alone_p50_ms": bare,
+                "adapter_own_p50_ms": round(added - bare, 3),
+                "target_reachable": bare <= 2.0,
+            }
     out = {
         "benchmark": "adapters",
         "baseline": base,
         "target_added_p50_ms": 2.0,
         "rows": rows,
+        "floors": floors,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -368,6 +432,14 @@ def run(*, requests: int = 300, warmup: int = 20, json_output: bool = False) -> 
             f"{r['added_cpu_ms']:+.2f}",
         )
     c = Console()
+    if not c.is_terminal:  # a log file or a pipe: keep the rows whole
+        c = Console(width=150)
     c.print(t)
+    for path, f in floors.items():
+        c.print(
+            f"{path}: adds {f['added_p50_ms']:+.2f} ms at p50; its protocol SDK alone (floor row) takes "
+            f"{f['sdk_alone_p50_ms']:.2f} ms, so the adapter's own share is {f['adapter_own_p50_ms']:+.2f} ms"
+            + ("" if f["target_reachable"] else " (the SDK alone is over the 2 ms target)")
+        )
     c.print(f"target: ≤ 2 ms added at p50; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return out

@@ -233,15 +233,22 @@ def verify(
 class TokenBook:
     """A server's view of one node directory's tokens, re-read when the file's mtime changes.
 
-    ``verify`` costs a ``stat`` plus a SHA-256 per call; revocation on disk is seen
-    at the next call.
+    ``verify`` costs a ``stat`` per call; a token already verified since the file
+    last changed is answered from memory (at most :data:`MAX_VERIFIED` kept; its
+    expiry is still checked on every call), others cost a SHA-256. Revocation on
+    disk is seen at the next call (the file changes, the remembered tokens are
+    forgotten).
     """
+
+    MAX_VERIFIED = 1024
+    """Most verified tokens remembered between two changes of the token file."""
 
     def __init__(self, node_dir: Path, *, agent: str | None = None) -> None:
         self.node_dir = Path(node_dir)
         self.agent = agent
         self._stamp: tuple[int, int] | None = None
         self._rows: list[TokenRecord] = []
+        self._verified: dict[str, tuple[TokenRecord, dt.datetime]] = {}
         self._lock = threading.Lock()
 
     def _rows_now(self) -> list[TokenRecord]:
@@ -254,8 +261,21 @@ class TokenBook:
             if stamp != self._stamp:
                 self._rows = _load(self.node_dir) if stamp != (0, 0) else []
                 self._stamp = stamp
+                self._verified = {}
             return self._rows
 
     def verify(self, token: str, *, now: dt.datetime | None = None) -> TokenRecord:
         """:func:`verify` against the cached rows (same errors)."""
-        return check(self._rows_now(), token, agent=self.agent, now=now or dt.datetime.now(dt.UTC))
+        now = now or dt.datetime.now(dt.UTC)
+        rows = self._rows_now()
+        verified = self._verified
+        hit = verified.get(token)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        record = check(rows, token, agent=self.agent, now=now)
+        with self._lock:
+            if verified is self._verified:  # not forgotten by a file change meanwhile
+                if len(verified) >= self.MAX_VERIFIED:
+                    verified.clear()
+                verified[token] = (record, dt.datetime.fromisoformat(record.expires_at))
+        return record

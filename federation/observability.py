@@ -144,3 +144,18 @@ def configure_logging(*, json_logs: bool = False, level: int = logging.INFO) -> 
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
+
+
+def tracing_configured() -> bool:
+    """True when an OpenTelemetry tracer provider is set up in this process (spans are recorded).
+
+    Accord sets none up; the ``mcp`` and ``a2a-sdk`` libraries wrap every call
+    in a span anyway, which without a provider records nothing and only costs
+    time, so the adapters drop that wrapping unless this is true (e.g. under
+    ``opentelemetry-instrument``).
+    """
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))

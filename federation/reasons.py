@@ -148,6 +148,7 @@ _BY_STATUS: dict[str, tuple[str, ...]] = {
         "TOKEN_INVALID",
         "TOKEN_EXPIRED",
         "TOKEN_REVOKED",
+        "TOKEN_MISSING",
         # credentials: does not verify
         "VERIFICATION_FAILED",
         "INVALID_SIGNATURE",

@@ -55,6 +55,7 @@ from a2a.utils.errors import (
     TaskNotFoundError,
     UnsupportedOperationError,
 )
+from a2a.utils.task import apply_history_length
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -76,6 +77,8 @@ SESSION_RETRY_REASONS = frozenset({"UNKNOWN_SESSION", "SESSION_EXPIRED", "SESSIO
 """Refusals after which the gateway opens a fresh session once and retries."""
 SESSION_MARGIN_SECONDS = 30
 """A cached session this close to its expiry is replaced before use, seconds."""
+RELOAD_CHECK_SECONDS = 1.0
+"""The pinned-peer and contract files are checked for changes at most this often, seconds."""
 
 
 @dataclass
@@ -128,10 +131,15 @@ class Gateway:
         self.base_url = base_url.rstrip("/")
         if tokens is None:
             from federation.agent_tokens import TokenBook
+            from federation.errors import AuthenticationError
 
             book = TokenBook(node_dir)
 
             def tokens(token: str) -> str:
+                if not token:
+                    raise AuthenticationError(
+                        "send Authorization: Bearer <token from accord agent token>", reason="TOKEN_MISSING"
+                    )
                 return book.verify(token).agent
 
         self.agent_for: Callable[[str], str] = tokens
@@ -144,19 +152,26 @@ class Gateway:
         self._sessions: dict[tuple[str, str], Any] = {}
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: collections.OrderedDict[str, tuple[str, Task]] = collections.OrderedDict()
+        self._files: tuple[Any, ...] = ()
+        self._files_checked = time.monotonic()
+        self._reload_lock = asyncio.Lock()
         self.reload()
 
-    def reload(self) -> None:
-        """Re-read the pinned peers and the contracts (signatures verified with the pinned keys).
+    def _files_stamp(self) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for d in (self.identity.paths.peers, self.identity.paths.contracts):
+            if d.is_dir():
+                out += sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in d.glob("*.json"))
+        return tuple(out)
 
-        A contract file that does not load or verify is skipped (the node refuses it too).
-        """
+    def _load(self) -> tuple[Any, list[Any], tuple[Any, ...]]:
+        """Read and verify the pinned peers and the contracts (file work: run it off the event loop)."""
         from federation.node_offline import key_resolver
         from federation.peers import PeerRegistry
         from policy import Contract, PolicyError
 
-        self.peers = PeerRegistry.load(self.identity.paths.peers)
-        self.pinned = {b.verification_method: (b.org_did, b.public_key) for b in self.peers}
+        stamp = self._files_stamp()
+        peers = PeerRegistry.load(self.identity.paths.peers)
         resolver = key_resolver(self.identity)
         contracts = []
         if self.identity.paths.contracts.is_dir():
@@ -168,7 +183,44 @@ class Gateway:
                     log.warning("contract skipped", file=path.name, reason=exc.reason)
                     continue
                 contracts.append(c)
+        return peers, contracts, stamp
+
+    def _apply(self, loaded: tuple[Any, list[Any], tuple[Any, ...]]) -> None:
+        peers, contracts, stamp = loaded
+        self.peers = peers
+        self.pinned = {b.verification_method: (b.org_did, b.public_key) for b in peers}
         self.contracts = contracts
+        self._files = stamp
+        self._partners = {}  # usable skills depend on the contracts: fetch partners' cards again
+
+    def reload(self) -> None:
+        """Re-read the pinned peers and the contracts (signatures verified with the pinned keys).
+
+        A contract file that does not load or verify is skipped (the node refuses it too).
+        Partners' cards are fetched again at their next use (their usable skills
+        depend on the contracts).
+        """
+        self._apply(self._load())
+
+    async def refresh(self) -> None:
+        """:meth:`reload` when a peer or contract file changed since the last load.
+
+        The files are looked at most every :data:`RELOAD_CHECK_SECONDS` (a glob
+        and a stat each, ~0.05 ms for a few dozen files: on the event loop, a
+        worker-thread hop would cost more), so a contract registered or removed
+        while the gateway runs is seen within that time; the reload itself
+        (parsing, signature checks) runs in a worker thread.
+        """
+        tick = time.monotonic()
+        if tick - self._files_checked < RELOAD_CHECK_SECONDS:
+            return
+        async with self._reload_lock:
+            if tick - self._files_checked < RELOAD_CHECK_SECONDS:
+                return
+            self._files_checked = time.monotonic()
+            if self._files_stamp() != self._files:
+                self._apply(await asyncio.to_thread(self._load))
+                log.info("peers and contracts reloaded", contracts=len(self.contracts))
 
     # -- partners' cards -------------------------------------------------------------------
 
@@ -345,6 +397,7 @@ class Gateway:
                 into an A2A error, :mod:`federation.a2a.errors`).
 
         """
+        await self.refresh()
         pa = await self.partner_agent(partner, agent)
         ask = parse_message(
             message,
@@ -420,14 +473,17 @@ class GatewayHandler(RequestHandler):
     async def on_message_send(self, params, context):  # noqa: D102
         name, partner, agent = self._caller(context)
         try:
-            return await self.gateway.send(name, partner, agent, params.message)
+            task = await self.gateway.send(name, partner, agent, params.message)
+            # A2A §3.2.4: the caller's history_length bounds the history returned (unset: all of it)
+            config = params.configuration if params.HasField("configuration") else None
+            return apply_history_length(task, config)
         except FederationError as exc:
             log.info("a2a refused", agent=name, partner=partner, to=agent, reason=exc.reason)
             raise to_a2a_error(exc) from None
 
     async def on_get_task(self, params, context):  # noqa: D102
         name, _, _ = self._caller(context)
-        return self.gateway.task(name, params.id)
+        return apply_history_length(self.gateway.task(name, params.id), params)
 
     async def on_message_send_stream(self, params, context):  # noqa: D102
         raise UnsupportedOperationError("streaming is not offered by the Accord gateway")
@@ -491,11 +547,12 @@ def make_app(gateway: Gateway) -> Any:
             gateway.agent_for(_bearer(request.headers))
             if not NAME.match(partner) or not NAME.match(agent):
                 raise PeerError(f"no partner agent {partner!r}/{agent!r}", reason="UNKNOWN_PEER")
+            await gateway.refresh()
             pa = await gateway.partner_agent(partner, agent)
             body = gateway.local_card(pa, partner, agent)
         except FederationError as exc:
             code = {"UNAUTHENTICATED": 401, "NOT_FOUND": 404, "INVALID_ARGUMENT": 400}.get(exc.status, 403)
-            if exc.reason in ("TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"):
+            if exc.reason in ("TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED"):
                 code = 401
             return JSONResponse({"reason": exc.reason, "detail": str(exc)[:500]}, status_code=code)
         return Response(body, media_type="application/json")
@@ -552,7 +609,14 @@ async def serve(node_dir: Path, *, host: str, port: int, on_ready: Any = None) -
     gateway = Gateway(node_dir, base_url=base)
     server = uvicorn.Server(
         uvicorn.Config(
-            make_app(gateway), host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            make_app(gateway),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,  # loopback only, no proxy in front: skip the X-Forwarded-* middleware
+            server_header=False,
         )
     )
     task = asyncio.create_task(server.serve())

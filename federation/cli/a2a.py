@@ -25,6 +25,15 @@ def serve(
     Prints ``READY a2a HOST:PORT`` once it listens (the node's ready-line form,
     so :class:`federation.supervisor.NodeProcess` can run it too).
     """
+    import os
+
+    from federation.observability import tracing_configured
+
+    if not tracing_configured():
+        # a2a-sdk wraps its client and server calls in OpenTelemetry spans (read at import);
+        # with no tracer provider set up nothing records them: per-request cost only.
+        # OTEL_INSTRUMENTATION_A2A_SDK_ENABLED=true in the environment keeps them.
+        os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
     from federation.a2a.gateway import serve as run
     from federation.errors import ConfigError
 

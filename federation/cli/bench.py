@@ -95,7 +95,7 @@ def adapters(
     ] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """One request through each agent adapter (MCP stdio, ...) next to the Python SDK, same run."""
+    """The request through MCP (stdio) and A2A beside the Python SDK, plus the protocol SDKs' floors."""
     from benchmarks.bench_adapters import run
 
     run(requests=requests, json_output=as_json)

@@ -21,7 +21,11 @@ def demo(
     ] = False,
     agents: Annotated[
         bool,
-        typer.Option("--agents", help="Also do the triage exchange through the A2A gateway next to the SDK."),
+        typer.Option(
+            "--agents",
+            help="Also do the triage exchange through an MCP client (accord mcp serve, stdio) and an "
+            "A2A client (accord a2a serve) next to the SDK, side by side.",
+        ),
     ] = False,
 ) -> None:
     """Start three real nodes on localhost and run a cross-domain disaster-response scenario."""

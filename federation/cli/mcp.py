@@ -41,11 +41,9 @@ def serve(
     configure_logging()  # logs to stderr: over stdio, stdout carries only MCP messages
     d = node_dir(directory)
     if http is None:
-        import asyncio
+        from federation.mcp.server import run_loop, serve_stdio
 
-        from federation.mcp.server import serve_stdio
-
-        asyncio.run(serve_stdio(d, agent))
+        run_loop(serve_stdio(d, agent))
         return
     from federation.mcp.http import serve_http
 

@@ -380,8 +380,8 @@ def run_demo(
 ) -> int:
     """Run the whole demo; returns the process exit code (0 = every check passed).
 
-    ``agents``: also run the triage exchange through the agent adapters next to
-    the SDK (A2A: :mod:`federation.demo.a2a`).
+    ``agents``: also run the triage exchange through an MCP client and an A2A
+    client next to the SDK, side by side (:mod:`federation.demo.agents`).
     """
     if console is None:
         console = Console(emoji=False)
@@ -409,7 +409,7 @@ def run_demo(
         with console.status("provisioning three organizations (keys, CAs, bundles, agents, contracts)"):
             layout = provision(root)
             if agents:
-                from federation.demo.a2a import expose_triage_desk
+                from federation.demo.agents import expose_triage_desk
 
                 expose_triage_desk(layout)
         console.print(f"[bold]Accord demo[/] — node directories in {root}")
@@ -435,9 +435,9 @@ def run_demo(
             console.print(f"ledger growth plot: {png}")
         problems = check_results(runner.results)
         if agents:
-            from federation.demo.a2a import run_a2a_triage
+            from federation.demo.agents import run_agents_triage
 
-            problems += run_a2a_triage(layout, console)
+            problems += run_agents_triage(layout, console)[1]
         problems += [
             f"{org}: latest checkpoint not witnessed"
             for org, st in witnessed.items()

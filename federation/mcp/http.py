@@ -5,9 +5,13 @@ Every request carries ``Authorization: Bearer <token>`` (RFC 6750), a token
 minted by ``accord agent token NAME`` for *this* agent
 (:mod:`federation.agent_tokens`); a missing, malformed, unknown, expired or
 revoked token, or another agent's, is answered 401 by the SDK's bearer
-middleware, and the reason is logged. The server publishes OAuth Protected
+middleware, with Accord's reason code added by :class:`UnauthorizedReason`:
+``TOKEN_MISSING``, ``TOKEN_INVALID``, ``TOKEN_EXPIRED`` or ``TOKEN_REVOKED``
+in the ``WWW-Authenticate: Bearer`` challenge's ``error_description`` (RFC 6750
+§3) and as ``reason`` in the JSON body. The server publishes OAuth Protected
 Resource Metadata (RFC 9728) naming itself as the authorization server, as the
-MCP authorization specification expects of a resource server.
+MCP authorization specification expects of a resource server (a 401 carries a
+``WWW-Authenticate`` challenge with ``resource_metadata``).
 
 Binding policy: a loopback host (``127.0.0.0/8``, ``::1``, ``localhost``) is
 the default and gets the SDK's DNS-rebinding protection (Host/Origin checks).
@@ -20,6 +24,8 @@ network in clear.
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +101,100 @@ class AgentTokenVerifier:
         )
 
 
+MISSING_TOKEN_REASON = "TOKEN_MISSING"
+"""The reason of a request without an ``Authorization: Bearer`` header."""
+
+_ERROR_DESCRIPTION = re.compile(r'error_description="[^"]*"')
+_DESCRIPTION_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")  # RFC 6750 §3: NQSCHAR only
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The bearer token of an ASGI request's headers, ``None`` when there is no Bearer ``Authorization``."""
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            text = value.decode("latin-1")
+            if text[:7].lower() == "bearer ":
+                return text[7:]
+            return None
+    return None
+
+
+class UnauthorizedReason:
+    """ASGI middleware: Accord's reason code in the SDK bearer middleware's 401 answers.
+
+    The MCP SDK answers every refused token with the same 401 (``error="invalid_token"``,
+    ``error_description="Authentication required"``). This middleware passes every
+    other response through untouched; for a 401 it works out why the token was
+    refused (:meth:`federation.agent_tokens.TokenBook.verify`, only on this path)
+    and answers the same 401 with
+
+    - the challenge's ``error_description`` replaced by ``"<REASON>: <message>"``
+      (RFC 6750 §3; ``error`` and ``resource_metadata`` kept), and
+    - the JSON body ``{"error", "error_description", "reason"}``.
+
+    Reasons: ``TOKEN_MISSING`` (no Bearer header), ``TOKEN_INVALID`` (malformed,
+    unknown, wrong secret, another agent's, too long), ``TOKEN_EXPIRED``,
+    ``TOKEN_REVOKED``. The last two are said only to a caller who holds the
+    token's whole secret (the secret is checked first), so the reason tells a
+    guesser nothing a plain 401 would not.
+    """
+
+    def __init__(self, app: Any, book: TokenBook) -> None:
+        self.app = app
+        self.book = book
+
+    def reason(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """``(reason, message)`` for a request the bearer middleware refused."""
+        token = bearer_token(headers)
+        if token is None:
+            return MISSING_TOKEN_REASON, "send Authorization: Bearer <token from accord agent token>"
+        try:
+            self.book.verify(token.strip())
+        except FederationError as exc:
+            return exc.reason, str(exc)
+        return "TOKEN_INVALID", "the token is not accepted for this resource"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: D102
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] | None = None
+        answered = False
+
+        async def send_reasoned(message: dict[str, Any]) -> None:
+            nonlocal held, answered
+            if answered:  # the rest of a refused answer's body: ours was sent whole
+                return
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                held = message
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            reason, text = self.reason(scope["headers"])
+            description = _DESCRIPTION_UNSAFE.sub("?", f"{reason}: {text}")[:300]
+            headers = []
+            for name, value in held["headers"]:
+                if name.lower() == b"content-length":
+                    continue
+                if name.lower() == b"www-authenticate":
+                    value = _ERROR_DESCRIPTION.sub(
+                        f'error_description="{description}"', value.decode("latin-1")
+                    ).encode("latin-1")
+                headers.append((name, value))
+            try:
+                error = json.loads(message.get("body") or b"{}").get("error", "invalid_token")
+            except (ValueError, AttributeError):
+                error = "invalid_token"
+            body = json.dumps({"error": error, "error_description": description, "reason": reason}).encode()
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            answered = True
+
+        await self.app(scope, receive, send_reasoned)
+
+
 def build_app(node_dir: Path, agent: str, *, host: str, port: int, scheme: str = "http") -> tuple[Any, Any]:
     """The Starlette app serving ``/mcp`` for ``agent`` and its adapter (close it after serving)."""
     from mcp.server.auth.settings import AuthSettings
@@ -106,6 +206,7 @@ def build_app(node_dir: Path, agent: str, *, host: str, port: int, scheme: str =
     shown = f"[{host}]" if ":" in host else host
     base = f"{scheme}://{shown}:{port}"
     resource = f"{base}/mcp"
+    verifier = AgentTokenVerifier(node_dir, agent, resource)
     app = server.streamable_http_app(
         host=host,
         auth=AuthSettings(
@@ -114,9 +215,9 @@ def build_app(node_dir: Path, agent: str, *, host: str, port: int, scheme: str =
             required_scopes=["accord:agent"],
             validate_token_resource=True,
         ),
-        token_verifier=AgentTokenVerifier(node_dir, agent, resource),
+        token_verifier=verifier,
     )
-    return app, adapter
+    return UnauthorizedReason(app, verifier.book), adapter
 
 
 def serve_http(
@@ -140,6 +241,8 @@ def serve_http(
 
     import uvicorn
 
+    from federation.mcp.server import run_loop
+
     host, port = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("give both --tls-cert and --tls-key", reason="CONFIG_INVALID")
@@ -151,6 +254,7 @@ def serve_http(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         limit_concurrency=64,
@@ -172,4 +276,4 @@ def serve_http(
         finally:
             await adapter.close()
 
-    asyncio.run(main())
+    run_loop(main())

@@ -48,6 +48,8 @@ log = structlog.get_logger("accord.mcp")
 SERVER_NAME = "accord"
 SESSION_MARGIN_SECONDS = 5
 """A session closer than this to its expiry is replaced before use."""
+CATALOG_CHECK_SECONDS = 1.0
+"""The contract, peer and config files are checked for changes at most this often (a stat of each)."""
 _RENEW_REASONS = frozenset({"UNKNOWN_SESSION", "SESSION_EXPIRED", "SESSION_TERMINATED"})
 
 
@@ -108,6 +110,7 @@ class AgentAdapter:
         self._sessions: dict[str, AgentSession] = {}
         self._catalog: cat.Catalog | None = None
         self._catalog_stamp: tuple[Any, ...] = ()
+        self._catalog_checked = float("-inf")  # time.monotonic() of the last file check
         self._ledger: Any = None
         self._ledger_lock = anyio.Lock()
 
@@ -138,12 +141,20 @@ class AgentAdapter:
     def catalog(self) -> cat.Catalog:
         """The catalog for now.
 
-        Re-read when a contract, peer or config file changes, or when a contract
-        comes into or goes out of force (``Catalog.next_change``).
+        Re-read when a contract, peer or config file changes (the files are
+        checked at most every :data:`CATALOG_CHECK_SECONDS`: a glob and a stat
+        each, which a per-call check paid on every tool call), or when a
+        contract comes into or goes out of force (``Catalog.next_change``,
+        checked on every call). The catalog only narrows what the adapter
+        sends; the node decides on its own copy of the contracts.
         """
-        stamp = self._stamp()
         now = dt.datetime.now(dt.UTC)
         c = self._catalog
+        stamp = self._catalog_stamp
+        tick = time.monotonic()
+        if c is None or tick - self._catalog_checked >= CATALOG_CHECK_SECONDS:
+            stamp = self._stamp()
+            self._catalog_checked = tick
         if c is None or stamp != self._catalog_stamp or (c.next_change is not None and now >= c.next_change):
             self._catalog = cat.Catalog.load(
                 self.node_dir,
@@ -592,7 +603,7 @@ def build_server(adapter: AgentAdapter) -> Any:
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )
 
-    return Server(
+    server = Server(
         SERVER_NAME,
         version=_version(),
         instructions="Accord: ask partner organizations for data under signed contracts. Only the "
@@ -602,6 +613,29 @@ def build_server(adapter: AgentAdapter) -> Any:
         on_list_resources=on_list_resources,
         on_read_resource=on_read_resource,
     )
+    from federation.observability import tracing_configured
+
+    if not tracing_configured():
+        # the SDK wraps every request in an OpenTelemetry span; with no tracer provider
+        # set up, nothing records them and the wrapping is pure per-call cost
+        server.middleware = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+    return server
+
+
+def run_loop(main: Any) -> Any:
+    """Run coroutine ``main`` to completion on uvloop (libuv) when installed, else asyncio's loop.
+
+    The adapters' per-request cost is mostly event-loop work (pipe and socket
+    wake-ups, task switches); uvloop does it in C (``accord bench adapters``).
+    """
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _version() -> str:

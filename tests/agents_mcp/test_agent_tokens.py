@@ -42,6 +42,16 @@ def test_wrong_agent_secret_expiry_and_revocation_are_refused(node):
     assert ei.value.reason == "TOKEN_EXPIRED"
     book = at.TokenBook(node, agent="triage")
     assert book.verify(tok).id == rec.id
+    assert book.verify(tok).id == rec.id  # remembered now: still checked for expiry and secret
+    with pytest.raises(AuthenticationError) as ei:
+        book.verify(tok, now=later)
+    assert ei.value.reason == "TOKEN_EXPIRED"
+    with pytest.raises(AuthenticationError) as ei:
+        book.verify(tok[:-1] + ("A" if tok[-1] != "A" else "B"))
+    assert ei.value.reason == "TOKEN_INVALID"
+    other_book = at.TokenBook(node, agent="other")
+    with pytest.raises(AuthenticationError):
+        other_book.verify(tok)
     at.revoke(node, rec.id)
     with pytest.raises(AuthenticationError) as ei:
         book.verify(tok)  # the cached book sees the revocation at once

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -227,6 +228,8 @@ def test_card_is_signed_lists_only_contract_skills_and_verifies_against_pinned_k
         f"{gw.agent_url()}.well-known/agent-card.json", headers={"Authorization": "Bearer nope"}, timeout=30
     )
     assert r.status_code == 401 and r.json()["reason"] == "TOKEN_INVALID"
+    r = httpx.get(f"{gw.agent_url()}.well-known/agent-card.json", timeout=30)
+    assert r.status_code == 401 and r.json()["reason"] == "TOKEN_MISSING"
 
 
 def refused(gw: Gateway, token: str, message: Message, *, agent: str = "triage-desk") -> A2AError:
@@ -341,13 +344,73 @@ def test_policy_denial_is_ledgered_at_both_nodes_and_comes_back_with_its_receipt
     )
 
 
-def test_demo_agents_a2a_part_runs_next_to_the_sdk(gw: Gateway) -> None:
+def test_demo_agents_mcp_and_a2a_clients_next_to_the_sdk(gw: Gateway) -> None:
+    """``accord demo --agents``' part: the real mcp client (stdio) and a2a-sdk client beside the SDK."""
     import io
 
     from rich.console import Console
 
-    from federation.demo.a2a import run_a2a_triage
+    from federation.demo.agents import ASKS, run_agents_triage
 
+    before_h, before_r = len(ledger_rows(gw.hospital)), len(ledger_rows(gw.relief))
     out = io.StringIO()
-    assert run_a2a_triage(gw.fed.layout, Console(file=out, width=200)) == []
-    assert "FREE_TEXT_NOT_ALLOWED" in out.getvalue()
+    results, problems = run_agents_triage(gw.fed.layout, Console(file=out, width=220))
+    assert problems == [], problems
+    mni, wide, text = ASKS
+    sdk, mcp, a2a = results["Python SDK"], results["MCP (stdio)"], results["A2A"]
+    for way in (sdk, mcp, a2a):  # the same MNI answer through each way in, each its own disclosure
+        assert way[mni]["outcome"] == "allow" and set(way[mni]["released"]) == set(MNI), way[mni]
+        assert way[mni]["records"] and all(set(r) <= set(MNI) for r in way[mni]["records"])
+        assert way[mni]["receipt"] is True
+    assert len({w[mni]["disclosure_id"] for w in (sdk, mcp, a2a)}) == 3
+    # over-broad: the provider's gate strips diagnosis for the SDK; both adapters refuse before crossing
+    assert sdk[wide]["outcome"] == "allow" and "diagnosis" in sdk[wide]["stripped"]
+    for way in (mcp, a2a):
+        assert way[wide] == {
+            **way[wide],
+            "outcome": "refused",
+            "reason": "FIELD_NOT_IN_CONTRACT",
+            "crossed": False,
+        }
+    assert a2a[text]["reason"] == "FREE_TEXT_NOT_ALLOWED" and not a2a[text]["crossed"]
+    # ledgers: the hospital decided exactly the four asks that crossed (three MNI, the SDK's over-broad one)
+    hosp = [_entry(r) for r in ledger_rows(gw.hospital)[before_h:]]
+    crossed = [w[mni]["disclosure_id"] for w in (sdk, mcp, a2a)] + [sdk[wide]["disclosure_id"]]
+    assert sorted(e["disclosure_id"] for e in hosp if e.get("disclosure_id")) == sorted(crossed), hosp
+    received = [e for e in map(_entry, ledger_rows(gw.relief)[before_r:]) if e.get("kind") == "received"]
+    assert sorted(e["disclosure_id"] for e in received) == sorted(crossed)  # receipts checked at relief
+    shown = out.getvalue()
+    for word in ("MCP (stdio)", "A2A", "Python SDK", "FIELD_NOT_IN_CONTRACT", "FREE_TEXT_NOT_ALLOWED"):
+        assert word in shown
+
+
+def test_a_contract_removed_or_restored_while_the_gateway_runs_is_seen_within_seconds(gw: Gateway) -> None:
+    """The gateway re-reads changed contract files (at most once a second) instead of only at start."""
+    token = gw.token("triage-coordinator")
+    msg = {"subject": "patient-001", "fields": MNI}
+    asyncio.run(call(gw, token, data_message(msg)))  # served now (and the partner's card is cached)
+    path = gw.relief / "contracts" / f"{CONTRACT}.json"
+    held = path.read_bytes()
+
+    def reason_now() -> str:
+        try:
+            asyncio.run(call(gw, token, data_message(msg)))
+        except A2AError as exc:
+            return exc.data["accordReason"]
+        return "served"
+
+    def wait_for(expected: str) -> None:
+        deadline = time.monotonic() + 30
+        seen = reason_now()
+        while seen != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = reason_now()
+        assert seen == expected
+
+    path.unlink()
+    try:
+        # relief no longer holds a contract giving the skill: refused at the gateway, nothing crosses
+        wait_for("A2A_UNKNOWN_SKILL")
+    finally:
+        path.write_bytes(held)
+    wait_for("served")

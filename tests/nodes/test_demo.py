@@ -14,13 +14,17 @@ pytestmark = pytest.mark.xdist_group("demo")
 def test_demo_runs_and_operator_commands_work_offline_afterwards(tmp_path):
     work = tmp_path / "demo"
     p = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "demo", "--workdir", str(work)],
+        [sys.executable, "-m", "federation.cli.main", "demo", "--workdir", str(work), "--agents"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "demo passed" in p.stdout
+    # --agents: the SDK, a real MCP client and a real A2A client side by side (federation.demo.agents
+    # checks the outcomes; the demo fails otherwise)
+    assert "three ways in" in p.stdout and "mcp ClientSession" in p.stdout and "a2a-sdk client" in p.stdout
+    assert "FIELD_NOT_IN_CONTRACT" in p.stdout and "FREE_TEXT_NOT_ALLOWED" in p.stdout
     for org in ("hospital", "relief", "supplier"):
         assert (work / org / "node.toml").exists()
         assert not (work / org / "node.pid").exists(), "node processes were not cleaned up"

@@ -38,6 +38,7 @@ from a2a.utils.signing import SignatureVerificationError, create_agent_card_sign
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import json_format
 
+from credentials.keys import Ed25519Signer
 from federation.a2a.config import ExposedAgent
 from federation.errors import AuthenticationError, InvalidRequestError
 
@@ -176,18 +177,47 @@ def build_card(
     )
 
 
-def sign_card(card: AgentCard, *, seed: bytes, kid: str) -> AgentCard:
+class _SignerKey(Ed25519PrivateKey):
+    """A :class:`credentials.Ed25519Signer` as the private-key object PyJWT signs with.
+
+    The a2a-sdk's card signer hands its key to PyJWT, whose EdDSA algorithm
+    calls only ``sign``; this lets a key that never leaves its store (a PKCS#11
+    token) sign cards. Its private bytes cannot be read.
+    """
+
+    def __init__(self, signer: Ed25519Signer) -> None:
+        self._signer = signer
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer.sign(data)
+
+    def public_key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self._signer.public_key)
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise TypeError("the organization key's private bytes are not exportable")
+
+    def private_bytes_raw(self) -> bytes:
+        raise TypeError("the organization key's private bytes are not exportable")
+
+    def __copy__(self) -> _SignerKey:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _SignerKey:
+        return self
+
+
+def sign_card(card: AgentCard, *, key: Ed25519Signer, kid: str) -> AgentCard:
     """Append a JWS signature (EdDSA, ``kid``) over the card's JCS form; returns the card.
 
     Args:
         card: the card (modified in place).
-        seed: 32-byte Ed25519 private key seed of the organization.
+        key: the organization's Ed25519 signer (a key pair in memory, or a
+            key held in a PKCS#11 token: only its ``sign`` is used).
         kid: DID URL of the key (``<org DID>#key-1``).
 
     """
-    signer = create_agent_card_signer(
-        Ed25519PrivateKey.from_private_bytes(seed), {"kid": kid, "alg": JWS_ALG, "typ": "JOSE"}
-    )
+    signer = create_agent_card_signer(_SignerKey(key), {"kid": kid, "alg": JWS_ALG, "typ": "JOSE"})
     return signer(card)
 
 
@@ -317,6 +347,6 @@ def cards_for_partner(node: Any, partner_did: str) -> list[bytes]:
         )
         if not card.skills:
             continue
-        sign_card(card, seed=node.identity.org_key.seed, kid=node.identity.verification_method)
+        sign_card(card, key=node.identity.org_key, kid=node.identity.verification_method)
         out.append(card_json(card))
     return out

@@ -339,7 +339,7 @@ class Gateway:
                     ext.params.update(
                         {"gateway": self.did, "partnerCard": json_format.MessageToDict(pa.card)}
                     )
-            cardlib.sign_card(card, seed=self.identity.org_key.seed, kid=self.identity.verification_method)
+            cardlib.sign_card(card, key=self.identity.org_key, kid=self.identity.verification_method)
             pa.local_card = cardlib.card_json(card)
         return pa.local_card
 

@@ -35,7 +35,7 @@ def signed_card(key: Ed25519KeyPair, *, org: str = HOSPITAL, kid: str | None = N
         terms=TERMS,
         url="accord:x",
     )
-    sign_card(card, seed=key.seed, kid=kid or f"{org}#key-1")
+    sign_card(card, key=key, kid=kid or f"{org}#key-1")
     return card_json(card)
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.xdist_group("federation")
 
 PIN_ENV = "ACCORD_TEST_HSM_PIN"
 PIN = "314159"
-TOKENS = ("init", "node", "rotate", "fed", "ledger")
+TOKENS = ("init", "node", "rotate", "fed", "ledger", "cards")
 _MODULES = (
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -450,3 +450,21 @@ def test_init_that_fails_midway_leaves_no_key_pair_in_the_token(hsm, tmp_path, m
     assert ei.value.reason == "KEY_STORE_UNAVAILABLE" and "DeviceMemory" in str(ei.value)
     assert not (tmp_path / "zeta").exists()
     assert _labels(hsm, "rotate") == before and not any(lab.startswith("accord-zeta") for lab in before)
+
+
+def test_an_a2a_agent_card_is_signed_by_the_organization_key_in_the_token(hsm):
+    """The a2a-sdk signs cards through PyJWT with a private-key object: a token key signs them too."""
+    from federation.a2a.cards import SkillTerms, build_card, card_json, parse_card, sign_card, verify_card
+    from federation.a2a.config import ExposedAgent
+    from federation.keystore import Pkcs11Config, generate_pkcs11_key
+
+    key = generate_pkcs11_key(Pkcs11Config(module=hsm, token="cards", pin_env=PIN_ENV), label_prefix="org")
+    with pytest.raises(Exception, match="KEY_NOT_EXPORTABLE|cannot be exported"):
+        key.seed  # noqa: B018
+    org = "did:web:alpha.accord.test"
+    terms = {"triage": [SkillTerms("triage", "c1", ("patients",), ("patient_id", "triage_level"))]}
+    exposed = ExposedAgent(agent="desk", skills=["triage"])
+    card = build_card(exposed, org_name="alpha", org_did=org, terms=terms, url="accord:x")
+    sign_card(card, key=key, kid=f"{org}#key-1")
+    parsed = parse_card(card_json(card))
+    assert verify_card(parsed, pinned={f"{org}#key-1": (org, key.public_key)}) == org

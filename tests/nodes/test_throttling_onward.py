@@ -190,9 +190,13 @@ def test_exceeding_the_exposure_tolerance_lowers_the_pairs_ceiling(fed3):
     port = tomllib.loads((relief / "node.toml").read_text())["metrics_port"]
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert 'accord_exposure_alerts_total{contract="hospital-relief-shelters"} 1.0' in text
-    shown = json.loads(accord("trust", "show", "--dir", relief, "--json", "--history").stdout)
-    row = {r["contract"]: r for r in shown}["hospital-relief-shelters"]
-    assert any(h["cause"] == "exposure" for h in row["history"])
+
+    def exposure_changes():  # the node persists trust state every 5 s: wait for the change to be there
+        shown = json.loads(accord("trust", "show", "--dir", relief, "--json", "--history").stdout)
+        row = {r["contract"]: r for r in shown}["hospital-relief-shelters"]
+        return [h for h in row["history"] if h["cause"] == "exposure"]
+
+    assert wait_for(exposure_changes, timeout=30.0)
 
 
 def test_a_slow_probing_agent_is_suspended_and_alerted(fed3):

@@ -62,7 +62,6 @@ from ledger import (
 from policy import (
     Contract,
     DecisionCache,
-    DecisionLog,
     OpaRestEngine,
     PolicyDecisionPoint,
     PolicyError,
@@ -383,8 +382,7 @@ class Node(ProviderSide, RequesterSide):
         Returns the number of records written. The file is the node's
         exportable decision log (one JSON object per decision).
         """
-        old, self.pdp.log = self.pdp.log, DecisionLog()
-        records = list(old)
+        records = self.pdp.log.drain()  # the same log object: an append racing the drain is kept
         if records:
             with open_private_append(self.paths.root / "decisions.jsonl") as fh:
                 for rec in records:

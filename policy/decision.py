@@ -470,6 +470,17 @@ class DecisionLog:
         with self._lock:
             return iter(list(self._records))
 
+    def drain(self) -> list[dict[str, Any]]:
+        """Take every record appended so far and empty the log (atomically).
+
+        The log object stays the same, so a thread that read a reference to
+        it before the drain and appends after it still lands in the log (the
+        next drain takes it); replacing the log object would lose that record.
+        """
+        with self._lock:
+            records, self._records = self._records, []
+        return records
+
     def export_jsonl(self, path: str | Path) -> int:
         """Write every record as one JCS line (UTF-8) to ``path``; returns the count."""
         with self._lock:

@@ -102,3 +102,27 @@ def test_concurrent_requests_never_overspend_the_budget() -> None:
     spent = sum(d.budget_spent for d in results)
     assert spent <= 0.5 + 1e-9
     assert spent == pytest.approx(0.5)  # 0.3, then 0.1 (sex only), then 0.1: exactly full
+
+
+def test_a_decision_recorded_while_the_log_is_drained_is_kept(tmp_path) -> None:
+    """The node drains the log from its persist loop while worker threads decide.
+
+    A thread that took the log before a drain and appends after it must still
+    land in the next drain (the node once swapped in a fresh log object: that
+    record went to the discarded one and never reached ``decisions.jsonl``).
+    """
+    from types import SimpleNamespace
+
+    from policy_support import make_input
+
+    from federation.node import Node
+
+    p = pdp()
+    decision = ask(p, ["patient.age"])
+    node = SimpleNamespace(pdp=p, paths=SimpleNamespace(root=tmp_path))
+    held = p.log  # a worker thread's reference, taken before the drain
+    assert Node.drain_decision_log(node) == 1
+    held.append(make_input(), decision)  # ... used after it
+    assert Node.drain_decision_log(node) == 1
+    lines = (tmp_path / "decisions.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and len(p.log) == 0

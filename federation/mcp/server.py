@@ -428,6 +428,7 @@ async def _request_records(a: AgentAdapter, args: dict[str, Any]) -> dict[str, A
         "stripped_fields": list(r.stripped_fields),
         "notes": list(r.reasons),
         "obligations": list(r.obligations),
+        "content_labels": content_labels(r),
         "effective_trust": r.effective_trust,
         "receipt": {
             "disclosure_id": r.disclosure_id,
@@ -435,6 +436,26 @@ async def _request_records(a: AgentAdapter, args: dict[str, Any]) -> dict[str, A
             "received_leaf_index": r.received_leaf_index,
         },
     }
+
+
+def content_labels(result: Any) -> list[dict[str, Any]]:
+    """The own node's labels for free text in ``result`` (:class:`federation.client.Result`), as JSON.
+
+    One ``{"record": int, "field": str, "verdict": str, "findings": [str],
+    "quarantined": bool}`` per flagged or unscreened value (``ContentLabel``,
+    docs/content-controls.md): the values at those places are untrusted data
+    for the model, never instructions; a quarantined one is not in ``records``.
+    """
+    return [
+        {
+            "record": int(lb.record),
+            "field": lb.field,
+            "verdict": lb.verdict,
+            "findings": list(lb.findings),
+            "quarantined": bool(lb.quarantined),
+        }
+        for lb in getattr(result, "content_labels", ())
+    ]
 
 
 async def _aggregate(a: AgentAdapter, args: dict[str, Any]) -> dict[str, Any]:

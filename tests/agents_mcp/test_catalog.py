@@ -51,3 +51,29 @@ def test_explain_names_what_is_open_instead(layout):
     assert ex["status"] == "PERMISSION_DENIED"
     assert [a["purpose"] for a in ex["allowed_instead"]][0] == "surge-planning"
     assert cat.explain(c, "TRUST_TOO_LOW:age")["reason"] == "TRUST_TOO_LOW"
+
+
+def test_request_records_result_carries_the_own_nodes_content_labels():
+    """A flagged free-text value reaches the model with its label, as the SDK and A2A carry it."""
+    from types import SimpleNamespace
+
+    from federation.mcp.server import content_labels
+    from federation.pb import federation_pb2 as pb
+
+    flagged = pb.ContentLabel(
+        record=1, field="notes", verdict="injection", findings=["injection(role_play)"], quarantined=True
+    )
+    result = SimpleNamespace(
+        content_labels=(flagged, pb.ContentLabel(record=0, field="notes", verdict="unscreened"))
+    )
+    assert content_labels(result) == [
+        {
+            "record": 1,
+            "field": "notes",
+            "verdict": "injection",
+            "findings": ["injection(role_play)"],
+            "quarantined": True,
+        },
+        {"record": 0, "field": "notes", "verdict": "unscreened", "findings": [], "quarantined": False},
+    ]
+    assert content_labels(SimpleNamespace(content_labels=())) == []

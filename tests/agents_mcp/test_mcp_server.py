@@ -64,6 +64,7 @@ def test_request_returns_only_mni_fields_with_a_ledgered_receipt(fed2):
     assert body["decision"] == "allow" and body["records"]
     assert all(set(rec) <= TRIAGE_MNI for rec in body["records"])
     assert {"diagnosis", "hiv_status", "name"} <= set(body["stripped_fields"])
+    assert body["content_labels"] == []  # no free text in this contract: nothing flagged
     receipt = body["receipt"]
     assert receipt["verified"] is True and receipt["disclosure_id"].startswith("dsc_")
     # both ledgers hold the crossing; the agent sees its own entry with the provider's receipt

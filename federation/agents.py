@@ -151,7 +151,6 @@ def credential_valid_until(credential: dict) -> dt.datetime | None:
     return t if t.tzinfo is not None else None
 
 
-
 def agent_row(agent, *, now: dt.datetime, expiring_within_days: int) -> dict:
     """One registered agent as ``accord agent list --json`` prints it (the console shows the same).
 
@@ -183,6 +182,7 @@ def agent_row(agent, *, now: dt.datetime, expiring_within_days: int) -> dict:
         "valid_until": agent.credential.get("validUntil") if until else None,
         "expiry": expiry,
     }
+
 
 def renew_agent(
     identity: NodeIdentity,

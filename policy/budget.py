@@ -212,8 +212,10 @@ class BudgetLedger:
         Raises:
             BudgetStateError: negative/non-finite units or a malformed key.
         """
-        if isinstance(units, bool) or not isinstance(units, int | float) or not (
-            math.isfinite(units) and units >= 0
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int | float)
+            or not (math.isfinite(units) and units >= 0)
         ):
             raise BudgetStateError(f"units must be finite and >= 0, got {units!r}")
         self._check_key(key)

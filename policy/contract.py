@@ -918,9 +918,7 @@ class Contract(_Frozen):
         named = {p for pur in self.purposes.values() for p in (*pur.mni, *pur.optional)}
         for f in self.content.fields:
             if not any(n == f or n.startswith(f + ".") or f.startswith(n + ".") for n in named):
-                raise ValueError(
-                    f"content.fields names {f!r}, which no purpose lists under mni or optional"
-                )
+                raise ValueError(f"content.fields names {f!r}, which no purpose lists under mni or optional")
         return self
 
     @field_validator("valid_until")

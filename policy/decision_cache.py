@@ -159,9 +159,7 @@ def decision_key(doc: Mapping[str, Any] | None, inp: DecisionInput) -> Hashable 
         budget,
         None if rate is None else inp.recent_requests >= rate["requests"],
         None if limits["max_requests"] is None else session["requests"] >= limits["max_requests"],
-        None
-        if limits["max_fields"] is None
-        else (session["fields_released"], released_names),
+        None if limits["max_fields"] is None else (session["fields_released"], released_names),
     )
 
 

@@ -187,8 +187,7 @@ def contracts_document(contracts: Sequence[Contract]) -> dict[str, Any]:
         if h is not None:
             if h in hooks:
                 raise ContractInvalidError(
-                    f"contracts {hooks[h]!r} and {c.id!r} both declare hook package "
-                    f"accord.hooks.{h}",
+                    f"contracts {hooks[h]!r} and {c.id!r} both declare hook package accord.hooks.{h}",
                     metadata={"contract_id": c.id, "field": "rego_module"},
                 )
             hooks[h] = c.id
@@ -296,9 +295,7 @@ def decision_from_result(
         raise MalformedResult("effective_trust_micros is not an int in [0, 1e6]")
     if isinstance(spent, bool) or not isinstance(spent, int) or spent < 0:
         raise MalformedResult("budget_spent_micros is not an int >= 0")
-    if max_records is not None and (
-        isinstance(max_records, bool) or not isinstance(max_records, int)
-    ):
+    if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)):
         raise MalformedResult("max_records is not an int or null")
     if raw.get("contract_hash") != contract_hash:
         raise MalformedResult("the engine decided under another contract than the one looked up")

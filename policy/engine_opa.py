@@ -112,11 +112,7 @@ class OpaRestEngine:
         retries: int = 0,
     ) -> None:
         parts = urlsplit(url)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.path not in ("", "/")
-        ):
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"OPA url must be http(s)://host[:port], got {url!r}")
         if parts.scheme == "https" and tls is None:
             tls = OpaTls()
@@ -187,9 +183,7 @@ class OpaRestEngine:
                     continue
                 hook_id = f"accord_hook_{c.hook_name}"
                 try:
-                    self._client.update_policy_from_string(
-                        c.rego_module, hook_id, rego_compat=False
-                    )
+                    self._client.update_policy_from_string(c.rego_module, hook_id, rego_compat=False)
                 except RegoParseError as exc:
                     raise RegoModuleError(
                         f"contract {c.id}: OPA rejects rego_module: {exc}",

@@ -49,9 +49,7 @@ def _first_error_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _interpreter(
-    policy: str, contracts: Sequence[Contract], data: dict[str, Any]
-) -> regopy.Interpreter:
+def _interpreter(policy: str, contracts: Sequence[Contract], data: dict[str, Any]) -> regopy.Interpreter:
     rego = regopy.Interpreter()
     rego.add_module(_BASE_MODULE, policy)
     for c in contracts:
@@ -181,9 +179,7 @@ def compile_check(contract: Contract) -> None:
         probe = regopy.Interpreter()
         defined = hook_functions(contract.rego_module)
         unknown = sorted(
-            n
-            for n in hook_calls(contract.rego_module)
-            if n not in defined and not probe.is_builtin(n)
+            n for n in hook_calls(contract.rego_module) if n not in defined and not probe.is_builtin(n)
         )
         if unknown:
             raise RegoModuleError(

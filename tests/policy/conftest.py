@@ -34,8 +34,13 @@ def opa_stub() -> Iterator[OpaStub]:
 
 
 @pytest.fixture(scope="session")
-def opa_engine(opa_stub: OpaStub, table_contracts: list[Contract]) -> Iterator[OpaRestEngine]:
-    e = OpaRestEngine(opa_stub.url, timeout_seconds=5.0)
+def opa_engine(table_contracts: list[Contract]) -> Iterator[OpaRestEngine]:
+    # its own OPA: tests that load other versions of the same contract ids into the shared
+    # ``opa_stub`` would otherwise change what this engine decides under (it then refuses
+    # every decision: "the engine decided under another contract than the one looked up")
+    stub = OpaStub().start()
+    e = OpaRestEngine(stub.url, timeout_seconds=5.0)
     e.load(table_contracts)
     yield e
     e.close()
+    stub.stop()

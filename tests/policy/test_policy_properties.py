@@ -144,4 +144,5 @@ def test_decision_invariants(inp, regopy_engine) -> None:
 @given(inp=INPUTS)
 def test_engines_agree_on_random_inputs(inp, regopy_engine, opa_engine) -> None:
     a, b = regopy_engine.decide(inp), opa_engine.decide(inp)
-    assert a.outcome() == b.outcome(), json.dumps(inp.to_rego_input())
+    errors = [e.stats.last_error for e in (regopy_engine, opa_engine) if e.stats.failures]
+    assert a.outcome() == b.outcome(), f"{json.dumps(inp.to_rego_input())} engine errors: {errors}"

@@ -18,6 +18,8 @@ structured ``behaviour anomaly`` log line, and an ``anomaly`` ledger entry
 
 State is bounded: the baselines' own bounds, and at most
 :data:`MAX_SUSPENDED` suspended agents (the oldest suspension dropped first).
+With replicas, suspensions are also shared rows (every replica refuses a
+suspended agent); the baselines' counters stay per replica.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ def _state(node: Any) -> tuple[BehaviourBaselines, OrderedDict[str, float]]:
     return st
 
 
+def _suspend_locally(suspended: OrderedDict[str, float], agent: str, until: float) -> None:
+    suspended[agent] = until
+    suspended.move_to_end(agent)
+    while len(suspended) > MAX_SUSPENDED:
+        suspended.popitem(last=False)
+
+
 def config_for(limits: Any) -> BaselineConfig:
     """The :class:`policy.baselines.BaselineConfig` of a contract's ``baselines`` block."""
     return BaselineConfig(
@@ -81,8 +90,12 @@ def config_for(limits: Any) -> BaselineConfig:
     )
 
 
-def admit(node: Any, sess: Any, request: Any, contract: Any, now: Any) -> None:
+async def admit(node: Any, sess: Any, request: Any, contract: Any, now: Any) -> None:
     """Refuse a suspended agent or a throttled session before anything is decided.
+
+    With replicas (``node.shared_state``), a suspension made by any replica
+    counts: it is read from the shared rows (in a worker thread) when this
+    replica holds none for the agent.
 
     Raises:
         ThrottledError: ``AGENT_SUSPENDED_ANOMALY`` or ``SESSION_THROTTLED``.
@@ -92,6 +105,13 @@ def admit(node: Any, sess: Any, request: Any, contract: Any, now: Any) -> None:
     _, suspended = _state(node)
     until = suspended.get(request.agent_did)
     t = now.timestamp()
+    shared = getattr(node, "shared_state", None)
+    if until is None and shared is not None:
+        from federation.replicas import shared_call
+
+        until = await shared_call(shared, shared.agent_suspended_until, request.agent_did, now=t)
+        if until is not None:
+            _suspend_locally(suspended, request.agent_did, until)
     if until is not None:
         if t < until:
             THROTTLED.labels(reason="AGENT_SUSPENDED_ANOMALY").inc()
@@ -163,10 +183,13 @@ async def _act(
         taken.append("tighten_session")
     if "suspend_agent" in anomaly.actions:
         _, suspended = _state(node)
-        suspended[request.agent_did] = now.timestamp() + limits.suspend_seconds
-        suspended.move_to_end(request.agent_did)
-        while len(suspended) > MAX_SUSPENDED:
-            suspended.popitem(last=False)
+        until = now.timestamp() + limits.suspend_seconds
+        _suspend_locally(suspended, request.agent_did, until)
+        shared = getattr(node, "shared_state", None)
+        if shared is not None:  # every replica refuses the agent, not only this one
+            from federation.replicas import shared_call
+
+            await shared_call(shared, shared.suspend_agent, request.agent_did, until=until)
         node.sessions.terminate_agent(request.agent_did)
         taken.append("suspend_agent")
     scope = anomaly.key[0]

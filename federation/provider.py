@@ -431,7 +431,8 @@ class ProviderSide:
                 reason=reason,
                 metadata={"contract_id": request.contract_id},
             )
-        behaviour.admit(self, sess, request, contract, now)  # issue #15: suspended agent, throttled session
+        # issue #15: a suspended agent (here or at another replica), a throttled session
+        await behaviour.admit(self, sess, request, contract, now)
         if request.aggregate_json:
             return await self._serve_aggregate(peer, sess, request, contract, now, t0)
         # issue #15: an operator's approval in effect for requests of this shape (or a refusal)

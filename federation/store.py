@@ -458,6 +458,8 @@ class NodeStore:
 
 TRUST_CONFIG_KEY = "trust:config"
 TRUST_PAIR_PREFIX = "trust:pair:"
+#: Agents suspended after a behavioural anomaly, shared by replicas (:mod:`federation.behaviour`).
+SUSPENDED_PREFIX = "behaviour:suspended:"
 #: Operator changes (``accord trust set``) waiting for the running node to apply them.
 TRUST_SET_PREFIX = "trust:set:"
 _LEDGER_PREFIX = {"budgets": "budgets:key:", "requests": "requests:key:"}
@@ -1022,6 +1024,32 @@ class ReplicaStateStore:
         """
         names = {name: _digest_key(prefix, key) for name, prefix in _LEDGER_PREFIX.items()}
         return self.locked_state_rows(("ledger-key", *key), names)
+
+    # ---- behavioural suspensions (federation.behaviour): one replica suspends, every replica refuses
+    def suspend_agent(self, agent_did: str, *, until: float) -> None:
+        """Record that ``agent_did`` is suspended here until ``until`` (Unix seconds); a later end wins."""
+        key = _digest_key(SUSPENDED_PREFIX, ("agent", agent_did))
+        with self.locked_state_rows(("suspended", agent_did), {"row": key}) as rows:
+            old = rows["row"]
+            if old is None or float(old.get("until", 0)) < until:
+                rows["row"] = {"until": until}
+
+    def agent_suspended_until(self, agent_did: str, *, now: float) -> float | None:
+        """When ``agent_did``'s suspension ends (Unix seconds), or None if it is not suspended at ``now``.
+
+        A suspension that has ended is deleted as it is read (the rows stay
+        bounded by the agents suspended within the last ``suspend_seconds``).
+        """
+        key = _digest_key(SUSPENDED_PREFIX, ("agent", agent_did))
+        with self._single() as conn:
+            raw = conn.execute(select(state.c.value).where(state.c.key == key)).scalar()
+            if raw is None:
+                return None
+            until = float(json.loads(raw).get("until", 0))
+            if until <= now:
+                conn.execute(state.delete().where(state.c.key == key))
+                return None
+            return until
 
     # ---- trust pairs: read-through and write-through (policy.TrustBook.share)
     def trust_row(self, pair: tuple[str, str]) -> dict[str, Any] | None:

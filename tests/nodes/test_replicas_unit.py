@@ -293,3 +293,36 @@ def test_shared_call_leaves_the_event_loop_only_for_replicas():
 
     inline, off, loop_thread = asyncio.run(go())
     assert inline == loop_thread and off != loop_thread
+
+
+def test_an_agent_suspended_by_one_replica_is_refused_by_the_other(two):
+    """Behavioural suspension (issue #15) holds across replicas: the agent cannot move to another one."""
+    import asyncio
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from federation.behaviour import ThrottledError, admit
+
+    a, b = two
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    t = now.timestamp()
+    agent = "did:key:z6MkProber"
+    contract = SimpleNamespace(baselines=SimpleNamespace())  # a contract with a baselines block
+    request = SimpleNamespace(agent_did=agent)
+    at_b = SimpleNamespace(shared_state=b)  # replica b's node: it has suspended no one itself
+
+    def ask(node, when):
+        sess = SimpleNamespace(throttle_cap=None, requests=0)
+        asyncio.run(admit(node, sess, request, contract, when))
+
+    ask(at_b, now)  # not suspended anywhere yet
+    a.suspend_agent(agent, until=t + 600)
+    a.suspend_agent(agent, until=t + 60)  # a shorter, later suspension does not cut the first
+    with pytest.raises(ThrottledError) as ei:
+        ask(SimpleNamespace(shared_state=b), now + dt.timedelta(seconds=120))
+    assert ei.value.reason == "AGENT_SUSPENDED_ANOMALY"
+    assert ei.value.metadata["until_unix"] == f"{t + 600:.0f}"
+    # once it has ended, every replica admits the agent again and the row is gone
+    assert b.agent_suspended_until(agent, now=t + 601) is None
+    assert a.agent_suspended_until(agent, now=t) is None
+    ask(SimpleNamespace(shared_state=b), now + dt.timedelta(seconds=601))

@@ -56,6 +56,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from federation.client import AgentClient
+from federation.demo.agents import mcp_server_params, start_gateway
 from federation.demo.setup import Layout, provision
 from federation.supervisor import NodeProcess
 
@@ -108,20 +109,10 @@ async def _mcp_stdio(layout: Layout, *, args: list[str] | None = None) -> AsyncI
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=args
-        or [
-            "-m",
-            "federation.cli.main",
-            "mcp",
-            "serve",
-            "--dir",
-            str(layout.orgs["relief"]),
-            "--agent",
-            AGENT,
-        ],
-        env=dict(os.environ),
+    params = (
+        StdioServerParameters(command=sys.executable, args=args, env=dict(os.environ))
+        if args
+        else mcp_server_params(layout.orgs["relief"], AGENT)
     )
     async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
         await s.initialize()
@@ -215,25 +206,9 @@ def _expose_a2a(layout: Layout) -> None:
 @asynccontextmanager
 async def _a2a(layout: Layout) -> AsyncIterator[Call]:
     from federation.agent_tokens import mint
-    from federation.supervisor import free_port
 
     relief = layout.orgs["relief"]
-    gw = NodeProcess(
-        relief,
-        command=[
-            sys.executable,
-            "-m",
-            "federation.cli.main",
-            "a2a",
-            "serve",
-            "--dir",
-            str(relief),
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-        ],
-    )
-    gw.log_path = relief / "a2a.log"
-    await asyncio.to_thread(gw.start, timeout=60)
+    gw = await asyncio.to_thread(start_gateway, layout)
     token, _ = mint(relief, AGENT, ttl_days=1, label="accord bench adapters")
     try:
         async with _a2a_client(f"http://{gw.endpoint}/a2a/{PARTNER}/{A2A_AGENT}/", token=token) as call:

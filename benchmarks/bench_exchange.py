@@ -42,6 +42,14 @@ from federation.demo.setup import provision
 from federation.supervisor import NodeProcess, free_port
 
 FIELDS = ["sku", "name", "stock", "warehouse"]
+#: the benchmarked request: relief's logistics agent asks the supplier for one SKU's MNI fields
+PROCUREMENT: dict[str, Any] = {
+    "contract_id": "relief-supplier-procurement",
+    "purpose": "emergency-procurement",
+    "resource": "inventory",
+    "subject": "SKU-1001",
+    "fields": FIELDS,
+}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -135,30 +143,18 @@ async def _full(
         session = await agent.open_session("supplier")
         sample = agent.sign_request(
             session,
-            contract_id="relief-supplier-procurement",
-            purpose="emergency-procurement",
-            resource="inventory",
-            subject="SKU-1001",
-            fields=FIELDS,
+            **PROCUREMENT,
         )
         first = await agent.request(
             session,
-            contract_id="relief-supplier-procurement",
-            purpose="emergency-procurement",
-            resource="inventory",
-            subject="SKU-1001",
-            fields=FIELDS,
+            **PROCUREMENT,
         )
         reply_bytes = first.outcome.ByteSize()
 
         async def call() -> None:
             await agent.request(
                 session,
-                contract_id="relief-supplier-procurement",
-                purpose="emergency-procurement",
-                resource="inventory",
-                subject="SKU-1001",
-                fields=FIELDS,
+                **PROCUREMENT,
             )
 
         out = {c: await _load(call, concurrency=c, seconds=seconds, pids=pids) for c in levels}

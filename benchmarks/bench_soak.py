@@ -35,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.bench_exchange import FIELDS, _cpu_seconds
+from benchmarks.bench_exchange import PROCUREMENT, _cpu_seconds
 from federation.client import AgentClient
 from federation.demo.setup import provision
 from federation.errors import FederationError
@@ -64,11 +64,7 @@ async def _soak(layout, *, seconds: float, in_flight: int, pids: dict[str, int])
         async def call() -> None:
             await agent.request(
                 session,
-                contract_id="relief-supplier-procurement",
-                purpose="emergency-procurement",
-                resource="inventory",
-                subject="SKU-1001",
-                fields=FIELDS,
+                **PROCUREMENT,
             )
 
         for _ in range(min(20, 4 * in_flight)):  # warm-up: caches, connections, worker processes

@@ -24,6 +24,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,42 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def run_in_federation(
+    work_dir: str | Path | None,
+    *,
+    prefix: str,
+    provision: Callable[[Path], Any],
+    sweep: Callable[[Any], Awaitable[Any]],
+) -> tuple[Any, Any, float]:
+    """Provision a TVP federation, start its nodes, run ``sweep`` on it, stop them.
+
+    Args:
+        work_dir: directory for the node directories (default: a temporary
+            one named ``prefix…``, removed afterwards).
+        prefix: the temporary directory's name prefix.
+        provision: ``provision(dir) -> layout`` (the federation's node directories).
+        sweep: ``await sweep(layout) -> result``, run while the nodes serve.
+
+    Returns:
+        ``(layout, result, start_s)``: ``start_s`` is the seconds the nodes took to start.
+
+    Raises:
+        RuntimeError: a node did not start (:class:`TvpFederation`).
+    """
+    tmp = tempfile.TemporaryDirectory(prefix=prefix) if work_dir is None else None
+    root = Path(work_dir) if work_dir is not None else Path(tmp.name)  # type: ignore[union-attr]
+    try:
+        layout = provision(root / "fed")
+        t0 = time.perf_counter()
+        with TvpFederation(layout):
+            start_s = time.perf_counter() - t0
+            result = asyncio.run(sweep(layout))
+        return layout, result, start_s
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
 def run(
     *,
     chains_per_scene: int = 10,
@@ -179,19 +216,14 @@ def run(
         The rows (see the module docstring).
     """
     console = Console(stderr=json_output, width=max(132, Console().width))
-    tmp = tempfile.TemporaryDirectory(prefix="accord-tvp-") if work_dir is None else None
-    root = Path(work_dir) if work_dir is not None else Path(tmp.name)  # type: ignore[union-attr]
-    try:
-        layout = provision_tvp(root / "fed", models=models)
-        t0 = time.perf_counter()
-        with TvpFederation(layout):
-            start_s = time.perf_counter() - t0
-            result = asyncio.run(run_sweep(layout, chains_per_scene=chains_per_scene))
-        rows = summarize(result.chains)
-        png = plot(rows, Path(plot_path) if plot_path else Path.cwd() / "trust_sweep.png")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    layout, result, start_s = run_in_federation(
+        work_dir,
+        prefix="accord-tvp-",
+        provision=lambda d: provision_tvp(d, models=models),
+        sweep=lambda lay: run_sweep(lay, chains_per_scene=chains_per_scene),
+    )
+    rows = summarize(result.chains)
+    png = plot(rows, Path(plot_path) if plot_path else Path.cwd() / "trust_sweep.png")
     if json_output:
         print(json.dumps(rows, indent=2))
     else:

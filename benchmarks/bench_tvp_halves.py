@@ -14,11 +14,9 @@ task success against OER, one line per row through τ = 0.1 → 0.5 → 0.9.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.bench_trust_sweep import run_in_federation
 from interop_tests.tvp.paradox import (
     DEFAULT_BACKEND,
     ROWS,
@@ -34,7 +33,6 @@ from interop_tests.tvp.paradox import (
     run_halves,
     summarize_halves,
 )
-from interop_tests.tvp.runner import TvpFederation
 
 ROW_TITLES = {
     "none": "no gate",
@@ -171,19 +169,14 @@ def run(
         ValueError: unknown backend.
     """
     console = Console(stderr=json_output, width=max(132, Console().width))
-    tmp = tempfile.TemporaryDirectory(prefix="accord-tvp-halves-") if work_dir is None else None
-    root = Path(work_dir) if work_dir is not None else Path(tmp.name)  # type: ignore[union-attr]
-    try:
-        layout = provision_halves(root / "fed", backend=backend)
-        t0 = time.perf_counter()
-        with TvpFederation(layout):
-            start_s = time.perf_counter() - t0
-            result = asyncio.run(run_halves(layout, chains_per_scene=chains_per_scene))
-        rows = summarize_halves(result.chains)
-        png = plot(rows, Path(plot_path) if plot_path else Path.cwd() / "tvp_halves.png")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    layout, result, start_s = run_in_federation(
+        work_dir,
+        prefix="accord-tvp-halves-",
+        provision=lambda d: provision_halves(d, backend=backend),
+        sweep=lambda lay: run_halves(lay, chains_per_scene=chains_per_scene),
+    )
+    rows = summarize_halves(result.chains)
+    png = plot(rows, Path(plot_path) if plot_path else Path.cwd() / "tvp_halves.png")
     report = {
         "rows": rows,
         "approvals": approvals_per_1000(result.approvals),

@@ -27,6 +27,7 @@ import asyncio
 import os
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import tomli_w
@@ -69,8 +70,12 @@ def expose_triage_desk(layout: Layout) -> None:
     path.write_text(tomli_w.dumps(cfg))
 
 
-def start_gateway(layout: Layout) -> NodeProcess:
-    """Start relief's gateway process (``accord a2a serve``) on a free loopback port."""
+def start_gateway(layout: Layout, *, timeout: float = 60.0) -> NodeProcess:
+    """Start relief's gateway process (``accord a2a serve``) on a free loopback port.
+
+    Its log goes to ``relief/a2a.log``. Raises ``RuntimeError`` when it is not
+    ready within ``timeout`` seconds (:meth:`NodeProcess.start`).
+    """
     relief = layout.orgs["relief"]
     proc = NodeProcess(
         relief,
@@ -87,7 +92,7 @@ def start_gateway(layout: Layout) -> NodeProcess:
         ],
     )
     proc.log_path = relief / "a2a.log"
-    return proc.start(timeout=60)
+    return proc.start(timeout=timeout)
 
 
 def _allowed(records: list[Any], released: list[str], stripped: list[str], receipt: bool, dsc: str) -> dict:
@@ -132,24 +137,26 @@ async def _sdk(layout: Layout) -> dict[str, dict]:
     return out
 
 
-async def _mcp(layout: Layout) -> dict[str, dict]:
-    from mcp.client.session import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
+def mcp_server_params(node_dir: Path, agent: str) -> Any:
+    """Stdio parameters (``mcp.client.stdio.StdioServerParameters``) that start ``accord mcp serve``.
 
-    params = StdioServerParameters(
+    It serves ``agent`` of ``node_dir`` and runs this interpreter (``sys.executable``) with this
+    process's environment.
+    """
+    from mcp.client.stdio import StdioServerParameters
+
+    return StdioServerParameters(
         command=sys.executable,
-        args=[
-            "-m",
-            "federation.cli.main",
-            "mcp",
-            "serve",
-            "--dir",
-            str(layout.orgs["relief"]),
-            "--agent",
-            AGENT,
-        ],
+        args=["-m", "federation.cli.main", "mcp", "serve", "--dir", str(node_dir), "--agent", agent],
         env=dict(os.environ),
     )
+
+
+async def _mcp(layout: Layout) -> dict[str, dict]:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    params = mcp_server_params(layout.orgs["relief"], AGENT)
     out: dict[str, dict] = {}
     log = layout.orgs["relief"] / "mcp.log"  # the server's stderr (its log lines), not the demo's console
     with log.open("a") as errlog:
